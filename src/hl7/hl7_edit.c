@@ -1,0 +1,235 @@
+/*
+ * hl7_edit: changing a parsed or built message.
+ *
+ * An edit re-renders the one segment it touches into memory the message owns
+ * (hl7_own) and re-indexes it; the input buffer is never written. Setting a
+ * value deeper than the message holds pads with empty fields, repetitions or
+ * components, as a receiving system would expect ("PID-5.3" on "PID|1" gives
+ * "PID|1|||||^^X"... with the separators needed and no more).
+ */
+#include "hl7/hl7_int.h"
+
+#include "base/mem.h"
+
+/* Appends src with its n-th piece (split by ch) replaced by val, adding
+ * empty pieces when src has fewer than n. */
+static void replace_nth(tbuf *out, const char *src, size_t len, char ch, uint32_t n,
+                        const char *val, size_t vlen)
+{
+    const char *end = src + len;
+    const char *p = src;
+    uint32_t k = 1;
+    while (k < n) {
+        const char *q = p ? memchr(p, ch, (size_t)(end - p)) : NULL;
+        if (!q) {
+            /* fewer pieces than n: copy all and pad */
+            if (p) tbuf_put(out, p, (size_t)(end - p));
+            p = NULL;
+            tbuf_putc(out, ch);
+        } else {
+            tbuf_put(out, p, (size_t)(q - p + 1));
+            p = q + 1;
+        }
+        k++;
+    }
+    tbuf_put(out, val, vlen);
+    if (p) {
+        const char *q = memchr(p, ch, (size_t)(end - p));
+        if (q) tbuf_put(out, q, (size_t)(end - q));
+    }
+}
+
+static hl7_status check_raw(const char *raw, size_t len, hl7_error *err)
+{
+    for (size_t i = 0; i < len; i++)
+        if (raw[i] == '\r' || raw[i] == '\n' || raw[i] == '\0')
+            return hl7_fail(err, HL7_ERR_VALUE, i,
+                            "a value may not contain CR, LF or NUL (byte %zu); "
+                            "set it as text so it is escaped",
+                            i);
+    return HL7_OK;
+}
+
+static void replace_segment(hl7_msg *m, uint32_t idx, const char *text, size_t len)
+{
+    hl7_seg *s = &m->segs[idx];
+    char *own = hl7_own(m, text, len);
+    s->p = own;
+    s->len = (uint32_t)len;
+    s->fofs = hl7_index_segment(m, own, (uint32_t)len, &s->nfields);
+}
+
+/* Index of occurrence p->seg_occ of p->seg, creating missing occurrences
+ * after the last existing one (or at the end). */
+static uint32_t find_or_create(hl7_msg *m, const hl7_path *p)
+{
+    uint32_t occ = p->seg_occ ? p->seg_occ : 1;
+    for (;;) {
+        long idx = hl7_seg_find(m, p->seg, occ);
+        if (idx >= 0) return (uint32_t)idx;
+        uint32_t have = hl7_seg_occurrences(m, p->seg);
+        long last = have ? hl7_seg_find(m, p->seg, have) : -1;
+        uint32_t at = last >= 0 ? (uint32_t)last + 1 : (uint32_t)m->nsegs;
+        hl7_seg_insert(m, at, p->seg, 3, NULL);
+    }
+}
+
+hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t len,
+                       hl7_error *err)
+{
+    char pb[48];
+    hl7_status st = check_raw(raw, len, err);
+    if (st != HL7_OK) return st;
+    if (p->field == 0)
+        return hl7_fail(err, HL7_ERR_PATH, 0, "path '%s' names a whole segment; name a field",
+                        hl7_path_format(p, pb, sizeof(pb)));
+    bool msh = !memcmp(p->seg, "MSH", 3);
+    if (msh && p->field <= 2)
+        return hl7_fail(err, HL7_ERR_VALUE, 0,
+                        "MSH-1 and MSH-2 hold the delimiters and cannot be set");
+    if (msh && p->seg_occ > 1)
+        return hl7_fail(err, HL7_ERR_PATH, 0, "a message has exactly one MSH");
+    if (p->field > 9999)
+        return hl7_fail(err, HL7_ERR_PATH, 0, "field number %u is too large", p->field);
+
+    uint32_t idx = find_or_create(m, p);
+    const hl7_seg *s = &m->segs[idx];
+    hl7_span f = {"", 0};
+    bool have = hl7_field_span(m, s, p->field, &f);
+    if (!have) f.len = 0;
+
+    tbuf a = TBUF_INIT, b = TBUF_INIT;
+    const char *val = raw;
+    size_t vlen = len;
+    uint32_t rep = p->rep ? p->rep : 1;
+    if (p->comp) {
+        hl7_span r = {"", 0}, c = {"", 0};
+        if (!hl7_nth(f.p, f.len, m->d.rep, rep, &r)) r.len = 0, r.p = "";
+        if (p->sub) {
+            if (!hl7_nth(r.p, r.len, m->d.comp, p->comp, &c)) c.len = 0, c.p = "";
+            replace_nth(&a, c.p, c.len, m->d.sub, p->sub, val, vlen);
+            val = a.p;
+            vlen = a.len;
+        }
+        replace_nth(&b, r.p, r.len, m->d.comp, p->comp, val, vlen);
+        val = b.p;
+        vlen = b.len;
+    }
+    tbuf field = TBUF_INIT;
+    replace_nth(&field, f.p, f.len, m->d.rep, rep, val, vlen);
+    /* The segment with piece `field` replaced. */
+    uint32_t piece = msh ? p->field - 1 : p->field;
+    tbuf seg = TBUF_INIT;
+    replace_nth(&seg, s->p, s->len, m->d.field, piece + 1, field.p, field.len);
+    replace_segment(m, idx, seg.p, seg.len);
+    tbuf_free(&a);
+    tbuf_free(&b);
+    tbuf_free(&field);
+    tbuf_free(&seg);
+    return HL7_OK;
+}
+
+hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len, hl7_error *err)
+{
+    tbuf e = TBUF_INIT;
+    hl7_escape(&m->d, text, len, &e);
+    hl7_status st = hl7_set_raw(m, p, e.p ? e.p : "", e.len, err);
+    tbuf_free(&e);
+    return st;
+}
+
+hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,
+                          hl7_error *err)
+{
+    if (index == 0 || index > m->nsegs)
+        return hl7_fail(err, HL7_ERR_VALUE, 0,
+                        "cannot insert a segment at position %u (the message has %zu; "
+                        "MSH stays first)",
+                        index + 1, m->nsegs);
+    if (len < 3)
+        return hl7_fail(err, HL7_ERR_SEGMENT_ID, 0, "a segment needs a three-character id");
+    for (int i = 0; i < 3; i++)
+        if (!((text[i] >= 'A' && text[i] <= 'Z') || (text[i] >= '0' && text[i] <= '9')))
+            return hl7_fail(err, HL7_ERR_SEGMENT_ID, (size_t)i,
+                            "segment id '%.3s' is not three upper-case letters or digits", text);
+    if (len > 3 && text[3] != m->d.field)
+        return hl7_fail(err, HL7_ERR_SEGMENT_ID, 3,
+                        "the segment id must be followed by the field separator '%c'",
+                        m->d.field);
+    if (!memcmp(text, "MSH", 3))
+        return hl7_fail(err, HL7_ERR_VALUE, 0, "a message has exactly one MSH");
+    hl7_status st = check_raw(text, len, err);
+    if (st != HL7_OK) return st;
+    if (m->nsegs >= m->lim.max_segments)
+        return hl7_fail(err, HL7_ERR_TOO_MANY_SEGMENTS, 0,
+                        "message already has %zu segments (the configured limit)", m->nsegs);
+    m->segs = xgrow(m->segs, &m->segcap, m->nsegs + 1, sizeof(*m->segs));
+    memmove(&m->segs[index + 1], &m->segs[index], (m->nsegs - index) * sizeof(*m->segs));
+    m->nsegs++;
+    hl7_seg *s = &m->segs[index];
+    memset(s, 0, sizeof(*s));
+    memcpy(s->id, text, 3);
+    s->term = "\r";
+    s->term_len = 1;
+    replace_segment(m, index, text, len);
+    /* A segment appended after a last segment that had no terminator: the
+     * previous one now needs one, and the new last one should not add any. */
+    if (index == m->nsegs - 1 && m->segs[index - 1].term_len == 0) {
+        m->segs[index - 1].term = "\r";
+        m->segs[index - 1].term_len = 1;
+        s->term_len = 0;
+    }
+    return HL7_OK;
+}
+
+hl7_status hl7_seg_remove(hl7_msg *m, uint32_t index, hl7_error *err)
+{
+    if (index == 0)
+        return hl7_fail(err, HL7_ERR_VALUE, 0, "MSH cannot be removed");
+    if (index >= m->nsegs)
+        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0, "no segment at position %u (the message has %zu)",
+                        index + 1, m->nsegs);
+    /* Removing the last segment: the one before becomes last and keeps the
+     * removed one's ending, so a message without a final CR stays so. */
+    if (index == m->nsegs - 1) {
+        m->segs[index - 1].term = m->segs[index].term;
+        m->segs[index - 1].term_len = m->segs[index].term_len;
+    }
+    memmove(&m->segs[index], &m->segs[index + 1], (m->nsegs - index - 1) * sizeof(*m->segs));
+    m->nsegs--;
+    return HL7_OK;
+}
+
+void hl7_serialize(const hl7_msg *m, tbuf *out)
+{
+    for (size_t i = 0; i < m->nsegs; i++) {
+        const hl7_seg *s = &m->segs[i];
+        tbuf_put(out, s->p, s->len);
+        if (s->term_len)
+            tbuf_put(out, s->term, s->term_len);
+        else if (i + 1 < m->nsegs)
+            tbuf_putc(out, '\r');
+    }
+}
+
+void hl7_msg_init(hl7_msg *m, const hl7_delims *d)
+{
+    hl7_msg_reset(m);
+    hl7_delims std = {'|', '^', '~', '\\', '&', 0};
+    m->d = d ? *d : std;
+    char text[9];
+    size_t n = 0;
+    memcpy(text, "MSH", 3);
+    n = 3;
+    text[n++] = m->d.field;
+    const char enc[5] = {m->d.comp, m->d.rep, m->d.esc, m->d.sub, m->d.trunc};
+    for (int i = 0; i < 5 && enc[i]; i++) text[n++] = enc[i];
+    m->segs = xgrow(m->segs, &m->segcap, 1, sizeof(*m->segs));
+    hl7_seg *s = &m->segs[0];
+    memset(s, 0, sizeof(*s));
+    memcpy(s->id, "MSH", 4);
+    s->term = "\r";
+    s->term_len = 1;
+    m->nsegs = 1;
+    replace_segment(m, 0, text, n);
+}

@@ -46,7 +46,7 @@ int main(int argc, char **argv)
     }
     const char *name = argv[1];
     if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
-        if (argc > 2) {
+        if (argc > 2 && argv[2][0] != '-') {
             const command *c = find(argv[2]);
             if (!c) {
                 fprintf(stderr, "tern: unknown command '%s'. See 'tern help'.\n", argv[2]);
@@ -55,10 +55,18 @@ int main(int argc, char **argv)
             char *hargv[] = {(char *)c->name, "--help", NULL};
             return c->run(2, hargv);
         }
+        if (argc > 2 && strcmp(argv[2], "--help") && strcmp(argv[2], "-h")) {
+            fprintf(stderr, "tern help: unknown option '%s'. See 'tern help'.\n", argv[2]);
+            return CLI_USAGE;
+        }
         usage(stdout);
         return CLI_OK;
     }
     if (!strcmp(name, "version") || !strcmp(name, "--version")) {
+        if (argc > 2 && strcmp(argv[2], "--help") && strcmp(argv[2], "-h")) {
+            fprintf(stderr, "tern version: unknown option '%s'. See 'tern help'.\n", argv[2]);
+            return CLI_USAGE;
+        }
         printf("tern %s\n", TERN_VERSION);
         return CLI_OK;
     }

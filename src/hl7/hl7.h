@@ -210,7 +210,8 @@ hl7_presence hl7_get(const hl7_msg *m, const hl7_path *p, tbuf *out);
  * Unknown or unterminated escapes are kept literally. */
 void hl7_unescape(const hl7_delims *d, hl7_charset cs, const char *raw, size_t len, tbuf *out);
 /* Appends plain UTF-8 text escaped so that it can be stored as one leaf value:
- * each delimiter becomes its escape sequence, CR becomes \X0D\, LF \.br\. */
+ * each delimiter becomes its escape sequence, CR becomes \X0D\, LF \.br\
+ * (\X0A\ when the message uses "." as a delimiter). */
 void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out);
 /* Maps an MSH-18 value to a charset. */
 hl7_charset hl7_charset_from_name(const char *name, size_t len);

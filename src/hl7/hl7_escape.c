@@ -260,6 +260,8 @@ void hl7_unescape(const hl7_delims *d, hl7_charset cs, const char *raw, size_t l
 void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out)
 {
     char esc = d->esc ? d->esc : '\\';
+    bool dot_is_delim = esc == '.' || d->field == '.' || d->comp == '.' || d->rep == '.' || d->sub == '.' ||
+                        d->trunc == '.';
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         char code = 0;
@@ -283,8 +285,9 @@ void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out)
             tbuf_puts(out, "X0D");
             tbuf_putc(out, esc);
         } else if (c == '\n') {
+            /* \.br\ is the readable form, but not when '.' is a delimiter */
             tbuf_putc(out, esc);
-            tbuf_puts(out, ".br");
+            tbuf_puts(out, dot_is_delim ? "X0A" : ".br");
             tbuf_putc(out, esc);
         } else {
             tbuf_putc(out, c);

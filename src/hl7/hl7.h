@@ -220,7 +220,9 @@ hl7_charset hl7_charset_from_name(const char *name, size_t len);
 
 /* Stores plain text at p, escaping delimiters; creates the segment (at the
  * end of the message, or after the last one of that id) and any missing
- * fields, repetitions and components. p must name at least a field. */
+ * fields, repetitions and components. p must name at least a field.
+ * HL7_ERR_VALUE when the message has no escape character and the text holds
+ * a delimiter or line break that therefore cannot be stored. */
 hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len,
                    hl7_error *err);
 /* Like hl7_set, but the value is wire text stored as is: it may contain the

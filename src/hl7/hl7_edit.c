@@ -131,6 +131,21 @@ hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t le
 
 hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len, hl7_error *err)
 {
+    if (!m->d.esc) {
+        /* Without an escape character a delimiter in the text cannot be
+         * written without changing the structure. */
+        const hl7_delims *d = &m->d;
+        for (size_t i = 0; i < len; i++) {
+            char c = text[i];
+            if (c == d->field || (c && (c == d->comp || c == d->rep || c == d->sub ||
+                                        c == d->trunc)) || c == '\r' || c == '\n')
+                return hl7_fail(err, HL7_ERR_VALUE, i,
+                                "the message declares no escape character (MSH-2), so the "
+                                "delimiter or line break at byte %zu of the value cannot be "
+                                "stored",
+                                i);
+        }
+    }
     tbuf e = TBUF_INIT;
     hl7_escape(&m->d, text, len, &e);
     hl7_status st = hl7_set_raw(m, p, e.p ? e.p : "", e.len, err);

@@ -151,6 +151,20 @@ char *hl7_own(hl7_msg *m, const char *p, size_t n)
     return c;
 }
 
+/* Writes bytes for an error message: printable ASCII as is, others as \xHH. */
+static void show_bytes(const char *p, size_t n, char *out, size_t size)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 5 < size; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c < 0x7f)
+            out[k++] = (char)c;
+        else
+            k += (size_t)snprintf(out + k, size - k, "\\x%02x", c);
+    }
+    out[k] = '\0';
+}
+
 static inline bool is_seg_char(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -236,6 +250,13 @@ static hl7_status begin_segment(scan *s, size_t p, hl7_error *err)
     hl7_msg *m = s->m;
     const char *b = s->buf;
     size_t avail = s->len - p;
+    /* A following message or envelope line ends this message whatever its
+     * own delimiters are, so look for it before judging the id. */
+    if (s->prefix && m->nsegs > 0 && avail >= 3 && hl7_is_boundary_id(b + p)) {
+        s->stop = true;
+        s->stop_at = p;
+        return HL7_OK;
+    }
     if (avail < 3 || !is_seg_char((unsigned char)b[p]) || !is_seg_char((unsigned char)b[p + 1]) ||
         !is_seg_char((unsigned char)b[p + 2]) ||
         (avail > 3 && b[p + 3] != m->d.field && b[p + 3] != '\r' && b[p + 3] != '\n')) {
@@ -248,24 +269,11 @@ static hl7_status begin_segment(scan *s, size_t p, hl7_error *err)
                b[p + idlen] != '\n')
             idlen++;
         char shown[48];
-        size_t k = 0;
-        for (size_t i = 0; i < idlen && k + 5 < sizeof(shown); i++) {
-            unsigned char c = (unsigned char)b[p + i];
-            if (c >= 0x20 && c < 0x7f)
-                shown[k++] = (char)c;
-            else
-                k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\x%02x", c);
-        }
-        shown[k] = '\0';
+        show_bytes(b + p, idlen, shown, sizeof(shown));
         return fail_at(err, HL7_ERR_SEGMENT_ID, p, (uint32_t)m->nsegs + 1, NULL, 0,
                        "segment %zu has id '%s': a segment id is three upper-case letters or "
                        "digits followed by the field separator '%c'",
                        m->nsegs + 1, shown, m->d.field);
-    }
-    if (s->prefix && m->nsegs > 0 && hl7_is_boundary_id(b + p)) {
-        s->stop = true;
-        s->stop_at = p;
-        return HL7_OK;
     }
     if (m->nsegs >= m->lim.max_segments)
         return fail_at(err, HL7_ERR_TOO_MANY_SEGMENTS, p, (uint32_t)m->nsegs + 1, b + p, 0,
@@ -489,9 +497,10 @@ hl7_status hl7_parse_prefix(hl7_msg *m, const char *buf, size_t len, size_t *use
             return hl7_fail(err, HL7_ERR_NO_MSH, pos,
                             "input starts with a batch header (%.3s); read it as a batch",
                             buf + pos);
+        char shown[48];
+        show_bytes(buf + pos, len - pos < 3 ? len - pos : 3, shown, sizeof(shown));
         return hl7_fail(err, HL7_ERR_NO_MSH, pos,
-                        "a message must start with an MSH segment; found '%.*s'",
-                        (int)(len - pos < 3 ? len - pos : 3), buf + pos);
+                        "a message must start with an MSH segment; found '%s'", shown);
     }
     if (len - pos < 5)
         return fail_at(err, HL7_ERR_TRUNCATED, len, 1, "MSH", 1,
@@ -509,6 +518,11 @@ hl7_status hl7_parse_prefix(hl7_msg *m, const char *buf, size_t len, size_t *use
         return st;
     }
     size_t end = s.stop ? s.stop_at : len;
+    if (end - pos > m->lim.max_message) {
+        hl7_msg_reset(m);
+        return hl7_fail(err, HL7_ERR_TOO_LARGE, pos + m->lim.max_message,
+                        "message is larger than the limit of %zu bytes", m->lim.max_message);
+    }
     m->len = end - pos;
     m->buf = buf + pos;
     if (used) *used = end;

@@ -183,6 +183,32 @@ static void test_untouched_bytes_survive(void **state)
     hl7_msg_free(m);
 }
 
+static void test_no_escape_character(void **state)
+{
+    (void)state;
+    /* MSH-2 without an escape character: delimiters cannot be stored */
+    hl7_msg *m = parse("MSH|^~|A|B|C|D|1||ADT^A01|1|P|2.5\rPID|1\r");
+    hl7_path p;
+    hl7_error e;
+    hl7_path_parse("PID-5", &p, &e);
+    assert_int_equal(hl7_set(m, &p, "a^b", 3, &e), HL7_ERR_VALUE);
+    assert_int_equal(e.offset, 1);
+    assert_int_equal(hl7_set(m, &p, "a\\b", 3, &e), HL7_OK);
+    hl7_msg_free(m);
+    /* the size limit is exact, not rounded to the scan block */
+    hl7_limits lim;
+    hl7_limits_default(&lim);
+    lim.max_message = 40;
+    m = hl7_msg_new(&lim);
+    const char *t = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\rPID|1\r"; /* 43 bytes */
+    assert_int_equal(hl7_parse(m, t, strlen(t), &e), HL7_ERR_TOO_LARGE);
+    lim.max_message = 43;
+    hl7_msg_free(m);
+    m = hl7_msg_new(&lim);
+    assert_int_equal(hl7_parse(m, t, strlen(t), &e), HL7_OK);
+    hl7_msg_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_insert_remove),
         cmocka_unit_test(test_build_from_scratch),
         cmocka_unit_test(test_untouched_bytes_survive),
+        cmocka_unit_test(test_no_escape_character),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

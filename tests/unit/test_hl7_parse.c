@@ -273,6 +273,17 @@ static void test_bad_input(void **state)
     assert_int_equal(parse_err(second, strlen(second), &e), HL7_ERR_BATCH);
     assert_int_equal(e.offset, 36);
 
+    /* a following message with other delimiters still ends this one */
+    const char *other = "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\rPID|1\rMSH#^~\\&#A#B\r";
+    hl7_msg *pm = hl7_msg_new(NULL);
+    size_t used = 0;
+    assert_int_equal(hl7_parse_prefix(pm, other, strlen(other), &used, &e), HL7_OK);
+    assert_int_equal(used, 42);
+    assert_int_equal(hl7_seg_count(pm), 2);
+    assert_int_equal(hl7_parse_prefix(pm, "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5\rBTS#1", 42, &used, &e), HL7_OK);
+    assert_int_equal(used, 36);
+    hl7_msg_free(pm);
+
     /* binary junk never crashes and always errors or parses */
     unsigned char junk[4096];
     unsigned seed = 7;

@@ -1,0 +1,2 @@
+MSH#!@%*#EHR#HOSP#PHARM#STORE#20250102030405+0100##ACK!O11!ACK#ACK1#P#2.5.1
+MSA#AE#RX-9#Use %F% and %S% with care: 50%E% %T% 2 %R% noon

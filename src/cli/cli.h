@@ -28,5 +28,6 @@ int cli_read_file(const char *path, tbuf *out, char *err, size_t errlen);
 int cli_parse(int argc, char **argv);
 int cli_get(int argc, char **argv);
 int cli_ack(int argc, char **argv);
+int cli_send(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const command commands[] = {
     {"parse", "parse HL7 v2 messages or batches and print them as JSON", cli_parse},
     {"get", "print the values at HL7 paths (PID-5.1, OBX[2]-5, ...)", cli_get},
     {"ack", "print the acknowledgement (ACK) for a message", cli_ack},
+    {"send", "send HL7 messages over MLLP and print the ACKs", cli_send},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,487 @@
+/*
+ * net: addresses, listening and connecting over libevent bufferevents (see
+ * net.h).
+ *
+ * A net_conn owns one bufferevent created by conn_new(), the single place
+ * where the transport is chosen; the bufferevent's callbacks are trampolines
+ * that call the net_conn's callbacks and touch nothing afterwards, so a
+ * callback may free the connection. libevent keeps its own reference to a
+ * bufferevent while running its callbacks, which makes freeing from inside
+ * them safe.
+ *
+ * Outgoing connections make their own non-blocking socket and call
+ * connect() themselves, so that the socket options are in place before the
+ * first byte and an immediate refusal is reported with its real errno. The
+ * resolved addresses are kept until the connection is established, to try
+ * the next one when one fails.
+ */
+#include "net/net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "base/mem.h"
+
+#define MAX_ALTS 8
+
+struct net_conn {
+    struct bufferevent *bev;
+    net_conn_cbs cbs;
+    void *arg;
+    bool connecting;
+    /* while connecting: the addresses still to try */
+    struct sockaddr_storage alts[MAX_ALTS];
+    socklen_t alt_len[MAX_ALTS];
+    int nalts, alt;
+    char peer[NET_ADDR_TEXT_MAX];
+};
+
+struct net_listener {
+    struct evconnlistener *lev;
+    struct event *resume;
+    net_accept_fn cb;
+    void *arg;
+    uint16_t port;
+};
+
+const char *net_strerror(net_status s)
+{
+    switch (s) {
+    case NET_OK:
+        return "ok";
+    case NET_ERR_ADDRESS:
+        return "bad address";
+    case NET_ERR_RESOLVE:
+        return "host not found";
+    case NET_ERR_LISTEN:
+        return "cannot listen";
+    case NET_ERR_CONNECT:
+        return "cannot connect";
+    case NET_ERR_IO:
+        return "connection failed";
+    }
+    return "unknown network status";
+}
+
+static net_status fail(net_error *err, net_status code, int sys, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static net_status fail(net_error *err, net_status code, int sys, const char *fmt, ...)
+{
+    if (!err) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    err->code = code;
+    err->sys_errno = sys;
+    vsnprintf(err->text, sizeof(err->text), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* --- addresses ---------------------------------------------------------------- */
+
+net_status net_port_parse(const char *text, uint16_t *out, net_error *err)
+{
+    unsigned long v = 0;
+    size_t n = strlen(text);
+    if (n == 0 || n > 5) goto bad;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9') goto bad;
+        v = v * 10 + (unsigned long)(text[i] - '0');
+    }
+    if (v > 65535) goto bad;
+    *out = (uint16_t)v;
+    return NET_OK;
+bad:
+    return fail(err, NET_ERR_ADDRESS, 0, "'%s' is not a port number (0 to 65535)", text);
+}
+
+static bool host_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_' || c == ':' || c == '%';
+}
+
+static net_status set_host(net_addr *out, const char *host, size_t n, const char *whole,
+                           net_error *err)
+{
+    if (n >= sizeof(out->host))
+        return fail(err, NET_ERR_ADDRESS, 0, "host name in '%s' is too long", whole);
+    for (size_t i = 0; i < n; i++)
+        if (!host_char_ok(host[i]))
+            return fail(err, NET_ERR_ADDRESS, 0,
+                        "'%s': the host holds '%c', which no host name has", whole, host[i]);
+    memcpy(out->host, host, n);
+    out->host[n] = '\0';
+    return NET_OK;
+}
+
+net_status net_addr_parse(const char *text, net_addr *out, net_error *err)
+{
+    const char *host = text, *colon;
+    size_t hlen;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':')
+            return fail(err, NET_ERR_ADDRESS, 0, "'%s' is not [IPv6]:port (example: [::1]:2575)",
+                        text);
+        host = text + 1;
+        hlen = (size_t)(close - host);
+        if (hlen == 0 || !memchr(host, ':', hlen))
+            return fail(err, NET_ERR_ADDRESS, 0, "'%s': brackets are for IPv6 addresses", text);
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon)
+            return fail(err, NET_ERR_ADDRESS, 0,
+                        "'%s' has no port (write host:port, e.g. 127.0.0.1:2575)", text);
+        if (memchr(text, ':', (size_t)(colon - text)))
+            return fail(err, NET_ERR_ADDRESS, 0,
+                        "'%s': write IPv6 addresses in brackets, e.g. [::1]:2575", text);
+        hlen = (size_t)(colon - text);
+        if (hlen == 1 && text[0] == '*') hlen = 0;
+    }
+    net_status st = set_host(out, host, hlen, text, err);
+    if (st != NET_OK) return st;
+    if (net_port_parse(colon + 1, &out->port, NULL) != NET_OK)
+        return fail(err, NET_ERR_ADDRESS, 0, "'%s': the port is not a number from 0 to 65535",
+                    text);
+    return NET_OK;
+}
+
+net_status net_addr_from(const char *host, const char *port, net_addr *out, net_error *err)
+{
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host++;
+        n -= 2;
+    }
+    if (n == 1 && host[0] == '*') n = 0;
+    net_status st = set_host(out, host, n, host, err);
+    if (st != NET_OK) return st;
+    return net_port_parse(port, &out->port, err);
+}
+
+char *net_addr_format(const net_addr *a, char *buf, size_t size)
+{
+    if (a->host[0] == '\0')
+        snprintf(buf, size, "*:%u", a->port);
+    else if (strchr(a->host, ':'))
+        snprintf(buf, size, "[%s]:%u", a->host, a->port);
+    else
+        snprintf(buf, size, "%s:%u", a->host, a->port);
+    return buf;
+}
+
+static void format_sockaddr(const struct sockaddr *sa, char *buf, size_t size)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        port = ntohs(in->sin_port);
+        snprintf(buf, size, "%s:%u", ip, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        evutil_inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+        snprintf(buf, size, "[%s]:%u", ip, port);
+    } else {
+        snprintf(buf, size, "(unknown address family %d)", sa->sa_family);
+    }
+}
+
+/* Resolves a into at most max socket addresses. */
+static net_status resolve(const net_addr *a, bool passive, struct sockaddr_storage *ss,
+                          socklen_t *lens, int max, int *n, net_error *err)
+{
+    char port[8], text[NET_ADDR_TEXT_MAX];
+    snprintf(port, sizeof(port), "%u", a->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)};
+    const char *node = a->host;
+    if (node[0] == '\0') {
+        if (!passive)
+            return fail(err, NET_ERR_ADDRESS, 0, "no host given to connect to (port %u)", a->port);
+        node = "0.0.0.0"; /* "any" means IPv4 any; listen on [::] for both */
+    }
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(node, port, &hints, &res);
+    if (rc != 0)
+        return fail(err, NET_ERR_RESOLVE, rc == EAI_SYSTEM ? errno : 0, "cannot resolve '%s': %s",
+                    net_addr_format(a, text, sizeof(text)), gai_strerror(rc));
+    *n = 0;
+    for (struct addrinfo *ai = res; ai && *n < max; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof(ss[0])) continue;
+        memcpy(&ss[*n], ai->ai_addr, ai->ai_addrlen);
+        lens[*n] = (socklen_t)ai->ai_addrlen;
+        (*n)++;
+    }
+    freeaddrinfo(res);
+    if (*n == 0)
+        return fail(err, NET_ERR_RESOLVE, 0, "'%s' has no usable address",
+                    net_addr_format(a, text, sizeof(text)));
+    return NET_OK;
+}
+
+static void set_sock_opts(evutil_socket_t fd)
+{
+    int one = 1;
+    /* Best effort: a socket without them still works, only slower to notice
+     * a dead peer or to send a small ACK. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+/* --- connections -------------------------------------------------------------- */
+
+static void on_bev_read(struct bufferevent *bev, void *ctx)
+{
+    net_conn *c = ctx;
+    if (c->cbs.on_read) c->cbs.on_read(c, c->arg);
+}
+
+static void on_bev_write(struct bufferevent *bev, void *ctx)
+{
+    net_conn *c = ctx;
+    if (c->cbs.on_drained) c->cbs.on_drained(c, c->arg);
+}
+
+static int start_connect(net_conn *c, int *sys);
+
+static void on_bev_event(struct bufferevent *bev, short what, void *ctx)
+{
+    net_conn *c = ctx;
+    int sys = EVUTIL_SOCKET_ERROR();
+    if (what & BEV_EVENT_CONNECTED) {
+        c->connecting = false;
+        if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_CONNECTED, NULL, c->arg);
+        return;
+    }
+    net_error err;
+    if (c->connecting) {
+        while (c->alt + 1 < c->nalts) {
+            c->alt++;
+            format_sockaddr((struct sockaddr *)&c->alts[c->alt], c->peer, sizeof(c->peer));
+            if (start_connect(c, &sys) == 0) return;
+        }
+        fail(&err, NET_ERR_CONNECT, sys, "cannot connect to %s: %s", c->peer,
+             sys ? strerror(sys) : "connection failed");
+        c->connecting = false;
+        if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_ERROR, &err, c->arg);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+        fail(&err, NET_ERR_IO, 0, "%s closed the connection", c->peer);
+        if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_EOF, &err, c->arg);
+        return;
+    }
+    fail(&err, NET_ERR_IO, sys, "connection with %s failed: %s", c->peer,
+         sys ? strerror(sys) : "unknown error");
+    if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_ERROR, &err, c->arg);
+}
+
+/* The one place where a connection's transport is made (see net.h on TLS). */
+static net_conn *conn_new(struct event_base *base, evutil_socket_t fd)
+{
+    net_conn *c = xcalloc(1, sizeof(*c));
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        fprintf(stderr, "tern: out of memory (bufferevent)\n");
+        abort();
+    }
+    bufferevent_setcb(c->bev, on_bev_read, on_bev_write, on_bev_event, c);
+    return c;
+}
+
+void net_conn_set_cbs(net_conn *c, const net_conn_cbs *cbs, void *arg)
+{
+    c->cbs = *cbs;
+    c->arg = arg;
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+struct evbuffer *net_conn_input(net_conn *c)
+{
+    return bufferevent_get_input(c->bev);
+}
+
+struct evbuffer *net_conn_output(net_conn *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+void net_conn_write(net_conn *c, const void *data, size_t len)
+{
+    if (bufferevent_write(c->bev, data, len) != 0) {
+        fprintf(stderr, "tern: out of memory (evbuffer)\n");
+        abort();
+    }
+}
+
+void net_conn_read_enable(net_conn *c, bool on)
+{
+    if (on)
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+const char *net_conn_peer(const net_conn *c)
+{
+    return c->peer;
+}
+
+void net_conn_free(net_conn *c)
+{
+    if (!c) return;
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+/* Makes a socket for the current alternative and starts connect(). Returns 0
+ * when connecting is under way, -1 with *sys set when it failed at once. */
+static int start_connect(net_conn *c, int *sys)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&c->alts[c->alt];
+    evutil_socket_t old = bufferevent_getfd(c->bev);
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *sys = errno;
+        return -1;
+    }
+    set_sock_opts(fd);
+    if (connect(fd, sa, c->alt_len[c->alt]) != 0 && errno != EINPROGRESS) {
+        *sys = errno;
+        close(fd);
+        return -1;
+    }
+    bufferevent_setfd(c->bev, fd);
+    if (old >= 0) close(old);
+    /* NULL address: the socket is already connecting; libevent waits for it */
+    if (bufferevent_socket_connect(c->bev, NULL, 0) != 0) {
+        *sys = EVUTIL_SOCKET_ERROR();
+        return -1;
+    }
+    return 0;
+}
+
+net_conn *net_connect(struct event_base *base, const net_addr *addr, net_error *err)
+{
+    char text[NET_ADDR_TEXT_MAX];
+    if (addr->port == 0) {
+        fail(err, NET_ERR_ADDRESS, 0, "cannot connect to %s: port 0",
+             net_addr_format(addr, text, sizeof(text)));
+        return NULL;
+    }
+    net_conn *c = conn_new(base, -1);
+    c->connecting = true;
+    if (resolve(addr, false, c->alts, c->alt_len, MAX_ALTS, &c->nalts, err) != NET_OK) goto fail;
+    int sys = 0;
+    for (c->alt = 0; c->alt < c->nalts; c->alt++) {
+        format_sockaddr((struct sockaddr *)&c->alts[c->alt], c->peer, sizeof(c->peer));
+        if (start_connect(c, &sys) == 0) return c;
+    }
+    fail(err, NET_ERR_CONNECT, sys, "cannot connect to %s: %s",
+         net_addr_format(addr, text, sizeof(text)), strerror(sys));
+fail:
+    net_conn_free(c);
+    return NULL;
+}
+
+/* --- listening ---------------------------------------------------------------- */
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *ctx)
+{
+    net_listener *l = ctx;
+    set_sock_opts(fd);
+    net_conn *c = conn_new(evconnlistener_get_base(lev), fd);
+    format_sockaddr(sa, c->peer, sizeof(c->peer));
+    l->cb(c, l->arg);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *ctx)
+{
+    net_listener *l = ctx;
+    /* EMFILE and friends: the pending connection stays in the backlog and
+     * the listener would fire again at once; wait for descriptors to free. */
+    struct timeval pause = {0, 250000};
+    evconnlistener_disable(lev);
+    evtimer_add(l->resume, &pause);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *ctx)
+{
+    net_listener *l = ctx;
+    evconnlistener_enable(l->lev);
+}
+
+net_listener *net_listen(struct event_base *base, const net_addr *addr, net_accept_fn cb, void *arg,
+                         net_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int n;
+    char text[NET_ADDR_TEXT_MAX];
+    if (resolve(addr, true, &ss, &len, 1, &n, err) != NET_OK) return NULL;
+    net_listener *l = xcalloc(1, sizeof(*l));
+    l->cb = cb;
+    l->arg = arg;
+    l->lev = evconnlistener_new_bind(
+        base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+        (struct sockaddr *)&ss, (int)len);
+    if (!l->lev) {
+        int sys = errno;
+        fail(err, NET_ERR_LISTEN, sys, "cannot listen on %s: %s",
+             net_addr_format(addr, text, sizeof(text)), strerror(sys));
+        goto fail;
+    }
+    evconnlistener_set_error_cb(l->lev, on_accept_error);
+    l->resume = evtimer_new(base, on_resume, l);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&bound, &blen) == 0)
+        l->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    return l;
+fail:
+    net_listener_free(l);
+    return NULL;
+}
+
+uint16_t net_listener_port(const net_listener *l)
+{
+    return l->port;
+}
+
+void net_listener_free(net_listener *l)
+{
+    if (!l) return;
+    if (l->lev) evconnlistener_free(l->lev);
+    if (l->resume) event_free(l->resume);
+    free(l);
+}
+
+void net_ignore_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+}

@@ -29,5 +29,6 @@ int cli_parse(int argc, char **argv);
 int cli_get(int argc, char **argv);
 int cli_ack(int argc, char **argv);
 int cli_send(int argc, char **argv);
+int cli_config(int argc, char **argv);
 
 #endif

@@ -1,0 +1,1151 @@
+/*
+ * Unit tests for the store (store.c, store_sqlite.c): open and schema, group
+ * commit and read back, queue order and paging, retry times, the error
+ * queue, reprocess (default, named, by filter, dry run), edit, prune,
+ * duplicate lookup, search plans over 200k rows, failure paths (busy, not a
+ * store, newer schema), and a kill -9 crash test.
+ *
+ * The SQLite backend is #included so the tests can look at its pragmas and
+ * query plans through its handle; it has no other external symbol, so the
+ * copy in libternlib is simply not linked. Every test works in its own
+ * directory under /tmp, removed afterwards.
+ *
+ * TERN_STORE_BENCH=N (e.g. 300000) adds a throughput run of store_put_batch;
+ * run it in the release build: TERN_STORE_BENCH=300000 build/tests/test_store
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "store/store_sqlite.c"
+
+#define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
+#define DAY INT64_C(86400000)
+
+static const store_audit WHO = {"alice", "ticket 42"};
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    store *s;
+} fixture;
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(p);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/tern-store-XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    snprintf(f->path, sizeof f->path, "%s/var/db/tern.db", f->dir);
+    store_error err;
+    if (store_open(f->path, NULL, &f->s, &err) != STORE_OK) {
+        fprintf(stderr, "%s\n", err.text);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    store_close(f->s);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void reopen(fixture *f)
+{
+    store_error err;
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(store_open(f->path, NULL, &f->s, &err), STORE_OK);
+}
+
+static sqlite3 *db_of(fixture *f)
+{
+    return sq(f->s)->db;
+}
+
+static int64_t pragma(fixture *f, const char *sql)
+{
+    int64_t v = -1;
+    assert_int_equal(query_int(sq(f->s), sql, &v), SQLITE_OK);
+    return v;
+}
+
+static void ok(store_status st, const store_error *err)
+{
+    if (st != STORE_OK) fprintf(stderr, "store: %s\n", err->text);
+    assert_int_equal(st, STORE_OK);
+}
+
+/* A message put with the usual shape; text fields point at static or
+ * caller-owned strings. */
+static store_put msg(const char *channel, const char *raw, int64_t at, const store_dest *dests,
+                     size_t n_dests)
+{
+    store_put p = {
+        .channel = channel,
+        .raw = raw,
+        .raw_len = strlen(raw),
+        .received_at = at,
+        .meta = {"ADT^A01", "CTRL1", "SENDAPP", "SENDFAC", "RECVAPP", "RECVFAC", "PAT1"},
+        .state = STORE_MSG_RECEIVED,
+        .dests = dests,
+        .n_dests = n_dests,
+    };
+    return p;
+}
+
+static int64_t put1(fixture *f, const store_put *p)
+{
+    int64_t id = 0;
+    store_error err;
+    ok(store_put_batch(f->s, p, 1, &id, &err), &err);
+    return id;
+}
+
+static void mark(fixture *f, const char *channel, const char *dest, int64_t id,
+                 store_outcome outcome, int64_t next, const char *why, int64_t now)
+{
+    store_mark m = {channel, dest, id, outcome, next, why};
+    store_error err;
+    ok(store_mark_batch(f->s, &m, 1, now, &err), &err);
+}
+
+static const store_delivery *delivery(const store_message *m, const char *dest)
+{
+    for (size_t i = 0; i < m->n_deliveries; i++)
+        if (strcmp(m->deliveries[i].dest, dest) == 0) return &m->deliveries[i];
+    fail_msg("no delivery to %s", dest);
+    return NULL;
+}
+
+static void get(fixture *f, int64_t id, store_message *m)
+{
+    store_error err;
+    ok(store_get(f->s, id, m, &err), &err);
+}
+
+static uint64_t queued(fixture *f, const char *channel, const char *dest)
+{
+    uint64_t n = 99;
+    store_error err;
+    ok(store_queue_count(f->s, channel, dest, &n, &err), &err);
+    return n;
+}
+
+/* --- open, schema, failure paths -------------------------------------------- */
+
+static void test_open_schema_and_pragmas(void **state)
+{
+    fixture *f = *state;
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_string_equal(store_backend(f->s), "sqlite");
+    assert_int_equal(pragma(f, "PRAGMA user_version"), SCHEMA_VERSION);
+    assert_int_equal(pragma(f, "PRAGMA auto_vacuum"), 2); /* incremental */
+    assert_int_equal(pragma(f, "PRAGMA synchronous"), 2); /* full */
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db_of(f), "PRAGMA journal_mode", -1, &st, NULL), 0);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    reopen(f); /* an existing store opens without migrating again */
+    assert_int_equal(pragma(f, "PRAGMA user_version"), SCHEMA_VERSION);
+
+    store_error err;
+    store *s2 = NULL;
+    char loc[160];
+    snprintf(loc, sizeof loc, "sqlite://%s", f->path);
+    store_options opt = {.checkpoint_pages = -1};
+    ok(store_open(loc, &opt, &s2, &err), &err);
+    int64_t pages = -1;
+    query_int(sq(s2), "PRAGMA wal_autocheckpoint", &pages);
+    assert_int_equal(pages, 0); /* left to store_checkpoint on another handle */
+    assert_int_equal(pragma(f, "PRAGMA wal_autocheckpoint"), STORE_CHECKPOINT_PAGES);
+    store_dest d = {"down", STORE_DLV_QUEUED};
+    store_put p = msg("adt", "MSH|x", T0, &d, 1);
+    ok(store_put_batch(s2, &p, 1, NULL, &err), &err);
+    ok(store_checkpoint(f->s, &err), &err);
+    store_close(s2);
+}
+
+static void test_open_failures(void **state)
+{
+    fixture *f = *state;
+    store *s = (store *)1;
+    store_error err;
+    char p[160];
+
+    assert_int_equal(store_open("postgres://db/tern", NULL, &s, &err), STORE_ERR_UNSUPPORTED);
+    assert_null(s);
+    assert_non_null(strstr(err.text, "PostgreSQL"));
+    assert_int_equal(store_open("mysql://x", NULL, &s, &err), STORE_ERR_UNSUPPORTED);
+    assert_int_equal(store_open("", NULL, &s, &err), STORE_ERR_ARG);
+
+    /* a file where a directory should be */
+    snprintf(p, sizeof p, "%s/plain", f->dir);
+    FILE *fp = fopen(p, "w");
+    fputs("not a directory", fp);
+    fclose(fp);
+    snprintf(p, sizeof p, "%s/plain/sub/tern.db", f->dir);
+    assert_int_equal(store_open(p, NULL, &s, &err), STORE_ERR_IO);
+    assert_non_null(strstr(err.text, "plain"));
+
+    /* garbage in the file */
+    snprintf(p, sizeof p, "%s/garbage.db", f->dir);
+    fp = fopen(p, "w");
+    for (int i = 0; i < 200; i++)
+        fputs("this is not an sqlite database ", fp);
+    fclose(fp);
+    assert_int_equal(store_open(p, NULL, &s, &err), STORE_ERR_CORRUPT);
+    assert_non_null(strstr(err.text, "garbage.db"));
+
+    /* someone else's database */
+    snprintf(p, sizeof p, "%s/other.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(p, NULL, &s, &err), STORE_ERR_CORRUPT);
+    assert_non_null(strstr(err.text, "not a Tern store"));
+
+    /* written by a newer Tern */
+    assert_int_equal(sqlite3_exec(db_of(f), "PRAGMA user_version = 99", NULL, NULL, NULL), 0);
+    assert_int_equal(store_open(f->path, NULL, &s, &err), STORE_ERR_SCHEMA);
+    assert_non_null(strstr(err.text, "99"));
+    assert_string_equal(store_strerror(STORE_ERR_SCHEMA), "schema too new");
+}
+
+static void test_busy_and_invalid_puts(void **state)
+{
+    fixture *f = *state;
+    store_dest d = {"down", STORE_DLV_QUEUED};
+    store_put p = msg("adt", "MSH|x", T0, &d, 1);
+    store_error err;
+
+    /* Validation happens before anything is written: the batch is refused. */
+    store_put bad[2] = {p, p};
+    bad[1].channel = "";
+    assert_int_equal(store_put_batch(f->s, bad, 2, NULL, &err), STORE_ERR_ARG);
+    assert_non_null(strstr(err.text, "message 1"));
+    store_dest twice[2] = {d, d};
+    bad[1] = msg("adt", "MSH|x", T0, twice, 2);
+    assert_int_equal(store_put_batch(f->s, bad, 2, NULL, &err), STORE_ERR_ARG);
+    assert_non_null(strstr(err.text, "given twice"));
+    bad[1] = p;
+    bad[1].state = STORE_MSG_NONE;
+    assert_int_equal(store_put_batch(f->s, bad, 2, NULL, &err), STORE_ERR_ARG);
+    assert_int_equal(queued(f, "adt", "down"), 0);
+
+    /* Another process holds the write lock longer than our busy timeout. */
+    store *s2;
+    store_options opt = {.busy_timeout_ms = 50};
+    ok(store_open(f->path, &opt, &s2, &err), &err);
+    put1(f, &p); /* registers the destination */
+    assert_int_equal(sqlite3_exec(db_of(f), "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_put_batch(s2, &p, 1, NULL, &err), STORE_ERR_BUSY);
+    assert_non_null(strstr(err.text, "storing a batch of 1 messages"));
+    assert_non_null(strstr(err.text, "tern.db"));
+    assert_int_equal(sqlite3_exec(db_of(f), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    ok(store_put_batch(s2, &p, 1, NULL, &err), &err); /* and works once it is released */
+    store_close(s2);
+    assert_int_equal(queued(f, "adt", "down"), 2);
+}
+
+/* --- writing and reading ------------------------------------------------------ */
+
+static void test_put_batch_and_read_back(void **state)
+{
+    fixture *f = *state;
+    store_dest dests[] = {{"archive", STORE_DLV_QUEUED}, {"down", STORE_DLV_FILTERED}};
+    const char raw_nul[] = "MSH|^~\\&|A\0B|\rPID|1\r";
+    store_put items[3] = {
+        msg("adt", "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|C1|P|2.5\r", T0, dests, 2),
+        msg("adt", "garbage", T0 + 1, NULL, 0),
+        msg("lab", "x", T0 + 2, NULL, 0),
+    };
+    items[1].state = STORE_MSG_REJECTED;
+    items[1].error = "does not start with MSH";
+    items[1].meta = (store_meta){0};
+    items[2].raw = raw_nul;
+    items[2].raw_len = sizeof raw_nul - 1;
+    items[2].meta.patient_id = ""; /* empty is absent */
+    int64_t ids[3];
+    store_error err;
+    ok(store_put_batch(f->s, items, 3, ids, &err), &err);
+    assert_true(ids[0] > 0 && ids[1] == ids[0] + 1 && ids[2] == ids[1] + 1);
+
+    store_message m = STORE_MESSAGE_INIT;
+    get(f, ids[0], &m);
+    assert_int_equal(m.sum.id, ids[0]);
+    assert_string_equal(m.sum.channel, "adt");
+    assert_int_equal(m.sum.received_at, T0);
+    assert_int_equal(m.sum.state, STORE_MSG_RECEIVED);
+    assert_string_equal(m.sum.meta.msh9, "ADT^A01");
+    assert_string_equal(m.sum.meta.control_id, "CTRL1");
+    assert_string_equal(m.sum.meta.send_app, "SENDAPP");
+    assert_string_equal(m.sum.meta.send_fac, "SENDFAC");
+    assert_string_equal(m.sum.meta.recv_app, "RECVAPP");
+    assert_string_equal(m.sum.meta.recv_fac, "RECVFAC");
+    assert_string_equal(m.sum.meta.patient_id, "PAT1");
+    assert_null(m.sum.error);
+    assert_int_equal(m.sum.revision, 1);
+    assert_int_equal(m.sum.original_id, ids[0]);
+    assert_int_equal(m.sum.raw_len, strlen(items[0].raw));
+    assert_memory_equal(m.raw, items[0].raw, m.sum.raw_len);
+    assert_int_equal(m.n_deliveries, 2);
+    assert_string_equal(m.deliveries[0].dest, "archive");
+    assert_int_equal(m.deliveries[0].state, STORE_DLV_QUEUED);
+    assert_int_equal(m.deliveries[0].attempts, 0);
+    assert_null(m.deliveries[0].last_error);
+    assert_string_equal(m.deliveries[1].dest, "down");
+    assert_int_equal(m.deliveries[1].state, STORE_DLV_FILTERED);
+
+    get(f, ids[1], &m); /* reuses m */
+    assert_int_equal(m.sum.state, STORE_MSG_REJECTED);
+    assert_string_equal(m.sum.error, "does not start with MSH");
+    assert_null(m.sum.meta.msh9);
+    assert_null(m.sum.meta.send_fac);
+    assert_int_equal(m.n_deliveries, 0);
+
+    get(f, ids[2], &m);
+    assert_int_equal(m.sum.raw_len, sizeof raw_nul - 1);
+    assert_memory_equal(m.raw, raw_nul, sizeof raw_nul - 1);
+    assert_null(m.sum.meta.patient_id);
+    store_message_free(&m);
+
+    assert_int_equal(store_get(f->s, 999999, &m, &err), STORE_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.text, "999999"));
+    store_message_free(&m);
+}
+
+typedef struct collected {
+    int64_t ids[64];
+    size_t n;
+    size_t stop_after;
+} collected;
+
+static bool collect(void *ctx, const store_summary *m)
+{
+    collected *c = ctx;
+    c->ids[c->n++] = m->id;
+    return c->n != c->stop_after;
+}
+
+static size_t list(fixture *f, const store_filter *flt, collected *c)
+{
+    store_error err;
+    c->n = 0;
+    ok(store_list(f->s, flt, collect, c, &err), &err);
+    return c->n;
+}
+
+static void test_list_filters(void **state)
+{
+    fixture *f = *state;
+    store_dest d = {"down", STORE_DLV_QUEUED};
+    store_put p[6];
+    const char *types[] = {"ADT^A01", "ADT^A08", "ADTX^A01", "ORU^R01", "ADT", "ORU^R01"};
+    const char *pats[] = {"P1", "P2", "P1", "P3", "P1", "P1"};
+    for (int i = 0; i < 6; i++) {
+        p[i] = msg(i < 4 ? "adt" : "lab", "MSH|x", T0 + i * 1000, &d, 1);
+        p[i].meta.msh9 = types[i];
+        p[i].meta.patient_id = pats[i];
+    }
+    p[3].meta.control_id = "UNIQUE";
+    p[3].meta.send_fac = "OTHERFAC";
+    p[5].state = STORE_MSG_DUPLICATE;
+    int64_t ids[6];
+    store_error err;
+    ok(store_put_batch(f->s, p, 6, ids, &err), &err);
+    mark(f, "adt", "down", ids[1], STORE_FAILED, 0, "AE: unknown patient", T0);
+
+    collected c = {.stop_after = 0};
+    assert_int_equal(list(f, &(store_filter){0}, &c), 6);
+    assert_int_equal(c.ids[0], ids[5]); /* newest first */
+    assert_int_equal(list(f, &(store_filter){.channel = "lab"}, &c), 2);
+    assert_int_equal(list(f, &(store_filter){.msh9 = "ADT"}, &c), 3); /* not ADTX */
+    assert_int_equal(list(f, &(store_filter){.msh9 = "ADT^A08"}, &c), 1);
+    assert_int_equal(list(f, &(store_filter){.patient_id = "P1"}, &c), 4);
+    assert_int_equal(list(f, &(store_filter){.patient_id = "P1", .channel = "adt"}, &c), 2);
+    assert_int_equal(list(f, &(store_filter){.control_id = "UNIQUE"}, &c), 1);
+    assert_int_equal(c.ids[0], ids[3]);
+    assert_int_equal(list(f, &(store_filter){.send_fac = "OTHERFAC"}, &c), 1);
+    assert_int_equal(list(f, &(store_filter){.control_id = "CTRL1", .send_fac = "SENDFAC"}, &c), 5);
+    assert_int_equal(list(f, &(store_filter){.since = T0 + 4000}, &c), 2);
+    assert_int_equal(list(f, &(store_filter){.state = STORE_MSG_DUPLICATE}, &c), 1);
+    assert_int_equal(list(f, &(store_filter){.dlv_state = STORE_DLV_ERROR}, &c), 1);
+    assert_int_equal(c.ids[0], ids[1]);
+    assert_int_equal(list(f, &(store_filter){.dlv_state = STORE_DLV_ERROR, .channel = "lab"}, &c),
+                     0);
+    assert_int_equal(
+        list(f, &(store_filter){.dlv_state = STORE_DLV_QUEUED, .patient_id = "P1"}, &c), 4);
+    /* paging and early stop */
+    assert_int_equal(list(f, &(store_filter){.limit = 2}, &c), 2);
+    assert_int_equal(list(f, &(store_filter){.limit = 2, .before_id = c.ids[1]}, &c), 2);
+    assert_int_equal(c.ids[0], ids[3]);
+    c.stop_after = 1;
+    assert_int_equal(list(f, &(store_filter){0}, &c), 1);
+}
+
+/* --- queues ------------------------------------------------------------------- */
+
+static void test_queue_order_and_paging(void **state)
+{
+    fixture *f = *state;
+    store_dest dests[] = {{"down", STORE_DLV_QUEUED}, {"arch", STORE_DLV_FILTERED}};
+    store_put items[25];
+    char raws[25][32];
+    for (int i = 0; i < 25; i++) {
+        snprintf(raws[i], sizeof raws[i], "MSH|message %d", i);
+        items[i] = msg("adt", raws[i], T0 + i, dests, 2);
+    }
+    int64_t ids[25];
+    store_error err;
+    ok(store_put_batch(f->s, items, 25, ids, &err), &err);
+    store_put lab[3] = {msg("lab", "L", T0, dests, 1), msg("lab", "L", T0, dests, 1),
+                        msg("lab", "L", T0, dests, 1)};
+    ok(store_put_batch(f->s, lab, 3, NULL, &err), &err);
+
+    assert_int_equal(queued(f, "adt", "down"), 25);
+    assert_int_equal(queued(f, "lab", "down"), 3); /* same name, other channel */
+    assert_int_equal(queued(f, "adt", "arch"), 0);
+    assert_int_equal(queued(f, "adt", "nowhere"), 0);
+
+    store_queue_batch b = STORE_QUEUE_BATCH_INIT;
+    int64_t cursor = 0;
+    size_t seen = 0;
+    for (int page = 0; page < 4; page++) {
+        ok(store_queue_next(f->s, "adt", "down", cursor, T0 + 100, 10, &b, &err), &err);
+        assert_int_equal(b.n, page < 2 ? 10 : page == 2 ? 5 : 0);
+        for (size_t i = 0; i < b.n; i++) {
+            assert_int_equal(b.items[i].message_id, ids[seen]);
+            assert_int_equal(b.items[i].attempts, 0);
+            assert_int_equal(b.items[i].received_at, T0 + (int64_t)seen);
+            assert_int_equal(b.items[i].raw_len, strlen(raws[seen]));
+            assert_memory_equal(b.items[i].raw, raws[seen], b.items[i].raw_len);
+            seen++;
+        }
+        if (b.n) cursor = b.items[b.n - 1].message_id;
+    }
+    assert_int_equal(seen, 25);
+    ok(store_queue_next(f->s, "adt", "nowhere", 0, T0, 10, &b, &err), &err);
+    assert_int_equal(b.n, 0);
+    assert_int_equal(store_queue_next(f->s, "adt", NULL, 0, T0, 10, &b, &err), STORE_ERR_ARG);
+
+    /* a batch of outcomes in one transaction */
+    store_mark marks[3] = {{"adt", "down", ids[0], STORE_SENT, 0, NULL},
+                           {"adt", "down", ids[1], STORE_SENT, 0, NULL},
+                           {"adt", "gone", ids[2], STORE_SENT, 0, NULL}}; /* skipped */
+    ok(store_mark_batch(f->s, marks, 3, T0 + 200, &err), &err);
+    assert_int_equal(queued(f, "adt", "down"), 23);
+    ok(store_queue_next(f->s, "adt", "down", 0, T0 + 300, 1, &b, &err), &err);
+    assert_int_equal(b.items[0].message_id, ids[2]);
+    store_queue_batch_free(&b);
+
+    /* The queue is read from its partial index, in id order, without a sort. */
+    sqlite3_stmt *st;
+    char sql[1024];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", SQL[ST_QUEUE_NEXT]);
+    assert_int_equal(sqlite3_prepare_v2(db_of(f), sql, -1, &st, NULL), SQLITE_OK);
+    tbuf plan = TBUF_INIT;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        tbuf_printf(&plan, "%s\n", sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    assert_non_null(strstr(plan.p, "deliveries_queued"));
+    assert_null(strstr(plan.p, "TEMP B-TREE"));
+    tbuf_free(&plan);
+}
+
+static void test_retry_schedule(void **state)
+{
+    fixture *f = *state;
+    store_dest d = {"down", STORE_DLV_QUEUED};
+    store_put items[3] = {msg("adt", "A", T0, &d, 1), msg("adt", "B", T0, &d, 1),
+                          msg("adt", "C", T0, &d, 1)};
+    int64_t ids[3];
+    store_error err;
+    ok(store_put_batch(f->s, items, 3, ids, &err), &err);
+    mark(f, "adt", "down", ids[0], STORE_RETRY, T0 + 5000, "connection refused", T0 + 10);
+
+    store_queue_batch b = STORE_QUEUE_BATCH_INIT;
+    ok(store_queue_next(f->s, "adt", "down", 0, T0 + 4999, 10, &b, &err), &err);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(b.items[0].message_id, ids[1]);
+    ok(store_queue_next(f->s, "adt", "down", 0, T0 + 5000, 10, &b, &err), &err);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.items[0].message_id, ids[0]);
+    assert_int_equal(b.items[0].attempts, 1);
+    assert_int_equal(b.items[0].next_attempt_at, T0 + 5000);
+    /* strict order: the head, whatever its retry time */
+    ok(store_queue_next(f->s, "adt", "down", 0, INT64_MAX, 1, &b, &err), &err);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.items[0].message_id, ids[0]);
+    assert_int_equal(b.items[0].next_attempt_at, T0 + 5000);
+    store_queue_batch_free(&b);
+    assert_int_equal(queued(f, "adt", "down"), 3);
+
+    store_message m = STORE_MESSAGE_INIT;
+    get(f, ids[0], &m);
+    assert_int_equal(m.deliveries[0].state, STORE_DLV_QUEUED);
+    assert_string_equal(m.deliveries[0].last_error, "connection refused");
+    assert_int_equal(m.deliveries[0].updated_at, T0 + 10);
+    mark(f, "adt", "down", ids[0], STORE_SENT, 0, NULL, T0 + 5001);
+    get(f, ids[0], &m);
+    assert_int_equal(m.deliveries[0].state, STORE_DLV_SENT);
+    assert_int_equal(m.deliveries[0].attempts, 2);
+    assert_null(m.deliveries[0].last_error);
+    /* a late RETRY for a delivery that is no longer queued changes nothing */
+    mark(f, "adt", "down", ids[0], STORE_RETRY, T0 + 9000, "late", T0 + 5002);
+    get(f, ids[0], &m);
+    assert_int_equal(m.deliveries[0].state, STORE_DLV_SENT);
+    store_message_free(&m);
+}
+
+static void test_error_queue(void **state)
+{
+    fixture *f = *state;
+    store_dest d = {"down", STORE_DLV_QUEUED};
+    store_put items[2] = {msg("adt", "A", T0, &d, 1), msg("adt", "B", T0, &d, 1)};
+    int64_t ids[2];
+    store_error err;
+    ok(store_put_batch(f->s, items, 2, ids, &err), &err);
+    mark(f, "adt", "down", ids[0], STORE_FAILED, 0, "AR: MSH-9 not supported", T0 + 1);
+
+    assert_int_equal(queued(f, "adt", "down"), 1);
+    store_queue_batch b = STORE_QUEUE_BATCH_INIT;
+    ok(store_queue_next(f->s, "adt", "down", 0, INT64_MAX, 10, &b, &err), &err);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.items[0].message_id, ids[1]);
+    store_queue_batch_free(&b);
+
+    store_message m = STORE_MESSAGE_INIT;
+    get(f, ids[0], &m);
+    assert_int_equal(m.deliveries[0].state, STORE_DLV_ERROR);
+    assert_int_equal(m.deliveries[0].attempts, 1);
+    assert_string_equal(m.deliveries[0].last_error, "AR: MSH-9 not supported");
+    store_message_free(&m);
+
+    collected c = {0};
+    assert_int_equal(list(f, &(store_filter){.dlv_state = STORE_DLV_ERROR}, &c), 1);
+    assert_int_equal(c.ids[0], ids[0]);
+}
+
+static void test_reopen_resumes_queues(void **state)
+{
+    fixture *f = *state;
+    store_dest d[] = {{"down", STORE_DLV_QUEUED}, {"arch", STORE_DLV_QUEUED}};
+    store_put items[5];
+    for (int i = 0; i < 5; i++)
+        items[i] = msg("adt", "M", T0 + i, d, 2);
+    int64_t ids[5];
+    store_error err;
+    ok(store_put_batch(f->s, items, 5, ids, &err), &err);
+    mark(f, "adt", "down", ids[0], STORE_SENT, 0, NULL, T0);
+    mark(f, "adt", "down", ids[1], STORE_SENT, 0, NULL, T0);
+    mark(f, "adt", "down", ids[2], STORE_RETRY, T0 + 60000, "timeout", T0);
+    reopen(f);
+    assert_int_equal(queued(f, "adt", "down"), 3);
+    assert_int_equal(queued(f, "adt", "arch"), 5);
+    store_queue_batch b = STORE_QUEUE_BATCH_INIT;
+    ok(store_queue_next(f->s, "adt", "down", 0, T0 + 1, 10, &b, &err), &err);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(b.items[0].message_id, ids[3]);
+    assert_int_equal(b.items[1].message_id, ids[4]);
+    ok(store_queue_next(f->s, "adt", "down", 0, T0 + 60000, 10, &b, &err), &err);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.items[0].attempts, 1);
+    store_queue_batch_free(&b);
+}
+
+/* --- operator actions ----------------------------------------------------------- */
+
+typedef struct audits {
+    char action[4][16];
+    char who[4][16];
+    char why[4][32];
+    char what[4][160];
+    size_t n;
+} audits;
+
+static bool collect_audit(void *ctx, const store_audit_entry *e)
+{
+    audits *a = ctx;
+    if (a->n == 4) return false;
+    snprintf(a->action[a->n], sizeof a->action[0], "%s", e->action);
+    snprintf(a->who[a->n], sizeof a->who[0], "%s", e->who);
+    snprintf(a->why[a->n], sizeof a->why[0], "%s", e->why);
+    snprintf(a->what[a->n], sizeof a->what[0], "%s", e->what);
+    a->n++;
+    return true;
+}
+
+static void read_audit(fixture *f, audits *a)
+{
+    store_error err;
+    memset(a, 0, sizeof *a);
+    ok(store_audit_list(f->s, 4, collect_audit, a, &err), &err);
+}
+
+/* One message with archive sent, down failed, lab filtered. */
+static int64_t delivered_partly(fixture *f, const char *channel)
+{
+    store_dest d[] = {
+        {"archive", STORE_DLV_QUEUED}, {"down", STORE_DLV_QUEUED}, {"lab", STORE_DLV_FILTERED}};
+    store_put p = msg(channel, "MSH|original", T0, d, 3);
+    int64_t id = put1(f, &p);
+    mark(f, channel, "archive", id, STORE_SENT, 0, NULL, T0 + 1);
+    mark(f, channel, "down", id, STORE_FAILED, 0, "AE: bad PID", T0 + 1);
+    return id;
+}
+
+static void test_reprocess(void **state)
+{
+    fixture *f = *state;
+    int64_t id = delivered_partly(f, "adt");
+    store_counts c;
+    store_error err;
+
+    /* default: only what did not succeed */
+    store_reprocess_req req = {.ids = &id, .n_ids = 1};
+    ok(store_reprocess_count(f->s, &req, &c, &err), &err);
+    assert_int_equal(c.messages, 1);
+    assert_int_equal(c.deliveries, 1);
+    store_message m = STORE_MESSAGE_INIT;
+    get(f, id, &m);
+    assert_int_equal(delivery(&m, "down")->state, STORE_DLV_ERROR); /* dry run changed nothing */
+    ok(store_reprocess(f->s, &req, &WHO, T0 + 100, &c, &err), &err);
+    assert_int_equal(c.deliveries, 1);
+    get(f, id, &m);
+    assert_int_equal(delivery(&m, "archive")->state, STORE_DLV_SENT);
+    assert_int_equal(delivery(&m, "down")->state, STORE_DLV_QUEUED);
+    assert_int_equal(delivery(&m, "down")->attempts, 0);
+    assert_int_equal(delivery(&m, "down")->next_attempt_at, T0 + 100);
+    assert_int_equal(delivery(&m, "lab")->state, STORE_DLV_FILTERED);
+
+    /* a named destination is resent even though it succeeded */
+    const char *archive = "archive";
+    req = (store_reprocess_req){.ids = &id, .n_ids = 1, .dests = &archive, .n_dests = 1};
+    ok(store_reprocess_count(f->s, &req, &c, &err), &err);
+    assert_int_equal(c.deliveries, 1);
+    ok(store_reprocess(f->s, &req, &WHO, T0 + 200, &c, &err), &err);
+    get(f, id, &m);
+    assert_int_equal(delivery(&m, "archive")->state, STORE_DLV_QUEUED);
+    store_message_free(&m);
+    assert_int_equal(queued(f, "adt", "archive"), 1);
+
+    /* by filter: the error queue of one channel */
+    int64_t e1 = delivered_partly(f, "adt");
+    int64_t e2 = delivered_partly(f, "adt");
+    delivered_partly(f, "lab-in");
+    req = (store_reprocess_req){.dlv_state = STORE_DLV_ERROR, .channel = "adt"};
+    ok(store_reprocess_count(f->s, &req, &c, &err), &err);
+    assert_int_equal(c.messages, 2);
+    assert_int_equal(c.deliveries, 2);
+    req.channel = NULL;
+    ok(store_reprocess_count(f->s, &req, &c, &err), &err);
+    assert_int_equal(c.messages, 3);
+    req.channel = "adt";
+    ok(store_reprocess(f->s, &req, &(store_audit){"bob", NULL}, T0 + 300, &c, &err), &err);
+    assert_int_equal(c.messages, 2);
+    store_queue_batch b = STORE_QUEUE_BATCH_INIT;
+    ok(store_queue_next(f->s, "adt", "down", id, T0 + 300, 10, &b, &err), &err);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(b.items[0].message_id, e1);
+    assert_int_equal(b.items[1].message_id, e2);
+    store_queue_batch_free(&b);
+
+    audits a;
+    read_audit(f, &a);
+    assert_int_equal(a.n, 3);
+    assert_string_equal(a.action[0], "reprocess");
+    assert_string_equal(a.who[0], "bob");
+    assert_string_equal(a.why[0], "");
+    assert_non_null(strstr(a.what[0], "state error of channel adt"));
+    assert_non_null(strstr(a.what[0], "2 messages, 2 deliveries"));
+    assert_string_equal(a.who[1], "alice");
+    assert_string_equal(a.why[1], "ticket 42");
+    assert_non_null(strstr(a.what[1], "destinations archive"));
+
+    /* refused without a user or a selection */
+    assert_int_equal(store_reprocess(f->s, &req, &(store_audit){"", NULL}, T0, &c, &err),
+                     STORE_ERR_ARG);
+    assert_int_equal(store_reprocess_count(f->s, &(store_reprocess_req){0}, &c, &err),
+                     STORE_ERR_ARG);
+}
+
+static void test_reprocess_by_filter_in_chunks(void **state)
+{
+    fixture *f = *state;
+    size_t n = STORE_CHUNK + 37;
+    store_dest d = {"down", STORE_DLV_QUEUED};
+    store_put *items = calloc(n, sizeof *items);
+    int64_t *ids = calloc(n, sizeof *ids);
+    store_mark *marks = calloc(n, sizeof *marks);
+    for (size_t i = 0; i < n; i++)
+        items[i] = msg("adt", "M", T0, &d, 1);
+    store_error err;
+    ok(store_put_batch(f->s, items, n, ids, &err), &err);
+    for (size_t i = 0; i < n; i++)
+        marks[i] = (store_mark){"adt", "down", ids[i], STORE_FAILED, 0, "x"};
+    ok(store_mark_batch(f->s, marks, n, T0, &err), &err);
+    assert_int_equal(queued(f, "adt", "down"), 0);
+    store_counts c;
+    store_reprocess_req req = {.dlv_state = STORE_DLV_ERROR};
+    ok(store_reprocess_count(f->s, &req, &c, &err), &err);
+    assert_int_equal(c.messages, n);
+    ok(store_reprocess(f->s, &req, &WHO, T0, &c, &err), &err);
+    assert_int_equal(c.deliveries, n);
+    assert_int_equal(queued(f, "adt", "down"), n);
+    free(items);
+    free(ids);
+    free(marks);
+}
+
+static void test_edit_keeps_original(void **state)
+{
+    fixture *f = *state;
+    int64_t id = delivered_partly(f, "adt");
+    const char *fixed = "MSH|corrected\rPID|1||NEWPAT\r";
+    store_meta meta = {"ADT^A08", "CTRL2", "SENDAPP", "SENDFAC", NULL, NULL, "NEWPAT"};
+    int64_t rev2 = 0;
+    size_t requeued = 0;
+    store_error err;
+    ok(store_edit(f->s, id, fixed, strlen(fixed), &meta, NULL, 0, &WHO, T0 + 50, &rev2, &requeued,
+                  &err),
+       &err);
+    assert_true(rev2 > id);
+    assert_int_equal(requeued, 1);
+
+    store_message m = STORE_MESSAGE_INIT;
+    get(f, id, &m);
+    assert_memory_equal(m.raw, "MSH|original", 12);
+    assert_int_equal(m.sum.revision, 1);
+    assert_int_equal(delivery(&m, "archive")->state, STORE_DLV_SENT);
+    assert_int_equal(delivery(&m, "down")->state, STORE_DLV_SUPERSEDED);
+    assert_non_null(strstr(delivery(&m, "down")->last_error, "superseded by message"));
+
+    get(f, rev2, &m);
+    assert_int_equal(m.sum.revision, 2);
+    assert_int_equal(m.sum.original_id, id);
+    assert_int_equal(m.sum.received_at, T0);
+    assert_string_equal(m.sum.meta.patient_id, "NEWPAT");
+    assert_string_equal(m.sum.meta.msh9, "ADT^A08");
+    assert_int_equal(m.sum.raw_len, strlen(fixed));
+    assert_memory_equal(m.raw, fixed, strlen(fixed));
+    assert_int_equal(m.n_deliveries, 1);
+    assert_int_equal(delivery(&m, "down")->state, STORE_DLV_QUEUED);
+
+    store_queue_batch b = STORE_QUEUE_BATCH_INIT;
+    ok(store_queue_next(f->s, "adt", "down", 0, T0 + 50, 10, &b, &err), &err);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.items[0].message_id, rev2);
+    store_queue_batch_free(&b);
+
+    /* Reprocessing the original cannot resend the superseded delivery. */
+    store_counts c;
+    ok(store_reprocess_count(f->s, &(store_reprocess_req){.ids = &id, .n_ids = 1}, &c, &err), &err);
+    assert_int_equal(c.deliveries, 0);
+
+    /* A second edit, naming a destination that had succeeded, is revision 3. */
+    const char *archive = "archive";
+    int64_t rev3;
+    ok(store_edit(f->s, rev2, fixed, strlen(fixed), &meta, &archive, 1, &WHO, T0 + 60, &rev3,
+                  &requeued, &err),
+       &err);
+    assert_int_equal(requeued, 1);
+    get(f, rev3, &m);
+    assert_int_equal(m.sum.revision, 3);
+    assert_int_equal(m.sum.original_id, id);
+    get(f, id, &m);
+    assert_int_equal(delivery(&m, "archive")->state, STORE_DLV_SENT); /* history stays */
+    assert_int_equal(queued(f, "adt", "archive"), 1);
+
+    /* A rejected message has no deliveries: naming them routes the fix. */
+    store_put rej = msg("adt", "broken", T0, NULL, 0);
+    rej.state = STORE_MSG_REJECTED;
+    int64_t rid = put1(f, &rej);
+    const char *down = "down";
+    int64_t rfix;
+    ok(store_edit(f->s, rid, fixed, strlen(fixed), &meta, &down, 1, &WHO, T0, &rfix, NULL, &err),
+       &err);
+    get(f, rfix, &m);
+    assert_int_equal(delivery(&m, "down")->state, STORE_DLV_QUEUED);
+    store_message_free(&m);
+
+    audits a;
+    read_audit(f, &a);
+    assert_string_equal(a.action[0], "edit");
+    assert_non_null(strstr(a.what[2], "revision 2"));
+
+    assert_int_equal(
+        store_edit(f->s, 424242, fixed, 3, &meta, NULL, 0, &WHO, T0, &rfix, NULL, &err),
+        STORE_ERR_NOT_FOUND);
+    assert_int_equal(rfix, 0);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return sb.st_size;
+}
+
+static void test_prune_frees_space(void **state)
+{
+    fixture *f = *state;
+    enum { OLD = 2500 };
+    static char big[2048];
+    memset(big, 'x', sizeof big - 1);
+    store_dest sent = {"arch", STORE_DLV_FILTERED};
+    store_dest waiting = {"down", STORE_DLV_QUEUED};
+    store_put *items = calloc(OLD, sizeof *items);
+    for (int i = 0; i < OLD; i++)
+        items[i] = msg("adt", big, T0 - 40 * DAY + i, &sent, 1);
+    items[7].dests = &waiting; /* old but still queued: kept */
+    int64_t *ids = calloc(OLD, sizeof *ids);
+    store_error err;
+    ok(store_put_batch(f->s, items, OLD, ids, &err), &err);
+    store_put fresh = msg("adt", big, T0, &sent, 1);
+    int64_t fresh_id = put1(f, &fresh);
+
+    sqlite3_wal_checkpoint_v2(db_of(f), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    off_t before = file_size(f->path);
+    store_prune_result r;
+    ok(store_prune(f->s, T0 - 30 * DAY, &WHO, T0, &r, &err), &err);
+    assert_int_equal(r.messages, OLD - 1);
+    assert_true(r.bytes_freed > (uint64_t)OLD * 1024);
+    off_t after = file_size(f->path);
+    assert_true(after < before / 4);
+    assert_int_equal(pragma(f, "PRAGMA freelist_count"), 0);
+
+    store_message m = STORE_MESSAGE_INIT;
+    assert_int_equal(store_get(f->s, ids[0], &m, &err), STORE_ERR_NOT_FOUND);
+    get(f, ids[7], &m);
+    get(f, fresh_id, &m);
+    store_message_free(&m);
+    assert_int_equal(queued(f, "adt", "down"), 1);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM deliveries"), 2);
+
+    audits a;
+    read_audit(f, &a);
+    assert_string_equal(a.action[0], "prune");
+    assert_non_null(strstr(a.what[0], "2499 deleted"));
+
+    /* nothing left to prune */
+    ok(store_prune(f->s, T0 - 30 * DAY, &WHO, T0, &r, &err), &err);
+    assert_int_equal(r.messages, 0);
+    free(items);
+    free(ids);
+}
+
+static void test_duplicate_lookup(void **state)
+{
+    fixture *f = *state;
+    store_put p[4] = {msg("adt", "A", T0, NULL, 0), msg("adt", "B", T0 + 10, NULL, 0),
+                      msg("adt", "C", T0 + 20, NULL, 0), msg("adt", "D", T0 + 30, NULL, 0)};
+    p[0].meta.send_fac = "FAC1";
+    p[0].meta.control_id = "C1";
+    p[1].meta.send_fac = "FAC2";
+    p[1].meta.control_id = "C1";
+    p[2].meta.send_fac = "FAC3";
+    p[2].meta.control_id = "C3";
+    p[2].state = STORE_MSG_REJECTED;
+    p[3].meta.send_fac = NULL;
+    p[3].meta.control_id = "C4";
+    int64_t ids[4], found;
+    store_error err;
+    ok(store_put_batch(f->s, p, 4, ids, &err), &err);
+
+    ok(store_find_duplicate(f->s, "FAC1", "C1", T0 - DAY, &found, &err), &err);
+    assert_int_equal(found, ids[0]);
+    ok(store_find_duplicate(f->s, "FAC2", "C1", T0 - DAY, &found, &err), &err);
+    assert_int_equal(found, ids[1]);
+    ok(store_find_duplicate(f->s, "FAC1", "C1", T0 + 1, &found, &err), &err); /* outside window */
+    assert_int_equal(found, 0);
+    ok(store_find_duplicate(f->s, "FAC3", "C3", 0, &found, &err), &err); /* rejected */
+    assert_int_equal(found, 0);
+    ok(store_find_duplicate(f->s, NULL, "C4", 0, &found, &err), &err);
+    assert_int_equal(found, ids[3]);
+    ok(store_find_duplicate(f->s, "", "C4", 0, &found, &err), &err);
+    assert_int_equal(found, ids[3]);
+    ok(store_find_duplicate(f->s, "FAC1", "", 0, &found, &err), &err);
+    assert_int_equal(found, 0);
+
+    sqlite3_stmt *st;
+    char sql[512];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", SQL[ST_DUP]);
+    assert_int_equal(sqlite3_prepare_v2(db_of(f), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_non_null(strstr((const char *)sqlite3_column_text(st, 3), "messages_control"));
+    sqlite3_finalize(st);
+}
+
+/* --- scale: plans over 200k rows ----------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void expect_plan(fixture *f, const store_filter *flt, const char *index)
+{
+    tbuf plan = TBUF_INIT;
+    store_error err;
+    ok(store_list_plan(f->s, flt, &plan, &err), &err);
+    if (!strstr(plan.p, index)) fail_msg("plan does not use %s:\n%s", index, plan.p);
+    tbuf_free(&plan);
+}
+
+static void test_search_uses_indexes(void **state)
+{
+    fixture *f = *state;
+    enum { ROWS = 200000, BATCH = 1000 };
+    store_dest d = {"down", STORE_DLV_QUEUED};
+    store_put items[BATCH];
+    char keys[BATCH][3][16];
+    double t = now_s();
+    for (int base = 0; base < ROWS; base += BATCH) {
+        for (int i = 0; i < BATCH; i++) {
+            int n = base + i;
+            snprintf(keys[i][0], 16, "PAT%d", n % 50000);
+            snprintf(keys[i][1], 16, "CTL%d", n);
+            snprintf(keys[i][2], 16, "FAC%d", n % 40);
+            items[i] = msg(n % 2 ? "adt" : "lab", "MSH|^~\\&|A|B|C|D", T0 + n, &d, 1);
+            items[i].meta.patient_id = keys[i][0];
+            items[i].meta.control_id = keys[i][1];
+            items[i].meta.send_fac = keys[i][2];
+        }
+        store_error err;
+        ok(store_put_batch(f->s, items, BATCH, NULL, &err), &err);
+    }
+    double put_s = now_s() - t;
+
+    expect_plan(f, &(store_filter){.patient_id = "PAT123"}, "messages_patient");
+    expect_plan(f, &(store_filter){.patient_id = "PAT123", .channel = "adt", .since = T0},
+                "messages_patient");
+    expect_plan(f, &(store_filter){.control_id = "CTL99"}, "messages_control");
+    expect_plan(f, &(store_filter){.control_id = "CTL99", .send_fac = "FAC19"}, "messages_control");
+    expect_plan(f, &(store_filter){.send_fac = "FAC7", .channel = "adt"}, "messages_send_fac");
+    expect_plan(f, &(store_filter){.send_fac = "FAC7", .patient_id = "PAT7"}, "messages_patient");
+    expect_plan(f, &(store_filter){.channel = "adt"}, "messages_channel");
+    expect_plan(f, &(store_filter){.dlv_state = STORE_DLV_ERROR}, "deliveries_error");
+
+    collected c = {0};
+    t = now_s();
+    assert_int_equal(list(f, &(store_filter){.patient_id = "PAT123", .limit = 50}, &c), 4);
+    assert_int_equal(list(f, &(store_filter){.control_id = "CTL199999"}, &c), 1);
+    double search_ms = (now_s() - t) * 1e3;
+
+    /* the queue of 100k: the last page costs what the first did */
+    store_queue_batch b = STORE_QUEUE_BATCH_INIT;
+    store_error err;
+    t = now_s();
+    ok(store_queue_next(f->s, "adt", "down", 0, T0, 100, &b, &err), &err);
+    assert_int_equal(b.n, 100);
+    ok(store_queue_next(f->s, "adt", "down", b.items[99].message_id + 99800, T0, 100, &b, &err),
+       &err);
+    assert_int_equal(b.n, 100);
+    double queue_ms = (now_s() - t) * 1e3;
+    store_queue_batch_free(&b);
+    print_message("    %d rows stored in %.1f s; two searches %.2f ms; two queue pages %.2f ms\n",
+                  ROWS, put_s, search_ms, queue_ms);
+}
+
+/* --- crash: kill -9 while writing ----------------------------------------------- */
+
+/* The child stores batches forever and, after each commit returns, writes
+ * the batch's first and last id to the pipe. */
+static void crash_child(const char *path, int fd)
+{
+    store *s;
+    store_error err;
+    if (store_open(path, NULL, &s, &err) != STORE_OK) _exit(2);
+    store_dest d = {"down", STORE_DLV_QUEUED};
+    store_put items[50];
+    int64_t ids[50];
+    for (int i = 0; i < 50; i++)
+        items[i] = msg("adt", "MSH|^~\\&|crash test payload", T0, &d, 1);
+    for (;;) {
+        if (store_put_batch(s, items, 50, ids, &err) != STORE_OK) _exit(3);
+        int64_t range[2] = {ids[0], ids[49]};
+        if (write(fd, range, sizeof range) != sizeof range) _exit(4);
+    }
+}
+
+static void test_crash_durability(void **state)
+{
+    fixture *f = *state;
+    store_close(f->s); /* the child is the only writer */
+    f->s = NULL;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    srand(seed);
+    int delay_ms = 150 + rand() % 500;
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        crash_child(f->path, fds[1]);
+    }
+    close(fds[1]);
+    usleep((useconds_t)delay_ms * 1000);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    /* Everything reported before the kill is still in the pipe. Writes of
+     * 16 bytes are atomic, so there are no torn records. */
+    size_t cap = 4096, n = 0;
+    int64_t *ranges = malloc(cap * sizeof *ranges);
+    ssize_t got;
+    while ((got = read(fds[0], ranges + n, (cap - n) * sizeof *ranges)) > 0) {
+        n += (size_t)got / sizeof *ranges;
+        if (n == cap) ranges = realloc(ranges, (cap *= 2) * sizeof *ranges);
+    }
+    close(fds[0]);
+    assert_true(n >= 2);
+
+    store_error err;
+    ok(store_open(f->path, NULL, &f->s, &err), &err);
+    int64_t last = ranges[n - 1];
+    uint64_t expected = (uint64_t)(last - ranges[0] + 1);
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM messages WHERE id BETWEEN %" PRId64 " AND %" PRId64, ranges[0],
+             last);
+    assert_int_equal(pragma(f, sql), (int64_t)expected);
+    store_message m = STORE_MESSAGE_INIT;
+    get(f, last, &m);
+    assert_memory_equal(m.raw, "MSH|^~\\&|crash test payload", m.sum.raw_len);
+    store_message_free(&m);
+    uint64_t q = queued(f, "adt", "down");
+    assert_true(q >= expected);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db_of(f), "PRAGMA integrity_check", -1, &st, NULL), 0);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    print_message("    killed after %d ms (seed %u): %" PRIu64 " acknowledged messages, all "
+                  "present; %" PRIu64 " queued\n",
+                  delay_ms, seed, expected, q);
+    free(ranges);
+}
+
+/* --- throughput (opt-in) ------------------------------------------------------------ */
+
+/* Replaces the fixture's store by a new, empty one. */
+static void fresh_store(fixture *f)
+{
+    char p[160];
+    store_close(f->s);
+    f->s = NULL;
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", f->path, (const char *[]){"", "-wal", "-shm"}[i]);
+        unlink(p);
+    }
+    store_error err;
+    ok(store_open(f->path, NULL, &f->s, &err), &err);
+}
+
+static void test_bench_put_batch(void **state)
+{
+    const char *env = getenv("TERN_STORE_BENCH");
+    if (!env) skip();
+    fixture *f = *state;
+    size_t total = (size_t)strtoul(env, NULL, 10);
+    static const char adt[] =
+        "MSH|^~\\&|EPIC|HOSP|TERN|LAB|20260101120000||ADT^A01^ADT_A01|MSG00001|P|2.5.1\r"
+        "EVN|A01|20260101120000\r"
+        "PID|1||123456^^^HOSP^MR~987654^^^SSA^SS||DOE^JOHN^Q^JR||19700101|M|||"
+        "123 MAIN ST^^SPRINGFIELD^IL^62701^USA||(555)555-1234|||M|CHR|1234567890\r"
+        "NK1|1|DOE^JANE|SPO|123 MAIN ST^^SPRINGFIELD^IL^62701^USA|(555)555-4321\r"
+        "PV1|1|I|4WEST^401^A^HOSP||||1234^SMITH^JOHN^A^^^MD|||MED||||1|||"
+        "1234^SMITH^JOHN^A^^^MD|IN||||||||||||||||||HOSP||||||20260101120000\r"
+        "AL1|1|DA|PENICILLIN|SV|HIVES\r"
+        "DG1|1|I10|R07.9^CHEST PAIN^I10|CHEST PAIN||A\r";
+    store_dest d[] = {{"archive", STORE_DLV_QUEUED}, {"down", STORE_DLV_QUEUED}};
+    size_t sizes[] = {100, 500, 1000};
+    store_put *items = calloc(1000, sizeof *items);
+    int64_t *ids = calloc(1000, sizeof *ids);
+    char(*ctl)[24] = calloc(1000, sizeof *ctl);
+    char(*pat)[24] = calloc(1000, sizeof *pat);
+    size_t seq = 0;
+    for (size_t k = 0; k < 3; k++) {
+        size_t batch = sizes[k];
+        fresh_store(f);
+        double t = now_s();
+        for (size_t done = 0; done < total; done += batch) {
+            for (size_t i = 0; i < batch; i++, seq++) {
+                snprintf(ctl[i], sizeof ctl[i], "MSG%zu", seq);
+                snprintf(pat[i], sizeof pat[i], "%zu", (seq * 7919) % 1000003);
+                items[i] = msg("adt-in", adt, T0 + (int64_t)seq, d, 2);
+                items[i].meta.control_id = ctl[i];
+                items[i].meta.patient_id = pat[i];
+            }
+            store_error err;
+            ok(store_put_batch(f->s, items, batch, ids, &err), &err);
+        }
+        double s = now_s() - t;
+        print_message("    store_put_batch, new store: %zu messages (%zu B, 2 destinations) in "
+                      "batches of %zu: %.0f msgs/s\n",
+                      total, sizeof adt - 1, batch, (double)total / s);
+    }
+    free(items);
+    free(ids);
+    free(ctl);
+    free(pat);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_schema_and_pragmas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_and_invalid_puts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_batch_and_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_order_and_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_schedule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_resumes_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reprocess, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reprocess_by_filter_in_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edit_keeps_original, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_frees_space, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_uses_indexes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_durability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bench_put_batch, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}

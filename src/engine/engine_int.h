@@ -1,0 +1,97 @@
+/*
+ * engine_int: what sources and destination drivers see of the engine.
+ *
+ * Sources (MLLP, file, HTTP) call eng_submit() for each received message and
+ * get exactly one eng_done_fn callback once it is durably stored (or could
+ * not be), carrying the ACK to answer with.
+ *
+ * Destination drivers (file, MLLP, HTTP) implement eng_dest_ops. The queue
+ * worker calls deliver() for one message at a time per connection slot; the
+ * driver reports the outcome, now or later, with eng_dest_result(). A driver
+ * never touches the store.
+ */
+#ifndef TERN_ENGINE_INT_H
+#define TERN_ENGINE_INT_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "engine/engine.h"
+#include "store/store.h"
+
+struct evhttp;
+
+typedef struct eng_channel eng_channel;
+typedef struct eng_dest eng_dest;
+
+/* stored: the message (accepted, rejected, filtered or duplicate) is
+ * durable. accepted: the ACK is positive (AA/CA). ack/ack_len: the ACK wire
+ * text, segments separated by CR; borrowed for the call. When storing failed,
+ * stored is false and ack is a negative ACK saying so. */
+typedef void (*eng_done_fn)(void *arg, bool stored, bool accepted, const char *ack,
+                            size_t ack_len);
+
+/* Hands one received message to the channel. raw is copied. done is called
+ * exactly once, never from inside eng_submit. */
+void eng_submit(eng_channel *ch, const char *raw, size_t len, eng_done_fn done, void *arg);
+
+const config_channel *eng_channel_config(const eng_channel *ch);
+struct event_base *eng_channel_base(const eng_channel *ch);
+/* The shared admin/API HTTP server (config http.listen), or NULL when http
+ * is disabled. HTTP sources without their own listen register their path
+ * on it. */
+struct evhttp *eng_channel_http(const eng_channel *ch);
+/* Logs a line "channel NAME: text" to stderr with a timestamp. */
+void eng_log(const eng_channel *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --- destinations ---------------------------------------------------------- */
+
+typedef struct eng_delivery {
+    int64_t id;        /* store message id */
+    const char *raw;   /* borrowed for the deliver() call */
+    size_t len;
+    int64_t received_at;
+    int attempts;      /* attempts made before this one */
+} eng_delivery;
+
+typedef struct eng_dest_ops {
+    /* Prepares the driver (creates directories, clients). err on failure. */
+    int (*open)(eng_dest *d, tbuf *err);
+    /* Starts delivering one message; the driver copies what it keeps. */
+    void (*deliver)(eng_dest *d, const eng_delivery *dl);
+    /* Releases what open() made; deliveries in flight are abandoned (they
+     * stay queued in the store and are sent again after a restart). */
+    void (*close)(eng_dest *d);
+} eng_dest_ops;
+
+/* The outcome of one deliver(): STORE_SENT, STORE_RETRY (transient: the
+ * retry policy decides when, or whether to give up) or STORE_FAILED
+ * (permanent: straight to the error queue). error says why (NULL for SENT). */
+void eng_dest_result(eng_dest *d, int64_t id, store_outcome outcome, const char *error);
+
+const config_destination *eng_dest_config(const eng_dest *d);
+eng_channel *eng_dest_channel(const eng_dest *d);
+/* The driver's private state. */
+void *eng_dest_impl(const eng_dest *d);
+void eng_dest_set_impl(eng_dest *d, void *impl);
+
+extern const eng_dest_ops eng_dest_file_ops;
+extern const eng_dest_ops eng_dest_mllp_ops;
+extern const eng_dest_ops eng_dest_http_ops;
+
+/* --- sources ------------------------------------------------------------------ */
+
+typedef struct eng_source eng_source;
+typedef struct eng_source_ops {
+    eng_source *(*start)(eng_channel *ch, tbuf *err);
+    /* Stop taking new input; call done(arg) once in-flight submissions are
+     * answered. */
+    void (*stop)(eng_source *s, void (*done)(void *arg), void *arg);
+    void (*free)(eng_source *s);
+} eng_source_ops;
+
+extern const eng_source_ops eng_source_mllp_ops;
+extern const eng_source_ops eng_source_file_ops;
+extern const eng_source_ops eng_source_http_ops;
+
+#endif

@@ -30,5 +30,7 @@ int cli_get(int argc, char **argv);
 int cli_ack(int argc, char **argv);
 int cli_send(int argc, char **argv);
 int cli_config(int argc, char **argv);
+int cli_messages(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 #endif

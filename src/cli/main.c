@@ -18,7 +18,9 @@ static const command commands[] = {
     {"get", "print the values at HL7 paths (PID-5.1, OBX[2]-5, ...)", cli_get},
     {"ack", "print the acknowledgement (ACK) for a message", cli_ack},
     {"send", "send HL7 messages over MLLP and print the ACKs", cli_send},
+    {"serve", "run the engine on a configuration (channels, store, queues)", cli_serve},
     {"config", "check a configuration file", cli_config},
+    {"messages", "list, show, reprocess, edit and prune stored messages", cli_messages},
 };
 
 static void usage(FILE *out)

@@ -445,6 +445,14 @@ store_status store_prune(store *s, int64_t before, const store_audit *who, int64
     return finish(s->ops->prune(s, before, who, now, out, err), err);
 }
 
+store_status store_prune_count(store *s, int64_t before, uint64_t *count_out, store_error *err)
+{
+    assert(s && count_out && err);
+    clear_error(err);
+    *count_out = 0;
+    return finish(s->ops->prune_count(s, before, count_out, err), err);
+}
+
 store_status store_audit_list(store *s, size_t limit, store_audit_fn fn, void *ctx,
                               store_error *err)
 {

@@ -234,8 +234,10 @@ typedef struct store_filter {
     const char *patient_id;    /* business keys: exact match, indexed */
     const char *control_id;
     const char *send_fac;
-    int64_t before_id; /* paging: only ids below this; 0: no bound */
-    size_t limit;      /* 0: 100 */
+    int64_t original_id; /* the revisions of this message (the id of its revision 1),
+                            that one included: a revision chain; 0: no bound */
+    int64_t before_id;   /* paging: only ids below this; 0: no bound */
+    size_t limit;        /* 0: 100 */
 } store_filter;
 
 /* One message without its raw bytes. Strings may be NULL (absent). */
@@ -358,6 +360,10 @@ typedef struct store_prune_result {
 store_status store_prune(store *s, int64_t before, const store_audit *who, int64_t now,
                          store_prune_result *out, store_error *err);
 
+/* Counts the messages store_prune(s, before, ...) would delete now, changing
+ * nothing (the preview before --yes). */
+store_status store_prune_count(store *s, int64_t before, uint64_t *count_out, store_error *err);
+
 typedef struct store_audit_entry {
     int64_t id;
     int64_t at;
@@ -409,6 +415,7 @@ typedef struct store_ops {
                          store_error *err);
     store_status (*prune)(store *s, int64_t before, const store_audit *who, int64_t now,
                           store_prune_result *out, store_error *err);
+    store_status (*prune_count)(store *s, int64_t before, uint64_t *count_out, store_error *err);
     store_status (*audit_list)(store *s, size_t limit, store_audit_fn fn, void *ctx,
                                store_error *err);
 } store_ops;

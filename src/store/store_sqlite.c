@@ -130,6 +130,7 @@ enum stmt_id {
     ST_EDIT_MOVE_NAMED,
     ST_EDIT_SUPERSEDE,
     ST_PRUNE_SELECT,
+    ST_PRUNE_COUNT,
     ST_PRUNE_DLV,
     ST_PRUNE_MSG,
     ST_AUDIT_ADD,
@@ -201,6 +202,9 @@ static const char *const SQL[ST_COUNT] = {
                         " AND NOT EXISTS (SELECT 1 FROM deliveries d"
                         "  WHERE d.message_id = m.id AND d.state = 'queued')"
                         " ORDER BY received_at, id LIMIT ?4",
+    [ST_PRUNE_COUNT] = "SELECT count(*) FROM messages m WHERE received_at < ?1"
+                       " AND NOT EXISTS (SELECT 1 FROM deliveries d"
+                       "  WHERE d.message_id = m.id AND d.state = 'queued')",
     [ST_PRUNE_DLV] = "DELETE FROM deliveries WHERE message_id = ?1",
     [ST_PRUNE_MSG] = "DELETE FROM messages WHERE id = ?1",
     [ST_AUDIT_ADD] = "INSERT INTO audit(at, who, why, action, what) VALUES(?1, ?2, ?3, ?4, ?5)",
@@ -868,19 +872,26 @@ static void q_cond(sq_query *b, const char *plus, const char *cond, const char *
 static void build_list(const store_filter *f, sq_query *b)
 {
     enum {
+        BY_REVISIONS,
         BY_CONTROL,
         BY_PATIENT,
         BY_FACILITY,
         BY_DELIVERY,
         BY_ANY
-    } by = f->control_id                                                         ? BY_CONTROL
+    } by = f->original_id                                                        ? BY_REVISIONS
+           : f->control_id                                                       ? BY_CONTROL
            : f->patient_id                                                       ? BY_PATIENT
            : f->send_fac                                                         ? BY_FACILITY
            : f->dlv_state == STORE_DLV_ERROR || f->dlv_state == STORE_DLV_QUEUED ? BY_DELIVERY
                                                                                  : BY_ANY;
     const char *plus = by == BY_ANY ? "" : "+";
     tbuf_puts(&b->sql, "SELECT " SUMMARY_COLS " FROM messages m WHERE 1");
-    if (f->control_id) q_cond(b, "", "m.control_id = ?", f->control_id);
+    if (f->original_id) {
+        /* revision 1 by rowid, the later ones through messages_revisions */
+        q_int(b, " AND (m.id = ?", f->original_id);
+        q_int(b, " OR m.original_id = ?)", f->original_id);
+    }
+    if (f->control_id) q_cond(b, by == BY_CONTROL ? "" : "+", "m.control_id = ?", f->control_id);
     if (f->send_fac) q_cond(b, by == BY_FACILITY ? "" : "+", "m.send_fac = ?", f->send_fac);
     if (f->patient_id) q_cond(b, by == BY_PATIENT ? "" : "+", "m.patient_id = ?", f->patient_id);
     if (f->channel) q_cond(b, plus, "m.channel = ?", f->channel);
@@ -1396,6 +1407,19 @@ static store_status sq_prune(store *s, int64_t before, const store_audit *who, i
     return r;
 }
 
+static store_status sq_prune_count(store *s, int64_t before, uint64_t *count_out, store_error *err)
+{
+    sq_store *q = sq(s);
+    sqlite3_stmt *st;
+    store_status r = stmt_get(q, ST_PRUNE_COUNT, &st, err);
+    if (r != STORE_OK) return r;
+    sqlite3_bind_int64(st, 1, before);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *count_out = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? STORE_OK : sq_fail(q, rc, err, "counting messages to prune");
+}
+
 static store_status sq_audit_list(store *s, size_t limit, store_audit_fn fn, void *ctx,
                                   store_error *err)
 {
@@ -1439,5 +1463,6 @@ const store_ops store_sqlite_ops = {
     .reprocess = sq_reprocess,
     .edit = sq_edit,
     .prune = sq_prune,
+    .prune_count = sq_prune_count,
     .audit_list = sq_audit_list,
 };

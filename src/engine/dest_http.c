@@ -1,0 +1,348 @@
+/*
+ * dest_http: the HTTP POST destination driver (eng_dest_http_ops).
+ *
+ * Each delivery is one POST of the stored message (segments CR-separated,
+ * as stored) to the configured URL, over libevent's evhttp client. The
+ * driver keeps `parallel` slots; a slot is one keep-alive evhttp_connection
+ * (made on first use, reconnected by libevent after a failure) carrying at
+ * most one request at a time, so the engine's at most `parallel` concurrent
+ * deliver() calls each find a free slot.
+ *
+ * Outcome: 2xx is STORE_SENT; 408, 429, 5xx, no connection and no answer
+ * within `timeout` are STORE_RETRY; any other status (4xx, 3xx: redirects
+ * are not followed) is STORE_FAILED, since sending the same bytes again
+ * cannot help. Error texts name the status or the cause and the URL, plus
+ * the start of the response body.
+ *
+ * `timeout` covers the whole request (connect, send, answer): a slot timer
+ * frees the connection when it fires, which abandons the request. Response
+ * bodies are streamed through a chunk callback that keeps only their first
+ * bytes, so a large answer costs no memory.
+ *
+ * Only http:// for now; open() refuses https:// until TLS (issue 7).
+ */
+#include "engine/engine_int.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "base/mem.h"
+
+/* Bytes of a response body quoted in an error text. */
+#define BODY_SHOWN 160
+
+#define DEFAULT_CONTENT_TYPE "x-application/hl7-v2+er7"
+
+typedef struct http_dest http_dest;
+
+typedef struct http_slot {
+    http_dest *hd;
+    struct evhttp_connection *conn; /* NULL until first used or after a timeout */
+    struct event *timer;
+    bool busy;
+    int64_t id; /* the delivery in flight while busy */
+    /* What the error callback saw for the request in flight. */
+    bool failed;
+    enum evhttp_request_error req_error;
+    int sys_errno;
+    char body[BODY_SHOWN]; /* the start of the response body */
+    size_t body_len;
+} http_slot;
+
+struct http_dest {
+    eng_dest *d;
+    const config_destination *cfg;
+    struct event_base *base;
+    char *host;        /* to connect to: no brackets around IPv6 */
+    uint16_t port;
+    char *host_header; /* Host: as the URL gave it */
+    char *target;      /* path and query, at least "/" */
+    bool own_content_type;
+    struct timeval timeout;
+    http_slot *slots;
+    size_t nslots;
+};
+
+static struct timeval tv_of_ms(uint64_t ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* Appends p[0..n) to out with bytes other than printable ASCII as \xHH. */
+static void put_shown(tbuf *out, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c < 0x7f)
+            tbuf_putc(out, (char)c);
+        else if (c == '\r' || c == '\n')
+            tbuf_putc(out, ' ');
+        else
+            tbuf_printf(out, "\\x%02x", c);
+    }
+}
+
+static const char *request_error_name(enum evhttp_request_error e)
+{
+    switch (e) {
+    case EVREQ_HTTP_TIMEOUT:
+        return "timed out";
+    case EVREQ_HTTP_EOF:
+        return "the connection was closed before a complete answer";
+    case EVREQ_HTTP_INVALID_HEADER:
+        return "the answer is not valid HTTP";
+    case EVREQ_HTTP_BUFFER_ERROR:
+        return "reading or writing the connection failed";
+    case EVREQ_HTTP_REQUEST_CANCEL:
+        return "the request was cancelled";
+    case EVREQ_HTTP_DATA_TOO_LONG:
+        return "the answer is too long";
+    }
+    return "unknown error";
+}
+
+/* --- one request ------------------------------------------------------------ */
+
+static void on_error(enum evhttp_request_error e, void *arg)
+{
+    http_slot *s = arg;
+    s->failed = true;
+    s->req_error = e;
+    s->sys_errno = errno;
+}
+
+static void on_body_chunk(struct evhttp_request *req, void *arg)
+{
+    http_slot *s = arg;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t room = sizeof(s->body) - s->body_len;
+    if (room > 0) s->body_len += (size_t)evbuffer_copyout(in, s->body + s->body_len, room);
+}
+
+/* Classifies a complete answer; fills why for anything but SENT. */
+static store_outcome classify(const http_slot *s, int code, const char *reason, tbuf *why)
+{
+    if (code >= 200 && code < 300) return STORE_SENT;
+    tbuf_printf(why, "HTTP %d%s%s from %s", code, reason && *reason ? " " : "",
+                reason ? reason : "", s->hd->cfg->http.url);
+    if (s->body_len > 0) {
+        tbuf_puts(why, ": ");
+        put_shown(why, s->body, s->body_len);
+    }
+    if (code == 408 || code == 429 || code >= 500) return STORE_RETRY;
+    tbuf_puts(why, code >= 400 ? " (a client error: not retried; fix the message or the "
+                                 "destination and reprocess it)"
+                               : " (not a success and not retried)");
+    return STORE_FAILED;
+}
+
+static void on_response(struct evhttp_request *req, void *arg)
+{
+    /* A refused connection reaches here without the error callback, with
+     * errno still saying why. */
+    int saved_errno = errno;
+    http_slot *s = arg;
+    http_dest *hd = s->hd;
+    if (!s->busy) return; /* abandoned by the timer or close() */
+    evtimer_del(s->timer);
+    s->busy = false;
+    int64_t id = s->id;
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (req && s->body_len < sizeof(s->body)) on_body_chunk(req, s);
+
+    tbuf why = TBUF_INIT;
+    store_outcome out;
+    if (code == 0) {
+        out = STORE_RETRY;
+        tbuf_printf(&why, "no answer from %s: ", hd->cfg->http.url);
+        if (s->failed && s->sys_errno != 0 && s->req_error != EVREQ_HTTP_TIMEOUT)
+            tbuf_printf(&why, "%s (%s)", strerror(s->sys_errno), request_error_name(s->req_error));
+        else if (s->failed)
+            tbuf_puts(&why, request_error_name(s->req_error));
+        else if (saved_errno != 0)
+            tbuf_printf(&why, "cannot connect: %s", strerror(saved_errno));
+        else
+            tbuf_puts(&why, "cannot connect");
+    } else {
+        out = classify(s, code, evhttp_request_get_response_code_line(req), &why);
+    }
+    eng_dest_result(hd->d, id, out, out == STORE_SENT ? NULL : tbuf_cstr(&why));
+    tbuf_free(&why);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    http_slot *s = arg;
+    http_dest *hd = s->hd;
+    assert(s->busy);
+    s->busy = false;
+    /* Freeing the connection abandons the request (its callback is not
+     * called, and would be ignored anyway as the slot is no longer busy). */
+    evhttp_connection_free(s->conn);
+    s->conn = NULL;
+    char ms[32], why[512];
+    snprintf(why, sizeof(why), "no answer from %s within %s", hd->cfg->http.url,
+             config_format_duration(hd->cfg->http.timeout_ms, ms, sizeof(ms)));
+    eng_dest_result(hd->d, s->id, STORE_RETRY, why);
+}
+
+static void http_deliver(eng_dest *d, const eng_delivery *dl)
+{
+    http_dest *hd = eng_dest_impl(d);
+    http_slot *s = NULL;
+    for (size_t i = 0; i < hd->nslots && !s; i++)
+        if (!hd->slots[i].busy) s = &hd->slots[i];
+    if (!s) {
+        eng_dest_result(d, dl->id, STORE_RETRY,
+                        "more deliveries at once than `parallel` allows (internal error)");
+        return;
+    }
+    if (!s->conn) {
+        s->conn = evhttp_connection_base_new(hd->base, NULL, hd->host, hd->port);
+        if (!s->conn) {
+            char why[512];
+            snprintf(why, sizeof(why), "cannot create a connection to %s", hd->cfg->http.url);
+            eng_dest_result(d, dl->id, STORE_RETRY, why);
+            return;
+        }
+        evhttp_connection_set_timeout_tv(s->conn, &hd->timeout);
+    }
+    struct evhttp_request *req = evhttp_request_new(on_response, s);
+    evhttp_request_set_error_cb(req, on_error);
+    evhttp_request_set_chunked_cb(req, on_body_chunk);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", hd->host_header);
+    evhttp_add_header(h, "User-Agent", "tern/" TERN_VERSION);
+    if (!hd->own_content_type) evhttp_add_header(h, "Content-Type", DEFAULT_CONTENT_TYPE);
+    for (size_t i = 0; i < hd->cfg->http.nheaders; i++)
+        evhttp_add_header(h, hd->cfg->http.headers[i].name, hd->cfg->http.headers[i].value);
+    evbuffer_add(evhttp_request_get_output_buffer(req), dl->raw, dl->len);
+
+    s->busy = true;
+    s->id = dl->id;
+    s->failed = false;
+    s->sys_errno = 0;
+    s->body_len = 0;
+    /* On failure libevent has freed req. */
+    if (evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, hd->target) != 0) {
+        s->busy = false;
+        char why[512];
+        snprintf(why, sizeof(why), "cannot send a request to %s", hd->cfg->http.url);
+        eng_dest_result(d, dl->id, STORE_RETRY, why);
+        return;
+    }
+    evtimer_add(s->timer, &hd->timeout);
+}
+
+/* --- setup -------------------------------------------------------------------- */
+
+static void http_dest_free(http_dest *hd)
+{
+    if (!hd) return;
+    for (size_t i = 0; i < hd->nslots; i++) {
+        http_slot *s = &hd->slots[i];
+        s->busy = false;
+        if (s->conn) evhttp_connection_free(s->conn);
+        if (s->timer) event_free(s->timer);
+    }
+    free(hd->slots);
+    free(hd->host);
+    free(hd->host_header);
+    free(hd->target);
+    free(hd);
+}
+
+/* Fills host, port, Host header and target from the URL; err on failure. */
+static int parse_url(http_dest *hd, const char *url, tbuf *err)
+{
+    int rc = -1;
+    struct evhttp_uri *u = evhttp_uri_parse_with_flags(url, 0);
+    if (!u) {
+        tbuf_printf(err, "destination '%s': cannot parse the URL '%s'", hd->cfg->name, url);
+        goto done;
+    }
+    const char *scheme = evhttp_uri_get_scheme(u);
+    if (scheme && !strcasecmp(scheme, "https")) {
+        tbuf_printf(err,
+                    "destination '%s': %s uses https://, which this build cannot send yet (TLS "
+                    "arrives with issue 7); use http:// or a local TLS-terminating proxy",
+                    hd->cfg->name, url);
+        goto done;
+    }
+    const char *host = evhttp_uri_get_host(u);
+    if (!scheme || strcasecmp(scheme, "http") || !host || !*host) {
+        tbuf_printf(err, "destination '%s': '%s' is not an http:// URL with a host",
+                    hd->cfg->name, url);
+        goto done;
+    }
+    size_t hlen = strlen(host);
+    bool bracketed = hlen > 2 && host[0] == '[' && host[hlen - 1] == ']';
+    hd->host = bracketed ? xstrndup(host + 1, hlen - 2) : xstrdup(host);
+    bool v6 = strchr(hd->host, ':') != NULL;
+    int port = evhttp_uri_get_port(u);
+    hd->port = port > 0 ? (uint16_t)port : 80;
+    tbuf hh = TBUF_INIT;
+    tbuf_printf(&hh, v6 ? "[%s]" : "%s", hd->host);
+    if (port > 0) tbuf_printf(&hh, ":%d", port);
+    hd->host_header = tbuf_detach(&hh, NULL);
+    const char *path = evhttp_uri_get_path(u), *query = evhttp_uri_get_query(u);
+    tbuf t = TBUF_INIT;
+    tbuf_puts(&t, path && *path ? path : "/");
+    if (query) tbuf_printf(&t, "?%s", query);
+    hd->target = tbuf_detach(&t, NULL);
+    rc = 0;
+done:
+    if (u) evhttp_uri_free(u);
+    return rc;
+}
+
+static int http_open(eng_dest *d, tbuf *err)
+{
+    const config_destination *cfg = eng_dest_config(d);
+    assert(cfg->type == CONFIG_DEST_HTTP && cfg->http.url);
+    http_dest *hd = xcalloc(1, sizeof(*hd));
+    hd->d = d;
+    hd->cfg = cfg;
+    hd->base = eng_channel_base(eng_dest_channel(d));
+    if (parse_url(hd, cfg->http.url, err) != 0) goto fail;
+    for (size_t i = 0; i < cfg->http.nheaders; i++)
+        if (!strcasecmp(cfg->http.headers[i].name, "Content-Type")) hd->own_content_type = true;
+    hd->timeout = tv_of_ms(cfg->http.timeout_ms);
+    hd->nslots = cfg->parallel > 0 ? cfg->parallel : 1;
+    hd->slots = xcalloc(hd->nslots, sizeof(*hd->slots));
+    for (size_t i = 0; i < hd->nslots; i++) {
+        hd->slots[i].hd = hd;
+        hd->slots[i].timer = evtimer_new(hd->base, on_timeout, &hd->slots[i]);
+        if (!hd->slots[i].timer) {
+            tbuf_printf(err, "destination '%s': cannot create a timer", cfg->name);
+            goto fail;
+        }
+    }
+    eng_dest_set_impl(d, hd);
+    return 0;
+fail:
+    http_dest_free(hd);
+    return -1;
+}
+
+static void http_close(eng_dest *d)
+{
+    http_dest_free(eng_dest_impl(d));
+    eng_dest_set_impl(d, NULL);
+}
+
+const eng_dest_ops eng_dest_http_ops = {
+    .open = http_open,
+    .deliver = http_deliver,
+    .close = http_close,
+};

@@ -1,0 +1,803 @@
+/*
+ * engine: channels, group commit and destination queue workers (see
+ * engine.h for the flow and engine_int.h for the source/driver contracts).
+ *
+ * Group commit. eng_submit() parses the message, decides its fate (received,
+ * rejected, filtered, duplicate), builds its ACK and appends it to the
+ * pending batch; the first submission of a loop turn activates the commit
+ * event, which runs after the other events of the turn, so everything that
+ * arrived together is stored in one transaction and one fsync. Only then are
+ * the ACKs handed back to the sources. Delivery outcomes (store_mark) are
+ * committed the same way.
+ *
+ * Queue workers. Each destination has one worker. With parallel = 1 it keeps
+ * strict order: it looks at the head of its queue only (whatever its retry
+ * time), waits until the head is due, delivers it, and does not look again
+ * until the outcome is committed. With parallel = N it pages through due
+ * deliveries with an id cursor, keeping up to N in flight. Workers hold one
+ * page at most, so a backlog of millions costs no memory; a poll timer picks
+ * up retries that came due and deliveries requeued by `tern messages`.
+ */
+#include "engine/engine_int.h"
+
+#include "base/mem.h"
+#include "hl7/hl7_ack.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define POLL_MS 1000
+#define MAX_PENDING 20000 /* submissions per commit before committing early */
+
+/* One submission waiting for the group commit. */
+typedef struct pending {
+    eng_channel *ch;
+    char *raw;
+    size_t len;
+    char *meta[7]; /* msh9, control id, send app/fac, recv app/fac, patient id */
+    store_msg_state state;
+    char *error;
+    bool accepted;
+    tbuf ack;
+    eng_done_fn done;
+    void *arg;
+} pending;
+
+typedef struct inflight {
+    int64_t id;
+    int attempts;
+} inflight;
+
+typedef struct worker {
+    eng_dest *d;
+    store_queue_batch page;
+    size_t page_pos;    /* ordered mode: next item of page to deliver */
+    int64_t cursor;     /* last id delivered (its outcome may be uncommitted) */
+    bool await_retry;   /* ordered mode: the head failed; wait for its mark */
+    uint32_t ninflight;
+    uint32_t unmarked;  /* outcomes not yet committed */
+    inflight *inflight; /* parallel slots */
+    struct event *timer;
+    bool running;
+} worker;
+
+struct eng_dest {
+    const config_destination *cfg;
+    eng_channel *ch;
+    const eng_dest_ops *ops;
+    void *impl;
+    worker w;
+    bool open;
+    uint64_t sent, retried, failed;
+};
+
+struct eng_channel {
+    engine *e;
+    const config_channel *cfg;
+    eng_source *src;
+    const eng_source_ops *src_ops;
+    eng_dest *dests;
+    size_t ndests;
+    hl7_msg *msg; /* scratch for parsing at submit */
+    uint64_t received, rejected, filtered, duplicates;
+};
+
+struct engine {
+    const tern_config *cfg;
+    struct event_base *base;
+    store *st;
+    struct evhttp *http;
+    eng_channel *channels;
+    size_t nchannels;
+    pending *pend;
+    size_t npend, pendcap;
+    store_mark *marks;
+    char **mark_texts; /* owned error texts of marks */
+    size_t nmarks, markcap;
+    struct event *commit_ev;
+    struct event *poll_ev;
+    bool stopping;
+    size_t sources_running;
+    void (*stop_done)(void *);
+    void *stop_arg;
+    struct event *stop_ev;
+};
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+void eng_log(const eng_channel *ch, const char *fmt, ...)
+{
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S%z", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s channel %s: ", ts, ch ? ch->cfg->name : "-");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void engine_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void engine_log(const char *fmt, ...)
+{
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S%z", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s tern: ", ts);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+const config_channel *eng_channel_config(const eng_channel *ch)
+{
+    return ch->cfg;
+}
+
+struct event_base *eng_channel_base(const eng_channel *ch)
+{
+    return ch->e->base;
+}
+
+struct evhttp *eng_channel_http(const eng_channel *ch)
+{
+    return ch->e->http;
+}
+
+const config_destination *eng_dest_config(const eng_dest *d)
+{
+    return d->cfg;
+}
+
+eng_channel *eng_dest_channel(const eng_dest *d)
+{
+    return d->ch;
+}
+
+void *eng_dest_impl(const eng_dest *d)
+{
+    return d->impl;
+}
+
+void eng_dest_set_impl(eng_dest *d, void *impl)
+{
+    d->impl = impl;
+}
+
+/* --- submit ------------------------------------------------------------------- */
+
+static char *dup_span(hl7_span v, hl7_presence pr)
+{
+    return pr == HL7_VALUE ? xstrndup(v.p, v.len) : NULL;
+}
+
+static char *get_meta(const hl7_msg *m, const char *path)
+{
+    hl7_path p;
+    hl7_span v;
+    if (hl7_path_parse(path, &p, NULL) != HL7_OK) return NULL;
+    return dup_span(v, hl7_get_raw(m, &p, &v));
+}
+
+static void extract_meta(const hl7_msg *m, pending *p)
+{
+    char *type = get_meta(m, "MSH-9.1");
+    char *event = get_meta(m, "MSH-9.2");
+    tbuf t = TBUF_INIT;
+    tbuf_puts(&t, type ? type : "");
+    if (event) {
+        tbuf_putc(&t, '^');
+        tbuf_puts(&t, event);
+    }
+    p->meta[0] = t.len ? tbuf_detach(&t, NULL) : NULL;
+    tbuf_free(&t);
+    free(type);
+    free(event);
+    static const char *const paths[] = {"MSH-10", "MSH-3", "MSH-4", "MSH-5", "MSH-6", "PID-3.1"};
+    for (int i = 0; i < 6; i++) p->meta[i + 1] = get_meta(m, paths[i]);
+}
+
+static bool is_duplicate(engine *e, eng_channel *ch, pending *p)
+{
+    const char *fac = p->meta[3], *ctl = p->meta[1];
+    if (!ch->cfg->duplicates.enabled || !ctl || !*ctl) return false;
+    for (size_t i = 0; i < e->npend; i++) {
+        pending *q = &e->pend[i];
+        if (q->ch == ch && q->state == STORE_MSG_RECEIVED && q->meta[1] && !strcmp(q->meta[1], ctl) &&
+            ((!fac && !q->meta[3]) || (fac && q->meta[3] && !strcmp(fac, q->meta[3]))))
+            return true;
+    }
+    int64_t id = 0;
+    store_error err;
+    int64_t since = now_ms() - (int64_t)ch->cfg->duplicates.window_ms;
+    if (store_find_duplicate(e->st, fac, ctl, since, &id, &err) != STORE_OK) {
+        eng_log(ch, "duplicate check failed, message accepted: %s", err.text);
+        return false;
+    }
+    return id != 0;
+}
+
+/* Decides the fate of a parsed message and builds its ACK. */
+static void classify(engine *e, eng_channel *ch, pending *p)
+{
+    hl7_error perr;
+    hl7_msg *m = ch->msg;
+    if (hl7_parse(m, p->raw, p->len, &perr) != HL7_OK) {
+        p->state = STORE_MSG_REJECTED;
+        char where[96];
+        tbuf t = TBUF_INIT;
+        tbuf_printf(&t, "%s: %s", hl7_error_where(&perr, where, sizeof(where)), perr.text);
+        p->error = tbuf_detach(&t, NULL);
+        hl7_ack_build_nak(p->raw, p->len, &perr, NULL, &p->ack);
+        /* Keep what the MSH says, when it alone is readable, so that the
+         * rejected message can be found by its control id and sender. */
+        size_t line = strcspn(p->raw, "\r\n");
+        if (hl7_parse(m, p->raw, line, NULL) == HL7_OK) extract_meta(m, p);
+        p->accepted = ch->cfg->source.mllp.ack == CONFIG_ACK_ALWAYS;
+        if (p->accepted) {
+            tbuf_reset(&p->ack);
+            hl7_ack_opts o = {.code = HL7_ACK_AA};
+            hl7_ack_build_nak(p->raw, p->len, &perr, &o, &p->ack);
+        }
+        return;
+    }
+    extract_meta(m, p);
+    char *type = get_meta(m, "MSH-9.1"), *event = get_meta(m, "MSH-9.2");
+    bool pass = config_filter_accepts(&ch->cfg->filter, type ? type : "", event ? event : "");
+    free(type);
+    free(event);
+    if (!pass)
+        p->state = STORE_MSG_FILTERED;
+    else if (is_duplicate(e, ch, p))
+        p->state = STORE_MSG_DUPLICATE;
+    else
+        p->state = STORE_MSG_RECEIVED;
+    p->accepted = true;
+    hl7_error aerr;
+    if (hl7_ack_build(m, NULL, &p->ack, &aerr) != HL7_OK)
+        hl7_ack_build_nak(p->raw, p->len, &aerr, NULL, &p->ack);
+}
+
+static void commit_soon(engine *e)
+{
+    if (!event_pending(e->commit_ev, EV_TIMEOUT, NULL)) event_active(e->commit_ev, EV_TIMEOUT, 1);
+}
+
+void eng_submit(eng_channel *ch, const char *raw, size_t len, eng_done_fn done, void *arg)
+{
+    engine *e = ch->e;
+    e->pend = xgrow(e->pend, &e->pendcap, e->npend + 1, sizeof(*e->pend));
+    pending *p = &e->pend[e->npend++];
+    memset(p, 0, sizeof(*p));
+    p->ch = ch;
+    p->raw = xmalloc(len + 1);
+    memcpy(p->raw, raw, len);
+    p->raw[len] = '\0';
+    p->len = len;
+    p->done = done;
+    p->arg = arg;
+    classify(e, ch, p);
+    commit_soon(e);
+}
+
+static void pending_free(pending *p)
+{
+    free(p->raw);
+    for (int i = 0; i < 7; i++) free(p->meta[i]);
+    free(p->error);
+    tbuf_free(&p->ack);
+}
+
+static void worker_kick(eng_dest *d);
+
+static void commit_puts(engine *e)
+{
+    if (!e->npend) return;
+    size_t n = e->npend;
+    store_put *items = xcalloc(n, sizeof(*items));
+    size_t maxd = 0;
+    for (size_t i = 0; i < e->nchannels; i++)
+        if (e->channels[i].ndests > maxd) maxd = e->channels[i].ndests;
+    store_dest *dests = xcalloc(n * (maxd ? maxd : 1), sizeof(*dests));
+    int64_t now = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        pending *p = &e->pend[i];
+        store_put *it = &items[i];
+        it->channel = p->ch->cfg->name;
+        it->raw = p->raw;
+        it->raw_len = p->len;
+        it->received_at = now;
+        it->meta = (store_meta){p->meta[0], p->meta[1], p->meta[2], p->meta[3],
+                                p->meta[4], p->meta[5], p->meta[6]};
+        it->state = p->state;
+        it->error = p->error;
+        if (p->state != STORE_MSG_REJECTED) {
+            store_dest *ds = dests + i * maxd;
+            for (size_t k = 0; k < p->ch->ndests; k++) {
+                ds[k].name = p->ch->dests[k].cfg->name;
+                ds[k].state = p->state == STORE_MSG_RECEIVED && p->ch->dests[k].cfg->enabled
+                                  ? STORE_DLV_QUEUED
+                                  : STORE_DLV_FILTERED;
+            }
+            it->dests = ds;
+            it->n_dests = p->ch->ndests;
+        }
+    }
+    store_error err;
+    store_status st = store_put_batch(e->st, items, n, NULL, &err);
+    /* Detach the batch before calling back: callbacks may submit again. */
+    pending *batch = e->pend;
+    e->pend = NULL;
+    e->npend = e->pendcap = 0;
+    if (st != STORE_OK) engine_log("storing %zu messages failed, not acknowledged: %s", n, err.text);
+    for (size_t i = 0; i < n; i++) {
+        pending *p = &batch[i];
+        eng_channel *ch = p->ch;
+        if (st == STORE_OK) {
+            switch (p->state) {
+            case STORE_MSG_RECEIVED: ch->received++; break;
+            case STORE_MSG_REJECTED: ch->rejected++; break;
+            case STORE_MSG_FILTERED: ch->filtered++; break;
+            case STORE_MSG_DUPLICATE: ch->duplicates++; break;
+            default: break;
+            }
+            p->done(p->arg, true, p->accepted, p->ack.p, p->ack.len);
+        } else {
+            tbuf nak = TBUF_INIT;
+            hl7_error perr = {.code = HL7_ERR_IO};
+            snprintf(perr.text, sizeof(perr.text), "message not stored, send again: %.180s",
+                     err.text);
+            hl7_ack_opts o = {.code = HL7_ACK_AE};
+            hl7_ack_build_nak(p->raw, p->len, &perr, &o, &nak);
+            p->done(p->arg, false, false, nak.p, nak.len);
+            tbuf_free(&nak);
+        }
+        pending_free(p);
+    }
+    free(batch);
+    free(items);
+    free(dests);
+    if (st == STORE_OK)
+        for (size_t i = 0; i < e->nchannels; i++)
+            for (size_t k = 0; k < e->channels[i].ndests; k++) worker_kick(&e->channels[i].dests[k]);
+}
+
+/* --- delivery outcomes ---------------------------------------------------------- */
+
+static eng_dest *find_dest(engine *e, const char *channel, const char *dest)
+{
+    for (size_t i = 0; i < e->nchannels; i++) {
+        if (strcmp(e->channels[i].cfg->name, channel)) continue;
+        for (size_t k = 0; k < e->channels[i].ndests; k++)
+            if (!strcmp(e->channels[i].dests[k].cfg->name, dest)) return &e->channels[i].dests[k];
+    }
+    return NULL;
+}
+
+static void commit_marks(engine *e)
+{
+    if (!e->nmarks) return;
+    store_error err;
+    size_t n = e->nmarks;
+    store_mark *marks = e->marks;
+    char **texts = e->mark_texts;
+    e->marks = NULL;
+    e->mark_texts = NULL;
+    e->nmarks = e->markcap = 0;
+    if (store_mark_batch(e->st, marks, n, now_ms(), &err) != STORE_OK)
+        engine_log("recording %zu delivery outcomes failed (they will be sent again): %s", n,
+                   err.text);
+    for (size_t i = 0; i < n; i++) {
+        eng_dest *d = find_dest(e, marks[i].channel, marks[i].dest);
+        if (d && d->w.unmarked) d->w.unmarked--;
+        free(texts[i]);
+    }
+    free(marks);
+    free(texts);
+    for (size_t i = 0; i < e->nchannels; i++)
+        for (size_t k = 0; k < e->channels[i].ndests; k++) worker_kick(&e->channels[i].dests[k]);
+}
+
+static void on_commit(evutil_socket_t fd, short what, void *arg)
+{
+    engine *e = arg;
+    commit_puts(e);
+    commit_marks(e);
+    if (e->npend || e->nmarks) commit_soon(e);
+}
+
+static int take_inflight(worker *w, int64_t id)
+{
+    for (uint32_t i = 0; i < w->ninflight; i++)
+        if (w->inflight[i].id == id) {
+            int attempts = w->inflight[i].attempts;
+            w->inflight[i] = w->inflight[--w->ninflight];
+            return attempts;
+        }
+    return 0;
+}
+
+static void schedule(worker *w, int64_t delay_ms);
+
+void eng_dest_result(eng_dest *d, int64_t id, store_outcome outcome, const char *error)
+{
+    engine *e = d->ch->e;
+    worker *w = &d->w;
+    int attempts = take_inflight(w, id);
+    store_mark mk = {.channel = d->ch->cfg->name, .dest = d->cfg->name, .message_id = id,
+                     .outcome = outcome};
+    tbuf text = TBUF_INIT;
+    if (outcome == STORE_RETRY) {
+        uint32_t made = (uint32_t)attempts + 1;
+        const config_retry *r = &d->cfg->retry;
+        if (r->max_attempts != CONFIG_RETRY_FOREVER && made >= r->max_attempts) {
+            mk.outcome = STORE_FAILED;
+            tbuf_printf(&text, "gave up after %u attempts: %s", made, error ? error : "");
+        } else {
+            mk.next_attempt_at = now_ms() + (int64_t)config_retry_delay(r, made);
+            tbuf_puts(&text, error ? error : "");
+        }
+    } else if (error) {
+        tbuf_puts(&text, error);
+    }
+    switch (mk.outcome) {
+    case STORE_SENT: d->sent++; break;
+    case STORE_RETRY: d->retried++; break;
+    case STORE_FAILED: d->failed++; break;
+    }
+    if (mk.outcome != STORE_SENT)
+        eng_log(d->ch, "destination %s, message %lld: %s%s", d->cfg->name, (long long)id,
+                mk.outcome == STORE_FAILED ? "moved to the error queue: " : "will retry: ",
+                text.p ? text.p : "");
+    bool ordered = d->cfg->parallel <= 1;
+    if (ordered && mk.outcome == STORE_RETRY) {
+        /* Strict order: nothing after the head goes before it. */
+        w->await_retry = true;
+        w->page.n = 0;
+        w->page_pos = 0;
+    } else if (ordered) {
+        w->cursor = id;
+    }
+    e->marks = xgrow(e->marks, &e->markcap, e->nmarks + 1, sizeof(*e->marks));
+    e->mark_texts = xrealloc(e->mark_texts, e->markcap * sizeof(*e->mark_texts));
+    e->mark_texts[e->nmarks] = text.len ? tbuf_detach(&text, NULL) : NULL;
+    mk.error = e->mark_texts[e->nmarks];
+    e->marks[e->nmarks++] = mk;
+    tbuf_free(&text);
+    w->unmarked++;
+    commit_soon(e);
+    if (e->nmarks >= MAX_PENDING) commit_marks(e);
+    schedule(w, 0); /* go on from the loop, not from inside the driver */
+    if (e->stopping && e->stop_ev) event_active(e->stop_ev, EV_TIMEOUT, 1);
+}
+
+/* --- queue workers ----------------------------------------------------------------- */
+
+static void deliver_item(eng_dest *d, const store_queue_item *it)
+{
+    worker *w = &d->w;
+    w->inflight[w->ninflight++] = (inflight){it->message_id, it->attempts};
+    eng_delivery dl = {.id = it->message_id, .raw = it->raw, .len = it->raw_len,
+                       .received_at = it->received_at, .attempts = it->attempts};
+    d->ops->deliver(d, &dl);
+}
+
+static void schedule(worker *w, int64_t delay_ms)
+{
+    struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
+    evtimer_add(w->timer, &tv);
+}
+
+#define ORDERED_PAGE 64
+
+/* Strict order: deliver the queue head, one at a time. */
+static void run_ordered(eng_dest *d)
+{
+    worker *w = &d->w;
+    engine *e = d->ch->e;
+    store_error err;
+    if (w->ninflight) return;
+    if (w->await_retry) {
+        if (w->unmarked) return;
+        w->await_retry = false;
+    }
+    if (w->page_pos >= w->page.n) {
+        w->page_pos = 0;
+        if (store_queue_next(e->st, d->ch->cfg->name, d->cfg->name, w->cursor, INT64_MAX,
+                             ORDERED_PAGE, &w->page, &err) != STORE_OK) {
+            eng_log(d->ch, "reading the queue of %s failed: %s", d->cfg->name, err.text);
+            w->page.n = 0;
+            return;
+        }
+        if (w->page.n == 0) return;
+    }
+    const store_queue_item *it = &w->page.items[w->page_pos];
+    int64_t now = now_ms();
+    if (it->next_attempt_at > now) {
+        schedule(w, it->next_attempt_at - now);
+        return;
+    }
+    w->page_pos++;
+    deliver_item(d, it);
+}
+
+/* Any order: keep up to `parallel` deliveries in flight. */
+static void run_parallel(eng_dest *d, uint32_t parallel)
+{
+    worker *w = &d->w;
+    engine *e = d->ch->e;
+    store_error err;
+    while (w->ninflight < parallel) {
+        if (store_queue_next(e->st, d->ch->cfg->name, d->cfg->name, w->cursor, now_ms(),
+                             parallel - w->ninflight, &w->page, &err) != STORE_OK) {
+            eng_log(d->ch, "reading the queue of %s failed: %s", d->cfg->name, err.text);
+            return;
+        }
+        if (w->page.n == 0) return;
+        for (size_t i = 0; i < w->page.n; i++) {
+            w->cursor = w->page.items[i].message_id;
+            deliver_item(d, &w->page.items[i]);
+        }
+    }
+}
+
+static void worker_run(eng_dest *d)
+{
+    worker *w = &d->w;
+    if (!d->open || d->ch->e->stopping || w->running) return;
+    w->running = true;
+    uint32_t parallel = d->cfg->parallel ? d->cfg->parallel : 1;
+    if (parallel == 1)
+        run_ordered(d);
+    else
+        run_parallel(d, parallel);
+    w->running = false;
+}
+
+static void worker_kick(eng_dest *d)
+{
+    worker_run(d);
+}
+
+static void on_worker_timer(evutil_socket_t fd, short what, void *arg)
+{
+    worker_run(arg);
+}
+
+/* Every POLL_MS: look at every queue from its head again once it is idle, to
+ * pick up retries that came due and deliveries requeued from the CLI. */
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    engine *e = arg;
+    for (size_t i = 0; i < e->nchannels; i++)
+        for (size_t k = 0; k < e->channels[i].ndests; k++) {
+            eng_dest *d = &e->channels[i].dests[k];
+            worker *w = &d->w;
+            if (w->ninflight == 0 && w->unmarked == 0) {
+                w->cursor = 0;
+                w->page.n = 0;
+                w->page_pos = 0;
+            }
+            worker_run(d);
+        }
+}
+
+/* --- lifecycle ---------------------------------------------------------------------- */
+
+static const eng_dest_ops *dest_ops_for(config_dest_type t)
+{
+    switch (t) {
+    case CONFIG_DEST_FILE: return &eng_dest_file_ops;
+    case CONFIG_DEST_MLLP: return &eng_dest_mllp_ops;
+    case CONFIG_DEST_HTTP: return &eng_dest_http_ops;
+    }
+    return NULL;
+}
+
+static const eng_source_ops *source_ops_for(config_source_type t)
+{
+    switch (t) {
+    case CONFIG_SOURCE_MLLP: return &eng_source_mllp_ops;
+    case CONFIG_SOURCE_FILE: return &eng_source_file_ops;
+    case CONFIG_SOURCE_HTTP: return &eng_source_http_ops;
+    }
+    return NULL;
+}
+
+static int setup_channel(engine *e, eng_channel *ch, const config_channel *cc, tbuf *err)
+{
+    ch->e = e;
+    ch->cfg = cc;
+    ch->msg = hl7_msg_new(&cc->limits);
+    ch->ndests = cc->ndestinations;
+    ch->dests = xcalloc(ch->ndests ? ch->ndests : 1, sizeof(*ch->dests));
+    for (size_t k = 0; k < ch->ndests; k++) {
+        eng_dest *d = &ch->dests[k];
+        d->cfg = &cc->destinations[k];
+        d->ch = ch;
+        d->ops = dest_ops_for(d->cfg->type);
+        uint32_t parallel = d->cfg->parallel ? d->cfg->parallel : 1;
+        d->w.inflight = xcalloc(parallel, sizeof(*d->w.inflight));
+        d->w.timer = evtimer_new(e->base, on_worker_timer, d);
+        if (!d->cfg->enabled) continue;
+        tbuf why = TBUF_INIT;
+        if (d->ops->open(d, &why) != 0) {
+            tbuf_printf(err, "channel %s, destination %s: %s", cc->name, d->cfg->name,
+                        why.p ? why.p : "cannot start");
+            tbuf_free(&why);
+            return -1;
+        }
+        tbuf_free(&why);
+        d->open = true;
+    }
+    if (!cc->enabled) return 0;
+    ch->src_ops = source_ops_for(cc->source.type);
+    ch->src = ch->src_ops->start(ch, err);
+    if (!ch->src) {
+        tbuf_printf(err, " (channel %s)", cc->name);
+        return -1;
+    }
+    e->sources_running++;
+    return 0;
+}
+
+static int setup_http(engine *e, tbuf *err)
+{
+    if (!e->cfg->http.enabled) return 0;
+    e->http = evhttp_new(e->base);
+    const config_addr *a = &e->cfg->http.listen;
+    if (evhttp_bind_socket(e->http, a->host, a->port) != 0) {
+        tbuf_printf(err, "cannot listen for HTTP on %s:%u (in use, or not an address of this "
+                         "machine); change http.listen",
+                    a->host, a->port);
+        return -1;
+    }
+    return 0;
+}
+
+engine *engine_new(const tern_config *cfg, struct event_base *base, tbuf *err)
+{
+    engine *e = xcalloc(1, sizeof(*e));
+    e->cfg = cfg;
+    e->base = base;
+    store_error serr;
+    if (store_open(cfg->store.path, NULL, &e->st, &serr) != STORE_OK) {
+        tbuf_printf(err, "cannot open the store %s: %s", cfg->store.path, serr.text);
+        free(e);
+        return NULL;
+    }
+    e->commit_ev = event_new(base, -1, 0, on_commit, e);
+    e->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, e);
+    struct timeval tv = {POLL_MS / 1000, (POLL_MS % 1000) * 1000};
+    event_add(e->poll_ev, &tv);
+    if (setup_http(e, err) != 0) goto fail;
+    e->channels = xcalloc(cfg->nchannels ? cfg->nchannels : 1, sizeof(*e->channels));
+    for (size_t i = 0; i < cfg->nchannels; i++) {
+        e->nchannels = i + 1;
+        if (setup_channel(e, &e->channels[i], &cfg->channels[i], err) != 0) goto fail;
+    }
+    for (size_t i = 0; i < e->nchannels; i++)
+        for (size_t k = 0; k < e->channels[i].ndests; k++) worker_kick(&e->channels[i].dests[k]);
+    return e;
+fail:
+    engine_free(e);
+    return NULL;
+}
+
+static bool deliveries_in_flight(const engine *e)
+{
+    for (size_t i = 0; i < e->nchannels; i++)
+        for (size_t k = 0; k < e->channels[i].ndests; k++)
+            if (e->channels[i].dests[k].w.ninflight) return true;
+    return false;
+}
+
+static void stop_check(evutil_socket_t fd, short what, void *arg)
+{
+    engine *e = arg;
+    if (e->sources_running || deliveries_in_flight(e)) return;
+    commit_puts(e);
+    commit_marks(e);
+    if (e->stop_done) {
+        void (*done)(void *) = e->stop_done;
+        e->stop_done = NULL;
+        done(e->stop_arg);
+    }
+}
+
+static void source_stopped(void *arg)
+{
+    engine *e = arg;
+    if (e->sources_running) e->sources_running--;
+    event_active(e->stop_ev, EV_TIMEOUT, 1);
+}
+
+void engine_stop(engine *e, void (*done)(void *arg), void *arg)
+{
+    if (e->stopping) return;
+    e->stopping = true;
+    e->stop_done = done;
+    e->stop_arg = arg;
+    e->stop_ev = event_new(e->base, -1, 0, stop_check, e);
+    event_del(e->poll_ev);
+    size_t running = 0;
+    for (size_t i = 0; i < e->nchannels; i++)
+        if (e->channels[i].src) running++;
+    if (!running) {
+        event_active(e->stop_ev, EV_TIMEOUT, 1);
+        return;
+    }
+    for (size_t i = 0; i < e->nchannels; i++)
+        if (e->channels[i].src) e->channels[i].src_ops->stop(e->channels[i].src, source_stopped, e);
+}
+
+void engine_free(engine *e)
+{
+    if (!e) return;
+    /* Answer what is still pending (stored durably first). */
+    if (e->st) {
+        commit_puts(e);
+        commit_marks(e);
+    }
+    for (size_t i = 0; i < e->nchannels; i++) {
+        eng_channel *ch = &e->channels[i];
+        if (ch->src) ch->src_ops->free(ch->src);
+        for (size_t k = 0; k < ch->ndests; k++) {
+            eng_dest *d = &ch->dests[k];
+            if (d->open) d->ops->close(d);
+            if (d->w.timer) event_free(d->w.timer);
+            store_queue_batch_free(&d->w.page);
+            free(d->w.inflight);
+        }
+        free(ch->dests);
+        hl7_msg_free(ch->msg);
+    }
+    if (e->st) {
+        commit_puts(e);
+        commit_marks(e);
+    }
+    free(e->channels);
+    if (e->http) evhttp_free(e->http);
+    if (e->commit_ev) event_free(e->commit_ev);
+    if (e->poll_ev) event_free(e->poll_ev);
+    if (e->stop_ev) event_free(e->stop_ev);
+    free(e->pend);
+    free(e->marks);
+    free(e->mark_texts);
+    store_close(e->st);
+    free(e);
+}
+
+void engine_describe(const engine *e, tbuf *out)
+{
+    for (size_t i = 0; i < e->nchannels; i++) {
+        const eng_channel *ch = &e->channels[i];
+        tbuf_printf(out, "channel %s: received %llu, rejected %llu, filtered %llu, duplicates %llu",
+                    ch->cfg->name, (unsigned long long)ch->received,
+                    (unsigned long long)ch->rejected, (unsigned long long)ch->filtered,
+                    (unsigned long long)ch->duplicates);
+        for (size_t k = 0; k < ch->ndests; k++)
+            tbuf_printf(out, "; %s: sent %llu, retried %llu, failed %llu", ch->dests[k].cfg->name,
+                        (unsigned long long)ch->dests[k].sent,
+                        (unsigned long long)ch->dests[k].retried,
+                        (unsigned long long)ch->dests[k].failed);
+        tbuf_putc(out, '\n');
+    }
+}

@@ -1,27 +1,54 @@
 #!/bin/sh
-# make demo: shows what Tern does today on the example messages in
-# examples/messages. When the engine (`tern serve`) lands, this script starts
-# it on examples/demo/tern.yaml instead and prints where to point a sender and
-# a browser.
+# make demo: runs `tern serve` on examples/demo/tern.yaml with the embedded
+# SQLite store (examples/demo/var/), sends it the example messages, shows
+# what happened, and keeps serving until Ctrl-C so you can send your own.
+# DEMO_SECONDS=N stops it after N seconds instead (used to test the demo).
 set -eu
-tern=${1:-build/tern}
-here=$(cd "$(dirname "$0")/.." && pwd)
-msgs="$here/messages"
+tern=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+demo=$(cd "$(dirname "$0")" && pwd)
+msgs="$demo/../messages"
+conf="$demo/tern.yaml"
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-echo "Tern $("$tern" version | cut -d' ' -f2) demo: the HL7 v2 core on examples/messages/"
-step tern get "$msgs/adt_a01.hl7" PID-5.1 PID-5.2 PID-3[2].1 PID-11.3 AL1-5
-"$tern" get "$msgs/adt_a01.hl7" PID-5.1 PID-5.2 'PID-3[2].1' PID-11.3 AL1-5
-step tern get "$msgs/oru_r01.hl7" 'OBX[2]-3.2' 'OBX[2]-5' 'OBX[2]-8' 'OBX[3]-5'
-"$tern" get "$msgs/oru_r01.hl7" 'OBX[2]-3.2' 'OBX[2]-5' 'OBX[2]-8' 'OBX[3]-5'
-step tern parse "$msgs/lab_batch.hl7"
-"$tern" parse "$msgs/lab_batch.hl7" | cut -c1-160 | sed 's/$/ .../'
-step tern parse --stats "$msgs/lab_batch.hl7"
-"$tern" parse --stats "$msgs/lab_batch.hl7"
-step tern ack "$msgs/adt_a01.hl7"
-"$tern" ack "$msgs/adt_a01.hl7"
-step tern ack --code AE --text "Unknown patient" "$msgs/oru_r01.hl7"
-"$tern" ack --code AE --text "Unknown patient" "$msgs/oru_r01.hl7"
-echo
-echo "The engine (tern serve: MLLP/HTTP/file channels, durable store) is issue #4 and"
-echo "is not in this build yet; see README.md for what exists."
+"$tern" config check -c "$conf"
+mkdir -p "$demo/var"
+"$tern" serve -c "$conf" >"$demo/var/serve.log" 2>&1 &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT INT TERM
+i=0
+until grep -q "^tern: serving" "$demo/var/serve.log"; do
+    i=$((i + 1))
+    if [ $i -gt 50 ] || ! kill -0 $pid 2>/dev/null; then
+        echo "tern serve did not start:"; cat "$demo/var/serve.log"; exit 1
+    fi
+    sleep 0.1
+done
+
+cat <<TXT
+
+Tern is running (log: examples/demo/var/serve.log, store: examples/demo/var/tern.db).
+
+  Send HL7 over MLLP to   127.0.0.1:2575   e.g.  $tern send --port 2575 examples/messages/adt_a01.hl7
+  POST HL7 over HTTP to   http://127.0.0.1:8080/channels/results-in/messages
+  Drop lab files into     examples/demo/var/in/lab/  (picked up once they stop changing)
+  Browser                 no web dashboard yet (it comes with the monitoring issue);
+                          the HTTP port above takes messages, and 'tern messages' shows them.
+TXT
+
+step tern send --port 2575 adt_a01.hl7 oru_r01.hl7
+"$tern" send --port 2575 "$msgs/adt_a01.hl7" "$msgs/oru_r01.hl7" || true
+step cp lab_batch.hl7 var/in/lab/
+mkdir -p "$demo/var/in/lab"
+cp "$msgs/lab_batch.hl7" "$demo/var/in/lab/lab_batch-$$.hl7"
+sleep 4
+step tern messages -c examples/demo/tern.yaml list --limit 10
+"$tern" messages -c "$conf" list --limit 10 || true
+step tern get examples/messages/adt_a01.hl7 PID-5.1 PID-5.2 'PID-3[2].1'
+"$tern" get "$msgs/adt_a01.hl7" PID-5.1 PID-5.2 'PID-3[2].1'
+
+if [ -n "${DEMO_SECONDS:-}" ]; then
+    sleep "$DEMO_SECONDS"
+else
+    printf '\nServing until Ctrl-C.\n'
+    wait $pid
+fi

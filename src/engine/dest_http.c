@@ -15,7 +15,12 @@
  * the start of the response body.
  *
  * `timeout` covers the whole request (connect, send, answer): a slot timer
- * frees the connection when it fires, which abandons the request. Response
+ * frees the connection when it fires, which abandons the request (evhttp's
+ * own I/O timeout is set a second later so that it never fires first).
+ * evhttp reports a failed connect without its cause, so while a request
+ * waits for its connection the slot stands in for the connection's
+ * bufferevent callbacks, notes errno on an error and hands every call on
+ * to evhttp's. Response
  * bodies are streamed through a chunk callback that keeps only their first
  * bytes, so a large answer costs no memory.
  *
@@ -30,7 +35,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -56,13 +66,17 @@ typedef struct http_slot {
     int sys_errno;
     char body[BODY_SHOWN]; /* the start of the response body */
     size_t body_len;
+    /* evhttp's own bufferevent callbacks, while on_bev_* stand in for them */
+    bufferevent_data_cb bev_read, bev_write;
+    bufferevent_event_cb bev_event;
+    void *bev_arg;
 } http_slot;
 
 struct http_dest {
     eng_dest *d;
     const config_destination *cfg;
     struct event_base *base;
-    char *host;        /* to connect to: no brackets around IPv6 */
+    char *host; /* to connect to: no brackets around IPv6 */
     uint16_t port;
     char *host_header; /* Host: as the URL gave it */
     char *target;      /* path and query, at least "/" */
@@ -118,7 +132,49 @@ static void on_error(enum evhttp_request_error e, void *arg)
     http_slot *s = arg;
     s->failed = true;
     s->req_error = e;
-    s->sys_errno = errno;
+    if (s->sys_errno == 0) s->sys_errno = errno;
+}
+
+static void on_bev_read(struct bufferevent *bev, void *arg)
+{
+    http_slot *s = arg;
+    s->bev_read(bev, s->bev_arg);
+}
+
+static void on_bev_write(struct bufferevent *bev, void *arg)
+{
+    http_slot *s = arg;
+    s->bev_write(bev, s->bev_arg);
+}
+
+static void on_bev_event(struct bufferevent *bev, short what, void *arg)
+{
+    http_slot *s = arg;
+    int e = errno;
+    if ((what & BEV_EVENT_ERROR) && s->busy && s->sys_errno == 0) s->sys_errno = e;
+    errno = e; /* evhttp looks at it too */
+    s->bev_event(bev, what, s->bev_arg);
+}
+
+/* Puts the on_bev_* callbacks in front of evhttp's on the connection, and
+ * turns Nagle off on its socket (request/response, like every Tern socket). */
+static void listen_in(http_slot *s)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->conn);
+    bufferevent_data_cb r, w;
+    bufferevent_event_cb ev;
+    void *arg;
+    if (!bev) return;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    int one = 1;
+    if (fd >= 0) (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    bufferevent_getcb(bev, &r, &w, &ev, &arg);
+    if (ev == on_bev_event || !ev) return;
+    s->bev_read = r;
+    s->bev_write = w;
+    s->bev_event = ev;
+    s->bev_arg = arg;
+    bufferevent_setcb(bev, r ? on_bev_read : NULL, w ? on_bev_write : NULL, on_bev_event, s);
 }
 
 static void on_body_chunk(struct evhttp_request *req, void *arg)
@@ -148,9 +204,6 @@ static store_outcome classify(const http_slot *s, int code, const char *reason, 
 
 static void on_response(struct evhttp_request *req, void *arg)
 {
-    /* A refused connection reaches here without the error callback, with
-     * errno still saying why. */
-    int saved_errno = errno;
     http_slot *s = arg;
     http_dest *hd = s->hd;
     if (!s->busy) return; /* abandoned by the timer or close() */
@@ -164,15 +217,15 @@ static void on_response(struct evhttp_request *req, void *arg)
     store_outcome out;
     if (code == 0) {
         out = STORE_RETRY;
-        tbuf_printf(&why, "no answer from %s: ", hd->cfg->http.url);
-        if (s->failed && s->sys_errno != 0 && s->req_error != EVREQ_HTTP_TIMEOUT)
-            tbuf_printf(&why, "%s (%s)", strerror(s->sys_errno), request_error_name(s->req_error));
-        else if (s->failed)
-            tbuf_puts(&why, request_error_name(s->req_error));
-        else if (saved_errno != 0)
-            tbuf_printf(&why, "cannot connect: %s", strerror(saved_errno));
+        if (!s->failed) /* evhttp gives up connecting without calling on_error */
+            tbuf_printf(&why, "cannot connect to %s: %s", hd->cfg->http.url,
+                        s->sys_errno ? strerror(s->sys_errno) : "unknown cause");
+        else if (s->sys_errno != 0 && s->req_error != EVREQ_HTTP_TIMEOUT)
+            tbuf_printf(&why, "no answer from %s: %s (%s)", hd->cfg->http.url,
+                        request_error_name(s->req_error), strerror(s->sys_errno));
         else
-            tbuf_puts(&why, "cannot connect");
+            tbuf_printf(&why, "no answer from %s: %s", hd->cfg->http.url,
+                        request_error_name(s->req_error));
     } else {
         out = classify(s, code, evhttp_request_get_response_code_line(req), &why);
     }
@@ -215,7 +268,9 @@ static void http_deliver(eng_dest *d, const eng_delivery *dl)
             eng_dest_result(d, dl->id, STORE_RETRY, why);
             return;
         }
-        evhttp_connection_set_timeout_tv(s->conn, &hd->timeout);
+        struct timeval io = hd->timeout;
+        io.tv_sec += 1;
+        evhttp_connection_set_timeout_tv(s->conn, &io);
     }
     struct evhttp_request *req = evhttp_request_new(on_response, s);
     evhttp_request_set_error_cb(req, on_error);
@@ -241,6 +296,7 @@ static void http_deliver(eng_dest *d, const eng_delivery *dl)
         eng_dest_result(d, dl->id, STORE_RETRY, why);
         return;
     }
+    listen_in(s);
     evtimer_add(s->timer, &hd->timeout);
 }
 
@@ -268,21 +324,20 @@ static int parse_url(http_dest *hd, const char *url, tbuf *err)
     int rc = -1;
     struct evhttp_uri *u = evhttp_uri_parse_with_flags(url, 0);
     if (!u) {
-        tbuf_printf(err, "destination '%s': cannot parse the URL '%s'", hd->cfg->name, url);
+        tbuf_printf(err, "cannot parse the URL '%s'", url);
         goto done;
     }
     const char *scheme = evhttp_uri_get_scheme(u);
     if (scheme && !strcasecmp(scheme, "https")) {
         tbuf_printf(err,
-                    "destination '%s': %s uses https://, which this build cannot send yet (TLS "
-                    "arrives with issue 7); use http:// or a local TLS-terminating proxy",
-                    hd->cfg->name, url);
+                    "%s uses https://, which this build cannot send yet (TLS arrives with issue "
+                    "7); use http:// or a local TLS-terminating proxy",
+                    url);
         goto done;
     }
     const char *host = evhttp_uri_get_host(u);
     if (!scheme || strcasecmp(scheme, "http") || !host || !*host) {
-        tbuf_printf(err, "destination '%s': '%s' is not an http:// URL with a host",
-                    hd->cfg->name, url);
+        tbuf_printf(err, "'%s' is not an http:// URL with a host", url);
         goto done;
     }
     size_t hlen = strlen(host);
@@ -324,7 +379,7 @@ static int http_open(eng_dest *d, tbuf *err)
         hd->slots[i].hd = hd;
         hd->slots[i].timer = evtimer_new(hd->base, on_timeout, &hd->slots[i]);
         if (!hd->slots[i].timer) {
-            tbuf_printf(err, "destination '%s': cannot create a timer", cfg->name);
+            tbuf_puts(err, "cannot create a timer");
             goto fail;
         }
     }

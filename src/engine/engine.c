@@ -662,6 +662,15 @@ static int setup_http(engine *e, tbuf *err)
 {
     if (!e->cfg->http.enabled) return 0;
     e->http = evhttp_new(e->base);
+    /* Bodies larger than every HTTP source on this server allows are
+     * refused by libevent before they are read in full. */
+    size_t max_body = 0;
+    for (size_t i = 0; i < e->cfg->nchannels; i++) {
+        const config_source *src = &e->cfg->channels[i].source;
+        if (src->type == CONFIG_SOURCE_HTTP && src->listen.port == 0 && src->http.max_body > max_body)
+            max_body = src->http.max_body;
+    }
+    evhttp_set_max_body_size(e->http, (ev_ssize_t)(max_body ? max_body : (1u << 20)));
     const config_addr *a = &e->cfg->http.listen;
     if (evhttp_bind_socket(e->http, a->host, a->port) != 0) {
         tbuf_printf(err, "cannot listen for HTTP on %s:%u (in use, or not an address of this "

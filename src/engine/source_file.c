@@ -133,9 +133,13 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Runs on_kick soon, from the loop. A zero timeout rather than
+ * event_active(): timers fire after the loop has polled for I/O, so reading
+ * a large file never starves the other channels' sockets (or signals). */
 static void kick(eng_source *s)
 {
-    event_active(s->kick_ev, EV_TIMEOUT, 1);
+    static const struct timeval now = {0, 0};
+    if (!evtimer_pending(s->kick_ev, NULL)) evtimer_add(s->kick_ev, &now);
 }
 
 static int cand_cmp(const void *a, const void *b)
@@ -287,8 +291,8 @@ static int finish_file(eng_source *s, const char *name, const char *summary, boo
             eng_log(s->ch, "%s: %s; deleted", src, summary);
         } else {
             if (loud)
-                eng_log(s->ch, "%s: %s, but deleting it failed: %s; retrying at every poll",
-                        src, summary, strerror(errno));
+                eng_log(s->ch, "%s: %s, but deleting it failed: %s; retrying at every poll", src,
+                        summary, strerror(errno));
             rc = -1;
         }
         free(src);
@@ -298,8 +302,10 @@ static int finish_file(eng_source *s, const char *name, const char *summary, boo
     tbuf dst = TBUF_INIT, tmp = TBUF_INIT;
     int e = place(src, to, name, &dst);
     if (e == ENOENT && access(src, F_OK) == 0) {
-        if (mkdirs(to) != 0) e = errno;
-        else e = place(src, to, name, &dst);
+        if (mkdirs(to) != 0)
+            e = errno;
+        else
+            e = place(src, to, name, &dst);
     }
     if (e == EXDEV) {
         /* move_to is on another file system: copy, then remove the original */
@@ -430,18 +436,12 @@ static void submit(eng_source *s, job *j, const char *raw, size_t len)
 
 static void problem(eng_source *s, job *j, const hl7_error *err)
 {
-    if (j->problems++ < LOGGED_PROBLEMS) {
-        char where[128];
-        eng_log(s->ch, "%s: %s: %s%s", j->path, hl7_error_where(err, where, sizeof(where)),
-                err->text, j->problems == LOGGED_PROBLEMS ? " (further problems in this file are "
-                                                            "only counted)"
-                                                          : "");
-    }
-}
-
-static bool is_boundary_at(const char *p, size_t avail)
-{
-    return avail >= 3 && hl7_is_boundary_id(p);
+    if (j->problems++ >= LOGGED_PROBLEMS) return;
+    char where[128];
+    const char *more =
+        j->problems == LOGGED_PROBLEMS ? " (further problems in this file are only counted)" : "";
+    eng_log(s->ch, "%s: %s: %s%s", j->path, hl7_error_where(err, where, sizeof(where)), err->text,
+            more);
 }
 
 /* A message that failed to parse: the reader has skipped 3 bytes past its
@@ -474,7 +474,7 @@ static bool bad_message_bytes(eng_source *s, job *j, size_t err_offset, tbuf *ou
         for (size_t i = from; i < out->len; i++) {
             if (out->p[i] != '\r' && out->p[i] != '\n') continue;
             if (out->len - (i + 1) < 3) break;
-            if (is_boundary_at(out->p + i + 1, out->len - (i + 1))) {
+            if (hl7_is_boundary_id(out->p + i + 1)) {
                 out->len = i + 1;
                 found = true;
                 break;
@@ -566,7 +566,7 @@ static job *next_job(eng_source *s)
         j->name = name;
         j->path = path;
         j->fd = fd;
-        j->r = hl7_reader_fd(fd, &s->cc->limits);
+        j->r = hl7_reader_fd_stream(fd, &s->cc->limits);
         c->state = CAND_BUSY;
         j->next = s->jobs;
         s->jobs = j;
@@ -579,8 +579,8 @@ static job *next_job(eng_source *s)
 /* Reads and submits while the in-flight bounds allow. */
 static void pump(eng_source *s)
 {
-    for (int steps = 0; !s->stopping && s->inflight < MAX_INFLIGHT &&
-                        s->inflight_bytes < MAX_INFLIGHT_BYTES;
+    for (int steps = 0;
+         !s->stopping && s->inflight < MAX_INFLIGHT && s->inflight_bytes < MAX_INFLIGHT_BYTES;
          steps++) {
         if (steps == READS_PER_TURN) {
             kick(s); /* go on in the next loop turn */
@@ -781,7 +781,7 @@ static eng_source *file_start(eng_channel *ch, tbuf *err)
     s->base = eng_channel_base(ch);
     s->msg = hl7_msg_new(&cc->limits);
     s->poll_ev = event_new(s->base, -1, EV_PERSIST, on_poll, s);
-    s->kick_ev = event_new(s->base, -1, 0, on_kick, s);
+    s->kick_ev = evtimer_new(s->base, on_kick, s);
     if (!s->poll_ev || !s->kick_ev) {
         tbuf_puts(err, "cannot create the file source's events");
         file_free(s);

@@ -631,16 +631,27 @@ static bool map_file(hl7_reader *r, int fd)
     return true;
 }
 
-hl7_reader *hl7_reader_fd(int fd, const hl7_limits *lim)
+static hl7_reader *stream_reader(int fd, hl7_reader *r)
 {
-    assert(fd >= 0);
-    hl7_reader *r = reader_new(lim);
-    if (map_file(r, fd)) return r;
     r->fd = fd;
     r->cap = READ_CHUNK < r->max_window ? READ_CHUNK : r->max_window;
     r->buf = xmalloc(r->cap);
     r->data = r->buf;
     return r;
+}
+
+hl7_reader *hl7_reader_fd(int fd, const hl7_limits *lim)
+{
+    assert(fd >= 0);
+    hl7_reader *r = reader_new(lim);
+    if (map_file(r, fd)) return r;
+    return stream_reader(fd, r);
+}
+
+hl7_reader *hl7_reader_fd_stream(int fd, const hl7_limits *lim)
+{
+    assert(fd >= 0);
+    return stream_reader(fd, reader_new(lim));
 }
 
 hl7_reader *hl7_reader_open(const char *path, const hl7_limits *lim, hl7_error *err)

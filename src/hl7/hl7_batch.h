@@ -54,6 +54,10 @@ hl7_reader *hl7_reader_open(const char *path, const hl7_limits *lim, hl7_error *
  * must not be truncated while being read: that raises SIGBUS); anything
  * else is read in chunks. Never NULL. */
 hl7_reader *hl7_reader_fd(int fd, const hl7_limits *lim);
+/* Like hl7_reader_fd but always reads in chunks, never maps: for a server
+ * reading files that someone else might truncate meanwhile (a mapped file
+ * cut short raises SIGBUS; a read just sees the end). Never NULL. */
+hl7_reader *hl7_reader_fd_stream(int fd, const hl7_limits *lim);
 /* Reads from buf[0..len), which the reader borrows until freed. Never NULL. */
 hl7_reader *hl7_reader_mem(const char *buf, size_t len, const hl7_limits *lim);
 void hl7_reader_free(hl7_reader *r);

@@ -757,7 +757,7 @@ static void test_load_file(void **state)
                              "such file or directory");
     tbuf_free(&t);
     assert_int_equal(config_load(TERN_SOURCE_DIR "/examples/demo/tern.yaml", &c, &errs), CONFIG_OK);
-    assert_int_equal(c->nchannels, 2);
+    assert_int_equal(c->nchannels, 4);
     assert_string_equal(c->store.path, TERN_SOURCE_DIR "/examples/demo/var/tern.db");
     config_free(c);
     config_errors_free(&errs);

@@ -491,17 +491,6 @@ static bool bad_message_bytes(eng_source *s, job *j, size_t err_offset, tbuf *ou
     return out->len <= limit;
 }
 
-/* The message's segments, each followed by CR. */
-static void wire_of(const hl7_msg *m, tbuf *out)
-{
-    tbuf_reset(out);
-    uint32_t n = hl7_seg_count(m);
-    for (uint32_t i = 0; i < n; i++) {
-        const hl7_seg *seg = hl7_seg_at(m, i);
-        tbuf_put(out, seg->p, seg->len);
-        tbuf_putc(out, '\r');
-    }
-}
 
 /* Reads one step of the job's file; false once the reader is finished. */
 static bool read_step(eng_source *s, job *j)
@@ -511,7 +500,8 @@ static bool read_step(eng_source *s, job *j)
     hl7_status st = hl7_reader_next(j->r, s->msg, NULL, &done, &err);
     if (st == HL7_OK && done) return false;
     if (st == HL7_OK) {
-        wire_of(s->msg, &s->wire);
+        tbuf_reset(&s->wire);
+        hl7_serialize_cr(s->msg, &s->wire);
         submit(s, j, s->wire.p, s->wire.len);
         return true;
     }

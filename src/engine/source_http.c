@@ -185,16 +185,6 @@ static bool bad_message_span(hl7_reader *r, const char *body, size_t len, size_t
     return true;
 }
 
-static void wire_of(const hl7_msg *m, tbuf *out)
-{
-    tbuf_reset(out);
-    uint32_t n = hl7_seg_count(m);
-    for (uint32_t i = 0; i < n; i++) {
-        const hl7_seg *seg = hl7_seg_at(m, i);
-        tbuf_put(out, seg->p, seg->len);
-        tbuf_putc(out, '\r');
-    }
-}
 
 static void skipped(http_req *hr, const hl7_error *err)
 {
@@ -215,7 +205,8 @@ static size_t submit_body(eng_source *s, http_req *hr, const char *body, size_t 
         hl7_status st = hl7_reader_next(r, s->msg, NULL, &done, &err);
         if (st == HL7_OK && done) break;
         if (st == HL7_OK) {
-            wire_of(s->msg, &s->wire);
+            tbuf_reset(&s->wire);
+            hl7_serialize_cr(s->msg, &s->wire);
             submit(hr, s->wire.p, s->wire.len);
             continue;
         }

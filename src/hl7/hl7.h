@@ -239,5 +239,9 @@ hl7_status hl7_seg_remove(hl7_msg *m, uint32_t index, hl7_error *err);
 /* Appends the message in wire form to out: segments joined by the
  * terminators they had; edited and new ones end with CR. */
 void hl7_serialize(const hl7_msg *m, tbuf *out);
+/* Appends the message in the standard wire form whatever it was received
+ * with: every segment followed by exactly one CR, blank lines dropped. This
+ * is what is stored and sent on from files and HTTP bodies. */
+void hl7_serialize_cr(const hl7_msg *m, tbuf *out);
 
 #endif

@@ -227,6 +227,14 @@ void hl7_serialize(const hl7_msg *m, tbuf *out)
     }
 }
 
+void hl7_serialize_cr(const hl7_msg *m, tbuf *out)
+{
+    for (size_t i = 0; i < m->nsegs; i++) {
+        tbuf_put(out, m->segs[i].p, m->segs[i].len);
+        tbuf_putc(out, '\r');
+    }
+}
+
 void hl7_msg_init(hl7_msg *m, const hl7_delims *d)
 {
     hl7_msg_reset(m);

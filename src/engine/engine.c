@@ -183,17 +183,14 @@ void eng_dest_set_impl(eng_dest *d, void *impl)
 
 /* --- submit ------------------------------------------------------------------- */
 
-static char *dup_span(hl7_span v, hl7_presence pr)
-{
-    return pr == HL7_VALUE ? xstrndup(v.p, v.len) : NULL;
-}
-
+/* The raw value at path as a new string, or NULL when there is none. */
 static char *get_meta(const hl7_msg *m, const char *path)
 {
     hl7_path p;
     hl7_span v;
     if (hl7_path_parse(path, &p, NULL) != HL7_OK) return NULL;
-    return dup_span(v, hl7_get_raw(m, &p, &v));
+    if (hl7_get_raw(m, &p, &v) != HL7_VALUE) return NULL;
+    return xstrndup(v.p, v.len);
 }
 
 static void extract_meta(const hl7_msg *m, pending *p)

@@ -20,6 +20,7 @@ tmp=$(mktemp -d)
 pids=""
 cleanup() { for p in $pids; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"; }
 trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap "for p in \$pids; do kill -9 \$p 2>/dev/null; done; echo kept \$tmp" EXIT
 
 if ! command -v sqlite3 >/dev/null; then echo "FAIL: sqlite3 missing (scripts/deps.sh installs it)"; exit 1; fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

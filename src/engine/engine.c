@@ -4,11 +4,17 @@
  *
  * Group commit. eng_submit() parses the message, decides its fate (received,
  * rejected, filtered, duplicate), builds its ACK and appends it to the
- * pending batch; the first submission of a loop turn activates the commit
- * event, which runs after the other events of the turn, so everything that
- * arrived together is stored in one transaction and one fsync. Only then are
- * the ACKs handed back to the sources. Delivery outcomes (store_mark) are
- * committed the same way.
+ * pending batch. The batch (with the delivery outcomes gathered meanwhile)
+ * goes to the committer thread, which writes it in one transaction and one
+ * fsync and tells the loop through a pipe; only then are the ACKs handed back
+ * to the sources. While a commit is in progress the loop goes on reading,
+ * parsing and building ACKs, and what it gathers becomes the next batch, so
+ * batches grow with the load and the fsync uses the other core.
+ *
+ * Threads: the loop (everything else), the committer (writes only, its own
+ * store handle) and the checkpointer (moves the write-ahead log into the
+ * database every CHECKPOINT_MS on its own handle, so commits never stall on
+ * it). They share only the job hand-off, under one mutex.
  *
  * Queue workers. Each destination has one worker. With parallel = 1 it keeps
  * strict order: it looks at the head of its queue only (whatever its retry
@@ -23,16 +29,21 @@
 #include "base/mem.h"
 #include "hl7/hl7_ack.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #define POLL_MS 1000
-#define MAX_PENDING 20000 /* submissions per commit before committing early */
+#define CHECKPOINT_MS 200
 
 /* One submission waiting for the group commit. */
 typedef struct pending {
@@ -87,10 +98,39 @@ struct eng_channel {
     uint64_t received, rejected, filtered, duplicates;
 };
 
+typedef struct commit_job commit_job;
+
+/* Everything one commit writes: the submissions and delivery outcomes
+ * gathered since the last one. Built and finished on the loop; executed on
+ * the committer thread (or, when stopping, on the loop). */
+struct commit_job {
+    pending *pend;
+    size_t npend;
+    store_put *items;
+    store_dest *dests;
+    store_mark *marks;
+    char **mark_texts;
+    size_t nmarks;
+    store_status put_st, mark_st;
+    store_error put_err, mark_err;
+};
+
 struct engine {
     const tern_config *cfg;
     struct event_base *base;
-    store *st;
+    store *st; /* the loop's handle: queue reads, duplicate checks */
+    store *wr; /* the committer thread's handle: all writes */
+    store *ck; /* the checkpointer thread's handle */
+    pthread_t committer, checkpointer;
+    bool threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv, ck_cv;
+    commit_job *job_in, *job_out; /* handed to / back from the committer */
+    bool job_busy;                /* loop side: a job is out */
+    commit_job *job_cur;          /* loop side: that job (read-only while out) */
+    bool quit;
+    int notify[2]; /* committer -> loop: a job is done */
+    struct event *notify_ev;
     struct evhttp *http;
     eng_channel *channels;
     size_t nchannels;
@@ -211,16 +251,23 @@ static void extract_meta(const hl7_msg *m, pending *p)
     for (int i = 0; i < 6; i++) p->meta[i + 1] = get_meta(m, paths[i]);
 }
 
+static bool same_key(const pending *q, const eng_channel *ch, const char *fac, const char *ctl)
+{
+    return q->ch == ch && q->state == STORE_MSG_RECEIVED && q->meta[1] &&
+           !strcmp(q->meta[1], ctl) &&
+           ((!fac && !q->meta[3]) || (fac && q->meta[3] && !strcmp(fac, q->meta[3])));
+}
+
 static bool is_duplicate(engine *e, eng_channel *ch, pending *p)
 {
     const char *fac = p->meta[3], *ctl = p->meta[1];
     if (!ch->cfg->duplicates.enabled || !ctl || !*ctl) return false;
-    for (size_t i = 0; i < e->npend; i++) {
-        pending *q = &e->pend[i];
-        if (q->ch == ch && q->state == STORE_MSG_RECEIVED && q->meta[1] && !strcmp(q->meta[1], ctl) &&
-            ((!fac && !q->meta[3]) || (fac && q->meta[3] && !strcmp(fac, q->meta[3]))))
-            return true;
-    }
+    /* not yet stored: gathered for the next commit, or being committed */
+    for (size_t i = 0; i < e->npend; i++)
+        if (same_key(&e->pend[i], ch, fac, ctl)) return true;
+    if (e->job_cur)
+        for (size_t i = 0; i < e->job_cur->npend; i++)
+            if (same_key(&e->job_cur->pend[i], ch, fac, ctl)) return true;
     int64_t id = 0;
     store_error err;
     int64_t since = now_ms() - (int64_t)ch->cfg->duplicates.window_ms;
@@ -303,20 +350,32 @@ static void pending_free(pending *p)
 }
 
 static void worker_kick(eng_dest *d);
+static void kick_all(engine *e);
 
-static void commit_puts(engine *e)
+/* --- group commit ------------------------------------------------------------------ */
+
+static commit_job *job_take(engine *e)
 {
-    if (!e->npend) return;
-    size_t n = e->npend;
-    store_put *items = xcalloc(n, sizeof(*items));
-    size_t maxd = 0;
+    commit_job *j = xcalloc(1, sizeof(*j));
+    j->pend = e->pend;
+    j->npend = e->npend;
+    e->pend = NULL;
+    e->npend = e->pendcap = 0;
+    j->marks = e->marks;
+    j->mark_texts = e->mark_texts;
+    j->nmarks = e->nmarks;
+    e->marks = NULL;
+    e->mark_texts = NULL;
+    e->nmarks = e->markcap = 0;
+    size_t n = j->npend, maxd = 1;
     for (size_t i = 0; i < e->nchannels; i++)
         if (e->channels[i].ndests > maxd) maxd = e->channels[i].ndests;
-    store_dest *dests = xcalloc(n * (maxd ? maxd : 1), sizeof(*dests));
+    j->items = xcalloc(n ? n : 1, sizeof(*j->items));
+    j->dests = xcalloc((n ? n : 1) * maxd, sizeof(*j->dests));
     int64_t now = now_ms();
     for (size_t i = 0; i < n; i++) {
-        pending *p = &e->pend[i];
-        store_put *it = &items[i];
+        pending *p = &j->pend[i];
+        store_put *it = &j->items[i];
         it->channel = p->ch->cfg->name;
         it->raw = p->raw;
         it->raw_len = p->len;
@@ -325,58 +384,50 @@ static void commit_puts(engine *e)
                                 p->meta[4], p->meta[5], p->meta[6]};
         it->state = p->state;
         it->error = p->error;
-        if (p->state != STORE_MSG_REJECTED) {
-            store_dest *ds = dests + i * maxd;
-            for (size_t k = 0; k < p->ch->ndests; k++) {
-                ds[k].name = p->ch->dests[k].cfg->name;
-                ds[k].state = p->state == STORE_MSG_RECEIVED && p->ch->dests[k].cfg->enabled
-                                  ? STORE_DLV_QUEUED
-                                  : STORE_DLV_FILTERED;
-            }
-            it->dests = ds;
-            it->n_dests = p->ch->ndests;
+        if (p->state == STORE_MSG_REJECTED) continue;
+        store_dest *ds = j->dests + i * maxd;
+        for (size_t k = 0; k < p->ch->ndests; k++) {
+            ds[k].name = p->ch->dests[k].cfg->name;
+            ds[k].state = p->state == STORE_MSG_RECEIVED && p->ch->dests[k].cfg->enabled
+                              ? STORE_DLV_QUEUED
+                              : STORE_DLV_FILTERED;
         }
+        it->dests = ds;
+        it->n_dests = p->ch->ndests;
     }
-    store_error err;
-    store_status st = store_put_batch(e->st, items, n, NULL, &err);
-    /* Detach the batch before calling back: callbacks may submit again. */
-    pending *batch = e->pend;
-    e->pend = NULL;
-    e->npend = e->pendcap = 0;
-    if (st != STORE_OK) engine_log("storing %zu messages failed, not acknowledged: %s", n, err.text);
-    for (size_t i = 0; i < n; i++) {
-        pending *p = &batch[i];
-        eng_channel *ch = p->ch;
-        if (st == STORE_OK) {
-            switch (p->state) {
-            case STORE_MSG_RECEIVED: ch->received++; break;
-            case STORE_MSG_REJECTED: ch->rejected++; break;
-            case STORE_MSG_FILTERED: ch->filtered++; break;
-            case STORE_MSG_DUPLICATE: ch->duplicates++; break;
-            default: break;
-            }
-            p->done(p->arg, true, p->accepted, p->ack.p, p->ack.len);
-        } else {
-            tbuf nak = TBUF_INIT;
-            hl7_error perr = {.code = HL7_ERR_IO};
-            snprintf(perr.text, sizeof(perr.text), "message not stored, send again: %.180s",
-                     err.text);
-            hl7_ack_opts o = {.code = HL7_ACK_AE};
-            hl7_ack_build_nak(p->raw, p->len, &perr, &o, &nak);
-            p->done(p->arg, false, false, nak.p, nak.len);
-            tbuf_free(&nak);
-        }
-        pending_free(p);
-    }
-    free(batch);
-    free(items);
-    free(dests);
-    if (st == STORE_OK)
-        for (size_t i = 0; i < e->nchannels; i++)
-            for (size_t k = 0; k < e->channels[i].ndests; k++) worker_kick(&e->channels[i].dests[k]);
+    return j;
 }
 
-/* --- delivery outcomes ---------------------------------------------------------- */
+/* The only part that touches the writer handle. */
+static void job_run(store *wr, commit_job *j)
+{
+    j->put_st = j->npend ? store_put_batch(wr, j->items, j->npend, NULL, &j->put_err) : STORE_OK;
+    j->mark_st = j->nmarks ? store_mark_batch(wr, j->marks, j->nmarks, now_ms(), &j->mark_err)
+                           : STORE_OK;
+}
+
+static void answer(pending *p, store_status st, const store_error *err)
+{
+    eng_channel *ch = p->ch;
+    if (st == STORE_OK) {
+        switch (p->state) {
+        case STORE_MSG_RECEIVED: ch->received++; break;
+        case STORE_MSG_REJECTED: ch->rejected++; break;
+        case STORE_MSG_FILTERED: ch->filtered++; break;
+        case STORE_MSG_DUPLICATE: ch->duplicates++; break;
+        default: break;
+        }
+        p->done(p->arg, true, p->accepted, p->ack.p, p->ack.len);
+        return;
+    }
+    tbuf nak = TBUF_INIT;
+    hl7_error perr = {.code = HL7_ERR_IO};
+    snprintf(perr.text, sizeof(perr.text), "message not stored, send again: %.180s", err->text);
+    hl7_ack_opts o = {.code = HL7_ACK_AE};
+    hl7_ack_build_nak(p->raw, p->len, &perr, &o, &nak);
+    p->done(p->arg, false, false, nak.p, nak.len);
+    tbuf_free(&nak);
+}
 
 static eng_dest *find_dest(engine *e, const char *channel, const char *dest)
 {
@@ -388,36 +439,142 @@ static eng_dest *find_dest(engine *e, const char *channel, const char *dest)
     return NULL;
 }
 
-static void commit_marks(engine *e)
+/* Back on the loop: send the ACKs, account for the outcomes, free. */
+static void job_finish(engine *e, commit_job *j)
 {
-    if (!e->nmarks) return;
-    store_error err;
-    size_t n = e->nmarks;
-    store_mark *marks = e->marks;
-    char **texts = e->mark_texts;
-    e->marks = NULL;
-    e->mark_texts = NULL;
-    e->nmarks = e->markcap = 0;
-    if (store_mark_batch(e->st, marks, n, now_ms(), &err) != STORE_OK)
-        engine_log("recording %zu delivery outcomes failed (they will be sent again): %s", n,
-                   err.text);
-    for (size_t i = 0; i < n; i++) {
-        eng_dest *d = find_dest(e, marks[i].channel, marks[i].dest);
-        if (d && d->w.unmarked) d->w.unmarked--;
-        free(texts[i]);
+    if (j->put_st != STORE_OK)
+        engine_log("storing %zu messages failed, not acknowledged: %s", j->npend, j->put_err.text);
+    if (j->mark_st != STORE_OK)
+        engine_log("recording %zu delivery outcomes failed (they will be sent again): %s",
+                   j->nmarks, j->mark_err.text);
+    for (size_t i = 0; i < j->npend; i++) {
+        answer(&j->pend[i], j->put_st, &j->put_err);
+        pending_free(&j->pend[i]);
     }
-    free(marks);
-    free(texts);
-    for (size_t i = 0; i < e->nchannels; i++)
-        for (size_t k = 0; k < e->channels[i].ndests; k++) worker_kick(&e->channels[i].dests[k]);
+    for (size_t i = 0; i < j->nmarks; i++) {
+        eng_dest *d = find_dest(e, j->marks[i].channel, j->marks[i].dest);
+        if (d && d->w.unmarked) d->w.unmarked--;
+        free(j->mark_texts[i]);
+    }
+    free(j->pend);
+    free(j->items);
+    free(j->dests);
+    free(j->marks);
+    free(j->mark_texts);
+    free(j);
+    kick_all(e);
+    if (e->stopping && e->stop_ev) event_active(e->stop_ev, EV_TIMEOUT, 1);
+}
+
+/* Hands what is pending to the committer unless it is busy; when it is, the
+ * next job starts as soon as it is done, with everything gathered meanwhile
+ * (so batches grow with the load). */
+static void commit_start(engine *e)
+{
+    if (e->job_busy || (!e->npend && !e->nmarks)) return;
+    commit_job *j = job_take(e);
+    e->job_busy = true;
+    e->job_cur = j;
+    pthread_mutex_lock(&e->mu);
+    e->job_in = j;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void *committer_main(void *arg)
+{
+    engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->job_in && !e->quit) pthread_cond_wait(&e->cv, &e->mu);
+        if (!e->job_in) break;
+        commit_job *j = e->job_in;
+        e->job_in = NULL;
+        pthread_mutex_unlock(&e->mu);
+        job_run(e->wr, j);
+        pthread_mutex_lock(&e->mu);
+        e->job_out = j;
+        char c = 1;
+        while (write(e->notify[1], &c, 1) < 0 && errno == EINTR) {
+        }
+        /* wait until the loop took the result: one job out at a time */
+        while (e->job_out && !e->quit) pthread_cond_wait(&e->cv, &e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* The loop's side of the pipe: a job is done. */
+static commit_job *take_done(engine *e)
+{
+    char buf[64];
+    while (read(e->notify[0], buf, sizeof(buf)) > 0) {
+    }
+    pthread_mutex_lock(&e->mu);
+    commit_job *j = e->job_out;
+    e->job_out = NULL;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return j;
+}
+
+static void on_job_done(evutil_socket_t fd, short what, void *arg)
+{
+    engine *e = arg;
+    commit_job *j = take_done(e);
+    if (!j) return;
+    e->job_busy = false;
+    e->job_cur = NULL;
+    job_finish(e, j);
+    commit_start(e);
+}
+
+/* Waits for the job in progress and commits what is pending, on the calling
+ * (loop) thread: for stopping, when nothing may be left behind. */
+static void commit_sync(engine *e)
+{
+    while (e->job_busy) {
+        struct pollfd pfd = {.fd = e->notify[0], .events = POLLIN};
+        (void)poll(&pfd, 1, 100);
+        commit_job *j = take_done(e);
+        if (!j) continue;
+        e->job_busy = false;
+        e->job_cur = NULL;
+        job_finish(e, j);
+    }
+    while (e->npend || e->nmarks) {
+        commit_job *j = job_take(e);
+        job_run(e->wr, j); /* the committer is idle: the handle is ours */
+        job_finish(e, j);
+    }
 }
 
 static void on_commit(evutil_socket_t fd, short what, void *arg)
 {
+    commit_start(arg);
+}
+
+/* Copies the write-ahead log into the database file every CHECKPOINT_MS,
+ * on its own handle and thread, so that commits never stall for it. */
+static void *checkpointer_main(void *arg)
+{
     engine *e = arg;
-    commit_puts(e);
-    commit_marks(e);
-    if (e->npend || e->nmarks) commit_soon(e);
+    pthread_mutex_lock(&e->mu);
+    while (!e->quit) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += CHECKPOINT_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&e->ck_cv, &e->mu, &ts);
+        if (e->quit) break;
+        pthread_mutex_unlock(&e->mu);
+        store_error err;
+        if (store_checkpoint(e->ck, &err) != STORE_OK) engine_log("checkpoint: %s", err.text);
+        pthread_mutex_lock(&e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
 }
 
 static int take_inflight(worker *w, int64_t id)
@@ -480,7 +637,6 @@ void eng_dest_result(eng_dest *d, int64_t id, store_outcome outcome, const char 
     tbuf_free(&text);
     w->unmarked++;
     commit_soon(e);
-    if (e->nmarks >= MAX_PENDING) commit_marks(e);
     schedule(w, 0); /* go on from the loop, not from inside the driver */
     if (e->stopping && e->stop_ev) event_active(e->stop_ev, EV_TIMEOUT, 1);
 }
@@ -678,17 +834,81 @@ static int setup_http(engine *e, tbuf *err)
     return 0;
 }
 
+static void kick_all(engine *e)
+{
+    for (size_t i = 0; i < e->nchannels; i++)
+        for (size_t k = 0; k < e->channels[i].ndests; k++) worker_kick(&e->channels[i].dests[k]);
+}
+
+/* Three handles on the store: the committer writes, the loop reads, the
+ * checkpointer moves the log into the database; none of them checkpoints
+ * inside a commit. */
+static int open_store(engine *e, tbuf *err)
+{
+    store_options o = {.checkpoint_pages = -1};
+    store_error serr;
+    const char *path = e->cfg->store.path;
+    if (store_open(path, &o, &e->wr, &serr) != STORE_OK ||
+        store_open(path, &o, &e->st, &serr) != STORE_OK ||
+        store_open(path, &o, &e->ck, &serr) != STORE_OK) {
+        tbuf_printf(err, "cannot open the store %s: %s", path, serr.text);
+        return -1;
+    }
+    return 0;
+}
+
+static int start_threads(engine *e, tbuf *err)
+{
+    if (pipe2(e->notify, O_NONBLOCK | O_CLOEXEC) != 0) {
+        tbuf_printf(err, "cannot create a pipe: %s", strerror(errno));
+        e->notify[0] = e->notify[1] = -1;
+        return -1;
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    pthread_cond_init(&e->ck_cv, NULL);
+    if (pthread_create(&e->committer, NULL, committer_main, e) != 0) {
+        tbuf_puts(err, "cannot start the committer thread");
+        return -1;
+    }
+    if (pthread_create(&e->checkpointer, NULL, checkpointer_main, e) != 0) {
+        pthread_mutex_lock(&e->mu);
+        e->quit = true;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->committer, NULL);
+        tbuf_puts(err, "cannot start the checkpointer thread");
+        return -1;
+    }
+    e->threads = true;
+    e->notify_ev = event_new(e->base, e->notify[0], EV_READ | EV_PERSIST, on_job_done, e);
+    event_add(e->notify_ev, NULL);
+    return 0;
+}
+
+static void stop_threads(engine *e)
+{
+    if (!e->threads) return;
+    pthread_mutex_lock(&e->mu);
+    e->quit = true;
+    pthread_cond_broadcast(&e->cv);
+    pthread_cond_broadcast(&e->ck_cv);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->committer, NULL);
+    pthread_join(e->checkpointer, NULL);
+    pthread_cond_destroy(&e->cv);
+    pthread_cond_destroy(&e->ck_cv);
+    pthread_mutex_destroy(&e->mu);
+    e->threads = false;
+}
+
 engine *engine_new(const tern_config *cfg, struct event_base *base, tbuf *err)
 {
     engine *e = xcalloc(1, sizeof(*e));
     e->cfg = cfg;
     e->base = base;
-    store_error serr;
-    if (store_open(cfg->store.path, NULL, &e->st, &serr) != STORE_OK) {
-        tbuf_printf(err, "cannot open the store %s: %s", cfg->store.path, serr.text);
-        free(e);
-        return NULL;
-    }
+    e->notify[0] = e->notify[1] = -1;
+    if (open_store(e, err) != 0 || start_threads(e, err) != 0) goto fail;
     e->commit_ev = event_new(base, -1, 0, on_commit, e);
     e->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, e);
     struct timeval tv = {POLL_MS / 1000, (POLL_MS % 1000) * 1000};
@@ -699,8 +919,7 @@ engine *engine_new(const tern_config *cfg, struct event_base *base, tbuf *err)
         e->nchannels = i + 1;
         if (setup_channel(e, &e->channels[i], &cfg->channels[i], err) != 0) goto fail;
     }
-    for (size_t i = 0; i < e->nchannels; i++)
-        for (size_t k = 0; k < e->channels[i].ndests; k++) worker_kick(&e->channels[i].dests[k]);
+    kick_all(e);
     return e;
 fail:
     engine_free(e);
@@ -719,8 +938,10 @@ static void stop_check(evutil_socket_t fd, short what, void *arg)
 {
     engine *e = arg;
     if (e->sources_running || deliveries_in_flight(e)) return;
-    commit_puts(e);
-    commit_marks(e);
+    if (e->job_busy || e->npend || e->nmarks) {
+        commit_start(e); /* job_finish comes back here */
+        return;
+    }
     if (e->stop_done) {
         void (*done)(void *) = e->stop_done;
         e->stop_done = NULL;
@@ -757,17 +978,25 @@ void engine_stop(engine *e, void (*done)(void *arg), void *arg)
 void engine_free(engine *e)
 {
     if (!e) return;
-    /* Answer what is still pending (stored durably first). */
-    if (e->st) {
-        commit_puts(e);
-        commit_marks(e);
-    }
+    e->stopping = true; /* no new deliveries from here on */
+    /* What was received is stored and answered while its source exists. */
+    if (e->threads) commit_sync(e);
     for (size_t i = 0; i < e->nchannels; i++) {
         eng_channel *ch = &e->channels[i];
         if (ch->src) ch->src_ops->free(ch->src);
+        ch->src = NULL;
         for (size_t k = 0; k < ch->ndests; k++) {
             eng_dest *d = &ch->dests[k];
             if (d->open) d->ops->close(d);
+            d->open = false;
+        }
+    }
+    if (e->threads) commit_sync(e); /* outcomes reported while closing */
+    stop_threads(e);
+    for (size_t i = 0; i < e->nchannels; i++) {
+        eng_channel *ch = &e->channels[i];
+        for (size_t k = 0; k < ch->ndests; k++) {
+            eng_dest *d = &ch->dests[k];
             if (d->w.timer) event_free(d->w.timer);
             store_queue_batch_free(&d->w.page);
             free(d->w.inflight);
@@ -775,19 +1004,20 @@ void engine_free(engine *e)
         free(ch->dests);
         hl7_msg_free(ch->msg);
     }
-    if (e->st) {
-        commit_puts(e);
-        commit_marks(e);
-    }
     free(e->channels);
     if (e->http) evhttp_free(e->http);
     if (e->commit_ev) event_free(e->commit_ev);
     if (e->poll_ev) event_free(e->poll_ev);
     if (e->stop_ev) event_free(e->stop_ev);
+    if (e->notify_ev) event_free(e->notify_ev);
+    if (e->notify[0] >= 0) close(e->notify[0]);
+    if (e->notify[1] >= 0) close(e->notify[1]);
     free(e->pend);
     free(e->marks);
     free(e->mark_texts);
     store_close(e->st);
+    store_close(e->wr);
+    store_close(e->ck);
     free(e);
 }
 

@@ -524,17 +524,19 @@ static store_status sq_open(const char *path, const store_options *opt, store **
     if (st != STORE_OK) goto fail;
 
     /* Created here so that it gets owner-only permissions; SQLite gives the
-     * -wal and -shm files the same (and syncs the directory for the WAL). */
+     * -wal and -shm files the same (and syncs the directory for the WAL).
+     * An existing file is NOT opened here: closing any descriptor of the
+     * database file drops every POSIX lock this process holds on it, those
+     * of other SQLite handles included, and another process would then
+     * checkpoint and delete the WAL under them (committed data lost). */
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0)
+    if (fd >= 0) {
         sync_parent(path);
-    else if (errno == EEXIST)
-        fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        st = store_fail(err, STORE_ERR_IO, "opening store file %s: %s", path, strerror(errno));
+        close(fd);
+    } else if (errno != EEXIST) {
+        st = store_fail(err, STORE_ERR_IO, "creating store file %s: %s", path, strerror(errno));
         goto fail;
     }
-    close(fd);
 
     int rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -580,6 +581,55 @@ static void test_reopen_resumes_queues(void **state)
     assert_int_equal(b.n, 3);
     assert_int_equal(b.items[0].attempts, 1);
     store_queue_batch_free(&b);
+}
+
+/* Several handles in one process (the engine's writer, reader and
+ * checkpointer) must not disturb each other's POSIX locks: opening a second
+ * handle once dropped the first one's locks, so another process (here a
+ * child doing what the sqlite3 shell does) believed it was alone, and on
+ * closing checkpointed and deleted the WAL that the first handle went on
+ * writing to; later commits were lost. */
+static void test_second_handle_keeps_locks(void **state)
+{
+    fixture *f = *state;
+    store_error err;
+    store_options o = {.checkpoint_pages = -1};
+    store *writer = NULL, *other = NULL;
+    ok(store_open(f->path, &o, &writer, &err), &err);
+    store_dest d[] = {{"down", STORE_DLV_QUEUED}};
+    store_put p = msg("adt", "MSH|first", T0, d, 1);
+    ok(store_put_batch(writer, &p, 1, NULL, &err), &err);
+    ok(store_open(f->path, &o, &other, &err), &err); /* the second handle */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* a fresh process (exec: a forked copy would inherit SQLite's idea
+         * of this process's locks); on closing it would checkpoint and
+         * delete the WAL if it believed it was alone */
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) dup2(devnull, STDOUT_FILENO);
+        execlp("sqlite3", "sqlite3", f->path, "SELECT count(*) FROM messages", (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        store_close(other);
+        store_close(writer);
+        skip(); /* no sqlite3 shell (scripts/deps.sh installs it) */
+    }
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char wal[sizeof f->path + 8];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    assert_int_equal(access(wal, F_OK), 0); /* still there: our locks held */
+    p = msg("adt", "MSH|second", T0 + 1, d, 1);
+    ok(store_put_batch(writer, &p, 1, NULL, &err), &err);
+    store_close(other);
+    /* and a new handle sees both commits */
+    uint64_t n = 0;
+    ok(store_queue_count(f->s, "adt", "down", &n, &err), &err);
+    assert_int_equal(n, 2);
+    store_close(writer);
 }
 
 /* --- operator actions ----------------------------------------------------------- */
@@ -1138,6 +1188,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_schedule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_resumes_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_handle_keeps_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reprocess, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reprocess_by_filter_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edit_keeps_original, setup, teardown),

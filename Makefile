@@ -30,6 +30,7 @@ test: build build-asan
 
 bench: build
 	@./bench/run.sh build/tern
+	@./bench/mllp/run.sh build/tern
 
 demo: build
 	@./examples/demo/run.sh build/tern

@@ -6,13 +6,12 @@
 # detection off (the default) both are delivered.
 set -u
 tern=$1
+src=$2
+. "$src/tests/lib/common.sh"
 fail=0
 tmp=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
 q() { sqlite3 -cmd ".timeout 5000" "$tmp/var/tern.db" "$1"; }
 
 P1=$(free_port); P2=$(free_port)

@@ -25,6 +25,7 @@
 set -u
 tern=$1
 src=$2
+. "$src/tests/lib/common.sh"
 fail=0
 tmp=$(mktemp -d)
 pids=""
@@ -34,17 +35,6 @@ trap cleanup EXIT
 for t in sqlite3 curl python3; do
     command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
 done
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port: waits up to 10 s for a listener
-    i=0
-    while [ $i -lt 100 ]; do
-        python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$1)))" 2>/dev/null && return 0
-        sleep 0.1; i=$((i + 1))
-    done
-    echo "FAIL: nothing listens on $1"; return 1
-}
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
 check() { # description, then a command that must succeed
     d=$1; shift
     if "$@"; then ok "$d"; else bad "$d"; fi

@@ -15,6 +15,7 @@
 set -u
 tern=$1
 src=$2
+. "$src/tests/lib/common.sh"
 fail=0
 tmp=$(mktemp -d)
 pids=""
@@ -23,17 +24,6 @@ trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap "for p in \$pids; do kill -9 \$p 2>/dev/null; done; echo kept \$tmp" EXIT
 
 if ! command -v sqlite3 >/dev/null; then echo "FAIL: sqlite3 missing (scripts/deps.sh installs it)"; exit 1; fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port: waits up to 10 s for a listener
-    i=0
-    while [ $i -lt 100 ]; do
-        python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$1)))" 2>/dev/null && return 0
-        sleep 0.1; i=$((i + 1))
-    done
-    echo "FAIL: nothing listens on $1"; return 1
-}
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
 q() { sqlite3 -cmd ".timeout 5000" "$1" "$2"; }
 # waits until sqlite query $2 on $1 prints $3 (30 s at most)
 wait_for() {

@@ -96,6 +96,13 @@ print(msa[2], msa[1])
 PY
 grep -q '^X-1 AR' "$tmp/x.ack" && ok "invalid HL7 gets AR" || { bad "AR for invalid"; cat "$tmp/x.ack"; }
 wait_for "$down_db" "select count(*) from messages" 200 && ok "200 delivered downstream" || bad "delivery"
+# business keys: an order is found by its placer or filler number
+printf 'MSH|^~\\&|S|F|R|F|2026||ORM^O01|O-1|P|2.5\rPID|1||P77^^^H^MR\rORC|NW|PL-123^EHR|FI-456^LAB\rOBR|1|PL-123^EHR|FI-456^LAB|CBC\r' >"$tmp/o.hl7"
+"$tern" send --port "$IN" "$tmp/o.hl7" >/dev/null
+"$tern" messages -c "$tmp/up/tern.yaml" list --order FI-456 >"$tmp/o.list" 2>&1
+grep -q "O-1" "$tmp/o.list" && ok "found by filler order number" || { bad "order search"; cat "$tmp/o.list"; }
+"$tern" messages -c "$tmp/up/tern.yaml" list --order PL-123 --patient P77 | grep -q "O-1" && ok "found by placer number and patient" || bad "placer search"
+"$tern" messages -c "$tmp/up/tern.yaml" list --order PL-999 | grep -q "O-1" && bad "unknown order number matched" || ok "unknown order number finds nothing"
 q "$up_db" "select state from messages where control_id='X-1'" | grep -q rejected && ok "invalid stored as rejected" || bad "rejected state"
 q "$up_db" "select state from messages where control_id='F-1'" | grep -q filtered && ok "filtered stored as filtered" || bad "filtered state"
 [ "$(ls "$tmp/up/var/out" | wc -l)" = 200 ] && ok "200 archive files" || bad "archive files: $(ls "$tmp/up/var/out" | wc -l)"

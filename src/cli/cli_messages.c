@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "engine/msg_meta.h"
 #include "engine/config.h"
 #include "hl7/hl7.h"
 #include "hl7/hl7_json.h"
@@ -82,6 +83,7 @@ static const char list_usage[] =
     "                    with Z or +01:00 for a zone (else local time), or a\n"
     "                    duration ago: 30m, 2h, 7d\n"
     "  --patient ID      patient id (PID-3.1)\n"
+    "  --order NUMBER    placer or filler order number (ORC-2/3, OBR-2/3)\n"
     "  --control-id ID   message control id (MSH-10)\n"
     "  --facility F      sending facility (MSH-4)\n"
     "  --before ID       only ids below ID (the next page)\n"
@@ -176,6 +178,7 @@ enum {
     OPT_SINCE,
     OPT_LIMIT,
     OPT_PATIENT,
+    OPT_ORDER,
     OPT_CONTROL,
     OPT_FACILITY,
     OPT_BEFORE,
@@ -748,6 +751,7 @@ static int cmd_list(msgs *m, int argc, char **argv)
                                          {"since", required_argument, NULL, OPT_SINCE},
                                          {"limit", required_argument, NULL, OPT_LIMIT},
                                          {"patient", required_argument, NULL, OPT_PATIENT},
+                                         {"order", required_argument, NULL, OPT_ORDER},
                                          {"control-id", required_argument, NULL, OPT_CONTROL},
                                          {"facility", required_argument, NULL, OPT_FACILITY},
                                          {"before", required_argument, NULL, OPT_BEFORE},
@@ -784,6 +788,9 @@ static int cmd_list(msgs *m, int argc, char **argv)
             break;
         case OPT_PATIENT:
             f.patient_id = optarg;
+            break;
+        case OPT_ORDER:
+            f.order_id = optarg;
             break;
         case OPT_CONTROL:
             f.control_id = optarg;
@@ -1290,34 +1297,11 @@ done:
 
 /* --- edit -------------------------------------------------------------------------------- */
 
-/* The search fields of a parsed message, decoded, in buffers the caller
- * frees; NULL for absent ones. */
-typedef struct edit_meta {
-    tbuf v[7];
-    store_meta meta;
-} edit_meta;
-
-static const char *meta_value(const hl7_msg *hm, const char *path, tbuf *out)
+/* Appends the decoded value at path to out (nothing when absent). */
+static void meta_value(const hl7_msg *hm, const char *path, tbuf *out)
 {
     hl7_path p;
-    hl7_error e;
-    if (hl7_path_parse(path, &p, &e) != HL7_OK || hl7_get(hm, &p, out) != HL7_VALUE) return NULL;
-    return tbuf_cstr(out);
-}
-
-static void extract_meta(const hl7_msg *hm, edit_meta *em)
-{
-    const char *type = meta_value(hm, "MSH-9.1", &em->v[0]);
-    tbuf event = TBUF_INIT;
-    if (type && meta_value(hm, "MSH-9.2", &event)) tbuf_printf(&em->v[0], "^%s", event.p);
-    tbuf_free(&event);
-    em->meta.msh9 = type ? tbuf_cstr(&em->v[0]) : NULL;
-    em->meta.control_id = meta_value(hm, "MSH-10", &em->v[1]);
-    em->meta.send_app = meta_value(hm, "MSH-3", &em->v[2]);
-    em->meta.send_fac = meta_value(hm, "MSH-4", &em->v[3]);
-    em->meta.recv_app = meta_value(hm, "MSH-5", &em->v[4]);
-    em->meta.recv_fac = meta_value(hm, "MSH-6", &em->v[5]);
-    em->meta.patient_id = meta_value(hm, "PID-3.1", &em->v[6]);
+    if (hl7_path_parse(path, &p, NULL) == HL7_OK) hl7_get(hm, &p, out);
 }
 
 /* Without --dest, a message that has no deliveries at all (rejected) goes to
@@ -1364,7 +1348,7 @@ static int cmd_edit(msgs *m, int argc, char **argv)
     name_list dests = {0};
     tbuf file = TBUF_INIT, wire = TBUF_INIT;
     store_message orig = STORE_MESSAGE_INIT, rev = STORE_MESSAGE_INIT;
-    edit_meta em = {0};
+    msg_meta em = {0};
     hl7_msg *hm = NULL;
     int c, rc = GO_ON;
     getopt_reset();
@@ -1433,7 +1417,8 @@ static int cmd_edit(msgs *m, int argc, char **argv)
         tbuf_put(&wire, seg->p, seg->len);
         tbuf_putc(&wire, '\r');
     }
-    extract_meta(hm, &em);
+    msg_meta_extract(hm, &em);
+    store_meta meta = msg_meta_view(&em);
     if ((rc = check_dests(m, &dests, orig.sum.channel)) != CLI_OK) goto done;
     if (!dests.n && !orig.n_deliveries && (rc = route_unrouted(m, &orig, hm, &dests)) != CLI_OK)
         goto done;
@@ -1441,7 +1426,7 @@ static int cmd_edit(msgs *m, int argc, char **argv)
     store_audit who = {default_user(user), reason};
     int64_t new_id;
     size_t queued;
-    if (store_edit(m->s, id, wire.p, wire.len, &em.meta, dests.v, dests.n, &who, now_ms(), &new_id,
+    if (store_edit(m->s, id, wire.p, wire.len, &meta, dests.v, dests.n, &who, now_ms(), &new_id,
                    &queued, &err) != STORE_OK) {
         rc = store_failed(m, &err);
         goto done;
@@ -1459,8 +1444,7 @@ static int cmd_edit(msgs *m, int argc, char **argv)
                id);
     rc = CLI_OK;
 done:
-    for (size_t i = 0; i < 7; i++)
-        tbuf_free(&em.v[i]);
+    msg_meta_free(&em);
     hl7_msg_free(hm);
     store_message_free(&orig);
     store_message_free(&rev);

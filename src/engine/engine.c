@@ -27,6 +27,8 @@
  */
 #include "engine/engine_int.h"
 
+#include "engine/msg_meta.h"
+
 #include "base/mem.h"
 #include "hl7/hl7_ack.h"
 
@@ -55,7 +57,7 @@ typedef struct pending {
     eng_channel *ch;
     char *raw;
     size_t len;
-    char *meta[7]; /* msh9, control id, send app/fac, recv app/fac, patient id */
+    msg_meta meta;
     store_msg_state state;
     char *error;
     bool accepted;
@@ -228,7 +230,7 @@ void eng_dest_set_impl(eng_dest *d, void *impl)
 /* --- submit ------------------------------------------------------------------- */
 
 /* The raw value at path as a new string, or NULL when there is none. */
-static char *get_meta(const hl7_msg *m, const char *path)
+static char *raw_value(const hl7_msg *m, const char *path)
 {
     hl7_path p;
     hl7_span v;
@@ -237,34 +239,17 @@ static char *get_meta(const hl7_msg *m, const char *path)
     return xstrndup(v.p, v.len);
 }
 
-static void extract_meta(const hl7_msg *m, pending *p)
-{
-    char *type = get_meta(m, "MSH-9.1");
-    char *event = get_meta(m, "MSH-9.2");
-    tbuf t = TBUF_INIT;
-    tbuf_puts(&t, type ? type : "");
-    if (event) {
-        tbuf_putc(&t, '^');
-        tbuf_puts(&t, event);
-    }
-    p->meta[0] = t.len ? tbuf_detach(&t, NULL) : NULL;
-    tbuf_free(&t);
-    free(type);
-    free(event);
-    static const char *const paths[] = {"MSH-10", "MSH-3", "MSH-4", "MSH-5", "MSH-6", "PID-3.1"};
-    for (int i = 0; i < 6; i++) p->meta[i + 1] = get_meta(m, paths[i]);
-}
-
 static bool same_key(const pending *q, const eng_channel *ch, const char *fac, const char *ctl)
 {
-    return q->ch == ch && q->state == STORE_MSG_RECEIVED && q->meta[1] &&
-           !strcmp(q->meta[1], ctl) &&
-           ((!fac && !q->meta[3]) || (fac && q->meta[3] && !strcmp(fac, q->meta[3])));
+    const msg_meta *mm = &q->meta;
+    return q->ch == ch && q->state == STORE_MSG_RECEIVED && mm->control_id &&
+           !strcmp(mm->control_id, ctl) &&
+           ((!fac && !mm->send_fac) || (fac && mm->send_fac && !strcmp(fac, mm->send_fac)));
 }
 
 static bool is_duplicate(engine *e, eng_channel *ch, pending *p)
 {
-    const char *fac = p->meta[3], *ctl = p->meta[1];
+    const char *fac = p->meta.send_fac, *ctl = p->meta.control_id;
     if (!ch->cfg->duplicates.enabled || !ctl || !*ctl) return false;
     /* not yet stored: gathered for the next commit, or being committed */
     for (size_t i = 0; i < e->npend; i++)
@@ -297,7 +282,7 @@ static void classify(engine *e, eng_channel *ch, pending *p)
         /* Keep what the MSH says, when it alone is readable, so that the
          * rejected message can be found by its control id and sender. */
         size_t line = strcspn(p->raw, "\r\n");
-        if (hl7_parse(m, p->raw, line, NULL) == HL7_OK) extract_meta(m, p);
+        if (hl7_parse(m, p->raw, line, NULL) == HL7_OK) msg_meta_extract(m, &p->meta);
         p->accepted = ch->cfg->source.mllp.ack == CONFIG_ACK_ALWAYS;
         if (p->accepted) {
             tbuf_reset(&p->ack);
@@ -306,8 +291,8 @@ static void classify(engine *e, eng_channel *ch, pending *p)
         }
         return;
     }
-    extract_meta(m, p);
-    char *type = get_meta(m, "MSH-9.1"), *event = get_meta(m, "MSH-9.2");
+    msg_meta_extract(m, &p->meta);
+    char *type = raw_value(m, "MSH-9.1"), *event = raw_value(m, "MSH-9.2");
     bool pass = config_filter_accepts(&ch->cfg->filter, type ? type : "", event ? event : "");
     free(type);
     free(event);
@@ -348,7 +333,7 @@ void eng_submit(eng_channel *ch, const char *raw, size_t len, eng_done_fn done, 
 static void pending_free(pending *p)
 {
     free(p->raw);
-    for (int i = 0; i < 7; i++) free(p->meta[i]);
+    msg_meta_free(&p->meta);
     free(p->error);
     tbuf_free(&p->ack);
 }
@@ -384,8 +369,7 @@ static commit_job *job_take(engine *e)
         it->raw = p->raw;
         it->raw_len = p->len;
         it->received_at = now;
-        it->meta = (store_meta){p->meta[0], p->meta[1], p->meta[2], p->meta[3],
-                                p->meta[4], p->meta[5], p->meta[6]};
+        it->meta = msg_meta_view(&p->meta);
         it->state = p->state;
         it->error = p->error;
         if (p->state == STORE_MSG_REJECTED) continue;

@@ -122,6 +122,10 @@ typedef struct store_meta {
     const char *recv_app;   /* MSH-5 */
     const char *recv_fac;   /* MSH-6 */
     const char *patient_id; /* PID-3.1 */
+    /* Placer and filler order numbers (ORC-2.1, ORC-3.1, OBR-2.1, OBR-3.1 of
+     * every occurrence), searchable with store_filter.order_id. */
+    const char *const *order_ids;
+    size_t n_order_ids;
 } store_meta;
 
 /* One destination of a new message and its first state (QUEUED or FILTERED). */
@@ -232,6 +236,7 @@ typedef struct store_filter {
     const char *msh9;          /* "ADT^A01"; "ADT" matches every ADT trigger */
     int64_t since;             /* received_at >= since; 0: no bound */
     const char *patient_id;    /* business keys: exact match, indexed */
+    const char *order_id;      /* a placer or filler order number */
     const char *control_id;
     const char *send_fac;
     int64_t original_id; /* the revisions of this message (the id of its revision 1),

@@ -85,6 +85,14 @@ static const char *const MIGRATIONS[] = {
     " why TEXT NOT NULL,"
     " action TEXT NOT NULL,"
     " what TEXT NOT NULL);",
+    /* 1 -> 2: business keys a message may hold several of (placer and
+     * filler order numbers), one row each, searchable by value */
+    "CREATE TABLE message_keys("
+    " message_id INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " value TEXT NOT NULL);"
+    "CREATE INDEX message_keys_value ON message_keys(kind, value);"
+    "CREATE INDEX message_keys_message ON message_keys(message_id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -133,6 +141,8 @@ enum stmt_id {
     ST_PRUNE_COUNT,
     ST_PRUNE_DLV,
     ST_PRUNE_MSG,
+    ST_PUT_KEY,
+    ST_PRUNE_KEYS,
     ST_AUDIT_ADD,
     ST_AUDIT_LIST,
     ST_COUNT
@@ -207,6 +217,8 @@ static const char *const SQL[ST_COUNT] = {
                        "  WHERE d.message_id = m.id AND d.state = 'queued')",
     [ST_PRUNE_DLV] = "DELETE FROM deliveries WHERE message_id = ?1",
     [ST_PRUNE_MSG] = "DELETE FROM messages WHERE id = ?1",
+    [ST_PUT_KEY] = "INSERT INTO message_keys(message_id, kind, value) VALUES(?1, 'order', ?2)",
+    [ST_PRUNE_KEYS] = "DELETE FROM message_keys WHERE message_id = ?1",
     [ST_AUDIT_ADD] = "INSERT INTO audit(at, who, why, action, what) VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_AUDIT_LIST] = "SELECT id, at, who, why, action, what FROM audit ORDER BY id DESC LIMIT ?1",
 };
@@ -618,6 +630,22 @@ static store_status sq_checkpoint(store *s, store_error *err)
 
 /* --- storing received messages ----------------------------------------------------------- */
 
+/* Writes the order numbers of message id (inside the caller's transaction). */
+static store_status put_keys(sq_store *q, int64_t id, const store_meta *meta, store_error *err)
+{
+    if (!meta->n_order_ids) return STORE_OK;
+    sqlite3_stmt *st;
+    store_status r = stmt_get(q, ST_PUT_KEY, &st, err);
+    for (size_t i = 0; r == STORE_OK && i < meta->n_order_ids; i++) {
+        if (!meta->order_ids[i] || !*meta->order_ids[i]) continue;
+        sqlite3_bind_int64(st, 1, id);
+        bind_str(st, 2, meta->order_ids[i]);
+        int rc = run(st);
+        if (rc != SQLITE_OK) r = sq_fail(q, rc, err, "storing the order numbers of a message");
+    }
+    return r;
+}
+
 static store_status put_one(sq_store *q, sqlite3_stmt *msg, sqlite3_stmt *dlv, const store_put *p,
                             const int64_t *dest_ids, int64_t *id, store_error *err)
 {
@@ -637,6 +665,8 @@ static store_status put_one(sq_store *q, sqlite3_stmt *msg, sqlite3_stmt *dlv, c
     int rc = run(msg);
     if (rc != SQLITE_OK) return sq_fail(q, rc, err, "storing a message of channel %s", p->channel);
     *id = sqlite3_last_insert_rowid(q->db);
+    store_status ks = put_keys(q, *id, &p->meta, err);
+    if (ks != STORE_OK) return ks;
     for (size_t d = 0; d < p->n_dests; d++) {
         sqlite3_bind_int64(dlv, 1, *id);
         sqlite3_bind_int64(dlv, 2, dest_ids[d]);
@@ -875,12 +905,14 @@ static void build_list(const store_filter *f, sq_query *b)
 {
     enum {
         BY_REVISIONS,
+        BY_ORDER,
         BY_CONTROL,
         BY_PATIENT,
         BY_FACILITY,
         BY_DELIVERY,
         BY_ANY
     } by = f->original_id                                                        ? BY_REVISIONS
+           : f->order_id                                                         ? BY_ORDER
            : f->control_id                                                       ? BY_CONTROL
            : f->patient_id                                                       ? BY_PATIENT
            : f->send_fac                                                         ? BY_FACILITY
@@ -893,6 +925,10 @@ static void build_list(const store_filter *f, sq_query *b)
         q_int(b, " AND (m.id = ?", f->original_id);
         q_int(b, " OR m.original_id = ?)", f->original_id);
     }
+    if (f->order_id)
+        q_text(b, " AND m.id IN (SELECT message_id FROM message_keys WHERE kind = 'order'"
+                  " AND value = ?)",
+               f->order_id);
     if (f->control_id) q_cond(b, by == BY_CONTROL ? "" : "+", "m.control_id = ?", f->control_id);
     if (f->send_fac) q_cond(b, by == BY_FACILITY ? "" : "+", "m.send_fac = ?", f->send_fac);
     if (f->patient_id) q_cond(b, by == BY_PATIENT ? "" : "+", "m.patient_id = ?", f->patient_id);
@@ -1273,6 +1309,8 @@ static store_status sq_edit(store *s, int64_t id, const void *raw, size_t raw_le
         goto fail;
     }
     *new_id = sqlite3_last_insert_rowid(q->db);
+    r = put_keys(q, *new_id, meta, err);
+    if (r != STORE_OK) goto fail;
 
     for (size_t i = 0; i < (n_dests ? n_dests : 1); i++) {
         sqlite3_stmt *mv = n_dests ? move_named : move_default;
@@ -1317,10 +1355,11 @@ done:
 static store_status prune_chunk(sq_store *q, int64_t before, int64_t cursor[2], size_t *n,
                                 store_error *err)
 {
-    sqlite3_stmt *sel, *del_dlv, *del_msg;
+    sqlite3_stmt *sel, *del_dlv, *del_msg, *del_keys;
     store_status r = stmt_get(q, ST_PRUNE_SELECT, &sel, err);
     if (r == STORE_OK) r = stmt_get(q, ST_PRUNE_DLV, &del_dlv, err);
     if (r == STORE_OK) r = stmt_get(q, ST_PRUNE_MSG, &del_msg, err);
+    if (r == STORE_OK) r = stmt_get(q, ST_PRUNE_KEYS, &del_keys, err);
     if (r == STORE_OK) r = begin(q, err, "pruning");
     if (r != STORE_OK) return r;
     *n = 0;
@@ -1339,7 +1378,9 @@ static store_status prune_chunk(sq_store *q, int64_t before, int64_t cursor[2], 
     for (size_t i = 0; rc == SQLITE_DONE && i < *n; i++) {
         sqlite3_bind_int64(del_dlv, 1, ids[i]);
         sqlite3_bind_int64(del_msg, 1, ids[i]);
+        sqlite3_bind_int64(del_keys, 1, ids[i]);
         rc = run(del_dlv);
+        if (rc == SQLITE_OK) rc = run(del_keys);
         if (rc == SQLITE_OK) rc = run(del_msg);
         if (rc == SQLITE_OK) rc = SQLITE_DONE;
     }

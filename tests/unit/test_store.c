@@ -415,6 +415,46 @@ static void test_list_filters(void **state)
 
 /* --- queues ------------------------------------------------------------------- */
 
+/* Order numbers: several per message, each searchable; pruning removes
+ * them with their message; the search uses the keys index. */
+static void test_order_numbers(void **state)
+{
+    fixture *f = *state;
+    store_dest d = {"down", STORE_DLV_QUEUED};
+    const char *o1[] = {"PL-1", "FI-1"}, *o2[] = {"PL-2", "FI-1"};
+    store_put p[3];
+    p[0] = msg("lab", "MSH|a", T0, &d, 1);
+    p[0].meta.order_ids = o1;
+    p[0].meta.n_order_ids = 2;
+    p[1] = msg("lab", "MSH|b", T0 + 1, &d, 1);
+    p[1].meta.order_ids = o2;
+    p[1].meta.n_order_ids = 2;
+    p[2] = msg("lab", "MSH|c", T0 + 2, &d, 1);
+    int64_t ids[3];
+    store_error err;
+    ok(store_put_batch(f->s, p, 3, ids, &err), &err);
+    collected c = {.stop_after = 0};
+    store_filter flt = {.order_id = "PL-1"};
+    assert_int_equal(list(f, &flt, &c), 1);
+    assert_int_equal(c.ids[0], ids[0]);
+    flt.order_id = "FI-1";
+    assert_int_equal(list(f, &flt, &c), 2);
+    flt.order_id = "NONE";
+    assert_int_equal(list(f, &flt, &c), 0);
+    tbuf plan = TBUF_INIT;
+    flt.order_id = "FI-1";
+    ok(store_list_plan(f->s, &flt, &plan, &err), &err);
+    assert_non_null(strstr(plan.p, "message_keys_value"));
+    tbuf_free(&plan);
+    mark(f, "lab", "down", ids[0], STORE_SENT, 0, NULL, T0);
+    mark(f, "lab", "down", ids[1], STORE_SENT, 0, NULL, T0);
+    mark(f, "lab", "down", ids[2], STORE_SENT, 0, NULL, T0);
+    store_audit who = {"test", "cleanup"};
+    store_prune_result pr;
+    ok(store_prune(f->s, T0 + 10, &who, T0 + 20, &pr, &err), &err);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM message_keys"), 0);
+}
+
 static void test_queue_order_and_paging(void **state)
 {
     fixture *f = *state;
@@ -781,7 +821,7 @@ static void test_edit_keeps_original(void **state)
     fixture *f = *state;
     int64_t id = delivered_partly(f, "adt");
     const char *fixed = "MSH|corrected\rPID|1||NEWPAT\r";
-    store_meta meta = {"ADT^A08", "CTRL2", "SENDAPP", "SENDFAC", NULL, NULL, "NEWPAT"};
+    store_meta meta = {"ADT^A08", "CTRL2", "SENDAPP", "SENDFAC", NULL, NULL, "NEWPAT", NULL, 0};
     int64_t rev2 = 0;
     size_t requeued = 0;
     store_error err;
@@ -1184,6 +1224,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy_and_invalid_puts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_batch_and_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_order_and_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_schedule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_queue, setup, teardown),

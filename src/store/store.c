@@ -170,6 +170,7 @@ store_status store_open(const char *location, const store_options *opt, store **
     store_options defaults = {.busy_timeout_ms = 5000, .checkpoint_pages = STORE_CHECKPOINT_PAGES};
     if (opt && opt->busy_timeout_ms > 0) defaults.busy_timeout_ms = opt->busy_timeout_ms;
     if (opt && opt->checkpoint_pages) defaults.checkpoint_pages = opt->checkpoint_pages;
+    if (opt) defaults.segment_bytes = opt->segment_bytes;
     store_status st = ops->open(rest, &defaults, out, err);
     if (st != STORE_OK) *out = NULL;
     return finish(st, err);

@@ -89,6 +89,9 @@ typedef struct store_options {
      * 0: STORE_CHECKPOINT_PAGES; -1: never here, because another handle
      * calls store_checkpoint (e.g. on a thread the engine owns). */
     int checkpoint_pages;
+    /* SQLite: start a new file of the body log (store_blob.h) past this
+     * many bytes; 0: BLOB_SEGMENT_BYTES (64 MiB). Pruning frees whole files. */
+    uint64_t segment_bytes;
 } store_options;
 
 #define STORE_CHECKPOINT_PAGES 10000 /* about 40 MB of log */

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+#include "store/store_blob.h"
 
 /* --- schema ------------------------------------------------------------------ */
 
@@ -93,6 +94,12 @@ static const char *const MIGRATIONS[] = {
     " value TEXT NOT NULL);"
     "CREATE INDEX message_keys_value ON message_keys(kind, value);"
     "CREATE INDEX message_keys_message ON message_keys(message_id);",
+    /* 2 -> 3: bodies in the body log (store_blob.h): raw is then X'' and
+     * (body_seg, body_off) say where the raw_len bytes are */
+    "ALTER TABLE messages ADD COLUMN raw_len INTEGER;"
+    "ALTER TABLE messages ADD COLUMN body_seg INTEGER;"
+    "ALTER TABLE messages ADD COLUMN body_off INTEGER;"
+    "CREATE INDEX messages_body_seg ON messages(body_seg) WHERE body_seg IS NOT NULL;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -101,8 +108,10 @@ static const char *const MIGRATIONS[] = {
 #define SUMMARY_COLS                                                                               \
     "m.id, m.channel, m.received_at, m.state, m.msh9, m.control_id, m.send_app, m.send_fac,"       \
     " m.recv_app, m.recv_fac, m.patient_id, m.error, m.revision, coalesce(m.original_id, m.id),"   \
-    " length(m.raw)"
+    " coalesce(m.raw_len, length(m.raw))"
 #define SUMMARY_NCOLS 15
+/* Where the raw bytes are, after the summary columns of ST_GET_MSG. */
+#define BODY_COLS "m.raw, m.body_seg, m.body_off"
 
 /* What a delivery may be reset from when no destination is named. */
 #define NOT_SUCCEEDED "('error', 'queued')"
@@ -145,6 +154,7 @@ enum stmt_id {
     ST_PRUNE_KEYS,
     ST_AUDIT_ADD,
     ST_AUDIT_LIST,
+    ST_SEG_USED,
     ST_COUNT
 };
 
@@ -156,13 +166,15 @@ static const char *const SQL[ST_COUNT] = {
     [ST_DEST_ADD] = "INSERT INTO destinations(channel, name) VALUES(?1, ?2)"
                     " ON CONFLICT DO NOTHING",
     [ST_PUT_MSG] = "INSERT INTO messages(channel, received_at, state, msh9, control_id,"
-                   " send_app, send_fac, recv_app, recv_fac, patient_id, error, raw)"
-                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                   " send_app, send_fac, recv_app, recv_fac, patient_id, error, raw, raw_len,"
+                   " body_seg, body_off)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [ST_PUT_DLV] = "INSERT INTO deliveries(message_id, dest_id, state, updated_at)"
                    " VALUES(?1, ?2, ?3, ?4)",
     [ST_DUP] = "SELECT id FROM messages WHERE control_id = ?1 AND send_fac IS ?2"
                " AND received_at >= ?3 AND state <> 'rejected' ORDER BY id DESC LIMIT 1",
-    [ST_QUEUE_NEXT] = "SELECT d.message_id, d.attempts, d.next_attempt_at, m.received_at, m.raw"
+    [ST_QUEUE_NEXT] = "SELECT d.message_id, d.attempts, d.next_attempt_at, m.received_at, "
+                      BODY_COLS ", coalesce(m.raw_len, length(m.raw))"
                       " FROM deliveries d JOIN messages m ON m.id = d.message_id"
                       " WHERE d.dest_id = ?1 AND d.state = 'queued' AND d.message_id > ?2"
                       " AND d.next_attempt_at <= ?3 ORDER BY d.message_id LIMIT ?4",
@@ -175,7 +187,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_MARK_FAILED] = "UPDATE deliveries SET state = 'error', attempts = attempts + 1,"
                        " last_error = ?5, updated_at = ?1"
                        " WHERE message_id = ?2 AND dest_id = ?3 AND state = 'queued'",
-    [ST_GET_MSG] = "SELECT " SUMMARY_COLS ", m.raw FROM messages m WHERE m.id = ?1",
+    [ST_GET_MSG] = "SELECT " SUMMARY_COLS ", " BODY_COLS " FROM messages m WHERE m.id = ?1",
     [ST_GET_DLV] = "SELECT t.name, d.state, d.attempts, d.next_attempt_at, d.last_error,"
                    " d.updated_at FROM deliveries d JOIN destinations t ON t.id = d.dest_id"
                    " WHERE d.message_id = ?1 ORDER BY d.dest_id",
@@ -221,6 +233,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_PRUNE_KEYS] = "DELETE FROM message_keys WHERE message_id = ?1",
     [ST_AUDIT_ADD] = "INSERT INTO audit(at, who, why, action, what) VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_AUDIT_LIST] = "SELECT id, at, who, why, action, what FROM audit ORDER BY id DESC LIMIT ?1",
+    [ST_SEG_USED] = "SELECT 1 FROM messages WHERE body_seg = ?1 LIMIT 1",
 };
 
 /* --- the handle ------------------------------------------------------------------- */
@@ -240,6 +253,15 @@ typedef struct sq_store {
     size_t n_dests, cap_dests;
     int64_t *scratch; /* dest ids of the batch being stored */
     size_t cap_scratch;
+    /* The body log: opened on first use; writes go there only when this
+     * handle won its writer lock, else bodies stay in the row (raw). */
+    blob_log *blobs;
+    enum { BODIES_UNTRIED, BODIES_WRITER, BODIES_INLINE } bodies;
+    uint64_t segment_bytes;
+    blob_body *batch_bodies;
+    blob_ref *batch_refs;
+    size_t cap_bodies, cap_refs;
+    tbuf body; /* one body read back */
 } sq_store;
 
 static sq_store *sq(store *s)
@@ -429,6 +451,49 @@ static store_status dest_id(sq_store *q, const char *channel, const char *name, 
     return r;
 }
 
+/* --- the body log ------------------------------------------------------------------------ */
+
+/* Opens the body log (PATH-bodies) if this handle has not yet: with write,
+ * trying to become its writer (once; a handle that cannot keeps its bodies
+ * in the rows). */
+static store_status blobs_open(sq_store *q, bool write, store_error *err)
+{
+    if (q->blobs && (!write || q->bodies != BODIES_UNTRIED)) return STORE_OK;
+    char *dir = xmalloc(strlen(q->path) + sizeof "-bodies");
+    strcpy(dir, q->path);
+    strcat(dir, "-bodies");
+    blob_close(q->blobs);
+    q->blobs = NULL;
+    bool writer = false;
+    store_status st = blob_open(dir, write, q->segment_bytes, &q->blobs, &writer, err);
+    free(dir);
+    if (st == STORE_OK && write) q->bodies = writer ? BODIES_WRITER : BODIES_INLINE;
+    return st;
+}
+
+/* Reads a body that the row at columns col.. describes (raw, body_seg,
+ * body_off; raw_len bytes) into q->body, NUL-terminated. */
+static store_status read_body(sq_store *q, sqlite3_stmt *st, int col, size_t raw_len,
+                              int64_t id, store_error *err)
+{
+    tbuf_reset(&q->body);
+    if (sqlite3_column_type(st, col + 1) == SQLITE_NULL) {
+        const void *raw = sqlite3_column_blob(st, col);
+        tbuf_put(&q->body, raw ? raw : "", (size_t)sqlite3_column_bytes(st, col));
+        tbuf_grow(&q->body, 0);
+        return STORE_OK;
+    }
+    blob_ref ref = {sqlite3_column_int64(st, col + 1), sqlite3_column_int64(st, col + 2)};
+    store_status r = blobs_open(q, false, err);
+    if (r == STORE_OK) r = blob_read(q->blobs, ref, raw_len, &q->body, err);
+    if (r != STORE_OK) {
+        char why[sizeof err->text];
+        snprintf(why, sizeof why, "%s", err->text);
+        store_fail(err, r, "message %" PRId64 ": %s", id, why);
+    }
+    return r;
+}
+
 /* --- open / close ----------------------------------------------------------------------- */
 
 /* Fsyncs the directory that holds `path`, so that a newly created entry in
@@ -532,6 +597,7 @@ static store_status sq_open(const char *path, const store_options *opt, store **
     sq_store *q = xcalloc(1, sizeof *q);
     q->base.ops = &store_sqlite_ops;
     q->path = xstrdup(path);
+    q->segment_bytes = opt->segment_bytes;
     store_status st = make_parent_dirs(path, err);
     if (st != STORE_OK) goto fail;
 
@@ -617,6 +683,10 @@ static void sq_close(store *s)
     }
     free(q->dests);
     free(q->scratch);
+    blob_close(q->blobs);
+    free(q->batch_bodies);
+    free(q->batch_refs);
+    tbuf_free(&q->body);
     free(q->path);
     free(q);
 }
@@ -647,7 +717,8 @@ static store_status put_keys(sq_store *q, int64_t id, const store_meta *meta, st
 }
 
 static store_status put_one(sq_store *q, sqlite3_stmt *msg, sqlite3_stmt *dlv, const store_put *p,
-                            const int64_t *dest_ids, int64_t *id, store_error *err)
+                            const blob_ref *body, const int64_t *dest_ids, int64_t *id,
+                            store_error *err)
 {
     *id = 0;
     bind_str(msg, 1, p->channel);
@@ -661,7 +732,16 @@ static store_status put_one(sq_store *q, sqlite3_stmt *msg, sqlite3_stmt *dlv, c
     bind_opt(msg, 9, p->meta.recv_fac);
     bind_opt(msg, 10, p->meta.patient_id);
     bind_opt(msg, 11, p->error);
-    sqlite3_bind_blob64(msg, 12, p->raw_len ? p->raw : "", p->raw_len, SQLITE_STATIC);
+    if (body) {
+        sqlite3_bind_blob64(msg, 12, "", 0, SQLITE_STATIC);
+        sqlite3_bind_int64(msg, 14, body->seg);
+        sqlite3_bind_int64(msg, 15, body->off);
+    } else {
+        sqlite3_bind_blob64(msg, 12, p->raw_len ? p->raw : "", p->raw_len, SQLITE_STATIC);
+        sqlite3_bind_null(msg, 14);
+        sqlite3_bind_null(msg, 15);
+    }
+    sqlite3_bind_int64(msg, 13, (int64_t)p->raw_len);
     int rc = run(msg);
     if (rc != SQLITE_OK) return sq_fail(q, rc, err, "storing a message of channel %s", p->channel);
     *id = sqlite3_last_insert_rowid(q->db);
@@ -697,23 +777,39 @@ static store_status sq_put_batch(store *s, const store_put *items, size_t n, int
             st = dest_id(q, items[i].channel, items[i].dests[d].name, true, &q->scratch[k++], err);
     if (st != STORE_OK) return st;
 
+    /* Bodies first (not yet durable), rows next, then one sync of the
+     * bodies before the commit makes the rows, which point at them, durable. */
+    st = blobs_open(q, true, err);
+    if (st != STORE_OK) return st;
+    bool in_log = q->bodies == BODIES_WRITER;
+    if (in_log) {
+        q->batch_bodies = xgrow(q->batch_bodies, &q->cap_bodies, n, sizeof *q->batch_bodies);
+        q->batch_refs = xgrow(q->batch_refs, &q->cap_refs, n, sizeof *q->batch_refs);
+        for (size_t i = 0; i < n; i++)
+            q->batch_bodies[i] = (blob_body){items[i].raw, items[i].raw_len};
+        st = blob_append(q->blobs, q->batch_bodies, n, q->batch_refs, err);
+        if (st != STORE_OK) return st;
+    }
     char doing[64];
     snprintf(doing, sizeof doing, "storing a batch of %zu messages", n);
     st = begin(q, err, doing);
-    if (st != STORE_OK) return st;
+    if (st != STORE_OK) goto fail;
     k = 0;
     for (size_t i = 0; i < n; i++) {
         int64_t id;
-        st = put_one(q, msg, dlv, &items[i], &q->scratch[k], &id, err);
+        st = put_one(q, msg, dlv, &items[i], in_log ? &q->batch_refs[i] : NULL, &q->scratch[k],
+                     &id, err);
         if (st != STORE_OK) goto fail;
         k += items[i].n_dests;
         if (ids_out) ids_out[i] = id;
     }
-    st = commit(q, err, doing);
+    if (in_log) st = blob_sync(q->blobs, err);
+    if (st == STORE_OK) st = commit(q, err, doing);
     if (st != STORE_OK) goto fail;
     return STORE_OK;
 fail:
     rollback(q);
+    if (in_log) blob_rollback(q->blobs);
     return st;
 }
 
@@ -759,11 +855,16 @@ static store_status sq_queue_next(store *s, const char *channel, const char *des
         it->attempts = sqlite3_column_int(st, 1);
         it->next_attempt_at = sqlite3_column_int64(st, 2);
         it->received_at = sqlite3_column_int64(st, 3);
-        const void *raw = sqlite3_column_blob(st, 4);
-        it->raw_len = (size_t)sqlite3_column_bytes(st, 4);
-        tbuf_put(&out->raw, raw, it->raw_len);
+        it->raw_len = (size_t)sqlite3_column_int64(st, 7);
+        r = read_body(q, st, 4, it->raw_len, it->message_id, err);
+        if (r != STORE_OK) break;
+        tbuf_put(&out->raw, q->body.p, it->raw_len);
     }
     sqlite3_reset(st);
+    if (r != STORE_OK) {
+        out->n = 0;
+        return r;
+    }
     if (rc != SQLITE_DONE) {
         out->n = 0;
         return sq_fail(q, rc, err, "reading the queue of %s/%s", channel, dest);
@@ -1046,11 +1147,11 @@ static store_status sq_get(store *s, int64_t id, store_message *out, store_error
         read_summary(msg, &out->sum);
         for (int c = 1; c < 12; c++)
             if (c != 2 && c != 3) refs[c] = add_column(out, msg, c);
-        const void *raw = sqlite3_column_blob(msg, SUMMARY_NCOLS);
-        refs[SUMMARY_NCOLS] = store_message_add(out, raw ? raw : "",
-                                                (size_t)sqlite3_column_bytes(msg, SUMMARY_NCOLS));
+        r = read_body(q, msg, SUMMARY_NCOLS, out->sum.raw_len, id, err);
+        if (r == STORE_OK) refs[SUMMARY_NCOLS] = store_message_add(out, q->body.p, out->sum.raw_len);
     }
     sqlite3_reset(msg);
+    if (r != STORE_OK) goto fail;
     if (rc == SQLITE_DONE) {
         r = store_fail(err, STORE_ERR_NOT_FOUND, "message %" PRId64 " does not exist in %s", id,
                        q->path);
@@ -1417,6 +1518,37 @@ static store_status give_back_space(sq_store *q, uint64_t *bytes, store_error *e
     return STORE_OK;
 }
 
+typedef struct seg_check {
+    sq_store *q;
+    sqlite3_stmt *st;
+    int rc; /* the first SQLite failure, if any */
+} seg_check;
+
+/* blob_in_use_fn: a segment is in use while a row points into it (and
+ * whenever that cannot be told). */
+static bool segment_in_use(void *ctx, int64_t seg)
+{
+    seg_check *c = ctx;
+    if (c->rc != SQLITE_OK) return true;
+    sqlite3_bind_int64(c->st, 1, seg);
+    int rc = sqlite3_step(c->st);
+    sqlite3_reset(c->st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) c->rc = rc;
+    return rc != SQLITE_DONE;
+}
+
+/* Deletes the body segments no message points into any more. */
+static store_status remove_unused_bodies(sq_store *q, uint64_t *bytes, store_error *err)
+{
+    seg_check c = {q, NULL, SQLITE_OK};
+    store_status r = stmt_get(q, ST_SEG_USED, &c.st, err);
+    if (r == STORE_OK) r = blobs_open(q, false, err);
+    if (r == STORE_OK) r = blob_remove_unused(q->blobs, segment_in_use, &c, bytes, err);
+    if (r == STORE_OK && c.rc != SQLITE_OK)
+        r = sq_fail(q, c.rc, err, "finding the body segments still in use");
+    return r;
+}
+
 static store_status sq_prune(store *s, int64_t before, const store_audit *who, int64_t now,
                              store_prune_result *out, store_error *err)
 {
@@ -1429,6 +1561,7 @@ static store_status sq_prune(store *s, int64_t before, const store_audit *who, i
         out->messages += n;
     } while (r == STORE_OK && n == STORE_CHUNK);
     if (r == STORE_OK) r = give_back_space(q, &out->bytes_freed, err);
+    if (r == STORE_OK) r = remove_unused_bodies(q, &out->bytes_freed, err);
     /* Chunks already deleted are audited even when a later one failed. */
     if (r == STORE_OK || out->messages) {
         char what[160];

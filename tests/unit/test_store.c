@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -905,6 +906,19 @@ static off_t file_size(const char *path)
     return sb.st_size;
 }
 
+/* The number of NNNNNNNN.seg files in the body log directory dir. */
+static int count_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strstr(e->d_name, ".seg") != NULL;
+    closedir(d);
+    return n;
+}
+
 static void test_prune_frees_space(void **state)
 {
     fixture *f = *state;
@@ -919,9 +933,19 @@ static void test_prune_frees_space(void **state)
     items[7].dests = &waiting; /* old but still queued: kept */
     int64_t *ids = calloc(OLD, sizeof *ids);
     store_error err;
-    ok(store_put_batch(f->s, items, OLD, ids, &err), &err);
+    /* Small body segments, so that pruning can free whole ones: batches of
+     * 100 bodies (200 KB) fill about one segment each. */
+    store_close(f->s);
+    store_options opt = {.segment_bytes = 256 << 10};
+    ok(store_open(f->path, &opt, &f->s, &err), &err);
+    for (int i = 0; i < OLD; i += 100)
+        ok(store_put_batch(f->s, items + i, 100, ids + i, &err), &err);
     store_put fresh = msg("adt", big, T0, &sent, 1);
     int64_t fresh_id = put1(f, &fresh);
+    char bodies[160];
+    snprintf(bodies, sizeof bodies, "%s-bodies", f->path);
+    int segs_before = count_segments(bodies);
+    assert_true(segs_before >= OLD / 200);
 
     sqlite3_wal_checkpoint_v2(db_of(f), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     off_t before = file_size(f->path);
@@ -931,6 +955,8 @@ static void test_prune_frees_space(void **state)
     assert_true(r.bytes_freed > (uint64_t)OLD * 1024);
     off_t after = file_size(f->path);
     assert_true(after < before / 4);
+    /* what is left: the segment of the queued message and the newest one */
+    assert_int_equal(count_segments(bodies), 2);
     assert_int_equal(pragma(f, "PRAGMA freelist_count"), 0);
 
     store_message m = STORE_MESSAGE_INIT;
@@ -951,6 +977,77 @@ static void test_prune_frees_space(void **state)
     assert_int_equal(r.messages, 0);
     free(items);
     free(ids);
+}
+
+/* The body log: bodies are outside the rows, read back exactly, and a
+ * damaged record is reported, never returned. */
+static void test_body_log_damage(void **state)
+{
+    fixture *f = *state;
+    store_put p = msg("adt", "MSH|^~\\&|A|B\rPID|1||SECRET-BODY\r", T0, NULL, 0);
+    int64_t id = put1(f, &p);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM messages WHERE length(raw) = 0"
+                               " AND body_seg = 1 AND body_off = 0"),
+                     1);
+    store_message m = STORE_MESSAGE_INIT;
+    get(f, id, &m);
+    assert_int_equal(m.sum.raw_len, strlen(p.raw));
+    assert_memory_equal(m.raw, p.raw, strlen(p.raw));
+
+    char seg[192];
+    snprintf(seg, sizeof seg, "%s-bodies/00000001.seg", f->path);
+    int fd = open(seg, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "X", 1, BLOB_HEADER + 20), 1);
+    close(fd);
+    store_error err;
+    assert_int_equal(store_get(f->s, id, &m, &err), STORE_ERR_CORRUPT);
+    assert_non_null(strstr(err.text, "checksum mismatch"));
+    assert_non_null(strstr(err.text, "message "));
+    assert_int_equal(truncate(seg, BLOB_HEADER + 5), 0);
+    assert_int_equal(store_get(f->s, id, &m, &err), STORE_ERR_CORRUPT);
+    assert_non_null(strstr(err.text, "ends early"));
+    store_message_free(&m);
+}
+
+/* A crash can leave a torn record at the end of the newest segment: the
+ * next writer appends after it and everything committed reads back. A
+ * second handle cannot write the log and keeps its bodies in the rows. */
+static void test_body_log_torn_tail_and_second_writer(void **state)
+{
+    fixture *f = *state;
+    store_put a = msg("adt", "MSH|^~\\&|FIRST\r", T0, NULL, 0);
+    int64_t id_a = put1(f, &a);
+    store_close(f->s);
+    char seg[192];
+    snprintf(seg, sizeof seg, "%s-bodies/00000001.seg", f->path);
+    int fd = open(seg, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "TBR1\x40\0\0\0torn", 12), 12); /* half a record */
+    close(fd);
+
+    store_error err;
+    ok(store_open(f->path, NULL, &f->s, &err), &err);
+    store_put b = msg("adt", "MSH|^~\\&|SECOND\r", T0 + 1, NULL, 0);
+    int64_t id_b = put1(f, &b);
+    store *other;
+    ok(store_open(f->path, NULL, &other, &err), &err);
+    store_put c = msg("adt", "MSH|^~\\&|THIRD\r", T0 + 2, NULL, 0);
+    int64_t id_c = 0;
+    ok(store_put_batch(other, &c, 1, &id_c, &err), &err);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM messages WHERE body_seg IS NULL"), 1);
+
+    const store_put *want[] = {&a, &b, &c};
+    int64_t ids[] = {id_a, id_b, id_c};
+    store_message m = STORE_MESSAGE_INIT;
+    for (int i = 0; i < 3; i++) {
+        store *h = i % 2 ? other : f->s;
+        ok(store_get(h, ids[i], &m, &err), &err);
+        assert_int_equal(m.sum.raw_len, strlen(want[i]->raw));
+        assert_memory_equal(m.raw, want[i]->raw, m.sum.raw_len);
+    }
+    store_message_free(&m);
+    store_close(other);
 }
 
 static void test_duplicate_lookup(void **state)
@@ -1234,6 +1331,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reprocess_by_filter_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edit_keeps_original, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_frees_space, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_log_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_log_torn_tail_and_second_writer, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_uses_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_durability, setup, teardown),

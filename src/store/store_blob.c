@@ -1,0 +1,394 @@
+/*
+ * store_blob: the body log. See store_blob.h for the format and the rules.
+ *
+ * The writer keeps the newest segment open and its size in memory (`size`,
+ * what has been written; `synced`, what blob_sync made durable). Readers
+ * keep a few segment descriptors open (a tiny cache, replaced round-robin):
+ * a queue worker reads bodies in id order, so nearly every read hits the
+ * segment it read last.
+ */
+#include "store/store_blob.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "base/crc32c.h"
+#include "base/mem.h"
+
+#define MAGIC 0x31524254u /* "TBR1" read as a little-endian u32 */
+#define READ_FDS 4
+
+typedef struct read_fd {
+    int64_t seg;
+    int fd;
+} read_fd;
+
+struct blob_log {
+    char *dir;
+    uint64_t segment_bytes;
+    int lock_fd;     /* >= 0 when this handle is the writer */
+    int64_t seg;     /* writer: the newest segment */
+    int seg_fd;      /* writer: open on it */
+    uint64_t size;   /* writer: bytes written to it */
+    uint64_t synced; /* writer: bytes of it known durable */
+    bool dir_dirty;  /* writer: a segment was created since the last sync */
+    read_fd rd[READ_FDS];
+    unsigned rd_next;
+    struct iovec *iov; /* writer: scratch for blob_append */
+    unsigned char *hdr;
+    size_t cap_iov, cap_hdr;
+};
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void seg_path(const blob_log *b, int64_t seg, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%08" PRId64 ".seg", b->dir, seg);
+}
+
+/* The segment number of a directory entry name, or 0 if it is not one. */
+static int64_t seg_number(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 5 || strcmp(name + n - 4, ".seg") != 0) return 0;
+    int64_t v = 0;
+    for (size_t i = 0; i < n - 4; i++) {
+        if (name[i] < '0' || name[i] > '9' || v > INT64_MAX / 10 - 10) return 0;
+        v = v * 10 + (name[i] - '0');
+    }
+    return v;
+}
+
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* The highest segment number in the directory; 0 when there is none. */
+static store_status newest_segment(const blob_log *b, int64_t *out, store_error *err)
+{
+    *out = 0;
+    DIR *d = opendir(b->dir);
+    if (!d) {
+        if (errno == ENOENT) return STORE_OK;
+        return store_fail(err, STORE_ERR_IO, "reading the body log %s: %s", b->dir,
+                          strerror(errno));
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t n = seg_number(e->d_name);
+        if (n > *out) *out = n;
+    }
+    closedir(d);
+    return STORE_OK;
+}
+
+/* Writer: makes seg the segment appended to, creating it if needed. */
+static store_status open_segment(blob_log *b, int64_t seg, store_error *err)
+{
+    char path[PATH_MAX];
+    seg_path(b, seg, path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return store_fail(err, STORE_ERR_IO, "opening body segment %s: %s", path, strerror(e));
+    }
+    if (b->seg_fd >= 0) close(b->seg_fd);
+    b->seg = seg;
+    b->seg_fd = fd;
+    b->size = b->synced = (uint64_t)sb.st_size;
+    b->dir_dirty = true; /* created, or found after a crash: sync the entry once */
+    return STORE_OK;
+}
+
+static store_status make_dir(const char *dir, store_error *err)
+{
+    if (mkdir(dir, 0750) == 0) {
+        char *parent = xstrdup(dir);
+        char *slash = strrchr(parent, '/');
+        if (slash) *(slash == parent ? slash + 1 : slash) = '\0';
+        sync_dir(slash ? parent : ".");
+        free(parent);
+        return STORE_OK;
+    }
+    struct stat sb;
+    if (errno == EEXIST && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return STORE_OK;
+    return store_fail(err, STORE_ERR_IO, "creating the body log %s: %s", dir,
+                      errno == EEXIST ? "not a directory" : strerror(errno));
+}
+
+/* Tries to become the writer: the flock is released when lock_fd closes. */
+static store_status take_writer_lock(blob_log *b, store_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/LOCK", b->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return store_fail(err, STORE_ERR_IO, "opening %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) return STORE_OK; /* someone else writes */
+        return store_fail(err, STORE_ERR_IO, "locking %s: %s", path, strerror(e));
+    }
+    b->lock_fd = fd;
+    return STORE_OK;
+}
+
+store_status blob_open(const char *dir, bool write, uint64_t segment_bytes, blob_log **out,
+                       bool *writer, store_error *err)
+{
+    blob_log *b = xcalloc(1, sizeof *b);
+    b->dir = xstrdup(dir);
+    b->segment_bytes = segment_bytes ? segment_bytes : BLOB_SEGMENT_BYTES;
+    b->lock_fd = b->seg_fd = -1;
+    for (int i = 0; i < READ_FDS; i++)
+        b->rd[i].fd = -1;
+    store_status st = STORE_OK;
+    if (write) {
+        st = make_dir(dir, err);
+        if (st == STORE_OK) st = take_writer_lock(b, err);
+        int64_t newest = 0;
+        if (st == STORE_OK && b->lock_fd >= 0) st = newest_segment(b, &newest, err);
+        if (st == STORE_OK && b->lock_fd >= 0) st = open_segment(b, newest ? newest : 1, err);
+    }
+    if (st != STORE_OK) {
+        blob_close(b);
+        *out = NULL;
+        return st;
+    }
+    if (writer) *writer = b->lock_fd >= 0;
+    *out = b;
+    return STORE_OK;
+}
+
+void blob_close(blob_log *b)
+{
+    if (!b) return;
+    for (int i = 0; i < READ_FDS; i++)
+        if (b->rd[i].fd >= 0) close(b->rd[i].fd);
+    if (b->seg_fd >= 0) close(b->seg_fd);
+    if (b->lock_fd >= 0) close(b->lock_fd);
+    free(b->iov);
+    free(b->hdr);
+    free(b->dir);
+    free(b);
+}
+
+/* Writes every iovec at offset off, however the kernel splits it. */
+static int write_all(int fd, struct iovec *iov, size_t n, uint64_t off)
+{
+    while (n) {
+        int cnt = n > IOV_MAX ? IOV_MAX : (int)n;
+        ssize_t w = pwritev(fd, iov, cnt, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        off += (uint64_t)w;
+        size_t left = (size_t)w;
+        while (n && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n && left) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+store_status blob_append(blob_log *b, const blob_body *bodies, size_t n, blob_ref *refs,
+                         store_error *err)
+{
+    if (b->lock_fd < 0)
+        return store_fail(err, STORE_ERR_ARG, "the body log %s is written by another handle",
+                          b->dir);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (bodies[i].len > BLOB_MAX_BODY)
+            return store_fail(err, STORE_ERR_ARG, "a message of %zu bytes is too large to store",
+                              bodies[i].len);
+        total += BLOB_HEADER + bodies[i].len;
+    }
+    if (b->size > 0 && b->size + total > b->segment_bytes) {
+        store_status st = open_segment(b, b->seg + 1, err);
+        if (st != STORE_OK) return st;
+    }
+    b->iov = xgrow(b->iov, &b->cap_iov, 2 * n, sizeof *b->iov);
+    b->hdr = xgrow(b->hdr, &b->cap_hdr, BLOB_HEADER * n, 1);
+    uint64_t off = b->size;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *h = b->hdr + BLOB_HEADER * i;
+        put32(h, MAGIC);
+        put32(h + 4, (uint32_t)bodies[i].len);
+        put32(h + 8, crc32c(0, bodies[i].p, bodies[i].len));
+        put32(h + 12, 0);
+        b->iov[2 * i] = (struct iovec){h, BLOB_HEADER};
+        b->iov[2 * i + 1] = (struct iovec){(void *)bodies[i].p, bodies[i].len};
+        refs[i] = (blob_ref){b->seg, (int64_t)off};
+        off += BLOB_HEADER + bodies[i].len;
+    }
+    if (write_all(b->seg_fd, b->iov, 2 * n, b->size) != 0) {
+        int e = errno;
+        blob_rollback(b);
+        return store_fail(err, e == ENOSPC ? STORE_ERR_FULL : STORE_ERR_IO,
+                          "appending %zu bodies to segment %08" PRId64 " of %s: %s", n, b->seg,
+                          b->dir, strerror(e));
+    }
+    /* Start the write-back now; blob_sync then mostly waits for the flush. */
+    sync_file_range(b->seg_fd, (off64_t)b->size, (off64_t)total, SYNC_FILE_RANGE_WRITE);
+    b->size = off;
+    return STORE_OK;
+}
+
+store_status blob_sync(blob_log *b, store_error *err)
+{
+    if (b->lock_fd < 0 || b->synced == b->size) {
+        if (b->lock_fd >= 0 && b->dir_dirty) {
+            sync_dir(b->dir);
+            b->dir_dirty = false;
+        }
+        return STORE_OK;
+    }
+    if (fdatasync(b->seg_fd) != 0)
+        return store_fail(err, errno == ENOSPC ? STORE_ERR_FULL : STORE_ERR_IO,
+                          "syncing segment %08" PRId64 " of the body log %s: %s", b->seg, b->dir,
+                          strerror(errno));
+    if (b->dir_dirty) {
+        sync_dir(b->dir);
+        b->dir_dirty = false;
+    }
+    b->synced = b->size;
+    return STORE_OK;
+}
+
+void blob_rollback(blob_log *b)
+{
+    if (b->lock_fd < 0 || b->size == b->synced) return;
+    if (ftruncate(b->seg_fd, (off_t)b->synced) == 0) b->size = b->synced;
+}
+
+/* A reading descriptor for segment seg, from the cache or newly opened. */
+static int read_fd_for(blob_log *b, int64_t seg)
+{
+    if (b->seg_fd >= 0 && seg == b->seg) return b->seg_fd;
+    for (int i = 0; i < READ_FDS; i++)
+        if (b->rd[i].fd >= 0 && b->rd[i].seg == seg) return b->rd[i].fd;
+    char path[PATH_MAX];
+    seg_path(b, seg, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    read_fd *slot = &b->rd[b->rd_next++ % READ_FDS];
+    if (slot->fd >= 0) close(slot->fd);
+    *slot = (read_fd){seg, fd};
+    return fd;
+}
+
+static int read_all(int fd, void *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return r == 0 ? 1 : -1; /* 1: the file ends early */
+        p = (char *)p + r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+store_status blob_read(blob_log *b, blob_ref ref, size_t len, tbuf *out, store_error *err)
+{
+    int fd = read_fd_for(b, ref.seg);
+    if (fd < 0)
+        return store_fail(err, STORE_ERR_IO, "opening segment %08" PRId64 " of the body log %s: %s",
+                          ref.seg, b->dir, strerror(errno));
+    size_t at = out->len;
+    tbuf_grow(out, BLOB_HEADER + len + 1);
+    unsigned char *h = (unsigned char *)out->p + at;
+    int rc = read_all(fd, h, BLOB_HEADER + len, (uint64_t)ref.off);
+    if (rc < 0)
+        return store_fail(err, STORE_ERR_IO,
+                          "reading segment %08" PRId64 " of the body log %s at %" PRId64 ": %s",
+                          ref.seg, b->dir, ref.off, strerror(errno));
+    if (rc > 0 || get32(h) != MAGIC || get32(h + 4) != len || get32(h + 12) != 0 ||
+        get32(h + 8) != crc32c(0, h + BLOB_HEADER, len))
+        return store_fail(err, STORE_ERR_CORRUPT,
+                          "the body at offset %" PRId64 " of segment %08" PRId64
+                          " in %s is damaged (%s)",
+                          ref.off, ref.seg, b->dir,
+                          rc > 0                       ? "the file ends early"
+                          : get32(h) != MAGIC          ? "no record header"
+                          : get32(h + 4) != len        ? "wrong length"
+                          : get32(h + 12) != 0         ? "unknown flags"
+                                                       : "checksum mismatch");
+    memmove(h, h + BLOB_HEADER, len);
+    out->len = at + len;
+    out->p[out->len] = '\0';
+    return STORE_OK;
+}
+
+store_status blob_remove_unused(blob_log *b, blob_in_use_fn in_use, void *ctx, uint64_t *bytes,
+                                store_error *err)
+{
+    int64_t newest;
+    store_status st = newest_segment(b, &newest, err);
+    if (st != STORE_OK) return st;
+    DIR *d = opendir(b->dir);
+    if (!d) return STORE_OK; /* no log at all */
+    struct dirent *e;
+    bool removed = false;
+    while ((e = readdir(d)) != NULL) {
+        int64_t seg = seg_number(e->d_name);
+        if (seg == 0 || seg >= newest || in_use(ctx, seg)) continue;
+        char path[PATH_MAX];
+        seg_path(b, seg, path, sizeof path);
+        struct stat sb;
+        if (stat(path, &sb) == 0 && unlink(path) == 0) {
+            *bytes += (uint64_t)sb.st_size;
+            removed = true;
+        }
+        for (int i = 0; i < READ_FDS; i++)
+            if (b->rd[i].fd >= 0 && b->rd[i].seg == seg) {
+                close(b->rd[i].fd);
+                b->rd[i].fd = -1;
+            }
+    }
+    closedir(d);
+    if (removed) sync_dir(b->dir);
+    return STORE_OK;
+}

@@ -1,0 +1,97 @@
+/*
+ * store_blob: the body log, append-only segment files that hold the raw
+ * bytes of stored messages next to the SQLite database (store_sqlite.c).
+ *
+ * Why: a 3 KB message stored inside SQLite costs a whole page in the WAL,
+ * written a second time at checkpoint, through two system calls per page.
+ * Appending every body of a group commit with one writev and one fdatasync,
+ * and storing only (segment, offset) in the row, halves the committer's work
+ * (docs/store.md has the measurements).
+ *
+ * Layout: DIR/LOCK and DIR/NNNNNNNN.seg (decimal segment numbers from 1).
+ * A record is a 16-byte header, then the body:
+ *
+ *     u32 magic "TBR1"   u32 body length   u32 CRC-32C of the body   u32 flags
+ *
+ * (little-endian; flags 0 = plain bytes; a later encryption layer will set
+ * a flag and a key id). A reader checks all four before trusting a body, so
+ * a damaged or truncated file is reported, never returned.
+ *
+ * Durability: blob_append writes without waiting; blob_sync makes what was
+ * appended durable (fdatasync, plus the directory when a segment was
+ * created). The caller commits the rows that point at the records only
+ * after blob_sync, so a crash can leave unreferenced bytes at the end of a
+ * segment, never a row pointing at bytes that are not there. Writing picks
+ * up after whatever is at the end of the newest segment.
+ *
+ * Writers: one per log, enforced with flock on DIR/LOCK (blob_open with
+ * write = true reports whether it got it). Readers need no lock. A batch
+ * never spans two segments; the newest segment is never removed, so a
+ * segment other than the newest no longer changes, and once no row points
+ * into it blob_remove_unused may delete it (that is how pruning gives the
+ * space back).
+ */
+#ifndef TERN_STORE_BLOB_H
+#define TERN_STORE_BLOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/tbuf.h"
+#include "store/store.h"
+
+typedef struct blob_log blob_log;
+
+/* Where a record starts. */
+typedef struct blob_ref {
+    int64_t seg;
+    int64_t off;
+} blob_ref;
+
+/* One body to append. */
+typedef struct blob_body {
+    const void *p;
+    size_t len;
+} blob_body;
+
+#define BLOB_HEADER 16
+#define BLOB_SEGMENT_BYTES (64 << 20) /* default size at which a new segment starts */
+#define BLOB_MAX_BODY 0x7fffffffu
+
+/* Opens the log in directory dir. With write, creates dir (0750) if needed
+ * and tries to become its writer; *writer (may be NULL) says whether it did
+ * (false: another handle or process writes it; the log is then read-only
+ * here). segment_bytes 0 means BLOB_SEGMENT_BYTES. Without write, a missing
+ * directory is fine: there is nothing to read yet. */
+store_status blob_open(const char *dir, bool write, uint64_t segment_bytes, blob_log **out,
+                       bool *writer, store_error *err);
+void blob_close(blob_log *b);
+
+/* Appends n bodies as consecutive records of one segment (starting a new one
+ * when the current one is full) and fills refs[0..n). Not durable until
+ * blob_sync. Only for the writer. */
+store_status blob_append(blob_log *b, const blob_body *bodies, size_t n, blob_ref *refs,
+                         store_error *err);
+
+/* Makes every appended record durable. */
+store_status blob_sync(blob_log *b, store_error *err);
+
+/* Drops what was appended since the last blob_sync (after a failed commit),
+ * so that the file holds no bytes no row will ever point at. Best effort. */
+void blob_rollback(blob_log *b);
+
+/* Appends the body of the record at ref, which must be len bytes long, to
+ * out. STORE_ERR_CORRUPT when the header or checksum do not match,
+ * STORE_ERR_IO when the segment cannot be read. */
+store_status blob_read(blob_log *b, blob_ref ref, size_t len, tbuf *out, store_error *err);
+
+/* Is segment seg still referenced? Return true to keep it. */
+typedef bool (*blob_in_use_fn)(void *ctx, int64_t seg);
+
+/* Deletes every segment but the newest for which in_use says false, adding
+ * the bytes freed to *bytes. */
+store_status blob_remove_unused(blob_log *b, blob_in_use_fn in_use, void *ctx, uint64_t *bytes,
+                                store_error *err);
+
+#endif

@@ -809,7 +809,7 @@ static void kick_all(engine *e)
  * the log inside its commits, off the loop), the loop reads. */
 static int open_store(engine *e, tbuf *err)
 {
-    store_options wo = {.checkpoint_pages = CHECKPOINT_PAGES};
+    store_options wo = {.checkpoint_pages = CHECKPOINT_PAGES, .writer = true};
     store_options ro = {.checkpoint_pages = -1};
     store_error serr;
     const char *path = e->cfg->store.path;

@@ -92,6 +92,10 @@ typedef struct store_options {
     /* SQLite: start a new file of the body log (store_blob.h) past this
      * many bytes; 0: BLOB_SEGMENT_BYTES (64 MiB). Pruning frees whole files. */
     uint64_t segment_bytes;
+    /* This handle stores the received messages (store_put_batch): take the
+     * body log now, bringing back what a power loss took from the database,
+     * rather than at the first batch. */
+    bool writer;
 } store_options;
 
 #define STORE_CHECKPOINT_PAGES 10000 /* about 40 MB of log */

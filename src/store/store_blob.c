@@ -41,6 +41,7 @@ struct blob_log {
     int seg_fd;      /* writer: open on it */
     uint64_t size;   /* writer: bytes written to it */
     uint64_t synced; /* writer: bytes of it known durable */
+    uint64_t mark;   /* writer: where the last blob_append started */
     bool dir_dirty;  /* writer: a segment was created since the last sync */
     read_fd rd[READ_FDS];
     unsigned rd_next;
@@ -123,7 +124,7 @@ static store_status open_segment(blob_log *b, int64_t seg, store_error *err)
     if (b->seg_fd >= 0) close(b->seg_fd);
     b->seg = seg;
     b->seg_fd = fd;
-    b->size = b->synced = (uint64_t)sb.st_size;
+    b->size = b->synced = b->mark = (uint64_t)sb.st_size;
     b->dir_dirty = true; /* created, or found after a crash: sync the entry once */
     return STORE_OK;
 }
@@ -242,27 +243,35 @@ store_status blob_append(blob_log *b, const blob_body *bodies, size_t n, blob_re
         if (bodies[i].len > BLOB_MAX_BODY)
             return store_fail(err, STORE_ERR_ARG, "a message of %zu bytes is too large to store",
                               bodies[i].len);
-        total += BLOB_HEADER + bodies[i].len;
+        if (bodies[i].meta_len > BLOB_MAX_BODY)
+            return store_fail(err, STORE_ERR_ARG, "metadata of %zu bytes is too large to store",
+                              bodies[i].meta_len);
+        total += BLOB_HEADER + bodies[i].len + bodies[i].meta_len;
     }
     if (b->size > 0 && b->size + total > b->segment_bytes) {
         store_status st = open_segment(b, b->seg + 1, err);
         if (st != STORE_OK) return st;
     }
-    b->iov = xgrow(b->iov, &b->cap_iov, 2 * n, sizeof *b->iov);
+    b->iov = xgrow(b->iov, &b->cap_iov, 3 * n, sizeof *b->iov);
     b->hdr = xgrow(b->hdr, &b->cap_hdr, BLOB_HEADER * n, 1);
     uint64_t off = b->size;
     for (size_t i = 0; i < n; i++) {
+        const blob_body *x = &bodies[i];
         unsigned char *h = b->hdr + BLOB_HEADER * i;
         put32(h, MAGIC);
-        put32(h + 4, (uint32_t)bodies[i].len);
-        put32(h + 8, crc32c(0, bodies[i].p, bodies[i].len));
-        put32(h + 12, 0);
-        b->iov[2 * i] = (struct iovec){h, BLOB_HEADER};
-        b->iov[2 * i + 1] = (struct iovec){(void *)bodies[i].p, bodies[i].len};
+        put32(h + 4, (uint32_t)x->len);
+        put32(h + 8, (uint32_t)x->meta_len);
+        put32(h + 12, crc32c(0, x->p, x->len));
+        put32(h + 16, crc32c(0, x->meta, x->meta_len));
+        put32(h + 20, 0);
+        b->iov[3 * i] = (struct iovec){h, BLOB_HEADER};
+        b->iov[3 * i + 1] = (struct iovec){(void *)x->p, x->len};
+        b->iov[3 * i + 2] = (struct iovec){(void *)x->meta, x->meta_len};
         refs[i] = (blob_ref){b->seg, (int64_t)off};
-        off += BLOB_HEADER + bodies[i].len;
+        off += BLOB_HEADER + x->len + x->meta_len;
     }
-    if (write_all(b->seg_fd, b->iov, 2 * n, b->size) != 0) {
+    b->mark = b->size;
+    if (write_all(b->seg_fd, b->iov, 3 * n, b->size) != 0) {
         int e = errno;
         blob_rollback(b);
         return store_fail(err, e == ENOSPC ? STORE_ERR_FULL : STORE_ERR_IO,
@@ -298,8 +307,17 @@ store_status blob_sync(blob_log *b, store_error *err)
 
 void blob_rollback(blob_log *b)
 {
-    if (b->lock_fd < 0 || b->size == b->synced) return;
-    if (ftruncate(b->seg_fd, (off_t)b->synced) == 0) b->size = b->synced;
+    if (b->lock_fd < 0 || b->size == b->mark) return;
+    if (ftruncate(b->seg_fd, (off_t)b->mark) == 0) {
+        b->size = b->mark;
+        if (b->synced > b->size) b->synced = b->size;
+        fdatasync(b->seg_fd);
+    }
+}
+
+blob_ref blob_end(const blob_log *b)
+{
+    return (blob_ref){b->seg, (int64_t)b->size};
 }
 
 /* A reading descriptor for segment seg, from the cache or newly opened. */
@@ -345,8 +363,8 @@ store_status blob_read(blob_log *b, blob_ref ref, size_t len, tbuf *out, store_e
         return store_fail(err, STORE_ERR_IO,
                           "reading segment %08" PRId64 " of the body log %s at %" PRId64 ": %s",
                           ref.seg, b->dir, ref.off, strerror(errno));
-    if (rc > 0 || get32(h) != MAGIC || get32(h + 4) != len || get32(h + 12) != 0 ||
-        get32(h + 8) != crc32c(0, h + BLOB_HEADER, len))
+    if (rc > 0 || get32(h) != MAGIC || get32(h + 4) != len || get32(h + 20) != 0 ||
+        get32(h + 12) != crc32c(0, h + BLOB_HEADER, len))
         return store_fail(err, STORE_ERR_CORRUPT,
                           "the body at offset %" PRId64 " of segment %08" PRId64
                           " in %s is damaged (%s)",
@@ -354,7 +372,7 @@ store_status blob_read(blob_log *b, blob_ref ref, size_t len, tbuf *out, store_e
                           rc > 0                       ? "the file ends early"
                           : get32(h) != MAGIC          ? "no record header"
                           : get32(h + 4) != len        ? "wrong length"
-                          : get32(h + 12) != 0         ? "unknown flags"
+                          : get32(h + 20) != 0         ? "unknown flags"
                                                        : "checksum mismatch");
     memmove(h, h + BLOB_HEADER, len);
     out->len = at + len;
@@ -390,5 +408,103 @@ store_status blob_remove_unused(blob_log *b, blob_in_use_fn in_use, void *ctx, u
     }
     closedir(d);
     if (removed) sync_dir(b->dir);
+    return STORE_OK;
+}
+
+/* Reads the record at off of fd into buf (header, body, meta) if it is
+ * whole and its checksums match; *next is where the following one starts.
+ * Returns 0 for a good record, 1 for the end of the segment (clean or torn:
+ * *why says which), -1 for a read error. */
+static int read_record(int fd, uint64_t off, tbuf *buf, size_t *body_len, uint64_t *next,
+                       const char **why)
+{
+    unsigned char h[BLOB_HEADER];
+    *why = NULL;
+    int rc = read_all(fd, h, BLOB_HEADER, off);
+    if (rc != 0) {
+        if (rc > 0) {
+            struct stat sb;
+            bool clean = fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == off;
+            *why = clean ? NULL : "a partial record header";
+        }
+        return rc;
+    }
+    uint32_t len = get32(h + 4), meta_len = get32(h + 8);
+    if (get32(h) != MAGIC || get32(h + 20) != 0 || len > BLOB_MAX_BODY ||
+        meta_len > BLOB_MAX_BODY) {
+        *why = "no record header";
+        return 1;
+    }
+    tbuf_reset(buf);
+    tbuf_grow(buf, (size_t)len + meta_len);
+    rc = read_all(fd, buf->p, (size_t)len + meta_len, off + BLOB_HEADER);
+    if (rc != 0) {
+        *why = "a partial record";
+        return rc;
+    }
+    if (get32(h + 12) != crc32c(0, buf->p, len) ||
+        get32(h + 16) != crc32c(0, buf->p + len, meta_len)) {
+        *why = "a checksum mismatch";
+        return 1;
+    }
+    buf->len = (size_t)len + meta_len;
+    *body_len = len;
+    *next = off + BLOB_HEADER + len + meta_len;
+    return 0;
+}
+
+/* Hands the records of segment seg from off to fn; *end is where the last
+ * good one ends, *why why reading stopped before the end of the file. */
+static store_status recover_segment(blob_log *b, int64_t seg, uint64_t off, blob_record_fn fn,
+                                    void *ctx, uint64_t *end, const char **why, store_error *err)
+{
+    int fd = read_fd_for(b, seg);
+    if (fd < 0)
+        return store_fail(err, STORE_ERR_IO, "opening segment %08" PRId64 " of the body log %s: %s",
+                          seg, b->dir, strerror(errno));
+    tbuf buf = TBUF_INIT;
+    store_status st = STORE_OK;
+    for (;;) {
+        uint64_t next;
+        size_t body_len;
+        int rc = read_record(fd, off, &buf, &body_len, &next, why);
+        if (rc < 0)
+            st = store_fail(err, STORE_ERR_IO, "reading segment %08" PRId64 " of %s: %s", seg,
+                            b->dir, strerror(errno));
+        if (rc != 0) break;
+        st = fn(ctx, (blob_ref){seg, (int64_t)off}, (blob_ref){seg, (int64_t)next}, buf.p,
+                body_len, buf.p + body_len, buf.len - body_len, err);
+        if (st != STORE_OK) break;
+        off = next;
+    }
+    tbuf_free(&buf);
+    *end = off;
+    return st;
+}
+
+store_status blob_recover(blob_log *b, blob_ref from, blob_record_fn fn, void *ctx,
+                          store_error *err)
+{
+    if (b->lock_fd < 0)
+        return store_fail(err, STORE_ERR_ARG, "the body log %s is written by another handle",
+                          b->dir);
+    for (int64_t seg = from.seg; seg <= b->seg; seg++) {
+        uint64_t end = 0;
+        const char *why = NULL;
+        uint64_t start = seg == from.seg ? (uint64_t)from.off : 0;
+        store_status st = recover_segment(b, seg, start, fn, ctx, &end, &why, err);
+        if (st != STORE_OK) return st;
+        if (why && seg < b->seg)
+            return store_fail(err, STORE_ERR_CORRUPT,
+                              "segment %08" PRId64 " of the body log %s holds %s at offset %" PRIu64,
+                              seg, b->dir, why, end);
+        if (why || (seg == b->seg && end < b->size)) {
+            /* a torn tail of the newest segment: cut it off */
+            if (ftruncate(b->seg_fd, (off_t)end) != 0 || fdatasync(b->seg_fd) != 0)
+                return store_fail(err, STORE_ERR_IO, "cutting a torn record off %s: %s", b->dir,
+                                  strerror(errno));
+            b->size = b->synced = b->mark = end;
+        }
+    }
     return STORE_OK;
 }

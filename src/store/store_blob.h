@@ -9,20 +9,22 @@
  * (docs/store.md has the measurements).
  *
  * Layout: DIR/LOCK and DIR/NNNNNNNN.seg (decimal segment numbers from 1).
- * A record is a 16-byte header, then the body:
+ * A record is a 24-byte header, the body, then the caller's metadata:
  *
- *     u32 magic "TBR1"   u32 body length   u32 CRC-32C of the body   u32 flags
+ *     u32 magic "TBR1"  u32 body length  u32 meta length
+ *     u32 CRC-32C of the body  u32 CRC-32C of the meta  u32 flags
  *
  * (little-endian; flags 0 = plain bytes; a later encryption layer will set
- * a flag and a key id). A reader checks all four before trusting a body, so
- * a damaged or truncated file is reported, never returned.
+ * a flag and a key id). A reader checks the header and the body's checksum
+ * before trusting a body, so a damaged or truncated file is reported, never
+ * returned.
  *
  * Durability: blob_append writes without waiting; blob_sync makes what was
  * appended durable (fdatasync, plus the directory when a segment was
- * created). The caller commits the rows that point at the records only
- * after blob_sync, so a crash can leave unreferenced bytes at the end of a
- * segment, never a row pointing at bytes that are not there. Writing picks
- * up after whatever is at the end of the newest segment.
+ * created). The metadata makes the log a journal: the store writes in it
+ * everything it needs to rebuild a message's rows, so that its database
+ * need not sync every commit. After a crash, blob_recover hands back every
+ * whole record after a given position and cuts a torn record off the end.
  *
  * Writers: one per log, enforced with flock on DIR/LOCK (blob_open with
  * write = true reports whether it got it). Readers need no lock. A batch
@@ -49,13 +51,15 @@ typedef struct blob_ref {
     int64_t off;
 } blob_ref;
 
-/* One body to append. */
+/* One body to append, with its metadata (opaque here). */
 typedef struct blob_body {
     const void *p;
     size_t len;
+    const void *meta;
+    size_t meta_len;
 } blob_body;
 
-#define BLOB_HEADER 16
+#define BLOB_HEADER 24
 #define BLOB_SEGMENT_BYTES (64 << 20) /* default size at which a new segment starts */
 #define BLOB_MAX_BODY 0x7fffffffu
 
@@ -77,9 +81,25 @@ store_status blob_append(blob_log *b, const blob_body *bodies, size_t n, blob_re
 /* Makes every appended record durable. */
 store_status blob_sync(blob_log *b, store_error *err);
 
-/* Drops what was appended since the last blob_sync (after a failed commit),
- * so that the file holds no bytes no row will ever point at. Best effort. */
+/* Drops what the last blob_append wrote (after a failed commit), so that
+ * recovery will not bring it back; synced. Best effort. */
 void blob_rollback(blob_log *b);
+
+/* Writer: where the next record will go (after everything appended). */
+blob_ref blob_end(const blob_log *b);
+
+/* Called by blob_recover for each whole record, in log order; next is where
+ * the record after it starts. body and meta are valid for the call only. */
+typedef store_status (*blob_record_fn)(void *ctx, blob_ref at, blob_ref next, const void *body,
+                                       size_t len, const void *meta, size_t meta_len,
+                                       store_error *err);
+
+/* Writer, after a crash: calls fn for every whole record from position
+ * `from` to the end of the log, then cuts off a torn or damaged tail of the
+ * newest segment (synced) so that appending continues after the last good
+ * record. A damaged record in an older segment is STORE_ERR_CORRUPT. */
+store_status blob_recover(blob_log *b, blob_ref from, blob_record_fn fn, void *ctx,
+                          store_error *err);
 
 /* Appends the body of the record at ref, which must be len bytes long, to
  * out. STORE_ERR_CORRUPT when the header or checksum do not match,

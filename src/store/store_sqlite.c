@@ -40,6 +40,7 @@
 
 #include "base/mem.h"
 #include "store/store_blob.h"
+#include "store/store_journal.h"
 
 /* --- schema ------------------------------------------------------------------ */
 
@@ -99,7 +100,11 @@ static const char *const MIGRATIONS[] = {
     "ALTER TABLE messages ADD COLUMN raw_len INTEGER;"
     "ALTER TABLE messages ADD COLUMN body_seg INTEGER;"
     "ALTER TABLE messages ADD COLUMN body_off INTEGER;"
-    "CREATE INDEX messages_body_seg ON messages(body_seg) WHERE body_seg IS NOT NULL;",
+    "CREATE INDEX messages_body_seg ON messages(body_seg) WHERE body_seg IS NOT NULL;"
+    /* how far into the body log the rows go: recovery starts there */
+    "CREATE TABLE body_log(id INTEGER PRIMARY KEY CHECK (id = 1), seg INTEGER NOT NULL,"
+    " off INTEGER NOT NULL);"
+    "INSERT INTO body_log VALUES(1, 1, 0);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -155,6 +160,8 @@ enum stmt_id {
     ST_AUDIT_ADD,
     ST_AUDIT_LIST,
     ST_SEG_USED,
+    ST_LOG_GET,
+    ST_LOG_SET,
     ST_COUNT
 };
 
@@ -234,6 +241,8 @@ static const char *const SQL[ST_COUNT] = {
     [ST_AUDIT_ADD] = "INSERT INTO audit(at, who, why, action, what) VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_AUDIT_LIST] = "SELECT id, at, who, why, action, what FROM audit ORDER BY id DESC LIMIT ?1",
     [ST_SEG_USED] = "SELECT 1 FROM messages WHERE body_seg = ?1 LIMIT 1",
+    [ST_LOG_GET] = "SELECT seg, off FROM body_log WHERE id = 1",
+    [ST_LOG_SET] = "UPDATE body_log SET seg = ?1, off = ?2 WHERE id = 1",
 };
 
 /* --- the handle ------------------------------------------------------------------- */
@@ -260,8 +269,11 @@ typedef struct sq_store {
     uint64_t segment_bytes;
     blob_body *batch_bodies;
     blob_ref *batch_refs;
-    size_t cap_bodies, cap_refs;
-    tbuf body; /* one body read back */
+    size_t *journal_offs;
+    size_t cap_bodies, cap_refs, cap_offs;
+    tbuf journal; /* the batch's journal records (store_journal.h) */
+    size_t recovered; /* messages recovery brought back (for tests, logs) */
+    tbuf body;    /* one body read back */
 } sq_store;
 
 static sq_store *sq(store *s)
@@ -453,9 +465,13 @@ static store_status dest_id(sq_store *q, const char *channel, const char *name, 
 
 /* --- the body log ------------------------------------------------------------------------ */
 
+static store_status recover_bodies(sq_store *q, store_error *err);
+
 /* Opens the body log (PATH-bodies) if this handle has not yet: with write,
  * trying to become its writer (once; a handle that cannot keeps its bodies
- * in the rows). */
+ * in the rows). The writer first brings back the rows of records the
+ * database lost, then stops syncing the database at every commit: the
+ * body log's sync makes a batch durable (see the top of the file). */
 static store_status blobs_open(sq_store *q, bool write, store_error *err)
 {
     if (q->blobs && (!write || q->bodies != BODIES_UNTRIED)) return STORE_OK;
@@ -468,6 +484,12 @@ static store_status blobs_open(sq_store *q, bool write, store_error *err)
     store_status st = blob_open(dir, write, q->segment_bytes, &q->blobs, &writer, err);
     free(dir);
     if (st == STORE_OK && write) q->bodies = writer ? BODIES_WRITER : BODIES_INLINE;
+    if (st == STORE_OK && q->bodies == BODIES_WRITER && write) {
+        st = recover_bodies(q, err);
+        int rc = st == STORE_OK ? exec(q, "PRAGMA synchronous = NORMAL") : SQLITE_OK;
+        if (rc != SQLITE_OK) st = sq_fail(q, rc, err, "configuring the store");
+        if (st != STORE_OK) q->bodies = BODIES_UNTRIED; /* try again next time */
+    }
     return st;
 }
 
@@ -663,6 +685,7 @@ static store_status sq_open(const char *path, const store_options *opt, store **
         goto fail;
     }
     st = migrate(q, err);
+    if (st == STORE_OK && opt->writer) st = blobs_open(q, true, err);
     if (st != STORE_OK) goto fail;
     *out = &q->base;
     return STORE_OK;
@@ -686,6 +709,8 @@ static void sq_close(store *s)
     blob_close(q->blobs);
     free(q->batch_bodies);
     free(q->batch_refs);
+    free(q->journal_offs);
+    tbuf_free(&q->journal);
     tbuf_free(&q->body);
     free(q->path);
     free(q);
@@ -759,6 +784,78 @@ static store_status put_one(sq_store *q, sqlite3_stmt *msg, sqlite3_stmt *dlv, c
     return STORE_OK;
 }
 
+/* Records, inside the caller's transaction, that the rows now cover the
+ * body log up to end. */
+static store_status set_log_end(sq_store *q, blob_ref end, store_error *err)
+{
+    sqlite3_stmt *st;
+    store_status r = stmt_get(q, ST_LOG_SET, &st, err);
+    if (r != STORE_OK) return r;
+    sqlite3_bind_int64(st, 1, end.seg);
+    sqlite3_bind_int64(st, 2, end.off);
+    int rc = run(st);
+    return rc == SQLITE_OK ? STORE_OK : sq_fail(q, rc, err, "recording the end of the body log");
+}
+
+typedef struct recovery {
+    sq_store *q;
+    journal_scratch sc;
+    size_t n;
+} recovery;
+
+/* blob_record_fn: stores one record the database lost, with its own
+ * transaction (recovery is rare and short). */
+static store_status recover_record(void *ctx, blob_ref at, blob_ref next, const void *body,
+                                   size_t len, const void *meta, size_t meta_len,
+                                   store_error *err)
+{
+    recovery *rc = ctx;
+    sq_store *q = rc->q;
+    store_put p;
+    if (!journal_decode(meta, meta_len, &p, &rc->sc))
+        return store_fail(err, STORE_ERR_CORRUPT,
+                          "the body log record at offset %" PRId64 " of segment %08" PRId64
+                          " has unreadable metadata",
+                          at.off, at.seg);
+    p.raw = body;
+    p.raw_len = len;
+    q->scratch = xgrow(q->scratch, &q->cap_scratch, p.n_dests + 1, sizeof *q->scratch);
+    sqlite3_stmt *msg, *dlv;
+    store_status st = stmt_get(q, ST_PUT_MSG, &msg, err);
+    if (st == STORE_OK) st = stmt_get(q, ST_PUT_DLV, &dlv, err);
+    for (size_t d = 0; st == STORE_OK && d < p.n_dests; d++)
+        st = dest_id(q, p.channel, p.dests[d].name, true, &q->scratch[d], err);
+    if (st == STORE_OK) st = begin(q, err, "recovering a message from the body log");
+    if (st != STORE_OK) return st;
+    int64_t id;
+    st = put_one(q, msg, dlv, &p, &at, q->scratch, &id, err);
+    if (st == STORE_OK) st = set_log_end(q, next, err);
+    if (st == STORE_OK) st = commit(q, err, "recovering a message from the body log");
+    if (st != STORE_OK) rollback(q);
+    rc->n += st == STORE_OK;
+    return st;
+}
+
+/* Writer: stores the messages of every body log record past the end the
+ * rows cover (the commits a power loss took from the database). */
+static store_status recover_bodies(sq_store *q, store_error *err)
+{
+    sqlite3_stmt *st;
+    store_status r = stmt_get(q, ST_LOG_GET, &st, err);
+    if (r != STORE_OK) return r;
+    int rc = sqlite3_step(st);
+    blob_ref from = {1, 0};
+    if (rc == SQLITE_ROW) from = (blob_ref){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sq_fail(q, rc, err, "reading the end of the body log");
+    recovery ctx = {q, {0}, 0};
+    r = blob_recover(q->blobs, from, recover_record, &ctx, err);
+    journal_scratch_free(&ctx.sc);
+    q->recovered = ctx.n;
+    return r;
+}
+
 static store_status sq_put_batch(store *s, const store_put *items, size_t n, int64_t *ids_out,
                                  store_error *err)
 {
@@ -785,8 +882,17 @@ static store_status sq_put_batch(store *s, const store_put *items, size_t n, int
     if (in_log) {
         q->batch_bodies = xgrow(q->batch_bodies, &q->cap_bodies, n, sizeof *q->batch_bodies);
         q->batch_refs = xgrow(q->batch_refs, &q->cap_refs, n, sizeof *q->batch_refs);
+        q->journal_offs = xgrow(q->journal_offs, &q->cap_offs, n + 1, sizeof *q->journal_offs);
+        tbuf_reset(&q->journal);
+        for (size_t i = 0; i < n; i++) {
+            q->journal_offs[i] = q->journal.len;
+            journal_encode(&items[i], &q->journal);
+        }
+        q->journal_offs[n] = q->journal.len;
         for (size_t i = 0; i < n; i++)
-            q->batch_bodies[i] = (blob_body){items[i].raw, items[i].raw_len};
+            q->batch_bodies[i] = (blob_body){items[i].raw, items[i].raw_len,
+                                             q->journal.p + q->journal_offs[i],
+                                             q->journal_offs[i + 1] - q->journal_offs[i]};
         st = blob_append(q->blobs, q->batch_bodies, n, q->batch_refs, err);
         if (st != STORE_OK) return st;
     }
@@ -803,7 +909,8 @@ static store_status sq_put_batch(store *s, const store_put *items, size_t n, int
         k += items[i].n_dests;
         if (ids_out) ids_out[i] = id;
     }
-    if (in_log) st = blob_sync(q->blobs, err);
+    if (in_log) st = set_log_end(q, blob_end(q->blobs), err);
+    if (in_log && st == STORE_OK) st = blob_sync(q->blobs, err);
     if (st == STORE_OK) st = commit(q, err, doing);
     if (st != STORE_OK) goto fail;
     return STORE_OK;

@@ -57,8 +57,9 @@ static int parse_mw(const char *s, double *mw)
     char *end;
     *mw = strtod(s, &end);
     if (end == s || *end || !isfinite(*mw) || *mw <= 0)
-        return cli_usage_error("units", "--mw '%s': expected a molar mass in g/mol, a positive "
-                                        "number such as 180.156",
+        return cli_usage_error("units",
+                               "--mw '%s': expected a molar mass in g/mol, a positive "
+                               "number such as 180.156",
                                s);
     return CLI_OK;
 }
@@ -111,9 +112,8 @@ int cli_units(int argc, char **argv)
     tbuf out = TBUF_INIT;
     bool converted;
     ucum_error err;
-    ucum_status st = a.range
-                         ? ucum_convert_range(value, from, to, a.mw, &out, &converted, &err)
-                         : ucum_convert_text(value, from, to, a.mw, &out, &converted, &err);
+    ucum_status st = a.range ? ucum_convert_range(value, from, to, a.mw, &out, &converted, &err)
+                             : ucum_convert_text(value, from, to, a.mw, &out, &converted, &err);
     if (st != UCUM_OK) {
         fprintf(stderr, "tern units: %s%s\n", err.text,
                 st == UCUM_ERR_NEEDS_MOLAR_MASS ? " (--mw G/MOL)" : "");

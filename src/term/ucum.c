@@ -36,15 +36,24 @@
 const char *ucum_strerror(ucum_status s)
 {
     switch (s) {
-    case UCUM_OK: return "ok";
-    case UCUM_ERR_SYNTAX: return "syntax error in unit";
-    case UCUM_ERR_UNKNOWN_UNIT: return "unknown unit";
-    case UCUM_ERR_LIMIT: return "unit expression too long or too deeply nested";
-    case UCUM_ERR_RANGE: return "exponent or magnitude out of range";
-    case UCUM_ERR_SPECIAL: return "special unit used in an expression";
-    case UCUM_ERR_NOT_COMMENSURABLE: return "units are not commensurable";
-    case UCUM_ERR_NEEDS_MOLAR_MASS: return "molar mass needed";
-    case UCUM_ERR_VALUE: return "invalid value";
+    case UCUM_OK:
+        return "ok";
+    case UCUM_ERR_SYNTAX:
+        return "syntax error in unit";
+    case UCUM_ERR_UNKNOWN_UNIT:
+        return "unknown unit";
+    case UCUM_ERR_LIMIT:
+        return "unit expression too long or too deeply nested";
+    case UCUM_ERR_RANGE:
+        return "exponent or magnitude out of range";
+    case UCUM_ERR_SPECIAL:
+        return "special unit used in an expression";
+    case UCUM_ERR_NOT_COMMENSURABLE:
+        return "units are not commensurable";
+    case UCUM_ERR_NEEDS_MOLAR_MASS:
+        return "molar mass needed";
+    case UCUM_ERR_VALUE:
+        return "invalid value";
     }
     return "unknown status";
 }
@@ -93,23 +102,32 @@ static const char *const kind_names[KIND_COUNT] = {
 };
 
 static const char *const base_names[UCUM_NBASE] = {
-    "length", "mass", "time", "plane angle", "temperature",
-    "electric charge", "luminous intensity", "amount of substance",
+    "length",
+    "mass",
+    "time",
+    "plane angle",
+    "temperature",
+    "electric charge",
+    "luminous intensity",
+    "amount of substance",
 };
 
 typedef struct atom {
     const char *sym;
-    bool metric;      /* takes a prefix */
-    double factor;    /* in base units: m, g, s, rad, K, C, cd, mol */
+    bool metric;   /* takes a prefix */
+    double factor; /* in base units: m, g, s, rad, K, C, cd, mol */
     signed char dim[UCUM_NBASE];
-    int kind;         /* KIND_* or -1 */
+    int kind; /* KIND_* or -1 */
     ucum_special special;
     double offset;
 } atom;
 
 /* Dimension vectors: length, mass, time, angle, temperature, charge,
  * luminosity, amount. */
-#define D(l, m, t, a, k, q, f, n) {l, m, t, a, k, q, f, n}
+#define D(l, m, t, a, k, q, f, n)                                                                  \
+    {                                                                                              \
+        l, m, t, a, k, q, f, n                                                                     \
+    }
 #define NONE D(0, 0, 0, 0, 0, 0, 0, 0)
 #define VOL D(3, 0, 0, 0, 0, 0, 0, 0)
 #define LEN D(1, 0, 0, 0, 0, 0, 0, 0)
@@ -121,8 +139,14 @@ typedef struct atom {
 #define PER_TIME D(0, 0, -1, 0, 0, 0, 0, 0)
 #define CATALYTIC D(0, 0, -1, 0, 0, 0, 0, 1)
 #define TEMP D(0, 0, 0, 0, 1, 0, 0, 0)
-#define R(sym, metric, factor, dim) {sym, metric, factor, dim, -1, UCUM_SPECIAL_NONE, 0}
-#define K(sym, metric, kind) {sym, metric, 1, NONE, kind, UCUM_SPECIAL_NONE, 0}
+#define RATIO(sym, metric, factor, dim)                                                            \
+    {                                                                                              \
+        sym, metric, factor, dim, -1, UCUM_SPECIAL_NONE, 0                                         \
+    }
+#define KIND_ATOM(sym, metric, kind)                                                               \
+    {                                                                                              \
+        sym, metric, 1, NONE, kind, UCUM_SPECIAL_NONE, 0                                           \
+    }
 
 #define INCH 0.0254
 #define POUND 453.59237
@@ -133,113 +157,113 @@ typedef struct atom {
 
 static const atom atoms[] = {
     /* base units (mol is a base dimension here, see ucum.h) */
-    R("m", true, 1, LEN),
-    R("g", true, 1, MASS),
-    R("s", true, 1, TIME),
-    R("rad", true, 1, D(0, 0, 0, 1, 0, 0, 0, 0)),
-    R("K", true, 1, TEMP),
-    R("C", true, 1, D(0, 0, 0, 0, 0, 1, 0, 0)),
-    R("cd", true, 1, D(0, 0, 0, 0, 0, 0, 1, 0)),
-    R("mol", true, 1, D(0, 0, 0, 0, 0, 0, 0, 1)),
+    RATIO("m", true, 1, LEN),
+    RATIO("g", true, 1, MASS),
+    RATIO("s", true, 1, TIME),
+    RATIO("rad", true, 1, D(0, 0, 0, 1, 0, 0, 0, 0)),
+    RATIO("K", true, 1, TEMP),
+    RATIO("C", true, 1, D(0, 0, 0, 0, 0, 1, 0, 0)),
+    RATIO("cd", true, 1, D(0, 0, 0, 0, 0, 0, 1, 0)),
+    RATIO("mol", true, 1, D(0, 0, 0, 0, 0, 0, 0, 1)),
     /* dimensionless */
-    R("10*", false, 10, NONE),
-    R("10^", false, 10, NONE),
-    R("%", false, 1e-2, NONE),
-    R("[ppth]", false, 1e-3, NONE),
-    R("[ppm]", false, 1e-6, NONE),
-    R("[ppb]", false, 1e-9, NONE),
-    R("[pptr]", false, 1e-12, NONE),
-    R("[pi]", false, UCUM_PI, NONE),
-    R("sr", true, 1, D(0, 0, 0, 2, 0, 0, 0, 0)),
-    R("deg", false, UCUM_PI / 180, D(0, 0, 0, 1, 0, 0, 0, 0)),
-    R("bit", true, 1, NONE),
-    R("By", true, 8, NONE),
+    RATIO("10*", false, 10, NONE),
+    RATIO("10^", false, 10, NONE),
+    RATIO("%", false, 1e-2, NONE),
+    RATIO("[ppth]", false, 1e-3, NONE),
+    RATIO("[ppm]", false, 1e-6, NONE),
+    RATIO("[ppb]", false, 1e-9, NONE),
+    RATIO("[pptr]", false, 1e-12, NONE),
+    RATIO("[pi]", false, UCUM_PI, NONE),
+    RATIO("sr", true, 1, D(0, 0, 0, 2, 0, 0, 0, 0)),
+    RATIO("deg", false, UCUM_PI / 180, D(0, 0, 0, 1, 0, 0, 0, 0)),
+    RATIO("bit", true, 1, NONE),
+    RATIO("By", true, 8, NONE),
     /* volume */
-    R("L", true, 1e-3, VOL),
-    R("l", true, 1e-3, VOL),
-    R("[gal_us]", false, GALLON, VOL),
-    R("[qt_us]", false, GALLON / 4, VOL),
-    R("[pt_us]", false, GALLON / 8, VOL),
-    R("[cup_us]", false, GALLON / 16, VOL),
-    R("[foz_us]", false, GALLON / 128, VOL),
-    R("[tbs_us]", false, GALLON / 256, VOL),
-    R("[tsp_us]", false, GALLON / 768, VOL),
-    R("[drp]", false, 1e-6 / 20, VOL),
+    RATIO("L", true, 1e-3, VOL),
+    RATIO("l", true, 1e-3, VOL),
+    RATIO("[gal_us]", false, GALLON, VOL),
+    RATIO("[qt_us]", false, GALLON / 4, VOL),
+    RATIO("[pt_us]", false, GALLON / 8, VOL),
+    RATIO("[cup_us]", false, GALLON / 16, VOL),
+    RATIO("[foz_us]", false, GALLON / 128, VOL),
+    RATIO("[tbs_us]", false, GALLON / 256, VOL),
+    RATIO("[tsp_us]", false, GALLON / 768, VOL),
+    RATIO("[drp]", false, 1e-6 / 20, VOL),
     /* length */
-    R("[in_i]", false, INCH, LEN),
-    R("[ft_i]", false, 12 * INCH, LEN),
-    R("[yd_i]", false, 36 * INCH, LEN),
-    R("[mi_i]", false, 5280 * 12 * INCH, LEN),
-    R("Ao", false, 1e-10, LEN),
+    RATIO("[in_i]", false, INCH, LEN),
+    RATIO("[ft_i]", false, 12 * INCH, LEN),
+    RATIO("[yd_i]", false, 36 * INCH, LEN),
+    RATIO("[mi_i]", false, 5280 * 12 * INCH, LEN),
+    RATIO("Ao", false, 1e-10, LEN),
     /* mass */
-    R("[lb_av]", false, POUND, MASS),
-    R("[oz_av]", false, POUND / 16, MASS),
-    R("[gr]", false, 0.06479891, MASS),
-    R("[st_av]", false, 14 * POUND, MASS),
-    R("t", true, 1e6, MASS),
-    R("u", true, 1.6605402e-24, MASS),
+    RATIO("[lb_av]", false, POUND, MASS),
+    RATIO("[oz_av]", false, POUND / 16, MASS),
+    RATIO("[gr]", false, 0.06479891, MASS),
+    RATIO("[st_av]", false, 14 * POUND, MASS),
+    RATIO("t", true, 1e6, MASS),
+    RATIO("u", true, 1.6605402e-24, MASS),
     /* time */
-    R("min", false, 60, TIME),
-    R("h", false, 3600, TIME),
-    R("d", false, 86400, TIME),
-    R("wk", false, 7 * 86400, TIME),
-    R("a", false, JULIAN_YEAR, TIME),
-    R("a_j", false, JULIAN_YEAR, TIME),
-    R("a_g", false, GREGORIAN_YEAR, TIME),
-    R("mo", false, JULIAN_YEAR / 12, TIME),
-    R("mo_j", false, JULIAN_YEAR / 12, TIME),
-    R("mo_g", false, GREGORIAN_YEAR / 12, TIME),
+    RATIO("min", false, 60, TIME),
+    RATIO("h", false, 3600, TIME),
+    RATIO("d", false, 86400, TIME),
+    RATIO("wk", false, 7 * 86400, TIME),
+    RATIO("a", false, JULIAN_YEAR, TIME),
+    RATIO("a_j", false, JULIAN_YEAR, TIME),
+    RATIO("a_g", false, GREGORIAN_YEAR, TIME),
+    RATIO("mo", false, JULIAN_YEAR / 12, TIME),
+    RATIO("mo_j", false, JULIAN_YEAR / 12, TIME),
+    RATIO("mo_g", false, GREGORIAN_YEAR / 12, TIME),
     /* mechanics (the base unit of mass is g, hence the factors of 1000) */
-    R("Hz", true, 1, PER_TIME),
-    R("N", true, 1000, D(1, 1, -2, 0, 0, 0, 0, 0)),
-    R("Pa", true, 1000, PRESSURE),
-    R("bar", true, 1e8, PRESSURE),
-    R("atm", false, 101325e3, PRESSURE),
-    R("m[Hg]", true, 133322e3, PRESSURE),
-    R("m[H2O]", true, 9806.65e3, PRESSURE),
-    R("[in_i'Hg]", false, 133322e3 * INCH, PRESSURE),
-    R("[psi]", false, POUND * STD_GRAVITY / (INCH * INCH), PRESSURE),
-    R("J", true, 1000, ENERGY),
-    R("cal", true, 4184, ENERGY),
-    R("[Cal]", false, 4184e3, ENERGY),
-    R("eV", true, 1.60217733e-16, ENERGY),
-    R("W", true, 1000, D(2, 1, -3, 0, 0, 0, 0, 0)),
+    RATIO("Hz", true, 1, PER_TIME),
+    RATIO("N", true, 1000, D(1, 1, -2, 0, 0, 0, 0, 0)),
+    RATIO("Pa", true, 1000, PRESSURE),
+    RATIO("bar", true, 1e8, PRESSURE),
+    RATIO("atm", false, 101325e3, PRESSURE),
+    RATIO("m[Hg]", true, 133322e3, PRESSURE),
+    RATIO("m[H2O]", true, 9806.65e3, PRESSURE),
+    RATIO("[in_i'Hg]", false, 133322e3 * INCH, PRESSURE),
+    RATIO("[psi]", false, POUND *STD_GRAVITY / (INCH * INCH), PRESSURE),
+    RATIO("J", true, 1000, ENERGY),
+    RATIO("cal", true, 4184, ENERGY),
+    RATIO("[Cal]", false, 4184e3, ENERGY),
+    RATIO("eV", true, 1.60217733e-16, ENERGY),
+    RATIO("W", true, 1000, D(2, 1, -3, 0, 0, 0, 0, 0)),
     /* electricity */
-    R("A", true, 1, D(0, 0, -1, 0, 0, 1, 0, 0)),
-    R("V", true, 1000, D(2, 1, -2, 0, 0, -1, 0, 0)),
-    R("Ohm", true, 1000, D(2, 1, -1, 0, 0, -2, 0, 0)),
+    RATIO("A", true, 1, D(0, 0, -1, 0, 0, 1, 0, 0)),
+    RATIO("V", true, 1000, D(2, 1, -2, 0, 0, -1, 0, 0)),
+    RATIO("Ohm", true, 1000, D(2, 1, -1, 0, 0, -2, 0, 0)),
     /* temperature: Cel and [degF] are special, see ucum_convert_units */
     {"Cel", true, 1, TEMP, -1, UCUM_SPECIAL_CEL, 273.15},
     {"[degF]", false, 5.0 / 9.0, TEMP, -1, UCUM_SPECIAL_DEGF, 459.67},
-    R("[degR]", false, 5.0 / 9.0, TEMP),
+    RATIO("[degR]", false, 5.0 / 9.0, TEMP),
     /* chemistry and lab */
-    R("kat", true, 1, CATALYTIC),
-    R("U", true, 1e-6 / 60, CATALYTIC),
-    R("g%", true, 1e4, D(-3, 1, 0, 0, 0, 0, 0, 0)),
+    RATIO("kat", true, 1, CATALYTIC),
+    RATIO("U", true, 1e-6 / 60, CATALYTIC),
+    RATIO("g%", true, 1e4, D(-3, 1, 0, 0, 0, 0, 0, 0)),
     /* radiation */
-    R("Bq", true, 1, PER_TIME),
-    R("Ci", true, 3.7e10, PER_TIME),
-    R("Gy", true, 1, DOSE),
-    R("Sv", true, 1, DOSE),
-    R("RAD", true, 1e-2, DOSE),
-    R("REM", true, 1e-2, DOSE),
+    RATIO("Bq", true, 1, PER_TIME),
+    RATIO("Ci", true, 3.7e10, PER_TIME),
+    RATIO("Gy", true, 1, DOSE),
+    RATIO("Sv", true, 1, DOSE),
+    RATIO("RAD", true, 1e-2, DOSE),
+    RATIO("REM", true, 1e-2, DOSE),
     /* kinds commensurable only with themselves */
-    K("eq", true, KIND_EQ),
-    K("osm", true, KIND_OSM),
-    K("[iU]", true, KIND_IU),
-    K("[IU]", true, KIND_IU),
-    K("[arb'U]", false, KIND_ARB),
-    K("[USP'U]", false, KIND_USP),
-    K("[CFU]", true, KIND_CFU),
-    K("[PFU]", true, KIND_PFU),
-    K("[GPL'U]", false, KIND_GPL),
-    K("[MPL'U]", false, KIND_MPL),
-    K("[APL'U]", false, KIND_APL),
-    K("[beth'U]", false, KIND_BETH),
-    K("[AU]", false, KIND_AU),
-    K("[BAU]", false, KIND_BAU),
-    K("[Lf]", false, KIND_LF),
-    K("[FFU]", false, KIND_FFU),
+    KIND_ATOM("eq", true, KIND_EQ),
+    KIND_ATOM("osm", true, KIND_OSM),
+    KIND_ATOM("[iU]", true, KIND_IU),
+    KIND_ATOM("[IU]", true, KIND_IU),
+    KIND_ATOM("[arb'U]", false, KIND_ARB),
+    KIND_ATOM("[USP'U]", false, KIND_USP),
+    KIND_ATOM("[CFU]", true, KIND_CFU),
+    KIND_ATOM("[PFU]", true, KIND_PFU),
+    KIND_ATOM("[GPL'U]", false, KIND_GPL),
+    KIND_ATOM("[MPL'U]", false, KIND_MPL),
+    KIND_ATOM("[APL'U]", false, KIND_APL),
+    KIND_ATOM("[beth'U]", false, KIND_BETH),
+    KIND_ATOM("[AU]", false, KIND_AU),
+    KIND_ATOM("[BAU]", false, KIND_BAU),
+    KIND_ATOM("[Lf]", false, KIND_LF),
+    KIND_ATOM("[FFU]", false, KIND_FFU),
 };
 
 typedef struct prefix {
@@ -250,12 +274,11 @@ typedef struct prefix {
 /* Two-letter prefixes first so that "daL" is deca-litre; the common lab
  * prefixes next so that case-insensitive suggestions prefer them. */
 static const prefix prefixes[] = {
-    {"da", 1e1},  {"Ki", 1024.0},  {"Mi", 1048576.0}, {"Gi", 1073741824.0},
-    {"Ti", 1099511627776.0},       {"m", 1e-3},       {"u", 1e-6},  {"n", 1e-9},
-    {"p", 1e-12}, {"f", 1e-15},    {"k", 1e3},        {"d", 1e-1},  {"c", 1e-2},
-    {"M", 1e6},   {"G", 1e9},      {"T", 1e12},       {"h", 1e2},   {"a", 1e-18},
-    {"z", 1e-21}, {"y", 1e-24},    {"P", 1e15},       {"E", 1e18},  {"Z", 1e21},
-    {"Y", 1e24},
+    {"da", 1e1}, {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
+    {"m", 1e-3}, {"u", 1e-6},    {"n", 1e-9},       {"p", 1e-12},         {"f", 1e-15},
+    {"k", 1e3},  {"d", 1e-1},    {"c", 1e-2},       {"M", 1e6},           {"G", 1e9},
+    {"T", 1e12}, {"h", 1e2},     {"a", 1e-18},      {"z", 1e-21},         {"y", 1e-24},
+    {"P", 1e15}, {"E", 1e18},    {"Z", 1e21},       {"Y", 1e24},
 };
 
 /* Common non-UCUM spellings and what to write instead. `prefixable` hints
@@ -265,15 +288,37 @@ static const struct {
     const char *good;
     bool prefixable;
 } hints[] = {
-    {"IU", "[IU]", true},     {"iu", "[IU]", true},      {"Eq", "eq", true},
-    {"mmHg", "mm[Hg]", false}, {"cmH2O", "cm[H2O]", false}, {"mcg", "ug", false},
-    {"hr", "h", false},       {"hrs", "h", false},       {"sec", "s", false},
-    {"degC", "Cel", false},   {"\xC2\xB0" "C", "Cel", false}, {"degF", "[degF]", false},
-    {"\xC2\xB0" "F", "[degF]", false}, {"lb", "[lb_av]", false}, {"lbs", "[lb_av]", false},
-    {"oz", "[oz_av]", false}, {"in", "[in_i]", false},   {"ft", "[ft_i]", false},
-    {"cc", "mL", false},      {"yr", "a", false},        {"day", "d", false},
-    {"days", "d", false},     {"ppm", "[ppm]", false},   {"ppb", "[ppb]", false},
-    {"psi", "[psi]", false},  {"CFU", "[CFU]", true},    {"gal", "[gal_us]", false},
+    {"IU", "[IU]", true},
+    {"iu", "[IU]", true},
+    {"Eq", "eq", true},
+    {"mmHg", "mm[Hg]", false},
+    {"cmH2O", "cm[H2O]", false},
+    {"mcg", "ug", false},
+    {"hr", "h", false},
+    {"hrs", "h", false},
+    {"sec", "s", false},
+    {"degC", "Cel", false},
+    {"\xC2\xB0"
+     "C",
+     "Cel", false},
+    {"degF", "[degF]", false},
+    {"\xC2\xB0"
+     "F",
+     "[degF]", false},
+    {"lb", "[lb_av]", false},
+    {"lbs", "[lb_av]", false},
+    {"oz", "[oz_av]", false},
+    {"in", "[in_i]", false},
+    {"ft", "[ft_i]", false},
+    {"cc", "mL", false},
+    {"yr", "a", false},
+    {"day", "d", false},
+    {"days", "d", false},
+    {"ppm", "[ppm]", false},
+    {"ppb", "[ppb]", false},
+    {"psi", "[psi]", false},
+    {"CFU", "[CFU]", true},
+    {"gal", "[gal_us]", false},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -317,7 +362,8 @@ static void suggest(const char *sym, size_t n, char *buf, size_t size)
         }
         for (size_t j = 0; hints[i].prefixable && j < COUNT(prefixes); j++) {
             size_t pl = strlen(prefixes[j].sym);
-            if (pl + hl == n && !memcmp(prefixes[j].sym, sym, pl) && !memcmp(hints[i].bad, sym + pl, hl)) {
+            if (pl + hl == n && !memcmp(prefixes[j].sym, sym, pl) &&
+                !memcmp(hints[i].bad, sym + pl, hl)) {
                 snprintf(buf, size, "%s%s", prefixes[j].sym, hints[i].good);
                 return;
             }
@@ -416,8 +462,8 @@ static ucum_status unit_combine(parser *p, ucum_unit *a, const ucum_unit *b, int
                               p->s[at] == '.' ? "a product '.'" : "a quotient '/'");
     double f = sign > 0 ? a->factor * b->factor : a->factor / b->factor;
     if (!isfinite(f) || f == 0)
-        return fail(p, UCUM_ERR_RANGE, at, "the magnitude of the unit is out of range at position %zu",
-                    at + 1);
+        return fail(p, UCUM_ERR_RANGE, at,
+                    "the magnitude of the unit is out of range at position %zu", at + 1);
     for (int i = 0; i < UCUM_NDIMS; i++) {
         int d = a->dim[i] + sign * b->dim[i];
         if (d > UCUM_MAX_DIM || d < -UCUM_MAX_DIM)
@@ -432,8 +478,8 @@ static ucum_status unit_pow(parser *p, ucum_unit *u, int e, size_t at)
 {
     double f = pow(u->factor, e);
     if (!isfinite(f) || f == 0)
-        return fail(p, UCUM_ERR_RANGE, at, "the magnitude of the unit is out of range at position %zu",
-                    at + 1);
+        return fail(p, UCUM_ERR_RANGE, at,
+                    "the magnitude of the unit is out of range at position %zu", at + 1);
     for (int i = 0; i < UCUM_NDIMS; i++) {
         int d = u->dim[i] * e;
         if (d > UCUM_MAX_DIM || d < -UCUM_MAX_DIM)
@@ -559,7 +605,8 @@ static ucum_status parse_number_component(parser *p, ucum_unit *u)
 {
     size_t start = p->pos;
     double v = 0;
-    while (is_digit(peek(p))) v = v * 10 + (p->s[p->pos++] - '0');
+    while (is_digit(peek(p)))
+        v = v * 10 + (p->s[p->pos++] - '0');
     char c = peek(p);
     if (c == '*' || c == '^') {
         if (p->pos - start != 2 || p->s[start] != '1' || p->s[start + 1] != '0')
@@ -576,8 +623,10 @@ static ucum_status parse_number_component(parser *p, ucum_unit *u)
         return unit_pow(p, u, e, start);
     }
     if (!isfinite(v) || v == 0)
-        return fail(p, UCUM_ERR_RANGE, start, "the factor at position %zu must be a positive number "
-                    "of reasonable size", start + 1);
+        return fail(p, UCUM_ERR_RANGE, start,
+                    "the factor at position %zu must be a positive number "
+                    "of reasonable size",
+                    start + 1);
     unit_one(u);
     u->factor = v;
     return UCUM_OK;
@@ -591,8 +640,9 @@ static ucum_status parse_component(parser *p, int depth, ucum_unit *u)
     ucum_status st;
     if (c == '(') {
         if (depth >= UCUM_MAX_DEPTH)
-            return fail(p, UCUM_ERR_LIMIT, start, "parentheses nested deeper than %d at position %zu",
-                        UCUM_MAX_DEPTH, start + 1);
+            return fail(p, UCUM_ERR_LIMIT, start,
+                        "parentheses nested deeper than %d at position %zu", UCUM_MAX_DEPTH,
+                        start + 1);
         p->pos++;
         if ((st = parse_term(p, depth + 1, u))) return st;
         if (peek(p) != ')')
@@ -698,8 +748,8 @@ static const struct {
 
 /* Order in which dimensions are named: what is measured before length. */
 static const int name_order[UCUM_NBASE] = {
-    UCUM_DIM_MASS,        UCUM_DIM_AMOUNT,      UCUM_DIM_LENGTH, UCUM_DIM_TIME,
-    UCUM_DIM_TEMPERATURE, UCUM_DIM_CHARGE,      UCUM_DIM_ANGLE,  UCUM_DIM_LUMINOSITY,
+    UCUM_DIM_MASS,        UCUM_DIM_AMOUNT, UCUM_DIM_LENGTH, UCUM_DIM_TIME,
+    UCUM_DIM_TEMPERATURE, UCUM_DIM_CHARGE, UCUM_DIM_ANGLE,  UCUM_DIM_LUMINOSITY,
 };
 
 static void name_one(int dim, int e, tbuf *b)
@@ -734,14 +784,17 @@ char *ucum_describe_dimension(const ucum_unit *u, char *buf, size_t size)
     assert(u && buf && size > 0);
     tbuf b = TBUF_INIT, den = TBUF_INIT;
     bool only_base = true;
-    for (int i = UCUM_NBASE; i < UCUM_NDIMS; i++) only_base &= u->dim[i] == 0;
+    for (int i = UCUM_NBASE; i < UCUM_NDIMS; i++)
+        only_base &= u->dim[i] == 0;
     for (size_t i = 0; only_base && i < COUNT(named_dims) && !b.len; i++)
         if (!memcmp(named_dims[i].dim, u->dim, UCUM_NBASE)) tbuf_puts(&b, named_dims[i].name);
     if (!b.len) {
         int nnum = name_side(u, 1, &b);
         int nden = name_side(u, -1, &den);
-        if (!nnum && !nden) tbuf_puts(&b, "dimensionless");
-        else if (!nnum) tbuf_putc(&b, '1');
+        if (!nnum && !nden)
+            tbuf_puts(&b, "dimensionless");
+        else if (!nnum)
+            tbuf_putc(&b, '1');
         if (nden) tbuf_printf(&b, nden > 1 ? "/(%s)" : "/%s", den.p);
     }
     snprintf(buf, size, "%s", b.p);
@@ -868,7 +921,8 @@ static size_t scan_number(const char *s, int *sig)
         size_t j = i + 1;
         if (s[j] == '+' || s[j] == '-') j++;
         if (is_digit(s[j])) {
-            while (is_digit(s[j])) j++;
+            while (is_digit(s[j]))
+                j++;
             i = j;
         }
     }
@@ -904,18 +958,21 @@ static void put_fixed(double v, int digits, tbuf *out)
         if (is_digit(*c) && nd < MAX_SIG) d[nd++] = *c;
     int exp10 = *c == 'e' ? atoi(c + 1) : 0;
     bool zero = true;
-    for (int i = 0; i < nd; i++) zero &= d[i] == '0';
+    for (int i = 0; i < nd; i++)
+        zero &= d[i] == '0';
     if (m[0] == '-' && !zero) tbuf_putc(out, '-');
     if (exp10 < 0) {
         tbuf_puts(out, "0.");
-        for (int i = 0; i < -exp10 - 1; i++) tbuf_putc(out, '0');
+        for (int i = 0; i < -exp10 - 1; i++)
+            tbuf_putc(out, '0');
         tbuf_put(out, d, (size_t)nd);
         return;
     }
     int intlen = exp10 + 1;
     if (intlen >= nd) {
         tbuf_put(out, d, (size_t)nd);
-        for (int i = nd; i < intlen; i++) tbuf_putc(out, '0');
+        for (int i = nd; i < intlen; i++)
+            tbuf_putc(out, '0');
         return;
     }
     tbuf_put(out, d, (size_t)intlen);
@@ -953,7 +1010,8 @@ void ucum_format_number(double v, int in_digits, tbuf *out)
 
 static size_t skip_spaces(const char *s, size_t i)
 {
-    while (s[i] == ' ' || s[i] == '\t') i++;
+    while (s[i] == ' ' || s[i] == '\t')
+        i++;
     return i;
 }
 
@@ -985,8 +1043,8 @@ static ucum_status convert_number(const char *s, size_t n, int sig, const ucum_u
 
 /* Appends s with the number at [a, a+n) replaced by its conversion. */
 static ucum_status replace_number(const char *s, size_t a, size_t n, int sig, const ucum_unit *uf,
-                                  const ucum_unit *ut, double mw, const char *from,
-                                  const char *to, tbuf *out, ucum_error *err)
+                                  const ucum_unit *ut, double mw, const char *from, const char *to,
+                                  tbuf *out, ucum_error *err)
 {
     tbuf_put(out, s, a);
     ucum_status st = convert_number(s + a, n, sig, uf, ut, mw, from, to, out, err);
@@ -1052,8 +1110,7 @@ ucum_status ucum_convert_range(const char *range, const char *from, const char *
         return UCUM_OK;
     }
     tbuf_put(out, range, lo);
-    ucum_status st =
-        convert_number(range + lo, nlo, sig, &uf, &ut, molar_mass, from, to, out, err);
+    ucum_status st = convert_number(range + lo, nlo, sig, &uf, &ut, molar_mass, from, to, out, err);
     if (!st) {
         tbuf_put(out, range + sep, hi - sep);
         st = convert_number(range + hi, nhi, sig2, &uf, &ut, molar_mass, from, to, out, err);

@@ -28,14 +28,14 @@
 
 typedef enum ucum_status {
     UCUM_OK = 0,
-    UCUM_ERR_SYNTAX,           /* the expression does not follow the UCUM grammar */
-    UCUM_ERR_UNKNOWN_UNIT,     /* a unit symbol (or prefix + symbol) is not in the table */
-    UCUM_ERR_LIMIT,            /* longer than UCUM_MAX_EXPR or nested deeper than UCUM_MAX_DEPTH */
-    UCUM_ERR_RANGE,            /* an exponent or the unit's magnitude is out of range */
-    UCUM_ERR_SPECIAL,          /* Cel/[degF] in a product, quotient, with prefix or exponent */
-    UCUM_ERR_NOT_COMMENSURABLE,/* the two units measure different things */
-    UCUM_ERR_NEEDS_MOLAR_MASS, /* mass vs amount of substance, and no molar mass given */
-    UCUM_ERR_VALUE,            /* a value or molar mass is not a finite number / out of range */
+    UCUM_ERR_SYNTAX,            /* the expression does not follow the UCUM grammar */
+    UCUM_ERR_UNKNOWN_UNIT,      /* a unit symbol (or prefix + symbol) is not in the table */
+    UCUM_ERR_LIMIT,             /* longer than UCUM_MAX_EXPR or nested deeper than UCUM_MAX_DEPTH */
+    UCUM_ERR_RANGE,             /* an exponent or the unit's magnitude is out of range */
+    UCUM_ERR_SPECIAL,           /* Cel/[degF] in a product, quotient, with prefix or exponent */
+    UCUM_ERR_NOT_COMMENSURABLE, /* the two units measure different things */
+    UCUM_ERR_NEEDS_MOLAR_MASS,  /* mass vs amount of substance, and no molar mass given */
+    UCUM_ERR_VALUE,             /* a value or molar mass is not a finite number / out of range */
 } ucum_status;
 
 /* Returns a static, human-readable name for a status; never NULL. */

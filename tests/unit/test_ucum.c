@@ -73,14 +73,18 @@ static void test_parse_valid(void **state)
 {
     (void)state;
     static const char *ok[] = {
-        "m", "m2", "s-1", "s+2", "10*3", "10^3", "10*-3", "10*", "1000", "1", "/min", "/uL",
-        "{score}", "{cells}/uL", "mL{total}", "m2{skin}", "kg.m/s2", "(mg/dL)", "mg/(kg.d)",
-        "mm[Hg]", "cm[H2O]", "[in_i]", "[ft_i]", "[lb_av]", "[oz_av]", "[degF]", "Cel",
-        "Cel{oral}", "(Cel)", "%", "[ppm]", "[ppb]", "U/L", "[iU]/L", "[IU]/mL", "m[IU]/L",
-        "kat", "ukat/L", "Bq", "Gy", "cGy", "mSv", "g%", "mg%", "eq", "meq/L", "mosm/kg", "mol",
-        "mmol/L", "atm", "bar", "kPa", "J", "kcal", "W", "N", "Hz", "h", "d", "wk", "mo", "a",
-        "daL", "KiBy", "MiBy", "[arb'U]", "[CFU]/mL", "10*9/L", "10{cells}", "((m))", "cd",
-        "[gal_us]", "[tsp_us]", "[drp]/min", "L", "l", "dL", "fL", "pg", "ng/mL", "umol/L",
+        "m",         "m2",       "s-1",      "s+2",       "10*3",      "10^3",      "10*-3",
+        "10*",       "1000",     "1",        "/min",      "/uL",       "{score}",   "{cells}/uL",
+        "mL{total}", "m2{skin}", "kg.m/s2",  "(mg/dL)",   "mg/(kg.d)", "mm[Hg]",    "cm[H2O]",
+        "[in_i]",    "[ft_i]",   "[lb_av]",  "[oz_av]",   "[degF]",    "Cel",       "Cel{oral}",
+        "(Cel)",     "%",        "[ppm]",    "[ppb]",     "U/L",       "[iU]/L",    "[IU]/mL",
+        "m[IU]/L",   "kat",      "ukat/L",   "Bq",        "Gy",        "cGy",       "mSv",
+        "g%",        "mg%",      "eq",       "meq/L",     "mosm/kg",   "mol",       "mmol/L",
+        "atm",       "bar",      "kPa",      "J",         "kcal",      "W",         "N",
+        "Hz",        "h",        "d",        "wk",        "mo",        "a",         "daL",
+        "KiBy",      "MiBy",     "[arb'U]",  "[CFU]/mL",  "10*9/L",    "10{cells}", "((m))",
+        "cd",        "[gal_us]", "[tsp_us]", "[drp]/min", "L",         "l",         "dL",
+        "fL",        "pg",       "ng/mL",    "umol/L",
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         ucum_unit u;
@@ -202,8 +206,7 @@ static void test_molar_mass(void **state)
     assert_string_equal(err.text, "mg/dL (mass/volume) and mmol/L (amount of substance/volume) "
                                   "are not commensurable; give the analyte's molar mass to "
                                   "convert mass to moles");
-    assert_int_equal(ucum_convert(1, "mmol/L", "mg/dL", 0, &out, &err),
-                     UCUM_ERR_NEEDS_MOLAR_MASS);
+    assert_int_equal(ucum_convert(1, "mmol/L", "mg/dL", 0, &out, &err), UCUM_ERR_NEEDS_MOLAR_MASS);
     assert_non_null(strstr(err.text, "moles to mass"));
     /* mass vs amount plus something else: a molar mass does not help */
     assert_int_equal(ucum_convert(1, "mg/dL", "mmol", GLUCOSE, &out, &err),
@@ -213,12 +216,10 @@ static void test_molar_mass(void **state)
     check_conv(1, "mol", "g", GLUCOSE, GLUCOSE);
     check_conv(GLUCOSE, "g", "mol", GLUCOSE, 1);
     /* eq, osm and arbitrary units stand apart */
-    assert_int_equal(ucum_convert(1, "meq/L", "mmol/L", 1, &out, &err),
-                     UCUM_ERR_NOT_COMMENSURABLE);
+    assert_int_equal(ucum_convert(1, "meq/L", "mmol/L", 1, &out, &err), UCUM_ERR_NOT_COMMENSURABLE);
     assert_int_equal(ucum_convert(1, "mosm/kg", "mmol/kg", 1, &out, &err),
                      UCUM_ERR_NOT_COMMENSURABLE);
-    assert_int_equal(ucum_convert(1, "[arb'U]", "[IU]", 0, &out, &err),
-                     UCUM_ERR_NOT_COMMENSURABLE);
+    assert_int_equal(ucum_convert(1, "[arb'U]", "[IU]", 0, &out, &err), UCUM_ERR_NOT_COMMENSURABLE);
     assert_int_equal(ucum_convert(1, "[IU]/L", "ug/L", 0, &out, &err), UCUM_ERR_NOT_COMMENSURABLE);
     /* bad numbers */
     assert_int_equal(ucum_convert(NAN, "g", "mg", 0, &out, &err), UCUM_ERR_VALUE);
@@ -243,9 +244,9 @@ static void test_unknown_units(void **state)
     err = parse_fails("mmHg", UCUM_ERR_UNKNOWN_UNIT);
     assert_non_null(strstr(err.text, "'mm[Hg]'"));
     parse_fails("[foo]", UCUM_ERR_UNKNOWN_UNIT);
-    parse_fails("hmin", UCUM_ERR_UNKNOWN_UNIT);  /* min takes no prefix */
+    parse_fails("hmin", UCUM_ERR_UNKNOWN_UNIT); /* min takes no prefix */
     parse_fails("k[lb_av]", UCUM_ERR_UNKNOWN_UNIT);
-    parse_fails("mmm", UCUM_ERR_UNKNOWN_UNIT);   /* one prefix only */
+    parse_fails("mmm", UCUM_ERR_UNKNOWN_UNIT); /* one prefix only */
     err = parse_fails("g/10*3.qq", UCUM_ERR_UNKNOWN_UNIT);
     assert_int_equal(err.offset, 7);
 }
@@ -257,9 +258,9 @@ static void test_syntax_errors(void **state)
         const char *expr;
         size_t offset;
     } cases[] = {
-        {"", 0},      {"m//s", 2}, {"mg/", 3},   {"(m", 2},     {"m)", 1},   {"m^2", 1},
-        {"m2.", 3},   {".m", 0},   {"m+", 2},    {"{abc", 0},   {"[in_i", 0}, {"m g", 1},
-        {"2mg", 1},   {"100*3", 0}, {"m{a{b}}", 3}, {"()", 1},  {"m.(", 3},  {"*", 0},
+        {"", 0},      {"m//s", 2},     {"mg/", 3},     {"(m", 2},   {"m)", 1},    {"m^2", 1},
+        {"m2.", 3},   {".m", 0},       {"m+", 2},      {"{abc", 0}, {"[in_i", 0}, {"m g", 1},
+        {"2mg", 1},   {"100*3", 0},    {"m{a{b}}", 3}, {"()", 1},   {"m.(", 3},   {"*", 0},
         {"m\x01", 1}, {"\xC3\xA9", 0}, {"m-", 2},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -279,8 +280,8 @@ static void test_syntax_errors(void **state)
 static void test_special_units(void **state)
 {
     (void)state;
-    static const char *bad[] = {"Cel/h", "Cel2", "mCel", "2.Cel", "/Cel", "Cel.Cel",
-                                "[degF]/s", "K/Cel", "(Cel).m", "Cel-1"};
+    static const char *bad[] = {"Cel/h",   "Cel2",     "mCel",  "2.Cel",   "/Cel",
+                                "Cel.Cel", "[degF]/s", "K/Cel", "(Cel).m", "Cel-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ucum_error err = parse_fails(bad[i], UCUM_ERR_SPECIAL);
         assert_non_null(strstr(err.text, "can only be used alone"));
@@ -336,8 +337,8 @@ static void test_value_text(void **state)
     TEXT_IS("5.0", "5.0", "mmol/L", "mmol/L", 0, false, true);
     TEXT_IS("0.00500", "5.00", "mmol/L", "mol/L", 0, false, true);
     /* not numbers: unchanged, not converted, not an error */
-    static const char *words[] = {"POS", "Negative", "", "1:40", "5.2 H", "--5", "<", "5..2",
-                                  "1e", "0x10", "+-3", "5-7"};
+    static const char *words[] = {"POS", "Negative", "",   "1:40", "5.2 H", "--5",
+                                  "<",   "5..2",     "1e", "0x10", "+-3",   "5-7"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         TEXT_IS(words[i], words[i], "mg/dL", "g/L", 0, false, false);
     /* but a bad unit is reported even when the value is not a number */
@@ -371,8 +372,8 @@ static void test_range_text(void **state)
     TEXT_IS("-1000 - -500", "-1 - -0.5", "g", "mg", 0, true, true);
     TEXT_IS("0.05", "5", "mg/dL", "g/L", 0, true, true);
     TEXT_IS("36.1-37.2", "97.0-99.0", "[degF]", "Cel", 0, true, true);
-    static const char *words[] = {"", "abc", "3.5-", "-", "3.5-5.0-6", "3.5 to 5.0", "3.5--",
-                                  "Negative", "3.5-5.0 mmol/L"};
+    static const char *words[] = {
+        "", "abc", "3.5-", "-", "3.5-5.0-6", "3.5 to 5.0", "3.5--", "Negative", "3.5-5.0 mmol/L"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         TEXT_IS(words[i], words[i], "mg/dL", "g/L", 0, true, false);
     tbuf out = TBUF_INIT;
@@ -453,7 +454,8 @@ static void test_limits(void **state)
     parse_fails(buf, UCUM_ERR_LIMIT);
     /* exactly the limit parses as far as the grammar goes */
     tbuf b = TBUF_INIT;
-    for (int i = 0; i < UCUM_MAX_EXPR / 4; i++) tbuf_puts(&b, i ? ".{x}" : "{xx}");
+    for (int i = 0; i < UCUM_MAX_EXPR / 4; i++)
+        tbuf_puts(&b, i ? ".{x}" : "{xx}");
     assert_int_equal(b.len, UCUM_MAX_EXPR);
     ucum_unit u;
     ucum_error err;
@@ -462,12 +464,15 @@ static void test_limits(void **state)
     parse_fails(b.p, UCUM_ERR_LIMIT);
     /* nesting */
     tbuf_reset(&b);
-    for (int i = 0; i < UCUM_MAX_DEPTH; i++) tbuf_putc(&b, '(');
+    for (int i = 0; i < UCUM_MAX_DEPTH; i++)
+        tbuf_putc(&b, '(');
     tbuf_putc(&b, 'm');
-    for (int i = 0; i < UCUM_MAX_DEPTH; i++) tbuf_putc(&b, ')');
+    for (int i = 0; i < UCUM_MAX_DEPTH; i++)
+        tbuf_putc(&b, ')');
     assert_int_equal(ucum_parse(b.p, &u, &err), UCUM_OK);
     tbuf_reset(&b);
-    for (int i = 0; i < 200; i++) tbuf_putc(&b, '(');
+    for (int i = 0; i < 200; i++)
+        tbuf_putc(&b, '(');
     parse_fails(b.p, UCUM_ERR_LIMIT);
     /* exponents and magnitudes */
     parse_fails("m100", UCUM_ERR_RANGE);
@@ -480,12 +485,14 @@ static void test_limits(void **state)
     parse_fails("0", UCUM_ERR_RANGE);
     parse_fails("0.m", UCUM_ERR_RANGE);
     tbuf_reset(&b);
-    for (int i = 0; i < 250; i++) tbuf_putc(&b, '9');
+    for (int i = 0; i < 250; i++)
+        tbuf_putc(&b, '9');
     assert_int_equal(ucum_parse(b.p, &u, &err), UCUM_OK); /* 1e250 is finite */
     tbuf_puts(&b, ".10*99");
     parse_fails(b.p, UCUM_ERR_RANGE);
     tbuf_reset(&b);
-    for (int i = 0; i < 120; i++) tbuf_puts(&b, "m.");
+    for (int i = 0; i < 120; i++)
+        tbuf_puts(&b, "m.");
     tbuf_putc(&b, 'm');
     parse_fails(b.p, UCUM_ERR_RANGE);
     assert_int_equal(ucum_parse(NULL, &u, &err), UCUM_ERR_SYNTAX);
@@ -493,7 +500,8 @@ static void test_limits(void **state)
     /* long value text */
     tbuf out = TBUF_INIT, v = TBUF_INIT;
     bool converted;
-    for (int i = 0; i < 1000; i++) tbuf_putc(&v, '1');
+    for (int i = 0; i < 1000; i++)
+        tbuf_putc(&v, '1');
     assert_int_equal(ucum_convert_text(v.p, "g", "mg", 0, &out, &converted, &err), UCUM_ERR_VALUE);
     tbuf_free(&out);
     tbuf_free(&v);
@@ -502,20 +510,21 @@ static void test_limits(void **state)
 static void test_strerror(void **state)
 {
     (void)state;
-    for (int s = UCUM_OK; s <= UCUM_ERR_VALUE; s++) assert_non_null(ucum_strerror(s));
+    for (int s = UCUM_OK; s <= UCUM_ERR_VALUE; s++)
+        assert_non_null(ucum_strerror(s));
     assert_string_equal(ucum_strerror(UCUM_ERR_UNKNOWN_UNIT), "unknown unit");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),     cmocka_unit_test(test_canonical_forms),
-        cmocka_unit_test(test_associativity),   cmocka_unit_test(test_required_examples),
+        cmocka_unit_test(test_parse_valid),      cmocka_unit_test(test_canonical_forms),
+        cmocka_unit_test(test_associativity),    cmocka_unit_test(test_required_examples),
         cmocka_unit_test(test_more_conversions), cmocka_unit_test(test_molar_mass),
-        cmocka_unit_test(test_unknown_units),   cmocka_unit_test(test_syntax_errors),
-        cmocka_unit_test(test_special_units),   cmocka_unit_test(test_value_text),
-        cmocka_unit_test(test_range_text),      cmocka_unit_test(test_format),
-        cmocka_unit_test(test_garbage),         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_unknown_units),    cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_special_units),    cmocka_unit_test(test_value_text),
+        cmocka_unit_test(test_range_text),       cmocka_unit_test(test_format),
+        cmocka_unit_test(test_garbage),          cmocka_unit_test(test_limits),
         cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

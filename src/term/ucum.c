@@ -660,7 +660,7 @@ static ucum_status parse_component(parser *p, int depth, ucum_unit *u)
         if ((st = parse_number_component(p, u))) return st;
         return peek(p) == '{' ? parse_annotation(p) : UCUM_OK;
     }
-    size_t n;
+    size_t n = 0;
     if ((st = scan_symbol(p, &n))) return st;
     if (n == 0) {
         if (c == '^' || c == '*')
@@ -671,7 +671,7 @@ static ucum_status parse_component(parser *p, int depth, ucum_unit *u)
         return fail(p, UCUM_ERR_SYNTAX, start, "expected a unit at position %zu, found %s",
                     start + 1, char_name(p, start, cn, sizeof(cn)));
     }
-    bool prefixed, had;
+    bool prefixed = false, had = false;
     int e;
     if ((st = resolve_symbol(p, start, n, u, &prefixed))) return st;
     if (u->special && prefixed) return special_misuse(p, u, start, "a prefix");

@@ -22,6 +22,8 @@
 
 #include <yaml.h>
 
+#include "term/ucum.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -1338,6 +1340,106 @@ static void read_filter(reader *r, yaml_node_t *node, config_filter *f, const ch
     map_close_plain(&m);
 }
 
+/* An HL7 path (PID-3[2].1, OBX[3]-5) in a scalar; NULL after an error. */
+static char *scalar_hl7_path(reader *r, yaml_node_t *v, const char *key)
+{
+    char *s = scalar_string(r, v, key);
+    hl7_path p;
+    hl7_error e;
+    if (s && hl7_path_parse(s, &p, &e) != HL7_OK) {
+        err_at(r, v, "'%s' is not an HL7 path (%s); write it like PID-3.1 or OBX[2]-5", s, e.text);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void read_convert(reader *r, yaml_node_t *v, config_transform *t, const char *label)
+{
+    map m;
+    if (map_open(r, v, &m, "{ code: 2345-7, to: mmol/L, mw: 180.156 }", "a unit conversion of %s",
+                 label)) {
+        yaml_node_t *x;
+        if ((x = map_need(&m, "code", "2345-7"))) t->code = scalar_string(r, x, "code");
+        if ((x = map_need(&m, "to", "mmol/L"))) t->unit = scalar_string(r, x, "to");
+        ucum_unit u;
+        ucum_error ue;
+        if (t->unit && ucum_parse(t->unit, &u, &ue) != UCUM_OK)
+            err_at(r, x, "'to: %s' is not a UCUM unit: %s", t->unit, ue.text);
+        read_string(&m, "from", &t->from);
+        if ((x = map_get(&m, "mw"))) {
+            const char *s = scalar_of(r, x, "mw", "a molar mass in g/mol, like 180.156");
+            char *end = NULL;
+            t->mw = s ? strtod(s, &end) : 0;
+            if (s && (end == s || *end || !(t->mw > 0) || t->mw > 1e7))
+                err_at(r, x, "'mw' must be a molar mass in g/mol greater than 0, like 180.156");
+        }
+    }
+    map_close_plain(&m);
+}
+
+/* One step of `transform`: a map with exactly one of set, copy, delete,
+ * convert (and the keys that go with it). */
+static void read_transform(reader *r, yaml_node_t *node, config_transform *t, const char *label)
+{
+    map m;
+    t->line = line_of(node);
+    if (!map_open(r, node, &m, "{ set: PID-8, value: U }", "a transform step of %s", label))
+        goto done;
+    yaml_node_t *v;
+    int kinds = 0;
+    if ((v = map_get(&m, "set"))) {
+        kinds++;
+        t->kind = CONFIG_TX_SET;
+        t->path = scalar_hl7_path(r, v, "set");
+        yaml_node_t *x = map_need(&m, "value", "U");
+        if (x) t->value = scalar_string(r, x, "value");
+    }
+    if ((v = map_get(&m, "copy"))) {
+        kinds++;
+        t->kind = CONFIG_TX_COPY;
+        t->path = scalar_hl7_path(r, v, "copy");
+        yaml_node_t *x = map_need(&m, "to", "PID-2");
+        if (x) t->to = scalar_hl7_path(r, x, "to");
+    }
+    if ((v = map_get(&m, "delete"))) {
+        kinds++;
+        t->kind = CONFIG_TX_DELETE;
+        t->path = scalar_string(r, v, "delete");
+        const char *s = t->path;
+        if (s && !(strlen(s) == 3 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == 3 &&
+                   strcmp(s, "MSH") != 0))
+            err_at(r, v, "'delete' takes a segment id other than MSH, like ZPI; found '%s'", s);
+    }
+    if ((v = map_get(&m, "convert"))) {
+        kinds++;
+        t->kind = CONFIG_TX_CONVERT;
+        read_convert(r, v, t, label);
+    }
+    if (kinds != 1)
+        err_at(r, node,
+               "a transform step of %s needs exactly one of 'set', 'copy', 'delete' or 'convert' "
+               "(found %d)",
+               label, kinds);
+done:
+    map_close_plain(&m);
+}
+
+static void read_transforms(reader *r, yaml_node_t *v, config_channel *ch, const char *label)
+{
+    char b[64];
+    if (v->type != YAML_SEQUENCE_NODE) {
+        err_at(r, v, "'transform' of %s must be a list of steps, found %s", label,
+               describe(v, b, sizeof(b)));
+        return;
+    }
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    ch->transforms = xcalloc(n ? n : 1, sizeof(*ch->transforms));
+    ch->ntransforms = n;
+    for (size_t i = 0; i < n; i++)
+        read_transform(r, node_at(r, v->data.sequence.items.start[i]), &ch->transforms[i], label);
+}
+
 static void read_duplicates(reader *r, yaml_node_t *node, config_duplicates *d, const char *label)
 {
     map m;
@@ -1623,6 +1725,7 @@ static void read_channel(reader *r, yaml_node_t *node, tern_config *c, size_t in
     if ((v = map_get(&m, "filter"))) read_filter(r, v, &ch->filter, label);
     if ((v = map_get(&m, "duplicates"))) read_duplicates(r, v, &ch->duplicates, label);
     if ((v = map_get(&m, "limits"))) read_limits(r, v, &ch->limits, label);
+    if ((v = map_get(&m, "transform"))) read_transforms(r, v, ch, label);
     if ((v = map_get(&m, "destinations"))) {
         char b[64];
         if (v->type != YAML_SEQUENCE_NODE) {
@@ -1781,6 +1884,16 @@ static void free_channel(config_channel *ch)
     free_strv(s->file.ignore_suffixes, s->file.nignore_suffixes);
     free_strv(ch->filter.types, ch->filter.ntypes);
     free_strv(ch->filter.exclude, ch->filter.nexclude);
+    for (size_t i = 0; i < ch->ntransforms; i++) {
+        config_transform *t = &ch->transforms[i];
+        free(t->path);
+        free(t->value);
+        free(t->to);
+        free(t->code);
+        free(t->unit);
+        free(t->from);
+    }
+    free(ch->transforms);
     for (size_t i = 0; i < ch->ndestinations; i++)
         free_destination(&ch->destinations[i]);
     free(ch->destinations);

@@ -153,6 +153,28 @@ typedef struct config_filter {
 /* True when a message of this type and event passes the filter. */
 bool config_filter_accepts(const config_filter *f, const char *type, const char *event);
 
+/* One declarative transform step (docs/transforms.md), applied in order to
+ * a copy of each message as it is delivered; the stored message is never
+ * changed. Strings are owned. */
+typedef enum config_tx_kind {
+    CONFIG_TX_SET = 1, /* path = value ("" clears it) */
+    CONFIG_TX_COPY,    /* to = the value at path (raw, escapes kept) */
+    CONFIG_TX_DELETE,  /* remove every segment with id `path` */
+    CONFIG_TX_CONVERT, /* OBX with OBX-3.1 = code: OBX-5, -6, -7 from OBX-6.1 to unit */
+} config_tx_kind;
+
+typedef struct config_transform {
+    config_tx_kind kind;
+    unsigned line;
+    char *path;  /* SET, COPY: an HL7 path; DELETE: a segment id */
+    char *value; /* SET */
+    char *to;    /* COPY: target path */
+    char *code;  /* CONVERT: the observation code (OBX-3.1) */
+    char *unit;  /* CONVERT: the target UCUM unit */
+    char *from;  /* CONVERT: only when OBX-6.1 is this unit; NULL: any */
+    double mw;   /* CONVERT: molar mass in g/mol; 0: none */
+} config_transform;
+
 /* Duplicate detection on (MSH-4 sending facility, MSH-10 control id). */
 typedef struct config_duplicates {
     bool enabled;
@@ -250,6 +272,8 @@ typedef struct config_channel {
     hl7_limits limits;
     config_destination *destinations; /* owned; may be empty (store only) */
     size_t ndestinations;
+    config_transform *transforms; /* owned; applied in order on delivery */
+    size_t ntransforms;
 } config_channel;
 
 typedef struct tern_config {

@@ -28,6 +28,7 @@
 #include "engine/engine_int.h"
 
 #include "engine/msg_meta.h"
+#include "engine/transform.h"
 
 #include "base/mem.h"
 #include "hl7/hl7_ack.h"
@@ -103,6 +104,9 @@ struct eng_channel {
     size_t ndests;
     hl7_msg *msg; /* scratch for parsing at submit */
     uint64_t received, rejected, filtered, duplicates;
+    transform_chain *tx; /* the channel's transform steps; NULL: none */
+    hl7_msg *tx_msg;     /* scratch: the message being transformed */
+    tbuf tx_out;         /* the transformed message, CR-terminated */
 };
 
 typedef struct commit_job commit_job;
@@ -608,12 +612,41 @@ void eng_dest_result(eng_dest *d, int64_t id, store_outcome outcome, const char 
 
 /* --- queue workers ----------------------------------------------------------------- */
 
+/* Applies the channel's transform steps to a copy of raw, into ch->tx_out.
+ * 0, or -1 with the reason in err. */
+static int transform_message(eng_channel *ch, const char *raw, size_t len, tbuf *err)
+{
+    hl7_error he;
+    if (hl7_parse(ch->tx_msg, raw, len, &he) != HL7_OK) {
+        tbuf_printf(err, "transform: the stored message does not parse: %s", he.text);
+        return -1;
+    }
+    if (transform_apply(ch->tx, ch->tx_msg, err) != 0) return -1;
+    tbuf_reset(&ch->tx_out);
+    hl7_serialize_cr(ch->tx_msg, &ch->tx_out);
+    return 0;
+}
+
 static void deliver_item(eng_dest *d, const store_queue_item *it)
 {
     worker *w = &d->w;
+    eng_channel *ch = d->ch;
     w->inflight[w->ninflight++] = (inflight){it->message_id, it->attempts};
     eng_delivery dl = {.id = it->message_id, .raw = it->raw, .len = it->raw_len,
                        .received_at = it->received_at, .attempts = it->attempts};
+    if (ch->tx) {
+        /* A step that cannot be applied will not apply on a retry either:
+         * straight to the error queue, with the reason. */
+        tbuf why = TBUF_INIT;
+        if (transform_message(ch, it->raw, it->raw_len, &why) != 0) {
+            eng_dest_result(d, it->message_id, STORE_FAILED, why.p);
+            tbuf_free(&why);
+            return;
+        }
+        tbuf_free(&why);
+        dl.raw = ch->tx_out.p;
+        dl.len = ch->tx_out.len;
+    }
     d->ops->deliver(d, &dl);
 }
 
@@ -744,6 +777,14 @@ static int setup_channel(engine *e, eng_channel *ch, const config_channel *cc, t
     ch->e = e;
     ch->cfg = cc;
     ch->msg = hl7_msg_new(&cc->limits);
+    if (cc->ntransforms) {
+        ch->tx = transform_compile(cc->transforms, cc->ntransforms, err);
+        if (!ch->tx) {
+            tbuf_printf(err, " (channel %s)", cc->name);
+            return -1;
+        }
+        ch->tx_msg = hl7_msg_new(&cc->limits);
+    }
     ch->ndests = cc->ndestinations;
     ch->dests = xcalloc(ch->ndests ? ch->ndests : 1, sizeof(*ch->dests));
     for (size_t k = 0; k < ch->ndests; k++) {
@@ -954,6 +995,9 @@ void engine_free(engine *e)
         }
         free(ch->dests);
         hl7_msg_free(ch->msg);
+        hl7_msg_free(ch->tx_msg);
+        transform_free(ch->tx);
+        tbuf_free(&ch->tx_out);
     }
     free(e->channels);
     if (e->http) evhttp_free(e->http);

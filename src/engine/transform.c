@@ -1,0 +1,209 @@
+/*
+ * transform: compiled declarative steps; see transform.h.
+ *
+ * Compiling parses every path and unit once, so applying a step is a few
+ * lookups in the parsed message plus the edit. Values are read into the
+ * chain's scratch buffers before a write, because an edit may move the
+ * bytes a span points at.
+ */
+#include "engine/transform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "term/ucum.h"
+
+typedef struct step {
+    const config_transform *cfg;
+    hl7_path path, to;
+    ucum_unit unit; /* CONVERT: the target */
+} step;
+
+struct transform_chain {
+    step *steps;
+    size_t n;
+    tbuf a, b, c; /* scratch */
+};
+
+static int compile_step(step *s, const config_transform *t, tbuf *err)
+{
+    hl7_error he;
+    s->cfg = t;
+    switch (t->kind) {
+    case CONFIG_TX_SET:
+    case CONFIG_TX_COPY:
+        if (hl7_path_parse(t->path, &s->path, &he) != HL7_OK ||
+            (t->kind == CONFIG_TX_COPY && hl7_path_parse(t->to, &s->to, &he) != HL7_OK)) {
+            tbuf_printf(err, "transform at line %u: %s", t->line, he.text);
+            return -1;
+        }
+        return 0;
+    case CONFIG_TX_DELETE:
+        return 0;
+    case CONFIG_TX_CONVERT: {
+        ucum_error ue;
+        if (ucum_parse(t->unit, &s->unit, &ue) != UCUM_OK) {
+            tbuf_printf(err, "transform at line %u: %s", t->line, ue.text);
+            return -1;
+        }
+        return 0;
+    }
+    }
+    tbuf_printf(err, "transform at line %u: unknown kind", t->line);
+    return -1;
+}
+
+transform_chain *transform_compile(const config_transform *steps, size_t n, tbuf *err)
+{
+    transform_chain *c = xcalloc(1, sizeof *c);
+    c->steps = xcalloc(n ? n : 1, sizeof *c->steps);
+    c->n = n;
+    for (size_t i = 0; i < n; i++) {
+        if (compile_step(&c->steps[i], &steps[i], err) != 0) {
+            transform_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+void transform_free(transform_chain *c)
+{
+    if (!c) return;
+    free(c->steps);
+    tbuf_free(&c->a);
+    tbuf_free(&c->b);
+    tbuf_free(&c->c);
+    free(c);
+}
+
+static int fail_hl7(const step *s, const hl7_error *he, tbuf *err)
+{
+    tbuf_printf(err, "transform at line %u (%s): %s", s->cfg->line,
+                s->cfg->kind == CONFIG_TX_SET ? "set" : "copy", he->text);
+    return -1;
+}
+
+static int apply_set(step *s, hl7_msg *m, tbuf *err)
+{
+    hl7_error he;
+    if (hl7_set(m, &s->path, s->cfg->value, strlen(s->cfg->value), &he) != HL7_OK)
+        return fail_hl7(s, &he, err);
+    return 0;
+}
+
+static int apply_copy(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
+{
+    hl7_span v;
+    tbuf_reset(&c->a);
+    if (hl7_get_raw(m, &s->path, &v) >= HL7_EMPTY) tbuf_put(&c->a, v.p, v.len);
+    hl7_error he;
+    if (hl7_set_raw(m, &s->to, c->a.p ? c->a.p : "", c->a.len, &he) != HL7_OK)
+        return fail_hl7(s, &he, err);
+    return 0;
+}
+
+static int apply_delete(step *s, hl7_msg *m, tbuf *err)
+{
+    for (uint32_t i = hl7_seg_count(m); i-- > 1;) {
+        if (strcmp(hl7_seg_at(m, i)->id, s->cfg->path) != 0) continue;
+        hl7_error he;
+        if (hl7_seg_remove(m, i, &he) != HL7_OK) {
+            tbuf_printf(err, "transform at line %u (delete %s): %s", s->cfg->line, s->cfg->path,
+                        he.text);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The decoded value at SEG[occ]-field.comp into out; false when absent. */
+static bool get_at(const hl7_msg *m, const char *seg, uint32_t occ, uint32_t field, uint32_t comp,
+                   tbuf *out)
+{
+    hl7_path p = {.seg_occ = occ, .field = field, .rep = 1, .comp = comp};
+    memcpy(p.seg, seg, 4);
+    tbuf_reset(out);
+    return hl7_get(m, &p, out) == HL7_VALUE;
+}
+
+static int set_at(hl7_msg *m, uint32_t occ, uint32_t field, uint32_t comp, const char *text,
+                  size_t len, hl7_error *he)
+{
+    hl7_path p = {.seg = "OBX", .seg_occ = occ, .field = field, .rep = 1, .comp = comp};
+    return hl7_set(m, &p, text, len, he) == HL7_OK ? 0 : -1;
+}
+
+/* Converts OBX occurrence occ from its unit to the step's. */
+static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tbuf *err)
+{
+    const config_transform *t = s->cfg;
+    if (!get_at(m, "OBX", occ, 6, 1, &c->a)) {
+        tbuf_printf(err,
+                    "transform at line %u (convert %s): OBX[%u]-6 has no unit to convert from",
+                    t->line, t->code, occ);
+        return -1;
+    }
+    char *from = xstrdup(c->a.p);
+    int rc = 0;
+    if ((t->from && strcmp(from, t->from) != 0) || strcmp(from, t->unit) == 0) goto done;
+    ucum_error ue;
+    bool converted;
+    hl7_error he;
+    tbuf_reset(&c->b);
+    if (get_at(m, "OBX", occ, 5, 0, &c->a) &&
+        ucum_convert_text(c->a.p, from, t->unit, t->mw, &c->b, &converted, &ue) != UCUM_OK)
+        goto unit_error;
+    if (c->b.len && set_at(m, occ, 5, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
+    tbuf_reset(&c->b);
+    if (get_at(m, "OBX", occ, 7, 0, &c->a) &&
+        ucum_convert_range(c->a.p, from, t->unit, t->mw, &c->b, &converted, &ue) != UCUM_OK)
+        goto unit_error;
+    if (c->b.len && set_at(m, occ, 7, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
+    /* OBX-6 becomes unit^unit^UCUM */
+    if (set_at(m, occ, 6, 1, t->unit, strlen(t->unit), &he) != 0 ||
+        set_at(m, occ, 6, 2, t->unit, strlen(t->unit), &he) != 0 ||
+        set_at(m, occ, 6, 3, "UCUM", 4, &he) != 0)
+        goto hl7_failed;
+    goto done;
+unit_error:
+    tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line, t->code, occ,
+                ue.text);
+    rc = -1;
+    goto done;
+hl7_failed:
+    tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line, t->code, occ,
+                he.text);
+    rc = -1;
+done:
+    free(from);
+    return rc;
+}
+
+static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
+{
+    uint32_t n = hl7_seg_occurrences(m, "OBX");
+    for (uint32_t occ = 1; occ <= n; occ++) {
+        if (!get_at(m, "OBX", occ, 3, 1, &c->c) || strcmp(c->c.p, s->cfg->code) != 0) continue;
+        if (convert_obx(c, s, m, occ, err) != 0) return -1;
+    }
+    return 0;
+}
+
+int transform_apply(transform_chain *c, hl7_msg *m, tbuf *err)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        step *s = &c->steps[i];
+        int rc = 0;
+        switch (s->cfg->kind) {
+        case CONFIG_TX_SET: rc = apply_set(s, m, err); break;
+        case CONFIG_TX_COPY: rc = apply_copy(c, s, m, err); break;
+        case CONFIG_TX_DELETE: rc = apply_delete(s, m, err); break;
+        case CONFIG_TX_CONVERT: rc = apply_convert(c, s, m, err); break;
+        }
+        if (rc != 0) return -1;
+    }
+    return 0;
+}

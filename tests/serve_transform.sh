@@ -1,0 +1,113 @@
+#!/bin/sh
+# End-to-end test of a channel's declarative transform steps (docs/
+# transforms.md) through `tern serve`: files dropped in a directory, the
+# transformed messages written by a file destination.
+#   1. set, copy and delete steps change the delivered copy; the stored
+#      message stays exactly as received;
+#   2. convert: glucose OBX-5, OBX-6 and OBX-7 from mg/dL to mmol/L (molar
+#      mass 180.156), other OBX untouched, a non-numeric value kept;
+#   3. a step that cannot apply (a unit that does not convert) sends the
+#      delivery to the error queue with the step's line and the reason;
+#   4. `tern config check` names the line of a bad step.
+set -u
+tern=$1
+src=$2
+. "$src/tests/lib/common.sh"
+fail=0
+tmp=$(mktemp -d)
+pids=""
+cleanup() { for p in $pids; do kill -9 "$p" 2>/dev/null; done; [ -n "${TERN_TEST_KEEP:-}" ] || rm -rf "$tmp"; }
+trap cleanup EXIT
+for t in sqlite3 python3; do
+    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
+done
+check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+wait_for() { # command expected: polls up to 10 s
+    i=0
+    while [ $i -lt 100 ]; do
+        [ "$(sh -c "$1" 2>/dev/null)" = "$2" ] && return 0
+        sleep 0.1; i=$((i + 1))
+    done
+    return 1
+}
+mkdir -p "$tmp/in"
+cat >"$tmp/tern.yaml" <<'YAML'
+store: { path: ./var/tern.db }
+http: { enabled: false }
+channels:
+  - name: lab
+    source: { type: file, dir: ./in, glob: "*.hl7", after: delete, poll: 100ms, settle: 0 }
+    transform:
+      - { set: MSH-5.1, value: "LIS&LAB" }
+      - { copy: PID-3.1, to: PID-2 }
+      - { delete: ZPI }
+      - convert: { code: 2345-7, to: mmol/L, mw: 180.156 }
+      - convert: { code: 718-7, from: g/dL, to: g/L }
+    destinations:
+      - { name: out, type: file, dir: ./out, filename: "${MSH-10}.hl7" }
+YAML
+db="$tmp/var/tern.db"
+q() { sqlite3 -cmd ".timeout 5000" "$db" "$1"; }
+
+"$tern" serve -c "$tmp/tern.yaml" >"$tmp/serve.log" 2>&1 &
+serve_pid=$!
+pids="$pids $serve_pid"
+
+printf 'MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000||ORU^R01|T1|P|2.5.1\rPID|1||MRN42^^^HOSP^MR||DOE^JANE||19800101|F\rZPI|secret\rOBR|1|ORD1||24331-1^Lipid\rOBX|1|NM|2345-7^Glucose^LN||100|mg/dL^mg/dL^UCUM|70-99|H|||F\rOBX|2|NM|718-7^Hemoglobin^LN||13.5|g/dL|12.0-16.0||||F\rOBX|3|ST|2345-7^Glucose^LN||see note|mg/dL|||||F\rOBX|4|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1||||F\r' >"$tmp/t1.tmp"
+cp "$tmp/t1.tmp" "$tmp/t1.sent"
+mv "$tmp/t1.tmp" "$tmp/in/t1.hl7"
+check "the transformed message is delivered" wait_for "ls '$tmp/out' 2>/dev/null" "T1.hl7"
+out=$(tr '\r' '\n' <"$tmp/out/T1.hl7")
+seg() { printf '%s\n' "$out" | grep "^$1" | sed -n "${2:-1}p"; }
+check "set: MSH-5.1 is the text LIS&LAB, escaped" [ "$(seg MSH | cut -d'|' -f5)" = "LIS\\T\\LAB" ]
+check "copy: PID-2 holds PID-3.1" [ "$(seg PID | cut -d'|' -f3)" = "MRN42" ]
+check "delete: no ZPI segment" [ -z "$(seg ZPI)" ]
+check "convert: glucose 100 mg/dL -> 5.55 mmol/L, range and units too" \
+    [ "$(seg OBX 1)" = "OBX|1|NM|2345-7^Glucose^LN||5.55|mmol/L^mmol/L^UCUM|3.89-5.50|H|||F" ]
+check "convert: hemoglobin g/dL -> g/L" \
+    [ "$(seg OBX 2)" = "OBX|2|NM|718-7^Hemoglobin^LN||135|g/L^g/L^UCUM|120-160||||F" ]
+check "convert: a text value is kept, its unit follows" \
+    [ "$(seg OBX 3)" = "OBX|3|ST|2345-7^Glucose^LN||see note|mmol/L^mmol/L^UCUM|||||F" ]
+check "convert: other codes untouched" \
+    [ "$(seg OBX 4)" = "OBX|4|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1||||F" ]
+id=$(q "select id from messages where control_id = 'T1'")
+"$tern" messages -c "$tmp/tern.yaml" show "$id" --raw >"$tmp/stored.hl7"
+check "the stored message is exactly as received" cmp -s "$tmp/stored.hl7" "$tmp/t1.sent"
+
+# 3. a unit that does not convert to mmol/L
+printf 'MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000||ORU^R01|T2|P|2.5.1\rPID|1||MRN43\rOBX|1|NM|2345-7^Glucose^LN||12|%%|||||F\r' >"$tmp/t2.tmp"
+mv "$tmp/t2.tmp" "$tmp/in/t2.hl7"
+check "a step that cannot apply: the delivery is in the error queue" \
+    wait_for "sqlite3 -cmd '.timeout 5000' '$db' \"select d.state from deliveries d join messages m on m.id = d.message_id where m.control_id = 'T2'\"" error
+err=$(q "select d.last_error from deliveries d join messages m on m.id = d.message_id where m.control_id = 'T2'")
+case $err in
+*"transform at line 10 (convert 2345-7): OBX[1]"*"not commensurable"*) ok "... with the step's line and the reason" ;;
+*) bad "... error text: $err" ;;
+esac
+check "... and nothing was written for it" [ ! -e "$tmp/out/T2.hl7" ]
+
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+check "SIGTERM: exit 0" [ $? -eq 0 ]
+
+# 4. config check names the line of a bad step
+cat >"$tmp/bad.yaml" <<'YAML'
+store: { path: ./var/tern.db }
+channels:
+  - name: lab
+    source: { type: file, dir: ./in, after: delete }
+    transform:
+      - { set: PID-8 }
+      - { copy: PID-3, to: nope }
+      - { convert: { code: X, to: furlongs } }
+      - { set: PID-8, value: U, delete: ZPI }
+YAML
+"$tern" config check -c "$tmp/bad.yaml" >"$tmp/check.out" 2>&1
+check "config check: exit 1 on bad steps" [ $? -eq 1 ]
+grep -q "bad.yaml:6:.*value" "$tmp/check.out" && ok "... set without value (line 6)" || bad "... line 6: $(cat "$tmp/check.out")"
+grep -q "bad.yaml:7:.*nope.*not an HL7 path" "$tmp/check.out" && ok "... bad path (line 7)" || bad "... line 7"
+grep -q "bad.yaml:8:.*furlongs.*not a UCUM unit" "$tmp/check.out" && ok "... bad unit (line 8)" || bad "... line 8"
+grep -q "bad.yaml:9:.*exactly one" "$tmp/check.out" && ok "... two kinds in one step (line 9)" || bad "... line 9"
+
+[ $fail -eq 0 ] || { echo "--- serve.log"; cat "$tmp/serve.log"; echo "--- check.out"; cat "$tmp/check.out"; }
+exit $fail

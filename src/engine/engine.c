@@ -11,11 +11,15 @@
  * parsing and building ACKs, and what it gathers becomes the next batch, so
  * batches grow with the load and the fsync uses the other core.
  *
- * Threads: the loop (everything else, with a read-only store handle) and
- * the committer (all writes, on its own handle; it also checkpoints the
- * write-ahead log when a commit crosses CHECKPOINT_PAGES, which only the one
- * writer can do completely, so the log is reset and stays small). They share
- * only the job hand-off, under one mutex.
+ * Threads: the loop (everything else, with a read-only store handle), the
+ * committer (all writes, on its own handle) and the checkpointer, which
+ * copies the write-ahead log into the database every CHECKPOINT_MS on a
+ * third handle so that commits do not stall for it (the writer does not
+ * sync the database at commits: the body log is the journal, store.h).
+ * SQLite restarts the log only once a checkpoint has caught up with it, so
+ * under a load that never lets the checkpointer catch up the committer
+ * also checkpoints inside the commit that crosses CHECKPOINT_PAGES. They
+ * share only the job hand-off, under one mutex.
  *
  * Queue workers. Each destination has one worker. With parallel = 1 it keeps
  * strict order: it looks at the head of its queue only (whatever its retry
@@ -47,11 +51,10 @@
 #include <unistd.h>
 
 #define POLL_MS 1000
-/* Log pages between checkpoints. A checkpoint runs inside the commit that
- * crosses the mark, on the committer thread, so the loop keeps taking
- * messages meanwhile; smaller means shorter but more frequent stalls of the
- * commit pipeline. */
-#define CHECKPOINT_PAGES 2000
+/* The checkpointer's period, and the log size at which the committer
+ * checkpoints itself (see above). */
+#define CHECKPOINT_PAGES 8000
+#define CHECKPOINT_MS 20
 
 /* One submission waiting for the group commit. */
 typedef struct pending {
@@ -131,7 +134,9 @@ struct engine {
     struct event_base *base;
     store *st; /* the loop's handle: queue reads, duplicate checks */
     store *wr; /* the committer thread's handle: all writes */
-    pthread_t committer;
+    store *ck; /* the checkpointer thread's handle */
+    pthread_t committer, checkpointer;
+    pthread_cond_t ck_cv;
     bool threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -471,6 +476,29 @@ static void commit_start(engine *e)
     e->job_in = j;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
+}
+
+/* Copies the write-ahead log into the database every CHECKPOINT_MS on its
+ * own handle and thread (a PASSIVE checkpoint: it never blocks the writer). */
+static void *checkpointer_main(void *arg)
+{
+    engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    while (!e->quit) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += CHECKPOINT_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&e->ck_cv, &e->mu, &ts);
+        if (e->quit) break;
+        pthread_mutex_unlock(&e->mu);
+        store_error err;
+        if (store_checkpoint(e->ck, &err) != STORE_OK) engine_log("checkpoint: %s", err.text);
+        pthread_mutex_lock(&e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
 }
 
 static void *committer_main(void *arg)
@@ -846,8 +874,8 @@ static void kick_all(engine *e)
         for (size_t k = 0; k < e->channels[i].ndests; k++) worker_kick(&e->channels[i].dests[k]);
 }
 
-/* Two handles on the store: the committer thread writes (and checkpoints
- * the log inside its commits, off the loop), the loop reads. */
+/* Three handles on the store: the committer thread writes, the loop reads,
+ * the checkpointer copies the log into the database. */
 static int open_store(engine *e, tbuf *err)
 {
     store_options wo = {.checkpoint_pages = CHECKPOINT_PAGES, .writer = true};
@@ -855,7 +883,8 @@ static int open_store(engine *e, tbuf *err)
     store_error serr;
     const char *path = e->cfg->store.path;
     if (store_open(path, &wo, &e->wr, &serr) != STORE_OK ||
-        store_open(path, &ro, &e->st, &serr) != STORE_OK) {
+        store_open(path, &ro, &e->st, &serr) != STORE_OK ||
+        store_open(path, &ro, &e->ck, &serr) != STORE_OK) {
         tbuf_printf(err, "cannot open the store %s: %s", path, serr.text);
         return -1;
     }
@@ -871,8 +900,18 @@ static int start_threads(engine *e, tbuf *err)
     }
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
+    pthread_cond_init(&e->ck_cv, NULL);
     if (pthread_create(&e->committer, NULL, committer_main, e) != 0) {
         tbuf_puts(err, "cannot start the committer thread");
+        return -1;
+    }
+    if (pthread_create(&e->checkpointer, NULL, checkpointer_main, e) != 0) {
+        pthread_mutex_lock(&e->mu);
+        e->quit = true;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->committer, NULL);
+        tbuf_puts(err, "cannot start the checkpointer thread");
         return -1;
     }
     e->threads = true;
@@ -887,9 +926,12 @@ static void stop_threads(engine *e)
     pthread_mutex_lock(&e->mu);
     e->quit = true;
     pthread_cond_broadcast(&e->cv);
+    pthread_cond_broadcast(&e->ck_cv);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->committer, NULL);
+    pthread_join(e->checkpointer, NULL);
     pthread_cond_destroy(&e->cv);
+    pthread_cond_destroy(&e->ck_cv);
     pthread_mutex_destroy(&e->mu);
     e->threads = false;
 }
@@ -1012,6 +1054,7 @@ void engine_free(engine *e)
     free(e->mark_texts);
     store_close(e->st);
     store_close(e->wr);
+    store_close(e->ck);
     free(e);
 }
 

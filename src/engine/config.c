@@ -1391,6 +1391,7 @@ static void read_transform(reader *r, yaml_node_t *node, config_transform *t, co
     if ((v = map_get(&m, "set"))) {
         kinds++;
         t->kind = CONFIG_TX_SET;
+        free(t->path); /* a step with several kinds is an error, reported below */
         t->path = scalar_hl7_path(r, v, "set");
         yaml_node_t *x = map_need(&m, "value", "U");
         if (x) t->value = scalar_string(r, x, "value");
@@ -1398,6 +1399,7 @@ static void read_transform(reader *r, yaml_node_t *node, config_transform *t, co
     if ((v = map_get(&m, "copy"))) {
         kinds++;
         t->kind = CONFIG_TX_COPY;
+        free(t->path); /* a step with several kinds is an error, reported below */
         t->path = scalar_hl7_path(r, v, "copy");
         yaml_node_t *x = map_need(&m, "to", "PID-2");
         if (x) t->to = scalar_hl7_path(r, x, "to");
@@ -1405,6 +1407,7 @@ static void read_transform(reader *r, yaml_node_t *node, config_transform *t, co
     if ((v = map_get(&m, "delete"))) {
         kinds++;
         t->kind = CONFIG_TX_DELETE;
+        free(t->path); /* a step with several kinds is an error, reported below */
         t->path = scalar_string(r, v, "delete");
         const char *s = t->path;
         if (s && !(strlen(s) == 3 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == 3 &&

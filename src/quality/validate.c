@@ -1,0 +1,1288 @@
+/*
+ * validate: the rule engine; see validate.h and docs/validation.md.
+ *
+ * A profile holds compiled field specs (fspec: the path already split into
+ * segment/field/repetition/component, the condition split, the table
+ * pointer resolved when the profile joins a validator) and a segment
+ * structure as a tree of snode in one array (children linked by index).
+ *
+ * validate_message() walks the segments once for the field specs (specs of
+ * a profile are kept grouped by segment id), once per structure, and once
+ * for the consistency rules, which keep "the current patient" (the last PID
+ * seen) so that a message with several patients is judged patient by
+ * patient. Values are read as raw spans into the message; they are decoded
+ * into the result's scratch buffer only when they hold an escape sequence.
+ * Problems are fixed-size records in the result's reusable array.
+ */
+#include "quality/validate.h"
+
+#include "base/mem.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE UINT32_MAX
+
+/* --- names --------------------------------------------------------------------- */
+
+static const char *const rule_names[VALIDATE_RULE_COUNT_] = {
+    "structure",    "required",           "datatype",     "table",        "length",
+    "repetition",   "range",              "birth-future", "death-before-birth",
+    "before-birth", "sex-specific",       "age-restricted", "physiologic",
+};
+
+const char *validate_rule_name(validate_rule r)
+{
+    return (unsigned)r < VALIDATE_RULE_COUNT_ ? rule_names[r] : "";
+}
+
+bool validate_rule_from_name(const char *name, validate_rule *out)
+{
+    for (int r = 0; r < VALIDATE_RULE_COUNT_; r++)
+        if (!strcmp(rule_names[r], name)) {
+            *out = (validate_rule)r;
+            return true;
+        }
+    return false;
+}
+
+static const char *const sev_names[] = {"error", "warning", "off"};
+
+const char *validate_severity_name(validate_severity s)
+{
+    return (unsigned)s <= VALIDATE_SEV_OFF ? sev_names[s] : "error";
+}
+
+bool validate_severity_from_name(const char *name, validate_severity *out)
+{
+    for (int s = 0; s <= VALIDATE_SEV_OFF; s++)
+        if (!strcmp(sev_names[s], name)) {
+            *out = (validate_severity)s;
+            return true;
+        }
+    return false;
+}
+
+const char *validate_strerror(validate_status s)
+{
+    switch (s) {
+    case VALIDATE_OK: return "ok";
+    case VALIDATE_ERR_PATH: return "bad field path";
+    case VALIDATE_ERR_STRUCTURE: return "bad segment structure";
+    case VALIDATE_ERR_TABLE: return "unknown table";
+    case VALIDATE_ERR_VALUE: return "bad value";
+    }
+    return "unknown validation error";
+}
+
+static validate_status fail(validate_error *err, validate_status code, size_t offset,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static validate_status fail(validate_error *err, validate_status code, size_t offset,
+                            const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        err->offset = offset;
+        vsnprintf(err->text, sizeof(err->text), fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static bool span_is(hl7_span s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && !memcmp(s.p, lit, n);
+}
+
+/* --- profiles ------------------------------------------------------------------ */
+
+typedef struct fspec {
+    char seg[4];
+    uint32_t seg_occ; /* 0: every occurrence */
+    uint32_t field, rep /* 0: every repetition */, comp, sub;
+    bool required;
+    hl7_type type;
+    uint32_t max_len, max_reps;
+    char *table_name;
+    const hl7_table *table;
+    bool has_min, has_max;
+    double min, max;
+    bool has_when;
+    uint32_t when_field, when_comp;
+    char *when_value;
+} fspec;
+
+enum { NODE_SEG, NODE_GROUP };
+
+typedef struct snode {
+    int kind;
+    char id[4];
+    bool optional, repeating;
+    uint32_t child, next; /* first child, next sibling; NONE */
+} snode;
+
+struct validate_profile {
+    char type[8], event[8]; /* "" matches anything */
+    fspec *fields;
+    size_t nfields, fcap;
+    snode *nodes; /* nodes[0] is the root group when nnodes > 0 */
+    size_t nnodes, ncap;
+    char name[24]; /* "ORU^R01" for messages */
+};
+
+validate_profile *validate_profile_new(const char *message, validate_error *err)
+{
+    validate_profile *p = xcalloc(1, sizeof(*p));
+    const char *caret = strchr(message, '^');
+    size_t tl = caret ? (size_t)(caret - message) : strlen(message);
+    const char *ev = caret ? caret + 1 : "";
+    bool star = tl == 1 && message[0] == '*';
+    bool ok = tl > 0 && tl < sizeof(p->type) && strlen(ev) < sizeof(p->event) && !(star && caret);
+    for (size_t i = 0; ok && !star && i < tl; i++)
+        ok = (message[i] >= 'A' && message[i] <= 'Z') || (message[i] >= '0' && message[i] <= '9');
+    if (!ok) {
+        fail(err, VALIDATE_ERR_VALUE, 0,
+             "message '%s': expected TYPE^EVENT (ORU^R01), TYPE (ORU) or *", message);
+        free(p);
+        return NULL;
+    }
+    if (!star) memcpy(p->type, message, tl);
+    if (strcmp(ev, "*")) snprintf(p->event, sizeof(p->event), "%s", ev);
+    snprintf(p->name, sizeof(p->name), "%s", message);
+    return p;
+}
+
+void validate_profile_free(validate_profile *p)
+{
+    if (!p) return;
+    for (size_t i = 0; i < p->nfields; i++) {
+        free(p->fields[i].table_name);
+        free(p->fields[i].when_value);
+    }
+    free(p->fields);
+    free(p->nodes);
+    free(p);
+}
+
+/* "OBX-2=NM" or "OBX-2.1=NM": field of the same segment as the spec. */
+static validate_status parse_when(const char *when, fspec *f, validate_error *err)
+{
+    const char *eq = strchr(when, '=');
+    char lhs[32];
+    size_t ll = eq ? (size_t)(eq - when) : 0;
+    if (!eq || ll >= sizeof(lhs))
+        return fail(err, VALIDATE_ERR_VALUE, 0,
+                    "condition '%s': expected SEG-F[.C]=VALUE, e.g. OBX-2=NM", when);
+    memcpy(lhs, when, ll);
+    lhs[ll] = '\0';
+    hl7_path p;
+    hl7_error he;
+    if (hl7_path_parse(lhs, &p, &he) != HL7_OK || !p.field || strchr(lhs, '[') || p.sub)
+        return fail(err, VALIDATE_ERR_VALUE, 0,
+                    "condition '%s': the left side must be SEG-F or SEG-F.C, e.g. OBX-2=NM", when);
+    if (memcmp(p.seg, f->seg, 3))
+        return fail(err, VALIDATE_ERR_VALUE, 0,
+                    "condition '%s': must name a field of %s, the segment of the path", when,
+                    f->seg);
+    f->has_when = true;
+    f->when_field = p.field;
+    f->when_comp = p.comp;
+    f->when_value = xstrdup(eq + 1);
+    return VALIDATE_OK;
+}
+
+validate_status validate_profile_add_field(validate_profile *pr, const validate_field_spec *s,
+                                           validate_error *err)
+{
+    hl7_path p;
+    hl7_error he;
+    if (!s->path || hl7_path_parse(s->path, &p, &he) != HL7_OK)
+        return fail(err, VALIDATE_ERR_PATH, s->path ? he.offset : 0, "%s",
+                    s->path ? he.text : "field spec without a path");
+    if (!p.field)
+        return fail(err, VALIDATE_ERR_PATH, 3, "path '%s': name a field, e.g. %s-3", s->path,
+                    p.seg);
+    const char *dash = strchr(s->path, '-');
+    fspec f = {0};
+    memcpy(f.seg, p.seg, 4);
+    f.seg_occ = memchr(s->path, '[', (size_t)(dash - s->path)) ? p.seg_occ : 0;
+    f.rep = strchr(dash, '[') ? p.rep : 0;
+    f.field = p.field;
+    f.comp = p.comp;
+    f.sub = p.sub;
+    f.required = s->required;
+    f.type = s->type;
+    f.max_len = s->max_len;
+    f.max_reps = s->max_reps;
+    f.has_min = s->has_min;
+    f.has_max = s->has_max;
+    f.min = s->min;
+    f.max = s->max;
+    if ((unsigned)s->type >= HL7_TYPE_COUNT_)
+        return fail(err, VALIDATE_ERR_VALUE, 0, "path '%s': unknown datatype", s->path);
+    if (s->has_min && s->has_max && s->min > s->max)
+        return fail(err, VALIDATE_ERR_VALUE, 0, "path '%s': min %g is above max %g", s->path,
+                    s->min, s->max);
+    if (s->when && parse_when(s->when, &f, err) != VALIDATE_OK) return err ? err->code : VALIDATE_ERR_VALUE;
+    if (s->table) f.table_name = xstrdup(s->table);
+    /* Keep specs grouped by segment id: insert after the last one of its id. */
+    pr->fields = xgrow(pr->fields, &pr->fcap, pr->nfields + 1, sizeof(*pr->fields));
+    size_t at = pr->nfields;
+    for (size_t i = pr->nfields; i-- > 0;)
+        if (!memcmp(pr->fields[i].seg, f.seg, 3)) {
+            at = i + 1;
+            break;
+        }
+    memmove(&pr->fields[at + 1], &pr->fields[at], (pr->nfields - at) * sizeof(*pr->fields));
+    pr->fields[at] = f;
+    pr->nfields++;
+    return VALIDATE_OK;
+}
+
+/* --- structure grammar ---------------------------------------------------------- */
+
+typedef struct gparser {
+    const char *s;
+    size_t i;
+    validate_profile *p;
+    validate_error *err;
+    int depth;
+} gparser;
+
+static uint32_t new_node(validate_profile *p, int kind)
+{
+    p->nodes = xgrow(p->nodes, &p->ncap, p->nnodes + 1, sizeof(*p->nodes));
+    snode *n = &p->nodes[p->nnodes];
+    memset(n, 0, sizeof(*n));
+    n->kind = kind;
+    n->child = n->next = NONE;
+    return (uint32_t)p->nnodes++;
+}
+
+static void skip_sep(gparser *g)
+{
+    while (g->s[g->i] == ' ' || g->s[g->i] == ',' || g->s[g->i] == '\t' || g->s[g->i] == '\n')
+        g->i++;
+}
+
+static bool is_id_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static validate_status parse_items(gparser *g, uint32_t group, char close);
+
+/* A group opened at g->s[open]; parses its items up to `close`. */
+static validate_status parse_group(gparser *g, uint32_t *out, char close, size_t open)
+{
+    if (++g->depth > 16)
+        return fail(g->err, VALIDATE_ERR_STRUCTURE, open,
+                    "structure: groups nested deeper than 16 at character %zu", open + 1);
+    uint32_t n = new_node(g->p, NODE_GROUP);
+    validate_status st = parse_items(g, n, close);
+    if (st != VALIDATE_OK) return st;
+    if (g->p->nodes[n].child == NONE)
+        return fail(g->err, VALIDATE_ERR_STRUCTURE, open,
+                    "structure: empty group at character %zu", open + 1);
+    g->depth--;
+    *out = n;
+    return VALIDATE_OK;
+}
+
+static validate_status parse_item(gparser *g, uint32_t *out)
+{
+    size_t at = g->i;
+    char c = g->s[at];
+    validate_status st;
+    if (c == '[') {
+        g->i++;
+        skip_sep(g);
+        bool rep = g->s[g->i] == '{';
+        if (rep) g->i++;
+        if ((st = parse_group(g, out, rep ? '}' : ']', at)) != VALIDATE_OK) return st;
+        if (rep) {
+            skip_sep(g);
+            if (g->s[g->i] != ']')
+                return fail(g->err, VALIDATE_ERR_STRUCTURE, g->i,
+                            "structure: expected ']' to close '[{' opened at character %zu",
+                            at + 1);
+            g->i++;
+        }
+        g->p->nodes[*out].optional = true;
+        g->p->nodes[*out].repeating = rep;
+    } else if (c == '{') {
+        g->i++;
+        if ((st = parse_group(g, out, '}', at)) != VALIDATE_OK) return st;
+        g->p->nodes[*out].repeating = true;
+    } else if (is_id_char(c)) {
+        size_t k = 0;
+        while (is_id_char(g->s[at + k])) k++;
+        if (k != 3)
+            return fail(g->err, VALIDATE_ERR_STRUCTURE, at,
+                        "structure: '%.*s' at character %zu is not a segment id (three "
+                        "upper-case letters or digits)",
+                        (int)k, g->s + at, at + 1);
+        *out = new_node(g->p, NODE_SEG);
+        memcpy(g->p->nodes[*out].id, g->s + at, 3);
+        g->i += 3;
+    } else {
+        return fail(g->err, VALIDATE_ERR_STRUCTURE, at,
+                    "structure: unexpected '%c' at character %zu (expected a segment id, '[' "
+                    "or '{')",
+                    c, at + 1);
+    }
+    snode *n = &g->p->nodes[*out];
+    c = g->s[g->i];
+    if (c == '?' || c == '*' || c == '+') {
+        if (c != '+') n->optional = true;
+        if (c != '?') n->repeating = true;
+        g->i++;
+    }
+    return VALIDATE_OK;
+}
+
+static validate_status parse_items(gparser *g, uint32_t group, char close)
+{
+    uint32_t last = NONE;
+    for (;;) {
+        skip_sep(g);
+        char c = g->s[g->i];
+        if (c == close && c != '\0') {
+            g->i++;
+            return VALIDATE_OK;
+        }
+        if (c == '\0') {
+            if (close == '\0') return VALIDATE_OK;
+            return fail(g->err, VALIDATE_ERR_STRUCTURE, g->i,
+                        "structure: missing '%c' at the end", close);
+        }
+        if (c == ']' || c == '}')
+            return fail(g->err, VALIDATE_ERR_STRUCTURE, g->i,
+                        "structure: unexpected '%c' at character %zu", c, g->i + 1);
+        uint32_t item;
+        validate_status st = parse_item(g, &item);
+        if (st != VALIDATE_OK) return st;
+        if (last == NONE)
+            g->p->nodes[group].child = item;
+        else
+            g->p->nodes[last].next = item;
+        last = item;
+    }
+}
+
+validate_status validate_profile_set_structure(validate_profile *p, const char *grammar,
+                                               validate_error *err)
+{
+    p->nnodes = 0;
+    gparser g = {grammar, 0, p, err, 0};
+    uint32_t root = new_node(p, NODE_GROUP);
+    validate_status st = parse_items(&g, root, '\0');
+    if (st == VALIDATE_OK && p->nodes[root].child == NONE)
+        st = fail(err, VALIDATE_ERR_STRUCTURE, 0, "structure: no segments given");
+    if (st != VALIDATE_OK) p->nnodes = 0;
+    return st;
+}
+
+/* --- validator ------------------------------------------------------------------ */
+
+typedef struct code_rule {
+    char *pattern; /* without the trailing '*' */
+    bool prefix;
+    char *system;  /* "|"-separated alternatives; NULL: any */
+    char sex;      /* sex rules */
+    int min_years, max_years;
+} code_rule;
+
+typedef struct limit_rule {
+    char *code;
+    char *units; /* "|"-separated; NULL: any */
+    double min, max;
+} limit_rule;
+
+struct validator {
+    const hl7_tables *tables;
+    hl7_tables *own_tables;
+    bool baseline;
+    int local_offset;
+    validate_severity sev[VALIDATE_RULE_COUNT_];
+    validate_profile *base;
+    validate_profile **profiles;
+    size_t nprofiles, pcap;
+    code_rule *sex, *age;
+    size_t nsex, sexcap, nage, agecap;
+    limit_rule *limits;
+    size_t nlimits, limcap;
+};
+
+static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
+{
+    for (size_t i = 0; i < p->nfields; i++) {
+        fspec *f = &p->fields[i];
+        if (!f->table_name) continue;
+        f->table = hl7_tables_find(v->tables, f->table_name);
+        if (!f->table)
+            return fail(err, VALIDATE_ERR_TABLE, 0,
+                        "profile %s, %s-%u: table '%s' is not built in and was not loaded "
+                        "(add it under 'tables:')",
+                        p->name, f->seg, f->field, f->table_name);
+    }
+    return VALIDATE_OK;
+}
+
+/* The baseline profile: the fields a router reads (docs/validation.md). */
+static validate_profile *baseline_profile(void)
+{
+    static const validate_field_spec specs[] = {
+        {.path = "MSH-7", .required = true, .type = HL7_TYPE_TS},
+        {.path = "MSH-9", .required = true},
+        {.path = "MSH-9.1", .table = "0076"},
+        {.path = "MSH-9.2", .table = "0003"},
+        {.path = "MSH-10", .required = true},
+        {.path = "MSH-11", .required = true, .table = "0103"},
+        {.path = "MSH-12", .required = true, .table = "0104"},
+        {.path = "PID-3", .type = HL7_TYPE_CX},
+        {.path = "PID-5", .type = HL7_TYPE_XPN},
+        {.path = "PID-7", .type = HL7_TYPE_TS},
+        {.path = "PID-8", .table = "0001"},
+        {.path = "PID-29", .type = HL7_TYPE_TS},
+        {.path = "PV1-2", .table = "0004"},
+        {.path = "PV1-44", .type = HL7_TYPE_TS},
+        {.path = "OBR-7", .type = HL7_TYPE_TS},
+        {.path = "OBX-2", .table = "0125"},
+        {.path = "OBX-5", .type = HL7_TYPE_NM, .when = "OBX-2=NM"},
+        {.path = "OBX-8", .table = "0078"},
+        {.path = "OBX-11", .table = "0085"},
+        {.path = "OBX-14", .type = HL7_TYPE_TS},
+    };
+    validate_profile *p = validate_profile_new("*", NULL);
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        validate_status st = validate_profile_add_field(p, &specs[i], NULL);
+        (void)st;
+        assert(st == VALIDATE_OK);
+    }
+    return p;
+}
+
+/* Default lists; docs/validation.md explains each entry. */
+#define ICD10 "I10|I10C|ICD10|ICD10CM|ICD-10|ICD-10-CM"
+
+static const struct {
+    const char *pattern, *system, *sex;
+} default_sex[] = {
+    {"O*", ICD10, "F"},   {"Z33*", ICD10, "F"}, {"Z34*", ICD10, "F"}, {"Z3A*", ICD10, "F"},
+    {"C53*", ICD10, "F"}, {"C54*", ICD10, "F"}, {"C56*", ICD10, "F"}, {"C61*", ICD10, "M"},
+    {"C62*", ICD10, "M"}, {"N40*", ICD10, "M"}, {"N41*", ICD10, "M"}, {"11778-8", "LN", "F"},
+    {"2857-1", "LN", "M"},
+};
+
+static const struct {
+    const char *pattern, *system;
+    int min, max;
+} default_age[] = {
+    {"Z38*", ICD10, 0, 0},     {"O*", ICD10, 12, 55},     {"Z3A*", ICD10, 12, 55},
+    {"N40*", ICD10, 15, 124},  {"C61*", ICD10, 15, 124},
+};
+
+static const struct {
+    const char *code, *units;
+    double min, max;
+} default_limits[] = {
+    {"8867-4", NULL, 20, 300},                     /* heart rate, /min */
+    {"9279-1", NULL, 2, 100},                      /* respiratory rate, /min */
+    {"8310-5", "Cel|C|degC", 25, 45},              /* body temperature */
+    {"8310-5", "[degF]|F|degF", 77, 113},
+    {"8480-6", NULL, 40, 300},                     /* systolic BP, mm[Hg] */
+    {"8462-4", NULL, 10, 200},                     /* diastolic BP, mm[Hg] */
+    {"29463-7", "kg", 0.2, 700},                   /* body weight */
+    {"29463-7", "[lb_av]|lb|lbs", 0.5, 1500},
+    {"29463-7", "g", 200, 700000},
+    {"8302-2", "cm", 20, 280},                     /* body height */
+    {"8302-2", "[in_i]|in", 8, 110},
+    {"59408-5", NULL, 20, 100},                    /* SpO2 by pulse oximetry, % */
+    {"2708-6", NULL, 20, 100},                     /* O2 saturation arterial, % */
+};
+
+static const validate_severity default_sev[VALIDATE_RULE_COUNT_] = {
+    [VALIDATE_RULE_SEX_SPECIFIC] = VALIDATE_SEV_WARNING,
+    [VALIDATE_RULE_AGE_RESTRICTED] = VALIDATE_SEV_WARNING,
+    [VALIDATE_RULE_PHYSIOLOGIC] = VALIDATE_SEV_WARNING,
+};
+
+validator *validator_new(const hl7_tables *tables)
+{
+    validator *v = xcalloc(1, sizeof(*v));
+    if (!tables) tables = v->own_tables = hl7_tables_new();
+    v->tables = tables;
+    v->baseline = true;
+    memcpy(v->sev, default_sev, sizeof(v->sev));
+    v->base = baseline_profile();
+    validate_status st = resolve_tables(v, v->base, NULL);
+    (void)st;
+    assert(st == VALIDATE_OK);
+    for (size_t i = 0; i < sizeof(default_sex) / sizeof(default_sex[0]); i++)
+        validator_add_sex_rule(v, default_sex[i].pattern, default_sex[i].system,
+                               default_sex[i].sex, NULL);
+    for (size_t i = 0; i < sizeof(default_age) / sizeof(default_age[0]); i++)
+        validator_add_age_rule(v, default_age[i].pattern, default_age[i].system,
+                               default_age[i].min, default_age[i].max, NULL);
+    for (size_t i = 0; i < sizeof(default_limits) / sizeof(default_limits[0]); i++)
+        validator_add_limit(v, default_limits[i].code, default_limits[i].units,
+                            default_limits[i].min, default_limits[i].max, NULL);
+    return v;
+}
+
+static void free_codes(code_rule *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].pattern);
+        free(c[i].system);
+    }
+}
+
+void validator_clear_sex_rules(validator *v)
+{
+    free_codes(v->sex, v->nsex);
+    v->nsex = 0;
+}
+
+void validator_clear_age_rules(validator *v)
+{
+    free_codes(v->age, v->nage);
+    v->nage = 0;
+}
+
+void validator_clear_limits(validator *v)
+{
+    for (size_t i = 0; i < v->nlimits; i++) {
+        free(v->limits[i].code);
+        free(v->limits[i].units);
+    }
+    v->nlimits = 0;
+}
+
+void validator_free(validator *v)
+{
+    if (!v) return;
+    validator_clear_sex_rules(v);
+    validator_clear_age_rules(v);
+    validator_clear_limits(v);
+    free(v->sex);
+    free(v->age);
+    free(v->limits);
+    validate_profile_free(v->base);
+    for (size_t i = 0; i < v->nprofiles; i++) validate_profile_free(v->profiles[i]);
+    free(v->profiles);
+    hl7_tables_free(v->own_tables);
+    free(v);
+}
+
+void validator_set_baseline(validator *v, bool on)
+{
+    v->baseline = on;
+}
+
+void validator_set_severity(validator *v, validate_rule r, validate_severity s)
+{
+    if ((unsigned)r < VALIDATE_RULE_COUNT_ && (unsigned)s <= VALIDATE_SEV_OFF) v->sev[r] = s;
+}
+
+validate_severity validator_severity(const validator *v, validate_rule r)
+{
+    return (unsigned)r < VALIDATE_RULE_COUNT_ ? v->sev[r] : VALIDATE_SEV_OFF;
+}
+
+void validator_set_local_offset(validator *v, int minutes)
+{
+    v->local_offset = minutes;
+}
+
+validate_status validator_add_profile(validator *v, validate_profile *p, validate_error *err)
+{
+    validate_status st = resolve_tables(v, p, err);
+    if (st != VALIDATE_OK) {
+        validate_profile_free(p);
+        return st;
+    }
+    v->profiles = xgrow(v->profiles, &v->pcap, v->nprofiles + 1, sizeof(*v->profiles));
+    v->profiles[v->nprofiles++] = p;
+    return VALIDATE_OK;
+}
+
+static validate_status make_code_rule(const char *pattern, const char *system, code_rule *out,
+                                      validate_error *err)
+{
+    size_t n = pattern ? strlen(pattern) : 0;
+    bool prefix = n && pattern[n - 1] == '*';
+    if (n == 0 || (prefix && n == 1) || memchr(pattern, '*', n - prefix))
+        return fail(err, VALIDATE_ERR_VALUE, 0,
+                    "code pattern '%s': give a code (2857-1) or a prefix ending in '*' (O*)",
+                    pattern ? pattern : "");
+    memset(out, 0, sizeof(*out));
+    out->pattern = xstrndup(pattern, n - prefix);
+    out->prefix = prefix;
+    out->system = system && *system ? xstrdup(system) : NULL;
+    return VALIDATE_OK;
+}
+
+validate_status validator_add_sex_rule(validator *v, const char *pattern, const char *system,
+                                       const char *sex, validate_error *err)
+{
+    if (!sex || (strcmp(sex, "F") && strcmp(sex, "M")))
+        return fail(err, VALIDATE_ERR_VALUE, 0, "sex-specific code '%s': sex must be F or M",
+                    pattern ? pattern : "");
+    code_rule c;
+    validate_status st = make_code_rule(pattern, system, &c, err);
+    if (st != VALIDATE_OK) return st;
+    c.sex = sex[0];
+    v->sex = xgrow(v->sex, &v->sexcap, v->nsex + 1, sizeof(*v->sex));
+    v->sex[v->nsex++] = c;
+    return VALIDATE_OK;
+}
+
+validate_status validator_add_age_rule(validator *v, const char *pattern, const char *system,
+                                       int min_years, int max_years, validate_error *err)
+{
+    if (min_years < 0 || max_years < min_years)
+        return fail(err, VALIDATE_ERR_VALUE, 0,
+                    "age-restricted code '%s': need 0 <= min (%d) <= max (%d)",
+                    pattern ? pattern : "", min_years, max_years);
+    code_rule c;
+    validate_status st = make_code_rule(pattern, system, &c, err);
+    if (st != VALIDATE_OK) return st;
+    c.min_years = min_years;
+    c.max_years = max_years;
+    v->age = xgrow(v->age, &v->agecap, v->nage + 1, sizeof(*v->age));
+    v->age[v->nage++] = c;
+    return VALIDATE_OK;
+}
+
+validate_status validator_add_limit(validator *v, const char *code, const char *units, double min,
+                                    double max, validate_error *err)
+{
+    if (!code || !*code || min > max)
+        return fail(err, VALIDATE_ERR_VALUE, 0,
+                    "physiologic limit for '%s': need a code and min <= max", code ? code : "");
+    v->limits = xgrow(v->limits, &v->limcap, v->nlimits + 1, sizeof(*v->limits));
+    v->limits[v->nlimits++] =
+        (limit_rule){xstrdup(code), units && *units ? xstrdup(units) : NULL, min, max};
+    return VALIDATE_OK;
+}
+
+/* --- results ------------------------------------------------------------------- */
+
+void validate_result_reset(validate_result *r)
+{
+    r->n = r->nerrors = r->nwarnings = 0;
+}
+
+void validate_result_free(validate_result *r)
+{
+    free(r->v);
+    tbuf_free(&r->scratch);
+    memset(r, 0, sizeof(*r));
+}
+
+/* What one validate_message() call works with. */
+typedef struct vrun {
+    const validator *v;
+    const hl7_msg *m;
+    validate_result *r;
+    hl7_type_ctx tctx;
+    const hl7_delims *d;
+    hl7_dtm now;
+} vrun;
+
+static bool rule_on(const vrun *x, validate_rule rule)
+{
+    return x->v->sev[rule] != VALIDATE_SEV_OFF;
+}
+
+static void add(vrun *x, validate_rule rule, hl7_ack_errcode code, uint32_t seg_index,
+                const hl7_path *where, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void add(vrun *x, validate_rule rule, hl7_ack_errcode code, uint32_t seg_index,
+                const hl7_path *where, const char *fmt, ...)
+{
+    validate_severity sev = x->v->sev[rule];
+    if (sev == VALIDATE_SEV_OFF) return;
+    validate_result *r = x->r;
+    r->v = xgrow(r->v, &r->cap, r->n + 1, sizeof(*r->v));
+    validate_problem *p = &r->v[r->n++];
+    p->where = *where;
+    p->seg_index = seg_index;
+    p->rule = rule;
+    p->severity = sev;
+    p->code = code;
+    hl7_path_format(where, p->path, sizeof(p->path));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->text, sizeof(p->text), fmt, ap);
+    va_end(ap);
+    if (sev == VALIDATE_SEV_ERROR)
+        r->nerrors++;
+    else
+        r->nwarnings++;
+}
+
+static hl7_path at(const char *seg, uint32_t occ, uint32_t field, uint32_t rep, uint32_t comp,
+                   uint32_t sub)
+{
+    hl7_path p = {{seg[0], seg[1], seg[2], '\0'}, occ, field, rep, comp, sub};
+    return p;
+}
+
+/* The value decoded when it holds an escape (into the scratch buffer). */
+static hl7_span decoded(vrun *x, hl7_span v)
+{
+    if (!x->d->esc || !memchr(v.p, x->d->esc, v.len)) return v;
+    tbuf_reset(&x->r->scratch);
+    hl7_unescape(x->d, hl7_charset_of(x->m), v.p, v.len, &x->r->scratch);
+    return (hl7_span){x->r->scratch.p ? x->r->scratch.p : "", x->r->scratch.len};
+}
+
+#define SHOWN(s) (int)((s).len < 40 ? (s).len : 40), (s).p
+
+/* --- field specs ----------------------------------------------------------------- */
+
+static validate_rule rule_of_fault(const hl7_type_fault *f)
+{
+    switch (f->code) {
+    case HL7_ACK_ERR_REQUIRED_FIELD: return VALIDATE_RULE_REQUIRED;
+    case HL7_ACK_ERR_TABLE_VALUE: return VALIDATE_RULE_TABLE;
+    case HL7_ACK_ERR_VALUE_TOO_LONG: return VALIDATE_RULE_LENGTH;
+    default: return VALIDATE_RULE_DATATYPE;
+    }
+}
+
+/* Checks one present value (a repetition, or the component the spec names). */
+static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint32_t rep,
+                        hl7_span raw)
+{
+    hl7_path where = at(f->seg, occ, f->field, rep, f->comp, f->sub);
+    hl7_type_fault flt;
+    if (f->type != HL7_TYPE_NONE && rule_on(x, VALIDATE_RULE_DATATYPE)) {
+        hl7_type_ctx c = x->tctx;
+        hl7_delims inner;
+        if (f->comp && !f->sub) { /* a composite inside a component: parts are subcomponents */
+            inner = *x->d;
+            inner.comp = inner.sub;
+            inner.sub = '\0';
+            c.d = &inner;
+        }
+        if (!hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) {
+            hl7_path w = where;
+            if (!f->comp) {
+                w.comp = flt.comp;
+                w.sub = flt.comp ? flt.sub : 0;
+            } else if (!f->sub) {
+                w.sub = flt.comp;
+            }
+            add(x, rule_of_fault(&flt), flt.code, si, &w, "%s: %s", hl7_type_name(f->type),
+                flt.text);
+        }
+    }
+    if (!f->table && !f->max_len && !f->has_min && !f->has_max) return;
+    hl7_span first = raw;
+    if (!f->comp) {
+        const char *q = x->d->comp ? memchr(raw.p, x->d->comp, raw.len) : NULL;
+        if (q) first.len = (size_t)(q - raw.p);
+    }
+    hl7_span val = decoded(x, first);
+    if (f->table && val.len && !hl7_table_has(f->table, val.p, val.len)) {
+        hl7_path w = where;
+        if (!f->comp && first.len != raw.len) w.comp = 1;
+        add(x, VALIDATE_RULE_TABLE, HL7_ACK_ERR_TABLE_VALUE, si, &w,
+            "'%.*s' is not in table %s (%s)", SHOWN(val), f->table->name, f->table->title);
+    }
+    if (f->max_len) {
+        hl7_span whole = f->comp ? val : decoded(x, raw);
+        if (!hl7_type_check_length(whole.p, whole.len, f->max_len, &flt))
+            add(x, VALIDATE_RULE_LENGTH, flt.code, si, &where, "too long: %s", flt.text);
+        val = decoded(x, first);
+    }
+    if ((f->has_min || f->has_max) && val.len && rule_on(x, VALIDATE_RULE_RANGE)) {
+        double d;
+        if (!hl7_nm_parse(val.p, val.len, &d, NULL)) {
+            if (f->type != HL7_TYPE_NM)
+                add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, si, &where,
+                    "not a number: '%.*s' (a range is set)", SHOWN(val));
+        } else if (f->has_min && d < f->min) {
+            add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, si, &where,
+                "%.*s is below the minimum %g", SHOWN(val), f->min);
+        } else if (f->has_max && d > f->max) {
+            add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, si, &where,
+                "%.*s is above the maximum %g", SHOWN(val), f->max);
+        }
+    }
+}
+
+static bool when_holds(const vrun *x, const fspec *f, uint32_t si)
+{
+    hl7_span s;
+    if (hl7_raw(x->m, si, f->when_field, 1, f->when_comp ? f->when_comp : 1, 0, &s) != HL7_VALUE)
+        return false;
+    return span_is(s, f->when_value);
+}
+
+static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
+{
+    if (f->seg_occ && f->seg_occ != occ) return;
+    if (f->has_when && !when_holds(x, f, si)) return;
+    hl7_span whole;
+    hl7_presence pr = hl7_raw(x->m, si, f->field, 0, 0, 0, &whole);
+    if (pr == HL7_ABSENT || pr == HL7_EMPTY) {
+        if (f->required) {
+            hl7_path w = at(f->seg, occ, f->field, f->rep, f->comp, f->sub);
+            add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w,
+                "required field %s-%u missing", f->seg, f->field);
+        }
+        return;
+    }
+    if (pr == HL7_NULL_VALUE) return;
+    uint32_t nreps = hl7_rep_count(x->m, si, f->field);
+    if (f->max_reps && nreps > f->max_reps) {
+        hl7_path w = at(f->seg, occ, f->field, 0, 0, 0);
+        add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, si, &w,
+            "field repeats %u times, at most %u allowed", nreps, f->max_reps);
+    }
+    uint32_t from = f->rep ? f->rep : 1, to = f->rep ? f->rep : nreps;
+    for (uint32_t rep = from; rep <= to; rep++) {
+        hl7_span val;
+        pr = hl7_raw(x->m, si, f->field, rep, f->comp, f->sub, &val);
+        if (pr == HL7_VALUE) {
+            check_value(x, f, si, occ, rep, val);
+        } else if (pr != HL7_NULL_VALUE && f->required && (f->comp || f->rep)) {
+            hl7_path w = at(f->seg, occ, f->field, rep, f->comp, f->sub);
+            char path[40];
+            add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w,
+                "required %s missing", hl7_path_format(&w, path, sizeof(path)));
+        }
+    }
+}
+
+static bool profile_matches(const validate_profile *p, hl7_span type, hl7_span event)
+{
+    if (p->type[0] && !span_is(type, p->type)) return false;
+    return !p->event[0] || span_is(event, p->event);
+}
+
+/* Occurrence counters per segment id, for paths; falls back to a scan. */
+typedef struct occ_table {
+    uint32_t id[48], count[48];
+    size_t n;
+} occ_table;
+
+static uint32_t id_key(const char *id)
+{
+    return (uint32_t)(unsigned char)id[0] << 16 | (uint32_t)(unsigned char)id[1] << 8 |
+           (unsigned char)id[2];
+}
+
+static uint32_t next_occ(occ_table *t, const hl7_msg *m, uint32_t si)
+{
+    const hl7_seg *s = hl7_seg_at(m, si);
+    uint32_t key = id_key(s->id);
+    for (size_t i = 0; i < t->n; i++)
+        if (t->id[i] == key) return ++t->count[i];
+    if (t->n < 48) {
+        t->id[t->n] = key;
+        t->count[t->n++] = 1;
+        return 1;
+    }
+    uint32_t occ = 1;
+    for (uint32_t i = 0; i < si; i++) occ += !memcmp(hl7_seg_at(m, i)->id, s->id, 3);
+    return occ;
+}
+
+static void check_profile_fields(vrun *x, const validate_profile *p, const hl7_seg *s,
+                                 uint32_t si, uint32_t occ)
+{
+    size_t i = 0;
+    while (i < p->nfields && memcmp(p->fields[i].seg, s->id, 3)) i++;
+    for (; i < p->nfields && !memcmp(p->fields[i].seg, s->id, 3); i++)
+        check_field(x, &p->fields[i], si, occ);
+}
+
+/* --- segment structure ------------------------------------------------------------ */
+
+typedef struct smatch {
+    vrun *x;
+    const validate_profile *p;
+    uint32_t pos, n;
+    uint32_t last; /* last node a segment matched, NONE */
+} smatch;
+
+static bool in_structure(const validate_profile *p, const char *id)
+{
+    for (size_t i = 0; i < p->nnodes; i++)
+        if (p->nodes[i].kind == NODE_SEG && !memcmp(p->nodes[i].id, id, 3)) return true;
+    return false;
+}
+
+/* Id of the segment at the cursor, Z segments unknown to the structure
+ * skipped; NULL at the end. */
+static const char *cur_id(smatch *sm)
+{
+    while (sm->pos < sm->n) {
+        const char *id = hl7_seg_at(sm->x->m, sm->pos)->id;
+        if (id[0] != 'Z' || in_structure(sm->p, id)) return id;
+        sm->pos++;
+    }
+    return NULL;
+}
+
+static bool first_has(const validate_profile *p, uint32_t ni, const char *id)
+{
+    const snode *n = &p->nodes[ni];
+    if (n->kind == NODE_SEG) return !memcmp(n->id, id, 3);
+    for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) {
+        if (first_has(p, c, id)) return true;
+        if (!p->nodes[c].optional) return false;
+    }
+    return false;
+}
+
+/* The segment that must open a group: its first required segment. */
+static const char *first_required(const validate_profile *p, uint32_t ni)
+{
+    const snode *n = &p->nodes[ni];
+    if (n->kind == NODE_SEG) return n->id;
+    for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next)
+        if (!p->nodes[c].optional) return first_required(p, c);
+    return first_required(p, n->child);
+}
+
+static void missing_segment(smatch *sm, const char *id)
+{
+    hl7_path w = at(id, 0, 0, 0, 0, 0);
+    const char *next = cur_id(sm);
+    if (next)
+        add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
+            "required segment %.3s missing (expected before %s, %s structure)", id, next,
+            sm->p->name);
+    else
+        add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
+            "required segment %.3s missing (expected at the end, %s structure)", id, sm->p->name);
+}
+
+static void match_group(smatch *sm, uint32_t gi)
+{
+    const validate_profile *p = sm->p;
+    for (uint32_t c = p->nodes[gi].child; c != NONE; c = p->nodes[c].next) {
+        const snode *n = &p->nodes[c];
+        const char *id = cur_id(sm);
+        if (n->kind == NODE_SEG) {
+            if (id && !memcmp(id, n->id, 3)) {
+                do {
+                    sm->pos++;
+                    sm->last = c;
+                } while (n->repeating && (id = cur_id(sm)) && !memcmp(id, n->id, 3));
+            } else if (!n->optional) {
+                missing_segment(sm, n->id);
+            }
+        } else if (id && first_has(p, c, id)) {
+            for (;;) {
+                uint32_t before = sm->pos;
+                match_group(sm, c);
+                if (sm->pos == before || !n->repeating || !(id = cur_id(sm)) ||
+                    !first_has(p, c, id))
+                    break;
+            }
+        } else if (!n->optional) {
+            missing_segment(sm, first_required(p, c));
+        }
+    }
+}
+
+static void check_structure(vrun *x, const validate_profile *p)
+{
+    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE};
+    match_group(&sm, 0);
+    const char *id;
+    while ((id = cur_id(&sm)) != NULL) {
+        uint32_t occ = 1;
+        for (uint32_t i = 0; i < sm.pos; i++) occ += !memcmp(hl7_seg_at(x->m, i)->id, id, 3);
+        hl7_path w = at(id, occ, 0, 0, 0, 0);
+        const snode *last = sm.last != NONE ? &p->nodes[sm.last] : NULL;
+        const char *prev = sm.pos ? hl7_seg_at(x->m, sm.pos - 1)->id : "";
+        if (last && !memcmp(last->id, id, 3) && !last->repeating)
+            add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm.pos, &w,
+                "segment %s repeats, but the %s structure allows one here", id, p->name);
+        else if (in_structure(p, id))
+            add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm.pos, &w,
+                "segment %s out of order after %s (%s structure)", id, prev, p->name);
+        else
+            add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm.pos, &w,
+                "segment %s is not in the %s structure", id, p->name);
+        sm.pos++;
+    }
+}
+
+/* --- consistency rules --------------------------------------------------------------- */
+
+typedef struct patient {
+    bool has_birth;
+    hl7_dtm birth;
+    hl7_span birth_text;
+    char sex; /* 'F', 'M' or 0 */
+} patient;
+
+/* Component 1 of field `field` (first repetition) parsed as a DTM. */
+static bool read_dtm(const vrun *x, uint32_t si, uint32_t field, hl7_dtm *out, hl7_span *text)
+{
+    hl7_span s;
+    if (hl7_raw(x->m, si, field, 1, 1, 0, &s) != HL7_VALUE) return false;
+    if (text) *text = s;
+    return hl7_dtm_parse(s.p, s.len, out, NULL);
+}
+
+static bool one_of(const char *alts, hl7_span v)
+{
+    const char *p = alts;
+    for (;;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == v.len && !memcmp(p, v.p, n)) return true;
+        if (!bar) return false;
+        p = bar + 1;
+    }
+}
+
+static bool code_matches(const code_rule *c, hl7_span code, hl7_span system)
+{
+    size_t n = strlen(c->pattern);
+    if (c->prefix ? code.len < n : code.len != n) return false;
+    if (memcmp(code.p, c->pattern, n)) return false;
+    return !c->system || one_of(c->system, system);
+}
+
+/* The two (identifier, coding system) pairs of a CWE field: 1/3 and 4/6. */
+static size_t coded_pairs(const vrun *x, uint32_t si, uint32_t field, hl7_span code[2],
+                          hl7_span sys[2])
+{
+    size_t n = 0;
+    for (uint32_t k = 1; k <= 4; k += 3) {
+        if (hl7_raw(x->m, si, field, 1, k, 0, &code[n]) != HL7_VALUE) continue;
+        if (hl7_raw(x->m, si, field, 1, k + 2, 0, &sys[n]) != HL7_VALUE) sys[n] = (hl7_span){"", 0};
+        n++;
+    }
+    return n;
+}
+
+static void check_sex(vrun *x, const patient *pt, uint32_t si, const hl7_seg *s, uint32_t occ,
+                      uint32_t field)
+{
+    if (!pt->sex || !x->v->nsex) return;
+    hl7_span code[2], sys[2];
+    size_t n = coded_pairs(x, si, field, code, sys);
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < x->v->nsex; i++) {
+            const code_rule *c = &x->v->sex[i];
+            if (!code_matches(c, code[k], sys[k])) continue;
+            if (c->sex != pt->sex) {
+                hl7_path w = at(s->id, occ, field, 1, k ? 4 : 1, 0);
+                add(x, VALIDATE_RULE_SEX_SPECIFIC, HL7_ACK_ERR_INTERNAL, si, &w,
+                    "code %.*s is specific to %s patients, but PID-8 is %c", SHOWN(code[k]),
+                    c->sex == 'F' ? "female" : "male", pt->sex);
+            }
+            return;
+        }
+}
+
+static void check_age(vrun *x, const patient *pt, uint32_t si, uint32_t occ,
+                      const hl7_dtm *msh_time)
+{
+    if (!pt->has_birth || !x->v->nage) return;
+    hl7_span code[2], sys[2];
+    size_t n = coded_pairs(x, si, 3, code, sys);
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < x->v->nage; i++) {
+            const code_rule *c = &x->v->age[i];
+            if (!code_matches(c, code[k], sys[k])) continue;
+            hl7_dtm ref;
+            if (!read_dtm(x, si, 5, &ref, NULL)) ref = msh_time ? *msh_time : x->now;
+            int age = hl7_dtm_age_years(&pt->birth, &ref);
+            if (age >= 0 && (age < c->min_years || age > c->max_years)) {
+                hl7_path w = at("DG1", occ, 3, 1, k ? 4 : 1, 0);
+                add(x, VALIDATE_RULE_AGE_RESTRICTED, HL7_ACK_ERR_INTERNAL, si, &w,
+                    "diagnosis %.*s is for ages %d to %d, but the patient is %d", SHOWN(code[k]),
+                    c->min_years, c->max_years, age);
+            }
+            return;
+        }
+}
+
+static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span units)
+{
+    const limit_rule *any = NULL;
+    for (size_t i = 0; i < v->nlimits; i++) {
+        const limit_rule *l = &v->limits[i];
+        if (!span_is(code, l->code)) continue;
+        if (!l->units) {
+            if (!any) any = l;
+        } else if (units.len && one_of(l->units, units)) {
+            return l;
+        }
+    }
+    return any;
+}
+
+static void check_physiologic(vrun *x, uint32_t si, uint32_t occ)
+{
+    hl7_span type, val, units;
+    if (!x->v->nlimits || hl7_raw(x->m, si, 2, 1, 1, 0, &type) != HL7_VALUE ||
+        !span_is(type, "NM") || hl7_raw(x->m, si, 5, 1, 1, 0, &val) != HL7_VALUE)
+        return;
+    double d;
+    if (!hl7_nm_parse(val.p, val.len, &d, NULL)) return;
+    if (hl7_raw(x->m, si, 6, 1, 1, 0, &units) != HL7_VALUE) units = (hl7_span){"", 0};
+    hl7_span code[2], sys[2];
+    size_t n = coded_pairs(x, si, 3, code, sys);
+    for (size_t k = 0; k < n; k++) {
+        const limit_rule *l = find_limit(x->v, code[k], units);
+        if (!l) continue;
+        if (d < l->min || d > l->max) {
+            hl7_path w = at("OBX", occ, 5, 1, 0, 0);
+            add(x, VALIDATE_RULE_PHYSIOLOGIC, HL7_ACK_ERR_DATA_TYPE, si, &w,
+                "%.*s value %.*s%s%.*s is outside the physiologic limits %g to %g",
+                SHOWN(code[k]), SHOWN(val), units.len ? " " : "", SHOWN(units), l->min, l->max);
+        }
+        return;
+    }
+}
+
+static void check_before_birth(vrun *x, const patient *pt, uint32_t si, const hl7_seg *s,
+                               uint32_t occ, uint32_t field, const char *what)
+{
+    hl7_dtm t;
+    hl7_span text;
+    if (!pt->has_birth || !read_dtm(x, si, field, &t, &text)) return;
+    if (hl7_dtm_compare(&t, &pt->birth) < 0) {
+        hl7_path w = at(s->id, occ, field, 1, 0, 0);
+        add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, si, &w,
+            "%s %.*s is before the birth date %.*s", what, SHOWN(text), SHOWN(pt->birth_text));
+    }
+}
+
+static void read_patient(vrun *x, uint32_t si, uint32_t occ, patient *pt)
+{
+    memset(pt, 0, sizeof(*pt));
+    pt->has_birth = read_dtm(x, si, 7, &pt->birth, &pt->birth_text);
+    hl7_span sex;
+    if (hl7_raw(x->m, si, 8, 1, 1, 0, &sex) == HL7_VALUE && sex.len == 1 &&
+        (sex.p[0] == 'F' || sex.p[0] == 'M'))
+        pt->sex = sex.p[0];
+    if (pt->has_birth && rule_on(x, VALIDATE_RULE_BIRTH_FUTURE) &&
+        hl7_dtm_compare(&pt->birth, &x->now) > 0) {
+        hl7_path w = at("PID", occ, 7, 1, 0, 0);
+        add(x, VALIDATE_RULE_BIRTH_FUTURE, HL7_ACK_ERR_INTERNAL, si, &w,
+            "birth date %.*s is in the future", SHOWN(pt->birth_text));
+    }
+    hl7_dtm death;
+    hl7_span dtext;
+    if (pt->has_birth && rule_on(x, VALIDATE_RULE_DEATH_BEFORE_BIRTH) &&
+        read_dtm(x, si, 29, &death, &dtext) && hl7_dtm_compare(&death, &pt->birth) < 0) {
+        hl7_path w = at("PID", occ, 29, 1, 0, 0);
+        add(x, VALIDATE_RULE_DEATH_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, si, &w,
+            "death date %.*s is before the birth date %.*s", SHOWN(dtext),
+            SHOWN(pt->birth_text));
+    }
+}
+
+static void check_consistency(vrun *x)
+{
+    patient pt = {0};
+    hl7_dtm msh_time;
+    bool has_msh_time = read_dtm(x, 0, 7, &msh_time, NULL);
+    occ_table ot = {{0}, {0}, 0};
+    bool before = rule_on(x, VALIDATE_RULE_BEFORE_BIRTH);
+    bool sex = rule_on(x, VALIDATE_RULE_SEX_SPECIFIC);
+    uint32_t n = hl7_seg_count(x->m);
+    for (uint32_t si = 0; si < n; si++) {
+        const hl7_seg *s = hl7_seg_at(x->m, si);
+        uint32_t occ = next_occ(&ot, x->m, si);
+        if (!memcmp(s->id, "PID", 3)) {
+            read_patient(x, si, occ, &pt);
+        } else if (!memcmp(s->id, "PV1", 3)) {
+            if (before) check_before_birth(x, &pt, si, s, occ, 44, "admission date");
+        } else if (!memcmp(s->id, "OBR", 3)) {
+            if (before) check_before_birth(x, &pt, si, s, occ, 7, "observation date");
+        } else if (!memcmp(s->id, "OBX", 3)) {
+            if (before) check_before_birth(x, &pt, si, s, occ, 14, "observation date");
+            if (sex) check_sex(x, &pt, si, s, occ, 3);
+            if (rule_on(x, VALIDATE_RULE_PHYSIOLOGIC)) check_physiologic(x, si, occ);
+        } else if (!memcmp(s->id, "DG1", 3)) {
+            if (sex) check_sex(x, &pt, si, s, occ, 3);
+            if (rule_on(x, VALIDATE_RULE_AGE_RESTRICTED))
+                check_age(x, &pt, si, occ, has_msh_time ? &msh_time : NULL);
+        }
+    }
+}
+
+/* --- entry points ----------------------------------------------------------------- */
+
+/* Stable order by segment index (missing segments last); usually sorted already. */
+static void sort_problems(validate_result *r)
+{
+    for (size_t i = 1; i < r->n; i++) {
+        if (r->v[i - 1].seg_index <= r->v[i].seg_index) continue;
+        validate_problem tmp = r->v[i];
+        size_t k = i;
+        while (k > 0 && r->v[k - 1].seg_index > tmp.seg_index) {
+            r->v[k] = r->v[k - 1];
+            k--;
+        }
+        r->v[k] = tmp;
+    }
+}
+
+size_t validate_message(const validator *v, const hl7_msg *m, time_t now, validate_result *r)
+{
+    assert(v && m && r);
+    validate_result_reset(r);
+    vrun x = {v, m, r, {hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch},
+              hl7_delims_of(m), {0}};
+    hl7_dtm_from_time(now, v->local_offset, &x.now);
+    hl7_span type = {"", 0}, event = {"", 0};
+    hl7_raw(m, 0, 9, 1, 1, 0, &type);
+    hl7_raw(m, 0, 9, 1, 2, 0, &event);
+    occ_table ot = {{0}, {0}, 0};
+    uint32_t n = hl7_seg_count(m);
+    for (uint32_t si = 0; si < n; si++) {
+        const hl7_seg *s = hl7_seg_at(m, si);
+        uint32_t occ = next_occ(&ot, m, si);
+        if (v->baseline) check_profile_fields(&x, v->base, s, si, occ);
+        for (size_t i = 0; i < v->nprofiles; i++)
+            if (profile_matches(v->profiles[i], type, event))
+                check_profile_fields(&x, v->profiles[i], s, si, occ);
+    }
+    if (rule_on(&x, VALIDATE_RULE_STRUCTURE))
+        for (size_t i = 0; i < v->nprofiles; i++)
+            if (v->profiles[i]->nnodes && profile_matches(v->profiles[i], type, event))
+                check_structure(&x, v->profiles[i]);
+    check_consistency(&x);
+    sort_problems(r);
+    return r->nerrors;
+}
+
+void validate_problem_format(const validate_problem *p, tbuf *out)
+{
+    tbuf_printf(out, "%s: %s: %s", p->path, validate_severity_name(p->severity), p->text);
+}
+
+size_t validate_ack_problems(const validate_result *r, hl7_ack_problem *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const validate_problem *p = &r->v[i];
+        if (p->severity != VALIDATE_SEV_ERROR) continue;
+        if (k < cap) out[k] = (hl7_ack_problem){p->where, p->code, HL7_ACK_SEV_ERROR, p->text};
+        k++;
+    }
+    return k;
+}

@@ -33,5 +33,6 @@ int cli_config(int argc, char **argv);
 int cli_messages(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_units(int argc, char **argv);
+int cli_validate(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"serve", "run the engine on a configuration (channels, store, queues)", cli_serve},
     {"config", "check a configuration file", cli_config},
     {"messages", "list, show, reprocess, edit and prune stored messages", cli_messages},
+    {"validate", "check messages against a channel's validation rules", cli_validate},
     {"units", "convert a value or reference range between UCUM units", cli_units},
 };
 

@@ -22,6 +22,7 @@
 
 #include <yaml.h>
 
+#include "quality/quality_config.h"
 #include "term/ucum.h"
 
 #include <assert.h>
@@ -1443,6 +1444,156 @@ static void read_transforms(reader *r, yaml_node_t *v, config_channel *ch, const
         read_transform(r, node_at(r, v->data.sequence.items.start[i]), &ch->transforms[i], label);
 }
 
+/* --- validation (docs/validation.md) ---------------------------------------- */
+
+static bool read_double(reader *r, yaml_node_t *v, const char *key, double *out)
+{
+    const char *s = scalar_of(r, v, key, "a number");
+    char *end = NULL;
+    if (!s) return false;
+    *out = strtod(s, &end);
+    if (end == s || *end || *out != *out) {
+        err_at(r, v, "'%s' must be a number, found '%s'", key, s);
+        return false;
+    }
+    return true;
+}
+
+static void read_vfield(reader *r, yaml_node_t *node, config_vfield *f, const char *label)
+{
+    map m;
+    f->line = line_of(node);
+    if (map_open(r, node, &m, "{ path: PID-3, required: true, type: CX }",
+                 "a field rule of a profile of %s", label)) {
+        yaml_node_t *v;
+        if ((v = map_need(&m, "path", "PID-3"))) f->path = scalar_hl7_path(r, v, "path");
+        read_bool(&m, "required", &f->required);
+        read_string(&m, "type", &f->type);
+        read_u32(&m, "max_length", 1, 1u << 30, &f->max_len);
+        read_u32(&m, "max_repetitions", 1, 1u << 20, &f->max_reps);
+        read_string(&m, "table", &f->table);
+        read_string(&m, "when", &f->when);
+        if ((v = map_get(&m, "min"))) f->has_min = read_double(r, v, "min", &f->min);
+        if ((v = map_get(&m, "max"))) f->has_max = read_double(r, v, "max", &f->max);
+    }
+    map_close_plain(&m);
+}
+
+static void read_vprofile(reader *r, yaml_node_t *node, config_vprofile *p, const char *label)
+{
+    map m;
+    char b[64];
+    p->line = line_of(node);
+    if (map_open(r, node, &m, "{ message: ORU^R01, segments: \"MSH PID { OBR { OBX } }\" }",
+                 "a validation profile of %s", label)) {
+        yaml_node_t *v;
+        if ((v = map_need(&m, "message", "ORU^R01"))) p->message = scalar_string(r, v, "message");
+        read_string(&m, "segments", &p->segments);
+        if ((v = map_get(&m, "fields"))) {
+            if (v->type != YAML_SEQUENCE_NODE) {
+                err_at(r, v, "'fields' of a profile must be a list, found %s",
+                       describe(v, b, sizeof(b)));
+            } else {
+                size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+                p->fields = xcalloc(n ? n : 1, sizeof(*p->fields));
+                p->nfields = n;
+                for (size_t i = 0; i < n; i++)
+                    read_vfield(r, node_at(r, v->data.sequence.items.start[i]), &p->fields[i],
+                                label);
+            }
+        }
+    }
+    map_close_plain(&m);
+}
+
+/* `tables: { NAME: path.csv }` and `severity: { rule: warning }`: free keys. */
+static void read_pairs(reader *r, yaml_node_t *node, const char *key, bool paths, char ***names,
+                       char ***values, unsigned **lines, size_t *n)
+{
+    map m;
+    if (map_open(r, node, &m, paths ? "{ LOCALSEX: ./tables/sex.csv }" : "{ sex-specific: warning }",
+                 "'%s'", key)) {
+        *names = xcalloc(m.n + 1, sizeof(**names));
+        *values = xcalloc(m.n + 1, sizeof(**values));
+        *lines = xcalloc(m.n + 1, sizeof(**lines));
+        for (size_t i = 0; i < m.n; i++) {
+            m.e[i].used = true;
+            char *val = paths ? scalar_path(r, m.e[i].value, m.e[i].key)
+                              : scalar_string(r, m.e[i].value, m.e[i].key);
+            if (!val) continue;
+            (*names)[*n] = xstrdup(m.e[i].key);
+            (*values)[*n] = val;
+            (*lines)[*n] = line_of(m.e[i].knode);
+            (*n)++;
+        }
+    }
+    map_close_plain(&m);
+}
+
+static void read_validation(reader *r, yaml_node_t *node, config_validation *cv, const char *label)
+{
+    map m;
+    char b[64];
+    if (!map_open(r, node, &m, "{ baseline: true, profiles: [...] }", "the validation of %s",
+                  label))
+        goto done;
+    read_bool(&m, "baseline", &cv->baseline);
+    yaml_node_t *v;
+    char **names = NULL, **values = NULL;
+    unsigned *lines = NULL;
+    size_t n = 0;
+    if ((v = map_get(&m, "tables"))) {
+        read_pairs(r, v, "tables", true, &names, &values, &lines, &n);
+        cv->tables = xcalloc(n + 1, sizeof(*cv->tables));
+        for (size_t i = 0; i < n; i++)
+            cv->tables[i] = (config_vtable){names[i], values[i], lines[i]};
+        cv->ntables = n;
+        free(names);
+        free(values);
+        free(lines);
+    }
+    names = values = NULL;
+    lines = NULL;
+    n = 0;
+    if ((v = map_get(&m, "severity"))) {
+        read_pairs(r, v, "severity", false, &names, &values, &lines, &n);
+        cv->severity = xcalloc(n + 1, sizeof(*cv->severity));
+        for (size_t i = 0; i < n; i++)
+            cv->severity[i] = (config_vseverity){names[i], values[i], lines[i]};
+        cv->nseverity = n;
+        free(names);
+        free(values);
+        free(lines);
+    }
+    if ((v = map_get(&m, "profiles"))) {
+        if (v->type != YAML_SEQUENCE_NODE) {
+            err_at(r, v, "'profiles' of %s must be a list, found %s", label,
+                   describe(v, b, sizeof(b)));
+        } else {
+            size_t np = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            cv->profiles = xcalloc(np ? np : 1, sizeof(*cv->profiles));
+            cv->nprofiles = np;
+            for (size_t i = 0; i < np; i++)
+                read_vprofile(r, node_at(r, v->data.sequence.items.start[i]), &cv->profiles[i],
+                              label);
+        }
+    }
+done:
+    map_close_plain(&m);
+}
+
+/* Builds the channel's validator once, so that `config check` reports what
+ * the engine would refuse (unknown rule, type or table, bad structure). */
+static void check_validation(reader *r, const config_channel *ch, const char *label)
+{
+    tbuf why = TBUF_INIT;
+    unsigned line = 0;
+    quality_set *qs = quality_build(&ch->validation, &why, &line);
+    if (!qs) errors_add(r->errs, line, 1, "validation of %s: %s", label, why.p ? why.p : "invalid");
+    quality_free(qs);
+    tbuf_free(&why);
+}
+
 static void read_duplicates(reader *r, yaml_node_t *node, config_duplicates *d, const char *label)
 {
     map m;
@@ -1729,6 +1880,9 @@ static void read_channel(reader *r, yaml_node_t *node, tern_config *c, size_t in
     if ((v = map_get(&m, "duplicates"))) read_duplicates(r, v, &ch->duplicates, label);
     if ((v = map_get(&m, "limits"))) read_limits(r, v, &ch->limits, label);
     if ((v = map_get(&m, "transform"))) read_transforms(r, v, ch, label);
+    ch->validation.baseline = true;
+    if ((v = map_get(&m, "validation"))) read_validation(r, v, &ch->validation, label);
+    if (!r->errs->count) check_validation(r, ch, label);
     if ((v = map_get(&m, "destinations"))) {
         char b[64];
         if (v->type != YAML_SEQUENCE_NODE) {
@@ -1897,6 +2051,30 @@ static void free_channel(config_channel *ch)
         free(t->from);
     }
     free(ch->transforms);
+    config_validation *cv = &ch->validation;
+    for (size_t i = 0; i < cv->ntables; i++) {
+        free(cv->tables[i].name);
+        free(cv->tables[i].path);
+    }
+    free(cv->tables);
+    for (size_t i = 0; i < cv->nseverity; i++) {
+        free(cv->severity[i].rule);
+        free(cv->severity[i].severity);
+    }
+    free(cv->severity);
+    for (size_t i = 0; i < cv->nprofiles; i++) {
+        config_vprofile *p = &cv->profiles[i];
+        for (size_t k = 0; k < p->nfields; k++) {
+            free(p->fields[k].path);
+            free(p->fields[k].type);
+            free(p->fields[k].table);
+            free(p->fields[k].when);
+        }
+        free(p->fields);
+        free(p->message);
+        free(p->segments);
+    }
+    free(cv->profiles);
     for (size_t i = 0; i < ch->ndestinations; i++)
         free_destination(&ch->destinations[i]);
     free(ch->destinations);

@@ -175,6 +175,49 @@ typedef struct config_transform {
     double mw;   /* CONVERT: molar mass in g/mol; 0: none */
 } config_transform;
 
+/* Validation of received messages (docs/validation.md). Strings owned. */
+typedef struct config_vfield {
+    unsigned line;
+    char *path;
+    bool required;
+    char *type; /* an HL7 datatype name (CX, DTM, NM...); NULL: none */
+    uint32_t max_len, max_reps;
+    char *table;
+    bool has_min, has_max;
+    double min, max;
+    char *when; /* "OBX-2=NM": check only when that holds */
+} config_vfield;
+
+typedef struct config_vprofile {
+    unsigned line;
+    char *message;  /* "ORU^R01", "ADT^*", "*" */
+    char *segments; /* structure grammar; NULL: not checked */
+    config_vfield *fields;
+    size_t nfields;
+} config_vprofile;
+
+typedef struct config_vtable {
+    char *name;
+    char *path;
+    unsigned line;
+} config_vtable;
+
+typedef struct config_vseverity {
+    char *rule; /* a rule id: datatype, table, sex-specific... */
+    char *severity; /* error, warning, off */
+    unsigned line;
+} config_vseverity;
+
+typedef struct config_validation {
+    bool baseline; /* default true */
+    config_vtable *tables;
+    size_t ntables;
+    config_vseverity *severity;
+    size_t nseverity;
+    config_vprofile *profiles;
+    size_t nprofiles;
+} config_validation;
+
 /* Duplicate detection on (MSH-4 sending facility, MSH-10 control id). */
 typedef struct config_duplicates {
     bool enabled;
@@ -274,6 +317,7 @@ typedef struct config_channel {
     size_t ndestinations;
     config_transform *transforms; /* owned; applied in order on delivery */
     size_t ntransforms;
+    config_validation validation;
 } config_channel;
 
 typedef struct tern_config {

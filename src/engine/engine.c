@@ -33,6 +33,7 @@
 
 #include "engine/msg_meta.h"
 #include "engine/transform.h"
+#include "quality/quality_config.h"
 
 #include "base/mem.h"
 #include "hl7/hl7_ack.h"
@@ -107,6 +108,9 @@ struct eng_channel {
     size_t ndests;
     hl7_msg *msg; /* scratch for parsing at submit */
     uint64_t received, rejected, filtered, duplicates;
+    quality_set *quality;  /* the channel's validation (baseline at least) */
+    validate_result vres;  /* scratch for validating at submit */
+    uint64_t invalid, warned;
     transform_chain *tx; /* the channel's transform steps; NULL: none */
     hl7_msg *tx_msg;     /* scratch: the message being transformed */
     tbuf tx_out;         /* the transformed message, CR-terminated */
@@ -276,6 +280,46 @@ static bool is_duplicate(engine *e, eng_channel *ch, pending *p)
     return id != 0;
 }
 
+#define MAX_ERR_SEGMENTS 32
+
+/* Validates the parsed message (ch->msg). With errors: rejected, stored
+ * with every problem, and NAKed (AE/CE) with one ERR segment per error;
+ * returns true. Warnings are kept in the message's error text, prefixed
+ * "warning: ", and the message goes on. */
+static bool validate(eng_channel *ch, pending *p)
+{
+    validate_result *r = &ch->vres;
+    validate_result_reset(r);
+    validate_message(quality_validator(ch->quality), ch->msg, time(NULL), r);
+    if (r->n == 0) return false;
+    tbuf t = TBUF_INIT;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->nerrors && r->v[i].severity != VALIDATE_SEV_ERROR) continue;
+        if (t.len) tbuf_puts(&t, "; ");
+        if (!r->nerrors) tbuf_puts(&t, "warning: ");
+        validate_problem_format(&r->v[i], &t);
+    }
+    free(p->error);
+    p->error = tbuf_detach(&t, NULL);
+    if (!r->nerrors) {
+        ch->warned++;
+        return false;
+    }
+    ch->invalid++;
+    p->state = STORE_MSG_REJECTED;
+    p->accepted = ch->cfg->source.mllp.ack == CONFIG_ACK_ALWAYS;
+    hl7_ack_problem probs[MAX_ERR_SEGMENTS];
+    size_t np = validate_ack_problems(r, probs, MAX_ERR_SEGMENTS);
+    hl7_ack_opts o = {.code = p->accepted ? HL7_ACK_AA : HL7_ACK_AUTO,
+                      .problems = probs,
+                      .nproblems = np};
+    hl7_error aerr;
+    tbuf_reset(&p->ack);
+    if (hl7_ack_build(ch->msg, &o, &p->ack, &aerr) != HL7_OK)
+        hl7_ack_build_nak(p->raw, p->len, &aerr, NULL, &p->ack);
+    return true;
+}
+
 /* Decides the fate of a parsed message and builds its ACK. */
 static void classify(engine *e, eng_channel *ch, pending *p)
 {
@@ -301,6 +345,7 @@ static void classify(engine *e, eng_channel *ch, pending *p)
         return;
     }
     msg_meta_extract(m, &p->meta);
+    if (validate(ch, p)) return;
     char *type = raw_value(m, "MSH-9.1"), *event = raw_value(m, "MSH-9.2");
     bool pass = config_filter_accepts(&ch->cfg->filter, type ? type : "", event ? event : "");
     free(type);
@@ -805,6 +850,16 @@ static int setup_channel(engine *e, eng_channel *ch, const config_channel *cc, t
     ch->e = e;
     ch->cfg = cc;
     ch->msg = hl7_msg_new(&cc->limits);
+    unsigned vline = 0;
+    tbuf vwhy = TBUF_INIT;
+    ch->quality = quality_build(&cc->validation, &vwhy, &vline);
+    if (!ch->quality) {
+        tbuf_printf(err, "channel %s: validation (line %u): %s", cc->name, vline,
+                    vwhy.p ? vwhy.p : "invalid");
+        tbuf_free(&vwhy);
+        return -1;
+    }
+    tbuf_free(&vwhy);
     if (cc->ntransforms) {
         ch->tx = transform_compile(cc->transforms, cc->ntransforms, err);
         if (!ch->tx) {
@@ -1038,6 +1093,8 @@ void engine_free(engine *e)
         free(ch->dests);
         hl7_msg_free(ch->msg);
         hl7_msg_free(ch->tx_msg);
+        quality_free(ch->quality);
+        validate_result_free(&ch->vres);
         transform_free(ch->tx);
         tbuf_free(&ch->tx_out);
     }

@@ -225,6 +225,8 @@ static bool parse_dtm(const char *s, size_t len, hl7_dtm *out, bool date_only, h
                                                      n == 12 || n == 14);
     if (date_only && (n > 8 || dot || k < len)) shape_ok = false;
     if (dot && n != 14) shape_ok = false;
+    for (size_t i = k + 1; i < len; i++) /* "2024-06-01" is no offset */
+        if (!is_digit(s[i])) shape_ok = false;
     if (!shape_ok)
         return fault(f, 0, 0, HL7_ACK_ERR_DATA_TYPE, "not a %s (%s): '%.*s'",
                      date_only ? "date" : "date/time", shape, Q(s, len));

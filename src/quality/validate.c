@@ -124,6 +124,7 @@ typedef struct snode {
     int kind;
     char id[4];
     bool optional, repeating;
+    bool recurs; /* it or an enclosing group repeats: may occur again later */
     uint32_t child, next; /* first child, next sibling; NONE */
 } snode;
 
@@ -376,6 +377,13 @@ static validate_status parse_items(gparser *g, uint32_t group, char close)
     }
 }
 
+static void mark_recurs(validate_profile *p, uint32_t ni, bool inherited)
+{
+    snode *n = &p->nodes[ni];
+    n->recurs = inherited || n->repeating;
+    for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) mark_recurs(p, c, n->recurs);
+}
+
 validate_status validate_profile_set_structure(validate_profile *p, const char *grammar,
                                                validate_error *err)
 {
@@ -385,7 +393,10 @@ validate_status validate_profile_set_structure(validate_profile *p, const char *
     validate_status st = parse_items(&g, root, '\0');
     if (st == VALIDATE_OK && p->nodes[root].child == NONE)
         st = fail(err, VALIDATE_ERR_STRUCTURE, 0, "structure: no segments given");
-    if (st != VALIDATE_OK) p->nnodes = 0;
+    if (st != VALIDATE_OK)
+        p->nnodes = 0;
+    else
+        mark_recurs(p, root, false);
     return st;
 }
 
@@ -970,32 +981,85 @@ static void missing_segment(smatch *sm, const char *id)
             "required segment %.3s missing (expected at the end, %s structure)", id, sm->p->name);
 }
 
+/* Reports the segment at the cursor as misplaced and moves past it. */
+static void report_stray(smatch *sm, const char *id)
+{
+    vrun *x = sm->x;
+    const validate_profile *p = sm->p;
+    uint32_t occ = 1;
+    for (uint32_t i = 0; i < sm->pos; i++) occ += !memcmp(hl7_seg_at(x->m, i)->id, id, 3);
+    hl7_path w = at(id, occ, 0, 0, 0, 0);
+    const snode *last = sm->last != NONE ? &p->nodes[sm->last] : NULL;
+    const char *prev = sm->pos ? hl7_seg_at(x->m, sm->pos - 1)->id : "";
+    if (last && !memcmp(last->id, id, 3) && !last->recurs)
+        add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
+            "segment %s repeats, but the %s structure allows one here", id, p->name);
+    else if (in_structure(p, id))
+        add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
+            "segment %s out of order after %s (%s structure)", id, prev, p->name);
+    else
+        add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
+            "segment %s is not in the %s structure", id, p->name);
+    sm->pos++;
+}
+
+/* Id at the cursor after skipping (and reporting) segments the structure
+ * does not name, so that one stray segment does not cascade into "missing"
+ * and "out of order" reports for everything after it. */
+static const char *next_id(smatch *sm)
+{
+    const char *id;
+    while ((id = cur_id(sm)) != NULL && !in_structure(sm->p, id)) report_stray(sm, id);
+    return id;
+}
+
+/* A repeat of the segment matched last, which may occur only once. */
+static bool is_repeat(const smatch *sm, const char *id)
+{
+    const snode *last = sm->last != NONE ? &sm->p->nodes[sm->last] : NULL;
+    return last && !last->recurs && !memcmp(last->id, id, 3);
+}
+
+static void match_group(smatch *sm, uint32_t gi);
+
+/* Matches child c at the cursor; false when the segment there cannot start it. */
+static bool match_child(smatch *sm, uint32_t c, const char *id)
+{
+    const snode *n = &sm->p->nodes[c];
+    if (!id) return false;
+    if (n->kind == NODE_SEG) {
+        if (memcmp(id, n->id, 3)) return false;
+        do {
+            sm->pos++;
+            sm->last = c;
+        } while (n->repeating && (id = next_id(sm)) && !memcmp(id, n->id, 3));
+        return true;
+    }
+    if (!first_has(sm->p, c, id)) return false;
+    for (;;) {
+        uint32_t before = sm->pos;
+        match_group(sm, c);
+        if (sm->pos == before || !n->repeating || !(id = next_id(sm)) || !first_has(sm->p, c, id))
+            return true;
+    }
+}
+
 static void match_group(smatch *sm, uint32_t gi)
 {
     const validate_profile *p = sm->p;
     for (uint32_t c = p->nodes[gi].child; c != NONE; c = p->nodes[c].next) {
-        const snode *n = &p->nodes[c];
-        const char *id = cur_id(sm);
-        if (n->kind == NODE_SEG) {
-            if (id && !memcmp(id, n->id, 3)) {
-                do {
-                    sm->pos++;
-                    sm->last = c;
-                } while (n->repeating && (id = cur_id(sm)) && !memcmp(id, n->id, 3));
-            } else if (!n->optional) {
-                missing_segment(sm, n->id);
-            }
-        } else if (id && first_has(p, c, id)) {
-            for (;;) {
-                uint32_t before = sm->pos;
-                match_group(sm, c);
-                if (sm->pos == before || !n->repeating || !(id = cur_id(sm)) ||
-                    !first_has(p, c, id))
-                    break;
-            }
-        } else if (!n->optional) {
-            missing_segment(sm, first_required(p, c));
+        const char *id = next_id(sm);
+        if (match_child(sm, c, id) || p->nodes[c].optional) continue;
+        /* A required part does not fit: drop repeats of the last segment first. */
+        bool matched = false;
+        while (id && is_repeat(sm, id) && !matched) {
+            report_stray(sm, id);
+            id = next_id(sm);
+            matched = match_child(sm, c, id);
         }
+        if (!matched)
+            missing_segment(sm, p->nodes[c].kind == NODE_SEG ? p->nodes[c].id
+                                                             : first_required(p, c));
     }
 }
 
@@ -1004,25 +1068,8 @@ static void check_structure(vrun *x, const validate_profile *p)
     smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE};
     match_group(&sm, 0);
     const char *id;
-    while ((id = cur_id(&sm)) != NULL) {
-        uint32_t occ = 1;
-        for (uint32_t i = 0; i < sm.pos; i++) occ += !memcmp(hl7_seg_at(x->m, i)->id, id, 3);
-        hl7_path w = at(id, occ, 0, 0, 0, 0);
-        const snode *last = sm.last != NONE ? &p->nodes[sm.last] : NULL;
-        const char *prev = sm.pos ? hl7_seg_at(x->m, sm.pos - 1)->id : "";
-        if (last && !memcmp(last->id, id, 3) && !last->repeating)
-            add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm.pos, &w,
-                "segment %s repeats, but the %s structure allows one here", id, p->name);
-        else if (in_structure(p, id))
-            add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm.pos, &w,
-                "segment %s out of order after %s (%s structure)", id, prev, p->name);
-        else
-            add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm.pos, &w,
-                "segment %s is not in the %s structure", id, p->name);
-        sm.pos++;
-    }
+    while ((id = cur_id(&sm)) != NULL) report_stray(&sm, id);
 }
-
 /* --- consistency rules --------------------------------------------------------------- */
 
 typedef struct patient {

@@ -13,6 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+
+/* memchr for the short spans of HL7 values, where a call costs more than
+ * the scan. */
+static inline const char *scan_for(const char *p, size_t len, char ch)
+{
+    for (const char *end = p + len; p < end; p++)
+        if (*p == ch) return p;
+    return NULL;
+}
+
 #define MAXPARTS 14
 #define SHOW 40 /* characters of a value quoted in a message */
 
@@ -225,6 +235,8 @@ static bool parse_dtm(const char *s, size_t len, hl7_dtm *out, bool date_only, h
                                                      n == 12 || n == 14);
     if (date_only && (n > 8 || dot || k < len)) shape_ok = false;
     if (dot && n != 14) shape_ok = false;
+    for (size_t i = k + 1; i < len; i++) /* "2024-06-01" is no offset */
+        if (!is_digit(s[i])) shape_ok = false;
     if (!shape_ok)
         return fault(f, 0, 0, HL7_ACK_ERR_DATA_TYPE, "not a %s (%s): '%.*s'",
                      date_only ? "date" : "date/time", shape, Q(s, len));
@@ -366,7 +378,7 @@ static size_t split(const char *p, size_t len, char ch, hl7_span *out)
         return 1;
     }
     while (n < MAXPARTS) {
-        const char *q = memchr(p, ch, (size_t)(end - p));
+        const char *q = scan_for(p, (size_t)(end - p), ch);
         if (!q) {
             out[n++] = (hl7_span){p, (size_t)(end - p)};
             break;
@@ -381,7 +393,7 @@ static size_t split(const char *p, size_t len, char ch, hl7_span *out)
 /* Leaf value decoded: into c->scratch when it holds the escape character. */
 static hl7_span leaf(const hl7_type_ctx *c, hl7_span v)
 {
-    if (!c->scratch || !c->d || !c->d->esc || !memchr(v.p, c->d->esc, v.len)) return v;
+    if (!c->scratch || !c->d || !c->d->esc || !scan_for(v.p, v.len, c->d->esc)) return v;
     tbuf_reset(c->scratch);
     hl7_unescape(c->d, c->cs, v.p, v.len, c->scratch);
     return (hl7_span){c->scratch->p ? c->scratch->p : "", c->scratch->len};

@@ -24,6 +24,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+
+/* memchr for the short spans of HL7 values, where a call costs more than
+ * the scan. */
+static inline const char *scan_for(const char *p, size_t len, char ch)
+{
+    for (const char *end = p + len; p < end; p++)
+        if (*p == ch) return p;
+    return NULL;
+}
+
 #define NONE UINT32_MAX
 
 /* --- names --------------------------------------------------------------------- */
@@ -100,6 +110,12 @@ static bool span_is(hl7_span s, const char *lit)
     return s.len == n && !memcmp(s.p, lit, n);
 }
 
+static uint32_t id_key(const char *id)
+{
+    return (uint32_t)(unsigned char)id[0] << 16 | (uint32_t)(unsigned char)id[1] << 8 |
+           (unsigned char)id[2];
+}
+
 /* --- profiles ------------------------------------------------------------------ */
 
 typedef struct fspec {
@@ -124,6 +140,7 @@ typedef struct snode {
     int kind;
     char id[4];
     bool optional, repeating;
+    bool recurs; /* it or an enclosing group repeats: may occur again later */
     uint32_t child, next; /* first child, next sibling; NONE */
 } snode;
 
@@ -131,6 +148,11 @@ struct validate_profile {
     char type[8], event[8]; /* "" matches anything */
     fspec *fields;
     size_t nfields, fcap;
+    struct fgroup {
+        uint32_t key; /* segment id as a number (id_key) */
+        size_t start, end;
+    } * groups; /* runs of fields with one segment id, rebuilt on add */
+    size_t ngroups, gcap;
     snode *nodes; /* nodes[0] is the root group when nnodes > 0 */
     size_t nnodes, ncap;
     char name[24]; /* "ORU^R01" for messages */
@@ -166,6 +188,7 @@ void validate_profile_free(validate_profile *p)
         free(p->fields[i].when_value);
     }
     free(p->fields);
+    free(p->groups);
     free(p->nodes);
     free(p);
 }
@@ -242,6 +265,15 @@ validate_status validate_profile_add_field(validate_profile *pr, const validate_
     memmove(&pr->fields[at + 1], &pr->fields[at], (pr->nfields - at) * sizeof(*pr->fields));
     pr->fields[at] = f;
     pr->nfields++;
+    pr->ngroups = 0;
+    for (size_t i = 0; i < pr->nfields; i++) {
+        if (i > 0 && !memcmp(pr->fields[i].seg, pr->fields[i - 1].seg, 3)) {
+            pr->groups[pr->ngroups - 1].end = i + 1;
+            continue;
+        }
+        pr->groups = xgrow(pr->groups, &pr->gcap, pr->ngroups + 1, sizeof(*pr->groups));
+        pr->groups[pr->ngroups++] = (struct fgroup){id_key(pr->fields[i].seg), i, i + 1};
+    }
     return VALIDATE_OK;
 }
 
@@ -376,6 +408,13 @@ static validate_status parse_items(gparser *g, uint32_t group, char close)
     }
 }
 
+static void mark_recurs(validate_profile *p, uint32_t ni, bool inherited)
+{
+    snode *n = &p->nodes[ni];
+    n->recurs = inherited || n->repeating;
+    for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) mark_recurs(p, c, n->recurs);
+}
+
 validate_status validate_profile_set_structure(validate_profile *p, const char *grammar,
                                                validate_error *err)
 {
@@ -385,7 +424,10 @@ validate_status validate_profile_set_structure(validate_profile *p, const char *
     validate_status st = parse_items(&g, root, '\0');
     if (st == VALIDATE_OK && p->nodes[root].child == NONE)
         st = fail(err, VALIDATE_ERR_STRUCTURE, 0, "structure: no segments given");
-    if (st != VALIDATE_OK) p->nnodes = 0;
+    if (st != VALIDATE_OK)
+        p->nnodes = 0;
+    else
+        mark_recurs(p, root, false);
     return st;
 }
 
@@ -739,10 +781,63 @@ static hl7_path at(const char *seg, uint32_t occ, uint32_t field, uint32_t rep, 
 /* The value decoded when it holds an escape (into the scratch buffer). */
 static hl7_span decoded(vrun *x, hl7_span v)
 {
-    if (!x->d->esc || !memchr(v.p, x->d->esc, v.len)) return v;
+    if (!x->d->esc || !scan_for(v.p, v.len, x->d->esc)) return v;
     tbuf_reset(&x->r->scratch);
     hl7_unescape(x->d, hl7_charset_of(x->m), v.p, v.len, &x->r->scratch);
     return (hl7_span){x->r->scratch.p ? x->r->scratch.p : "", x->r->scratch.len};
+}
+
+/* The n-th (1-based) piece of v split by ch; false when there are fewer. */
+static bool piece(hl7_span v, char ch, uint32_t n, hl7_span *out)
+{
+    if (ch == '\0') {
+        *out = v;
+        return n == 1;
+    }
+    const char *p = v.p, *end = v.p + v.len;
+    for (uint32_t k = 1; k < n; k++) {
+        const char *q = scan_for(p, (size_t)(end - p), ch);
+        if (!q) return false;
+        p = q + 1;
+    }
+    const char *q = scan_for(p, (size_t)(end - p), ch);
+    *out = (hl7_span){p, q ? (size_t)(q - p) : (size_t)(end - p)};
+    return true;
+}
+
+static uint32_t count_pieces(hl7_span v, char ch)
+{
+    uint32_t n = 1;
+    if (ch == '\0') return 1;
+    for (size_t i = 0; i < v.len; i++) n += v.p[i] == ch;
+    return n;
+}
+
+static hl7_presence presence(hl7_span v)
+{
+    if (v.len == 0) return HL7_EMPTY;
+    return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
+}
+
+/* Element rep/comp/sub (0: the whole enclosing one) of a field's raw text. */
+static hl7_presence element(const vrun *x, hl7_span field, uint32_t rep, uint32_t comp,
+                            uint32_t sub, hl7_span *out)
+{
+    hl7_span v = field;
+    if (rep && !piece(v, x->d->rep, rep, &v)) return HL7_ABSENT;
+    if (rep && comp && !piece(v, x->d->comp, comp, &v)) return HL7_ABSENT;
+    if (rep && comp && sub && !piece(v, x->d->sub, sub, &v)) return HL7_ABSENT;
+    *out = v;
+    return presence(v);
+}
+
+/* Component comp of the first repetition of field `field` of segment si. */
+static hl7_presence comp_at(const vrun *x, uint32_t si, uint32_t field, uint32_t comp,
+                            hl7_span *out)
+{
+    hl7_span f;
+    if (hl7_raw(x->m, si, field, 0, 0, 0, &f) == HL7_ABSENT) return HL7_ABSENT;
+    return element(x, f, 1, comp, 0, out);
 }
 
 #define SHOWN(s) (int)((s).len < 40 ? (s).len : 40), (s).p
@@ -789,7 +884,7 @@ static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint
     if (!f->table && !f->max_len && !f->has_min && !f->has_max) return;
     hl7_span first = raw;
     if (!f->comp) {
-        const char *q = x->d->comp ? memchr(raw.p, x->d->comp, raw.len) : NULL;
+        const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
         if (q) first.len = (size_t)(q - raw.p);
     }
     hl7_span val = decoded(x, first);
@@ -824,7 +919,7 @@ static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint
 static bool when_holds(const vrun *x, const fspec *f, uint32_t si)
 {
     hl7_span s;
-    if (hl7_raw(x->m, si, f->when_field, 1, f->when_comp ? f->when_comp : 1, 0, &s) != HL7_VALUE)
+    if (comp_at(x, si, f->when_field, f->when_comp ? f->when_comp : 1, &s) != HL7_VALUE)
         return false;
     return span_is(s, f->when_value);
 }
@@ -844,7 +939,9 @@ static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
         return;
     }
     if (pr == HL7_NULL_VALUE) return;
-    uint32_t nreps = hl7_rep_count(x->m, si, f->field);
+    /* MSH-1 and MSH-2 hold delimiters and are never split. */
+    bool fixed = f->field <= 2 && !memcmp(f->seg, "MSH", 3);
+    uint32_t nreps = fixed ? 1 : count_pieces(whole, x->d->rep);
     if (f->max_reps && nreps > f->max_reps) {
         hl7_path w = at(f->seg, occ, f->field, 0, 0, 0);
         add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, si, &w,
@@ -852,8 +949,8 @@ static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
     }
     uint32_t from = f->rep ? f->rep : 1, to = f->rep ? f->rep : nreps;
     for (uint32_t rep = from; rep <= to; rep++) {
-        hl7_span val;
-        pr = hl7_raw(x->m, si, f->field, rep, f->comp, f->sub, &val);
+        hl7_span val = whole;
+        pr = fixed ? presence(whole) : element(x, whole, rep, f->comp, f->sub, &val);
         if (pr == HL7_VALUE) {
             check_value(x, f, si, occ, rep, val);
         } else if (pr != HL7_NULL_VALUE && f->required && (f->comp || f->rep)) {
@@ -877,11 +974,6 @@ typedef struct occ_table {
     size_t n;
 } occ_table;
 
-static uint32_t id_key(const char *id)
-{
-    return (uint32_t)(unsigned char)id[0] << 16 | (uint32_t)(unsigned char)id[1] << 8 |
-           (unsigned char)id[2];
-}
 
 static uint32_t next_occ(occ_table *t, const hl7_msg *m, uint32_t si)
 {
@@ -902,10 +994,13 @@ static uint32_t next_occ(occ_table *t, const hl7_msg *m, uint32_t si)
 static void check_profile_fields(vrun *x, const validate_profile *p, const hl7_seg *s,
                                  uint32_t si, uint32_t occ)
 {
-    size_t i = 0;
-    while (i < p->nfields && memcmp(p->fields[i].seg, s->id, 3)) i++;
-    for (; i < p->nfields && !memcmp(p->fields[i].seg, s->id, 3); i++)
-        check_field(x, &p->fields[i], si, occ);
+    uint32_t key = id_key(s->id);
+    for (size_t g = 0; g < p->ngroups; g++) {
+        if (p->groups[g].key != key) continue;
+        for (size_t i = p->groups[g].start; i < p->groups[g].end; i++)
+            check_field(x, &p->fields[i], si, occ);
+        return;
+    }
 }
 
 /* --- segment structure ------------------------------------------------------------ */
@@ -970,32 +1065,85 @@ static void missing_segment(smatch *sm, const char *id)
             "required segment %.3s missing (expected at the end, %s structure)", id, sm->p->name);
 }
 
+/* Reports the segment at the cursor as misplaced and moves past it. */
+static void report_stray(smatch *sm, const char *id)
+{
+    vrun *x = sm->x;
+    const validate_profile *p = sm->p;
+    uint32_t occ = 1;
+    for (uint32_t i = 0; i < sm->pos; i++) occ += !memcmp(hl7_seg_at(x->m, i)->id, id, 3);
+    hl7_path w = at(id, occ, 0, 0, 0, 0);
+    const snode *last = sm->last != NONE ? &p->nodes[sm->last] : NULL;
+    const char *prev = sm->pos ? hl7_seg_at(x->m, sm->pos - 1)->id : "";
+    if (last && !memcmp(last->id, id, 3) && !last->recurs)
+        add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
+            "segment %s repeats, but the %s structure allows one here", id, p->name);
+    else if (in_structure(p, id))
+        add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
+            "segment %s out of order after %s (%s structure)", id, prev, p->name);
+    else
+        add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
+            "segment %s is not in the %s structure", id, p->name);
+    sm->pos++;
+}
+
+/* Id at the cursor after skipping (and reporting) segments the structure
+ * does not name, so that one stray segment does not cascade into "missing"
+ * and "out of order" reports for everything after it. */
+static const char *next_id(smatch *sm)
+{
+    const char *id;
+    while ((id = cur_id(sm)) != NULL && !in_structure(sm->p, id)) report_stray(sm, id);
+    return id;
+}
+
+/* A repeat of the segment matched last, which may occur only once. */
+static bool is_repeat(const smatch *sm, const char *id)
+{
+    const snode *last = sm->last != NONE ? &sm->p->nodes[sm->last] : NULL;
+    return last && !last->recurs && !memcmp(last->id, id, 3);
+}
+
+static void match_group(smatch *sm, uint32_t gi);
+
+/* Matches child c at the cursor; false when the segment there cannot start it. */
+static bool match_child(smatch *sm, uint32_t c, const char *id)
+{
+    const snode *n = &sm->p->nodes[c];
+    if (!id) return false;
+    if (n->kind == NODE_SEG) {
+        if (memcmp(id, n->id, 3)) return false;
+        do {
+            sm->pos++;
+            sm->last = c;
+        } while (n->repeating && (id = next_id(sm)) && !memcmp(id, n->id, 3));
+        return true;
+    }
+    if (!first_has(sm->p, c, id)) return false;
+    for (;;) {
+        uint32_t before = sm->pos;
+        match_group(sm, c);
+        if (sm->pos == before || !n->repeating || !(id = next_id(sm)) || !first_has(sm->p, c, id))
+            return true;
+    }
+}
+
 static void match_group(smatch *sm, uint32_t gi)
 {
     const validate_profile *p = sm->p;
     for (uint32_t c = p->nodes[gi].child; c != NONE; c = p->nodes[c].next) {
-        const snode *n = &p->nodes[c];
-        const char *id = cur_id(sm);
-        if (n->kind == NODE_SEG) {
-            if (id && !memcmp(id, n->id, 3)) {
-                do {
-                    sm->pos++;
-                    sm->last = c;
-                } while (n->repeating && (id = cur_id(sm)) && !memcmp(id, n->id, 3));
-            } else if (!n->optional) {
-                missing_segment(sm, n->id);
-            }
-        } else if (id && first_has(p, c, id)) {
-            for (;;) {
-                uint32_t before = sm->pos;
-                match_group(sm, c);
-                if (sm->pos == before || !n->repeating || !(id = cur_id(sm)) ||
-                    !first_has(p, c, id))
-                    break;
-            }
-        } else if (!n->optional) {
-            missing_segment(sm, first_required(p, c));
+        const char *id = next_id(sm);
+        if (match_child(sm, c, id) || p->nodes[c].optional) continue;
+        /* A required part does not fit: drop repeats of the last segment first. */
+        bool matched = false;
+        while (id && is_repeat(sm, id) && !matched) {
+            report_stray(sm, id);
+            id = next_id(sm);
+            matched = match_child(sm, c, id);
         }
+        if (!matched)
+            missing_segment(sm, p->nodes[c].kind == NODE_SEG ? p->nodes[c].id
+                                                             : first_required(p, c));
     }
 }
 
@@ -1004,25 +1152,8 @@ static void check_structure(vrun *x, const validate_profile *p)
     smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE};
     match_group(&sm, 0);
     const char *id;
-    while ((id = cur_id(&sm)) != NULL) {
-        uint32_t occ = 1;
-        for (uint32_t i = 0; i < sm.pos; i++) occ += !memcmp(hl7_seg_at(x->m, i)->id, id, 3);
-        hl7_path w = at(id, occ, 0, 0, 0, 0);
-        const snode *last = sm.last != NONE ? &p->nodes[sm.last] : NULL;
-        const char *prev = sm.pos ? hl7_seg_at(x->m, sm.pos - 1)->id : "";
-        if (last && !memcmp(last->id, id, 3) && !last->repeating)
-            add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm.pos, &w,
-                "segment %s repeats, but the %s structure allows one here", id, p->name);
-        else if (in_structure(p, id))
-            add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm.pos, &w,
-                "segment %s out of order after %s (%s structure)", id, prev, p->name);
-        else
-            add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm.pos, &w,
-                "segment %s is not in the %s structure", id, p->name);
-        sm.pos++;
-    }
+    while ((id = cur_id(&sm)) != NULL) report_stray(&sm, id);
 }
-
 /* --- consistency rules --------------------------------------------------------------- */
 
 typedef struct patient {
@@ -1036,7 +1167,7 @@ typedef struct patient {
 static bool read_dtm(const vrun *x, uint32_t si, uint32_t field, hl7_dtm *out, hl7_span *text)
 {
     hl7_span s;
-    if (hl7_raw(x->m, si, field, 1, 1, 0, &s) != HL7_VALUE) return false;
+    if (comp_at(x, si, field, 1, &s) != HL7_VALUE) return false;
     if (text) *text = s;
     return hl7_dtm_parse(s.p, s.len, out, NULL);
 }
@@ -1055,6 +1186,7 @@ static bool one_of(const char *alts, hl7_span v)
 
 static bool code_matches(const code_rule *c, hl7_span code, hl7_span system)
 {
+    if (code.len == 0 || code.p[0] != c->pattern[0]) return false;
     size_t n = strlen(c->pattern);
     if (c->prefix ? code.len < n : code.len != n) return false;
     if (memcmp(code.p, c->pattern, n)) return false;
@@ -1066,9 +1198,12 @@ static size_t coded_pairs(const vrun *x, uint32_t si, uint32_t field, hl7_span c
                           hl7_span sys[2])
 {
     size_t n = 0;
+    hl7_span f;
+    if (hl7_raw(x->m, si, field, 1, 0, 0, &f) != HL7_VALUE) return 0;
     for (uint32_t k = 1; k <= 4; k += 3) {
-        if (hl7_raw(x->m, si, field, 1, k, 0, &code[n]) != HL7_VALUE) continue;
-        if (hl7_raw(x->m, si, field, 1, k + 2, 0, &sys[n]) != HL7_VALUE) sys[n] = (hl7_span){"", 0};
+        if (!piece(f, x->d->comp, k, &code[n]) || presence(code[n]) != HL7_VALUE) continue;
+        if (!piece(f, x->d->comp, k + 2, &sys[n]) || presence(sys[n]) != HL7_VALUE)
+            sys[n] = (hl7_span){"", 0};
         n++;
     }
     return n;
@@ -1135,12 +1270,12 @@ static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span 
 static void check_physiologic(vrun *x, uint32_t si, uint32_t occ)
 {
     hl7_span type, val, units;
-    if (!x->v->nlimits || hl7_raw(x->m, si, 2, 1, 1, 0, &type) != HL7_VALUE ||
-        !span_is(type, "NM") || hl7_raw(x->m, si, 5, 1, 1, 0, &val) != HL7_VALUE)
+    if (!x->v->nlimits || comp_at(x, si, 2, 1, &type) != HL7_VALUE || !span_is(type, "NM") ||
+        comp_at(x, si, 5, 1, &val) != HL7_VALUE)
         return;
     double d;
     if (!hl7_nm_parse(val.p, val.len, &d, NULL)) return;
-    if (hl7_raw(x->m, si, 6, 1, 1, 0, &units) != HL7_VALUE) units = (hl7_span){"", 0};
+    if (comp_at(x, si, 6, 1, &units) != HL7_VALUE) units = (hl7_span){"", 0};
     hl7_span code[2], sys[2];
     size_t n = coded_pairs(x, si, 3, code, sys);
     for (size_t k = 0; k < n; k++) {
@@ -1174,7 +1309,7 @@ static void read_patient(vrun *x, uint32_t si, uint32_t occ, patient *pt)
     memset(pt, 0, sizeof(*pt));
     pt->has_birth = read_dtm(x, si, 7, &pt->birth, &pt->birth_text);
     hl7_span sex;
-    if (hl7_raw(x->m, si, 8, 1, 1, 0, &sex) == HL7_VALUE && sex.len == 1 &&
+    if (comp_at(x, si, 8, 1, &sex) == HL7_VALUE && sex.len == 1 &&
         (sex.p[0] == 'F' || sex.p[0] == 'M'))
         pt->sex = sex.p[0];
     if (pt->has_birth && rule_on(x, VALIDATE_RULE_BIRTH_FUTURE) &&

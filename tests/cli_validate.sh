@@ -26,6 +26,12 @@ http: { enabled: false }
 channels:
   - name: plain
     source: { type: mllp, listen: 127.0.0.1:$IN }
+  - name: sets
+    source: { type: file, dir: ./in-sets, after: delete }
+    validation:
+      profiles:   # as tests/data/quality/README.md says
+        - { message: ORU^R01, segments: "MSH PID [PV1] { [ORC] OBR [{NTE}] { OBX [{NTE}] } }" }
+        - { message: ADT, segments: "MSH EVN PID [PV1] [{OBX}] [{DG1}] [{NTE}] [{PID [PV1] [{OBX}] [{DG1}]}]" }
   - name: strict
     source: { type: file, dir: ./in, after: delete }
     validation:
@@ -39,16 +45,16 @@ channels:
             - { path: PID-5.2, required: true }
 YAML
 
-# 1. the test sets, baseline only
+# 1. the test sets, with the profiles of their README
 for f in "$data"/valid/*.hl7 "$data"/unusual/*.hl7; do
-    "$tern" validate -c "$tmp/tern.yaml" --channel plain "$f" >"$tmp/out" 2>&1
+    "$tern" validate -c "$tmp/tern.yaml" --channel sets "$f" >"$tmp/out" 2>&1
     if [ $? -eq 0 ] && ! grep -q ": error:\|: warning:" "$tmp/out"; then ok "passes: ${f#$data/}"
     else bad "passes: ${f#$data/}: $(cat "$tmp/out")"; fi
 done
 for f in "$data"/invalid/*.hl7; do
     want="${f%.hl7}.expect"
     [ -f "$want" ] || continue
-    "$tern" validate -c "$tmp/tern.yaml" --channel plain "$f" >"$tmp/out" 2>/dev/null
+    "$tern" validate -c "$tmp/tern.yaml" --channel sets "$f" >"$tmp/out" 2>/dev/null
     rc=$?
     grep '^  ' "$tmp/out" | sed 's/^  //' >"$tmp/got"
     if grep -q ': error: ' "$want"; then want_rc=1; else want_rc=0; fi

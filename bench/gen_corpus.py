@@ -261,6 +261,17 @@ def esc(text):
     )
 
 
+def m10_digit(num):
+    """HL7 check digit scheme M10 (Luhn mod 10) of a string of digits."""
+    total = 0
+    for i, ch in enumerate(reversed(num)):
+        d = int(ch)
+        if i % 2 == 0:
+            d = d * 2 - 9 if d * 2 > 9 else d * 2
+        total += d
+    return (10 - total % 10) % 10
+
+
 class Gen:
     """Builds messages; all randomness comes from one seeded random.Random."""
 
@@ -334,7 +345,7 @@ class Gen:
             else:
                 auth = "%s&%s.%d&ISO" % (app, oid, i + 1)
             num = "%0*d" % (r.choice((7, 8, 9, 10)), r.randint(0, 10 ** 9))
-            check = str(r.randint(0, 9)) if r.random() < 0.3 else ""
+            check = str(m10_digit(num)) if r.random() < 0.3 else ""
             scheme = "M10" if check else ""
             out.append("%s^%s^%s^%s^%s^%s" % (num, check, scheme, auth, t, facname if r.random() < 0.5 else ""))
         return "~".join(out)
@@ -387,7 +398,7 @@ class Gen:
             self.cx_list(fac),
             self.xpn_list(utf8, female, fam, giv, mid),
             mother[0], mother[1],
-            self.date(1930, 2023) + ("%02d%02d" % (r.randint(0, 23), r.randint(0, 59)) if r.random() < 0.3 else ""),
+            self.date(1930, 2021) + ("%02d%02d" % (r.randint(0, 23), r.randint(0, 59)) if r.random() < 0.3 else ""),
             "F" if female else "M",
             r.choice(("2106-3^White^CDCREC", "2054-5^Black or African American^CDCREC", "2028-9^Asian^CDCREC",
                       "2131-1^Other Race^CDCREC~2106-3^White^CDCREC")),

@@ -37,6 +37,9 @@ channels:
     validation:
       tables: { LOCALSEX: $data/tables/sex.csv }
       severity: { physiologic: error, sex-specific: off }
+      local_offset: "+0100"
+      physiologic: [ { code: 8867-4, min: 30, max: 350 } ]
+      age_restricted: [ { code: "Z00*", system: "I10", min: 18 } ]
       profiles:
         - message: ADT^A04
           segments: "MSH EVN PID [PV1]"
@@ -71,7 +74,7 @@ check_line() { grep -qF -- "$1" "$tmp/out" && ok "$2" || bad "$2: $(cat "$tmp/ou
 check_line "PID-5.2: error: required" "profile: a required component"
 check_line "OBX: error: segment OBX is not in the ADT^A04 structure" "profile: the segment structure"
 check_line "PID-8: error:" "user table from CSV (Q is not in it)"
-check_line "OBX-5: error: 8867-4 value 400" "severity override: physiologic is an error here"
+check_line "OBX-5: error: 8867-4 value 400 /min is outside the physiologic limits 30 to 350" "severity override and the channel's own physiologic list"
 
 # 3. usage and configuration errors
 "$tern" validate -c "$tmp/tern.yaml" "$tmp/s1.hl7" 2>"$tmp/err"; rc=$?

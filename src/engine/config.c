@@ -1470,7 +1470,7 @@ static void read_vfield(reader *r, yaml_node_t *node, config_vfield *f, const ch
         read_bool(&m, "required", &f->required);
         read_string(&m, "type", &f->type);
         read_u32(&m, "max_length", 1, 1u << 30, &f->max_len);
-        read_u32(&m, "max_repetitions", 1, 1u << 20, &f->max_reps);
+        read_u32(&m, "max_repeats", 1, 1u << 20, &f->max_reps);
         read_string(&m, "table", &f->table);
         read_string(&m, "when", &f->when);
         if ((v = map_get(&m, "min"))) f->has_min = read_double(r, v, "min", &f->min);
@@ -1506,6 +1506,71 @@ static void read_vprofile(reader *r, yaml_node_t *node, config_vprofile *p, cons
     map_close_plain(&m);
 }
 
+typedef enum vrule_kind { VR_SEX, VR_AGE, VR_LIMIT } vrule_kind;
+
+static void read_vrule(reader *r, yaml_node_t *node, config_vrule *e, vrule_kind kind)
+{
+    static const char *const examples[] = {"{ code: \"O*\", system: I10, sex: F }",
+                                           "{ code: \"N40*\", min: 15, max: 124 }",
+                                           "{ code: 8867-4, min: 20, max: 300 }"};
+    map m;
+    e->line = line_of(node);
+    if (map_open(r, node, &m, examples[kind], "an entry of a validation list")) {
+        yaml_node_t *v;
+        if ((v = map_need(&m, "code", "8867-4"))) e->code = scalar_string(r, v, "code");
+        if (kind != VR_LIMIT) read_string(&m, "system", &e->system);
+        if (kind == VR_SEX && (v = map_need(&m, "sex", "F"))) e->sex = scalar_string(r, v, "sex");
+        if (kind == VR_LIMIT) read_string(&m, "units", &e->units);
+        if (kind != VR_SEX) {
+            if ((v = map_get(&m, "min"))) e->has_min = read_double(r, v, "min", &e->min);
+            if ((v = map_get(&m, "max"))) e->has_max = read_double(r, v, "max", &e->max);
+            if (!e->has_min && !e->has_max) err_at(r, node, "give 'min', 'max' or both");
+        }
+    }
+    map_close_plain(&m);
+}
+
+static void read_vrules(reader *r, yaml_node_t *v, const char *key, config_vrules *out,
+                        vrule_kind kind)
+{
+    char b[64];
+    out->given = true;
+    if (v->type != YAML_SEQUENCE_NODE) {
+        err_at(r, v, "'%s' must be a list, found %s", key, describe(v, b, sizeof(b)));
+        return;
+    }
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    out->v = xcalloc(n ? n : 1, sizeof(*out->v));
+    out->n = n;
+    for (size_t i = 0; i < n; i++)
+        read_vrule(r, node_at(r, v->data.sequence.items.start[i]), &out->v[i], kind);
+}
+
+static void free_vrules(config_vrules *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].code);
+        free(l->v[i].system);
+        free(l->v[i].sex);
+        free(l->v[i].units);
+    }
+    free(l->v);
+}
+
+/* "+0100", "-0530": minutes east of UTC. */
+static void read_offset(reader *r, yaml_node_t *v, int *out)
+{
+    const char *s = scalar_of(r, v, "local_offset", "an offset like +0100");
+    if (!s) return;
+    if (strlen(s) != 5 || (s[0] != '+' && s[0] != '-') || strspn(s + 1, "0123456789") != 4 ||
+        (s[1] - '0') * 10 + (s[2] - '0') > 14 || (s[3] - '0') * 10 + (s[4] - '0') > 59) {
+        err_at(r, v, "'local_offset' must be +HHMM or -HHMM (e.g. \"+0100\"), found '%s'", s);
+        return;
+    }
+    int minutes = ((s[1] - '0') * 10 + (s[2] - '0')) * 60 + (s[3] - '0') * 10 + (s[4] - '0');
+    *out = s[0] == '-' ? -minutes : minutes;
+}
+
 /* `tables: { NAME: path.csv }` and `severity: { rule: warning }`: free keys. */
 static void read_pairs(reader *r, yaml_node_t *node, const char *key, bool paths, char ***names,
                        char ***values, unsigned **lines, size_t *n)
@@ -1539,6 +1604,13 @@ static void read_validation(reader *r, yaml_node_t *node, config_validation *cv,
         goto done;
     read_bool(&m, "baseline", &cv->baseline);
     yaml_node_t *v;
+    if ((v = map_get(&m, "local_offset"))) read_offset(r, v, &cv->local_offset);
+    if ((v = map_lookup(&m, "sex_specific")))
+        read_vrules(r, v, "sex_specific", &cv->sex_specific, VR_SEX);
+    if ((v = map_lookup(&m, "age_restricted")))
+        read_vrules(r, v, "age_restricted", &cv->age_restricted, VR_AGE);
+    if ((v = map_lookup(&m, "physiologic")))
+        read_vrules(r, v, "physiologic", &cv->physiologic, VR_LIMIT);
     char **names = NULL, **values = NULL;
     unsigned *lines = NULL;
     size_t n = 0;
@@ -2075,6 +2147,9 @@ static void free_channel(config_channel *ch)
         free(p->segments);
     }
     free(cv->profiles);
+    free_vrules(&cv->sex_specific);
+    free_vrules(&cv->age_restricted);
+    free_vrules(&cv->physiologic);
     for (size_t i = 0; i < ch->ndestinations; i++)
         free_destination(&ch->destinations[i]);
     free(ch->destinations);

@@ -208,8 +208,27 @@ typedef struct config_vseverity {
     unsigned line;
 } config_vseverity;
 
+/* One entry of sex_specific, age_restricted or physiologic. */
+typedef struct config_vrule {
+    unsigned line;
+    char *code;   /* a code or a prefix ending in '*' */
+    char *system; /* coding systems, '|'-separated; NULL: any */
+    char *sex;    /* sex_specific: F, M... */
+    char *units;  /* physiologic: units, '|'-separated; NULL: any */
+    double min, max;
+    bool has_min, has_max;
+} config_vrule;
+
+typedef struct config_vrules {
+    bool given; /* the key is present: it replaces the built-in list */
+    config_vrule *v;
+    size_t n;
+} config_vrules;
+
 typedef struct config_validation {
     bool baseline; /* default true */
+    int local_offset; /* minutes east of UTC for times without an offset */
+    config_vrules sex_specific, age_restricted, physiologic;
     config_vtable *tables;
     size_t ntables;
     config_vseverity *severity;

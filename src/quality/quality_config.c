@@ -90,6 +90,37 @@ fail:
     return -1;
 }
 
+static int add_lists(quality_set *q, const config_validation *cv, tbuf *err, unsigned *line)
+{
+    validate_error ve;
+    if (cv->sex_specific.given) validator_clear_sex_rules(q->v);
+    for (size_t i = 0; i < cv->sex_specific.n; i++) {
+        const config_vrule *e = &cv->sex_specific.v[i];
+        *line = e->line;
+        if (validator_add_sex_rule(q->v, e->code, e->system, e->sex, &ve) != VALIDATE_OK) goto fail;
+    }
+    if (cv->age_restricted.given) validator_clear_age_rules(q->v);
+    for (size_t i = 0; i < cv->age_restricted.n; i++) {
+        const config_vrule *e = &cv->age_restricted.v[i];
+        *line = e->line;
+        int lo = e->has_min ? (int)e->min : 0, hi = e->has_max ? (int)e->max : 200;
+        if (validator_add_age_rule(q->v, e->code, e->system, lo, hi, &ve) != VALIDATE_OK)
+            goto fail;
+    }
+    if (cv->physiologic.given) validator_clear_limits(q->v);
+    for (size_t i = 0; i < cv->physiologic.n; i++) {
+        const config_vrule *e = &cv->physiologic.v[i];
+        *line = e->line;
+        if (validator_add_limit(q->v, e->code, e->units, e->has_min ? e->min : -1e300,
+                                e->has_max ? e->max : 1e300, &ve) != VALIDATE_OK)
+            goto fail;
+    }
+    return 0;
+fail:
+    tbuf_puts(err, ve.text);
+    return -1;
+}
+
 quality_set *quality_build(const config_validation *cv, tbuf *err, unsigned *line)
 {
     quality_set *q = xcalloc(1, sizeof *q);
@@ -106,6 +137,8 @@ quality_set *quality_build(const config_validation *cv, tbuf *err, unsigned *lin
     }
     q->v = validator_new(q->tables);
     validator_set_baseline(q->v, cv->baseline);
+    validator_set_local_offset(q->v, cv->local_offset);
+    if (add_lists(q, cv, err, line) != 0) goto fail;
     if (add_severities(q, cv, err, line) != 0) goto fail;
     for (size_t i = 0; i < cv->nprofiles; i++)
         if (add_profile(q, &cv->profiles[i], err, line) != 0) goto fail;

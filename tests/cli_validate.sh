@@ -120,6 +120,15 @@ case $st in
 esac
 st=$(sqlite3 -cmd ".timeout 5000" "$db" "select state || ' ' || error from messages where control_id = 'I0007' limit 1")
 case $st in "received warning: OBX-5: warning: 8867-4"*) ok "serve: warnings kept with the message" ;; *) bad "serve: stored as: $st" ;; esac
+"$tern" send --port "$IN" "$data/valid/oru_r01.hl7" >/dev/null 2>&1
+"$tern" quality -c "$tmp/tern.yaml" --channel plain >"$tmp/q.out" 2>&1
+row=$(grep '^plain ' "$tmp/q.out" | tr -s ' ')
+case $row in
+"plain 4 25.0% 25.0% 50.0% 100.0% 100.0% 100.0% 100.0% "*) ok "quality: score, warnings, rejected, completeness ($row)" ;;
+*) bad "quality: $(cat "$tmp/q.out")" ;;
+esac
+"$tern" quality -c "$tmp/tern.yaml" --channel strict >"$tmp/q.out" 2>&1
+grep -q "no messages counted" "$tmp/q.out" && ok "quality: a channel without messages says so" || bad "quality: $(cat "$tmp/q.out")"
 kill -TERM "$serve_pid"
 wait "$serve_pid"
 [ $? -eq 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM exit"

@@ -34,5 +34,6 @@ int cli_messages(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_units(int argc, char **argv);
 int cli_validate(int argc, char **argv);
+int cli_quality(int argc, char **argv);
 
 #endif

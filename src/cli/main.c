@@ -22,6 +22,7 @@ static const command commands[] = {
     {"config", "check a configuration file", cli_config},
     {"messages", "list, show, reprocess, edit and prune stored messages", cli_messages},
     {"validate", "check messages against a channel's validation rules", cli_validate},
+    {"quality", "data quality per channel: score, warnings, rejections, completeness", cli_quality},
     {"units", "convert a value or reference range between UCUM units", cli_units},
 };
 

@@ -65,6 +65,7 @@ typedef struct pending {
     msg_meta meta;
     store_msg_state state;
     char *error;
+    store_quality quality;
     bool accepted;
     tbuf ack;
     eng_done_fn done;
@@ -282,6 +283,48 @@ static bool is_duplicate(engine *e, eng_channel *ch, pending *p)
 
 #define MAX_ERR_SEGMENTS 32
 
+/* Whether SEG[1]-field (component comp, 0 for the whole field) has a
+ * value; *seg_there says whether the segment is in the message. */
+static bool has_value(const hl7_msg *m, const char *seg, uint32_t occ, uint32_t field,
+                      uint32_t comp, bool *seg_there)
+{
+    hl7_path p = {.seg_occ = occ, .field = field, .rep = 1, .comp = comp};
+    memcpy(p.seg, seg, 4);
+    hl7_span v;
+    hl7_presence pr = hl7_get_raw(m, &p, &v);
+    *seg_there = pr != HL7_ABSENT || hl7_seg_find(m, seg, occ) >= 0;
+    return pr == HL7_VALUE;
+}
+
+/* Completeness of the key fields (store.h, STORE_QF_*) of a parsed message. */
+static void key_fields(const hl7_msg *m, store_quality *q)
+{
+    static const struct {
+        char seg[4];
+        uint32_t field, comp;
+    } keys[STORE_QF_COUNT] = {{"PID", 3, 1}, {"PID", 5, 1},  {"PID", 7, 0}, {"PID", 8, 0},
+                              {"PV1", 2, 0}, {"PV1", 19, 1}, {"OBR", 4, 1}, {"OBX", 6, 1}};
+    q->applicable = q->present = 0;
+    for (int f = 0; f < STORE_QF_OBX6; f++) {
+        bool there;
+        bool v = has_value(m, keys[f].seg, 1, keys[f].field, keys[f].comp, &there);
+        if (there) q->applicable |= (uint16_t)(1u << f);
+        if (v) q->present |= (uint16_t)(1u << f);
+    }
+    /* OBX-6: applies when there are numeric results; present when all have units */
+    uint32_t n = hl7_seg_occurrences(m, "OBX");
+    bool numeric = false, all = true, there;
+    for (uint32_t i = 1; i <= n; i++) {
+        hl7_path t = {.seg = "OBX", .seg_occ = i, .field = 2, .rep = 1};
+        hl7_span v;
+        if (hl7_get_raw(m, &t, &v) != HL7_VALUE || v.len != 2 || memcmp(v.p, "NM", 2)) continue;
+        numeric = true;
+        all = all && has_value(m, "OBX", i, 6, 1, &there);
+    }
+    if (numeric) q->applicable |= 1u << STORE_QF_OBX6;
+    if (numeric && all) q->present |= 1u << STORE_QF_OBX6;
+}
+
 /* Validates the parsed message (ch->msg). With errors: rejected, stored
  * with every problem, and NAKed (AE/CE) with one ERR segment per error;
  * returns true. Warnings are kept in the message's error text, prefixed
@@ -291,6 +334,8 @@ static bool validate(eng_channel *ch, pending *p)
     validate_result *r = &ch->vres;
     validate_result_reset(r);
     validate_message(quality_validator(ch->quality), ch->msg, time(NULL), r);
+    key_fields(ch->msg, &p->quality);
+    p->quality.outcome = r->nerrors ? STORE_Q_ERRORS : r->n ? STORE_Q_WARNINGS : STORE_Q_CLEAN;
     if (r->n == 0) return false;
     tbuf t = TBUF_INIT;
     for (size_t i = 0; i < r->n; i++) {
@@ -327,6 +372,7 @@ static void classify(engine *e, eng_channel *ch, pending *p)
     hl7_msg *m = ch->msg;
     if (hl7_parse(m, p->raw, p->len, &perr) != HL7_OK) {
         p->state = STORE_MSG_REJECTED;
+        p->quality.outcome = STORE_Q_ERRORS;
         char where[96];
         tbuf t = TBUF_INIT;
         tbuf_printf(&t, "%s: %s", hl7_error_where(&perr, where, sizeof(where)), perr.text);
@@ -426,6 +472,7 @@ static commit_job *job_take(engine *e)
         it->meta = msg_meta_view(&p->meta);
         it->state = p->state;
         it->error = p->error;
+        it->quality = p->quality;
         if (p->state == STORE_MSG_REJECTED) continue;
         store_dest *ds = j->dests + i * maxd;
         for (size_t k = 0; k < p->ch->ndests; k++) {

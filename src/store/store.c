@@ -463,6 +463,21 @@ store_status store_audit_list(store *s, size_t limit, store_audit_fn fn, void *c
     return finish(s->ops->audit_list(s, limit ? limit : 100, fn, ctx, err), err);
 }
 
+store_status store_quality_report(store *s, const char *channel, int64_t since,
+                                  store_quality_fn fn, void *ctx, store_error *err)
+{
+    assert(s && fn && err);
+    clear_error(err);
+    return finish(s->ops->quality_report(s, channel, since, fn, ctx, err), err);
+}
+
+const char *store_qf_name(int field)
+{
+    static const char *const names[STORE_QF_COUNT] = {
+        "PID-3", "PID-5", "PID-7", "PID-8", "PV1-2", "PV1-19", "OBR-4", "OBX-6"};
+    return field >= 0 && field < STORE_QF_COUNT ? names[field] : NULL;
+}
+
 void store_describe_reprocess(const store_reprocess_req *req, const store_counts *c, tbuf *out)
 {
     if (req->n_ids) {

@@ -135,6 +135,38 @@ typedef struct store_meta {
     size_t n_order_ids;
 } store_meta;
 
+/* Data quality of one received message, aggregated per channel and hour by
+ * the store (store_quality_report): how validation ended and, for the key
+ * fields (STORE_QF_*), which ones applied (their segment is present) and
+ * which of those held a value. Zero: not counted. */
+typedef enum store_q_outcome {
+    STORE_Q_NONE = 0,
+    STORE_Q_CLEAN,    /* no problem at all */
+    STORE_Q_WARNINGS, /* warnings only */
+    STORE_Q_ERRORS,   /* rejected by validation */
+} store_q_outcome;
+
+enum {
+    STORE_QF_PID3, /* patient identifier */
+    STORE_QF_PID5, /* patient name */
+    STORE_QF_PID7, /* birth date */
+    STORE_QF_PID8, /* administrative sex */
+    STORE_QF_PV12, /* patient class */
+    STORE_QF_PV119, /* visit number */
+    STORE_QF_OBR4, /* universal service id */
+    STORE_QF_OBX6, /* units of every numeric OBX */
+    STORE_QF_COUNT
+};
+
+/* "PID-3", ...; NULL out of range. */
+const char *store_qf_name(int field);
+
+typedef struct store_quality {
+    store_q_outcome outcome;
+    uint16_t applicable; /* bit STORE_QF_x: the field's segment is there */
+    uint16_t present;    /* bit STORE_QF_x: ... and the field has a value */
+} store_quality;
+
 /* One destination of a new message and its first state (QUEUED or FILTERED). */
 typedef struct store_dest {
     const char *name;
@@ -152,6 +184,7 @@ typedef struct store_put {
     const char *error;       /* why it was rejected; NULL otherwise */
     const store_dest *dests; /* n_dests entries with distinct names */
     size_t n_dests;
+    store_quality quality;
 } store_put;
 
 /* Stores n messages in one transaction and one fsync, and writes their new
@@ -376,6 +409,21 @@ store_status store_prune(store *s, int64_t before, const store_audit *who, int64
  * nothing (the preview before --yes). */
 store_status store_prune_count(store *s, int64_t before, uint64_t *count_out, store_error *err);
 
+/* Data quality of a channel over a period (store_quality_report). */
+typedef struct store_quality_row {
+    const char *channel;
+    uint64_t messages, clean, warnings, errors;
+    uint64_t applicable[STORE_QF_COUNT], present[STORE_QF_COUNT];
+} store_quality_row;
+
+typedef bool (*store_quality_fn)(void *ctx, const store_quality_row *row);
+
+/* Sums the quality counts of every hour from `since` (ms; rounded down to
+ * the hour), one row per channel (only `channel` when not NULL), by
+ * channel name. */
+store_status store_quality_report(store *s, const char *channel, int64_t since,
+                                  store_quality_fn fn, void *ctx, store_error *err);
+
 typedef struct store_audit_entry {
     int64_t id;
     int64_t at;
@@ -430,6 +478,8 @@ typedef struct store_ops {
     store_status (*prune_count)(store *s, int64_t before, uint64_t *count_out, store_error *err);
     store_status (*audit_list)(store *s, size_t limit, store_audit_fn fn, void *ctx,
                                store_error *err);
+    store_status (*quality_report)(store *s, const char *channel, int64_t since,
+                                   store_quality_fn fn, void *ctx, store_error *err);
 } store_ops;
 
 struct store {

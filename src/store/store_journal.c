@@ -59,6 +59,9 @@ void journal_encode(const store_put *p, tbuf *out)
         tbuf_putc(out, (char)p->dests[i].state);
         put_str(out, p->dests[i].name);
     }
+    tbuf_putc(out, (char)p->quality.outcome);
+    put_u16(out, p->quality.applicable);
+    put_u16(out, p->quality.present);
 }
 
 void journal_scratch_free(journal_scratch *s)
@@ -131,6 +134,10 @@ bool journal_decode(const void *bytes, size_t len, store_put *p, journal_scratch
     }
     p->dests = sc->dests;
     p->n_dests = n;
+    p->quality.outcome = (store_q_outcome)get_n(&r, 1);
+    p->quality.applicable = (uint16_t)get_n(&r, 2);
+    p->quality.present = (uint16_t)get_n(&r, 2);
+    if (p->quality.outcome > STORE_Q_ERRORS) r.ok = false;
     if (!p->channel || p->state < STORE_MSG_RECEIVED || p->state > STORE_MSG_DUPLICATE)
         r.ok = false;
     return r.ok && r.left == 0;

@@ -10,7 +10,8 @@
  * (0 = NULL) and that many bytes: channel, error, msh9, control_id,
  * send_app, send_fac, recv_app, recv_fac, patient_id; u16 number of order
  * ids and that many strings; u16 number of destinations, each a u8
- * delivery state and its name. Strings keep their NUL so that a decoded
+ * delivery state and its name; the data quality: u8 outcome, u16
+ * applicable and u16 present field bits. Strings keep their NUL so that a decoded
  * put points straight into the bytes.
  */
 #ifndef TERN_STORE_JOURNAL_H

@@ -105,6 +105,13 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE body_log(id INTEGER PRIMARY KEY CHECK (id = 1), seg INTEGER NOT NULL,"
     " off INTEGER NOT NULL);"
     "INSERT INTO body_log VALUES(1, 1, 0);",
+    /* 3 -> 4: data quality counts per channel and hour (store_quality_report) */
+    "CREATE TABLE quality(channel TEXT NOT NULL, hour INTEGER NOT NULL,"
+    " messages INTEGER NOT NULL, clean INTEGER NOT NULL, warnings INTEGER NOT NULL,"
+    " errors INTEGER NOT NULL, PRIMARY KEY(channel, hour)) WITHOUT ROWID;"
+    "CREATE TABLE quality_fields(channel TEXT NOT NULL, hour INTEGER NOT NULL,"
+    " field INTEGER NOT NULL, applicable INTEGER NOT NULL, present INTEGER NOT NULL,"
+    " PRIMARY KEY(channel, hour, field)) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -162,6 +169,10 @@ enum stmt_id {
     ST_SEG_USED,
     ST_LOG_GET,
     ST_LOG_SET,
+    ST_Q_ADD,
+    ST_QF_ADD,
+    ST_Q_REPORT,
+    ST_QF_REPORT,
     ST_COUNT
 };
 
@@ -243,6 +254,16 @@ static const char *const SQL[ST_COUNT] = {
     [ST_SEG_USED] = "SELECT 1 FROM messages WHERE body_seg = ?1 LIMIT 1",
     [ST_LOG_GET] = "SELECT seg, off FROM body_log WHERE id = 1",
     [ST_LOG_SET] = "UPDATE body_log SET seg = ?1, off = ?2 WHERE id = 1",
+    [ST_Q_ADD] = "INSERT INTO quality VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET"
+                 " messages = messages + ?3, clean = clean + ?4, warnings = warnings + ?5,"
+                 " errors = errors + ?6",
+    [ST_QF_ADD] = "INSERT INTO quality_fields VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE"
+                  " SET applicable = applicable + ?4, present = present + ?5",
+    [ST_Q_REPORT] = "SELECT channel, sum(messages), sum(clean), sum(warnings), sum(errors)"
+                    " FROM quality WHERE hour >= ?1 AND (?2 IS NULL OR channel = ?2)"
+                    " GROUP BY channel ORDER BY channel",
+    [ST_QF_REPORT] = "SELECT field, sum(applicable), sum(present) FROM quality_fields"
+                     " WHERE channel = ?1 AND hour >= ?2 GROUP BY field",
 };
 
 /* --- the handle ------------------------------------------------------------------- */
@@ -273,6 +294,8 @@ typedef struct sq_store {
     size_t cap_bodies, cap_refs, cap_offs;
     tbuf journal; /* the batch's journal records (store_journal.h) */
     size_t recovered; /* messages recovery brought back (for tests, logs) */
+    struct q_agg *qagg; /* a batch's quality counts per (channel, hour) */
+    size_t n_qagg, cap_qagg;
     tbuf body;    /* one body read back */
 } sq_store;
 
@@ -710,6 +733,7 @@ static void sq_close(store *s)
     free(q->batch_bodies);
     free(q->batch_refs);
     free(q->journal_offs);
+    free(q->qagg);
     tbuf_free(&q->journal);
     tbuf_free(&q->body);
     free(q->path);
@@ -784,6 +808,117 @@ static store_status put_one(sq_store *q, sqlite3_stmt *msg, sqlite3_stmt *dlv, c
     return STORE_OK;
 }
 
+#define HOUR_MS INT64_C(3600000)
+
+typedef struct q_agg {
+    const char *channel; /* borrowed from the batch */
+    int64_t hour;
+    uint64_t messages, clean, warnings, errors;
+    uint64_t applicable[STORE_QF_COUNT], present[STORE_QF_COUNT];
+} q_agg;
+
+static void q_count(sq_store *q, const store_put *p)
+{
+    if (p->quality.outcome == STORE_Q_NONE) return;
+    int64_t hour = p->received_at / HOUR_MS * HOUR_MS;
+    q_agg *a = NULL;
+    for (size_t i = 0; i < q->n_qagg && !a; i++)
+        if (q->qagg[i].hour == hour && strcmp(q->qagg[i].channel, p->channel) == 0)
+            a = &q->qagg[i];
+    if (!a) {
+        q->qagg = xgrow(q->qagg, &q->cap_qagg, q->n_qagg + 1, sizeof *q->qagg);
+        a = &q->qagg[q->n_qagg++];
+        memset(a, 0, sizeof *a);
+        a->channel = p->channel;
+        a->hour = hour;
+    }
+    a->messages++;
+    a->clean += p->quality.outcome == STORE_Q_CLEAN;
+    a->warnings += p->quality.outcome == STORE_Q_WARNINGS;
+    a->errors += p->quality.outcome == STORE_Q_ERRORS;
+    for (int f = 0; f < STORE_QF_COUNT; f++) {
+        a->applicable[f] += (p->quality.applicable >> f) & 1u;
+        a->present[f] += (p->quality.applicable & p->quality.present) >> f & 1u;
+    }
+}
+
+/* Adds the quality counts of items[0..n) inside the caller's transaction. */
+static store_status put_quality(sq_store *q, const store_put *items, size_t n, store_error *err)
+{
+    q->n_qagg = 0;
+    for (size_t i = 0; i < n; i++)
+        q_count(q, &items[i]);
+    if (!q->n_qagg) return STORE_OK;
+    sqlite3_stmt *add, *fadd;
+    store_status r = stmt_get(q, ST_Q_ADD, &add, err);
+    if (r == STORE_OK) r = stmt_get(q, ST_QF_ADD, &fadd, err);
+    int rc = SQLITE_OK;
+    for (size_t i = 0; r == STORE_OK && rc == SQLITE_OK && i < q->n_qagg; i++) {
+        const q_agg *a = &q->qagg[i];
+        bind_str(add, 1, a->channel);
+        sqlite3_bind_int64(add, 2, a->hour);
+        sqlite3_bind_int64(add, 3, (int64_t)a->messages);
+        sqlite3_bind_int64(add, 4, (int64_t)a->clean);
+        sqlite3_bind_int64(add, 5, (int64_t)a->warnings);
+        sqlite3_bind_int64(add, 6, (int64_t)a->errors);
+        rc = run(add);
+        for (int f = 0; rc == SQLITE_OK && f < STORE_QF_COUNT; f++) {
+            if (!a->applicable[f]) continue;
+            bind_str(fadd, 1, a->channel);
+            sqlite3_bind_int64(fadd, 2, a->hour);
+            sqlite3_bind_int(fadd, 3, f);
+            sqlite3_bind_int64(fadd, 4, (int64_t)a->applicable[f]);
+            sqlite3_bind_int64(fadd, 5, (int64_t)a->present[f]);
+            rc = run(fadd);
+        }
+    }
+    if (r == STORE_OK && rc != SQLITE_OK) r = sq_fail(q, rc, err, "counting data quality");
+    return r;
+}
+
+static store_status sq_quality_report(store *s, const char *channel, int64_t since,
+                                      store_quality_fn fn, void *ctx, store_error *err)
+{
+    sq_store *q = sq(s);
+    sqlite3_stmt *st, *fst;
+    store_status r = stmt_get(q, ST_Q_REPORT, &st, err);
+    if (r == STORE_OK) r = stmt_get(q, ST_QF_REPORT, &fst, err);
+    if (r != STORE_OK) return r;
+    int64_t hour = since / HOUR_MS * HOUR_MS;
+    sqlite3_bind_int64(st, 1, hour);
+    bind_opt(st, 2, channel);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_quality_row row = {
+            .channel = (const char *)sqlite3_column_text(st, 0),
+            .messages = (uint64_t)sqlite3_column_int64(st, 1),
+            .clean = (uint64_t)sqlite3_column_int64(st, 2),
+            .warnings = (uint64_t)sqlite3_column_int64(st, 3),
+            .errors = (uint64_t)sqlite3_column_int64(st, 4),
+        };
+        bind_str(fst, 1, row.channel);
+        sqlite3_bind_int64(fst, 2, hour);
+        int frc;
+        while ((frc = sqlite3_step(fst)) == SQLITE_ROW) {
+            int f = sqlite3_column_int(fst, 0);
+            if (f < 0 || f >= STORE_QF_COUNT) continue;
+            row.applicable[f] = (uint64_t)sqlite3_column_int64(fst, 1);
+            row.present[f] = (uint64_t)sqlite3_column_int64(fst, 2);
+        }
+        sqlite3_reset(fst);
+        if (frc != SQLITE_DONE) {
+            rc = frc;
+            break;
+        }
+        if (!fn(ctx, &row)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? STORE_OK : sq_fail(q, rc, err, "reading the data quality counts");
+}
+
 /* Records, inside the caller's transaction, that the rows now cover the
  * body log up to end. */
 static store_status set_log_end(sq_store *q, blob_ref end, store_error *err)
@@ -829,6 +964,7 @@ static store_status recover_record(void *ctx, blob_ref at, blob_ref next, const 
     if (st != STORE_OK) return st;
     int64_t id;
     st = put_one(q, msg, dlv, &p, &at, q->scratch, &id, err);
+    if (st == STORE_OK) st = put_quality(q, &p, 1, err);
     if (st == STORE_OK) st = set_log_end(q, next, err);
     if (st == STORE_OK) st = commit(q, err, "recovering a message from the body log");
     if (st != STORE_OK) rollback(q);
@@ -909,6 +1045,8 @@ static store_status sq_put_batch(store *s, const store_put *items, size_t n, int
         k += items[i].n_dests;
         if (ids_out) ids_out[i] = id;
     }
+    st = put_quality(q, items, n, err);
+    if (st != STORE_OK) goto fail;
     if (in_log) st = set_log_end(q, blob_end(q->blobs), err);
     if (in_log && st == STORE_OK) st = blob_sync(q->blobs, err);
     if (st == STORE_OK) st = commit(q, err, doing);
@@ -1748,4 +1886,5 @@ const store_ops store_sqlite_ops = {
     .prune = sq_prune,
     .prune_count = sq_prune_count,
     .audit_list = sq_audit_list,
+    .quality_report = sq_quality_report,
 };

@@ -1166,6 +1166,7 @@ static void test_journal_decode(void **state)
     (void)state;
     store_dest dests[1] = {{"out", STORE_DLV_QUEUED}};
     store_put p = msg("adt", "x", T0, dests, 1);
+    p.quality = (store_quality){STORE_Q_WARNINGS, 0x85, 0x05};
     tbuf b = TBUF_INIT;
     journal_encode(&p, &b);
     journal_scratch sc = {0};
@@ -1174,6 +1175,9 @@ static void test_journal_decode(void **state)
     assert_string_equal(back.channel, "adt");
     assert_string_equal(back.dests[0].name, "out");
     assert_int_equal(back.received_at, T0);
+    assert_int_equal(back.quality.outcome, STORE_Q_WARNINGS);
+    assert_int_equal(back.quality.applicable, 0x85);
+    assert_int_equal(back.quality.present, 0x05);
     for (size_t cut = 0; cut < b.len; cut++)
         assert_false(journal_decode(b.p, cut, &back, &sc));
     for (size_t i = 0; i < b.len; i++) { /* flipping bytes must never crash */

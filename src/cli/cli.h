@@ -35,5 +35,6 @@ int cli_serve(int argc, char **argv);
 int cli_units(int argc, char **argv);
 int cli_validate(int argc, char **argv);
 int cli_quality(int argc, char **argv);
+int cli_dictionary(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"messages", "list, show, reprocess, edit and prune stored messages", cli_messages},
     {"validate", "check messages against a channel's validation rules", cli_validate},
     {"quality", "data quality per channel: score, warnings, rejections, completeness", cli_quality},
+    {"dictionary", "write the data dictionary (Markdown or HTML) of a configuration", cli_dictionary},
     {"units", "convert a value or reference range between UCUM units", cli_units},
 };
 

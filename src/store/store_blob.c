@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -42,6 +43,15 @@ struct blob_log {
     uint64_t size;   /* writer: bytes written to it */
     uint64_t synced; /* writer: bytes of it known durable */
     uint64_t mark;   /* writer: where the last blob_append started */
+    /* writer: the syncer thread (blob_sync_start), started on first use */
+    bool syncer_started, sync_pending;
+    pthread_t syncer;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool sync_asked, sync_done, sync_quit; /* under mu */
+    int sync_fd, sync_errno;               /* under mu */
+    int64_t sync_seg;
+    uint64_t sync_target;
     bool dir_dirty;  /* writer: a segment was created since the last sync */
     read_fd rd[READ_FDS];
     unsigned rd_next;
@@ -190,9 +200,21 @@ store_status blob_open(const char *dir, bool write, uint64_t segment_bytes, blob
     return STORE_OK;
 }
 
+static int sync_wait(blob_log *b);
+
 void blob_close(blob_log *b)
 {
     if (!b) return;
+    if (b->syncer_started) {
+        if (b->sync_pending) sync_wait(b);
+        pthread_mutex_lock(&b->mu);
+        b->sync_quit = true;
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->syncer, NULL);
+        pthread_cond_destroy(&b->cv);
+        pthread_mutex_destroy(&b->mu);
+    }
     for (int i = 0; i < READ_FDS; i++)
         if (b->rd[i].fd >= 0) close(b->rd[i].fd);
     if (b->seg_fd >= 0) close(b->seg_fd);
@@ -284,8 +306,76 @@ store_status blob_append(blob_log *b, const blob_body *bodies, size_t n, blob_re
     return STORE_OK;
 }
 
+/* The syncer thread: runs fdatasync on the writer's segment when asked, so
+ * that the flush overlaps with the caller's work (blob_sync_start). */
+static void *syncer_main(void *arg)
+{
+    blob_log *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->sync_asked && !b->sync_quit)
+            pthread_cond_wait(&b->cv, &b->mu);
+        if (b->sync_quit) break;
+        int fd = b->sync_fd;
+        pthread_mutex_unlock(&b->mu);
+        int rc = fdatasync(fd) == 0 ? 0 : errno;
+        pthread_mutex_lock(&b->mu);
+        b->sync_errno = rc;
+        b->sync_asked = false;
+        b->sync_done = true;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+void blob_sync_start(blob_log *b)
+{
+    if (b->lock_fd < 0 || b->synced == b->size || b->sync_pending) return;
+    if (!b->syncer_started) {
+        pthread_mutex_init(&b->mu, NULL);
+        pthread_cond_init(&b->cv, NULL);
+        if (pthread_create(&b->syncer, NULL, syncer_main, b) != 0) {
+            pthread_cond_destroy(&b->cv);
+            pthread_mutex_destroy(&b->mu);
+            return; /* blob_sync syncs inline */
+        }
+        b->syncer_started = true;
+    }
+    pthread_mutex_lock(&b->mu);
+    b->sync_fd = b->seg_fd;
+    b->sync_target = b->size;
+    b->sync_seg = b->seg;
+    b->sync_asked = true;
+    b->sync_done = false;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    b->sync_pending = true;
+}
+
+/* Waits for the sync blob_sync_start asked for; marks what it covered. */
+static int sync_wait(blob_log *b)
+{
+    pthread_mutex_lock(&b->mu);
+    while (!b->sync_done)
+        pthread_cond_wait(&b->cv, &b->mu);
+    int rc = b->sync_errno;
+    pthread_mutex_unlock(&b->mu);
+    b->sync_pending = false;
+    if (rc == 0 && b->sync_seg == b->seg && b->sync_target > b->synced)
+        b->synced = b->sync_target;
+    return rc;
+}
+
 store_status blob_sync(blob_log *b, store_error *err)
 {
+    if (b->sync_pending) {
+        int rc = sync_wait(b);
+        if (rc != 0)
+            return store_fail(err, rc == ENOSPC ? STORE_ERR_FULL : STORE_ERR_IO,
+                              "syncing segment %08" PRId64 " of the body log %s: %s", b->seg,
+                              b->dir, strerror(rc));
+    }
     if (b->lock_fd < 0 || b->synced == b->size) {
         if (b->lock_fd >= 0 && b->dir_dirty) {
             sync_dir(b->dir);
@@ -307,6 +397,7 @@ store_status blob_sync(blob_log *b, store_error *err)
 
 void blob_rollback(blob_log *b)
 {
+    if (b->sync_pending) sync_wait(b);
     if (b->lock_fd < 0 || b->size == b->mark) return;
     if (ftruncate(b->seg_fd, (off_t)b->mark) == 0) {
         b->size = b->mark;

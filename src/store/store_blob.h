@@ -78,6 +78,11 @@ void blob_close(blob_log *b);
 store_status blob_append(blob_log *b, const blob_body *bodies, size_t n, blob_ref *refs,
                          store_error *err);
 
+/* Starts making what was appended durable on a helper thread and returns at
+ * once, so that the flush overlaps with other work; blob_sync then waits
+ * for it (and syncs whatever was appended after). Optional. */
+void blob_sync_start(blob_log *b);
+
 /* Makes every appended record durable. */
 store_status blob_sync(blob_log *b, store_error *err);
 

@@ -1031,6 +1031,7 @@ static store_status sq_put_batch(store *s, const store_put *items, size_t n, int
                                              q->journal_offs[i + 1] - q->journal_offs[i]};
         st = blob_append(q->blobs, q->batch_bodies, n, q->batch_refs, err);
         if (st != STORE_OK) return st;
+        blob_sync_start(q->blobs); /* the flush overlaps with the inserts below */
     }
     char doing[64];
     snprintf(doing, sizeof doing, "storing a batch of %zu messages", n);

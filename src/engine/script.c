@@ -46,7 +46,8 @@ struct script {
     size_t mem_used;
     bool mem_refused;   /* the allocator said no during this run */
     bool insn_exceeded; /* the count hook fired during this run */
-    int chunk_ref, envmt_ref;
+    int chunk_ref, envmt_ref, seg_mt_ref;
+    const void *msg_obj; /* the `msg` userdata, to recognise it cheaply */
     /* run state */
     hl7_msg *msg; /* NULL between runs */
     bool read_only;
@@ -61,9 +62,14 @@ typedef struct seg_handle {
     uint32_t uid, hint, gen;
 } seg_handle;
 
+/* The snapshot a segments() loop walks: uid and position when it started. */
+typedef struct seg_iter_item {
+    uint32_t uid, hint;
+} seg_iter_item;
+
 typedef struct seg_iter {
     uint32_t gen, pos, n;
-    uint32_t uids[];
+    seg_iter_item items[];
 } seg_iter;
 
 const char *script_strerror(script_status s)
@@ -218,8 +224,18 @@ static script *check_run(lua_State *L)
 
 static script *check_msg(lua_State *L)
 {
-    luaL_checkudata(L, 1, MSG_MT);
-    return check_run(L);
+    script *s = check_run(L);
+    if (lua_touserdata(L, 1) != s->msg_obj) luaL_typeerror(L, 1, "msg (call methods with ':')");
+    return s;
+}
+
+/* A segment id argument: exactly three characters. */
+static const char *check_seg_id(lua_State *L, int arg)
+{
+    size_t len;
+    const char *id = luaL_checklstring(L, arg, &len);
+    if (len != 3) luaL_error(L, "segment id '%s' must be three characters", id);
+    return id;
 }
 
 static void check_writable(lua_State *L, script *s, const char *what)
@@ -234,16 +250,29 @@ static void parse_path(lua_State *L, const char *text, hl7_path *p)
     if (hl7_path_parse(text, p, &e) != HL7_OK) luaL_error(L, "bad path '%s': %s", text, e.text);
 }
 
-/* Pushes the value at p: nil when absent, "" when empty, '""' for the HL7
- * null, else the decoded text. */
-static int push_value(lua_State *L, script *s, const hl7_path *p)
+/* Pushes the value at p in segment `index` (p->seg and p->seg_occ are not
+ * used; the rest as hl7_get): nil when absent, "" when empty, '""' for the
+ * HL7 null, else the decoded text. */
+static int push_value(lua_State *L, script *s, long index, const hl7_path *p)
 {
-    tbuf_reset(&s->scratch);
-    switch (hl7_get(s->msg, p, &s->scratch)) {
+    hl7_span v;
+    hl7_presence pr = HL7_ABSENT;
+    if (index >= 0)
+        pr = hl7_raw(s->msg, (uint32_t)index, p->field, p->field ? (p->rep ? p->rep : 1) : 0,
+                     p->comp, p->comp ? p->sub : 0, &v);
+    switch (pr) {
     case HL7_ABSENT: lua_pushnil(L); break;
     case HL7_EMPTY: lua_pushliteral(L, ""); break;
     case HL7_NULL_VALUE: lua_pushliteral(L, "\"\""); break;
-    case HL7_VALUE: lua_pushlstring(L, s->scratch.p ? s->scratch.p : "", s->scratch.len); break;
+    case HL7_VALUE:
+        if (p->field <= 2 && !strcmp(hl7_seg_at(s->msg, (uint32_t)index)->id, "MSH")) {
+            lua_pushlstring(L, v.p, v.len); /* the delimiters, never unescaped */
+            break;
+        }
+        tbuf_reset(&s->scratch);
+        hl7_unescape(hl7_delims_of(s->msg), hl7_charset_of(s->msg), v.p, v.len, &s->scratch);
+        lua_pushlstring(L, s->scratch.p ? s->scratch.p : "", s->scratch.len);
+        break;
     }
     return 1;
 }
@@ -259,14 +288,16 @@ static const char *check_value(lua_State *L, int arg, const char *path, size_t *
 
 /* hl7_set, keeping uids in step with the segments it may create: they go
  * after the last segment of that id, or at the end. */
-static void set_tracked(lua_State *L, script *s, const hl7_path *p, const char *shown,
-                        const char *v, size_t vlen)
+static void set_tracked(lua_State *L, script *s, const hl7_path *p, const char *v, size_t vlen)
 {
     size_t before = hl7_seg_count(s->msg);
     uint32_t have = hl7_seg_occurrences(s->msg, p->seg);
     long last = have ? hl7_seg_find(s->msg, p->seg, have) : -1;
     hl7_error e;
-    if (hl7_set(s->msg, p, v, vlen, &e) != HL7_OK) luaL_error(L, "cannot set %s: %s", shown, e.text);
+    if (hl7_set(s->msg, p, v, vlen, &e) != HL7_OK) {
+        char shown[80];
+        luaL_error(L, "cannot set %s: %s", hl7_path_format(p, shown, sizeof(shown)), e.text);
+    }
     size_t added = hl7_seg_count(s->msg) - before;
     if (added) uids_insert(s, last >= 0 ? (size_t)last + 1 : before, added);
 }
@@ -276,7 +307,7 @@ static int msg_get(lua_State *L)
     script *s = check_msg(L);
     hl7_path p;
     parse_path(L, luaL_checkstring(L, 2), &p);
-    return push_value(L, s, &p);
+    return push_value(L, s, hl7_seg_find(s->msg, p.seg, p.seg_occ ? p.seg_occ : 1), &p);
 }
 
 static int msg_set(lua_State *L)
@@ -288,7 +319,7 @@ static int msg_set(lua_State *L)
     parse_path(L, path, &p);
     size_t len;
     const char *v = check_value(L, 3, path, &len);
-    set_tracked(L, s, &p, path, v, len);
+    set_tracked(L, s, &p, v, len);
     return 0;
 }
 
@@ -296,7 +327,7 @@ static int msg_count(lua_State *L)
 {
     script *s = check_msg(L);
     if (lua_isnoneornil(L, 2)) lua_pushinteger(L, (lua_Integer)hl7_seg_count(s->msg));
-    else lua_pushinteger(L, (lua_Integer)hl7_seg_occurrences(s->msg, luaL_checkstring(L, 2)));
+    else lua_pushinteger(L, (lua_Integer)hl7_seg_occurrences(s->msg, check_seg_id(L, 2)));
     return 1;
 }
 
@@ -329,13 +360,28 @@ static void push_handle(lua_State *L, script *s, uint32_t uid, uint32_t pos)
     h->uid = uid;
     h->hint = pos;
     h->gen = s->gen;
-    luaL_setmetatable(L, SEG_MT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->seg_mt_ref);
+    lua_setmetatable(L, -2);
+}
+
+/* The segment handle at arg (not yet resolved), or a Lua error. */
+static seg_handle *to_handle(lua_State *L, int arg, script *s)
+{
+    seg_handle *h = lua_touserdata(L, arg);
+    bool ok = false;
+    if (h && lua_getmetatable(L, arg)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->seg_mt_ref);
+        ok = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    if (!ok) luaL_typeerror(L, arg, "segment");
+    return h;
 }
 
 /* Position of the handle at arg, or a Lua error. */
 static size_t check_handle(lua_State *L, int arg, script *s)
 {
-    seg_handle *h = luaL_checkudata(L, arg, SEG_MT);
+    seg_handle *h = to_handle(L, arg, s);
     if (h->gen != s->gen)
         luaL_error(L, "segment handle belongs to an earlier message; handles live for one run");
     long pos = uid_find(s, h->uid, &h->hint);
@@ -349,11 +395,10 @@ static int seg_iter_next(lua_State *L)
     seg_iter *it = lua_touserdata(L, lua_upvalueindex(1));
     if (it->gen != s->gen) return luaL_error(L, "segment iterator belongs to an earlier message");
     while (it->pos < it->n) {
-        uint32_t uid = it->uids[it->pos++];
-        uint32_t hint = 0;
-        long pos = uid_find(s, uid, &hint);
+        seg_iter_item *item = &it->items[it->pos++];
+        long pos = uid_find(s, item->uid, &item->hint);
         if (pos < 0) continue; /* deleted while iterating */
-        push_handle(L, s, uid, (uint32_t)pos);
+        push_handle(L, s, item->uid, (uint32_t)pos);
         return 1;
     }
     return 0;
@@ -364,16 +409,17 @@ static int seg_iter_next(lua_State *L)
 static int msg_segments(lua_State *L)
 {
     script *s = check_msg(L);
-    const char *id = luaL_optstring(L, 2, NULL);
-    size_t n = 0;
-    for (size_t i = 0; i < s->nuids; i++)
-        if (!id || !strcmp(hl7_seg_at(s->msg, (uint32_t)i)->id, id)) n++;
-    seg_iter *it = lua_newuserdatauv(L, sizeof(*it) + n * sizeof(uint32_t), 0);
+    const char *id = lua_isnoneornil(L, 2) ? NULL : check_seg_id(L, 2);
+    size_t n = id ? hl7_seg_occurrences(s->msg, id) : s->nuids;
+    seg_iter *it = lua_newuserdatauv(L, sizeof(*it) + n * sizeof(seg_iter_item), 0);
     it->gen = s->gen;
     it->pos = 0;
     it->n = 0;
-    for (size_t i = 0; i < s->nuids; i++)
-        if (!id || !strcmp(hl7_seg_at(s->msg, (uint32_t)i)->id, id)) it->uids[it->n++] = s->uids[i];
+    for (size_t i = 0; i < s->nuids; i++) {
+        if (id && memcmp(hl7_seg_at(s->msg, (uint32_t)i)->id, id, 4)) continue;
+        it->items[it->n].uid = s->uids[i];
+        it->items[it->n++].hint = (uint32_t)i;
+    }
     lua_pushcclosure(L, seg_iter_next, 1);
     return 1;
 }
@@ -409,18 +455,29 @@ static int msg_delete_segment(lua_State *L)
 
 /* --- segment handles ------------------------------------------------------------ */
 
-/* Path of field path `fp` ("5.1", "3[2]") within the segment at pos. */
-static void seg_path(lua_State *L, script *s, size_t pos, const char *fp, hl7_path *p)
+/* Occurrence number (OBX[3] -> 3) of the segment at pos. */
+static uint32_t seg_occurrence(script *s, size_t pos)
 {
-    const hl7_seg *seg = hl7_seg_at(s->msg, (uint32_t)pos);
-    char text[64];
-    if (strlen(fp) > sizeof(text) - 8) luaL_error(L, "bad field path '%s': too long", fp);
-    snprintf(text, sizeof(text), "%s-%s", seg->id, fp);
-    parse_path(L, text, p);
+    const char *id = hl7_seg_at(s->msg, (uint32_t)pos)->id;
     uint32_t occ = 1;
     for (size_t i = 0; i < pos; i++)
-        if (!strcmp(hl7_seg_at(s->msg, (uint32_t)i)->id, seg->id)) occ++;
-    p->seg_occ = occ;
+        if (!memcmp(hl7_seg_at(s->msg, (uint32_t)i)->id, id, 4)) occ++;
+    return occ;
+}
+
+/* Parses field path `fp` ("5.1", "3[2]") within the segment at pos; the
+ * occurrence is filled only when `with_occurrence` (hl7_set needs it). */
+static void seg_path(lua_State *L, script *s, size_t pos, const char *fp, bool with_occurrence,
+                     hl7_path *p)
+{
+    char text[64];
+    size_t n = strlen(fp);
+    if (n > sizeof(text) - 5) luaL_error(L, "bad field path '%s': too long", fp);
+    memcpy(text, hl7_seg_at(s->msg, (uint32_t)pos)->id, 3);
+    text[3] = '-';
+    memcpy(text + 4, fp, n + 1);
+    parse_path(L, text, p);
+    if (with_occurrence) p->seg_occ = seg_occurrence(s, pos);
 }
 
 static int seg_get(lua_State *L)
@@ -428,8 +485,8 @@ static int seg_get(lua_State *L)
     script *s = check_run(L);
     size_t pos = check_handle(L, 1, s);
     hl7_path p;
-    seg_path(L, s, pos, luaL_checkstring(L, 2), &p);
-    return push_value(L, s, &p);
+    seg_path(L, s, pos, luaL_checkstring(L, 2), false, &p);
+    return push_value(L, s, (long)pos, &p);
 }
 
 static int seg_set(lua_State *L)
@@ -439,12 +496,10 @@ static int seg_set(lua_State *L)
     size_t pos = check_handle(L, 1, s);
     const char *fp = luaL_checkstring(L, 2);
     hl7_path p;
-    seg_path(L, s, pos, fp, &p);
+    seg_path(L, s, pos, fp, true, &p);
     size_t len;
     const char *v = check_value(L, 3, fp, &len);
-    char shown[80];
-    hl7_path_format(&p, shown, sizeof(shown));
-    set_tracked(L, s, &p, shown, v, len);
+    set_tracked(L, s, &p, v, len);
     return 0;
 }
 
@@ -456,12 +511,8 @@ static int seg_index(lua_State *L)
     const hl7_seg *seg = hl7_seg_at(s->msg, (uint32_t)pos);
     if (!strcmp(key, "id")) lua_pushstring(L, seg->id);
     else if (!strcmp(key, "index")) lua_pushinteger(L, (lua_Integer)pos + 1);
-    else if (!strcmp(key, "occurrence")) {
-        lua_Integer occ = 1;
-        for (size_t i = 0; i < pos; i++)
-            if (!strcmp(hl7_seg_at(s->msg, (uint32_t)i)->id, seg->id)) occ++;
-        lua_pushinteger(L, occ);
-    } else if (!strcmp(key, "get")) lua_pushcfunction(L, seg_get);
+    else if (!strcmp(key, "occurrence")) lua_pushinteger(L, seg_occurrence(s, pos));
+    else if (!strcmp(key, "get")) lua_pushcfunction(L, seg_get);
     else if (!strcmp(key, "set")) lua_pushcfunction(L, seg_set);
     else lua_pushnil(L);
     return 1;
@@ -469,7 +520,8 @@ static int seg_index(lua_State *L)
 
 static int seg_eq(lua_State *L)
 {
-    seg_handle *a = luaL_checkudata(L, 1, SEG_MT), *b = luaL_checkudata(L, 2, SEG_MT);
+    script *s = script_of(L);
+    seg_handle *a = to_handle(L, 1, s), *b = to_handle(L, 2, s);
     lua_pushboolean(L, a->uid == b->uid && a->gen == b->gen);
     return 1;
 }
@@ -582,7 +634,7 @@ static void make_msg_object(lua_State *L, int base)
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
-    lua_newuserdatauv(L, 0, 0);
+    script_of(L)->msg_obj = lua_newuserdatauv(L, 0, 0);
     luaL_setmetatable(L, MSG_MT);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, MSG_OBJ);
@@ -597,7 +649,7 @@ static void make_msg_object(lua_State *L, int base)
     lua_setfield(L, -2, "__tostring");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
+    script_of(L)->seg_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* Builds the base environment and the per-run environment metatable (its
@@ -687,7 +739,7 @@ script_status script_load_buffer(const char *name, const char *src, size_t len,
     s->host = host;
     if (lim) s->lim = *lim;
     else script_limits_default(&s->lim);
-    s->chunk_ref = s->envmt_ref = LUA_NOREF;
+    s->chunk_ref = s->envmt_ref = s->seg_mt_ref = LUA_NOREF;
     script_status st = SCRIPT_OK;
     if (!limits_ok(&s->lim, err)) {
         st = SCRIPT_ERR_LIMITS;

@@ -446,7 +446,7 @@ static void test_segments(void **state)
     transform_fails(f, "for s in msg:segments('MSH') do msg:delete_segment(s) end", SCRIPT_ERR_RUNTIME,
                     "t.lua:1: cannot delete segment: MSH cannot be removed");
     transform_fails(f, "msg:add_segment('bad')", SCRIPT_ERR_RUNTIME, "cannot add segment 'bad'");
-    transform_fails(f, "msg:delete_segment({})", SCRIPT_ERR_RUNTIME, "tern.segment expected");
+    transform_fails(f, "msg:delete_segment({})", SCRIPT_ERR_RUNTIME, "segment expected");
 }
 
 static void test_stale_handles(void **state)

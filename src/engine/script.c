@@ -75,14 +75,22 @@ typedef struct seg_iter {
 const char *script_strerror(script_status s)
 {
     switch (s) {
-    case SCRIPT_OK: return "ok";
-    case SCRIPT_ERR_IO: return "cannot read the script";
-    case SCRIPT_ERR_SYNTAX: return "script does not compile";
-    case SCRIPT_ERR_RUNTIME: return "script error";
-    case SCRIPT_ERR_INSTRUCTIONS: return "script exceeded its instruction limit";
-    case SCRIPT_ERR_MEMORY: return "script exceeded its memory limit";
-    case SCRIPT_ERR_RESULT: return "filter returned no boolean";
-    case SCRIPT_ERR_LIMITS: return "unusable script limits";
+    case SCRIPT_OK:
+        return "ok";
+    case SCRIPT_ERR_IO:
+        return "cannot read the script";
+    case SCRIPT_ERR_SYNTAX:
+        return "script does not compile";
+    case SCRIPT_ERR_RUNTIME:
+        return "script error";
+    case SCRIPT_ERR_INSTRUCTIONS:
+        return "script exceeded its instruction limit";
+    case SCRIPT_ERR_MEMORY:
+        return "script exceeded its memory limit";
+    case SCRIPT_ERR_RESULT:
+        return "filter returned no boolean";
+    case SCRIPT_ERR_LIMITS:
+        return "unusable script limits";
     }
     return "unknown script status";
 }
@@ -169,8 +177,10 @@ static int error_handler(lua_State *L)
     }
     if (strncmp(m, s->path, strlen(s->path)) && strncmp(m, "...", 3)) {
         int line = current_line(L);
-        if (line > 0) lua_pushfstring(L, "%s:%d: %s", s->path, line, m);
-        else lua_pushfstring(L, "%s: %s", s->path, m);
+        if (line > 0)
+            lua_pushfstring(L, "%s:%d: %s", s->path, line, m);
+        else
+            lua_pushfstring(L, "%s: %s", s->path, m);
     }
     return 1;
 }
@@ -181,7 +191,8 @@ static void uids_reset(script *s)
 {
     size_t n = hl7_seg_count(s->msg);
     s->uids = xgrow(s->uids, &s->uidcap, n + 1, sizeof(*s->uids));
-    for (size_t i = 0; i < n; i++) s->uids[i] = (uint32_t)i + 1;
+    for (size_t i = 0; i < n; i++)
+        s->uids[i] = (uint32_t)i + 1;
     s->nuids = n;
     s->next_uid = (uint32_t)n + 1;
 }
@@ -190,7 +201,8 @@ static void uids_insert(script *s, size_t at, size_t count)
 {
     s->uids = xgrow(s->uids, &s->uidcap, s->nuids + count, sizeof(*s->uids));
     memmove(&s->uids[at + count], &s->uids[at], (s->nuids - at) * sizeof(*s->uids));
-    for (size_t i = 0; i < count; i++) s->uids[at + i] = s->next_uid++;
+    for (size_t i = 0; i < count; i++)
+        s->uids[at + i] = s->next_uid++;
     s->nuids += count;
 }
 
@@ -261,9 +273,15 @@ static int push_value(lua_State *L, script *s, long index, const hl7_path *p)
         pr = hl7_raw(s->msg, (uint32_t)index, p->field, p->field ? (p->rep ? p->rep : 1) : 0,
                      p->comp, p->comp ? p->sub : 0, &v);
     switch (pr) {
-    case HL7_ABSENT: lua_pushnil(L); break;
-    case HL7_EMPTY: lua_pushliteral(L, ""); break;
-    case HL7_NULL_VALUE: lua_pushliteral(L, "\"\""); break;
+    case HL7_ABSENT:
+        lua_pushnil(L);
+        break;
+    case HL7_EMPTY:
+        lua_pushliteral(L, "");
+        break;
+    case HL7_NULL_VALUE:
+        lua_pushliteral(L, "\"\"");
+        break;
     case HL7_VALUE:
         if (p->field <= 2 && !strcmp(hl7_seg_at(s->msg, (uint32_t)index)->id, "MSH")) {
             lua_pushlstring(L, v.p, v.len); /* the delimiters, never unescaped */
@@ -326,8 +344,10 @@ static int msg_set(lua_State *L)
 static int msg_count(lua_State *L)
 {
     script *s = check_msg(L);
-    if (lua_isnoneornil(L, 2)) lua_pushinteger(L, (lua_Integer)hl7_seg_count(s->msg));
-    else lua_pushinteger(L, (lua_Integer)hl7_seg_occurrences(s->msg, check_seg_id(L, 2)));
+    if (lua_isnoneornil(L, 2))
+        lua_pushinteger(L, (lua_Integer)hl7_seg_count(s->msg));
+    else
+        lua_pushinteger(L, (lua_Integer)hl7_seg_occurrences(s->msg, check_seg_id(L, 2)));
     return 1;
 }
 
@@ -509,12 +529,18 @@ static int seg_index(lua_State *L)
     size_t pos = check_handle(L, 1, s);
     const char *key = luaL_checkstring(L, 2);
     const hl7_seg *seg = hl7_seg_at(s->msg, (uint32_t)pos);
-    if (!strcmp(key, "id")) lua_pushstring(L, seg->id);
-    else if (!strcmp(key, "index")) lua_pushinteger(L, (lua_Integer)pos + 1);
-    else if (!strcmp(key, "occurrence")) lua_pushinteger(L, seg_occurrence(s, pos));
-    else if (!strcmp(key, "get")) lua_pushcfunction(L, seg_get);
-    else if (!strcmp(key, "set")) lua_pushcfunction(L, seg_set);
-    else lua_pushnil(L);
+    if (!strcmp(key, "id"))
+        lua_pushstring(L, seg->id);
+    else if (!strcmp(key, "index"))
+        lua_pushinteger(L, (lua_Integer)pos + 1);
+    else if (!strcmp(key, "occurrence"))
+        lua_pushinteger(L, seg_occurrence(s, pos));
+    else if (!strcmp(key, "get"))
+        lua_pushcfunction(L, seg_get);
+    else if (!strcmp(key, "set"))
+        lua_pushcfunction(L, seg_set);
+    else
+        lua_pushnil(L);
     return 1;
 }
 
@@ -601,8 +627,8 @@ static int safe_setmetatable(lua_State *L)
  * the stack (popped). base is at index `base`. */
 static void add_readonly(lua_State *L, int base, const char *name)
 {
-    lua_newtable(L);                     /* proxy */
-    lua_createtable(L, 0, 3);            /* its metatable */
+    lua_newtable(L);          /* proxy */
+    lua_createtable(L, 0, 3); /* its metatable */
     lua_pushvalue(L, -3);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, readonly_newindex);
@@ -622,10 +648,14 @@ static void open_lib(lua_State *L, const char *name, lua_CFunction open)
 static void make_msg_object(lua_State *L, int base)
 {
     static const luaL_Reg methods[] = {
-        {"get", msg_get},         {"set", msg_set},
-        {"count", msg_count},     {"segments", msg_segments},
-        {"add_segment", msg_add_segment}, {"delete_segment", msg_delete_segment},
-        {"type", msg_type},       {"raw", msg_raw},
+        {"get", msg_get},
+        {"set", msg_set},
+        {"count", msg_count},
+        {"segments", msg_segments},
+        {"add_segment", msg_add_segment},
+        {"delete_segment", msg_delete_segment},
+        {"type", msg_type},
+        {"raw", msg_raw},
         {NULL, NULL},
     };
     luaL_newmetatable(L, MSG_MT);
@@ -657,9 +687,8 @@ static void make_msg_object(lua_State *L, int base)
 static int sandbox_setup(lua_State *L)
 {
     static const char *const base_funcs[] = {
-        "assert", "error",  "ipairs", "pairs",    "next",   "pcall",        "select",
-        "tonumber", "tostring", "type", "rawequal", "rawget", "rawset", "rawlen",
-        "getmetatable", NULL,
+        "assert",   "error", "ipairs",   "pairs",  "next",   "pcall",  "select",       "tonumber",
+        "tostring", "type",  "rawequal", "rawget", "rawset", "rawlen", "getmetatable", NULL,
     };
     static const char *const unsafe[] = {
         "load", "loadfile", "dofile", "collectgarbage", "require", "print", NULL,
@@ -730,15 +759,17 @@ static bool limits_ok(const script_limits *lim, script_error *err)
 }
 
 script_status script_load_buffer(const char *name, const char *src, size_t len,
-                                 const script_limits *lim, const script_host *host,
-                                 script **out, script_error *err)
+                                 const script_limits *lim, const script_host *host, script **out,
+                                 script_error *err)
 {
     *out = NULL;
     script *s = xcalloc(1, sizeof(*s));
     s->path = xstrdup(name);
     s->host = host;
-    if (lim) s->lim = *lim;
-    else script_limits_default(&s->lim);
+    if (lim)
+        s->lim = *lim;
+    else
+        script_limits_default(&s->lim);
     s->chunk_ref = s->envmt_ref = s->seg_mt_ref = LUA_NOREF;
     script_status st = SCRIPT_OK;
     if (!limits_ok(&s->lim, err)) {
@@ -790,12 +821,15 @@ script_status script_load(const char *path, const script_limits *lim, const scri
     tbuf src = TBUF_INIT;
     char chunk[16384];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tbuf_put(&src, chunk, n);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        tbuf_put(&src, chunk, n);
     bool bad = ferror(f);
     fclose(f);
     script_status st;
-    if (bad) st = fail(err, SCRIPT_ERR_IO, "%s: read error", path);
-    else st = script_load_buffer(path, src.p ? src.p : "", src.len, lim, host, out, err);
+    if (bad)
+        st = fail(err, SCRIPT_ERR_IO, "%s: read error", path);
+    else
+        st = script_load_buffer(path, src.p ? src.p : "", src.len, lim, host, out, err);
     tbuf_free(&src);
     return st;
 }
@@ -828,17 +862,15 @@ static script_status run_error(script *s, int rc, script_error *err)
     if (!m) m = "(no error message)";
     if (s->insn_exceeded) return fail(err, SCRIPT_ERR_INSTRUCTIONS, "%s", m);
     if (rc == LUA_ERRMEM || (s->mem_refused && strstr(m, "not enough memory")))
-        return fail(err, SCRIPT_ERR_MEMORY,
-                    "%s: script exceeded its memory limit (%zu bytes)", s->path,
-                    s->lim.max_memory);
+        return fail(err, SCRIPT_ERR_MEMORY, "%s: script exceeded its memory limit (%zu bytes)",
+                    s->path, s->lim.max_memory);
     return fail(err, SCRIPT_ERR_RUNTIME, "%s", m);
 }
 
 /* Calls the chunk on m in a fresh environment; leaves its results on the
  * stack above the error handler (stack index 1) and returns their count, or
  * -1 with err filled. */
-static int run_chunk(script *s, hl7_msg *m, bool read_only, script_error *err,
-                     script_status *st)
+static int run_chunk(script *s, hl7_msg *m, bool read_only, script_error *err, script_status *st)
 {
     lua_State *L = s->L;
     lua_settop(L, 0);
@@ -854,7 +886,7 @@ static int run_chunk(script *s, hl7_msg *m, bool read_only, script_error *err,
     lua_createtable(L, 0, 4);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->envmt_ref);
     lua_setmetatable(L, -2);
-    lua_setupvalue(L, -2, 1); /* _ENV */
+    lua_setupvalue(L, -2, 1);                    /* _ENV */
     lua_getfield(L, LUA_REGISTRYINDEX, MSG_OBJ); /* also the chunk's `...` */
     int rc = lua_pcall(L, 1, LUA_MULTRET, 1);
     s->msg = NULL;
@@ -867,8 +899,7 @@ static int run_chunk(script *s, hl7_msg *m, bool read_only, script_error *err,
     return lua_gettop(L) - 1;
 }
 
-script_status script_run_filter(script *s, hl7_msg *m, bool *pass, tbuf *reason,
-                                script_error *err)
+script_status script_run_filter(script *s, hl7_msg *m, bool *pass, tbuf *reason, script_error *err)
 {
     script_status st;
     *pass = false;

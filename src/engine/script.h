@@ -93,8 +93,8 @@ script_status script_load(const char *path, const script_limits *lim, const scri
                           script **out, script_error *err);
 /* The same from a buffer; `name` stands for the file name in errors. */
 script_status script_load_buffer(const char *name, const char *src, size_t len,
-                                 const script_limits *lim, const script_host *host,
-                                 script **out, script_error *err);
+                                 const script_limits *lim, const script_host *host, script **out,
+                                 script_error *err);
 void script_free(script *s);
 
 /* The file name given to script_load (borrowed, never NULL). */
@@ -104,8 +104,7 @@ const char *script_path(const script *s);
  * verdict; when the script returns false plus a string, the string is
  * appended to `reason` (may be NULL). A script that returns nothing or a
  * non-boolean is SCRIPT_ERR_RESULT. */
-script_status script_run_filter(script *s, hl7_msg *m, bool *pass, tbuf *reason,
-                                script_error *err);
+script_status script_run_filter(script *s, hl7_msg *m, bool *pass, tbuf *reason, script_error *err);
 
 /* Runs s as a transform: the script edits m in place. On error m may hold
  * some of the script's edits; the caller sends the original on. */

@@ -51,21 +51,25 @@ struct codemap_registry {
 const char *codemap_strerror(codemap_status s)
 {
     switch (s) {
-    case CODEMAP_OK: return "ok";
-    case CODEMAP_ERR_IO: return "cannot read the map file";
-    case CODEMAP_ERR_FORMAT: return "malformed code map";
-    case CODEMAP_ERR_DUPLICATE: return "duplicate code";
-    case CODEMAP_ERR_OPTION: return "unknown code map option";
+    case CODEMAP_OK:
+        return "ok";
+    case CODEMAP_ERR_IO:
+        return "cannot read the map file";
+    case CODEMAP_ERR_FORMAT:
+        return "malformed code map";
+    case CODEMAP_ERR_DUPLICATE:
+        return "duplicate code";
+    case CODEMAP_ERR_OPTION:
+        return "unknown code map option";
     }
     return "unknown code map status";
 }
 
-static codemap_status fail(codemap_error *err, codemap_status code, uint32_t line,
-                           uint32_t column, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+static codemap_status fail(codemap_error *err, codemap_status code, uint32_t line, uint32_t column,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static codemap_status fail(codemap_error *err, codemap_status code, uint32_t line,
-                           uint32_t column, const char *fmt, ...)
+static codemap_status fail(codemap_error *err, codemap_status code, uint32_t line, uint32_t column,
+                           const char *fmt, ...)
 {
     if (!err) return code;
     err->code = code;
@@ -86,9 +90,12 @@ void codemap_options_default(codemap_options *opt)
 
 codemap_status codemap_unmapped_parse(const char *s, codemap_unmapped *out, codemap_error *err)
 {
-    if (!strcmp(s, "error")) *out = CODEMAP_UNMAPPED_ERROR;
-    else if (!strcmp(s, "warning")) *out = CODEMAP_UNMAPPED_WARNING;
-    else if (!strcmp(s, "pass")) *out = CODEMAP_UNMAPPED_PASS;
+    if (!strcmp(s, "error"))
+        *out = CODEMAP_UNMAPPED_ERROR;
+    else if (!strcmp(s, "warning"))
+        *out = CODEMAP_UNMAPPED_WARNING;
+    else if (!strcmp(s, "pass"))
+        *out = CODEMAP_UNMAPPED_PASS;
     else
         return fail(err, CODEMAP_ERR_OPTION, 0, 0,
                     "unmapped policy '%s' is not one of error, warning, pass", s);
@@ -97,8 +104,10 @@ codemap_status codemap_unmapped_parse(const char *s, codemap_unmapped *out, code
 
 codemap_status codemap_match_parse(const char *s, codemap_match *out, codemap_error *err)
 {
-    if (!strcmp(s, "exact")) *out = CODEMAP_MATCH_EXACT;
-    else if (!strcmp(s, "caseless")) *out = CODEMAP_MATCH_CASELESS;
+    if (!strcmp(s, "exact"))
+        *out = CODEMAP_MATCH_EXACT;
+    else if (!strcmp(s, "caseless"))
+        *out = CODEMAP_MATCH_CASELESS;
     else
         return fail(err, CODEMAP_ERR_OPTION, 0, 0, "match mode '%s' is not one of exact, caseless",
                     s);
@@ -108,9 +117,12 @@ codemap_status codemap_match_parse(const char *s, codemap_match *out, codemap_er
 const char *codemap_unmapped_name(codemap_unmapped u)
 {
     switch (u) {
-    case CODEMAP_UNMAPPED_ERROR: return "error";
-    case CODEMAP_UNMAPPED_WARNING: return "warning";
-    case CODEMAP_UNMAPPED_PASS: return "pass";
+    case CODEMAP_UNMAPPED_ERROR:
+        return "error";
+    case CODEMAP_UNMAPPED_WARNING:
+        return "warning";
+    case CODEMAP_UNMAPPED_PASS:
+        return "pass";
     }
     return "?";
 }
@@ -121,8 +133,10 @@ codemap *codemap_new(const char *name, const codemap_options *opt)
 {
     codemap *m = xcalloc(1, sizeof(*m));
     m->name = xstrdup(name ? name : "");
-    if (opt) m->opt = *opt;
-    else codemap_options_default(&m->opt);
+    if (opt)
+        m->opt = *opt;
+    else
+        codemap_options_default(&m->opt);
     tbuf_putc(&m->pool, '\0');
     m->nslots = 64;
     m->slots = xcalloc(m->nslots, sizeof(*m->slots));
@@ -214,7 +228,8 @@ static void table_grow(codemap *m)
     uint32_t *slots = xcalloc(n, sizeof(*slots));
     for (size_t r = 0; r < m->nrows; r++) {
         size_t i = m->rows[r].hash & (n - 1);
-        while (slots[i]) i = (i + 1) & (n - 1);
+        while (slots[i])
+            i = (i + 1) & (n - 1);
         slots[i] = (uint32_t)r + 1;
     }
     free(m->slots);
@@ -254,8 +269,7 @@ static codemap_status add_row(codemap *m, const char *ssys, const char *scode, c
                               const char *tcode, const char *display, uint32_t line,
                               codemap_error *err)
 {
-    if (!scode || !*scode)
-        return fail(err, CODEMAP_ERR_FORMAT, line, 0, "empty source code");
+    if (!scode || !*scode) return fail(err, CODEMAP_ERR_FORMAT, line, 0, "empty source code");
     if (!tcode || !*tcode)
         return fail(err, CODEMAP_ERR_FORMAT, line, 0, "empty target code for source code '%s'",
                     scode);
@@ -296,7 +310,8 @@ static codemap_status add_row(codemap *m, const char *ssys, const char *scode, c
     r->display = pool_add(m, display);
     r->line = line;
     size_t i = h & (m->nslots - 1);
-    while (m->slots[i]) i = (i + 1) & (m->nslots - 1);
+    while (m->slots[i])
+        i = (i + 1) & (m->nslots - 1);
     m->slots[i] = (uint32_t)m->nrows + 1;
     m->nrows++;
 done:
@@ -305,16 +320,15 @@ done:
 }
 
 codemap_status codemap_add(codemap *m, const char *source_system, const char *source_code,
-                           const char *target_system, const char *target_code,
-                           const char *display, codemap_error *err)
+                           const char *target_system, const char *target_code, const char *display,
+                           codemap_error *err)
 {
     return add_row(m, source_system, source_code, target_system, target_code, display, 0, err);
 }
 
 /* normalize() into a fixed buffer; returns the length, or SIZE_MAX when
  * it does not fit (the caller then uses a tbuf). */
-static size_t normalize_small(codemap_match match, const char *s, size_t len, char *buf,
-                              size_t cap)
+static size_t normalize_small(codemap_match match, const char *s, size_t len, char *buf, size_t cap)
 {
     size_t n = 0;
     bool pending_space = false;
@@ -364,11 +378,11 @@ bool codemap_lookup(const codemap *m, const char *source_system, const char *cod
 static codemap_status read_file(const char *path, tbuf *out, codemap_error *err)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return fail(err, CODEMAP_ERR_IO, 0, 0, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return fail(err, CODEMAP_ERR_IO, 0, 0, "%s: cannot open: %s", path, strerror(errno));
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) tbuf_put(out, chunk, n);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        tbuf_put(out, chunk, n);
     bool bad = ferror(f);
     fclose(f);
     if (bad) return fail(err, CODEMAP_ERR_IO, 0, 0, "%s: read error", path);
@@ -384,8 +398,8 @@ typedef struct csv_reader {
     const char *line_start;
     uint32_t line;
     const char *origin;
-    tbuf text;                     /* the fields of the current record, NUL-separated */
-    size_t off[CSV_MAX_FIELDS];    /* start of each field in text */
+    tbuf text;                  /* the fields of the current record, NUL-separated */
+    size_t off[CSV_MAX_FIELDS]; /* start of each field in text */
     size_t nf;
     uint32_t rec_line;
 } csv_reader;
@@ -423,7 +437,8 @@ static codemap_status csv_quoted(csv_reader *r, codemap_error *err)
         tbuf_putc(&r->text, c);
         if (c == '\n') csv_newline(r);
     }
-    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t')) r->p++;
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t'))
+        r->p++;
     if (r->p < r->end && *r->p != ',' && *r->p != '\r' && *r->p != '\n')
         return fail(err, CODEMAP_ERR_FORMAT, r->line, csv_col(r),
                     "%s:%u:%u: unexpected '%c' after a closing quote (write \"\" for a quote "
@@ -459,7 +474,8 @@ static codemap_status csv_record(csv_reader *r, bool *got, codemap_error *err)
                             "%s:%u: more than %d fields in a row", r->origin, r->line,
                             CSV_MAX_FIELDS);
             r->off[r->nf++] = r->text.len;
-            while (r->p < r->end && (*r->p == ' ' || *r->p == '\t')) r->p++;
+            while (r->p < r->end && (*r->p == ' ' || *r->p == '\t'))
+                r->p++;
             if (r->p < r->end && *r->p == '"') {
                 quoted_any = true;
                 codemap_status st = csv_quoted(r, err);
@@ -502,7 +518,8 @@ static codemap_status csv_header(csv_reader *r, int cols[NCOLS], codemap_error *
                     "%s: empty file; the first line must name the columns "
                     "(source_code,target_code,...)",
                     r->origin);
-    for (int c = 0; c < NCOLS; c++) cols[c] = -1;
+    for (int c = 0; c < NCOLS; c++)
+        cols[c] = -1;
     for (size_t f = 0; f < r->nf; f++) {
         const char *h = csv_field(r, (int)f);
         for (int c = 0; c < NCOLS; c++) {
@@ -522,12 +539,14 @@ static codemap_status csv_header(csv_reader *r, int cols[NCOLS], codemap_error *
     return CODEMAP_OK;
 }
 
-codemap_status codemap_parse_csv(const char *text, size_t len, const char *origin,
-                                 const char *name, const codemap_options *opt, codemap **out,
-                                 codemap_error *err)
+codemap_status codemap_parse_csv(const char *text, size_t len, const char *origin, const char *name,
+                                 const codemap_options *opt, codemap **out, codemap_error *err)
 {
     *out = NULL;
-    csv_reader r = {.p = text, .end = text + len, .line_start = text, .line = 1,
+    csv_reader r = {.p = text,
+                    .end = text + len,
+                    .line_start = text,
+                    .line = 1,
                     .origin = origin ? origin : "(csv)"};
     if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) r.p += 3, r.line_start += 3;
     int cols[NCOLS];
@@ -541,8 +560,8 @@ codemap_status codemap_parse_csv(const char *text, size_t len, const char *origi
         if (st != CODEMAP_OK || !got) break;
         if (r.nf != want) {
             st = fail(err, CODEMAP_ERR_FORMAT, r.rec_line, 0,
-                      "%s:%u: %zu fields, but the header names %zu columns", r.origin,
-                      r.rec_line, r.nf, want);
+                      "%s:%u: %zu fields, but the header names %zu columns", r.origin, r.rec_line,
+                      r.nf, want);
             break;
         }
         st = add_row(m, csv_field(&r, cols[COL_SSYS]), csv_field(&r, cols[COL_SCODE]),
@@ -560,8 +579,10 @@ codemap_status codemap_parse_csv(const char *text, size_t len, const char *origi
     }
 done:
     tbuf_free(&r.text);
-    if (st != CODEMAP_OK) codemap_free(m);
-    else *out = m;
+    if (st != CODEMAP_OK)
+        codemap_free(m);
+    else
+        *out = m;
     return st;
 }
 
@@ -614,8 +635,7 @@ static codemap_status cm_element(codemap *m, json_t *el, const char *ssys, const
     json_t *targets = json_object_get(el, "target");
     if (!targets) return CODEMAP_OK; /* listed but unmapped */
     if (!json_is_array(targets))
-        return fail(err, CODEMAP_ERR_FORMAT, 0, 0, "%s: %s.target must be an array", origin,
-                    where);
+        return fail(err, CODEMAP_ERR_FORMAT, 0, 0, "%s: %s.target must be an array", origin, where);
     size_t i;
     json_t *t;
     json_array_foreach(targets, i, t)
@@ -670,8 +690,8 @@ static codemap_status cm_group(codemap *m, json_t *g, size_t gi, const char *ori
 }
 
 codemap_status codemap_parse_conceptmap(const char *text, size_t len, const char *origin,
-                                        const char *name, const codemap_options *opt,
-                                        codemap **out, codemap_error *err)
+                                        const char *name, const codemap_options *opt, codemap **out,
+                                        codemap_error *err)
 {
     *out = NULL;
     origin = origin ? origin : "(json)";
@@ -702,8 +722,10 @@ codemap_status codemap_parse_conceptmap(const char *text, size_t len, const char
     }
 done:
     json_decref(root);
-    if (st != CODEMAP_OK) codemap_free(m);
-    else *out = m;
+    if (st != CODEMAP_OK)
+        codemap_free(m);
+    else
+        *out = m;
     return st;
 }
 
@@ -739,7 +761,8 @@ codemap_registry *codemap_registry_new(void)
 void codemap_registry_free(codemap_registry *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->n; i++) codemap_free(r->maps[i]);
+    for (size_t i = 0; i < r->n; i++)
+        codemap_free(r->maps[i]);
     free(r->maps);
     free(r);
 }

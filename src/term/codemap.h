@@ -82,8 +82,8 @@ void codemap_free(codemap *m);
  * already there (after normalisation); CODEMAP_ERR_FORMAT when source_code
  * or target_code is empty. All strings are copied. */
 codemap_status codemap_add(codemap *m, const char *source_system, const char *source_code,
-                           const char *target_system, const char *target_code,
-                           const char *display, codemap_error *err);
+                           const char *target_system, const char *target_code, const char *display,
+                           codemap_error *err);
 
 /* Loads a CSV file: a header line naming the columns (source_code and
  * target_code required; source_system, target_system, target_display
@@ -92,9 +92,8 @@ codemap_status codemap_add(codemap *m, const char *source_system, const char *so
 codemap_status codemap_load_csv(const char *path, const char *name, const codemap_options *opt,
                                 codemap **out, codemap_error *err);
 /* The same from a buffer; `origin` names it in error messages. */
-codemap_status codemap_parse_csv(const char *text, size_t len, const char *origin,
-                                 const char *name, const codemap_options *opt, codemap **out,
-                                 codemap_error *err);
+codemap_status codemap_parse_csv(const char *text, size_t len, const char *origin, const char *name,
+                                 const codemap_options *opt, codemap **out, codemap_error *err);
 
 /* Loads a FHIR ConceptMap (R4; R5 `relationship` accepted too): every
  * group[].element[].target[] becomes a row with group.source/target as the
@@ -107,8 +106,8 @@ codemap_status codemap_load_conceptmap(const char *path, const char *name,
 
 /* The same from a buffer; `origin` names it in error messages. */
 codemap_status codemap_parse_conceptmap(const char *text, size_t len, const char *origin,
-                                        const char *name, const codemap_options *opt,
-                                        codemap **out, codemap_error *err);
+                                        const char *name, const codemap_options *opt, codemap **out,
+                                        codemap_error *err);
 
 /* Picks the loader by extension: .json -> ConceptMap, anything else -> CSV. */
 codemap_status codemap_load_file(const char *path, const char *name, const codemap_options *opt,

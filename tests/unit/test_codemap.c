@@ -51,8 +51,10 @@ static void expect(const codemap *m, const char *sys, const char *code, const ch
     codemap_result r;
     assert_true(codemap_lookup(m, sys, code, strlen(code), &r));
     assert_string_equal(r.target_code, tcode);
-    if (display) assert_string_equal(r.target_display, display);
-    else assert_null(r.target_display);
+    if (display)
+        assert_string_equal(r.target_display, display);
+    else
+        assert_null(r.target_display);
 }
 
 static void test_example_csv(void **state)
@@ -60,8 +62,8 @@ static void test_example_csv(void **state)
     (void)state;
     codemap *m;
     codemap_error e;
-    assert_int_equal(codemap_load_file(TERN_SOURCE_DIR "/examples/maps/lab_loinc.csv",
-                                       "lab-loinc", NULL, &m, &e),
+    assert_int_equal(codemap_load_file(TERN_SOURCE_DIR "/examples/maps/lab_loinc.csv", "lab-loinc",
+                                       NULL, &m, &e),
                      CODEMAP_OK);
     assert_int_equal(codemap_size(m), 8);
     assert_string_equal(codemap_name(m), "lab-loinc");
@@ -119,12 +121,12 @@ static void test_csv_malformed(void **state)
               "t.csv:3: 1 fields, but the header names 2");
     csv_fails("source_code,target_code\nA,1\n\"B,2\n", CODEMAP_ERR_FORMAT, 3,
               "t.csv:3:1: quoted field is never closed");
-    csv_fails("source_code,target_code\n\"A\"x,1\n", CODEMAP_ERR_FORMAT, 2, "after a closing quote");
+    csv_fails("source_code,target_code\n\"A\"x,1\n", CODEMAP_ERR_FORMAT, 2,
+              "after a closing quote");
     csv_fails("source_code,target_code\nA,1\nB,2\nA,3\n", CODEMAP_ERR_DUPLICATE, 4,
               "t.csv:4: source code 'A' is already mapped (line 2)");
     csv_fails("source_code,target_code\nA,\n", CODEMAP_ERR_FORMAT, 2, "empty target code");
-    csv_fails("source_code,target_code,source_code\nA,1,A\n", CODEMAP_ERR_FORMAT, 1,
-              "named twice");
+    csv_fails("source_code,target_code,source_code\nA,1,A\n", CODEMAP_ERR_FORMAT, 1, "named twice");
     codemap *m;
     codemap_error e;
     assert_int_equal(codemap_load_csv("/nonexistent/x.csv", "x", NULL, &m, &e), CODEMAP_ERR_IO);

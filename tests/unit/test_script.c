@@ -22,7 +22,7 @@
 
 #include "engine/script.h"
 
-#define ORU_HEAD                                                                                  \
+#define ORU_HEAD                                                                                   \
     "MSH|^~\\&|LAB|GHH LAB|EHR|GHH|20260115101500||ORU^R01^ORU_R01|CTRL-1|P|2.5.1\r"               \
     "PID|1||PATID1234^^^GHH^MR||EVERYWOMAN^EVE^E||19620320|F\r"                                    \
     "OBR|1|845439^GHH OE|1045813^GHH LAB|24331-1^Lipid panel^LN\r"
@@ -59,18 +59,17 @@ static int setup(void **state)
     codemap_error e;
     codemap *m;
     codemap_options warn = {.unmapped = CODEMAP_UNMAPPED_WARNING};
-    assert_int_equal(codemap_load_file(TERN_SOURCE_DIR "/examples/maps/lab_loinc.csv",
-                                       "lab-loinc", &warn, &m, &e),
+    assert_int_equal(codemap_load_file(TERN_SOURCE_DIR "/examples/maps/lab_loinc.csv", "lab-loinc",
+                                       &warn, &m, &e),
                      CODEMAP_OK);
     assert_int_equal(codemap_registry_add(f->maps, m, &e), CODEMAP_OK);
     codemap_options strict = {.unmapped = CODEMAP_UNMAPPED_ERROR};
     const char *strict_csv = "source_code,target_code\nA,1\n";
-    assert_int_equal(codemap_parse_csv(strict_csv, strlen(strict_csv), "s.csv", "strict", &strict,
-                                       &m, &e),
-                     CODEMAP_OK);
+    assert_int_equal(
+        codemap_parse_csv(strict_csv, strlen(strict_csv), "s.csv", "strict", &strict, &m, &e),
+        CODEMAP_OK);
     assert_int_equal(codemap_registry_add(f->maps, m, &e), CODEMAP_OK);
-    codemap_options pass = {.unmapped = CODEMAP_UNMAPPED_PASS,
-                            .match = CODEMAP_MATCH_CASELESS};
+    codemap_options pass = {.unmapped = CODEMAP_UNMAPPED_PASS, .match = CODEMAP_MATCH_CASELESS};
     assert_int_equal(codemap_load_file(TERN_SOURCE_DIR "/examples/maps/medications_rxnorm.csv",
                                        "meds", &pass, &m, &e),
                      CODEMAP_OK);
@@ -204,8 +203,9 @@ static void test_syntax_and_io_errors(void **state)
     script *s = (script *)1;
     script_error e;
     const char *src = "local x = 1\nif x then\n  x = 2\n";
-    assert_int_equal(script_load_buffer("scripts/bad.lua", src, strlen(src), NULL, &f->host, &s, &e),
-                     SCRIPT_ERR_SYNTAX);
+    assert_int_equal(
+        script_load_buffer("scripts/bad.lua", src, strlen(src), NULL, &f->host, &s, &e),
+        SCRIPT_ERR_SYNTAX);
     assert_null(s);
     assert_non_null(strstr(e.text, "scripts/bad.lua:4: 'end' expected"));
     assert_int_equal(script_load("/nonexistent/x.lua", NULL, &f->host, &s, &e), SCRIPT_ERR_IO);
@@ -240,7 +240,8 @@ static void test_instruction_limit(void **state)
                      "msg:set('ZZZ-1', tostring(n))",
                      &lim);
     script_error e;
-    for (int i = 0; i < 20; i++) assert_int_equal(script_run_transform(s, f->msg, &e), SCRIPT_OK);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(script_run_transform(s, f->msg, &e), SCRIPT_OK);
     hl7_path p;
     hl7_error he;
     hl7_path_parse("OBX-5", &p, &he);
@@ -393,7 +394,8 @@ static void test_get_set(void **state)
                     "assert(msg:get('PID-5.1') == 'O|Brien^x')\n"
                     "assert(msg:raw():find('ZPI||new', 1, true))\n");
     const char *w = wire(f);
-    assert_non_null(strstr(w, "PID|1||PATID1234^^^GHH^MR||O\\F\\Brien\\S\\x^EVE^E||19620320|F|||||42\r"));
+    assert_non_null(
+        strstr(w, "PID|1||PATID1234^^^GHH^MR||O\\F\\Brien\\S\\x^EVE^E||19620320|F|||||42\r"));
     assert_non_null(strstr(w, "OBX|2|NM|HGB^Local test^L||7.5|"));
     assert_non_null(strstr(w, "\rZPI||new"));
     transform_fails(f, "msg:set('PID-', 'x')", SCRIPT_ERR_RUNTIME, "t.lua:1: bad path 'PID-'");
@@ -407,44 +409,44 @@ static void test_segments(void **state)
 {
     fixture *f = *state;
     oru(f, 4);
-    transform_ok(f,
-                 "local ids = {}\n"
-                 "for seg in msg:segments() do ids[#ids + 1] = seg.id .. seg.index end\n"
-                 "assert(table.concat(ids, ',') == 'MSH1,PID2,OBR3,OBX4,OBX5,OBX6,OBX7', "
-                 "table.concat(ids, ','))\n"
-                 "local n = 0\n"
-                 "for obx in msg:segments('OBX') do\n"
-                 "  n = n + 1\n"
-                 "  assert(obx:get('1') == tostring(n))\n"
-                 "  assert(obx.occurrence == (n > 2 and n - 1 or n))\n"
-                 "  if n == 2 then msg:delete_segment(obx) end\n"
-                 "  if n % 2 == 1 then\n"
-                 "    local nte = msg:add_segment('NTE', obx)\n"
-                 "    nte:set('3', 'after ' .. obx:get('3.1'))\n"
-                 "  end\n"
-                 "end\n"
-                 "assert(n == 4 and msg:count('NTE') == 2 and msg:count('OBX') == 3)\n"
-                 "local pid = nil\n"
-                 "for s in msg:segments('PID') do pid = s end\n"
-                 "local z = msg:add_segment('ZPD|1|x', pid)\n"
-                 "assert(z.index == 3 and z.id == 'ZPD' and z:get('2') == 'x')\n"
-                 "local tail = msg:add_segment('ZTL')\n"
-                 "assert(tail.index == msg:count())\n"
-                 "msg:set('OBX[3]-8', 'H')\n"
-                 "assert(tail:get('1') == nil)\n"
-                 "msg:delete_segment(z)\n");
-    assert_string_equal(wire(f),
-                        ORU_HEAD "OBX|1|NM|GLU^Local test^L||100|mg/dL|||||F\r"
-                                 "NTE|||after GLU\r"
-                                 "OBX|3|NM|CREA^Local test^L||102|mg/dL|||||F\r"
-                                 "NTE|||after CREA\r"
-                                 "OBX|4|NM|NA^Local test^L||103|mg/dL||H|||F\r"
-                                 "ZTL\r");
-    transform_fails(f, "msg:set('ZNE-1', 'x')\nlocal a = msg:add_segment('ZAA')\nmsg:delete_segment(a)\n"
-                       "msg:delete_segment(a)",
-                    SCRIPT_ERR_RUNTIME, "t.lua:4: segment handle refers to a deleted segment");
-    transform_fails(f, "for s in msg:segments('MSH') do msg:delete_segment(s) end", SCRIPT_ERR_RUNTIME,
-                    "t.lua:1: cannot delete segment: MSH cannot be removed");
+    transform_ok(f, "local ids = {}\n"
+                    "for seg in msg:segments() do ids[#ids + 1] = seg.id .. seg.index end\n"
+                    "assert(table.concat(ids, ',') == 'MSH1,PID2,OBR3,OBX4,OBX5,OBX6,OBX7', "
+                    "table.concat(ids, ','))\n"
+                    "local n = 0\n"
+                    "for obx in msg:segments('OBX') do\n"
+                    "  n = n + 1\n"
+                    "  assert(obx:get('1') == tostring(n))\n"
+                    "  assert(obx.occurrence == (n > 2 and n - 1 or n))\n"
+                    "  if n == 2 then msg:delete_segment(obx) end\n"
+                    "  if n % 2 == 1 then\n"
+                    "    local nte = msg:add_segment('NTE', obx)\n"
+                    "    nte:set('3', 'after ' .. obx:get('3.1'))\n"
+                    "  end\n"
+                    "end\n"
+                    "assert(n == 4 and msg:count('NTE') == 2 and msg:count('OBX') == 3)\n"
+                    "local pid = nil\n"
+                    "for s in msg:segments('PID') do pid = s end\n"
+                    "local z = msg:add_segment('ZPD|1|x', pid)\n"
+                    "assert(z.index == 3 and z.id == 'ZPD' and z:get('2') == 'x')\n"
+                    "local tail = msg:add_segment('ZTL')\n"
+                    "assert(tail.index == msg:count())\n"
+                    "msg:set('OBX[3]-8', 'H')\n"
+                    "assert(tail:get('1') == nil)\n"
+                    "msg:delete_segment(z)\n");
+    assert_string_equal(wire(f), ORU_HEAD "OBX|1|NM|GLU^Local test^L||100|mg/dL|||||F\r"
+                                          "NTE|||after GLU\r"
+                                          "OBX|3|NM|CREA^Local test^L||102|mg/dL|||||F\r"
+                                          "NTE|||after CREA\r"
+                                          "OBX|4|NM|NA^Local test^L||103|mg/dL||H|||F\r"
+                                          "ZTL\r");
+    transform_fails(
+        f,
+        "msg:set('ZNE-1', 'x')\nlocal a = msg:add_segment('ZAA')\nmsg:delete_segment(a)\n"
+        "msg:delete_segment(a)",
+        SCRIPT_ERR_RUNTIME, "t.lua:4: segment handle refers to a deleted segment");
+    transform_fails(f, "for s in msg:segments('MSH') do msg:delete_segment(s) end",
+                    SCRIPT_ERR_RUNTIME, "t.lua:1: cannot delete segment: MSH cannot be removed");
     transform_fails(f, "msg:add_segment('bad')", SCRIPT_ERR_RUNTIME, "cannot add segment 'bad'");
     transform_fails(f, "msg:delete_segment({})", SCRIPT_ERR_RUNTIME, "segment expected");
 }
@@ -468,7 +470,8 @@ static void test_stale_handles(void **state)
     script_free(s);
 
     s = load(f, "counter = (counter or 0) + 1\nmsg:set('ZCN-1', tostring(counter))", NULL);
-    for (int i = 0; i < 3; i++) assert_int_equal(script_run_transform(s, f->msg, &e), SCRIPT_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(script_run_transform(s, f->msg, &e), SCRIPT_OK);
     assert_non_null(strstr(wire(f), "ZCN|1")); /* globals reset per run */
     script_free(s);
 }
@@ -543,7 +546,8 @@ static void test_example_transform_20_obx(void **state)
     assert_non_null(strstr(w, "|F\rNTE|1||17 code(s) normalised to LOINC by Tern\r"));
     assert_string_equal(f->log.last, "normalised 17 OBX code(s)");
     assert_int_equal(f->log.count, 3 + 1); /* 3 unmapped warnings + info */
-    assert_string_equal(script_path(s), TERN_SOURCE_DIR "/examples/scripts/normalize_lab_codes.lua");
+    assert_string_equal(script_path(s),
+                        TERN_SOURCE_DIR "/examples/scripts/normalize_lab_codes.lua");
     script_free(s);
 }
 

@@ -1,0 +1,325 @@
+/*
+ * Unit tests for code maps (term/codemap.c): CSV and FHIR ConceptMap loading
+ * (the examples under examples/maps too), malformed inputs reported with
+ * their line, unmapped policies, caseless matching for medication names, the
+ * registry, and a generated 100k-row map for load and lookup speed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/tbuf.h"
+#include "term/codemap.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static codemap *csv(const char *text, const codemap_options *opt)
+{
+    codemap *m = NULL;
+    codemap_error e;
+    codemap_status st = codemap_parse_csv(text, strlen(text), "t.csv", "t", opt, &m, &e);
+    if (st != CODEMAP_OK) fprintf(stderr, "%s\n", e.text);
+    assert_int_equal(st, CODEMAP_OK);
+    return m;
+}
+
+static void csv_fails(const char *text, codemap_status want, uint32_t line, const char *needle)
+{
+    codemap *m = (codemap *)1;
+    codemap_error e;
+    assert_int_equal(codemap_parse_csv(text, strlen(text), "t.csv", "t", NULL, &m, &e), want);
+    assert_null(m);
+    assert_int_equal(e.line, line);
+    if (!strstr(e.text, needle)) fprintf(stderr, "got: %s\n", e.text);
+    assert_non_null(strstr(e.text, needle));
+}
+
+static void expect(const codemap *m, const char *sys, const char *code, const char *tcode,
+                   const char *display)
+{
+    codemap_result r;
+    assert_true(codemap_lookup(m, sys, code, strlen(code), &r));
+    assert_string_equal(r.target_code, tcode);
+    if (display)
+        assert_string_equal(r.target_display, display);
+    else
+        assert_null(r.target_display);
+}
+
+static void test_example_csv(void **state)
+{
+    (void)state;
+    codemap *m;
+    codemap_error e;
+    assert_int_equal(codemap_load_file(TERN_SOURCE_DIR "/examples/maps/lab_loinc.csv", "lab-loinc",
+                                       NULL, &m, &e),
+                     CODEMAP_OK);
+    assert_int_equal(codemap_size(m), 8);
+    assert_string_equal(codemap_name(m), "lab-loinc");
+    expect(m, NULL, "GLU", "2345-7", "Glucose [Mass/volume] in Serum or Plasma");
+    expect(m, "urn:tern:example:lab", "WBC", "6690-2",
+           "Leukocytes [#/volume] in Blood by Automated count");
+    codemap_result r;
+    assert_true(codemap_lookup(m, NULL, "HGB", 3, &r));
+    assert_string_equal(r.target_system, "http://loinc.org");
+    /* another system: no row */
+    assert_false(codemap_lookup(m, "urn:other", "HGB", 3, &r));
+    assert_false(codemap_lookup(m, NULL, "glu", 3, &r)); /* exact match */
+    assert_int_equal(r.unmapped, CODEMAP_UNMAPPED_ERROR);
+    codemap_free(m);
+}
+
+static void test_csv_quoting_and_columns(void **state)
+{
+    (void)state;
+    codemap *m = csv("\xEF\xBB\xBF"
+                     "Comment, TARGET_CODE ,source_code,target_display\r\n"
+                     "\r\n"
+                     "\"a, b\",  X1 , A ,\"say \"\"hi\"\"\"\r\n"
+                     "x,X2,\"B\nC\",\"two\nlines\"\n"
+                     "y,X3,\" padded \",\n",
+                     NULL);
+    assert_int_equal(codemap_size(m), 3);
+    expect(m, NULL, "A", "X1", "say \"hi\"");
+    expect(m, NULL, "B\nC", "X2", "two\nlines");
+    expect(m, NULL, " padded ", "X3", NULL);
+    codemap_free(m);
+}
+
+static void test_csv_systems(void **state)
+{
+    (void)state;
+    codemap *m = csv("source_system,source_code,target_code\n"
+                     "LAB1,K,1\n"
+                     "LAB2,K,2\n"
+                     ",K,3\n",
+                     NULL);
+    expect(m, "LAB1", "K", "1", NULL);
+    expect(m, "LAB2", "K", "2", NULL);
+    expect(m, "LAB9", "K", "3", NULL); /* falls back to the row without a system */
+    expect(m, NULL, "K", "1", NULL);   /* no system: the first row */
+    codemap_free(m);
+}
+
+static void test_csv_malformed(void **state)
+{
+    (void)state;
+    csv_fails("", CODEMAP_ERR_FORMAT, 1, "empty file");
+    csv_fails("code,target\nA,B\n", CODEMAP_ERR_FORMAT, 1, "source_code and target_code");
+    csv_fails("source_code,target_code\nA,1\nB\n", CODEMAP_ERR_FORMAT, 3,
+              "t.csv:3: 1 fields, but the header names 2");
+    csv_fails("source_code,target_code\nA,1\n\"B,2\n", CODEMAP_ERR_FORMAT, 3,
+              "t.csv:3:1: quoted field is never closed");
+    csv_fails("source_code,target_code\n\"A\"x,1\n", CODEMAP_ERR_FORMAT, 2,
+              "after a closing quote");
+    csv_fails("source_code,target_code\nA,1\nB,2\nA,3\n", CODEMAP_ERR_DUPLICATE, 4,
+              "t.csv:4: source code 'A' is already mapped (line 2)");
+    csv_fails("source_code,target_code\nA,\n", CODEMAP_ERR_FORMAT, 2, "empty target code");
+    csv_fails("source_code,target_code,source_code\nA,1,A\n", CODEMAP_ERR_FORMAT, 1, "named twice");
+    codemap *m;
+    codemap_error e;
+    assert_int_equal(codemap_load_csv("/nonexistent/x.csv", "x", NULL, &m, &e), CODEMAP_ERR_IO);
+    assert_non_null(strstr(e.text, "/nonexistent/x.csv: cannot open"));
+}
+
+static void test_conceptmap(void **state)
+{
+    (void)state;
+    codemap *m;
+    codemap_error e;
+    codemap_options opt = {.unmapped = CODEMAP_UNMAPPED_WARNING, .match = CODEMAP_MATCH_EXACT};
+    assert_int_equal(codemap_load_file(TERN_SOURCE_DIR "/examples/maps/lab_loinc_conceptmap.json",
+                                       "cm", &opt, &m, &e),
+                     CODEMAP_OK);
+    assert_int_equal(codemap_size(m), 3); /* CHEM7 is unmatched */
+    expect(m, "urn:tern:example:lab", "GLU", "2345-7", "Glucose [Mass/volume] in Serum or Plasma");
+    expect(m, NULL, "K", "2823-3", "Potassium [Moles/volume] in Serum or Plasma");
+    codemap_result r;
+    assert_false(codemap_lookup(m, NULL, "CHEM7", 5, &r));
+    assert_int_equal(r.unmapped, CODEMAP_UNMAPPED_WARNING);
+    assert_true(codemap_lookup(m, NULL, "HGB", 3, &r));
+    assert_string_equal(r.target_system, "http://loinc.org");
+    codemap_free(m);
+
+    /* R5 relationship */
+    const char *r5 = "{\"resourceType\":\"ConceptMap\",\"group\":[{\"element\":["
+                     "{\"code\":\"a\",\"target\":[{\"code\":\"x\",\"relationship\":"
+                     "\"not-related-to\"},{\"code\":\"y\",\"relationship\":\"equivalent\"}]},"
+                     "{\"code\":\"b\"}]}]}";
+    assert_int_equal(codemap_parse_conceptmap(r5, strlen(r5), "r5.json", "r5", NULL, &m, &e),
+                     CODEMAP_OK);
+    expect(m, NULL, "a", "y", NULL);
+    assert_int_equal(codemap_size(m), 1);
+    codemap_free(m);
+}
+
+static void cm_fails(const char *json, uint32_t line, const char *needle)
+{
+    codemap *m = (codemap *)1;
+    codemap_error e;
+    assert_int_equal(codemap_parse_conceptmap(json, strlen(json), "c.json", "c", NULL, &m, &e),
+                     CODEMAP_ERR_FORMAT);
+    assert_null(m);
+    assert_int_equal(e.line, line);
+    if (!strstr(e.text, needle)) fprintf(stderr, "got: %s\n", e.text);
+    assert_non_null(strstr(e.text, needle));
+}
+
+static void test_conceptmap_malformed(void **state)
+{
+    (void)state;
+    cm_fails("{\n  \"resourceType\": \"ConceptMap\",\n  \"group\": [ }\n", 3, "c.json:3:");
+    cm_fails("{\"resourceType\":\"ValueSet\"}", 0, "not a FHIR ConceptMap");
+    cm_fails("{\"resourceType\":\"ConceptMap\"}", 0, "no group array");
+    cm_fails("{\"resourceType\":\"ConceptMap\",\"group\":[{\"element\":{}}]}", 0,
+             "group[0].element must be an array");
+    cm_fails("{\"resourceType\":\"ConceptMap\",\"group\":[{\"element\":[{\"code\":\"a\","
+             "\"target\":[{\"code\":5}]}]}]}",
+             0, "group[0].element[0].target[0].code must be a string");
+    cm_fails("{\"resourceType\":\"ConceptMap\",\"group\":[{\"element\":[{\"target\":[]}]}]}", 0,
+             "group[0].element[0] has no code");
+}
+
+static void test_policies_and_options(void **state)
+{
+    (void)state;
+    codemap_unmapped u;
+    codemap_match mt;
+    codemap_error e;
+    assert_int_equal(codemap_unmapped_parse("warning", &u, &e), CODEMAP_OK);
+    assert_int_equal(u, CODEMAP_UNMAPPED_WARNING);
+    assert_int_equal(codemap_unmapped_parse("pass", &u, &e), CODEMAP_OK);
+    assert_int_equal(u, CODEMAP_UNMAPPED_PASS);
+    assert_int_equal(codemap_unmapped_parse("ignore", &u, &e), CODEMAP_ERR_OPTION);
+    assert_non_null(strstr(e.text, "error, warning, pass"));
+    assert_int_equal(codemap_match_parse("caseless", &mt, &e), CODEMAP_OK);
+    assert_int_equal(mt, CODEMAP_MATCH_CASELESS);
+    assert_int_equal(codemap_match_parse("fuzzy", &mt, &e), CODEMAP_ERR_OPTION);
+    assert_string_equal(codemap_unmapped_name(CODEMAP_UNMAPPED_PASS), "pass");
+
+    codemap_options opt = {.unmapped = CODEMAP_UNMAPPED_PASS};
+    codemap *m = csv("source_code,target_code\nA,1\n", &opt);
+    codemap_result r;
+    assert_false(codemap_lookup(m, NULL, "B", 1, &r));
+    assert_false(r.found);
+    assert_int_equal(r.unmapped, CODEMAP_UNMAPPED_PASS);
+    assert_int_equal(codemap_policy(m), CODEMAP_UNMAPPED_PASS);
+    codemap_free(m);
+}
+
+static void test_caseless_medications(void **state)
+{
+    (void)state;
+    codemap_options opt = {.unmapped = CODEMAP_UNMAPPED_WARNING, .match = CODEMAP_MATCH_CASELESS};
+    codemap *m;
+    codemap_error e;
+    assert_int_equal(codemap_load_csv(TERN_SOURCE_DIR "/examples/maps/medications_rxnorm.csv",
+                                      "meds", &opt, &m, &e),
+                     CODEMAP_OK);
+    expect(m, NULL, "TYLENOL", "161", "acetaminophen");
+    expect(m, NULL, "  tylenol ", "161", "acetaminophen");
+    expect(m, NULL, "ward stock paracetamol", "161", "acetaminophen");
+    expect(m, NULL, "Ward\tStock   Paracetamol", "161", "acetaminophen");
+    expect(m, NULL, "lipitor", "83367", "atorvastatin");
+    codemap_result r;
+    assert_false(codemap_lookup(m, NULL, "wardstock paracetamol", 21, &r));
+    /* a long key goes through the heap path */
+    char longkey[600];
+    memset(longkey, 'A', sizeof(longkey) - 1);
+    longkey[sizeof(longkey) - 1] = '\0';
+    assert_false(codemap_lookup(m, NULL, longkey, strlen(longkey), &r));
+    codemap_free(m);
+
+    /* keys equal after normalisation are duplicates */
+    codemap *d = codemap_new("d", &opt);
+    assert_int_equal(codemap_add(d, NULL, "Advil", NULL, "5640", NULL, &e), CODEMAP_OK);
+    assert_int_equal(codemap_add(d, NULL, " ADVIL ", NULL, "5640", NULL, &e),
+                     CODEMAP_ERR_DUPLICATE);
+    assert_int_equal(codemap_add(d, NULL, "   ", NULL, "1", NULL, &e), CODEMAP_ERR_FORMAT);
+    codemap_free(d);
+}
+
+static void test_registry(void **state)
+{
+    (void)state;
+    codemap_registry *r = codemap_registry_new();
+    codemap_error e;
+    assert_int_equal(codemap_registry_add(r, codemap_new("a", NULL), &e), CODEMAP_OK);
+    assert_int_equal(codemap_registry_add(r, codemap_new("b", NULL), &e), CODEMAP_OK);
+    codemap *dup = codemap_new("a", NULL);
+    assert_int_equal(codemap_registry_add(r, dup, &e), CODEMAP_ERR_DUPLICATE);
+    assert_non_null(strstr(e.text, "'a' is already loaded"));
+    codemap_free(dup);
+    assert_int_equal(codemap_registry_count(r), 2);
+    assert_string_equal(codemap_name(codemap_registry_get(r, "b")), "b");
+    assert_null(codemap_registry_get(r, "c"));
+    codemap_registry_free(r);
+}
+
+static void test_100k_rows(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    tbuf t = TBUF_INIT;
+    tbuf_puts(&t, "source_code,target_system,target_code,target_display\n");
+    for (int i = 0; i < N; i++)
+        tbuf_printf(&t, "LOC%06d,http://loinc.org,%d-%d,\"Display for, code %d\"\n", i, i, i % 10,
+                    i);
+    double t0 = now_s();
+    codemap *m;
+    codemap_error e;
+    assert_int_equal(codemap_parse_csv(t.p, t.len, "big.csv", "big", NULL, &m, &e), CODEMAP_OK);
+    double load = now_s() - t0;
+    assert_int_equal(codemap_size(m), N);
+
+    char key[32];
+    t0 = now_s();
+    size_t found = 0;
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < N; i++) {
+            int k = (int)((i * 7919u) % N);
+            int n = snprintf(key, sizeof(key), "LOC%06d", k);
+            codemap_result r;
+            found += codemap_lookup(m, NULL, key, (size_t)n, &r);
+        }
+    }
+    double per = (now_s() - t0) / (5.0 * N);
+    assert_int_equal(found, 5 * N);
+    expect(m, NULL, "LOC099999", "99999-9", "Display for, code 99999");
+    codemap_result r;
+    assert_false(codemap_lookup(m, NULL, "LOC100000", 9, &r));
+    fprintf(stderr, "100k-row map: load %.1f ms, lookup %.0f ns\n", load * 1e3, per * 1e9);
+    /* generous bounds: this also runs under ASan in a Debug build */
+    assert_true(load < 1.0);
+    assert_true(per < 5e-6);
+    codemap_free(m);
+    tbuf_free(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_csv),
+        cmocka_unit_test(test_csv_quoting_and_columns),
+        cmocka_unit_test(test_csv_systems),
+        cmocka_unit_test(test_csv_malformed),
+        cmocka_unit_test(test_conceptmap),
+        cmocka_unit_test(test_conceptmap_malformed),
+        cmocka_unit_test(test_policies_and_options),
+        cmocka_unit_test(test_caseless_medications),
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_100k_rows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -104,10 +104,13 @@ static validate_status fail(validate_error *err, validate_status code, size_t of
     return code;
 }
 
+/* s equals the NUL-terminated lit (an inline loop: both are a few bytes). */
 static bool span_is(hl7_span s, const char *lit)
 {
-    size_t n = strlen(lit);
-    return s.len == n && !memcmp(s.p, lit, n);
+    size_t i = 0;
+    for (; i < s.len; i++)
+        if (!lit[i] || lit[i] != s.p[i]) return false;
+    return lit[i] == '\0';
 }
 
 static uint32_t id_key(const char *id)
@@ -144,6 +147,7 @@ enum { NODE_SEG, NODE_GROUP };
 typedef struct snode {
     int kind;
     char id[4];
+    uint32_t key; /* id_key(id) */
     bool optional, repeating;
     bool recurs; /* it or an enclosing group repeats: may occur again later */
     uint32_t child, next; /* first child, next sibling; NONE */
@@ -369,6 +373,7 @@ static validate_status parse_item(gparser *g, uint32_t *out)
                         (int)k, g->s + at, at + 1);
         *out = new_node(g->p, NODE_SEG);
         memcpy(g->p->nodes[*out].id, g->s + at, 3);
+        g->p->nodes[*out].key = id_key(g->s + at);
         g->i += 3;
     } else {
         return fail(g->err, VALIDATE_ERR_STRUCTURE, at,
@@ -874,16 +879,27 @@ static hl7_presence presence(hl7_span v)
     return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
 }
 
+/* Element comp/sub (0: the whole enclosing one) of one repetition's raw text. */
+static hl7_presence inside(const vrun *x, hl7_span v, uint32_t comp, uint32_t sub,
+                           hl7_span *out)
+{
+    if (comp && !piece(v, x->d->comp, comp, &v)) return HL7_ABSENT;
+    if (comp && sub && !piece(v, x->d->sub, sub, &v)) return HL7_ABSENT;
+    *out = v;
+    return presence(v);
+}
+
 /* Element rep/comp/sub (0: the whole enclosing one) of a field's raw text. */
 static hl7_presence element(const vrun *x, hl7_span field, uint32_t rep, uint32_t comp,
                             uint32_t sub, hl7_span *out)
 {
     hl7_span v = field;
-    if (rep && !piece(v, x->d->rep, rep, &v)) return HL7_ABSENT;
-    if (rep && comp && !piece(v, x->d->comp, comp, &v)) return HL7_ABSENT;
-    if (rep && comp && sub && !piece(v, x->d->sub, sub, &v)) return HL7_ABSENT;
-    *out = v;
-    return presence(v);
+    if (!rep) {
+        *out = v;
+        return presence(v);
+    }
+    if (!piece(v, x->d->rep, rep, &v)) return HL7_ABSENT;
+    return inside(x, v, comp, sub, out);
 }
 
 /* Component comp of the first repetition of field `field` of the segment in view. */
@@ -1034,6 +1050,20 @@ static bool when_holds(vrun *x, const fspec *f)
     return s.len == f->when_len && !memcmp(s.p, f->when_value, s.len);
 }
 
+/* One repetition (or the component the spec names in it). */
+static void check_rep(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint32_t rep,
+                      hl7_presence pr, hl7_span val)
+{
+    if (pr == HL7_VALUE) {
+        check_value(x, f, si, occ, rep, val);
+    } else if (pr != HL7_NULL_VALUE && f->required && (f->comp || f->rep)) {
+        hl7_path w = at(f->seg, occ, f->field, rep, f->comp, f->sub);
+        char path[40];
+        add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w, "required %s missing",
+            hl7_path_format(&w, path, sizeof(path)));
+    }
+}
+
 static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
 {
     if (f->seg_occ && f->seg_occ != occ) return;
@@ -1051,23 +1081,27 @@ static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
     if (pr == HL7_NULL_VALUE) return;
     /* MSH-1 and MSH-2 hold delimiters and are never split. */
     bool fixed = f->field <= 2 && f->key == MSH_KEY;
-    uint32_t nreps = fixed ? 1 : count_pieces(whole, x->d->rep);
-    if (f->max_reps && nreps > f->max_reps) {
-        hl7_path w = at(f->seg, occ, f->field, 0, 0, 0);
-        add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, si, &w,
-            "field repeats %u times, at most %u allowed", nreps, f->max_reps);
+    if (f->max_reps) {
+        uint32_t nreps = fixed ? 1 : count_pieces(whole, x->d->rep);
+        if (nreps > f->max_reps) {
+            hl7_path w = at(f->seg, occ, f->field, 0, 0, 0);
+            add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, si, &w,
+                "field repeats %u times, at most %u allowed", nreps, f->max_reps);
+        }
     }
-    uint32_t from = f->rep ? f->rep : 1, to = f->rep ? f->rep : nreps;
-    for (uint32_t rep = from; rep <= to; rep++) {
+    if (fixed) {
+        check_rep(x, f, si, occ, 1, presence(whole), whole);
+    } else if (f->rep) {
         hl7_span val = whole;
-        pr = fixed ? presence(whole) : element(x, whole, rep, f->comp, f->sub, &val);
-        if (pr == HL7_VALUE) {
-            check_value(x, f, si, occ, rep, val);
-        } else if (pr != HL7_NULL_VALUE && f->required && (f->comp || f->rep)) {
-            hl7_path w = at(f->seg, occ, f->field, rep, f->comp, f->sub);
-            char path[40];
-            add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w,
-                "required %s missing", hl7_path_format(&w, path, sizeof(path)));
+        check_rep(x, f, si, occ, f->rep, element(x, whole, f->rep, f->comp, f->sub, &val), val);
+    } else { /* every repetition, in one pass over the field */
+        const char *p = whole.p, *end = whole.p + whole.len;
+        for (uint32_t rep = 1;; rep++) {
+            const char *q = x->d->rep ? scan_for(p, (size_t)(end - p), x->d->rep) : NULL;
+            hl7_span r = {p, (size_t)((q ? q : end) - p)}, val = r;
+            check_rep(x, f, si, occ, rep, inside(x, r, f->comp, f->sub, &val), val);
+            if (!q) break;
+            p = q + 1;
         }
     }
 }
@@ -1124,8 +1158,9 @@ typedef struct smatch {
 
 static bool in_structure(const validate_profile *p, const char *id)
 {
+    uint32_t key = id_key(id);
     for (size_t i = 0; i < p->nnodes; i++)
-        if (p->nodes[i].kind == NODE_SEG && !memcmp(p->nodes[i].id, id, 3)) return true;
+        if (p->nodes[i].kind == NODE_SEG && p->nodes[i].key == key) return true;
     return false;
 }
 
@@ -1144,7 +1179,7 @@ static const char *cur_id(smatch *sm)
 static bool first_has(const validate_profile *p, uint32_t ni, const char *id)
 {
     const snode *n = &p->nodes[ni];
-    if (n->kind == NODE_SEG) return !memcmp(n->id, id, 3);
+    if (n->kind == NODE_SEG) return n->key == id_key(id);
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) {
         if (first_has(p, c, id)) return true;
         if (!p->nodes[c].optional) return false;
@@ -1222,11 +1257,11 @@ static bool match_child(smatch *sm, uint32_t c, const char *id)
     const snode *n = &sm->p->nodes[c];
     if (!id) return false;
     if (n->kind == NODE_SEG) {
-        if (memcmp(id, n->id, 3)) return false;
+        if (id_key(id) != n->key) return false;
         do {
             sm->pos++;
             sm->last = c;
-        } while (n->repeating && (id = next_id(sm)) && !memcmp(id, n->id, 3));
+        } while (n->repeating && (id = next_id(sm)) && id_key(id) == n->key);
         return true;
     }
     if (!first_has(sm->p, c, id)) return false;

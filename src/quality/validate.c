@@ -759,11 +759,17 @@ typedef struct dtm_memo {
     hl7_span text;
 } dtm_memo;
 
+/* One field: the whole raw text, its first repetition and that
+ * repetition's first component, found in one scan. */
+typedef struct fview {
+    hl7_span whole, rep1, comp1;
+    hl7_presence pres; /* of whole */
+} fview;
+
 typedef struct segview {
     uint32_t si;
-    uint64_t known; /* bit f: span[f] and pres[f] are filled */
-    hl7_span span[VIEW_FIELDS];
-    uint8_t pres[VIEW_FIELDS];
+    uint64_t known; /* bit f: field[f] is filled */
+    fview field[VIEW_FIELDS];
     dtm_memo dtm[VIEW_DTMS];
     uint32_t ndtm;
 } segview;
@@ -786,18 +792,36 @@ static void view_segment(vrun *x, uint32_t si)
     x->sv.ndtm = 0;
 }
 
+/* Field `field` of the segment in view, located and split once; NULL
+ * beyond VIEW_FIELDS. */
+static const fview *view_field(vrun *x, uint32_t field)
+{
+    segview *sv = &x->sv;
+    if (field >= VIEW_FIELDS) return NULL;
+    fview *fv = &sv->field[field];
+    uint64_t bit = (uint64_t)1 << field;
+    if (sv->known & bit) return fv;
+    sv->known |= bit;
+    fv->pres = hl7_raw(x->m, sv->si, field, 0, 0, 0, &fv->whole);
+    if (fv->pres == HL7_ABSENT) fv->whole = (hl7_span){"", 0};
+    const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end = NULL;
+    char rep = x->d->rep, comp = x->d->comp;
+    for (; p < end; p++) {
+        if (*p == rep && rep) break;
+        if (*p == comp && comp && !comp_end) comp_end = p;
+    }
+    fv->rep1 = (hl7_span){fv->whole.p, (size_t)(p - fv->whole.p)};
+    fv->comp1 = (hl7_span){fv->whole.p, (size_t)((comp_end ? comp_end : p) - fv->whole.p)};
+    return fv;
+}
+
 /* Field `field` (all repetitions, raw) of the segment in view. */
 static hl7_presence field_at(vrun *x, uint32_t field, hl7_span *out)
 {
-    segview *sv = &x->sv;
-    if (field >= VIEW_FIELDS) return hl7_raw(x->m, sv->si, field, 0, 0, 0, out);
-    uint64_t bit = (uint64_t)1 << field;
-    if (!(sv->known & bit)) {
-        sv->pres[field] = (uint8_t)hl7_raw(x->m, sv->si, field, 0, 0, 0, &sv->span[field]);
-        sv->known |= bit;
-    }
-    *out = sv->span[field];
-    return (hl7_presence)sv->pres[field];
+    const fview *fv = view_field(x, field);
+    if (!fv) return hl7_raw(x->m, x->sv.si, field, 0, 0, 0, out);
+    *out = fv->whole;
+    return fv->pres;
 }
 
 static bool rule_on(const vrun *x, validate_rule rule)
@@ -905,9 +929,16 @@ static hl7_presence element(const vrun *x, hl7_span field, uint32_t rep, uint32_
 /* Component comp of the first repetition of field `field` of the segment in view. */
 static hl7_presence comp_at(vrun *x, uint32_t field, uint32_t comp, hl7_span *out)
 {
+    const fview *fv = view_field(x, field);
     hl7_span f;
-    if (field_at(x, field, &f) == HL7_ABSENT) return HL7_ABSENT;
-    return element(x, f, 1, comp, 0, out);
+    if (!fv) {
+        if (field_at(x, field, &f) == HL7_ABSENT) return HL7_ABSENT;
+        return element(x, f, 1, comp, 0, out);
+    }
+    if (fv->pres == HL7_ABSENT) return HL7_ABSENT;
+    if (comp != 1) return inside(x, fv->rep1, comp, 0, out);
+    *out = fv->comp1;
+    return presence(fv->comp1);
 }
 
 static dtm_memo *find_dtm(vrun *x, uint32_t field)
@@ -1094,6 +1125,12 @@ static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
     } else if (f->rep) {
         hl7_span val = whole;
         check_rep(x, f, si, occ, f->rep, element(x, whole, f->rep, f->comp, f->sub, &val), val);
+    } else if (f->field < VIEW_FIELDS && x->sv.field[f->field].rep1.len == whole.len) {
+        const fview *fv = &x->sv.field[f->field]; /* one repetition */
+        hl7_span val = whole;
+        hl7_presence vp = f->comp == 1 && !f->sub ? (val = fv->comp1, presence(fv->comp1))
+                                                  : inside(x, whole, f->comp, f->sub, &val);
+        check_rep(x, f, si, occ, 1, vp, val);
     } else { /* every repetition, in one pass over the field */
         const char *p = whole.p, *end = whole.p + whole.len;
         for (uint32_t rep = 1;; rep++) {
@@ -1344,10 +1381,11 @@ typedef struct coded {
 
 static void coded_pairs(vrun *x, uint32_t field, coded *out)
 {
-    hl7_span whole, f;
+    const fview *fv = view_field(x, field);
+    assert(fv); /* field < VIEW_FIELDS */
+    hl7_span f = fv->rep1;
     out->n = 0;
-    if (field_at(x, field, &whole) == HL7_ABSENT || element(x, whole, 1, 0, 0, &f) != HL7_VALUE)
-        return;
+    if (fv->pres == HL7_ABSENT || presence(f) != HL7_VALUE) return;
     for (uint32_t k = 1; k <= 4; k += 3) {
         size_t n = out->n;
         if (!piece(f, x->d->comp, k, &out->code[n]) || presence(out->code[n]) != HL7_VALUE)

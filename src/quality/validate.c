@@ -7,12 +7,17 @@
  * structure as a tree of snode in one array (children linked by index).
  *
  * validate_message() walks the segments once for the field specs (specs of
- * a profile are kept grouped by segment id), once per structure, and once
- * for the consistency rules, which keep "the current patient" (the last PID
- * seen) so that a message with several patients is judged patient by
- * patient. Values are read as raw spans into the message; they are decoded
- * into the result's scratch buffer only when they hold an escape sequence.
- * Problems are fixed-size records in the result's reusable array.
+ * a profile are kept grouped by segment id) and the consistency rules
+ * together, then once per structure. The consistency rules keep "the
+ * current patient" (the last PID seen) so that a message with several
+ * patients is judged patient by patient. All rules read the segment in
+ * hand through a segview: each field is located and split (first
+ * repetition, first component) once, and a date/time that a TS check
+ * parsed is reused by the date rules. Values are read as raw spans into the
+ * message; they are decoded into the result's scratch buffer only when they
+ * hold an escape sequence. Problems are fixed-size records in the result's
+ * reusable array, sorted at the end by segment and then by phase (field
+ * specs, structure, consistency), which is the order users see.
  */
 #include "quality/validate.h"
 

@@ -3,12 +3,13 @@
 #   make build  release build, binary at build/tern
 #   make test   ASan+UBSan build in build-asan/, every test through CTest
 #   make bench  release build, then the benchmarks under bench/
+#   make bench-quality  release build, then bench/quality (validation cost)
 #   make demo   release build, then the engine on examples/demo
 #   make fuzz   libFuzzer build (clang) in build-fuzz/, FUZZ_SECONDS per target
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test bench demo fuzz format clean
+.PHONY: all deps build test bench bench-quality demo fuzz format clean
 
 all: build
 
@@ -31,6 +32,9 @@ test: build build-asan
 bench: build
 	@./bench/run.sh build/tern
 	@./bench/mllp/run.sh build/tern
+
+bench-quality: build
+	@./bench/quality/run.sh build
 
 demo: build
 	@./examples/demo/run.sh build/tern

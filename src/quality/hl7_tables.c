@@ -749,12 +749,16 @@ const char *hl7_table_strerror(hl7_table_status s)
     return "unknown table error";
 }
 
+/* memcmp order over the shorter length, then the shorter first; one pass
+ * without strlen (codes are a few bytes). */
 static int cmp_code(const char *a, size_t alen, const char *b)
 {
-    size_t blen = strlen(b);
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    if (c) return c;
-    return alen < blen ? -1 : alen > blen ? 1 : 0;
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char ca = (unsigned char)a[i], cb = (unsigned char)b[i];
+        if (cb == '\0') return 1; /* b is a proper prefix of a */
+        if (ca != cb) return ca < cb ? -1 : 1;
+    }
+    return b[alen] ? -1 : 0;
 }
 
 const hl7_table_entry *hl7_table_lookup(const hl7_table *t, const char *code, size_t len)

@@ -91,6 +91,34 @@ static int num(const char *s, size_t n)
 
 /* --- numbers ------------------------------------------------------------------- */
 
+/* The value of a well-formed NM (len < 64). Up to 15 digits the mantissa
+ * and 10^frac (frac <= 15) are exact doubles and one division rounds
+ * correctly, so the result is strtod's; longer numbers go to strtod. */
+static double nm_value(const char *s, size_t len, size_t digits)
+{
+    static const double pow10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    if (digits <= 15) {
+        size_t i = s[0] == '+' || s[0] == '-';
+        uint64_t m = 0;
+        int frac = -1;
+        for (; i < len; i++) {
+            if (s[i] == '.') {
+                frac = 0;
+                continue;
+            }
+            m = m * 10 + (uint64_t)(s[i] - '0');
+            if (frac >= 0) frac++;
+        }
+        double v = (double)m / pow10[frac > 0 ? frac : 0];
+        return s[0] == '-' ? -v : v;
+    }
+    char buf[64];
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return strtod(buf, NULL);
+}
+
 bool hl7_nm_parse(const char *s, size_t len, double *out, hl7_type_fault *f)
 {
     size_t i = 0, digits = 0, dots = 0;
@@ -105,12 +133,9 @@ bool hl7_nm_parse(const char *s, size_t len, double *out, hl7_type_fault *f)
     }
     if (digits == 0)
         return fault(f, 0, 0, HL7_ACK_ERR_DATA_TYPE, "not a number: '%.*s'", Q(s, len));
-    char buf[64];
-    if (len >= sizeof(buf))
+    if (len >= 64)
         return fault(f, 0, 0, HL7_ACK_ERR_DATA_TYPE, "number too long (%zu characters)", len);
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (out) *out = strtod(buf, NULL);
+    if (out) *out = nm_value(s, len, digits);
     return true;
 }
 

@@ -7,12 +7,17 @@
  * structure as a tree of snode in one array (children linked by index).
  *
  * validate_message() walks the segments once for the field specs (specs of
- * a profile are kept grouped by segment id), once per structure, and once
- * for the consistency rules, which keep "the current patient" (the last PID
- * seen) so that a message with several patients is judged patient by
- * patient. Values are read as raw spans into the message; they are decoded
- * into the result's scratch buffer only when they hold an escape sequence.
- * Problems are fixed-size records in the result's reusable array.
+ * a profile are kept grouped by segment id) and the consistency rules
+ * together, then once per structure. The consistency rules keep "the
+ * current patient" (the last PID seen) so that a message with several
+ * patients is judged patient by patient. All rules read the segment in
+ * hand through a segview: each field is located and split (first
+ * repetition, first component) once, and a date/time that a TS check
+ * parsed is reused by the date rules. Values are read as raw spans into the
+ * message; they are decoded into the result's scratch buffer only when they
+ * hold an escape sequence. Problems are fixed-size records in the result's
+ * reusable array, sorted at the end by segment and then by phase (field
+ * specs, structure, consistency), which is the order users see.
  */
 #include "quality/validate.h"
 
@@ -104,10 +109,13 @@ static validate_status fail(validate_error *err, validate_status code, size_t of
     return code;
 }
 
+/* s equals the NUL-terminated lit (an inline loop: both are a few bytes). */
 static bool span_is(hl7_span s, const char *lit)
 {
-    size_t n = strlen(lit);
-    return s.len == n && !memcmp(s.p, lit, n);
+    size_t i = 0;
+    for (; i < s.len; i++)
+        if (!lit[i] || lit[i] != s.p[i]) return false;
+    return lit[i] == '\0';
 }
 
 static uint32_t id_key(const char *id)
@@ -116,10 +124,14 @@ static uint32_t id_key(const char *id)
            (unsigned char)id[2];
 }
 
+#define SEG_KEY(a, b, c) ((uint32_t)(a) << 16 | (uint32_t)(b) << 8 | (uint32_t)(c))
+#define MSH_KEY SEG_KEY('M', 'S', 'H')
+
 /* --- profiles ------------------------------------------------------------------ */
 
 typedef struct fspec {
     char seg[4];
+    uint32_t key; /* id_key(seg) */
     uint32_t seg_occ; /* 0: every occurrence */
     uint32_t field, rep /* 0: every repetition */, comp, sub;
     bool required;
@@ -132,6 +144,7 @@ typedef struct fspec {
     bool has_when;
     uint32_t when_field, when_comp;
     char *when_value;
+    size_t when_len;
 } fspec;
 
 enum { NODE_SEG, NODE_GROUP };
@@ -139,6 +152,7 @@ enum { NODE_SEG, NODE_GROUP };
 typedef struct snode {
     int kind;
     char id[4];
+    uint32_t key; /* id_key(id) */
     bool optional, repeating;
     bool recurs; /* it or an enclosing group repeats: may occur again later */
     uint32_t child, next; /* first child, next sibling; NONE */
@@ -217,6 +231,7 @@ static validate_status parse_when(const char *when, fspec *f, validate_error *er
     f->when_field = p.field;
     f->when_comp = p.comp;
     f->when_value = xstrdup(eq + 1);
+    f->when_len = strlen(f->when_value);
     return VALIDATE_OK;
 }
 
@@ -234,6 +249,7 @@ validate_status validate_profile_add_field(validate_profile *pr, const validate_
     const char *dash = strchr(s->path, '-');
     fspec f = {0};
     memcpy(f.seg, p.seg, 4);
+    f.key = id_key(f.seg);
     f.seg_occ = memchr(s->path, '[', (size_t)(dash - s->path)) ? p.seg_occ : 0;
     f.rep = strchr(dash, '[') ? p.rep : 0;
     f.field = p.field;
@@ -362,6 +378,7 @@ static validate_status parse_item(gparser *g, uint32_t *out)
                         (int)k, g->s + at, at + 1);
         *out = new_node(g->p, NODE_SEG);
         memcpy(g->p->nodes[*out].id, g->s + at, 3);
+        g->p->nodes[*out].key = id_key(g->s + at);
         g->i += 3;
     } else {
         return fail(g->err, VALIDATE_ERR_STRUCTURE, at,
@@ -435,6 +452,7 @@ validate_status validate_profile_set_structure(validate_profile *p, const char *
 
 typedef struct code_rule {
     char *pattern; /* without the trailing '*' */
+    size_t plen;
     bool prefix;
     char *system;  /* "|"-separated alternatives; NULL: any */
     char sex;      /* sex rules */
@@ -443,6 +461,7 @@ typedef struct code_rule {
 
 typedef struct limit_rule {
     char *code;
+    size_t len;
     char *units; /* "|"-separated; NULL: any */
     double min, max;
 } limit_rule;
@@ -667,6 +686,7 @@ static validate_status make_code_rule(const char *pattern, const char *system, c
                     pattern ? pattern : "");
     memset(out, 0, sizeof(*out));
     out->pattern = xstrndup(pattern, n - prefix);
+    out->plen = n - prefix;
     out->prefix = prefix;
     out->system = system && *system ? xstrdup(system) : NULL;
     return VALIDATE_OK;
@@ -712,7 +732,8 @@ validate_status validator_add_limit(validator *v, const char *code, const char *
                     "physiologic limit for '%s': need a code and min <= max", code ? code : "");
     v->limits = xgrow(v->limits, &v->limcap, v->nlimits + 1, sizeof(*v->limits));
     v->limits[v->nlimits++] =
-        (limit_rule){xstrdup(code), units && *units ? xstrdup(units) : NULL, min, max};
+        (limit_rule){xstrdup(code), strlen(code), units && *units ? xstrdup(units) : NULL, min,
+                     max};
     return VALIDATE_OK;
 }
 
@@ -730,6 +751,34 @@ void validate_result_free(validate_result *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* The segment being checked. Every rule reads it through this view, so each
+ * field is located once however many rules look at it, and a date/time read
+ * by a datatype check and a consistency rule is parsed once. */
+#define VIEW_FIELDS 64
+#define VIEW_DTMS 4
+
+typedef struct dtm_memo {
+    uint32_t field; /* component 1 of the first repetition of this field */
+    bool ok;        /* a present, valid DTM */
+    hl7_dtm t;
+    hl7_span text;
+} dtm_memo;
+
+/* One field: the whole raw text, its first repetition and that
+ * repetition's first component, found in one scan. */
+typedef struct fview {
+    hl7_span whole, rep1, comp1;
+    hl7_presence pres; /* of whole */
+} fview;
+
+typedef struct segview {
+    uint32_t si;
+    uint64_t known; /* bit f: field[f] is filled */
+    fview field[VIEW_FIELDS];
+    dtm_memo dtm[VIEW_DTMS];
+    uint32_t ndtm;
+} segview;
+
 /* What one validate_message() call works with. */
 typedef struct vrun {
     const validator *v;
@@ -738,7 +787,47 @@ typedef struct vrun {
     hl7_type_ctx tctx;
     const hl7_delims *d;
     hl7_dtm now;
+    segview sv;
 } vrun;
+
+static void view_segment(vrun *x, uint32_t si)
+{
+    x->sv.si = si;
+    x->sv.known = 0;
+    x->sv.ndtm = 0;
+}
+
+/* Field `field` of the segment in view, located and split once; NULL
+ * beyond VIEW_FIELDS. */
+static const fview *view_field(vrun *x, uint32_t field)
+{
+    segview *sv = &x->sv;
+    if (field >= VIEW_FIELDS) return NULL;
+    fview *fv = &sv->field[field];
+    uint64_t bit = (uint64_t)1 << field;
+    if (sv->known & bit) return fv;
+    sv->known |= bit;
+    fv->pres = hl7_raw(x->m, sv->si, field, 0, 0, 0, &fv->whole);
+    if (fv->pres == HL7_ABSENT) fv->whole = (hl7_span){"", 0};
+    const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end = NULL;
+    char rep = x->d->rep, comp = x->d->comp;
+    for (; p < end; p++) {
+        if (*p == rep && rep) break;
+        if (*p == comp && comp && !comp_end) comp_end = p;
+    }
+    fv->rep1 = (hl7_span){fv->whole.p, (size_t)(p - fv->whole.p)};
+    fv->comp1 = (hl7_span){fv->whole.p, (size_t)((comp_end ? comp_end : p) - fv->whole.p)};
+    return fv;
+}
+
+/* Field `field` (all repetitions, raw) of the segment in view. */
+static hl7_presence field_at(vrun *x, uint32_t field, hl7_span *out)
+{
+    const fview *fv = view_field(x, field);
+    if (!fv) return hl7_raw(x->m, x->sv.si, field, 0, 0, 0, out);
+    *out = fv->whole;
+    return fv->pres;
+}
 
 static bool rule_on(const vrun *x, validate_rule rule)
 {
@@ -819,25 +908,97 @@ static hl7_presence presence(hl7_span v)
     return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
 }
 
+/* Element comp/sub (0: the whole enclosing one) of one repetition's raw text. */
+static hl7_presence inside(const vrun *x, hl7_span v, uint32_t comp, uint32_t sub,
+                           hl7_span *out)
+{
+    if (comp && !piece(v, x->d->comp, comp, &v)) return HL7_ABSENT;
+    if (comp && sub && !piece(v, x->d->sub, sub, &v)) return HL7_ABSENT;
+    *out = v;
+    return presence(v);
+}
+
 /* Element rep/comp/sub (0: the whole enclosing one) of a field's raw text. */
 static hl7_presence element(const vrun *x, hl7_span field, uint32_t rep, uint32_t comp,
                             uint32_t sub, hl7_span *out)
 {
     hl7_span v = field;
-    if (rep && !piece(v, x->d->rep, rep, &v)) return HL7_ABSENT;
-    if (rep && comp && !piece(v, x->d->comp, comp, &v)) return HL7_ABSENT;
-    if (rep && comp && sub && !piece(v, x->d->sub, sub, &v)) return HL7_ABSENT;
-    *out = v;
-    return presence(v);
+    if (!rep) {
+        *out = v;
+        return presence(v);
+    }
+    if (!piece(v, x->d->rep, rep, &v)) return HL7_ABSENT;
+    return inside(x, v, comp, sub, out);
 }
 
-/* Component comp of the first repetition of field `field` of segment si. */
-static hl7_presence comp_at(const vrun *x, uint32_t si, uint32_t field, uint32_t comp,
-                            hl7_span *out)
+/* Component comp of the first repetition of field `field` of the segment in view. */
+static hl7_presence comp_at(vrun *x, uint32_t field, uint32_t comp, hl7_span *out)
 {
+    const fview *fv = view_field(x, field);
     hl7_span f;
-    if (hl7_raw(x->m, si, field, 0, 0, 0, &f) == HL7_ABSENT) return HL7_ABSENT;
-    return element(x, f, 1, comp, 0, out);
+    if (!fv) {
+        if (field_at(x, field, &f) == HL7_ABSENT) return HL7_ABSENT;
+        return element(x, f, 1, comp, 0, out);
+    }
+    if (fv->pres == HL7_ABSENT) return HL7_ABSENT;
+    if (comp != 1) return inside(x, fv->rep1, comp, 0, out);
+    *out = fv->comp1;
+    return presence(fv->comp1);
+}
+
+static dtm_memo *find_dtm(vrun *x, uint32_t field)
+{
+    for (uint32_t i = 0; i < x->sv.ndtm; i++)
+        if (x->sv.dtm[i].field == field) return &x->sv.dtm[i];
+    return NULL;
+}
+
+static void remember_dtm(vrun *x, uint32_t field, bool ok, const hl7_dtm *t, hl7_span text)
+{
+    if (x->sv.ndtm == VIEW_DTMS || find_dtm(x, field)) return;
+    dtm_memo *d = &x->sv.dtm[x->sv.ndtm++];
+    d->field = field;
+    d->ok = ok;
+    if (ok) d->t = *t;
+    d->text = text;
+}
+
+/* Component 1 of field `field` (first repetition) parsed as a DTM. */
+static bool read_dtm(vrun *x, uint32_t field, hl7_dtm *out, hl7_span *text)
+{
+    const dtm_memo *d = find_dtm(x, field);
+    if (!d) {
+        hl7_span s = {"", 0};
+        hl7_dtm t;
+        bool ok = comp_at(x, field, 1, &s) == HL7_VALUE && hl7_dtm_parse(s.p, s.len, &t, NULL);
+        remember_dtm(x, field, ok, &t, s);
+        if (!(d = find_dtm(x, field))) { /* memo full */
+            if (ok) *out = t;
+            if (ok && text) *text = s;
+            return ok;
+        }
+    }
+    if (d->ok) {
+        *out = d->t;
+        if (text) *text = d->text;
+    }
+    return d->ok;
+}
+
+/* A TS on the first repetition (component 1 raw, no escape in it) parsed
+ * directly, so that the consistency rules reuse it; NULL-fault parse first,
+ * the full check (for its message) only when that fails. */
+static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep, hl7_span raw)
+{
+    if (f->type != HL7_TYPE_TS || f->comp || rep != 1 || find_dtm(x, f->field)) return false;
+    hl7_span c1 = raw;
+    const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
+    if (q) c1.len = (size_t)(q - raw.p);
+    if (c1.len == 0 || (x->d->esc && scan_for(c1.p, c1.len, x->d->esc))) return false;
+    hl7_dtm t;
+    if (!hl7_dtm_parse(c1.p, c1.len, &t, NULL)) return false;
+    remember_dtm(x, f->field, true, &t, c1);
+    return true;
 }
 
 #define SHOWN(s) (int)((s).len < 40 ? (s).len : 40), (s).p
@@ -860,7 +1021,8 @@ static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint
 {
     hl7_path where = at(f->seg, occ, f->field, rep, f->comp, f->sub);
     hl7_type_fault flt;
-    if (f->type != HL7_TYPE_NONE && rule_on(x, VALIDATE_RULE_DATATYPE)) {
+    if (f->type != HL7_TYPE_NONE && rule_on(x, VALIDATE_RULE_DATATYPE) &&
+        !check_ts_fast(x, f, rep, raw)) {
         hl7_type_ctx c = x->tctx;
         hl7_delims inner;
         if (f->comp && !f->sub) { /* a composite inside a component: parts are subcomponents */
@@ -916,20 +1078,34 @@ static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint
     }
 }
 
-static bool when_holds(const vrun *x, const fspec *f, uint32_t si)
+static bool when_holds(vrun *x, const fspec *f)
 {
     hl7_span s;
-    if (comp_at(x, si, f->when_field, f->when_comp ? f->when_comp : 1, &s) != HL7_VALUE)
+    if (comp_at(x, f->when_field, f->when_comp ? f->when_comp : 1, &s) != HL7_VALUE)
         return false;
-    return span_is(s, f->when_value);
+    return s.len == f->when_len && !memcmp(s.p, f->when_value, s.len);
+}
+
+/* One repetition (or the component the spec names in it). */
+static void check_rep(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint32_t rep,
+                      hl7_presence pr, hl7_span val)
+{
+    if (pr == HL7_VALUE) {
+        check_value(x, f, si, occ, rep, val);
+    } else if (pr != HL7_NULL_VALUE && f->required && (f->comp || f->rep)) {
+        hl7_path w = at(f->seg, occ, f->field, rep, f->comp, f->sub);
+        char path[40];
+        add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w, "required %s missing",
+            hl7_path_format(&w, path, sizeof(path)));
+    }
 }
 
 static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
 {
     if (f->seg_occ && f->seg_occ != occ) return;
-    if (f->has_when && !when_holds(x, f, si)) return;
+    if (f->has_when && !when_holds(x, f)) return;
     hl7_span whole;
-    hl7_presence pr = hl7_raw(x->m, si, f->field, 0, 0, 0, &whole);
+    hl7_presence pr = field_at(x, f->field, &whole);
     if (pr == HL7_ABSENT || pr == HL7_EMPTY) {
         if (f->required) {
             hl7_path w = at(f->seg, occ, f->field, f->rep, f->comp, f->sub);
@@ -940,24 +1116,34 @@ static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
     }
     if (pr == HL7_NULL_VALUE) return;
     /* MSH-1 and MSH-2 hold delimiters and are never split. */
-    bool fixed = f->field <= 2 && !memcmp(f->seg, "MSH", 3);
-    uint32_t nreps = fixed ? 1 : count_pieces(whole, x->d->rep);
-    if (f->max_reps && nreps > f->max_reps) {
-        hl7_path w = at(f->seg, occ, f->field, 0, 0, 0);
-        add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, si, &w,
-            "field repeats %u times, at most %u allowed", nreps, f->max_reps);
+    bool fixed = f->field <= 2 && f->key == MSH_KEY;
+    if (f->max_reps) {
+        uint32_t nreps = fixed ? 1 : count_pieces(whole, x->d->rep);
+        if (nreps > f->max_reps) {
+            hl7_path w = at(f->seg, occ, f->field, 0, 0, 0);
+            add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, si, &w,
+                "field repeats %u times, at most %u allowed", nreps, f->max_reps);
+        }
     }
-    uint32_t from = f->rep ? f->rep : 1, to = f->rep ? f->rep : nreps;
-    for (uint32_t rep = from; rep <= to; rep++) {
+    if (fixed) {
+        check_rep(x, f, si, occ, 1, presence(whole), whole);
+    } else if (f->rep) {
         hl7_span val = whole;
-        pr = fixed ? presence(whole) : element(x, whole, rep, f->comp, f->sub, &val);
-        if (pr == HL7_VALUE) {
-            check_value(x, f, si, occ, rep, val);
-        } else if (pr != HL7_NULL_VALUE && f->required && (f->comp || f->rep)) {
-            hl7_path w = at(f->seg, occ, f->field, rep, f->comp, f->sub);
-            char path[40];
-            add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w,
-                "required %s missing", hl7_path_format(&w, path, sizeof(path)));
+        check_rep(x, f, si, occ, f->rep, element(x, whole, f->rep, f->comp, f->sub, &val), val);
+    } else if (f->field < VIEW_FIELDS && x->sv.field[f->field].rep1.len == whole.len) {
+        const fview *fv = &x->sv.field[f->field]; /* one repetition */
+        hl7_span val = whole;
+        hl7_presence vp = f->comp == 1 && !f->sub ? (val = fv->comp1, presence(fv->comp1))
+                                                  : inside(x, whole, f->comp, f->sub, &val);
+        check_rep(x, f, si, occ, 1, vp, val);
+    } else { /* every repetition, in one pass over the field */
+        const char *p = whole.p, *end = whole.p + whole.len;
+        for (uint32_t rep = 1;; rep++) {
+            const char *q = x->d->rep ? scan_for(p, (size_t)(end - p), x->d->rep) : NULL;
+            hl7_span r = {p, (size_t)((q ? q : end) - p)}, val = r;
+            check_rep(x, f, si, occ, rep, inside(x, r, f->comp, f->sub, &val), val);
+            if (!q) break;
+            p = q + 1;
         }
     }
 }
@@ -992,13 +1178,13 @@ static uint32_t next_occ(occ_table *t, const hl7_msg *m, uint32_t si)
 }
 
 static void check_profile_fields(vrun *x, const validate_profile *p, const hl7_seg *s,
-                                 uint32_t si, uint32_t occ)
+                                 uint32_t occ)
 {
     uint32_t key = id_key(s->id);
     for (size_t g = 0; g < p->ngroups; g++) {
         if (p->groups[g].key != key) continue;
         for (size_t i = p->groups[g].start; i < p->groups[g].end; i++)
-            check_field(x, &p->fields[i], si, occ);
+            check_field(x, &p->fields[i], x->sv.si, occ);
         return;
     }
 }
@@ -1014,8 +1200,9 @@ typedef struct smatch {
 
 static bool in_structure(const validate_profile *p, const char *id)
 {
+    uint32_t key = id_key(id);
     for (size_t i = 0; i < p->nnodes; i++)
-        if (p->nodes[i].kind == NODE_SEG && !memcmp(p->nodes[i].id, id, 3)) return true;
+        if (p->nodes[i].kind == NODE_SEG && p->nodes[i].key == key) return true;
     return false;
 }
 
@@ -1034,7 +1221,7 @@ static const char *cur_id(smatch *sm)
 static bool first_has(const validate_profile *p, uint32_t ni, const char *id)
 {
     const snode *n = &p->nodes[ni];
-    if (n->kind == NODE_SEG) return !memcmp(n->id, id, 3);
+    if (n->kind == NODE_SEG) return n->key == id_key(id);
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) {
         if (first_has(p, c, id)) return true;
         if (!p->nodes[c].optional) return false;
@@ -1112,11 +1299,11 @@ static bool match_child(smatch *sm, uint32_t c, const char *id)
     const snode *n = &sm->p->nodes[c];
     if (!id) return false;
     if (n->kind == NODE_SEG) {
-        if (memcmp(id, n->id, 3)) return false;
+        if (id_key(id) != n->key) return false;
         do {
             sm->pos++;
             sm->last = c;
-        } while (n->repeating && (id = next_id(sm)) && !memcmp(id, n->id, 3));
+        } while (n->repeating && (id = next_id(sm)) && id_key(id) == n->key);
         return true;
     }
     if (!first_has(sm->p, c, id)) return false;
@@ -1156,6 +1343,8 @@ static void check_structure(vrun *x, const validate_profile *p)
 }
 /* --- consistency rules --------------------------------------------------------------- */
 
+/* Checked in the same walk as the field specs, on the segment in view.
+ * "The current patient" is the last PID seen. */
 typedef struct patient {
     bool has_birth;
     hl7_dtm birth;
@@ -1163,14 +1352,11 @@ typedef struct patient {
     char sex; /* 'F', 'M' or 0 */
 } patient;
 
-/* Component 1 of field `field` (first repetition) parsed as a DTM. */
-static bool read_dtm(const vrun *x, uint32_t si, uint32_t field, hl7_dtm *out, hl7_span *text)
-{
-    hl7_span s;
-    if (comp_at(x, si, field, 1, &s) != HL7_VALUE) return false;
-    if (text) *text = s;
-    return hl7_dtm_parse(s.p, s.len, out, NULL);
-}
+typedef struct consistency {
+    patient pt;
+    bool has_msh_time; /* MSH-7, read with segment 0 */
+    hl7_dtm msh_time;
+} consistency;
 
 static bool one_of(const char *alts, hl7_span v)
 {
@@ -1187,66 +1373,66 @@ static bool one_of(const char *alts, hl7_span v)
 static bool code_matches(const code_rule *c, hl7_span code, hl7_span system)
 {
     if (code.len == 0 || code.p[0] != c->pattern[0]) return false;
-    size_t n = strlen(c->pattern);
-    if (c->prefix ? code.len < n : code.len != n) return false;
-    if (memcmp(code.p, c->pattern, n)) return false;
+    if (c->prefix ? code.len < c->plen : code.len != c->plen) return false;
+    if (memcmp(code.p, c->pattern, c->plen)) return false;
     return !c->system || one_of(c->system, system);
 }
 
-/* The two (identifier, coding system) pairs of a CWE field: 1/3 and 4/6. */
-static size_t coded_pairs(const vrun *x, uint32_t si, uint32_t field, hl7_span code[2],
-                          hl7_span sys[2])
+/* The (identifier, coding system) pairs 1/3 and 4/6 of a CWE field. */
+typedef struct coded {
+    size_t n;
+    hl7_span code[2], sys[2];
+} coded;
+
+static void coded_pairs(vrun *x, uint32_t field, coded *out)
 {
-    size_t n = 0;
-    hl7_span f;
-    if (hl7_raw(x->m, si, field, 1, 0, 0, &f) != HL7_VALUE) return 0;
+    const fview *fv = view_field(x, field);
+    assert(fv); /* field < VIEW_FIELDS */
+    hl7_span f = fv->rep1;
+    out->n = 0;
+    if (fv->pres == HL7_ABSENT || presence(f) != HL7_VALUE) return;
     for (uint32_t k = 1; k <= 4; k += 3) {
-        if (!piece(f, x->d->comp, k, &code[n]) || presence(code[n]) != HL7_VALUE) continue;
-        if (!piece(f, x->d->comp, k + 2, &sys[n]) || presence(sys[n]) != HL7_VALUE)
-            sys[n] = (hl7_span){"", 0};
-        n++;
+        size_t n = out->n;
+        if (!piece(f, x->d->comp, k, &out->code[n]) || presence(out->code[n]) != HL7_VALUE)
+            continue;
+        if (!piece(f, x->d->comp, k + 2, &out->sys[n]) || presence(out->sys[n]) != HL7_VALUE)
+            out->sys[n] = (hl7_span){"", 0};
+        out->n++;
     }
-    return n;
 }
 
-static void check_sex(vrun *x, const patient *pt, uint32_t si, const hl7_seg *s, uint32_t occ,
-                      uint32_t field)
+static void check_sex(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ, uint32_t field,
+                      const coded *cp)
 {
-    if (!pt->sex || !x->v->nsex) return;
-    hl7_span code[2], sys[2];
-    size_t n = coded_pairs(x, si, field, code, sys);
-    for (size_t k = 0; k < n; k++)
+    uint32_t si = x->sv.si;
+    for (size_t k = 0; k < cp->n; k++)
         for (size_t i = 0; i < x->v->nsex; i++) {
             const code_rule *c = &x->v->sex[i];
-            if (!code_matches(c, code[k], sys[k])) continue;
+            if (!code_matches(c, cp->code[k], cp->sys[k])) continue;
             if (c->sex != pt->sex) {
                 hl7_path w = at(s->id, occ, field, 1, k ? 4 : 1, 0);
                 add(x, VALIDATE_RULE_SEX_SPECIFIC, HL7_ACK_ERR_INTERNAL, si, &w,
-                    "code %.*s is specific to %s patients, but PID-8 is %c", SHOWN(code[k]),
+                    "code %.*s is specific to %s patients, but PID-8 is %c", SHOWN(cp->code[k]),
                     c->sex == 'F' ? "female" : "male", pt->sex);
             }
             return;
         }
 }
 
-static void check_age(vrun *x, const patient *pt, uint32_t si, uint32_t occ,
-                      const hl7_dtm *msh_time)
+static void check_age(vrun *x, const consistency *cs, uint32_t occ, const coded *cp)
 {
-    if (!pt->has_birth || !x->v->nage) return;
-    hl7_span code[2], sys[2];
-    size_t n = coded_pairs(x, si, 3, code, sys);
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < cp->n; k++)
         for (size_t i = 0; i < x->v->nage; i++) {
             const code_rule *c = &x->v->age[i];
-            if (!code_matches(c, code[k], sys[k])) continue;
+            if (!code_matches(c, cp->code[k], cp->sys[k])) continue;
             hl7_dtm ref;
-            if (!read_dtm(x, si, 5, &ref, NULL)) ref = msh_time ? *msh_time : x->now;
-            int age = hl7_dtm_age_years(&pt->birth, &ref);
+            if (!read_dtm(x, 5, &ref, NULL)) ref = cs->has_msh_time ? cs->msh_time : x->now;
+            int age = hl7_dtm_age_years(&cs->pt.birth, &ref);
             if (age >= 0 && (age < c->min_years || age > c->max_years)) {
                 hl7_path w = at("DG1", occ, 3, 1, k ? 4 : 1, 0);
-                add(x, VALIDATE_RULE_AGE_RESTRICTED, HL7_ACK_ERR_INTERNAL, si, &w,
-                    "diagnosis %.*s is for ages %d to %d, but the patient is %d", SHOWN(code[k]),
-                    c->min_years, c->max_years, age);
+                add(x, VALIDATE_RULE_AGE_RESTRICTED, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,
+                    "diagnosis %.*s is for ages %d to %d, but the patient is %d",
+                    SHOWN(cp->code[k]), c->min_years, c->max_years, age);
             }
             return;
         }
@@ -1257,7 +1443,7 @@ static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span 
     const limit_rule *any = NULL;
     for (size_t i = 0; i < v->nlimits; i++) {
         const limit_rule *l = &v->limits[i];
-        if (!span_is(code, l->code)) continue;
+        if (code.len != l->len || memcmp(code.p, l->code, l->len)) continue;
         if (!l->units) {
             if (!any) any = l;
         } else if (units.len && one_of(l->units, units)) {
@@ -1267,49 +1453,50 @@ static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span 
     return any;
 }
 
-static void check_physiologic(vrun *x, uint32_t si, uint32_t occ)
+/* The first code with limits decides; the value is parsed only then. */
+static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
 {
     hl7_span type, val, units;
-    if (!x->v->nlimits || comp_at(x, si, 2, 1, &type) != HL7_VALUE || !span_is(type, "NM") ||
-        comp_at(x, si, 5, 1, &val) != HL7_VALUE)
+    if (comp_at(x, 2, 1, &type) != HL7_VALUE || !span_is(type, "NM") ||
+        comp_at(x, 5, 1, &val) != HL7_VALUE)
         return;
-    double d;
-    if (!hl7_nm_parse(val.p, val.len, &d, NULL)) return;
-    if (comp_at(x, si, 6, 1, &units) != HL7_VALUE) units = (hl7_span){"", 0};
-    hl7_span code[2], sys[2];
-    size_t n = coded_pairs(x, si, 3, code, sys);
-    for (size_t k = 0; k < n; k++) {
-        const limit_rule *l = find_limit(x->v, code[k], units);
+    if (comp_at(x, 6, 1, &units) != HL7_VALUE) units = (hl7_span){"", 0};
+    for (size_t k = 0; k < cp->n; k++) {
+        const limit_rule *l = find_limit(x->v, cp->code[k], units);
         if (!l) continue;
+        double d;
+        if (!hl7_nm_parse(val.p, val.len, &d, NULL)) return;
         if (d < l->min || d > l->max) {
             hl7_path w = at("OBX", occ, 5, 1, 0, 0);
-            add(x, VALIDATE_RULE_PHYSIOLOGIC, HL7_ACK_ERR_DATA_TYPE, si, &w,
+            add(x, VALIDATE_RULE_PHYSIOLOGIC, HL7_ACK_ERR_DATA_TYPE, x->sv.si, &w,
                 "%.*s value %.*s%s%.*s is outside the physiologic limits %g to %g",
-                SHOWN(code[k]), SHOWN(val), units.len ? " " : "", SHOWN(units), l->min, l->max);
+                SHOWN(cp->code[k]), SHOWN(val), units.len ? " " : "", SHOWN(units), l->min,
+                l->max);
         }
         return;
     }
 }
 
-static void check_before_birth(vrun *x, const patient *pt, uint32_t si, const hl7_seg *s,
-                               uint32_t occ, uint32_t field, const char *what)
+static void check_before_birth(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ,
+                               uint32_t field, const char *what)
 {
     hl7_dtm t;
     hl7_span text;
-    if (!pt->has_birth || !read_dtm(x, si, field, &t, &text)) return;
+    if (!pt->has_birth || !read_dtm(x, field, &t, &text)) return;
     if (hl7_dtm_compare(&t, &pt->birth) < 0) {
         hl7_path w = at(s->id, occ, field, 1, 0, 0);
-        add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, si, &w,
+        add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,
             "%s %.*s is before the birth date %.*s", what, SHOWN(text), SHOWN(pt->birth_text));
     }
 }
 
-static void read_patient(vrun *x, uint32_t si, uint32_t occ, patient *pt)
+static void read_patient(vrun *x, uint32_t occ, patient *pt)
 {
+    uint32_t si = x->sv.si;
     memset(pt, 0, sizeof(*pt));
-    pt->has_birth = read_dtm(x, si, 7, &pt->birth, &pt->birth_text);
+    pt->has_birth = read_dtm(x, 7, &pt->birth, &pt->birth_text);
     hl7_span sex;
-    if (comp_at(x, si, 8, 1, &sex) == HL7_VALUE && sex.len == 1 &&
+    if (comp_at(x, 8, 1, &sex) == HL7_VALUE && sex.len == 1 &&
         (sex.p[0] == 'F' || sex.p[0] == 'M'))
         pt->sex = sex.p[0];
     if (pt->has_birth && rule_on(x, VALIDATE_RULE_BIRTH_FUTURE) &&
@@ -1321,7 +1508,7 @@ static void read_patient(vrun *x, uint32_t si, uint32_t occ, patient *pt)
     hl7_dtm death;
     hl7_span dtext;
     if (pt->has_birth && rule_on(x, VALIDATE_RULE_DEATH_BEFORE_BIRTH) &&
-        read_dtm(x, si, 29, &death, &dtext) && hl7_dtm_compare(&death, &pt->birth) < 0) {
+        read_dtm(x, 29, &death, &dtext) && hl7_dtm_compare(&death, &pt->birth) < 0) {
         hl7_path w = at("PID", occ, 29, 1, 0, 0);
         add(x, VALIDATE_RULE_DEATH_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, si, &w,
             "death date %.*s is before the birth date %.*s", SHOWN(dtext),
@@ -1329,46 +1516,67 @@ static void read_patient(vrun *x, uint32_t si, uint32_t occ, patient *pt)
     }
 }
 
-static void check_consistency(vrun *x)
+static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32_t occ)
 {
-    patient pt = {0};
-    hl7_dtm msh_time;
-    bool has_msh_time = read_dtm(x, 0, 7, &msh_time, NULL);
-    occ_table ot = {{0}, {0}, 0};
+    const patient *pt = &cs->pt;
     bool before = rule_on(x, VALIDATE_RULE_BEFORE_BIRTH);
-    bool sex = rule_on(x, VALIDATE_RULE_SEX_SPECIFIC);
-    uint32_t n = hl7_seg_count(x->m);
-    for (uint32_t si = 0; si < n; si++) {
-        const hl7_seg *s = hl7_seg_at(x->m, si);
-        uint32_t occ = next_occ(&ot, x->m, si);
-        if (!memcmp(s->id, "PID", 3)) {
-            read_patient(x, si, occ, &pt);
-        } else if (!memcmp(s->id, "PV1", 3)) {
-            if (before) check_before_birth(x, &pt, si, s, occ, 44, "admission date");
-        } else if (!memcmp(s->id, "OBR", 3)) {
-            if (before) check_before_birth(x, &pt, si, s, occ, 7, "observation date");
-        } else if (!memcmp(s->id, "OBX", 3)) {
-            if (before) check_before_birth(x, &pt, si, s, occ, 14, "observation date");
-            if (sex) check_sex(x, &pt, si, s, occ, 3);
-            if (rule_on(x, VALIDATE_RULE_PHYSIOLOGIC)) check_physiologic(x, si, occ);
-        } else if (!memcmp(s->id, "DG1", 3)) {
-            if (sex) check_sex(x, &pt, si, s, occ, 3);
-            if (rule_on(x, VALIDATE_RULE_AGE_RESTRICTED))
-                check_age(x, &pt, si, occ, has_msh_time ? &msh_time : NULL);
-        }
+    bool sex = rule_on(x, VALIDATE_RULE_SEX_SPECIFIC) && pt->sex && x->v->nsex;
+    coded cp;
+    switch (id_key(s->id)) {
+    case MSH_KEY:
+        if (x->sv.si == 0) cs->has_msh_time = read_dtm(x, 7, &cs->msh_time, NULL);
+        break;
+    case SEG_KEY('P', 'I', 'D'): read_patient(x, occ, &cs->pt); break;
+    case SEG_KEY('P', 'V', '1'):
+        if (before) check_before_birth(x, pt, s, occ, 44, "admission date");
+        break;
+    case SEG_KEY('O', 'B', 'R'):
+        if (before) check_before_birth(x, pt, s, occ, 7, "observation date");
+        break;
+    case SEG_KEY('O', 'B', 'X'): {
+        bool physio = rule_on(x, VALIDATE_RULE_PHYSIOLOGIC) && x->v->nlimits;
+        if (before) check_before_birth(x, pt, s, occ, 14, "observation date");
+        if (sex || physio) coded_pairs(x, 3, &cp);
+        if (sex) check_sex(x, pt, s, occ, 3, &cp);
+        if (physio) check_physiologic(x, occ, &cp);
+        break;
+    }
+    case SEG_KEY('D', 'G', '1'): {
+        bool age = rule_on(x, VALIDATE_RULE_AGE_RESTRICTED) && pt->has_birth && x->v->nage;
+        if (sex || age) coded_pairs(x, 3, &cp);
+        if (sex) check_sex(x, pt, s, occ, 3, &cp);
+        if (age) check_age(x, cs, occ, &cp);
+        break;
+    }
+    default: break;
     }
 }
 
 /* --- entry points ----------------------------------------------------------------- */
 
-/* Stable order by segment index (missing segments last); usually sorted already. */
+/* Problems of one segment come in the order field specs, structure,
+ * consistency rules, whatever order the checks ran in. */
+static int phase_of(validate_rule r)
+{
+    if (r == VALIDATE_RULE_STRUCTURE) return 1;
+    return r >= VALIDATE_RULE_BIRTH_FUTURE ? 2 : 0;
+}
+
+static bool sorts_before(const validate_problem *a, const validate_problem *b)
+{
+    if (a->seg_index != b->seg_index) return a->seg_index < b->seg_index;
+    return phase_of(a->rule) < phase_of(b->rule);
+}
+
+/* Stable order by segment index (missing segments last), then phase;
+ * usually sorted already. */
 static void sort_problems(validate_result *r)
 {
     for (size_t i = 1; i < r->n; i++) {
-        if (r->v[i - 1].seg_index <= r->v[i].seg_index) continue;
+        if (!sorts_before(&r->v[i], &r->v[i - 1])) continue;
         validate_problem tmp = r->v[i];
         size_t k = i;
-        while (k > 0 && r->v[k - 1].seg_index > tmp.seg_index) {
+        while (k > 0 && sorts_before(&tmp, &r->v[k - 1])) {
             r->v[k] = r->v[k - 1];
             k--;
         }
@@ -1381,26 +1589,28 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     assert(v && m && r);
     validate_result_reset(r);
     vrun x = {v, m, r, {hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch},
-              hl7_delims_of(m), {0}};
+              hl7_delims_of(m), {0}, {0}};
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};
     hl7_raw(m, 0, 9, 1, 1, 0, &type);
     hl7_raw(m, 0, 9, 1, 2, 0, &event);
     occ_table ot = {{0}, {0}, 0};
+    consistency cs = {{0}, false, {0}};
     uint32_t n = hl7_seg_count(m);
     for (uint32_t si = 0; si < n; si++) {
         const hl7_seg *s = hl7_seg_at(m, si);
         uint32_t occ = next_occ(&ot, m, si);
-        if (v->baseline) check_profile_fields(&x, v->base, s, si, occ);
+        view_segment(&x, si);
+        if (v->baseline) check_profile_fields(&x, v->base, s, occ);
         for (size_t i = 0; i < v->nprofiles; i++)
             if (profile_matches(v->profiles[i], type, event))
-                check_profile_fields(&x, v->profiles[i], s, si, occ);
+                check_profile_fields(&x, v->profiles[i], s, occ);
+        check_consistency(&x, &cs, s, occ);
     }
     if (rule_on(&x, VALIDATE_RULE_STRUCTURE))
         for (size_t i = 0; i < v->nprofiles; i++)
             if (v->profiles[i]->nnodes && profile_matches(v->profiles[i], type, event))
                 check_structure(&x, v->profiles[i]);
-    check_consistency(&x);
     sort_problems(r);
     return r->nerrors;
 }

@@ -116,6 +116,8 @@ static void engine_reads(dtable *t, const config_channel *ch)
     add(t, "ORC-3.1", COL_READ, "filler order number: searchable");
     add(t, "OBR-2.1", COL_READ, "placer order number: searchable");
     add(t, "OBR-3.1", COL_READ, "filler order number: searchable");
+    if (ch->filter.script)
+        add(t, "(any)", COL_READ, "filter script %s (may read any field)", ch->filter.script);
 }
 
 /* The baseline profile (docs/validation.md, "Baseline profile"). */
@@ -197,6 +199,13 @@ static void transforms(dtable *t, const config_channel *ch)
                 x->code, x->unit, x->unit);
             add(t, "OBX-7", COL_TRANSFORM, "step %u: when OBX-3.1 = %s: range converted to %s", n,
                 x->code, x->unit);
+            break;
+        case CONFIG_TX_MAP:
+            add(t, x->path, COL_TRANSFORM, "step %u: mapped through code map %s", n, x->map);
+            break;
+        case CONFIG_TX_SCRIPT:
+            add(t, "(any)", COL_TRANSFORM, "step %u: Lua script %s (may read and write any field)",
+                n, x->script);
             break;
         }
     }

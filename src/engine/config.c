@@ -22,7 +22,9 @@
 
 #include <yaml.h>
 
+#include "engine/script.h"
 #include "quality/quality_config.h"
+#include "term/codemap.h"
 #include "term/ucum.h"
 
 #include <assert.h>
@@ -384,6 +386,7 @@ typedef struct reader {
     size_t visits;
     claim *listens;
     size_t nlistens, listencap;
+    const tern_config *cfg; /* what has been read so far (maps before channels) */
     claim *dirs;
     size_t ndirs, dircap;
 } reader;
@@ -1331,12 +1334,76 @@ done:
     map_close(&m, source_keys, COUNT(source_keys), type, source_type_names, "source");
 }
 
+/* Compiles a Lua script once so that `config check` reports a missing file
+ * or a syntax error (with the script's line) at the key that names it. */
+static void check_script(reader *r, yaml_node_t *v, const char *path)
+{
+    script *s = NULL;
+    script_error e;
+    if (script_load(path, NULL, NULL, &s, &e) != SCRIPT_OK)
+        err_at(r, v, "the script cannot be used: %s", e.text);
+    script_free(s);
+}
+
+/* maps: [{ name, file, unmapped, match }]; each file is loaded once here
+ * so that a bad row is reported now, with its line. */
+static void read_map(reader *r, yaml_node_t *node, config_map *cm, const tern_config *c, size_t i)
+{
+    map m;
+    cm->line = line_of(node);
+    if (!map_open(r, node, &m, "{ name: lab-loinc, file: ./maps/lab_loinc.csv }", "a code map"))
+        goto done;
+    yaml_node_t *v, *fv;
+    if ((v = map_need(&m, "name", "lab-loinc")) && (cm->name = scalar_name(r, v, "code map"))) {
+        for (size_t k = 0; k < i; k++)
+            if (c->maps[k].name && !strcmp(c->maps[k].name, cm->name))
+                err_at(r, v, "there is already a code map named '%s' (line %u)", cm->name,
+                       c->maps[k].line);
+    }
+    if ((fv = map_need(&m, "file", "./maps/lab_loinc.csv"))) cm->file = scalar_path(r, fv, "file");
+    read_string(&m, "unmapped", &cm->unmapped);
+    read_string(&m, "match", &cm->match);
+    codemap_options o;
+    codemap_options_default(&o);
+    codemap_error ce;
+    if ((v = map_get(&m, "unmapped")) && cm->unmapped &&
+        codemap_unmapped_parse(cm->unmapped, &o.unmapped, &ce) != CODEMAP_OK)
+        err_at(r, v, "'unmapped' is error, warning or pass, not '%s'", cm->unmapped);
+    if ((v = map_get(&m, "match")) && cm->match &&
+        codemap_match_parse(cm->match, &o.match, &ce) != CODEMAP_OK)
+        err_at(r, v, "'match' is exact or caseless, not '%s'", cm->match);
+    if (cm->name && cm->file && fv) {
+        codemap *cmap = NULL;
+        if (codemap_load_file(cm->file, cm->name, &o, &cmap, &ce) != CODEMAP_OK)
+            err_at(r, fv, "code map '%s': %s", cm->name, ce.text);
+        codemap_free(cmap);
+    }
+done:
+    map_close_plain(&m);
+}
+
+static void read_maps(reader *r, yaml_node_t *v, tern_config *c)
+{
+    char b[64];
+    if (v->type != YAML_SEQUENCE_NODE) {
+        err_at(r, v, "'maps' must be a list of code maps, found %s", describe(v, b, sizeof(b)));
+        return;
+    }
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    c->maps = xcalloc(n ? n : 1, sizeof(*c->maps));
+    c->nmaps = n;
+    for (size_t i = 0; i < n; i++)
+        read_map(r, node_at(r, v->data.sequence.items.start[i]), &c->maps[i], c, i);
+}
+
 static void read_filter(reader *r, yaml_node_t *node, config_filter *f, const char *label)
 {
     map m;
     if (map_open(r, node, &m, "{ types: [ADT^A01, ADT^A04] }", "the filter of %s", label)) {
         read_strings(&m, "types", check_pattern, &f->types, &f->ntypes);
         read_strings(&m, "exclude", check_pattern, &f->exclude, &f->nexclude);
+        yaml_node_t *v = map_get(&m, "script");
+        if (v && (f->script = scalar_path(r, v, "script"))) check_script(r, v, f->script);
     }
     map_close_plain(&m);
 }
@@ -1420,10 +1487,31 @@ static void read_transform(reader *r, yaml_node_t *node, config_transform *t, co
         t->kind = CONFIG_TX_CONVERT;
         read_convert(r, v, t, label);
     }
+    if ((v = map_get(&m, "map"))) {
+        kinds++;
+        t->kind = CONFIG_TX_MAP;
+        free(t->path);
+        t->path = scalar_hl7_path(r, v, "map");
+        yaml_node_t *x = map_need(&m, "with", "lab-loinc");
+        if (x && (t->map = scalar_string(r, x, "with"))) {
+            bool known = false;
+            for (size_t i = 0; r->cfg && i < r->cfg->nmaps; i++)
+                known = known || (r->cfg->maps[i].name && !strcmp(r->cfg->maps[i].name, t->map));
+            if (!known)
+                err_at(r, x, "there is no code map named '%s'; define it under 'maps:'", t->map);
+        }
+    }
+    if ((v = map_get(&m, "script"))) {
+        kinds++;
+        t->kind = CONFIG_TX_SCRIPT;
+        if ((t->script = scalar_path(r, v, "script"))) check_script(r, v, t->script);
+        read_u32(&m, "max_instructions", 1000, 2000000000u, &t->max_instructions);
+        read_size(&m, "max_memory", 256 * KIB, GIB, &t->max_memory);
+    }
     if (kinds != 1)
         err_at(r, node,
-               "a transform step of %s needs exactly one of 'set', 'copy', 'delete' or 'convert' "
-               "(found %d)",
+               "a transform step of %s needs exactly one of 'set', 'copy', 'delete', 'convert', "
+               "'map' or 'script' (found %d)",
                label, kinds);
 done:
     map_close_plain(&m);
@@ -2113,6 +2201,7 @@ static void free_channel(config_channel *ch)
     free_strv(s->file.ignore_suffixes, s->file.nignore_suffixes);
     free_strv(ch->filter.types, ch->filter.ntypes);
     free_strv(ch->filter.exclude, ch->filter.nexclude);
+    free(ch->filter.script);
     for (size_t i = 0; i < ch->ntransforms; i++) {
         config_transform *t = &ch->transforms[i];
         free(t->path);
@@ -2121,6 +2210,8 @@ static void free_channel(config_channel *ch)
         free(t->code);
         free(t->unit);
         free(t->from);
+        free(t->map);
+        free(t->script);
     }
     free(ch->transforms);
     config_validation *cv = &ch->validation;
@@ -2161,6 +2252,13 @@ void config_free(tern_config *c)
     for (size_t i = 0; i < c->nchannels; i++)
         free_channel(&c->channels[i]);
     free(c->channels);
+    for (size_t i = 0; i < c->nmaps; i++) {
+        free(c->maps[i].name);
+        free(c->maps[i].file);
+        free(c->maps[i].unmapped);
+        free(c->maps[i].match);
+    }
+    free(c->maps);
     free(c->store.path);
     free(c->http.listen.host);
     free(c->file);
@@ -2191,6 +2289,7 @@ static void read_root(reader *r, yaml_node_t *root, tern_config *c)
     yaml_node_t *v;
     if ((v = map_get(&m, "store"))) read_store(r, v, &c->store);
     if ((v = map_get(&m, "http"))) read_http(r, v, &c->http);
+    if ((v = map_get(&m, "maps"))) read_maps(r, v, c);
     v = map_lookup(&m, "channels");
     char b[64];
     if (!v) {
@@ -2305,6 +2404,7 @@ config_status config_load_buffer(const char *name, const char *text, size_t len,
     r.base_dir = base;
     c = xcalloc(1, sizeof(*c));
     c->file = xstrdup(name);
+    r.cfg = c;
     read_root(&r, root, c);
     if (errs->count || errs->dropped) goto done;
     *out = c;

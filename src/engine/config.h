@@ -148,6 +148,7 @@ typedef struct config_filter {
     size_t ntypes;
     char **exclude; /* owned; checked after types */
     size_t nexclude;
+    char *script; /* owned, resolved; a Lua filter (docs/scripting.md); NULL: none */
 } config_filter;
 
 /* True when a message of this type and event passes the filter. */
@@ -161,6 +162,8 @@ typedef enum config_tx_kind {
     CONFIG_TX_COPY,    /* to = the value at path (raw, escapes kept) */
     CONFIG_TX_DELETE,  /* remove every segment with id `path` */
     CONFIG_TX_CONVERT, /* OBX with OBX-3.1 = code: OBX-5, -6, -7 from OBX-6.1 to unit */
+    CONFIG_TX_MAP,     /* the code at path, in every occurrence, through code map `map` */
+    CONFIG_TX_SCRIPT,  /* a Lua transform (docs/scripting.md) */
 } config_tx_kind;
 
 typedef struct config_transform {
@@ -173,6 +176,10 @@ typedef struct config_transform {
     char *unit;  /* CONVERT: the target UCUM unit */
     char *from;  /* CONVERT: only when OBX-6.1 is this unit; NULL: any */
     double mw;   /* CONVERT: molar mass in g/mol; 0: none */
+    char *map;   /* MAP: the code map's name */
+    char *script; /* SCRIPT: the Lua file, resolved */
+    uint32_t max_instructions; /* SCRIPT: 0: default */
+    size_t max_memory;         /* SCRIPT: 0: default */
 } config_transform;
 
 /* Validation of received messages (docs/validation.md). Strings owned. */
@@ -339,10 +346,21 @@ typedef struct config_channel {
     config_validation validation;
 } config_channel;
 
+/* A code map (docs/codemaps.md), shared by every channel. */
+typedef struct config_map {
+    char *name;     /* owned; unique */
+    char *file;     /* owned, resolved; .json: FHIR ConceptMap, else CSV */
+    char *unmapped; /* owned; error (default), warning or pass */
+    char *match;    /* owned; exact (default) or caseless */
+    unsigned line;
+} config_map;
+
 typedef struct tern_config {
     char *file; /* owned; the path it was loaded from */
     config_store store;
     config_http http;
+    config_map *maps; /* owned */
+    size_t nmaps;
     config_channel *channels; /* owned */
     size_t nchannels;
 } tern_config;

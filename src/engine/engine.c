@@ -33,7 +33,9 @@
 
 #include "engine/msg_meta.h"
 #include "engine/transform.h"
+#include "engine/script.h"
 #include "quality/quality_config.h"
+#include "term/codemap.h"
 
 #include "base/mem.h"
 #include "hl7/hl7_ack.h"
@@ -66,6 +68,7 @@ typedef struct pending {
     store_msg_state state;
     char *error;
     store_quality quality;
+    bool dlv_error; /* deliveries start in the error queue (filter script failed) */
     bool accepted;
     tbuf ack;
     eng_done_fn done;
@@ -112,6 +115,9 @@ struct eng_channel {
     quality_set *quality;  /* the channel's validation (baseline at least) */
     validate_result vres;  /* scratch for validating at submit */
     uint64_t invalid, warned;
+    script *filter;      /* the channel's Lua filter; NULL: none */
+    script_host filter_host; /* borrowed by filter */
+    bool filter_failed;  /* classify: the filter script failed on this message */
     transform_chain *tx; /* the channel's transform steps; NULL: none */
     hl7_msg *tx_msg;     /* scratch: the message being transformed */
     tbuf tx_out;         /* the transformed message, CR-terminated */
@@ -140,6 +146,7 @@ struct engine {
     store *st; /* the loop's handle: queue reads, duplicate checks */
     store *wr; /* the committer thread's handle: all writes */
     store *ck; /* the checkpointer thread's handle */
+    codemap_registry *maps; /* the configuration's code maps */
     pthread_t committer, checkpointer;
     pthread_cond_t ck_cv;
     bool threads;
@@ -365,6 +372,36 @@ static bool validate(eng_channel *ch, pending *p)
     return true;
 }
 
+/* Runs the channel's Lua filter on ch->msg. false: filtered (the script's
+ * reason, if any, becomes the message's error text). A failing script sets
+ * ch->filter_failed: the message is accepted and stored, and every delivery
+ * starts in the error queue with the script's file, line and error, so that
+ * nothing is lost and it can be reprocessed once the script is fixed. */
+static bool run_filter_script(eng_channel *ch, pending *p)
+{
+    bool pass = true;
+    tbuf reason = TBUF_INIT;
+    script_error se;
+    if (script_run_filter(ch->filter, ch->msg, &pass, &reason, &se) != SCRIPT_OK) {
+        ch->filter_failed = true;
+        tbuf t = TBUF_INIT;
+        tbuf_printf(&t, "filter script failed: %s", se.text);
+        free(p->error);
+        p->error = tbuf_detach(&t, NULL);
+        eng_log(ch, "%s", p->error);
+        tbuf_free(&reason);
+        return true;
+    }
+    if (!pass && reason.len) {
+        tbuf t = TBUF_INIT;
+        tbuf_printf(&t, "filtered by script: %s", reason.p);
+        free(p->error);
+        p->error = tbuf_detach(&t, NULL);
+    }
+    tbuf_free(&reason);
+    return pass;
+}
+
 /* Decides the fate of a parsed message and builds its ACK. */
 static void classify(engine *e, eng_channel *ch, pending *p)
 {
@@ -396,7 +433,13 @@ static void classify(engine *e, eng_channel *ch, pending *p)
     bool pass = config_filter_accepts(&ch->cfg->filter, type ? type : "", event ? event : "");
     free(type);
     free(event);
-    if (!pass)
+    ch->filter_failed = false;
+    if (pass && ch->filter) pass = run_filter_script(ch, p);
+    if (ch->filter_failed) {
+        p->state = STORE_MSG_RECEIVED; /* deliveries go straight to the error queue */
+        p->dlv_error = true;
+    }
+    else if (!pass)
         p->state = STORE_MSG_FILTERED;
     else if (is_duplicate(e, ch, p))
         p->state = STORE_MSG_DUPLICATE;
@@ -478,7 +521,7 @@ static commit_job *job_take(engine *e)
         for (size_t k = 0; k < p->ch->ndests; k++) {
             ds[k].name = p->ch->dests[k].cfg->name;
             ds[k].state = p->state == STORE_MSG_RECEIVED && p->ch->dests[k].cfg->enabled
-                              ? STORE_DLV_QUEUED
+                              ? (p->dlv_error ? STORE_DLV_ERROR : STORE_DLV_QUEUED)
                               : STORE_DLV_FILTERED;
         }
         it->dests = ds;
@@ -892,6 +935,36 @@ static const eng_source_ops *source_ops_for(config_source_type t)
     return NULL;
 }
 
+/* script_log_fn: a script's log() lines go to the engine's log. */
+static void script_log(void *ud, const char *path, script_log_level level, const char *text,
+                       size_t len)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    eng_log(ud, "%s: %s: %.*s", path, names[level <= SCRIPT_LOG_ERROR ? level : 0], (int)len,
+            text);
+}
+
+/* Loads the configuration's code maps (config_load has checked them). */
+static int load_maps(engine *e, tbuf *err)
+{
+    e->maps = codemap_registry_new();
+    for (size_t i = 0; i < e->cfg->nmaps; i++) {
+        const config_map *cm = &e->cfg->maps[i];
+        codemap_options o;
+        codemap_options_default(&o);
+        codemap_error ce;
+        codemap *m = NULL;
+        if ((cm->unmapped && codemap_unmapped_parse(cm->unmapped, &o.unmapped, &ce) != CODEMAP_OK) ||
+            (cm->match && codemap_match_parse(cm->match, &o.match, &ce) != CODEMAP_OK) ||
+            codemap_load_file(cm->file, cm->name, &o, &m, &ce) != CODEMAP_OK ||
+            codemap_registry_add(e->maps, m, &ce) != CODEMAP_OK) {
+            tbuf_printf(err, "code map %s: %s", cm->name, ce.text);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int setup_channel(engine *e, eng_channel *ch, const config_channel *cc, tbuf *err)
 {
     ch->e = e;
@@ -907,8 +980,17 @@ static int setup_channel(engine *e, eng_channel *ch, const config_channel *cc, t
         return -1;
     }
     tbuf_free(&vwhy);
+    if (cc->filter.script) {
+        ch->filter_host = (script_host){.maps = e->maps, .log = script_log, .log_ud = ch};
+        script_error se;
+        if (script_load(cc->filter.script, NULL, &ch->filter_host, &ch->filter, &se) !=
+            SCRIPT_OK) {
+            tbuf_printf(err, "channel %s: filter script: %s", cc->name, se.text);
+            return -1;
+        }
+    }
     if (cc->ntransforms) {
-        ch->tx = transform_compile(cc->transforms, cc->ntransforms, err);
+        ch->tx = transform_compile(cc->transforms, cc->ntransforms, e->maps, err);
         if (!ch->tx) {
             tbuf_printf(err, " (channel %s)", cc->name);
             return -1;
@@ -1049,7 +1131,7 @@ engine *engine_new(const tern_config *cfg, struct event_base *base, tbuf *err)
     e->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, e);
     struct timeval tv = {POLL_MS / 1000, (POLL_MS % 1000) * 1000};
     event_add(e->poll_ev, &tv);
-    if (setup_http(e, err) != 0) goto fail;
+    if (setup_http(e, err) != 0 || load_maps(e, err) != 0) goto fail;
     e->channels = xcalloc(cfg->nchannels ? cfg->nchannels : 1, sizeof(*e->channels));
     for (size_t i = 0; i < cfg->nchannels; i++) {
         e->nchannels = i + 1;
@@ -1143,9 +1225,11 @@ void engine_free(engine *e)
         quality_free(ch->quality);
         validate_result_free(&ch->vres);
         transform_free(ch->tx);
+        script_free(ch->filter);
         tbuf_free(&ch->tx_out);
     }
     free(e->channels);
+    codemap_registry_free(e->maps);
     if (e->http) evhttp_free(e->http);
     if (e->commit_ev) event_free(e->commit_ev);
     if (e->poll_ev) event_free(e->poll_ev);

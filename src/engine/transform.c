@@ -13,12 +13,16 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "engine/script.h"
 #include "term/ucum.h"
 
 typedef struct step {
     const config_transform *cfg;
     hl7_path path, to;
-    ucum_unit unit; /* CONVERT: the target */
+    ucum_unit unit;      /* CONVERT: the target */
+    const codemap *map;  /* MAP */
+    script *lua;         /* SCRIPT (owned) */
+    script_host host;    /* SCRIPT: borrowed by lua, so it lives here */
 } step;
 
 struct transform_chain {
@@ -27,7 +31,8 @@ struct transform_chain {
     tbuf a, b, c; /* scratch */
 };
 
-static int compile_step(step *s, const config_transform *t, tbuf *err)
+static int compile_step(step *s, const config_transform *t, const codemap_registry *maps,
+                        tbuf *err)
 {
     hl7_error he;
     s->cfg = t;
@@ -50,18 +55,40 @@ static int compile_step(step *s, const config_transform *t, tbuf *err)
         }
         return 0;
     }
+    case CONFIG_TX_MAP:
+        s->map = maps ? codemap_registry_get(maps, t->map) : NULL;
+        if (!s->map || hl7_path_parse(t->path, &s->path, &he) != HL7_OK) {
+            tbuf_printf(err, "transform at line %u: %s", t->line,
+                        s->map ? he.text : "no such code map");
+            return -1;
+        }
+        return 0;
+    case CONFIG_TX_SCRIPT: {
+        script_limits lim;
+        script_limits_default(&lim);
+        if (t->max_instructions) lim.max_instructions = t->max_instructions;
+        if (t->max_memory) lim.max_memory = t->max_memory;
+        s->host = (script_host){.maps = maps};
+        script_error se;
+        if (script_load(t->script, &lim, &s->host, &s->lua, &se) != SCRIPT_OK) {
+            tbuf_printf(err, "transform at line %u: %s", t->line, se.text);
+            return -1;
+        }
+        return 0;
+    }
     }
     tbuf_printf(err, "transform at line %u: unknown kind", t->line);
     return -1;
 }
 
-transform_chain *transform_compile(const config_transform *steps, size_t n, tbuf *err)
+transform_chain *transform_compile(const config_transform *steps, size_t n,
+                                   const codemap_registry *maps, tbuf *err)
 {
     transform_chain *c = xcalloc(1, sizeof *c);
     c->steps = xcalloc(n ? n : 1, sizeof *c->steps);
     c->n = n;
     for (size_t i = 0; i < n; i++) {
-        if (compile_step(&c->steps[i], &steps[i], err) != 0) {
+        if (compile_step(&c->steps[i], &steps[i], maps, err) != 0) {
             transform_free(c);
             return NULL;
         }
@@ -72,6 +99,8 @@ transform_chain *transform_compile(const config_transform *steps, size_t n, tbuf
 void transform_free(transform_chain *c)
 {
     if (!c) return;
+    for (size_t i = 0; i < c->n; i++)
+        script_free(c->steps[i].lua);
     free(c->steps);
     tbuf_free(&c->a);
     tbuf_free(&c->b);
@@ -192,6 +221,94 @@ static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
     return 0;
 }
 
+/* Writes v (text) as the n-th piece of out, escaped. */
+static void put_escaped(const hl7_msg *m, const char *v, tbuf *out)
+{
+    if (v) hl7_escape(hl7_delims_of(m), v, strlen(v), out);
+}
+
+/* Maps one value (a component, or the code of a coded field: components
+ * 1-3 of its first repetition rewritten in one edit) in place. Values the
+ * map leaves as they are cost no edit. */
+static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tbuf *err)
+{
+    const config_transform *t = s->cfg;
+    hl7_path p = s->path;
+    p.seg_occ = occ;
+    bool coded = p.comp == 0;
+    if (coded) p.comp = 1;
+    tbuf_reset(&c->a);
+    if (hl7_get(m, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
+    const char *system = NULL;
+    if (coded) {
+        hl7_path sp = p;
+        sp.comp = 3;
+        tbuf_reset(&c->b);
+        if (hl7_get(m, &sp, &c->b) == HL7_VALUE) system = c->b.p;
+    }
+    codemap_result r;
+    char where[48];
+    hl7_error he;
+    if (!codemap_lookup(s->map, system, c->a.p, c->a.len, &r)) {
+        if (r.unmapped != CODEMAP_UNMAPPED_ERROR) return 0;
+        tbuf_printf(err, "transform at line %u (map %s): %s: code '%s'%s%s%s is not in the map",
+                    t->line, t->map, hl7_path_format(&p, where, sizeof where), c->a.p,
+                    system ? " (system " : "", system ? system : "", system ? ")" : "");
+        return -1;
+    }
+    if (!coded) {
+        if (strcmp(c->a.p, r.target_code) == 0) return 0;
+        if (hl7_set(m, &p, r.target_code, strlen(r.target_code), &he) != HL7_OK) goto fail;
+        return 0;
+    }
+    /* The repetition's raw text with components 1-3 replaced. */
+    const hl7_delims *d = hl7_delims_of(m);
+    hl7_path rp = p;
+    rp.comp = 0;
+    hl7_span raw;
+    if (hl7_get_raw(m, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
+    tbuf_reset(&c->c);
+    put_escaped(m, r.target_code, &c->c);
+    tbuf_putc(&c->c, d->comp);
+    const char *rest = raw.p, *end = raw.p + raw.len;
+    const char *c2 = memchr(rest, d->comp, raw.len);
+    const char *c3 = c2 ? memchr(c2 + 1, d->comp, (size_t)(end - c2 - 1)) : NULL;
+    const char *c4 = c3 ? memchr(c3 + 1, d->comp, (size_t)(end - c3 - 1)) : NULL;
+    if (r.target_display) put_escaped(m, r.target_display, &c->c);
+    else if (c2) tbuf_put(&c->c, c2 + 1, (size_t)((c3 ? c3 : end) - c2 - 1));
+    tbuf_putc(&c->c, d->comp);
+    if (r.target_system) put_escaped(m, r.target_system, &c->c);
+    else if (c3) tbuf_put(&c->c, c3 + 1, (size_t)((c4 ? c4 : end) - c3 - 1));
+    if (c4) tbuf_put(&c->c, c4, (size_t)(end - c4));
+    while (c->c.len && c->c.p[c->c.len - 1] == d->comp) c->c.len--; /* no empty trailing parts */
+    if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
+    if (hl7_set_raw(m, &rp, c->c.p, c->c.len, &he) != HL7_OK) goto fail;
+    return 0;
+fail:
+    tbuf_printf(err, "transform at line %u (map %s): %s: %s", t->line, t->map,
+                hl7_path_format(&p, where, sizeof where), he.text);
+    return -1;
+}
+
+static int apply_map(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
+{
+    uint32_t n = hl7_seg_occurrences(m, s->path.seg);
+    bool one = s->cfg->path[3] == '['; /* an explicit occurrence: only that one */
+    for (uint32_t occ = one ? s->path.seg_occ : 1; occ <= (one ? s->path.seg_occ : n); occ++)
+        if (map_one(c, s, m, occ, err) != 0) return -1;
+    return 0;
+}
+
+static int apply_script(step *s, hl7_msg *m, tbuf *err)
+{
+    script_error se;
+    if (script_run_transform(s->lua, m, &se) != SCRIPT_OK) {
+        tbuf_printf(err, "transform at line %u (script): %s", s->cfg->line, se.text);
+        return -1;
+    }
+    return 0;
+}
+
 int transform_apply(transform_chain *c, hl7_msg *m, tbuf *err)
 {
     for (size_t i = 0; i < c->n; i++) {
@@ -202,6 +319,8 @@ int transform_apply(transform_chain *c, hl7_msg *m, tbuf *err)
         case CONFIG_TX_COPY: rc = apply_copy(c, s, m, err); break;
         case CONFIG_TX_DELETE: rc = apply_delete(s, m, err); break;
         case CONFIG_TX_CONVERT: rc = apply_convert(c, s, m, err); break;
+        case CONFIG_TX_MAP: rc = apply_map(c, s, m, err); break;
+        case CONFIG_TX_SCRIPT: rc = apply_script(s, m, err); break;
         }
         if (rc != 0) return -1;
     }

@@ -98,7 +98,11 @@ hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t le
     bool have = hl7_field_span(m, s, p->field, &f);
     if (!have) f.len = 0;
 
-    tbuf a = TBUF_INIT, b = TBUF_INIT;
+    tbuf *a = &m->ed[0], *b = &m->ed[1], *field = &m->ed[2], *seg = &m->ed[3];
+    tbuf_reset(a);
+    tbuf_reset(b);
+    tbuf_reset(field);
+    tbuf_reset(seg);
     const char *val = raw;
     size_t vlen = len;
     uint32_t rep = p->rep ? p->rep : 1;
@@ -107,25 +111,19 @@ hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t le
         if (!hl7_nth(f.p, f.len, m->d.rep, rep, &r)) r.len = 0, r.p = "";
         if (p->sub) {
             if (!hl7_nth(r.p, r.len, m->d.comp, p->comp, &c)) c.len = 0, c.p = "";
-            replace_nth(&a, c.p, c.len, m->d.sub, p->sub, val, vlen);
-            val = a.p;
-            vlen = a.len;
+            replace_nth(a, c.p, c.len, m->d.sub, p->sub, val, vlen);
+            val = a->p;
+            vlen = a->len;
         }
-        replace_nth(&b, r.p, r.len, m->d.comp, p->comp, val, vlen);
-        val = b.p;
-        vlen = b.len;
+        replace_nth(b, r.p, r.len, m->d.comp, p->comp, val, vlen);
+        val = b->p;
+        vlen = b->len;
     }
-    tbuf field = TBUF_INIT;
-    replace_nth(&field, f.p, f.len, m->d.rep, rep, val, vlen);
+    replace_nth(field, f.p, f.len, m->d.rep, rep, val, vlen);
     /* The segment with piece `field` replaced. */
     uint32_t piece = msh ? p->field - 1 : p->field;
-    tbuf seg = TBUF_INIT;
-    replace_nth(&seg, s->p, s->len, m->d.field, piece + 1, field.p, field.len);
-    replace_segment(m, idx, seg.p, seg.len);
-    tbuf_free(&a);
-    tbuf_free(&b);
-    tbuf_free(&field);
-    tbuf_free(&seg);
+    replace_nth(seg, s->p, s->len, m->d.field, piece + 1, field->p, field->len);
+    replace_segment(m, idx, seg->p, seg->len);
     return HL7_OK;
 }
 
@@ -146,11 +144,10 @@ hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len, 
                                 i);
         }
     }
-    tbuf e = TBUF_INIT;
-    hl7_escape(&m->d, text, len, &e);
-    hl7_status st = hl7_set_raw(m, p, e.p ? e.p : "", e.len, err);
-    tbuf_free(&e);
-    return st;
+    tbuf *e = &m->ed[4];
+    tbuf_reset(e);
+    hl7_escape(&m->d, text, len, e);
+    return hl7_set_raw(m, p, e->p ? e->p : "", e->len, err);
 }
 
 hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,

@@ -24,8 +24,13 @@ struct hl7_msg {
     size_t nsegs, segcap;
     uint32_t *fofs;
     size_t nfofs, fofscap;
-    char **owned; /* texts of edited or built segments, freed on reset */
+    /* Texts of edited or built segments: an arena of chunks (the last one
+     * is filled up to own_used of own_cap); all but the first are freed on
+     * reset, so a message reused for many edits stops allocating. */
+    char **owned;
     size_t nowned, ownedcap;
+    size_t own_used, own_cap, own_cap0;
+    tbuf ed[5]; /* hl7_edit's scratch buffers, reused across edits */
 };
 
 /* Number of pieces (segment id included) of segment s. */

@@ -123,8 +123,10 @@ hl7_msg *hl7_msg_new(const hl7_limits *lim)
 
 void hl7_msg_reset(hl7_msg *m)
 {
-    for (size_t i = 0; i < m->nowned; i++) free(m->owned[i]);
-    m->nowned = 0;
+    for (size_t i = 1; i < m->nowned; i++) free(m->owned[i]);
+    if (m->nowned) m->nowned = 1;
+    m->own_used = 0;
+    m->own_cap = m->own_cap0;
     m->nsegs = 0;
     m->nfofs = 0;
     m->buf = NULL;
@@ -137,17 +139,31 @@ void hl7_msg_free(hl7_msg *m)
 {
     if (!m) return;
     hl7_msg_reset(m);
+    if (m->nowned) free(m->owned[0]);
     free(m->owned);
+    for (size_t i = 0; i < sizeof m->ed / sizeof *m->ed; i++)
+        tbuf_free(&m->ed[i]);
     free(m->segs);
     free(m->fofs);
     free(m);
 }
 
+#define OWN_CHUNK 16384
+
 char *hl7_own(hl7_msg *m, const char *p, size_t n)
 {
-    m->owned = xgrow(m->owned, &m->ownedcap, m->nowned + 1, sizeof(*m->owned));
-    char *c = xstrndup(p, n);
-    m->owned[m->nowned++] = c;
+    if (!m->nowned || m->own_used + n + 1 > m->own_cap) {
+        size_t cap = n + 1 > OWN_CHUNK ? n + 1 : OWN_CHUNK;
+        m->owned = xgrow(m->owned, &m->ownedcap, m->nowned + 1, sizeof(*m->owned));
+        m->owned[m->nowned++] = xmalloc(cap);
+        if (m->nowned == 1) m->own_cap0 = cap;
+        m->own_used = 0;
+        m->own_cap = cap;
+    }
+    char *c = m->owned[m->nowned - 1] + m->own_used;
+    memcpy(c, p, n);
+    c[n] = '\0';
+    m->own_used += n + 1;
     return c;
 }
 

@@ -167,7 +167,9 @@ typedef struct store_quality {
     uint16_t present;    /* bit STORE_QF_x: ... and the field has a value */
 } store_quality;
 
-/* One destination of a new message and its first state (QUEUED or FILTERED). */
+/* One destination of a new message and its first state: QUEUED, FILTERED,
+ * or ERROR (straight to the error queue, e.g. when the channel's filter
+ * script failed; last_error is then the message's error). */
 typedef struct store_dest {
     const char *name;
     store_dlv_state state;

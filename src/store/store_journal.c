@@ -129,7 +129,8 @@ bool journal_decode(const void *bytes, size_t len, store_put *p, journal_scratch
         sc->dests[i].state = (store_dlv_state)get_n(&r, 1);
         sc->dests[i].name = get_str(&r);
         if (!sc->dests[i].name || (sc->dests[i].state != STORE_DLV_QUEUED &&
-                                   sc->dests[i].state != STORE_DLV_FILTERED))
+                                   sc->dests[i].state != STORE_DLV_FILTERED &&
+                                   sc->dests[i].state != STORE_DLV_ERROR))
             r.ok = false;
     }
     p->dests = sc->dests;

@@ -187,8 +187,8 @@ static const char *const SQL[ST_COUNT] = {
                    " send_app, send_fac, recv_app, recv_fac, patient_id, error, raw, raw_len,"
                    " body_seg, body_off)"
                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    [ST_PUT_DLV] = "INSERT INTO deliveries(message_id, dest_id, state, updated_at)"
-                   " VALUES(?1, ?2, ?3, ?4)",
+    [ST_PUT_DLV] = "INSERT INTO deliveries(message_id, dest_id, state, updated_at, last_error)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_DUP] = "SELECT id FROM messages WHERE control_id = ?1 AND send_fac IS ?2"
                " AND received_at >= ?3 AND state <> 'rejected' ORDER BY id DESC LIMIT 1",
     [ST_QUEUE_NEXT] = "SELECT d.message_id, d.attempts, d.next_attempt_at, m.received_at, "
@@ -801,6 +801,7 @@ static store_status put_one(sq_store *q, sqlite3_stmt *msg, sqlite3_stmt *dlv, c
         sqlite3_bind_int64(dlv, 2, dest_ids[d]);
         bind_str(dlv, 3, store_dlv_state_name(p->dests[d].state));
         sqlite3_bind_int64(dlv, 4, p->received_at);
+        bind_opt(dlv, 5, p->dests[d].state == STORE_DLV_ERROR ? p->error : NULL);
         rc = run(dlv);
         if (rc != SQLITE_OK)
             return sq_fail(q, rc, err, "queueing a message for destination %s", p->dests[d].name);

@@ -323,12 +323,18 @@ static const struct {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* A linear scan, but one that rejects most entries on their first byte and
+ * never measures a string: unit lookups run for every converted value. */
 static const atom *atom_find(const char *sym, size_t n, bool nocase)
 {
+    if (n == 0) return NULL;
     for (size_t i = 0; i < COUNT(atoms); i++) {
-        if (strlen(atoms[i].sym) != n) continue;
-        if (nocase ? !strncasecmp(atoms[i].sym, sym, n) : !memcmp(atoms[i].sym, sym, n))
+        const char *a = atoms[i].sym;
+        if (nocase) {
+            if (strncasecmp(a, sym, n) == 0 && a[n] == '\0') return &atoms[i];
+        } else if (a[0] == sym[0] && strncmp(a, sym, n) == 0 && a[n] == '\0') {
             return &atoms[i];
+        }
     }
     return NULL;
 }

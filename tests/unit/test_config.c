@@ -828,7 +828,7 @@ static void test_filter(void **state)
     (void)state;
     char *types[] = {"ADT^A01", "ADT^A0?", "ORU^*", "ACK"};
     char *exclude[] = {"ADT^A08"};
-    config_filter f = {types, 4, exclude, 1};
+    config_filter f = {types, 4, exclude, 1, NULL};
     assert_true(config_filter_accepts(&f, "ADT", "A01"));
     assert_true(config_filter_accepts(&f, "ADT", "A04"));
     assert_false(config_filter_accepts(&f, "ADT", "A08"));
@@ -837,10 +837,10 @@ static void test_filter(void **state)
     assert_true(config_filter_accepts(&f, "ORU", NULL));
     assert_true(config_filter_accepts(&f, "ACK", "A01"));
     assert_false(config_filter_accepts(&f, "SIU", "S12"));
-    config_filter all = {NULL, 0, NULL, 0};
+    config_filter all = {NULL, 0, NULL, 0, NULL};
     assert_true(config_filter_accepts(&all, "SIU", "S12"));
     assert_true(config_filter_accepts(&all, NULL, NULL));
-    config_filter none_but = {NULL, 0, exclude, 1};
+    config_filter none_but = {NULL, 0, exclude, 1, NULL};
     assert_false(config_filter_accepts(&none_but, "ADT", "A08"));
     assert_true(config_filter_accepts(&none_but, "ADT", "A01"));
 }

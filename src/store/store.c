@@ -209,10 +209,12 @@ static store_status check_put(const store_put *p, size_t i, store_error *err)
         const store_dest *dst = &p->dests[d];
         if (empty(dst->name))
             return store_fail(err, STORE_ERR_ARG, "message %zu: destination %zu has no name", i, d);
-        if (dst->state != STORE_DLV_QUEUED && dst->state != STORE_DLV_FILTERED)
+        if (dst->state != STORE_DLV_QUEUED && dst->state != STORE_DLV_FILTERED &&
+            dst->state != STORE_DLV_ERROR)
             return store_fail(err, STORE_ERR_ARG,
-                              "message %zu: destination %s must start queued or filtered", i,
-                              dst->name);
+                              "message %zu: destination %s must start queued, filtered or in "
+                              "error",
+                              i, dst->name);
         for (size_t e = 0; e < d; e++)
             if (strcmp(p->dests[e].name, dst->name) == 0)
                 return store_fail(err, STORE_ERR_ARG, "message %zu: destination %s given twice", i,

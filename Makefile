@@ -32,6 +32,7 @@ test: build build-asan
 bench: build
 	@./bench/run.sh build/tern
 	@./bench/mllp/run.sh build/tern
+	@./bench/quality/run.sh build
 
 bench-quality: build
 	@./bench/quality/run.sh build

@@ -147,6 +147,7 @@ struct engine {
     store *wr; /* the committer thread's handle: all writes */
     store *ck; /* the checkpointer thread's handle */
     codemap_registry *maps; /* the configuration's code maps */
+    uint64_t commits, committed, commit_ns; /* committer statistics, under mu */
     pthread_t committer, checkpointer;
     pthread_cond_t ck_cv;
     bool threads;
@@ -646,8 +647,14 @@ static void *committer_main(void *arg)
         commit_job *j = e->job_in;
         e->job_in = NULL;
         pthread_mutex_unlock(&e->mu);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         job_run(e->wr, j);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         pthread_mutex_lock(&e->mu);
+        e->commits++;
+        e->committed += j->npend;
+        e->commit_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec));
         e->job_out = j;
         char c = 1;
         while (write(e->notify[1], &c, 1) < 0 && errno == EINTR) {
@@ -1261,4 +1268,11 @@ void engine_describe(const engine *e, tbuf *out)
                         (unsigned long long)ch->dests[k].failed);
         tbuf_putc(out, '\n');
     }
+    if (e->commits)
+        tbuf_printf(out,
+                    "store: %llu messages in %llu group commits (%.1f per commit, %.2f ms per "
+                    "commit on average)\n",
+                    (unsigned long long)e->committed, (unsigned long long)e->commits,
+                    (double)e->committed / (double)e->commits,
+                    (double)e->commit_ns / 1e6 / (double)e->commits);
 }

@@ -191,11 +191,18 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tb
         ucum_convert_range(c->a.p, from, t->unit, t->mw, &c->b, &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (c->b.len && set_at(m, occ, 7, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
-    /* OBX-6 becomes unit^unit^UCUM */
-    if (set_at(m, occ, 6, 1, t->unit, strlen(t->unit), &he) != 0 ||
-        set_at(m, occ, 6, 2, t->unit, strlen(t->unit), &he) != 0 ||
-        set_at(m, occ, 6, 3, "UCUM", 4, &he) != 0)
-        goto hl7_failed;
+    /* OBX-6 becomes unit^unit^UCUM, in one edit */
+    {
+        const hl7_delims *d = hl7_delims_of(m);
+        tbuf_reset(&c->b);
+        hl7_escape(d, t->unit, strlen(t->unit), &c->b);
+        tbuf_putc(&c->b, d->comp);
+        hl7_escape(d, t->unit, strlen(t->unit), &c->b); /* not a copy of b: b may move */
+        tbuf_putc(&c->b, d->comp);
+        tbuf_puts(&c->b, "UCUM");
+        hl7_path p6 = {.seg = "OBX", .seg_occ = occ, .field = 6, .rep = 1};
+        if (hl7_set_raw(m, &p6, c->b.p, c->b.len, &he) != HL7_OK) goto hl7_failed;
+    }
     goto done;
 unit_error:
     tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line, t->code, occ,
@@ -211,12 +218,29 @@ done:
     return rc;
 }
 
+/* Whether component 1 of field 3 of segment idx is `code` (decoded only
+ * when it holds an escape). */
+static bool code_is(transform_chain *c, const hl7_msg *m, uint32_t idx, const char *code)
+{
+    hl7_span v;
+    if (hl7_raw(m, idx, 3, 1, 1, 0, &v) != HL7_VALUE) return false;
+    const hl7_delims *d = hl7_delims_of(m);
+    if (!d->esc || !memchr(v.p, d->esc, v.len))
+        return v.len == strlen(code) && memcmp(v.p, code, v.len) == 0;
+    tbuf_reset(&c->c);
+    hl7_unescape(d, hl7_charset_of(m), v.p, v.len, &c->c);
+    return c->c.len == strlen(code) && memcmp(c->c.p, code, c->c.len) == 0;
+}
+
+/* Segments by index (an edit never adds or removes one here), counting OBX
+ * occurrences for the paths of the edits. */
 static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
 {
-    uint32_t n = hl7_seg_occurrences(m, "OBX");
-    for (uint32_t occ = 1; occ <= n; occ++) {
-        if (!get_at(m, "OBX", occ, 3, 1, &c->c) || strcmp(c->c.p, s->cfg->code) != 0) continue;
-        if (convert_obx(c, s, m, occ, err) != 0) return -1;
+    uint32_t occ = 0, n = hl7_seg_count(m);
+    for (uint32_t i = 1; i < n; i++) {
+        if (memcmp(hl7_seg_at(m, i)->id, "OBX", 4) != 0) continue;
+        occ++;
+        if (code_is(c, m, i, s->cfg->code) && convert_obx(c, s, m, occ, err) != 0) return -1;
     }
     return 0;
 }

@@ -248,8 +248,49 @@ static bool parse_date_part(const char *s, size_t n, const char *all, size_t ale
     return true;
 }
 
+static int two(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* The common shapes (an even number of digits, then at most +/-ZZZZ) in
+ * one pass, with the same result as the full parse below; false for every
+ * other shape and every value out of range, which the full parse then
+ * describes. */
+static bool parse_dtm_fast(const char *s, size_t len, hl7_dtm *out, bool date_only)
+{
+    size_t n = 0;
+    while (n < len && is_digit(s[n])) n++;
+    if (n < 4 || n > (date_only ? 8u : 14u) || (n & 1)) return false;
+    bool zone = n < len;
+    if (zone && (date_only || len - n != 5 || (s[n] != '+' && s[n] != '-') ||
+                 !all_digits(s + n + 1, 4)))
+        return false;
+    memset(out, 0, sizeof(*out));
+    out->year = two(s) * 100 + two(s + 2);
+    out->month = n >= 6 ? two(s + 4) : 1;
+    out->day = n >= 8 ? two(s + 6) : 1;
+    if (n >= 10) out->hour = two(s + 8);
+    if (n >= 12) out->minute = two(s + 10);
+    if (n >= 14) out->second = two(s + 12);
+    out->precision = (hl7_dtm_precision)(HL7_DTM_YEAR + (n - 4) / 2);
+    if (out->month < 1 || out->month > 12 || out->day < 1 ||
+        out->day > month_days(out->year, out->month) || out->hour > 23 || out->minute > 59 ||
+        out->second > 59)
+        return false;
+    if (zone) {
+        int hh = two(s + n + 1), mm = two(s + n + 3);
+        if (hh > 14 || mm > 59 || hh * 60 + mm > 14 * 60) return false;
+        out->has_offset = true;
+        out->offset_min = (s[n] == '-' ? -1 : 1) * (hh * 60 + mm);
+    }
+    out->epoch = epoch_at(out, HL7_DTM_SECOND, true);
+    return true;
+}
+
 static bool parse_dtm(const char *s, size_t len, hl7_dtm *out, bool date_only, hl7_type_fault *f)
 {
+    if (parse_dtm_fast(s, len, out, date_only)) return true;
     static const char shape_dtm[] = "YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]";
     const char *shape = date_only ? "YYYY[MM[DD]]" : shape_dtm;
     memset(out, 0, sizeof(*out));
@@ -325,10 +366,29 @@ void hl7_dtm_from_time(time_t t, int offset_min, hl7_dtm *out)
     out->epoch = (int64_t)t;
 }
 
+/* Parts down to precision p compared in order. Without offsets to apply
+ * this orders as epoch_at(p) does (every part is in its range, so a later
+ * day always has a later epoch) and costs no calendar arithmetic. */
+static int compare_parts(const hl7_dtm *a, const hl7_dtm *b, hl7_dtm_precision p)
+{
+    const int pa[6] = {a->year, a->month, a->day, a->hour, a->minute, a->second};
+    const int pb[6] = {b->year, b->month, b->day, b->hour, b->minute, b->second};
+    int upto = p >= HL7_DTM_SECOND ? 6 : p > HL7_DTM_YEAR ? (int)p : 1; /* YEAR is 1 */
+    for (int i = 0; i < upto; i++)
+        if (pa[i] != pb[i]) return pa[i] < pb[i] ? -1 : 1;
+    return 0;
+}
+
 int hl7_dtm_compare(const hl7_dtm *a, const hl7_dtm *b)
 {
     hl7_dtm_precision p = a->precision < b->precision ? a->precision : b->precision;
     bool utc = a->has_offset && b->has_offset && p > HL7_DTM_DAY;
+    if (!utc) {
+        int c = compare_parts(a, b, p);
+        if (c) return c;
+        if (p == HL7_DTM_FRACTION && a->frac != b->frac) return a->frac < b->frac ? -1 : 1;
+        return 0;
+    }
     int64_t x = epoch_at(a, p, utc), y = epoch_at(b, p, utc);
     if (x != y) return x < y ? -1 : 1;
     if (p == HL7_DTM_FRACTION && a->frac != b->frac) return a->frac < b->frac ? -1 : 1;

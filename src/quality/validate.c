@@ -457,6 +457,7 @@ typedef struct code_rule {
     char *system;  /* "|"-separated alternatives; NULL: any */
     char sex;      /* sex rules */
     int min_years, max_years;
+    uint32_t next; /* next rule with the same first byte (code_index), NONE */
 } code_rule;
 
 typedef struct limit_rule {
@@ -464,7 +465,37 @@ typedef struct limit_rule {
     size_t len;
     char *units; /* "|"-separated; NULL: any */
     double min, max;
+    uint32_t next; /* next limit with the same first byte (code_index), NONE */
 } limit_rule;
+
+/* Rules of one list chained by the first byte of their code, in the order
+ * they were added: a code is compared only with the rules that can match
+ * it, and the first match in list order still wins. */
+typedef struct code_index {
+    uint32_t head[256], tail[256]; /* NONE: no rule starts with that byte */
+} code_index;
+
+static void index_reset(code_index *ix)
+{
+    memset(ix->head, 0xff, sizeof(ix->head));
+    memset(ix->tail, 0xff, sizeof(ix->tail));
+}
+
+/* Appends rule i, whose code starts with `first`; returns the rule before
+ * it in its chain (whose next becomes i), NONE when i heads the chain. */
+static uint32_t index_add(code_index *ix, uint32_t i, char first)
+{
+    unsigned char b = (unsigned char)first;
+    uint32_t prev = ix->tail[b];
+    if (prev == NONE) ix->head[b] = i;
+    ix->tail[b] = i;
+    return prev;
+}
+
+static uint32_t index_first(const code_index *ix, hl7_span code)
+{
+    return code.len ? ix->head[(unsigned char)code.p[0]] : NONE;
+}
 
 struct validator {
     const hl7_tables *tables;
@@ -479,6 +510,7 @@ struct validator {
     size_t nsex, sexcap, nage, agecap;
     limit_rule *limits;
     size_t nlimits, limcap;
+    code_index sex_ix, age_ix, limit_ix;
 };
 
 static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
@@ -581,6 +613,9 @@ validator *validator_new(const hl7_tables *tables)
     if (!tables) tables = v->own_tables = hl7_tables_new();
     v->tables = tables;
     v->baseline = true;
+    index_reset(&v->sex_ix);
+    index_reset(&v->age_ix);
+    index_reset(&v->limit_ix);
     memcpy(v->sev, default_sev, sizeof(v->sev));
     v->base = baseline_profile();
     validate_status st = resolve_tables(v, v->base, NULL);
@@ -610,12 +645,14 @@ void validator_clear_sex_rules(validator *v)
 {
     free_codes(v->sex, v->nsex);
     v->nsex = 0;
+    index_reset(&v->sex_ix);
 }
 
 void validator_clear_age_rules(validator *v)
 {
     free_codes(v->age, v->nage);
     v->nage = 0;
+    index_reset(&v->age_ix);
 }
 
 void validator_clear_limits(validator *v)
@@ -625,6 +662,7 @@ void validator_clear_limits(validator *v)
         free(v->limits[i].units);
     }
     v->nlimits = 0;
+    index_reset(&v->limit_ix);
 }
 
 void validator_free(validator *v)
@@ -689,6 +727,7 @@ static validate_status make_code_rule(const char *pattern, const char *system, c
     out->plen = n - prefix;
     out->prefix = prefix;
     out->system = system && *system ? xstrdup(system) : NULL;
+    out->next = NONE;
     return VALIDATE_OK;
 }
 
@@ -703,6 +742,8 @@ validate_status validator_add_sex_rule(validator *v, const char *pattern, const 
     if (st != VALIDATE_OK) return st;
     c.sex = sex[0];
     v->sex = xgrow(v->sex, &v->sexcap, v->nsex + 1, sizeof(*v->sex));
+    uint32_t prev = index_add(&v->sex_ix, (uint32_t)v->nsex, c.pattern[0]);
+    if (prev != NONE) v->sex[prev].next = (uint32_t)v->nsex;
     v->sex[v->nsex++] = c;
     return VALIDATE_OK;
 }
@@ -720,6 +761,8 @@ validate_status validator_add_age_rule(validator *v, const char *pattern, const 
     c.min_years = min_years;
     c.max_years = max_years;
     v->age = xgrow(v->age, &v->agecap, v->nage + 1, sizeof(*v->age));
+    uint32_t prev = index_add(&v->age_ix, (uint32_t)v->nage, c.pattern[0]);
+    if (prev != NONE) v->age[prev].next = (uint32_t)v->nage;
     v->age[v->nage++] = c;
     return VALIDATE_OK;
 }
@@ -731,9 +774,10 @@ validate_status validator_add_limit(validator *v, const char *code, const char *
         return fail(err, VALIDATE_ERR_VALUE, 0,
                     "physiologic limit for '%s': need a code and min <= max", code ? code : "");
     v->limits = xgrow(v->limits, &v->limcap, v->nlimits + 1, sizeof(*v->limits));
-    v->limits[v->nlimits++] =
-        (limit_rule){xstrdup(code), strlen(code), units && *units ? xstrdup(units) : NULL, min,
-                     max};
+    uint32_t prev = index_add(&v->limit_ix, (uint32_t)v->nlimits, code[0]);
+    if (prev != NONE) v->limits[prev].next = (uint32_t)v->nlimits;
+    v->limits[v->nlimits++] = (limit_rule){
+        xstrdup(code), strlen(code), units && *units ? xstrdup(units) : NULL, min, max, NONE};
     return VALIDATE_OK;
 }
 
@@ -1196,6 +1240,8 @@ typedef struct smatch {
     const validate_profile *p;
     uint32_t pos, n;
     uint32_t last; /* last node a segment matched, NONE */
+    uint32_t asked_key; /* the segment id in_structure() answered last (0: none) */
+    bool asked_in;
 } smatch;
 
 static bool in_structure(const validate_profile *p, const char *id)
@@ -1206,13 +1252,25 @@ static bool in_structure(const validate_profile *p, const char *id)
     return false;
 }
 
+/* in_structure() for the segment id, remembering the last answer: the
+ * matcher asks about the segment at the cursor several times. */
+static bool known_id(smatch *sm, const char *id)
+{
+    uint32_t key = id_key(id);
+    if (key != sm->asked_key) {
+        sm->asked_key = key;
+        sm->asked_in = in_structure(sm->p, id);
+    }
+    return sm->asked_in;
+}
+
 /* Id of the segment at the cursor, Z segments unknown to the structure
  * skipped; NULL at the end. */
 static const char *cur_id(smatch *sm)
 {
     while (sm->pos < sm->n) {
         const char *id = hl7_seg_at(sm->x->m, sm->pos)->id;
-        if (id[0] != 'Z' || in_structure(sm->p, id)) return id;
+        if (id[0] != 'Z' || known_id(sm, id)) return id;
         sm->pos++;
     }
     return NULL;
@@ -1280,7 +1338,7 @@ static void report_stray(smatch *sm, const char *id)
 static const char *next_id(smatch *sm)
 {
     const char *id;
-    while ((id = cur_id(sm)) != NULL && !in_structure(sm->p, id)) report_stray(sm, id);
+    while ((id = cur_id(sm)) != NULL && !known_id(sm, id)) report_stray(sm, id);
     return id;
 }
 
@@ -1336,7 +1394,7 @@ static void match_group(smatch *sm, uint32_t gi)
 
 static void check_structure(vrun *x, const validate_profile *p)
 {
-    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE};
+    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false};
     match_group(&sm, 0);
     const char *id;
     while ((id = cur_id(&sm)) != NULL) report_stray(&sm, id);
@@ -1384,19 +1442,34 @@ typedef struct coded {
     hl7_span code[2], sys[2];
 } coded;
 
+/* The first (up to) six pieces of v split by ch, in one scan; their count. */
+static uint32_t split6(hl7_span v, char ch, hl7_span part[6])
+{
+    const char *p = v.p, *end = v.p + v.len;
+    uint32_t n = 0;
+    while (n < 6) {
+        const char *q = ch ? scan_for(p, (size_t)(end - p), ch) : NULL;
+        part[n++] = (hl7_span){p, (size_t)((q ? q : end) - p)};
+        if (!q) break;
+        p = q + 1;
+    }
+    return n;
+}
+
 static void coded_pairs(vrun *x, uint32_t field, coded *out)
 {
     const fview *fv = view_field(x, field);
     assert(fv); /* field < VIEW_FIELDS */
-    hl7_span f = fv->rep1;
+    hl7_span f = fv->rep1, part[6];
     out->n = 0;
     if (fv->pres == HL7_ABSENT || presence(f) != HL7_VALUE) return;
-    for (uint32_t k = 1; k <= 4; k += 3) {
+    uint32_t nparts = split6(f, x->d->comp, part);
+    for (uint32_t k = 0; k <= 3; k += 3) {
         size_t n = out->n;
-        if (!piece(f, x->d->comp, k, &out->code[n]) || presence(out->code[n]) != HL7_VALUE)
-            continue;
-        if (!piece(f, x->d->comp, k + 2, &out->sys[n]) || presence(out->sys[n]) != HL7_VALUE)
-            out->sys[n] = (hl7_span){"", 0};
+        if (k >= nparts || presence(part[k]) != HL7_VALUE) continue;
+        out->code[n] = part[k];
+        out->sys[n] = k + 2 < nparts && presence(part[k + 2]) == HL7_VALUE ? part[k + 2]
+                                                                           : (hl7_span){"", 0};
         out->n++;
     }
 }
@@ -1406,7 +1479,8 @@ static void check_sex(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ
 {
     uint32_t si = x->sv.si;
     for (size_t k = 0; k < cp->n; k++)
-        for (size_t i = 0; i < x->v->nsex; i++) {
+        for (uint32_t i = index_first(&x->v->sex_ix, cp->code[k]); i != NONE;
+             i = x->v->sex[i].next) {
             const code_rule *c = &x->v->sex[i];
             if (!code_matches(c, cp->code[k], cp->sys[k])) continue;
             if (c->sex != pt->sex) {
@@ -1422,7 +1496,8 @@ static void check_sex(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ
 static void check_age(vrun *x, const consistency *cs, uint32_t occ, const coded *cp)
 {
     for (size_t k = 0; k < cp->n; k++)
-        for (size_t i = 0; i < x->v->nage; i++) {
+        for (uint32_t i = index_first(&x->v->age_ix, cp->code[k]); i != NONE;
+             i = x->v->age[i].next) {
             const code_rule *c = &x->v->age[i];
             if (!code_matches(c, cp->code[k], cp->sys[k])) continue;
             hl7_dtm ref;
@@ -1441,7 +1516,7 @@ static void check_age(vrun *x, const consistency *cs, uint32_t occ, const coded 
 static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span units)
 {
     const limit_rule *any = NULL;
-    for (size_t i = 0; i < v->nlimits; i++) {
+    for (uint32_t i = index_first(&v->limit_ix, code); i != NONE; i = v->limits[i].next) {
         const limit_rule *l = &v->limits[i];
         if (code.len != l->len || memcmp(code.p, l->code, l->len)) continue;
         if (!l->units) {

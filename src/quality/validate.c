@@ -511,6 +511,7 @@ struct validator {
     limit_rule *limits;
     size_t nlimits, limcap;
     code_index sex_ix, age_ix, limit_ix;
+    hl7_type_tables composite_tables; /* found in `tables` once */
 };
 
 static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
@@ -612,6 +613,7 @@ validator *validator_new(const hl7_tables *tables)
     validator *v = xcalloc(1, sizeof(*v));
     if (!tables) tables = v->own_tables = hl7_tables_new();
     v->tables = tables;
+    hl7_type_tables_find(tables, &v->composite_tables);
     v->baseline = true;
     index_reset(&v->sex_ix);
     index_reset(&v->age_ix);
@@ -1663,7 +1665,10 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
 {
     assert(v && m && r);
     validate_result_reset(r);
-    vrun x = {v, m, r, {hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch},
+    vrun x = {v,
+              m,
+              r,
+              {hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch, &v->composite_tables},
               hl7_delims_of(m), {0}, {0}};
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};

@@ -825,6 +825,15 @@ typedef struct segview {
     uint32_t ndtm;
 } segview;
 
+/* A short code found in a table, kept (copied) so that the same code in the
+ * next segments costs no table search: OBX-2, OBX-8 and OBX-11 repeat. */
+#define KNOWN_CODES 4
+typedef struct known_code {
+    const hl7_table *t;
+    uint8_t len;
+    char code[8];
+} known_code;
+
 /* What one validate_message() call works with. */
 typedef struct vrun {
     const validator *v;
@@ -834,6 +843,8 @@ typedef struct vrun {
     const hl7_delims *d;
     hl7_dtm now;
     segview sv;
+    known_code known[KNOWN_CODES]; /* a ring; t NULL: unused */
+    uint32_t nknown;
 } vrun;
 
 static void view_segment(vrun *x, uint32_t si)
@@ -855,14 +866,22 @@ static const fview *view_field(vrun *x, uint32_t field)
     sv->known |= bit;
     fv->pres = hl7_raw(x->m, sv->si, field, 0, 0, 0, &fv->whole);
     if (fv->pres == HL7_ABSENT) fv->whole = (hl7_span){"", 0};
-    const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end = NULL;
+    const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
     char rep = x->d->rep, comp = x->d->comp;
-    for (; p < end; p++) {
-        if (*p == rep && rep) break;
-        if (*p == comp && comp && !comp_end) comp_end = p;
+    if (rep && comp) {
+        while (p < end && *p != rep && *p != comp) p++;
+        comp_end = p;
+        while (p < end && *p != rep) p++;
+    } else {
+        comp_end = NULL;
+        for (; p < end; p++) {
+            if (*p == rep && rep) break;
+            if (*p == comp && comp && !comp_end) comp_end = p;
+        }
+        if (!comp_end) comp_end = p;
     }
     fv->rep1 = (hl7_span){fv->whole.p, (size_t)(p - fv->whole.p)};
-    fv->comp1 = (hl7_span){fv->whole.p, (size_t)((comp_end ? comp_end : p) - fv->whole.p)};
+    fv->comp1 = (hl7_span){fv->whole.p, (size_t)(comp_end - fv->whole.p)};
     return fv;
 }
 
@@ -1049,6 +1068,23 @@ static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep, hl7_span raw)
 
 #define SHOWN(s) (int)((s).len < 40 ? (s).len : 40), (s).p
 
+/* hl7_table_has(), remembering the last codes found. */
+static bool in_table(vrun *x, const hl7_table *t, hl7_span v)
+{
+    for (uint32_t i = 0; i < KNOWN_CODES; i++) {
+        const known_code *k = &x->known[i];
+        if (k->t == t && k->len == v.len && !memcmp(k->code, v.p, v.len)) return true;
+    }
+    if (!hl7_table_has(t, v.p, v.len)) return false;
+    if (v.len <= sizeof(x->known[0].code)) {
+        known_code *k = &x->known[x->nknown++ % KNOWN_CODES];
+        k->t = t;
+        k->len = (uint8_t)v.len;
+        memcpy(k->code, v.p, v.len);
+    }
+    return true;
+}
+
 /* --- field specs ----------------------------------------------------------------- */
 
 static validate_rule rule_of_fault(const hl7_type_fault *f)
@@ -1096,7 +1132,7 @@ static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint
         if (q) first.len = (size_t)(q - raw.p);
     }
     hl7_span val = decoded(x, first);
-    if (f->table && val.len && !hl7_table_has(f->table, val.p, val.len)) {
+    if (f->table && val.len && !in_table(x, f->table, val)) {
         hl7_path w = where;
         if (!f->comp && first.len != raw.len) w.comp = 1;
         add(x, VALIDATE_RULE_TABLE, HL7_ACK_ERR_TABLE_VALUE, si, &w,
@@ -1665,11 +1701,16 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
 {
     assert(v && m && r);
     validate_result_reset(r);
-    vrun x = {v,
-              m,
-              r,
-              {hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch, &v->composite_tables},
-              hl7_delims_of(m), {0}, {0}};
+    vrun x; /* not zeroed as a whole: the segment view is kilobytes, reset per segment */
+    x.v = v;
+    x.m = m;
+    x.r = r;
+    x.tctx = (hl7_type_ctx){hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch,
+                            &v->composite_tables};
+    x.d = hl7_delims_of(m);
+    memset(x.known, 0, sizeof(x.known));
+    x.nknown = 0;
+    view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};
     hl7_raw(m, 0, 9, 1, 1, 0, &type);

@@ -1280,6 +1280,8 @@ typedef struct smatch {
     uint32_t last; /* last node a segment matched, NONE */
     uint32_t asked_key; /* the segment id in_structure() answered last (0: none) */
     bool asked_in;
+    uint32_t cur_pos; /* cur_id() answered cur for this pos last (NONE: not yet) */
+    const char *cur;
 } smatch;
 
 static bool in_structure(const validate_profile *p, const char *id)
@@ -1306,12 +1308,18 @@ static bool known_id(smatch *sm, const char *id)
  * skipped; NULL at the end. */
 static const char *cur_id(smatch *sm)
 {
-    while (sm->pos < sm->n) {
-        const char *id = hl7_seg_at(sm->x->m, sm->pos)->id;
-        if (id[0] != 'Z' || known_id(sm, id)) return id;
-        sm->pos++;
+    if (sm->pos == sm->cur_pos) return sm->cur;
+    const char *id = NULL;
+    for (; sm->pos < sm->n; sm->pos++) {
+        const char *at = hl7_seg_at(sm->x->m, sm->pos)->id;
+        if (at[0] != 'Z' || known_id(sm, at)) {
+            id = at;
+            break;
+        }
     }
-    return NULL;
+    sm->cur_pos = sm->pos;
+    sm->cur = id;
+    return id;
 }
 
 static bool first_has(const validate_profile *p, uint32_t ni, const char *id)
@@ -1432,7 +1440,7 @@ static void match_group(smatch *sm, uint32_t gi)
 
 static void check_structure(vrun *x, const validate_profile *p)
 {
-    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false};
+    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, NULL};
     match_group(&sm, 0);
     const char *id;
     while ((id = cur_id(&sm)) != NULL) report_stray(&sm, id);

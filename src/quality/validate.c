@@ -885,6 +885,19 @@ static const fview *view_field(vrun *x, uint32_t field)
     return fv;
 }
 
+/* Component 1 of raw, a repetition of field `field` of the segment in
+ * view: from the field view when raw is its first repetition. */
+static hl7_span first_comp(const vrun *x, uint32_t field, hl7_span raw)
+{
+    if (field < VIEW_FIELDS && (x->sv.known >> field & 1)) {
+        const fview *fv = &x->sv.field[field];
+        if (raw.p == fv->rep1.p && raw.len == fv->rep1.len) return fv->comp1;
+    }
+    const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
+    if (q) raw.len = (size_t)(q - raw.p);
+    return raw;
+}
+
 /* Field `field` (all repetitions, raw) of the segment in view. */
 static hl7_presence field_at(vrun *x, uint32_t field, hl7_span *out)
 {
@@ -1056,9 +1069,7 @@ static bool read_dtm(vrun *x, uint32_t field, hl7_dtm *out, hl7_span *text)
 static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep, hl7_span raw)
 {
     if (f->type != HL7_TYPE_TS || f->comp || rep != 1 || find_dtm(x, f->field)) return false;
-    hl7_span c1 = raw;
-    const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
-    if (q) c1.len = (size_t)(q - raw.p);
+    hl7_span c1 = first_comp(x, f->field, raw);
     if (c1.len == 0 || (x->d->esc && scan_for(c1.p, c1.len, x->d->esc))) return false;
     hl7_dtm t;
     if (!hl7_dtm_parse(c1.p, c1.len, &t, NULL)) return false;
@@ -1126,11 +1137,7 @@ static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint
         }
     }
     if (!f->table && !f->max_len && !f->has_min && !f->has_max) return;
-    hl7_span first = raw;
-    if (!f->comp) {
-        const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
-        if (q) first.len = (size_t)(q - raw.p);
-    }
+    hl7_span first = f->comp ? raw : first_comp(x, f->field, raw);
     hl7_span val = decoded(x, first);
     if (f->table && val.len && !in_table(x, f->table, val)) {
         hl7_path w = where;
@@ -1574,10 +1581,23 @@ static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span 
     return any;
 }
 
-/* The first code with limits decides; the value is parsed only then. */
+/* Some limit is set for code (whatever the units). */
+static bool has_limit(const validator *v, hl7_span code)
+{
+    for (uint32_t i = index_first(&v->limit_ix, code); i != NONE; i = v->limits[i].next)
+        if (code.len == v->limits[i].len && !memcmp(code.p, v->limits[i].code, code.len))
+            return true;
+    return false;
+}
+
+/* The first code with limits decides; the value is parsed only then, and
+ * OBX-2, 5 and 6 are read only for a code that has limits. */
 static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
 {
     hl7_span type, val, units;
+    bool any = false;
+    for (size_t k = 0; k < cp->n && !any; k++) any = has_limit(x->v, cp->code[k]);
+    if (!any) return;
     if (comp_at(x, 2, 1, &type) != HL7_VALUE || !span_is(type, "NM") ||
         comp_at(x, 5, 1, &val) != HL7_VALUE)
         return;

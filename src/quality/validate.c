@@ -10,12 +10,15 @@
  * a profile are kept grouped by segment id) and the consistency rules
  * together, then once per structure. The consistency rules keep "the
  * current patient" (the last PID seen) so that a message with several
- * patients is judged patient by patient. All rules read the segment in
+ * patients is judged patient by patient; their code lists are chained by
+ * the first byte of the code (code_index), so an OBX-3 code is compared only
+ * with the entries that can match it. All rules read the segment in
  * hand through a segview: each field is located and split (first
  * repetition, first component) once, and a date/time that a TS check
  * parsed is reused by the date rules. Values are read as raw spans into the
  * message; they are decoded into the result's scratch buffer only when they
- * hold an escape sequence. Problems are fixed-size records in the result's
+ * hold an escape sequence; a short code found in a table is remembered for
+ * the rest of the message (known_code). Problems are fixed-size records in the result's
  * reusable array, sorted at the end by segment and then by phase (field
  * specs, structure, consistency), which is the order users see.
  */

@@ -121,6 +121,14 @@ static bool span_is(hl7_span s, const char *lit)
     return lit[i] == '\0';
 }
 
+/* a[0..n) equals b[0..n): memcmp inline, for the few bytes of codes. */
+static bool same_bytes(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return false;
+    return true;
+}
+
 static uint32_t id_key(const char *id)
 {
     return (uint32_t)(unsigned char)id[0] << 16 | (uint32_t)(unsigned char)id[1] << 8 |
@@ -1087,7 +1095,7 @@ static bool in_table(vrun *x, const hl7_table *t, hl7_span v)
 {
     for (uint32_t i = 0; i < KNOWN_CODES; i++) {
         const known_code *k = &x->known[i];
-        if (k->t == t && k->len == v.len && !memcmp(k->code, v.p, v.len)) return true;
+        if (k->t == t && k->len == v.len && same_bytes(k->code, v.p, v.len)) return true;
     }
     if (!hl7_table_has(t, v.p, v.len)) return false;
     if (v.len <= sizeof(x->known[0].code)) {
@@ -1175,7 +1183,7 @@ static bool when_holds(vrun *x, const fspec *f)
     hl7_span s;
     if (comp_at(x, f->when_field, f->when_comp ? f->when_comp : 1, &s) != HL7_VALUE)
         return false;
-    return s.len == f->when_len && !memcmp(s.p, f->when_value, s.len);
+    return s.len == f->when_len && same_bytes(s.p, f->when_value, s.len);
 }
 
 /* One repetition (or the component the spec names in it). */
@@ -1478,7 +1486,7 @@ static bool one_of(const char *alts, hl7_span v)
     for (;;) {
         const char *bar = strchr(p, '|');
         size_t n = bar ? (size_t)(bar - p) : strlen(p);
-        if (n == v.len && !memcmp(p, v.p, n)) return true;
+        if (n == v.len && same_bytes(p, v.p, n)) return true;
         if (!bar) return false;
         p = bar + 1;
     }
@@ -1488,7 +1496,7 @@ static bool code_matches(const code_rule *c, hl7_span code, hl7_span system)
 {
     if (code.len == 0 || code.p[0] != c->pattern[0]) return false;
     if (c->prefix ? code.len < c->plen : code.len != c->plen) return false;
-    if (memcmp(code.p, c->pattern, c->plen)) return false;
+    if (!same_bytes(code.p, c->pattern, c->plen)) return false;
     return !c->system || one_of(c->system, system);
 }
 
@@ -1574,7 +1582,7 @@ static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span 
     const limit_rule *any = NULL;
     for (uint32_t i = index_first(&v->limit_ix, code); i != NONE; i = v->limits[i].next) {
         const limit_rule *l = &v->limits[i];
-        if (code.len != l->len || memcmp(code.p, l->code, l->len)) continue;
+        if (code.len != l->len || !same_bytes(code.p, l->code, l->len)) continue;
         if (!l->units) {
             if (!any) any = l;
         } else if (units.len && one_of(l->units, units)) {
@@ -1588,7 +1596,7 @@ static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span 
 static bool has_limit(const validator *v, hl7_span code)
 {
     for (uint32_t i = index_first(&v->limit_ix, code); i != NONE; i = v->limits[i].next)
-        if (code.len == v->limits[i].len && !memcmp(code.p, v->limits[i].code, code.len))
+        if (code.len == v->limits[i].len && same_bytes(code.p, v->limits[i].code, code.len))
             return true;
     return false;
 }

@@ -711,6 +711,7 @@ static bool check_cwe(hl7_type t, const hl7_type_ctx *c, const hl7_span *p, cons
                          "coding system '%.*s' is not a code (letters, digits, '-', '_', '.')",
                          Q(p[k + 2].p, p[k + 2].len));
     }
+    if (!table) return true; /* nothing to decode the identifier for */
     hl7_span id = leaf(c, p[0]);
     return check_table(id.p, id.len, table, 1, 0, f);
 }

@@ -1,8 +1,9 @@
 /*
  * hl7_types: datatype checks and date/time parsing; see hl7_types.h.
  *
- * Composite values are split into at most MAXPARTS pieces on the stack;
- * pieces beyond that are not looked at (no checked type has more). Leaf
+ * Composite values are split on the stack into the pieces their type's
+ * check reads (parts_needed(), at most MAXPARTS); pieces beyond that are
+ * not looked at. Common date/time shapes take a one-pass parse. Leaf
  * values are decoded into the caller's scratch buffer only when they hold
  * the escape character, one leaf at a time.
  */
@@ -248,8 +249,49 @@ static bool parse_date_part(const char *s, size_t n, const char *all, size_t ale
     return true;
 }
 
+static int two(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* The common shapes (an even number of digits, then at most +/-ZZZZ) in
+ * one pass, with the same result as the full parse below; false for every
+ * other shape and every value out of range, which the full parse then
+ * describes. */
+static bool parse_dtm_fast(const char *s, size_t len, hl7_dtm *out, bool date_only)
+{
+    size_t n = 0;
+    while (n < len && is_digit(s[n])) n++;
+    if (n < 4 || n > (date_only ? 8u : 14u) || (n & 1)) return false;
+    bool zone = n < len;
+    if (zone && (date_only || len - n != 5 || (s[n] != '+' && s[n] != '-') ||
+                 !all_digits(s + n + 1, 4)))
+        return false;
+    memset(out, 0, sizeof(*out));
+    out->year = two(s) * 100 + two(s + 2);
+    out->month = n >= 6 ? two(s + 4) : 1;
+    out->day = n >= 8 ? two(s + 6) : 1;
+    if (n >= 10) out->hour = two(s + 8);
+    if (n >= 12) out->minute = two(s + 10);
+    if (n >= 14) out->second = two(s + 12);
+    out->precision = (hl7_dtm_precision)(HL7_DTM_YEAR + (n - 4) / 2);
+    if (out->month < 1 || out->month > 12 || out->day < 1 ||
+        out->day > month_days(out->year, out->month) || out->hour > 23 || out->minute > 59 ||
+        out->second > 59)
+        return false;
+    if (zone) {
+        int hh = two(s + n + 1), mm = two(s + n + 3);
+        if (hh > 14 || mm > 59 || hh * 60 + mm > 14 * 60) return false;
+        out->has_offset = true;
+        out->offset_min = (s[n] == '-' ? -1 : 1) * (hh * 60 + mm);
+    }
+    out->epoch = epoch_at(out, HL7_DTM_SECOND, true);
+    return true;
+}
+
 static bool parse_dtm(const char *s, size_t len, hl7_dtm *out, bool date_only, hl7_type_fault *f)
 {
+    if (parse_dtm_fast(s, len, out, date_only)) return true;
     static const char shape_dtm[] = "YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]";
     const char *shape = date_only ? "YYYY[MM[DD]]" : shape_dtm;
     memset(out, 0, sizeof(*out));
@@ -325,10 +367,29 @@ void hl7_dtm_from_time(time_t t, int offset_min, hl7_dtm *out)
     out->epoch = (int64_t)t;
 }
 
+/* Parts down to precision p compared in order. Without offsets to apply
+ * this orders as epoch_at(p) does (every part is in its range, so a later
+ * day always has a later epoch) and costs no calendar arithmetic. */
+static int compare_parts(const hl7_dtm *a, const hl7_dtm *b, hl7_dtm_precision p)
+{
+    const int pa[6] = {a->year, a->month, a->day, a->hour, a->minute, a->second};
+    const int pb[6] = {b->year, b->month, b->day, b->hour, b->minute, b->second};
+    int upto = p >= HL7_DTM_SECOND ? 6 : p > HL7_DTM_YEAR ? (int)p : 1; /* YEAR is 1 */
+    for (int i = 0; i < upto; i++)
+        if (pa[i] != pb[i]) return pa[i] < pb[i] ? -1 : 1;
+    return 0;
+}
+
 int hl7_dtm_compare(const hl7_dtm *a, const hl7_dtm *b)
 {
     hl7_dtm_precision p = a->precision < b->precision ? a->precision : b->precision;
     bool utc = a->has_offset && b->has_offset && p > HL7_DTM_DAY;
+    if (!utc) {
+        int c = compare_parts(a, b, p);
+        if (c) return c;
+        if (p == HL7_DTM_FRACTION && a->frac != b->frac) return a->frac < b->frac ? -1 : 1;
+        return 0;
+    }
     int64_t x = epoch_at(a, p, utc), y = epoch_at(b, p, utc);
     if (x != y) return x < y ? -1 : 1;
     if (p == HL7_DTM_FRACTION && a->frac != b->frac) return a->frac < b->frac ? -1 : 1;
@@ -394,25 +455,43 @@ bool hl7_type_check_value(hl7_type t, const char *s, size_t len, const hl7_table
 
 /* --- composites ------------------------------------------------------------------- */
 
-static size_t split(const char *p, size_t len, char ch, hl7_span *out)
+/* Splits into out[0..want) (want <= MAXPARTS), the pieces past the last
+ * one empty; returns the number of pieces, counted up to want + 1 (enough
+ * to tell a composite from a single value). */
+static size_t split(const char *p, size_t len, char ch, hl7_span *out, size_t want)
 {
     size_t n = 0;
     const char *end = p + len;
     if (ch == '\0') {
-        out[0] = (hl7_span){p, len};
-        return 1;
-    }
-    while (n < MAXPARTS) {
-        const char *q = scan_for(p, (size_t)(end - p), ch);
-        if (!q) {
-            out[n++] = (hl7_span){p, (size_t)(end - p)};
-            break;
+        out[n++] = (hl7_span){p, len};
+    } else {
+        for (;;) {
+            if (n == want) { /* a separator was seen: one more piece */
+                n++;
+                break;
+            }
+            const char *q = scan_for(p, (size_t)(end - p), ch);
+            out[n++] = (hl7_span){p, (size_t)((q ? q : end) - p)};
+            if (!q) break;
+            p = q + 1;
         }
-        out[n++] = (hl7_span){p, (size_t)(q - p)};
-        p = q + 1;
     }
-    for (size_t i = n; i < MAXPARTS; i++) out[i] = (hl7_span){"", 0};
+    for (size_t i = n; i < want; i++) out[i] = (hl7_span){"", 0};
     return n;
+}
+
+/* Components a check of type t looks at. */
+static size_t parts_needed(hl7_type t)
+{
+    switch (t) {
+    case HL7_TYPE_CX: return 5;
+    case HL7_TYPE_CWE:
+    case HL7_TYPE_CE: return 6;
+    case HL7_TYPE_XAD: return 9;
+    case HL7_TYPE_HD: return 3;
+    case HL7_TYPE_XPN: return MAXPARTS;
+    default: return 1;
+    }
 }
 
 /* Leaf value decoded: into c->scratch when it holds the escape character. */
@@ -428,6 +507,17 @@ static const hl7_table *table_of(const hl7_type_ctx *c, const char *name)
 {
     return c->tables ? hl7_tables_find(c->tables, name) : NULL;
 }
+
+void hl7_type_tables_find(const hl7_tables *tables, hl7_type_tables *out)
+{
+    hl7_type_ctx c = {NULL, HL7_CS_UTF8, tables, NULL, NULL};
+    out->id_type = table_of(&c, "0061");
+    out->cx_type = table_of(&c, "0203");
+    out->hd_type = table_of(&c, "0301");
+}
+
+/* Composite table `member` of hl7_type_tables, named `name`. */
+#define COMPOSITE_TABLE(c, member, name) ((c)->found ? (c)->found->member : table_of((c), (name)))
 
 static bool is_oid(const char *s, size_t len)
 {
@@ -477,7 +567,7 @@ static bool check_hd(const hl7_type_ctx *c, const hl7_span *p, uint32_t comp, bo
                      Q(p[2].p, p[2].len));
     if (!p[2].len) return true;
     hl7_span type = p[2], id = p[1];
-    if (!check_table(type.p, type.len, table_of(c, "0301"), AT(3), f)) return false;
+    if (!check_table(type.p, type.len, COMPOSITE_TABLE(c, hd_type, "0301"), AT(3), f)) return false;
     if (type.len == 3 && !memcmp(type.p, "ISO", 3) && !is_oid(id.p, id.len))
         return fault(f, AT(2), HL7_ACK_ERR_DATA_TYPE,
                      "universal ID '%.*s' of type ISO is not an OID (digits and dots, e.g. "
@@ -554,16 +644,16 @@ static bool check_cx(const hl7_type_ctx *c, const hl7_span *p, hl7_type_fault *f
     if (!p[0].len)
         return fault(f, 1, 0, HL7_ACK_ERR_REQUIRED_FIELD, "ID number (CX-1) missing");
     if (p[2].len) {
-        if (!check_table(p[2].p, p[2].len, table_of(c, "0061"), 3, 0, f)) return false;
+        if (!check_table(p[2].p, p[2].len, COMPOSITE_TABLE(c, id_type, "0061"), 3, 0, f)) return false;
         if (!check_digit(p, f)) return false;
     }
     if (p[3].len) {
         hl7_span hd[MAXPARTS];
-        split(p[3].p, p[3].len, c->d ? c->d->sub : '&', hd);
+        split(p[3].p, p[3].len, c->d ? c->d->sub : '&', hd, parts_needed(HL7_TYPE_HD));
         if (!check_hd(c, hd, 4, true, f)) return false;
     }
     hl7_span type = leaf(c, p[4]);
-    return check_table(type.p, type.len, table_of(c, "0203"), 5, 0, f);
+    return check_table(type.p, type.len, COMPOSITE_TABLE(c, cx_type, "0203"), 5, 0, f);
 }
 
 static bool check_xpn(const hl7_span *p, hl7_type_fault *f)
@@ -621,6 +711,7 @@ static bool check_cwe(hl7_type t, const hl7_type_ctx *c, const hl7_span *p, cons
                          "coding system '%.*s' is not a code (letters, digits, '-', '_', '.')",
                          Q(p[k + 2].p, p[k + 2].len));
     }
+    if (!table) return true; /* nothing to decode the identifier for */
     hl7_span id = leaf(c, p[0]);
     return check_table(id.p, id.len, table, 1, 0, f);
 }
@@ -630,7 +721,7 @@ bool hl7_type_check_raw(hl7_type t, const hl7_type_ctx *c, const char *raw, size
 {
     hl7_span p[MAXPARTS];
     char comp = c->d ? c->d->comp : '^';
-    size_t n = split(raw, len, comp, p);
+    size_t n = split(raw, len, comp, p, parts_needed(t));
     switch (t) {
     case HL7_TYPE_TS: {
         hl7_span v = leaf(c, p[0]);

@@ -63,14 +63,27 @@ typedef struct hl7_type_fault {
     char text[160];
 } hl7_type_fault;
 
+/* The tables checked inside composites (CX-3 0061, CX-5 0203, HD-3 0301),
+ * found once by hl7_type_tables_find(); NULL where `tables` has none. */
+typedef struct hl7_type_tables {
+    const hl7_table *id_type, *cx_type, *hd_type; /* 0061, 0203, 0301 */
+} hl7_type_tables;
+
+/* Fills out from tables (NULL: all NULL). The pointers borrow from tables
+ * and hold while no table is added to it. */
+void hl7_type_tables_find(const hl7_tables *tables, hl7_type_tables *out);
+
 /* What composite checks need from the message. tables may be NULL (no
- * table checks inside composites: CX-3 0061, CX-5 0203, HD-3 0301). scratch
- * may be NULL, in which case leaf values are checked in wire form. */
+ * table checks inside composites: CX-3 0061, CX-5 0203, HD-3 0301). found
+ * may be NULL, in which case those tables are looked up in `tables` by name
+ * on each use; else it holds them, found in `tables`. scratch may be NULL,
+ * in which case leaf values are checked in wire form. */
 typedef struct hl7_type_ctx {
     const hl7_delims *d;
     hl7_charset cs;
     const hl7_tables *tables;
     tbuf *scratch;
+    const hl7_type_tables *found;
 } hl7_type_ctx;
 
 /* Checks decoded text s[0..len) against primitive type t; table (may be

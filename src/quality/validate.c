@@ -10,12 +10,15 @@
  * a profile are kept grouped by segment id) and the consistency rules
  * together, then once per structure. The consistency rules keep "the
  * current patient" (the last PID seen) so that a message with several
- * patients is judged patient by patient. All rules read the segment in
+ * patients is judged patient by patient; their code lists are chained by
+ * the first byte of the code (code_index), so an OBX-3 code is compared only
+ * with the entries that can match it. All rules read the segment in
  * hand through a segview: each field is located and split (first
  * repetition, first component) once, and a date/time that a TS check
  * parsed is reused by the date rules. Values are read as raw spans into the
  * message; they are decoded into the result's scratch buffer only when they
- * hold an escape sequence. Problems are fixed-size records in the result's
+ * hold an escape sequence; a short code found in a table is remembered for
+ * the rest of the message (known_code). Problems are fixed-size records in the result's
  * reusable array, sorted at the end by segment and then by phase (field
  * specs, structure, consistency), which is the order users see.
  */
@@ -116,6 +119,14 @@ static bool span_is(hl7_span s, const char *lit)
     for (; i < s.len; i++)
         if (!lit[i] || lit[i] != s.p[i]) return false;
     return lit[i] == '\0';
+}
+
+/* a[0..n) equals b[0..n): memcmp inline, for the few bytes of codes. */
+static bool same_bytes(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return false;
+    return true;
 }
 
 static uint32_t id_key(const char *id)
@@ -457,6 +468,7 @@ typedef struct code_rule {
     char *system;  /* "|"-separated alternatives; NULL: any */
     char sex;      /* sex rules */
     int min_years, max_years;
+    uint32_t next; /* next rule with the same first byte (code_index), NONE */
 } code_rule;
 
 typedef struct limit_rule {
@@ -464,7 +476,37 @@ typedef struct limit_rule {
     size_t len;
     char *units; /* "|"-separated; NULL: any */
     double min, max;
+    uint32_t next; /* next limit with the same first byte (code_index), NONE */
 } limit_rule;
+
+/* Rules of one list chained by the first byte of their code, in the order
+ * they were added: a code is compared only with the rules that can match
+ * it, and the first match in list order still wins. */
+typedef struct code_index {
+    uint32_t head[256], tail[256]; /* NONE: no rule starts with that byte */
+} code_index;
+
+static void index_reset(code_index *ix)
+{
+    memset(ix->head, 0xff, sizeof(ix->head));
+    memset(ix->tail, 0xff, sizeof(ix->tail));
+}
+
+/* Appends rule i, whose code starts with `first`; returns the rule before
+ * it in its chain (whose next becomes i), NONE when i heads the chain. */
+static uint32_t index_add(code_index *ix, uint32_t i, char first)
+{
+    unsigned char b = (unsigned char)first;
+    uint32_t prev = ix->tail[b];
+    if (prev == NONE) ix->head[b] = i;
+    ix->tail[b] = i;
+    return prev;
+}
+
+static uint32_t index_first(const code_index *ix, hl7_span code)
+{
+    return code.len ? ix->head[(unsigned char)code.p[0]] : NONE;
+}
 
 struct validator {
     const hl7_tables *tables;
@@ -479,6 +521,8 @@ struct validator {
     size_t nsex, sexcap, nage, agecap;
     limit_rule *limits;
     size_t nlimits, limcap;
+    code_index sex_ix, age_ix, limit_ix;
+    hl7_type_tables composite_tables; /* found in `tables` once */
 };
 
 static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
@@ -580,7 +624,11 @@ validator *validator_new(const hl7_tables *tables)
     validator *v = xcalloc(1, sizeof(*v));
     if (!tables) tables = v->own_tables = hl7_tables_new();
     v->tables = tables;
+    hl7_type_tables_find(tables, &v->composite_tables);
     v->baseline = true;
+    index_reset(&v->sex_ix);
+    index_reset(&v->age_ix);
+    index_reset(&v->limit_ix);
     memcpy(v->sev, default_sev, sizeof(v->sev));
     v->base = baseline_profile();
     validate_status st = resolve_tables(v, v->base, NULL);
@@ -610,12 +658,14 @@ void validator_clear_sex_rules(validator *v)
 {
     free_codes(v->sex, v->nsex);
     v->nsex = 0;
+    index_reset(&v->sex_ix);
 }
 
 void validator_clear_age_rules(validator *v)
 {
     free_codes(v->age, v->nage);
     v->nage = 0;
+    index_reset(&v->age_ix);
 }
 
 void validator_clear_limits(validator *v)
@@ -625,6 +675,7 @@ void validator_clear_limits(validator *v)
         free(v->limits[i].units);
     }
     v->nlimits = 0;
+    index_reset(&v->limit_ix);
 }
 
 void validator_free(validator *v)
@@ -689,6 +740,7 @@ static validate_status make_code_rule(const char *pattern, const char *system, c
     out->plen = n - prefix;
     out->prefix = prefix;
     out->system = system && *system ? xstrdup(system) : NULL;
+    out->next = NONE;
     return VALIDATE_OK;
 }
 
@@ -703,6 +755,8 @@ validate_status validator_add_sex_rule(validator *v, const char *pattern, const 
     if (st != VALIDATE_OK) return st;
     c.sex = sex[0];
     v->sex = xgrow(v->sex, &v->sexcap, v->nsex + 1, sizeof(*v->sex));
+    uint32_t prev = index_add(&v->sex_ix, (uint32_t)v->nsex, c.pattern[0]);
+    if (prev != NONE) v->sex[prev].next = (uint32_t)v->nsex;
     v->sex[v->nsex++] = c;
     return VALIDATE_OK;
 }
@@ -720,6 +774,8 @@ validate_status validator_add_age_rule(validator *v, const char *pattern, const 
     c.min_years = min_years;
     c.max_years = max_years;
     v->age = xgrow(v->age, &v->agecap, v->nage + 1, sizeof(*v->age));
+    uint32_t prev = index_add(&v->age_ix, (uint32_t)v->nage, c.pattern[0]);
+    if (prev != NONE) v->age[prev].next = (uint32_t)v->nage;
     v->age[v->nage++] = c;
     return VALIDATE_OK;
 }
@@ -731,9 +787,10 @@ validate_status validator_add_limit(validator *v, const char *code, const char *
         return fail(err, VALIDATE_ERR_VALUE, 0,
                     "physiologic limit for '%s': need a code and min <= max", code ? code : "");
     v->limits = xgrow(v->limits, &v->limcap, v->nlimits + 1, sizeof(*v->limits));
-    v->limits[v->nlimits++] =
-        (limit_rule){xstrdup(code), strlen(code), units && *units ? xstrdup(units) : NULL, min,
-                     max};
+    uint32_t prev = index_add(&v->limit_ix, (uint32_t)v->nlimits, code[0]);
+    if (prev != NONE) v->limits[prev].next = (uint32_t)v->nlimits;
+    v->limits[v->nlimits++] = (limit_rule){
+        xstrdup(code), strlen(code), units && *units ? xstrdup(units) : NULL, min, max, NONE};
     return VALIDATE_OK;
 }
 
@@ -779,6 +836,15 @@ typedef struct segview {
     uint32_t ndtm;
 } segview;
 
+/* A short code found in a table, kept (copied) so that the same code in the
+ * next segments costs no table search: OBX-2, OBX-8 and OBX-11 repeat. */
+#define KNOWN_CODES 4
+typedef struct known_code {
+    const hl7_table *t;
+    uint8_t len;
+    char code[8];
+} known_code;
+
 /* What one validate_message() call works with. */
 typedef struct vrun {
     const validator *v;
@@ -788,6 +854,8 @@ typedef struct vrun {
     const hl7_delims *d;
     hl7_dtm now;
     segview sv;
+    known_code known[KNOWN_CODES]; /* a ring; t NULL: unused */
+    uint32_t nknown;
 } vrun;
 
 static void view_segment(vrun *x, uint32_t si)
@@ -809,15 +877,36 @@ static const fview *view_field(vrun *x, uint32_t field)
     sv->known |= bit;
     fv->pres = hl7_raw(x->m, sv->si, field, 0, 0, 0, &fv->whole);
     if (fv->pres == HL7_ABSENT) fv->whole = (hl7_span){"", 0};
-    const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end = NULL;
+    const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
     char rep = x->d->rep, comp = x->d->comp;
-    for (; p < end; p++) {
-        if (*p == rep && rep) break;
-        if (*p == comp && comp && !comp_end) comp_end = p;
+    if (rep && comp) {
+        while (p < end && *p != rep && *p != comp) p++;
+        comp_end = p;
+        while (p < end && *p != rep) p++;
+    } else {
+        comp_end = NULL;
+        for (; p < end; p++) {
+            if (*p == rep && rep) break;
+            if (*p == comp && comp && !comp_end) comp_end = p;
+        }
+        if (!comp_end) comp_end = p;
     }
     fv->rep1 = (hl7_span){fv->whole.p, (size_t)(p - fv->whole.p)};
-    fv->comp1 = (hl7_span){fv->whole.p, (size_t)((comp_end ? comp_end : p) - fv->whole.p)};
+    fv->comp1 = (hl7_span){fv->whole.p, (size_t)(comp_end - fv->whole.p)};
     return fv;
+}
+
+/* Component 1 of raw, a repetition of field `field` of the segment in
+ * view: from the field view when raw is its first repetition. */
+static hl7_span first_comp(const vrun *x, uint32_t field, hl7_span raw)
+{
+    if (field < VIEW_FIELDS && (x->sv.known >> field & 1)) {
+        const fview *fv = &x->sv.field[field];
+        if (raw.p == fv->rep1.p && raw.len == fv->rep1.len) return fv->comp1;
+    }
+    const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
+    if (q) raw.len = (size_t)(q - raw.p);
+    return raw;
 }
 
 /* Field `field` (all repetitions, raw) of the segment in view. */
@@ -991,9 +1080,7 @@ static bool read_dtm(vrun *x, uint32_t field, hl7_dtm *out, hl7_span *text)
 static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep, hl7_span raw)
 {
     if (f->type != HL7_TYPE_TS || f->comp || rep != 1 || find_dtm(x, f->field)) return false;
-    hl7_span c1 = raw;
-    const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
-    if (q) c1.len = (size_t)(q - raw.p);
+    hl7_span c1 = first_comp(x, f->field, raw);
     if (c1.len == 0 || (x->d->esc && scan_for(c1.p, c1.len, x->d->esc))) return false;
     hl7_dtm t;
     if (!hl7_dtm_parse(c1.p, c1.len, &t, NULL)) return false;
@@ -1002,6 +1089,23 @@ static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep, hl7_span raw)
 }
 
 #define SHOWN(s) (int)((s).len < 40 ? (s).len : 40), (s).p
+
+/* hl7_table_has(), remembering the last codes found. */
+static bool in_table(vrun *x, const hl7_table *t, hl7_span v)
+{
+    for (uint32_t i = 0; i < KNOWN_CODES; i++) {
+        const known_code *k = &x->known[i];
+        if (k->t == t && k->len == v.len && same_bytes(k->code, v.p, v.len)) return true;
+    }
+    if (!hl7_table_has(t, v.p, v.len)) return false;
+    if (v.len <= sizeof(x->known[0].code)) {
+        known_code *k = &x->known[x->nknown++ % KNOWN_CODES];
+        k->t = t;
+        k->len = (uint8_t)v.len;
+        memcpy(k->code, v.p, v.len);
+    }
+    return true;
+}
 
 /* --- field specs ----------------------------------------------------------------- */
 
@@ -1044,13 +1148,9 @@ static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint
         }
     }
     if (!f->table && !f->max_len && !f->has_min && !f->has_max) return;
-    hl7_span first = raw;
-    if (!f->comp) {
-        const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
-        if (q) first.len = (size_t)(q - raw.p);
-    }
+    hl7_span first = f->comp ? raw : first_comp(x, f->field, raw);
     hl7_span val = decoded(x, first);
-    if (f->table && val.len && !hl7_table_has(f->table, val.p, val.len)) {
+    if (f->table && val.len && !in_table(x, f->table, val)) {
         hl7_path w = where;
         if (!f->comp && first.len != raw.len) w.comp = 1;
         add(x, VALIDATE_RULE_TABLE, HL7_ACK_ERR_TABLE_VALUE, si, &w,
@@ -1083,7 +1183,7 @@ static bool when_holds(vrun *x, const fspec *f)
     hl7_span s;
     if (comp_at(x, f->when_field, f->when_comp ? f->when_comp : 1, &s) != HL7_VALUE)
         return false;
-    return s.len == f->when_len && !memcmp(s.p, f->when_value, s.len);
+    return s.len == f->when_len && same_bytes(s.p, f->when_value, s.len);
 }
 
 /* One repetition (or the component the spec names in it). */
@@ -1196,6 +1296,10 @@ typedef struct smatch {
     const validate_profile *p;
     uint32_t pos, n;
     uint32_t last; /* last node a segment matched, NONE */
+    uint32_t asked_key; /* the segment id in_structure() answered last (0: none) */
+    bool asked_in;
+    uint32_t cur_pos; /* cur_id() answered cur for this pos last (NONE: not yet) */
+    const char *cur;
 } smatch;
 
 static bool in_structure(const validate_profile *p, const char *id)
@@ -1206,16 +1310,34 @@ static bool in_structure(const validate_profile *p, const char *id)
     return false;
 }
 
+/* in_structure() for the segment id, remembering the last answer: the
+ * matcher asks about the segment at the cursor several times. */
+static bool known_id(smatch *sm, const char *id)
+{
+    uint32_t key = id_key(id);
+    if (key != sm->asked_key) {
+        sm->asked_key = key;
+        sm->asked_in = in_structure(sm->p, id);
+    }
+    return sm->asked_in;
+}
+
 /* Id of the segment at the cursor, Z segments unknown to the structure
  * skipped; NULL at the end. */
 static const char *cur_id(smatch *sm)
 {
-    while (sm->pos < sm->n) {
-        const char *id = hl7_seg_at(sm->x->m, sm->pos)->id;
-        if (id[0] != 'Z' || in_structure(sm->p, id)) return id;
-        sm->pos++;
+    if (sm->pos == sm->cur_pos) return sm->cur;
+    const char *id = NULL;
+    for (; sm->pos < sm->n; sm->pos++) {
+        const char *at = hl7_seg_at(sm->x->m, sm->pos)->id;
+        if (at[0] != 'Z' || known_id(sm, at)) {
+            id = at;
+            break;
+        }
     }
-    return NULL;
+    sm->cur_pos = sm->pos;
+    sm->cur = id;
+    return id;
 }
 
 static bool first_has(const validate_profile *p, uint32_t ni, const char *id)
@@ -1280,7 +1402,7 @@ static void report_stray(smatch *sm, const char *id)
 static const char *next_id(smatch *sm)
 {
     const char *id;
-    while ((id = cur_id(sm)) != NULL && !in_structure(sm->p, id)) report_stray(sm, id);
+    while ((id = cur_id(sm)) != NULL && !known_id(sm, id)) report_stray(sm, id);
     return id;
 }
 
@@ -1336,7 +1458,7 @@ static void match_group(smatch *sm, uint32_t gi)
 
 static void check_structure(vrun *x, const validate_profile *p)
 {
-    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE};
+    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, NULL};
     match_group(&sm, 0);
     const char *id;
     while ((id = cur_id(&sm)) != NULL) report_stray(&sm, id);
@@ -1364,7 +1486,7 @@ static bool one_of(const char *alts, hl7_span v)
     for (;;) {
         const char *bar = strchr(p, '|');
         size_t n = bar ? (size_t)(bar - p) : strlen(p);
-        if (n == v.len && !memcmp(p, v.p, n)) return true;
+        if (n == v.len && same_bytes(p, v.p, n)) return true;
         if (!bar) return false;
         p = bar + 1;
     }
@@ -1374,7 +1496,7 @@ static bool code_matches(const code_rule *c, hl7_span code, hl7_span system)
 {
     if (code.len == 0 || code.p[0] != c->pattern[0]) return false;
     if (c->prefix ? code.len < c->plen : code.len != c->plen) return false;
-    if (memcmp(code.p, c->pattern, c->plen)) return false;
+    if (!same_bytes(code.p, c->pattern, c->plen)) return false;
     return !c->system || one_of(c->system, system);
 }
 
@@ -1384,19 +1506,34 @@ typedef struct coded {
     hl7_span code[2], sys[2];
 } coded;
 
+/* The first (up to) six pieces of v split by ch, in one scan; their count. */
+static uint32_t split6(hl7_span v, char ch, hl7_span part[6])
+{
+    const char *p = v.p, *end = v.p + v.len;
+    uint32_t n = 0;
+    while (n < 6) {
+        const char *q = ch ? scan_for(p, (size_t)(end - p), ch) : NULL;
+        part[n++] = (hl7_span){p, (size_t)((q ? q : end) - p)};
+        if (!q) break;
+        p = q + 1;
+    }
+    return n;
+}
+
 static void coded_pairs(vrun *x, uint32_t field, coded *out)
 {
     const fview *fv = view_field(x, field);
     assert(fv); /* field < VIEW_FIELDS */
-    hl7_span f = fv->rep1;
+    hl7_span f = fv->rep1, part[6];
     out->n = 0;
     if (fv->pres == HL7_ABSENT || presence(f) != HL7_VALUE) return;
-    for (uint32_t k = 1; k <= 4; k += 3) {
+    uint32_t nparts = split6(f, x->d->comp, part);
+    for (uint32_t k = 0; k <= 3; k += 3) {
         size_t n = out->n;
-        if (!piece(f, x->d->comp, k, &out->code[n]) || presence(out->code[n]) != HL7_VALUE)
-            continue;
-        if (!piece(f, x->d->comp, k + 2, &out->sys[n]) || presence(out->sys[n]) != HL7_VALUE)
-            out->sys[n] = (hl7_span){"", 0};
+        if (k >= nparts || presence(part[k]) != HL7_VALUE) continue;
+        out->code[n] = part[k];
+        out->sys[n] = k + 2 < nparts && presence(part[k + 2]) == HL7_VALUE ? part[k + 2]
+                                                                           : (hl7_span){"", 0};
         out->n++;
     }
 }
@@ -1406,7 +1543,8 @@ static void check_sex(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ
 {
     uint32_t si = x->sv.si;
     for (size_t k = 0; k < cp->n; k++)
-        for (size_t i = 0; i < x->v->nsex; i++) {
+        for (uint32_t i = index_first(&x->v->sex_ix, cp->code[k]); i != NONE;
+             i = x->v->sex[i].next) {
             const code_rule *c = &x->v->sex[i];
             if (!code_matches(c, cp->code[k], cp->sys[k])) continue;
             if (c->sex != pt->sex) {
@@ -1422,7 +1560,8 @@ static void check_sex(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ
 static void check_age(vrun *x, const consistency *cs, uint32_t occ, const coded *cp)
 {
     for (size_t k = 0; k < cp->n; k++)
-        for (size_t i = 0; i < x->v->nage; i++) {
+        for (uint32_t i = index_first(&x->v->age_ix, cp->code[k]); i != NONE;
+             i = x->v->age[i].next) {
             const code_rule *c = &x->v->age[i];
             if (!code_matches(c, cp->code[k], cp->sys[k])) continue;
             hl7_dtm ref;
@@ -1441,9 +1580,9 @@ static void check_age(vrun *x, const consistency *cs, uint32_t occ, const coded 
 static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span units)
 {
     const limit_rule *any = NULL;
-    for (size_t i = 0; i < v->nlimits; i++) {
+    for (uint32_t i = index_first(&v->limit_ix, code); i != NONE; i = v->limits[i].next) {
         const limit_rule *l = &v->limits[i];
-        if (code.len != l->len || memcmp(code.p, l->code, l->len)) continue;
+        if (code.len != l->len || !same_bytes(code.p, l->code, l->len)) continue;
         if (!l->units) {
             if (!any) any = l;
         } else if (units.len && one_of(l->units, units)) {
@@ -1453,10 +1592,23 @@ static const limit_rule *find_limit(const validator *v, hl7_span code, hl7_span 
     return any;
 }
 
-/* The first code with limits decides; the value is parsed only then. */
+/* Some limit is set for code (whatever the units). */
+static bool has_limit(const validator *v, hl7_span code)
+{
+    for (uint32_t i = index_first(&v->limit_ix, code); i != NONE; i = v->limits[i].next)
+        if (code.len == v->limits[i].len && same_bytes(code.p, v->limits[i].code, code.len))
+            return true;
+    return false;
+}
+
+/* The first code with limits decides; the value is parsed only then, and
+ * OBX-2, 5 and 6 are read only for a code that has limits. */
 static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
 {
     hl7_span type, val, units;
+    bool any = false;
+    for (size_t k = 0; k < cp->n && !any; k++) any = has_limit(x->v, cp->code[k]);
+    if (!any) return;
     if (comp_at(x, 2, 1, &type) != HL7_VALUE || !span_is(type, "NM") ||
         comp_at(x, 5, 1, &val) != HL7_VALUE)
         return;
@@ -1588,8 +1740,16 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
 {
     assert(v && m && r);
     validate_result_reset(r);
-    vrun x = {v, m, r, {hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch},
-              hl7_delims_of(m), {0}, {0}};
+    vrun x; /* not zeroed as a whole: the segment view is kilobytes, reset per segment */
+    x.v = v;
+    x.m = m;
+    x.r = r;
+    x.tctx = (hl7_type_ctx){hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch,
+                            &v->composite_tables};
+    x.d = hl7_delims_of(m);
+    memset(x.known, 0, sizeof(x.known));
+    x.nknown = 0;
+    view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};
     hl7_raw(m, 0, 9, 1, 1, 0, &type);

@@ -143,7 +143,8 @@ typedef struct validator validator;
 
 /* A validator using `tables` (borrowed; must outlive it; NULL: the built-in
  * tables only) with the baseline profile on, default severities and default
- * consistency lists. Never NULL. */
+ * consistency lists. Never NULL. The tables it checks are found in `tables`
+ * here and by validator_add_profile(): add no table to it afterwards. */
 validator *validator_new(const hl7_tables *tables);
 void validator_free(validator *v);
 

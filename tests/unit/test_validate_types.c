@@ -37,9 +37,17 @@ static bool ok_raw(hl7_type t, const hl7_tables *tables, const char *raw, hl7_ty
 {
     static const hl7_delims d = {'|', '^', '~', '\\', '&', '\0'};
     tbuf scratch = TBUF_INIT;
-    hl7_type_ctx c = {&d, HL7_CS_UTF8, tables, &scratch};
+    hl7_type_ctx c = {&d, HL7_CS_UTF8, tables, &scratch, NULL};
     memset(f, 0, sizeof(*f));
     bool ok = hl7_type_check_raw(t, &c, raw, strlen(raw), NULL, f);
+    /* The composite tables found once give the same answer. */
+    hl7_type_tables found;
+    hl7_type_tables_find(tables, &found);
+    c.found = &found;
+    hl7_type_fault again;
+    memset(&again, 0, sizeof(again));
+    assert_int_equal(hl7_type_check_raw(t, &c, raw, strlen(raw), NULL, &again), ok);
+    assert_string_equal(again.text, f->text);
     tbuf_free(&scratch);
     return ok;
 }

@@ -363,6 +363,7 @@ static bool validate(eng_channel *ch, pending *p)
     p->accepted = ch->cfg->source.mllp.ack == CONFIG_ACK_ALWAYS;
     hl7_ack_problem probs[MAX_ERR_SEGMENTS];
     size_t np = validate_ack_problems(r, probs, MAX_ERR_SEGMENTS);
+    if (np > MAX_ERR_SEGMENTS) np = MAX_ERR_SEGMENTS; /* it counts them all */
     hl7_ack_opts o = {.code = p->accepted ? HL7_ACK_AA : HL7_ACK_AUTO,
                       .problems = probs,
                       .nproblems = np};

@@ -238,7 +238,7 @@ wait_exit() {
 }
 
 # --- tern -------------------------------------------------------------------
-echo "== tern serve (SQLite store in the temp dir, synchronous=FULL, no destinations)"
+echo "== tern serve (SQLite store in the temp dir, body log synced per batch, baseline validation, no destinations)"
 TERN_OK=0
 STORE_CHECK=""
 TERN_EXIT=""
@@ -416,7 +416,7 @@ echo "load avg    $LOAD_END at the end (1, 5, 15 min; at start $LOAD_START)"
     echo "  \"versions\": {\"tern\": \"$(jstr "$TERN_VERSION")\", \"libsqlite3\": \"$(jstr "$SQLITE_VERSION")\", \"libevent\": \"$(jstr "$LIBEVENT_VERSION")\", \"medplum_hl7\": \"$(jstr "$HL7_PIN")\", \"medplum_core\": \"$(jstr "$CORE_PIN")\", \"node\": \"$(jstr "$NODE_VERSION")\"},"
     echo "  \"messages\": {\"file\": \"$(jstr "${MSGFILE#"$ROOT"/}")\", \"count\": $MSG_N, \"bytes\": $MSG_BYTES, \"types\": \"$(jstr "$MSG_TYPES")\"},"
     echo "  \"load\": {\"count\": $COUNT, \"concurrency\": [$(echo "$CONCS" | sed 's/  */,/g')], \"rate\": $RATE, \"rate_count\": $RATE_COUNT, \"warmup\": $WARMUP},"
-    echo "  \"tern\": {\"config\": \"SQLite store (WAL, synchronous=FULL) in a temp dir, one MLLP channel, no destinations\", \"exit_after_sigterm\": \"$TERN_EXIT\", \"store_check\": \"$(jstr "$STORE_CHECK")\"},"
+    echo "  \"tern\": {\"config\": \"SQLite store (WAL) with its body log synced per batch, in a temp dir, one MLLP channel, no destinations\", \"exit_after_sigterm\": \"$TERN_EXIT\", \"store_check\": \"$(jstr "$STORE_CHECK")\"},"
     echo "  \"results\": ["
     printf '%s' "$JSON_ROWS" | sed '$ s/,$//'
     echo "  ],"

@@ -688,8 +688,10 @@ static void on_job_done(evutil_socket_t fd, short what, void *arg)
     if (!j) return;
     e->job_busy = false;
     e->job_cur = NULL;
-    job_finish(e, j);
+    /* The next batch goes to the committer first, so that its commit runs
+     * while this one's ACKs are being sent. */
     commit_start(e);
+    job_finish(e, j);
 }
 
 /* Waits for the job in progress and commits what is pending, on the calling

@@ -286,18 +286,29 @@ static json_t *codeable_or_unknown(conv *c, long seg, uint32_t f)
     return cc ? cc : json_pack("{s:s}", "text", "unknown");
 }
 
-/* Identifier system from an HD at component `comp` (CX-4, XCN-9, EI-2..4),
- * appended to out; false when there is none. */
+static const pair authorities[] = { /* well-known assigning authorities */
+    {"NPI", "http://hl7.org/fhir/sid/us-npi"},
+    {"USSSA", "http://hl7.org/fhir/sid/us-ssn"},
+    {"SSA", "http://hl7.org/fhir/sid/us-ssn"},
+    {NULL, NULL},
+};
+
+/* Identifier system from an HD, appended to out; false when there is none.
+ * comp > 0: the HD is component comp (CX-4, XCN-9, EI-2) and its parts are
+ * subcomponents; comp 0: the HD is the field itself (MSH-4). */
 static bool hd_system(conv *c, long seg, uint32_t f, uint32_t r, uint32_t comp, tbuf *out)
 {
-    const char *ns = val(c, seg, f, r, comp, 1);
-    const char *uid = val(c, seg, f, r, comp, 2);
-    const char *type = val(c, seg, f, r, comp, 3);
+    const char *ns = comp ? val(c, seg, f, r, comp, 1) : val(c, seg, f, r, 1, 1);
+    const char *uid = comp ? val(c, seg, f, r, comp, 2) : val(c, seg, f, r, 2, 1);
+    const char *type = comp ? val(c, seg, f, r, comp, 3) : val(c, seg, f, r, 3, 1);
+    const char *known = lookup(authorities, ns);
     if (uid && (is_oid(uid) || (type && !strcmp(type, "ISO")))) {
         tbuf_printf(out, "urn:oid:%s", uid);
     } else if (uid && type && !strcmp(type, "UUID")) {
         tbuf_puts(out, "urn:uuid:");
         for (const char *p = uid; *p; p++) tbuf_putc(out, (char)tolower((unsigned char)*p));
+    } else if (known) {
+        tbuf_puts(out, known);
     } else if (ns || uid) {
         tbuf_puts(out, "urn:tern:id:");
         uri_part(out, ns ? ns : uid);
@@ -497,24 +508,24 @@ static void build_patient(conv *c, long pid, const char *org_ref)
 
 /* --- Organization, Practitioner, Encounter ------------------------------------ */
 
-/* Organization for the sending facility MSH-4; writes its reference. */
+/* Organization for the sending facility MSH-4 (HD): identified by its OID
+ * (urn:ietf:rfc:3986 urn:oid:...) or by its name; writes its reference. */
 static bool build_organization(conv *c, char ref[48])
 {
-    tbuf key = TBUF_INIT, sys = TBUF_INIT;
+    tbuf sys = TBUF_INIT, key = TBUF_INIT;
     const char *name = val(c, 0, 4, 1, 1, 1);
-    if (!name && !val(c, 0, 4, 1, 2, 1)) return false;
-    bool has_sys = hd_system(c, 0, 4, 1, 2, &sys) && val(c, 0, 4, 1, 2, 1);
-    tbuf_printf(&key, "Organization|%s|%s", has_sys ? sys.p : "urn:tern:facility",
-                name ? name : "");
+    bool has_oid = hd_system(c, 0, 4, 1, 0, &sys) && !strncmp(sys.p, "urn:oid:", 8);
+    if (!name && !has_oid) {
+        tbuf_free(&sys);
+        return false;
+    }
+    const char *system = has_oid ? "urn:ietf:rfc:3986" : "urn:tern:facility";
+    const char *value = has_oid ? sys.p : name;
+    tbuf_printf(&key, "Organization|%s|%s", system, value);
     char id[33];
     fhir_stable_id(key.p, id);
     json_t *o = resource("Organization", id);
-    if (name || has_sys) {
-        json_t *ident = json_object();
-        set_str(ident, "system", has_sys ? sys.p : "urn:tern:facility");
-        set_str(ident, "value", has_sys ? val(c, 0, 4, 1, 2, 1) : name);
-        push(o, "identifier", ident);
-    }
+    push(o, "identifier", json_pack("{s:s,s:s}", "system", system, "value", value));
     set_str(o, "name", name);
     add_entry(c, o);
     snprintf(ref, 48, "Organization/%s", id);

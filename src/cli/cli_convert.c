@@ -97,8 +97,10 @@ static void run_file(crun *cr, const char *path)
 int cli_convert(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"offset", required_argument, NULL, 'o'}, {"base", required_argument, NULL, 'b'},
-        {"compact", no_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
+        {"offset", required_argument, NULL, 'o'},
+        {"base", required_argument, NULL, 'b'},
+        {"compact", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     crun cr = {.flags = JSON_INDENT(2) | JSON_REAL_PRECISION(15)};
@@ -107,10 +109,18 @@ int cli_convert(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': cr.opt.default_offset = optarg; break;
-        case 'b': cr.opt.base_url = optarg; break;
-        case 'C': cr.flags = JSON_COMPACT | JSON_REAL_PRECISION(15); break;
-        case 'h': fputs(convert_usage, stdout); return CLI_OK;
+        case 'o':
+            cr.opt.default_offset = optarg;
+            break;
+        case 'b':
+            cr.opt.base_url = optarg;
+            break;
+        case 'C':
+            cr.flags = JSON_COMPACT | JSON_REAL_PRECISION(15);
+            break;
+        case 'h':
+            fputs(convert_usage, stdout);
+            return CLI_OK;
         default:
             return cli_usage_error("convert", "unknown or incomplete option '%s'",
                                    argv[optind - 1]);
@@ -127,6 +137,7 @@ int cli_convert(int argc, char **argv)
                                    cr.opt.default_offset);
     }
     if (optind >= argc) return cli_usage_error("convert", "give at least one FILE (or -)");
-    for (int i = optind; i < argc; i++) run_file(&cr, argv[i]);
+    for (int i = optind; i < argc; i++)
+        run_file(&cr, argv[i]);
     return cr.failed ? CLI_INVALID : CLI_OK;
 }

@@ -58,45 +58,69 @@ static const pair code_systems[] = {
     {NULL, NULL},
 };
 static const pair genders[] = {
-    {"F", "female"}, {"M", "male"}, {"O", "other"}, {"U", "unknown"},
+    {"F", "female"}, {"M", "male"},    {"O", "other"}, {"U", "unknown"},
     {"A", "other"},  {"N", "unknown"}, {NULL, NULL},
 };
 static const pair name_uses[] = {
-    {"L", "official"}, {"D", "usual"}, {"M", "maiden"}, {"N", "nickname"},
-    {"S", "anonymous"}, {NULL, NULL},
+    {"L", "official"}, {"D", "usual"},     {"M", "maiden"},
+    {"N", "nickname"}, {"S", "anonymous"}, {NULL, NULL},
 };
 static const pair address_uses[] = {
     {"H", "home"}, {"B", "work"}, {"O", "work"}, {"C", "temp"}, {NULL, NULL},
 };
 static const pair telecom_systems[] = {
-    {"PH", "phone"}, {"CP", "phone"}, {"FX", "fax"}, {"Internet", "email"},
+    {"PH", "phone"},    {"CP", "phone"}, {"FX", "fax"}, {"Internet", "email"},
     {"X.400", "email"}, {"BP", "pager"}, {NULL, NULL},
 };
 static const pair telecom_uses[] = {
-    {"PRN", "home"}, {"ORN", "home"}, {"VHN", "home"}, {"WPN", "work"},
-    {"PRS", "mobile"}, {NULL, NULL},
+    {"PRN", "home"}, {"ORN", "home"},   {"VHN", "home"},
+    {"WPN", "work"}, {"PRS", "mobile"}, {NULL, NULL},
 };
-static const pair encounter_classes[] = { /* PV1-2 -> v3-ActCode code|display */
-    {"I", "IMP|inpatient encounter"},   {"O", "AMB|ambulatory"},
-    {"E", "EMER|emergency"},            {"P", "PRENC|pre-admission"},
-    {"R", "AMB|ambulatory"},            {"B", "IMP|inpatient encounter"},
+static const pair encounter_classes[] = {
+    /* PV1-2 -> v3-ActCode code|display */
+    {"I", "IMP|inpatient encounter"},
+    {"O", "AMB|ambulatory"},
+    {"E", "EMER|emergency"},
+    {"P", "PRENC|pre-admission"},
+    {"R", "AMB|ambulatory"},
+    {"B", "IMP|inpatient encounter"},
     {NULL, NULL},
 };
-static const pair obs_statuses[] = { /* OBX-11 */
-    {"F", "final"}, {"P", "preliminary"}, {"C", "corrected"}, {"X", "cancelled"},
-    {"D", "entered-in-error"}, {"W", "entered-in-error"}, {"R", "preliminary"},
-    {"I", "registered"}, {"S", "preliminary"}, {"U", "final"}, {NULL, NULL},
+static const pair obs_statuses[] = {
+    /* OBX-11 */
+    {"F", "final"},
+    {"P", "preliminary"},
+    {"C", "corrected"},
+    {"X", "cancelled"},
+    {"D", "entered-in-error"},
+    {"W", "entered-in-error"},
+    {"R", "preliminary"},
+    {"I", "registered"},
+    {"S", "preliminary"},
+    {"U", "final"},
+    {NULL, NULL},
 };
-static const pair report_statuses[] = { /* OBR-25 */
-    {"F", "final"}, {"P", "preliminary"}, {"C", "corrected"}, {"X", "cancelled"},
-    {"R", "partial"}, {"S", "partial"}, {"A", "partial"}, {"I", "registered"},
-    {"O", "registered"}, {"M", "corrected"}, {NULL, NULL},
+static const pair report_statuses[] = {
+    /* OBR-25 */
+    {"F", "final"},      {"P", "preliminary"}, {"C", "corrected"}, {"X", "cancelled"},
+    {"R", "partial"},    {"S", "partial"},     {"A", "partial"},   {"I", "registered"},
+    {"O", "registered"}, {"M", "corrected"},   {NULL, NULL},
 };
-static const pair interpretations[] = { /* OBX-8 codes kept as v3 codes */
-    {"H", "High"}, {"L", "Low"}, {"N", "Normal"}, {"A", "Abnormal"},
-    {"HH", "Critical high"}, {"LL", "Critical low"}, {"AA", "Critical abnormal"},
-    {"S", "Susceptible"}, {"R", "Resistant"}, {"I", "Intermediate"},
-    {"<", "Off scale low"}, {">", "Off scale high"}, {NULL, NULL},
+static const pair interpretations[] = {
+    /* OBX-8 codes kept as v3 codes */
+    {"H", "High"},
+    {"L", "Low"},
+    {"N", "Normal"},
+    {"A", "Abnormal"},
+    {"HH", "Critical high"},
+    {"LL", "Critical low"},
+    {"AA", "Critical abnormal"},
+    {"S", "Susceptible"},
+    {"R", "Resistant"},
+    {"I", "Intermediate"},
+    {"<", "Off scale low"},
+    {">", "Off scale high"},
+    {NULL, NULL},
 };
 
 #define SYS_V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -109,9 +133,12 @@ static const pair interpretations[] = { /* OBX-8 codes kept as v3 codes */
 const char *fhir_strerror(fhir_status s)
 {
     switch (s) {
-    case FHIR_OK: return "ok";
-    case FHIR_ERR_UNSUPPORTED: return "message type not converted";
-    case FHIR_ERR_MISSING: return "required segment missing";
+    case FHIR_OK:
+        return "ok";
+    case FHIR_ERR_UNSUPPORTED:
+        return "message type not converted";
+    case FHIR_ERR_MISSING:
+        return "required segment missing";
     }
     return "unknown error";
 }
@@ -123,7 +150,8 @@ void fhir_stable_id(const char *key, char out[33])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL);
-    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 /* Decoded value at (seg index, field, rep, comp, sub), or NULL when empty,
@@ -163,8 +191,10 @@ static void uri_part(tbuf *out, const char *s)
 {
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (isalnum(ch) || strchr("-._~", ch)) tbuf_putc(out, (char)ch);
-        else tbuf_printf(out, "%%%02X", ch);
+        if (isalnum(ch) || strchr("-._~", ch))
+            tbuf_putc(out, (char)ch);
+        else
+            tbuf_printf(out, "%%%02X", ch);
     }
 }
 
@@ -286,7 +316,8 @@ static json_t *codeable_or_unknown(conv *c, long seg, uint32_t f)
     return cc ? cc : json_pack("{s:s}", "text", "unknown");
 }
 
-static const pair authorities[] = { /* well-known assigning authorities */
+static const pair authorities[] = {
+    /* well-known assigning authorities */
     {"NPI", "http://hl7.org/fhir/sid/us-npi"},
     {"USSSA", "http://hl7.org/fhir/sid/us-ssn"},
     {"SSA", "http://hl7.org/fhir/sid/us-ssn"},
@@ -306,7 +337,8 @@ static bool hd_system(conv *c, long seg, uint32_t f, uint32_t r, uint32_t comp, 
         tbuf_printf(out, "urn:oid:%s", uid);
     } else if (uid && type && !strcmp(type, "UUID")) {
         tbuf_puts(out, "urn:uuid:");
-        for (const char *p = uid; *p; p++) tbuf_putc(out, (char)tolower((unsigned char)*p));
+        for (const char *p = uid; *p; p++)
+            tbuf_putc(out, (char)tolower((unsigned char)*p));
     } else if (known) {
         tbuf_puts(out, known);
     } else if (ns || uid) {
@@ -457,8 +489,8 @@ static void us_core_ext(conv *c, long pid, uint32_t f, const char *name, json_t 
         const char *display = val(c, pid, f, r, 2, 1);
         if (code && strlen(code) == 6 && digits(code, 4) && code[4] == '-' &&
             isdigit((unsigned char)code[5])) {
-            json_t *coding = json_pack("{s:s,s:s}", "system", "urn:oid:2.16.840.1.113883.6.238",
-                                       "code", code);
+            json_t *coding =
+                json_pack("{s:s,s:s}", "system", "urn:oid:2.16.840.1.113883.6.238", "code", code);
             set_str(coding, "display", display);
             push(ext, "extension",
                  json_pack("{s:s,s:o}", "url", "ombCategory", "valueCoding", coding));
@@ -483,8 +515,8 @@ static void build_patient(conv *c, long pid, const char *org_ref)
     tbuf key = TBUF_INIT;
     uint32_t n = hl7_rep_count(c->m, (uint32_t)pid, 3);
     for (uint32_t r = 1; r <= n; r++) {
-        json_t *id = identifier(c, pid, 3, r, 4, val(c, pid, 3, r, 5, 1), "Patient",
-                                key.len ? NULL : &key);
+        json_t *id =
+            identifier(c, pid, 3, r, 4, val(c, pid, 3, r, 5, 1), "Patient", key.len ? NULL : &key);
         if (id) push(p, "identifier", id);
     }
     char id[33];
@@ -553,8 +585,10 @@ static bool build_practitioner(conv *c, long seg, uint32_t f, char ref[48])
     if (given) push(name, "given", json_string(given));
     const char *prefix = val(c, seg, f, 1, 6, 1);
     if (prefix) push(name, "prefix", json_string(prefix));
-    if (json_object_size(name)) push(p, "name", name);
-    else json_decref(name);
+    if (json_object_size(name))
+        push(p, "name", name);
+    else
+        json_decref(name);
     add_entry(c, p);
     snprintf(ref, 48, "Practitioner/%s", id);
     return true;
@@ -566,13 +600,14 @@ static void encounter_class(conv *c, long pv1, json_t *e)
     if (!cls) {
         json_object_set_new(e, "class",
                             json_pack("{s:s,s:s,s:s}", "system",
-                                      "http://terminology.hl7.org/CodeSystem/v3-NullFlavor",
-                                      "code", "UNK", "display", "unknown"));
+                                      "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code",
+                                      "UNK", "display", "unknown"));
         return;
     }
     const char *bar = strchr(cls, '|');
-    json_object_set_new(e, "class", json_pack("{s:s,s:s#,s:s}", "system", SYS_ACTCODE, "code",
-                                              cls, (int)(bar - cls), "display", bar + 1));
+    json_object_set_new(e, "class",
+                        json_pack("{s:s,s:s#,s:s}", "system", SYS_ACTCODE, "code", cls,
+                                  (int)(bar - cls), "display", bar + 1));
 }
 
 static void build_encounter(conv *c, long pv1, const char *trigger, const char *doctor,
@@ -592,13 +627,15 @@ static void build_encounter(conv *c, long pv1, const char *trigger, const char *
     if (doctor)
         push(e, "participant",
              json_pack("{s:[{s:[{s:s,s:s,s:s}]}],s:o}", "type", "coding", "system",
-                       "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code",
-                       "ATND", "display", "attender", "individual", reference(doctor)));
+                       "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code", "ATND",
+                       "display", "attender", "individual", reference(doctor)));
     json_t *period = json_object();
     set_date(c, period, "start", pv1, 44, 0);
     set_date(c, period, "end", pv1, 45, 0);
-    if (json_object_size(period)) json_object_set_new(e, "period", period);
-    else json_decref(period);
+    if (json_object_size(period))
+        json_object_set_new(e, "period", period);
+    else
+        json_decref(period);
     if (org) json_object_set_new(e, "serviceProvider", reference(org));
     snprintf(c->encounter_ref, sizeof c->encounter_ref, "Encounter/%s", id);
     add_entry(c, e);
@@ -702,8 +739,9 @@ static void obs_interpretation(conv *c, long obx, json_t *o)
         if (!code) continue;
         json_t *cc = json_object();
         if (display)
-            push(cc, "coding",
-                 json_pack("{s:s,s:s,s:s}", "system", SYS_INTERP, "code", code, "display", display));
+            push(
+                cc, "coding",
+                json_pack("{s:s,s:s,s:s}", "system", SYS_INTERP, "code", code, "display", display));
         else
             set_str(cc, "text", code);
         push(o, "interpretation", cc);
@@ -733,8 +771,7 @@ static void build_observation(conv *c, long obx, long obr, const char *order_key
     json_object_set_new(o, "subject", reference(c->patient_ref));
     if (c->encounter_ref[0]) json_object_set_new(o, "encounter", reference(c->encounter_ref));
     set_date(c, o, "effectiveDateTime", obx, 14, 0);
-    if (!json_object_get(o, "effectiveDateTime"))
-        set_date(c, o, "effectiveDateTime", obr, 7, 0);
+    if (!json_object_get(o, "effectiveDateTime")) set_date(c, o, "effectiveDateTime", obr, 7, 0);
     obs_value(c, obx, o);
     obs_interpretation(c, obx, o);
     obs_range(c, obx, o);
@@ -755,8 +792,10 @@ static void order_key(conv *c, long obr, unsigned pos, json_t *report, tbuf *key
     for (size_t i = 0; i < 2 && obr >= 0; i++) {
         tbuf k = TBUF_INIT;
         json_t *id = identifier(c, obr, ids[i].field, 1, 2, ids[i].type, "Order", &k);
-        if (id && report) push(report, "identifier", id);
-        else json_decref(id);
+        if (id && report)
+            push(report, "identifier", id);
+        else
+            json_decref(id);
         if (id && !key->len) tbuf_puts(key, k.p);
         tbuf_free(&k);
     }
@@ -851,8 +890,7 @@ static fhir_status fail(fhir_error *err, fhir_status code, const char *fmt, cons
     return code;
 }
 
-fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out,
-                         fhir_error *err)
+fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out, fhir_error *err)
 {
     assert(m && out);
     *out = NULL;
@@ -868,8 +906,9 @@ fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out
         if (!strcmp(converters[i].type, type) && !strcmp(converters[i].trigger, trigger))
             conv_fn = &converters[i];
     if (!conv_fn) {
-        st = fail(err, FHIR_ERR_UNSUPPORTED, "%s^%s is not converted yet (supported: " SUPPORTED ")",
-                  type[0] ? type : "(no MSH-9)", trigger);
+        st =
+            fail(err, FHIR_ERR_UNSUPPORTED, "%s^%s is not converted yet (supported: " SUPPORTED ")",
+                 type[0] ? type : "(no MSH-9)", trigger);
         goto done;
     }
     if (hl7_seg_find(m, "PID", 1) < 0) {
@@ -887,6 +926,7 @@ fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out
     *out = json_pack("{s:s,s:s,s:o}", "resourceType", "Bundle", "type", "transaction", "entry",
                      c.entries);
 done:
-    for (int i = 0; i < VAL_RING; i++) tbuf_free(&c.ring[i]);
+    for (int i = 0; i < VAL_RING; i++)
+        tbuf_free(&c.ring[i]);
     return st;
 }

@@ -47,8 +47,7 @@ typedef struct fhir_options {
 
 /* Converts m. On FHIR_OK *out is a new Bundle the caller owns (json_decref);
  * otherwise *out is NULL and err (may be NULL) says why. opt may be NULL. */
-fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out,
-                         fhir_error *err);
+fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out, fhir_error *err);
 
 /* HL7 DTM/DT/TS text -> FHIR dateTime (date_only: FHIR date) appended to
  * out, keeping the precision (YYYY, YYYY-MM, YYYY-MM-DD, or a time to the

@@ -17,17 +17,21 @@
 
 #include "fhir/fhir_convert.h"
 
-#define ADT(ctl, pid7)                                                                  \
-    "MSH|^~\\&|ADT1|GHH^2.16.840.1.113883.19.1^ISO|LAB|FAC|20240601083000-0500||ADT^A01|" ctl \
-    "|P|2.5.1\r"                                                                       \
-    "EVN|A01|20240601083000-0500\r"                                                    \
-    "PID|1||PATID1234^^^GHH&2.16.840.1.113883.19.5&ISO^MR~123-45-6789^^^USSSA^SS||EVERYWOMAN^EVE^E^JR^DR^^L||" pid7 "|F||2106-3^White^CDCREC|153 FERNWOOD DR.^^STATESVILLE^OH^35292^USA^H||(206)3345232^PRN^PH|(206)7525200^WPN^PH||||||||2186-5^Not Hispanic or Latino^CDCREC\r"                                                                   \
-    "PV1|1|I|2000^2012^01||||004777^ATTEND^AARON^A^^^^^NPI|||SUR||||ADM|A0||||V1001|||||||||||||||||||||||||20240601110000\r"
+#define ADT(ctl, pid7)                                                                             \
+    "MSH|^~\\&|ADT1|GHH^2.16.840.1.113883.19.1^ISO|LAB|FAC|20240601083000-0500||ADT^A01|" ctl      \
+    "|P|2.5.1\r"                                                                                   \
+    "EVN|A01|20240601083000-0500\r"                                                                \
+    "PID|1||PATID1234^^^GHH&2.16.840.1.113883.19.5&ISO^MR~123-45-6789^^^USSSA^SS||EVERYWOMAN^EVE^" \
+    "E^JR^DR^^L||" pid7 "|F||2106-3^White^CDCREC|153 FERNWOOD "                                    \
+                        "DR.^^STATESVILLE^OH^35292^USA^H||(206)3345232^PRN^PH|(206)7525200^WPN^"   \
+                        "PH||||||||2186-5^Not Hispanic or Latino^CDCREC\r"                         \
+    "PV1|1|I|2000^2012^01||||004777^ATTEND^AARON^A^^^^^NPI|||SUR||||ADM|A0||||V1001||||||||||||||" \
+    "|||||||||||20240601110000\r"
 
 #define ORU                                                                                        \
     "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240601120000||ORU^R01^ORU_R01|R0001|P|2.5.1\r"                  \
     "PID|1||PATID1234^^^GHH&2.16.840.1.113883.19.5&ISO^MR||EVERYWOMAN^EVE||1962|M\r"               \
-    "OBR|1|PL1^EHR|FL1^LAB|24331-1^Lipid panel^LN|||20240601090000-0500|||||||||||||||"             \
+    "OBR|1|PL1^EHR|FL1^LAB|24331-1^Lipid panel^LN|||20240601090000-0500|||||||||||||||"            \
     "20240601100000-0500|||F\r"                                                                    \
     "OBX|1|NM|2093-3^Cholesterol^LN||196.5|mg/dL^mg/dL^UCUM|3.5-5.0|H|||F\r"                       \
     "OBX|2|NM|2571-8^Triglyceride^LN||245|mg/dL|<150|LL|||C|||20240601093000\r"                    \
@@ -52,7 +56,8 @@ static json_t *nth(json_t *bundle, const char *type, size_t n)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(bundle, "entry"), i, e) {
+    json_array_foreach(json_object_get(bundle, "entry"), i, e)
+    {
         json_t *r = json_object_get(e, "resource");
         if (!strcmp(json_string_value(json_object_get(r, "resourceType")), type) && n-- == 0)
             return r;
@@ -82,7 +87,8 @@ static bool in_bundle(json_t *bundle, const char *ref)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(bundle, "entry"), i, e) {
+    json_array_foreach(json_object_get(bundle, "entry"), i, e)
+    {
         json_t *r = json_object_get(e, "resource");
         char url[128];
         snprintf(url, sizeof url, "%s/%s", str(r, "resourceType"), str(r, "id"));
@@ -168,8 +174,7 @@ static void test_stable_ids(void **state)
     assert_string_equal(id, str(nth(b, "Patient", 0), "id"));
     assert_string_equal(id, str(nth(c, "Patient", 0), "id"));
     assert_string_equal(str(nth(a, "Encounter", 0), "id"), str(nth(b, "Encounter", 0), "id"));
-    assert_string_equal(str(nth(a, "Practitioner", 0), "id"),
-                        str(nth(b, "Practitioner", 0), "id"));
+    assert_string_equal(str(nth(a, "Practitioner", 0), "id"), str(nth(b, "Practitioner", 0), "id"));
     char want[33];
     fhir_stable_id("Patient|urn:oid:2.16.840.1.113883.19.5|PATID1234", want);
     assert_string_equal(id, want);
@@ -181,16 +186,19 @@ static void test_stable_ids(void **state)
 static void test_birthdate_precision(void **state)
 {
     static const char *const cases[][2] = {
-        {"1962", "1962"}, {"196203", "1962-03"}, {"19620320", "1962-03-20"},
-        {"19620320083000+0100", "1962-03-20"}, {"1962032", NULL},
+        {"1962", "1962"},           {"196203", "1962-03"},
+        {"19620320", "1962-03-20"}, {"19620320083000+0100", "1962-03-20"},
+        {"1962032", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char msg[1024];
         snprintf(msg, sizeof msg, ADT("M1", "%s"), cases[i][0]);
         json_t *b = convert(msg, FHIR_OK);
         const char *got = str(nth(b, "Patient", 0), "birthDate");
-        if (cases[i][1]) assert_string_equal(got, cases[i][1]);
-        else assert_null(got);
+        if (cases[i][1])
+            assert_string_equal(got, cases[i][1]);
+        else
+            assert_null(got);
         json_decref(b);
     }
 }
@@ -339,10 +347,10 @@ static void test_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_adt_patient),      cmocka_unit_test(test_adt_encounter),
-        cmocka_unit_test(test_stable_ids),       cmocka_unit_test(test_birthdate_precision),
-        cmocka_unit_test(test_oru),              cmocka_unit_test(test_datetime),
-        cmocka_unit_test(test_errors),           cmocka_unit_test(test_options),
+        cmocka_unit_test(test_adt_patient), cmocka_unit_test(test_adt_encounter),
+        cmocka_unit_test(test_stable_ids),  cmocka_unit_test(test_birthdate_precision),
+        cmocka_unit_test(test_oru),         cmocka_unit_test(test_datetime),
+        cmocka_unit_test(test_errors),      cmocka_unit_test(test_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

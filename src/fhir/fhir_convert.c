@@ -14,6 +14,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -839,6 +840,9 @@ static void build_report(conv *c, long obr, unsigned pos, long first_obx, long e
     add_entry(c, r);
 }
 
+/* Groups the segments by OBR: each OBR with the OBX that follow it up to the
+ * next OBR makes one DiagnosticReport; OBX before any OBR (group 0, obr -1)
+ * make Observations only. */
 static void convert_oru(conv *c, const char *trigger)
 {
     long pv1 = hl7_seg_find(c->m, "PV1", 1);
@@ -880,12 +884,16 @@ static const converter converters[] = {
 };
 #define SUPPORTED "ADT^A01, ADT^A03, ADT^A04, ADT^A08, ORU^R01"
 
-static fhir_status fail(fhir_error *err, fhir_status code, const char *fmt, const char *a,
-                        const char *b)
+static fhir_status fail(fhir_error *err, fhir_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static fhir_status fail(fhir_error *err, fhir_status code, const char *fmt, ...)
 {
     if (err) {
+        va_list ap;
+        va_start(ap, fmt);
         err->code = code;
-        snprintf(err->text, sizeof err->text, fmt, a, b);
+        vsnprintf(err->text, sizeof err->text, fmt, ap);
+        va_end(ap);
     }
     return code;
 }
@@ -909,6 +917,12 @@ fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out
         st =
             fail(err, FHIR_ERR_UNSUPPORTED, "%s^%s is not converted yet (supported: " SUPPORTED ")",
                  type[0] ? type : "(no MSH-9)", trigger);
+        goto done;
+    }
+    uint32_t npid = hl7_seg_occurrences(m, "PID");
+    if (npid > 1) {
+        st = fail(err, FHIR_ERR_UNSUPPORTED,
+                  "a message with %u PID segments (several patients) is not converted yet", npid);
         goto done;
     }
     if (hl7_seg_find(m, "PID", 1) < 0) {

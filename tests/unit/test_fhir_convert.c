@@ -23,8 +23,8 @@
     "EVN|A01|20240601083000-0500\r"                                                                \
     "PID|1||PATID1234^^^GHH&2.16.840.1.113883.19.5&ISO^MR~123-45-6789^^^USSSA^SS||EVERYWOMAN^EVE^" \
     "E^JR^DR^^L||" pid7 "|F||2106-3^White^CDCREC|153 FERNWOOD "                                    \
-                        "DR.^^STATESVILLE^OH^35292^USA^H||(206)3345232^PRN^PH|(206)7525200^WPN^"   \
-                        "PH||||||||2186-5^Not Hispanic or Latino^CDCREC\r"                         \
+    "DR.^^STATESVILLE^OH^35292^USA^H||(206)3345232^PRN^PH|(206)7525200^WPN^"                       \
+    "PH||||||||2186-5^Not Hispanic or Latino^CDCREC\r"                                             \
     "PV1|1|I|2000^2012^01||||004777^ATTEND^AARON^A^^^^^NPI|||SUR||||ADM|A0||||V1001||||||||||||||" \
     "|||||||||||20240601110000\r"
 
@@ -317,6 +317,12 @@ static void test_errors(void **state)
     assert_int_equal(fhir_convert(m, NULL, &b, &err), FHIR_ERR_MISSING);
     assert_non_null(strstr(err.text, "no PID"));
     assert_string_equal(fhir_strerror(FHIR_ERR_MISSING), "required segment missing");
+
+    const char *two = "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X4|P|2.5\rPID|1||1^^^H^MR\r"
+                      "OBX|1|NM|1^A^L||1\rPID|2||2^^^H^MR\rOBX|1|NM|1^A^L||2\r";
+    assert_int_equal(hl7_parse(m, two, strlen(two), &perr), HL7_OK);
+    assert_int_equal(fhir_convert(m, NULL, &b, &err), FHIR_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.text, "2 PID segments"));
     hl7_msg_free(m);
 }
 

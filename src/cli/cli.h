@@ -36,5 +36,6 @@ int cli_units(int argc, char **argv);
 int cli_validate(int argc, char **argv);
 int cli_quality(int argc, char **argv);
 int cli_dictionary(int argc, char **argv);
+int cli_convert(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const command commands[] = {
     {"quality", "data quality per channel: score, warnings, rejections, completeness", cli_quality},
     {"dictionary", "write the data dictionary (Markdown or HTML) of a configuration", cli_dictionary},
     {"units", "convert a value or reference range between UCUM units", cli_units},
+    {"convert", "convert HL7 v2 messages to FHIR R4 transaction Bundles (JSON)", cli_convert},
 };
 
 static void usage(FILE *out)

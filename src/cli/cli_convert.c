@@ -1,0 +1,143 @@
+/*
+ * cli_convert: `tern convert FILE...` prints, for every message of every
+ * FILE (single messages, several per file, batches), the FHIR R4
+ * transaction Bundle that fhir_convert() makes of it, as pretty JSON, one
+ * Bundle after another. A message that does not parse or is not converted
+ * is reported on stderr (FILE: message N (MSH-10 ID): reason) and makes the
+ * exit code 1; the others are still printed.
+ */
+#include "cli/cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir/fhir_convert.h"
+#include "hl7/hl7_batch.h"
+
+static const char convert_usage[] =
+    "usage: tern convert [options] FILE...\n"
+    "\n"
+    "Converts each HL7 v2 message of each FILE (- is standard input; batches and\n"
+    "files with several messages are read message by message) to a FHIR R4\n"
+    "transaction Bundle and prints it as JSON. Supported: ADT^A01, ADT^A03,\n"
+    "ADT^A04, ADT^A08 and ORU^R01 (docs/fhir.md has the mapping).\n"
+    "\n"
+    "options:\n"
+    "      --offset TZ     offset for times that have none (nor in MSH-7),\n"
+    "                      e.g. +01:00; default Z (UTC)\n"
+    "      --base URL      server base for absolute entry fullUrls\n"
+    "      --compact       one Bundle per line instead of indented JSON\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Exit codes: 0 every message converted, 1 a message could not be read or\n"
+    "converted (reason on stderr), 2 usage error.\n";
+
+typedef struct crun {
+    fhir_options opt;
+    size_t flags;
+    size_t failed;
+} crun;
+
+static void message_id(const hl7_msg *m, char *out, size_t cap)
+{
+    hl7_span s;
+    out[0] = '\0';
+    if (hl7_raw(m, 0, 10, 1, 1, 1, &s) == HL7_VALUE)
+        snprintf(out, cap, "%.*s", (int)(s.len > 64 ? 64 : s.len), s.p);
+}
+
+static void convert_one(crun *cr, const char *path, const hl7_msg *m, size_t index)
+{
+    json_t *bundle = NULL;
+    fhir_error err;
+    if (fhir_convert(m, &cr->opt, &bundle, &err) != FHIR_OK) {
+        char id[72];
+        message_id(m, id, sizeof id);
+        fprintf(stderr, "tern convert: %s: message %zu (MSH-10 %s): %s\n", path, index,
+                id[0] ? id : "none", err.text);
+        cr->failed++;
+        return;
+    }
+    char *text = json_dumps(bundle, cr->flags);
+    puts(text);
+    free(text);
+    json_decref(bundle);
+}
+
+static void run_file(crun *cr, const char *path)
+{
+    hl7_error err;
+    hl7_reader *r = hl7_reader_open(path, NULL, &err);
+    if (!r) {
+        fprintf(stderr, "tern convert: %s\n", err.text);
+        cr->failed++;
+        return;
+    }
+    hl7_msg *m = hl7_msg_new(NULL);
+    size_t index = 0;
+    for (;;) {
+        bool done = false;
+        hl7_status st = hl7_reader_next(r, m, NULL, &done, &err);
+        if (st != HL7_OK) {
+            char where[128];
+            fprintf(stderr, "tern convert: %s: message %zu: %s: %s\n", path, ++index,
+                    hl7_error_where(&err, where, sizeof where), err.text);
+            cr->failed++;
+            continue;
+        }
+        if (done) break;
+        convert_one(cr, path, m, ++index);
+    }
+    hl7_msg_free(m);
+    hl7_reader_free(r);
+}
+
+int cli_convert(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"offset", required_argument, NULL, 'o'},
+        {"base", required_argument, NULL, 'b'},
+        {"compact", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    crun cr = {.flags = JSON_INDENT(2) | JSON_REAL_PRECISION(15)};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            cr.opt.default_offset = optarg;
+            break;
+        case 'b':
+            cr.opt.base_url = optarg;
+            break;
+        case 'C':
+            cr.flags = JSON_COMPACT | JSON_REAL_PRECISION(15);
+            break;
+        case 'h':
+            fputs(convert_usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("convert", "unknown or incomplete option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (cr.opt.default_offset) {
+        tbuf probe = TBUF_INIT;
+        bool ok = !strcmp(cr.opt.default_offset, "Z") ||
+                  (strlen(cr.opt.default_offset) == 6 && cr.opt.default_offset[3] == ':' &&
+                   fhir_datetime("202401011200", cr.opt.default_offset, false, &probe));
+        tbuf_free(&probe);
+        if (!ok)
+            return cli_usage_error("convert", "--offset '%s': expected Z or +HH:MM / -HH:MM",
+                                   cr.opt.default_offset);
+    }
+    if (optind >= argc) return cli_usage_error("convert", "give at least one FILE (or -)");
+    for (int i = optind; i < argc; i++)
+        run_file(&cr, argv[i]);
+    return cr.failed ? CLI_INVALID : CLI_OK;
+}

@@ -1,0 +1,62 @@
+/*
+ * fhir_convert: one parsed HL7 v2 message -> one FHIR R4 transaction Bundle.
+ *
+ * Supported: ADT^A01/A03/A04/A08 (Patient, Encounter, Practitioner for the
+ * attending doctor PV1-7, Organization for the sending facility MSH-4) and
+ * ORU^R01 (Patient, Encounter when PV1 is there, DiagnosticReport per OBR,
+ * Observation per OBX). docs/fhir.md has the field-by-field mapping.
+ *
+ * Every entry is `request: PUT Type/<id>` with an id derived from business
+ * identifiers (hex SHA-256 of "Type|system|value", 32 characters), so the
+ * same patient, visit, order or result arriving twice updates the same
+ * resource. References inside the Bundle are relative ("Patient/<id>") and
+ * resolve against the server the Bundle is posted to. fullUrl is written
+ * only when a base URL is given (R4 wants it absolute).
+ *
+ * The library never prints; problems come back as an fhir_error.
+ */
+#ifndef TERN_FHIR_CONVERT_H
+#define TERN_FHIR_CONVERT_H
+
+#include <jansson.h>
+
+#include "hl7/hl7.h"
+
+typedef enum fhir_status {
+    FHIR_OK = 0,
+    FHIR_ERR_UNSUPPORTED, /* message type not converted (yet) */
+    FHIR_ERR_MISSING,     /* a segment the conversion needs is absent (PID) */
+} fhir_status;
+
+/* Static name of a status; never NULL. */
+const char *fhir_strerror(fhir_status s);
+
+typedef struct fhir_error {
+    fhir_status code;
+    char text[224]; /* what was wrong, e.g. "ORM^O01 is not converted yet (...)" */
+} fhir_error;
+
+typedef struct fhir_options {
+    /* Offset for HL7 times that carry none and whose message's MSH-7 carries
+     * none either ("+01:00", "Z"); NULL means "Z". */
+    const char *default_offset;
+    /* Server base ("https://fhir.example.org/r4") for absolute fullUrls;
+     * NULL: no fullUrl. */
+    const char *base_url;
+} fhir_options;
+
+/* Converts m. On FHIR_OK *out is a new Bundle the caller owns (json_decref);
+ * otherwise *out is NULL and err (may be NULL) says why. opt may be NULL. */
+fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out, fhir_error *err);
+
+/* HL7 DTM/DT/TS text -> FHIR dateTime (date_only: FHIR date) appended to
+ * out, keeping the precision (YYYY, YYYY-MM, YYYY-MM-DD, or a time to the
+ * second with fraction and offset). offset is used when the value has none
+ * and a time is present. Returns false (out unchanged) when the text is not
+ * a valid DTM. */
+bool fhir_datetime(const char *dtm, const char *offset, bool date_only, tbuf *out);
+
+/* Writes the 32-hex-character id of "Type|system|value" style text. */
+void fhir_stable_id(const char *key, char out[33]);
+
+#endif

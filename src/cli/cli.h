@@ -25,6 +25,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * err and returns -1. */
 int cli_read_file(const char *path, tbuf *out, char *err, size_t errlen);
 
+struct tern_config;
+/* Loads the configuration at path for command cmd; on failure prints every
+ * error (FILE:LINE:COL) to stderr and returns NULL. */
+struct tern_config *cli_load_config(const char *cmd, const char *path);
+
 int cli_parse(int argc, char **argv);
 int cli_get(int argc, char **argv);
 int cli_ack(int argc, char **argv);

@@ -409,20 +409,8 @@ int cli_dictionary(int argc, char **argv)
         return cli_usage_error("dictionary", "--format is md or html, not '%s'", format);
     if (optind < argc)
         return cli_usage_error("dictionary", "unexpected argument '%s'", argv[optind]);
-    config_errors errs = CONFIG_ERRORS_INIT;
-    tern_config *cfg = NULL;
-    if (config_load(conf, &cfg, &errs) != CONFIG_OK) {
-        tbuf t = TBUF_INIT;
-        for (size_t i = 0; i < errs.count; i++) {
-            tbuf_reset(&t);
-            config_error_format(&errs.items[i], &t);
-            fprintf(stderr, "%s\n", t.p);
-        }
-        tbuf_free(&t);
-        config_errors_free(&errs);
-        return CLI_USAGE;
-    }
-    config_errors_free(&errs);
+    tern_config *cfg = cli_load_config("dictionary", conf);
+    if (!cfg) return CLI_USAGE;
     tbuf out = TBUF_INIT;
     render(cfg, strcmp(format, "html") == 0, &out);
     int rc = CLI_OK;

@@ -92,20 +92,8 @@ int cli_quality(int argc, char **argv)
     if (config_parse_duration(since, &ms, why, sizeof why) != CONFIG_OK)
         return cli_usage_error("quality", "--since: %s", why);
 
-    config_errors errs = CONFIG_ERRORS_INIT;
-    tern_config *cfg = NULL;
-    if (config_load(conf, &cfg, &errs) != CONFIG_OK) {
-        tbuf t = TBUF_INIT;
-        for (size_t i = 0; i < errs.count; i++) {
-            tbuf_reset(&t);
-            config_error_format(&errs.items[i], &t);
-            fprintf(stderr, "%s\n", t.p);
-        }
-        tbuf_free(&t);
-        config_errors_free(&errs);
-        return CLI_USAGE;
-    }
-    config_errors_free(&errs);
+    tern_config *cfg = cli_load_config("quality", conf);
+    if (!cfg) return CLI_USAGE;
     store *s = NULL;
     store_error serr;
     int rc = CLI_OK;

@@ -3,6 +3,8 @@
  */
 #include "cli/cli.h"
 
+#include "engine/config.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,4 +38,22 @@ int cli_read_file(const char *path, tbuf *out, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+tern_config *cli_load_config(const char *cmd, const char *path)
+{
+    config_errors errs = CONFIG_ERRORS_INIT;
+    tern_config *cfg = NULL;
+    if (config_load(path, &cfg, &errs) != CONFIG_OK) {
+        tbuf line = TBUF_INIT;
+        for (size_t i = 0; i < errs.count; i++) {
+            tbuf_reset(&line);
+            config_error_format(&errs.items[i], &line);
+            fprintf(stderr, "%s\n", line.p);
+        }
+        fprintf(stderr, "tern %s: cannot use the configuration %s\n", cmd, path);
+        tbuf_free(&line);
+    }
+    config_errors_free(&errs);
+    return cfg;
 }

@@ -146,20 +146,8 @@ int cli_validate(int argc, char **argv)
     if (!channel) return cli_usage_error("validate", "name the channel with --channel NAME");
     if (optind >= argc) return cli_usage_error("validate", "give at least one FILE (or -)");
 
-    config_errors errs = CONFIG_ERRORS_INIT;
-    tern_config *cfg = NULL;
-    if (config_load(conf, &cfg, &errs) != CONFIG_OK) {
-        tbuf t = TBUF_INIT;
-        for (size_t i = 0; i < errs.count; i++) {
-            tbuf_reset(&t);
-            config_error_format(&errs.items[i], &t);
-            fprintf(stderr, "%s\n", t.p);
-        }
-        tbuf_free(&t);
-        config_errors_free(&errs);
-        return CLI_USAGE;
-    }
-    config_errors_free(&errs);
+    tern_config *cfg = cli_load_config("validate", conf);
+    if (!cfg) return CLI_USAGE;
     const config_channel *ch = find_channel(cfg, channel);
     if (!ch) {
         fprintf(stderr, "tern validate: %s has no channel named '%s'\n", conf, channel);

@@ -4,12 +4,13 @@
 #   make test   ASan+UBSan build in build-asan/, every test through CTest
 #   make bench  release build, then the benchmarks under bench/
 #   make bench-quality  release build, then bench/quality (validation cost)
+#   make bench-fhir  release build, then bench/fhir (HL7 v2 -> FHIR conversion rate)
 #   make demo   release build, then the engine on examples/demo
 #   make fuzz   libFuzzer build (clang) in build-fuzz/, FUZZ_SECONDS per target
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test bench bench-quality demo fuzz format clean
+.PHONY: all deps build test bench bench-quality bench-fhir demo fuzz format clean
 
 all: build
 
@@ -33,9 +34,13 @@ bench: build
 	@./bench/run.sh build/tern
 	@./bench/mllp/run.sh build/tern
 	@./bench/quality/run.sh build
+	@./bench/fhir/run.sh build
 
 bench-quality: build
 	@./bench/quality/run.sh build
+
+bench-fhir: build
+	@./bench/fhir/run.sh build
 
 demo: build
 	@./examples/demo/run.sh build/tern

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #define VAL_RING 8
 
@@ -30,6 +31,12 @@ typedef struct conv {
     char offset[8]; /* "+05:30", "Z": for times without their own offset */
     tbuf ring[VAL_RING];
     unsigned next;
+    tbuf date; /* set_date's output, reused */
+    /* SHA-256 fetched once per conversion: SHA256() fetches the algorithm
+     * again on every call, a tenth of the conversion's time. NULL when
+     * OpenSSL could not provide them (ids then come from SHA256()). */
+    EVP_MD *sha256;
+    EVP_MD_CTX *md_ctx;
     char patient_ref[48];   /* "Patient/<id>" */
     char encounter_ref[48]; /* "" when no PV1 */
 } conv;
@@ -148,11 +155,33 @@ const char *fhir_strerror(fhir_status s)
 
 void fhir_stable_id(const char *key, char out[33])
 {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)key, strlen(key), md);
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+/* fhir_stable_id() on the conversion's digest context: the same id. */
+static void stable_id(conv *c, const char *key, char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL);
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    if (!c->md_ctx || !EVP_DigestInit_ex2(c->md_ctx, c->sha256, NULL) ||
+        !EVP_DigestUpdate(c->md_ctx, key, strlen(key)) ||
+        !EVP_DigestFinal_ex(c->md_ctx, md, &n)) {
+        fhir_stable_id(key, out);
+        return;
+    }
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[32] = '\0';
 }
 
 /* Decoded value at (seg index, field, rep, comp, sub), or NULL when empty,
@@ -167,9 +196,19 @@ static const char *val(conv *c, long seg, uint32_t f, uint32_t r, uint32_t comp,
     return b->len ? tbuf_cstr(b) : NULL;
 }
 
+/* Keys are always string constants (valid UTF-8), so only values are
+ * checked: a value that is not valid UTF-8 (a charset passed through
+ * undecoded) produces no element, as json_string() refuses it. */
 static void set_str(json_t *o, const char *key, const char *s)
 {
-    if (s && *s) json_object_set_new(o, key, json_string(s));
+    if (s && *s) json_object_set_new_nocheck(o, key, json_string(s));
+}
+
+/* Sets key to text known to be valid UTF-8: constants and ASCII built here
+ * (ids, references). */
+static void set_const(json_t *o, const char *key, const char *s)
+{
+    json_object_set_new_nocheck(o, key, json_string_nocheck(s));
 }
 
 static void push(json_t *o, const char *key, json_t *item)
@@ -177,14 +216,16 @@ static void push(json_t *o, const char *key, json_t *item)
     json_t *a = json_object_get(o, key);
     if (!a) {
         a = json_array();
-        json_object_set_new(o, key, a);
+        json_object_set_new_nocheck(o, key, a);
     }
     json_array_append_new(a, item);
 }
 
 static json_t *reference(const char *ref)
 {
-    return json_pack("{s:s}", "reference", ref);
+    json_t *r = json_object();
+    set_const(r, "reference", ref);
+    return r;
 }
 
 /* Appends s to out percent-encoding everything but RFC 3986 unreserved. */
@@ -262,13 +303,28 @@ bool fhir_datetime(const char *dtm, const char *offset, bool date_only, tbuf *ou
     if (int_len >= 14 && num2(dtm + 12) > 60) return false;
     if (!strncmp(dtm, "0000", 4)) return false;
 
-    tbuf_printf(out, "%.4s", dtm);
-    if (int_len >= 6) tbuf_printf(out, "-%.2s", dtm + 4);
-    if (int_len >= 8) tbuf_printf(out, "-%.2s", dtm + 6);
+    char text[32]; /* "YYYY-MM-DDTHH:MM:SS": the fixed-width part */
+    size_t len = 0;
+    memcpy(text, dtm, 4);
+    len = 4;
+    for (size_t i = 4; i < 8 && i < int_len; i += 2) {
+        text[len++] = '-';
+        memcpy(text + len, dtm + i, 2);
+        len += 2;
+    }
+    tbuf_put(out, text, len);
     if (int_len <= 8 || date_only) return true;
-    tbuf_printf(out, "T%.2s:%.2s:%.2s", dtm + 8, int_len >= 12 ? dtm + 10 : "00",
-                int_len >= 14 ? dtm + 12 : "00");
-    if (frac) tbuf_printf(out, ".%.*s", (int)frac_len, frac);
+    len = 0;
+    for (size_t i = 8; i < 14; i += 2) {
+        text[len++] = i == 8 ? 'T' : ':';
+        memcpy(text + len, i < int_len ? dtm + i : "00", 2);
+        len += 2;
+    }
+    tbuf_put(out, text, len);
+    if (frac) {
+        tbuf_putc(out, '.');
+        tbuf_put(out, frac, frac_len);
+    }
     tbuf_puts(out, tz[0] ? tz : offset && *offset ? offset : "Z");
     return true;
 }
@@ -280,9 +336,8 @@ static void set_date(conv *c, json_t *o, const char *key, long seg, uint32_t f, 
     const char *v = val(c, seg, f, 1, 1, 1);
     if (!v) return;
     if (kind == 2 && strcspn(v, ".+-") < 14) return;
-    tbuf b = TBUF_INIT;
-    if (fhir_datetime(v, c->offset, kind == 1, &b)) set_str(o, key, b.p);
-    tbuf_free(&b);
+    tbuf_reset(&c->date);
+    if (fhir_datetime(v, c->offset, kind == 1, &c->date)) set_str(o, key, c->date.p);
 }
 
 /* --- data types ------------------------------------------------------------ */
@@ -314,7 +369,10 @@ static json_t *codeable(conv *c, long seg, uint32_t f, uint32_t r)
 static json_t *codeable_or_unknown(conv *c, long seg, uint32_t f)
 {
     json_t *cc = codeable(c, seg, f, 1);
-    return cc ? cc : json_pack("{s:s}", "text", "unknown");
+    if (cc) return cc;
+    cc = json_object();
+    set_const(cc, "text", "unknown");
+    return cc;
 }
 
 static const pair authorities[] = {
@@ -374,7 +432,10 @@ static json_t *identifier(conv *c, long seg, uint32_t f, uint32_t r, uint32_t hd
 
 static json_t *resource(const char *type, const char *id)
 {
-    return json_pack("{s:s,s:s}", "resourceType", type, "id", id);
+    json_t *r = json_object();
+    set_const(r, "resourceType", type);
+    set_const(r, "id", id);
+    return r;
 }
 
 /* Adds r to the Bundle as PUT Type/id; steals r. */
@@ -391,8 +452,11 @@ static void add_entry(conv *c, json_t *r)
         set_str(e, "fullUrl", full.p);
         tbuf_free(&full);
     }
-    json_object_set_new(e, "resource", r);
-    json_object_set_new(e, "request", json_pack("{s:s,s:s}", "method", "PUT", "url", url));
+    json_object_set_new_nocheck(e, "resource", r);
+    json_t *req = json_object();
+    set_const(req, "method", "PUT");
+    set_const(req, "url", url);
+    json_object_set_new_nocheck(e, "request", req);
     json_array_append_new(c->entries, e);
 }
 
@@ -404,7 +468,7 @@ static void id_from(conv *c, tbuf *key, const char *type, const char *label, cha
         const char *ctl = val(c, 0, 10, 1, 1, 1);
         tbuf_printf(key, "%s|msh10|%s|%s", type, ctl ? ctl : "", label);
     }
-    fhir_stable_id(key->p, id);
+    stable_id(c, key->p, id);
 }
 
 /* --- Patient ---------------------------------------------------------------- */
@@ -556,7 +620,7 @@ static bool build_organization(conv *c, char ref[48])
     const char *value = has_oid ? sys.p : name;
     tbuf_printf(&key, "Organization|%s|%s", system, value);
     char id[33];
-    fhir_stable_id(key.p, id);
+    stable_id(c, key.p, id);
     json_t *o = resource("Organization", id);
     push(o, "identifier", json_pack("{s:s,s:s}", "system", system, "value", value));
     set_str(o, "name", name);
@@ -576,7 +640,7 @@ static bool build_practitioner(conv *c, long seg, uint32_t f, char ref[48])
     if (!ident && !family) return false;
     if (!key.len) tbuf_printf(&key, "Practitioner|name|%s", family);
     char id[33];
-    fhir_stable_id(key.p, id);
+    stable_id(c, key.p, id);
     tbuf_free(&key);
     json_t *p = resource("Practitioner", id);
     if (ident) push(p, "identifier", ident);
@@ -739,10 +803,13 @@ static void obs_interpretation(conv *c, long obx, json_t *o)
         const char *display = lookup(interpretations, code);
         if (!code) continue;
         json_t *cc = json_object();
-        if (display)
-            push(
-                cc, "coding",
-                json_pack("{s:s,s:s,s:s}", "system", SYS_INTERP, "code", code, "display", display));
+        if (display) { /* code is one of the table's (ASCII) */
+            json_t *coding = json_object();
+            set_const(coding, "system", SYS_INTERP);
+            set_const(coding, "code", code);
+            set_const(coding, "display", display);
+            push(cc, "coding", coding);
+        }
         else
             set_str(cc, "text", code);
         push(o, "interpretation", cc);
@@ -760,14 +827,18 @@ static void build_observation(conv *c, long obx, long obr, const char *order_key
     const char *sub = val(c, obx, 4, 1, 1, 1);
     tbuf_printf(&key, "Observation|%s|%u|%s|%s", order_key, n, code ? code : "", sub ? sub : "");
     char id[33];
-    fhir_stable_id(key.p, id);
+    stable_id(c, key.p, id);
     tbuf_free(&key);
     json_t *o = resource("Observation", id);
     const char *st = lookup(obs_statuses, val(c, obx, 11, 1, 1, 1));
     set_str(o, "status", st ? st : "unknown");
-    push(o, "category",
-         json_pack("{s:[{s:s,s:s,s:s}]}", "coding", "system", SYS_OBS_CAT, "code", "laboratory",
-                   "display", "Laboratory"));
+    json_t *lab = json_object();
+    set_const(lab, "system", SYS_OBS_CAT);
+    set_const(lab, "code", "laboratory");
+    set_const(lab, "display", "Laboratory");
+    json_t *category = json_object();
+    push(category, "coding", lab);
+    push(o, "category", category);
     json_object_set_new(o, "code", codeable_or_unknown(c, obx, 3));
     json_object_set_new(o, "subject", reference(c->patient_ref));
     if (c->encounter_ref[0]) json_object_set_new(o, "encounter", reference(c->encounter_ref));
@@ -825,7 +896,7 @@ static void build_report(conv *c, long obr, unsigned pos, long first_obx, long e
     }
     tbuf_puts(&key, "|report");
     char id[33];
-    fhir_stable_id(key.p, id);
+    stable_id(c, key.p, id);
     tbuf_free(&key);
     json_t *r = resource("DiagnosticReport", id);
     json_object_update(r, rep);
@@ -935,6 +1006,8 @@ fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out
     if (!*off || !parse_offset(off, c.offset))
         snprintf(c.offset, sizeof c.offset, "%s",
                  opt && opt->default_offset ? opt->default_offset : "Z");
+    c.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    c.md_ctx = c.sha256 ? EVP_MD_CTX_new() : NULL;
     c.entries = json_array();
     conv_fn->run(&c, trigger);
     *out = json_pack("{s:s,s:s,s:o}", "resourceType", "Bundle", "type", "transaction", "entry",
@@ -942,5 +1015,8 @@ fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out
 done:
     for (int i = 0; i < VAL_RING; i++)
         tbuf_free(&c.ring[i]);
+    tbuf_free(&c.date);
+    EVP_MD_CTX_free(c.md_ctx);
+    EVP_MD_free(c.sha256);
     return st;
 }

@@ -1,0 +1,234 @@
+/*
+ * bench_fhir: messages per second for HL7 v2 -> FHIR R4 conversion on one
+ * thread (src/fhir/fhir_convert.c), next to parsing.
+ *
+ * One realistic ORU^R01 with 20 OBX (built by oru_message(): PID with two
+ * CX identifiers, names, birth date, sex, address, phone; PV1, ORC, OBR,
+ * NTE, 20 NM results with LOINC codes, UCUM units, ranges, flags and OBX-14
+ * dates) goes through three cases, each timed as the median (and the best)
+ * of `runs` runs of `iters` messages:
+ *   (a) hl7_parse only
+ *   (b) (a) + fhir_convert (the Bundle is built, then freed)
+ *   (c) (b) + the Bundle serialised to compact JSON text into a reused
+ *       buffer (json_dump_callback), as `tern convert` or an HTTP
+ *       destination would send it
+ * The Bundle must hold 23 entries (Patient, Encounter, 20 Observations, one
+ * DiagnosticReport); the program fails otherwise.
+ *
+ *     bench_fhir [-n ITERATIONS] [-r RUNS] [-c CASES]
+ *
+ * -c a letter set ("b", "bc") runs only those cases, e.g. under perf.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "base/tbuf.h"
+#include "fhir/fhir_convert.h"
+#include "hl7/hl7.h"
+
+typedef struct obs {
+    const char *code, *name, *value, *units, *range, *flag;
+} obs;
+
+static const obs panel[20] = {
+    {"2345-7", "Glucose", "112", "mg/dL", "70-99", "H"},
+    {"3094-0", "Urea nitrogen", "14", "mg/dL", "7-20", "N"},
+    {"2160-0", "Creatinine", "0.92", "mg/dL", "0.6-1.2", "N"},
+    {"2951-2", "Sodium", "139", "mmol/L", "136-145", "N"},
+    {"2823-3", "Potassium", "4.1", "mmol/L", "3.5-5.1", "N"},
+    {"2075-0", "Chloride", "101", "mmol/L", "98-107", "N"},
+    {"2028-9", "Carbon dioxide", "25", "mmol/L", "22-29", "N"},
+    {"17861-6", "Calcium", "9.4", "mg/dL", "8.6-10.3", "N"},
+    {"2885-2", "Protein", "7.1", "g/dL", "6.0-8.3", "N"},
+    {"1751-7", "Albumin", "4.3", "g/dL", "3.5-5.2", "N"},
+    {"1975-2", "Bilirubin.total", "0.7", "mg/dL", "0.1-1.2", "N"},
+    {"6768-6", "Alkaline phosphatase", "88", "U/L", "44-147", "N"},
+    {"1742-6", "Alanine aminotransferase", "52", "U/L", "7-56", "N"},
+    {"1920-8", "Aspartate aminotransferase", "31", "U/L", "10-40", "N"},
+    {"718-7", "Hemoglobin", "13.2", "g/dL", "12.0-15.5", "N"},
+    {"4544-3", "Hematocrit", "39.8", "%", "35.5-44.9", "N"},
+    {"6690-2", "Leukocytes", "6.4", "10*3/uL", "4.5-11.0", "N"},
+    {"777-3", "Platelets", "251", "10*3/uL", "150-450", "N"},
+    {"2093-3", "Cholesterol", "212", "mg/dL", "0-199", "H"},
+    {"2571-8", "Triglyceride", "143", "mg/dL", "0-149", "N"},
+};
+
+/* The ORU^R01 in wire form (segments end in CR) into out. */
+static void oru_message(tbuf *out)
+{
+    tbuf_puts(out, "MSH|^~\\&|LIS|CENTRAL LAB^2.16.840.1.113883.3.72.5.20^ISO|EHR|GENERAL "
+                   "HOSPITAL|20240601121500-0500||ORU^R01^ORU_R01|LIS000184467|P|2.5.1|||AL|NE\r");
+    tbuf_puts(out, "PID|1||1234566^^M10^HOSP&2.16.840.1.113883.3.72&ISO^MR~987654321^^^SSA^SS"
+                   "||DOE^JANE^Q^^MS^^L~SMITH^JANE^^^^^M||19800115|F|||123 MAIN ST^APT "
+                   "4B^SPRINGFIELD^IL^62701^USA^H||^PRN^PH^^1^217^5550123|||M||AC000918273\r");
+    tbuf_puts(out, "PV1|1|O|CLIN^204^1^HOSP||||1234^JONES^ROBERT^A^^DR^MD|||MED||||1|||1234^"
+                   "JONES^ROBERT^A^^DR^MD|OP|V000771234|||||||||||||||||||||||||"
+                   "20240601073000\r");
+    tbuf_puts(out, "ORC|RE|PL123456^EHR|FL987654^LIS||CM||||20240601073500|||1234^JONES^"
+                   "ROBERT^A^^DR^MD\r");
+    tbuf_puts(out, "OBR|1|PL123456^EHR|FL987654^LIS|24323-8^Comprehensive metabolic panel and "
+                   "CBC^LN|||20240601080000|||||||20240601081500||1234^JONES^ROBERT^A^^DR^MD"
+                   "||||||20240601120500|||F\r");
+    tbuf_puts(out, "NTE|1|L|Specimen received at 08:15, slightly lipemic.\r");
+    for (int i = 0; i < 20; i++) {
+        const obs *o = &panel[i];
+        tbuf_printf(out, "OBX|%d|NM|%s^%s^LN||%s|%s^%s^UCUM|%s|%s|||F|||20240601080000|LAB^"
+                         "Central Lab^L\r",
+                    i + 1, o->code, o->name, o->value, o->units, o->units, o->range, o->flag);
+    }
+}
+
+/* --- one case ------------------------------------------------------------------------- */
+
+enum { CASE_PARSE = 0, CASE_CONVERT, CASE_SERIALISE };
+
+typedef struct bench_input {
+    const char *msg;
+    size_t len;
+    hl7_msg *m;
+    tbuf json;   /* (c): the reused output buffer */
+    size_t last; /* bytes of JSON of the last (c) message */
+} bench_input;
+
+static int dump_to_tbuf(const char *buf, size_t size, void *data)
+{
+    tbuf_put((tbuf *)data, buf, size);
+    return 0;
+}
+
+static void run_once(int which, bench_input *in)
+{
+    hl7_error he;
+    if (hl7_parse(in->m, in->msg, in->len, &he) != HL7_OK) {
+        fprintf(stderr, "bench_fhir: parse: %s\n", he.text);
+        exit(1);
+    }
+    if (which == CASE_PARSE) return;
+    json_t *bundle = NULL;
+    fhir_error fe;
+    if (fhir_convert(in->m, NULL, &bundle, &fe) != FHIR_OK) {
+        fprintf(stderr, "bench_fhir: convert: %s\n", fe.text);
+        exit(1);
+    }
+    if (json_array_size(json_object_get(bundle, "entry")) != 23) {
+        fprintf(stderr, "bench_fhir: the Bundle should hold 23 entries\n");
+        exit(1);
+    }
+    if (which == CASE_SERIALISE) {
+        tbuf_reset(&in->json);
+        if (json_dump_callback(bundle, dump_to_tbuf, &in->json, JSON_COMPACT) != 0) {
+            fprintf(stderr, "bench_fhir: json_dump_callback failed\n");
+            exit(1);
+        }
+        in->last = in->json.len;
+    }
+    json_decref(bundle);
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct timing {
+    double median, best; /* over runs, of the mean ns/message in a run */
+} timing;
+
+static timing measure(int which, bench_input *in, long iters, int runs)
+{
+    double *t = calloc((size_t)runs, sizeof(*t));
+    if (!t) exit(1);
+    for (long i = 0; i < iters / 10 + 1; i++) run_once(which, in); /* warm up */
+    for (int k = 0; k < runs; k++) {
+        double t0 = now_ns();
+        for (long i = 0; i < iters; i++) run_once(which, in);
+        t[k] = (now_ns() - t0) / (double)iters;
+    }
+    qsort(t, (size_t)runs, sizeof(*t), cmp_double);
+    timing tm = {runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2, t[0]};
+    free(t);
+    return tm;
+}
+
+/* --- machine ---------------------------------------------------------------------------- */
+
+static void print_machine(void)
+{
+    char line[512], model[256] = "unknown";
+    int cores = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "processor", 9)) cores++;
+        char *colon = strchr(line, ':');
+        if (!strncmp(line, "model name", 10) && colon && !strcmp(model, "unknown")) {
+            snprintf(model, sizeof(model), "%s", colon + 2);
+            model[strcspn(model, "\n")] = '\0';
+        }
+    }
+    if (f) fclose(f);
+    printf("machine:  %s, %d logical cores; compiler %s; jansson %s\n", model, cores,
+           __VERSION__, jansson_version_str());
+}
+
+int main(int argc, char **argv)
+{
+    long iters = 5000;
+    int runs = 7;
+    const char *only = "abc";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-n")) iters = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "-r")) runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-c")) only = argv[i + 1];
+    }
+    if (iters <= 0 || runs <= 0 || argc % 2 == 0) {
+        fprintf(stderr, "usage: bench_fhir [-n ITERATIONS] [-r RUNS] [-c CASES]\n");
+        return 2;
+    }
+    tbuf msg = TBUF_INIT;
+    oru_message(&msg);
+    bench_input in = {msg.p, msg.len, hl7_msg_new(NULL), TBUF_INIT, 0};
+    run_once(CASE_SERIALISE, &in);
+    uint32_t nseg = hl7_seg_count(in.m);
+
+    static const char *const labels[] = {
+        "(a) parse only",
+        "(b) parse + fhir_convert",
+        "(c) (b) + JSON text",
+    };
+    print_machine();
+    printf("input:    ORU^R01, %zu bytes, %u segments (MSH PID PV1 ORC OBR NTE, 20 OBX NM "
+           "with LOINC codes)\n",
+           msg.len, nseg);
+    printf("output:   Bundle of 23 entries (Patient, Encounter, 20 Observation, "
+           "DiagnosticReport), %zu bytes compact JSON\n",
+           in.last);
+    printf("method:   median (and best) of %d runs x %ld messages per case (after %ld "
+           "warm-up), one thread\n\n",
+           runs, iters, iters / 10 + 1);
+    printf("%-28s %12s %12s %12s %12s\n", "case", "msgs/s", "us/message", "best msgs/s",
+           "best us/msg");
+    for (int i = 0; i < 3; i++) {
+        if (!strchr(only, 'a' + i)) continue;
+        timing t = measure(i, &in, iters, runs);
+        printf("%-28s %12.0f %12.2f %12.0f %12.2f\n", labels[i], 1e9 / t.median, t.median / 1000,
+               1e9 / t.best, t.best / 1000);
+    }
+    printf("\ntarget:   >= 20000 messages/s on one core for (c)\n");
+
+    tbuf_free(&in.json);
+    hl7_msg_free(in.m);
+    tbuf_free(&msg);
+    return 0;
+}

@@ -136,9 +136,9 @@ out=$(tr '\r' '\n' <"$tmp/out2/M1.hl7")
 check "map: OBX-3 is the LOINC code, display and system" \
     [ "$(seg OBX 1 | cut -d'|' -f4)" = "2345-7^Glucose [Mass/volume] in Serum or Plasma^http://loinc.org" ]
 check "script: an NTE after the last OBX" [ "$(printf '%s\n' "$out" | tail -1)" = "NTE|||codes mapped by Tern" ]
-st=$(sqlite3 -cmd '.timeout 5000' "$db" "select state || '|' || error from messages where control_id = 'M2'")
 check "filter script: a test patient is filtered, with the script's reason" \
-    [ "$st" = "filtered|filtered by script: test patient (MRN TST99)" ]
+    wait_for "sqlite3 -cmd '.timeout 5000' '$db' \"select state || '|' || error from messages where control_id = 'M2'\"" \
+    "filtered|filtered by script: test patient (MRN TST99)"
 check "unmapped code (policy error): the delivery is in the error queue" wait_for "sqlite3 -cmd '.timeout 5000' '$db' \"select d.state from deliveries d join messages m on m.id = d.message_id where m.control_id = 'M3'\"" error
 case $(dstate M3) in
 *"transform at line 10 (map lab-loinc): OBX-3.1: code 'XYZ' is not in the map"*) ok "... with the step and the code" ;;

@@ -113,8 +113,8 @@ static const char *const MIGRATIONS[] = {
     " field INTEGER NOT NULL, applicable INTEGER NOT NULL, present INTEGER NOT NULL,"
     " PRIMARY KEY(channel, hour, field)) WITHOUT ROWID;",
     /* 4 -> 5: which message ids each body segment holds, in place of an
-     * index on messages(body_seg) that cost every insert ~6% of the
-     * throughput and served only pruning */
+     * index on messages(body_seg) that cost every insert an index update
+     * and served only pruning */
     "CREATE TABLE body_segments(seg INTEGER PRIMARY KEY, first_id INTEGER NOT NULL,"
     " last_id INTEGER NOT NULL);"
     "INSERT INTO body_segments SELECT body_seg, min(id), max(id) FROM messages"

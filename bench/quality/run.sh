@@ -14,14 +14,5 @@ if [ $# -ne 1 ]; then
     echo "usage: bench/quality/run.sh TERN_BUILD_DIR" >&2
     exit 2
 fi
-BIN=$1/bench/quality/bench_quality
-if [ ! -x "$BIN" ]; then
-    echo "bench-quality: '$BIN' not found; build first (make build, or cmake --build $1)" >&2
-    exit 1
-fi
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]; then COMMIT="$COMMIT (modified)"; fi
-echo "tern:     commit $COMMIT, $BIN"
-echo "kernel:   $(uname -sr)"
-exec "$BIN" -n "${ITERATIONS:-20000}" -r "${RUNS:-7}"
+. "$(dirname "$0")/../common/run_c.sh"
+run_c quality "$1" "${ITERATIONS:-20000}" "${RUNS:-7}"

@@ -291,43 +291,34 @@ static bool is_duplicate(engine *e, eng_channel *ch, pending *p)
 
 #define MAX_ERR_SEGMENTS 32
 
-/* Whether SEG[1]-field (component comp, 0 for the whole field) has a
- * value; *seg_there says whether the segment is in the message. */
-static bool has_value(const hl7_msg *m, const char *seg, uint32_t occ, uint32_t field,
-                      uint32_t comp, bool *seg_there)
-{
-    hl7_path p = {.seg_occ = occ, .field = field, .rep = 1, .comp = comp};
-    memcpy(p.seg, seg, 4);
-    hl7_span v;
-    hl7_presence pr = hl7_get_raw(m, &p, &v);
-    *seg_there = pr != HL7_ABSENT || hl7_seg_find(m, seg, occ) >= 0;
-    return pr == HL7_VALUE;
-}
-
-/* Completeness of the key fields (store.h, STORE_QF_*) of a parsed message. */
+/* Completeness of the key fields (store.h, STORE_QF_*) of a parsed message:
+ * one lookup per key segment and one pass over the segments for OBX, by
+ * index (a path would search the message again for every OBX). */
 static void key_fields(const hl7_msg *m, store_quality *q)
 {
     static const struct {
         char seg[4];
         uint32_t field, comp;
-    } keys[STORE_QF_COUNT] = {{"PID", 3, 1}, {"PID", 5, 1},  {"PID", 7, 0}, {"PID", 8, 0},
-                              {"PV1", 2, 0}, {"PV1", 19, 1}, {"OBR", 4, 1}, {"OBX", 6, 1}};
+    } keys[STORE_QF_OBX6] = {{"PID", 3, 1}, {"PID", 5, 1}, {"PID", 7, 0},  {"PID", 8, 0},
+                             {"PV1", 2, 0}, {"PV1", 19, 1}, {"OBR", 4, 1}};
     q->applicable = q->present = 0;
+    hl7_span v;
     for (int f = 0; f < STORE_QF_OBX6; f++) {
-        bool there;
-        bool v = has_value(m, keys[f].seg, 1, keys[f].field, keys[f].comp, &there);
-        if (there) q->applicable |= (uint16_t)(1u << f);
-        if (v) q->present |= (uint16_t)(1u << f);
+        long idx = hl7_seg_find(m, keys[f].seg, 1);
+        if (idx < 0) continue;
+        q->applicable |= (uint16_t)(1u << f);
+        uint32_t comp = keys[f].comp;
+        if (hl7_raw(m, (uint32_t)idx, keys[f].field, 1, comp, 0, &v) == HL7_VALUE)
+            q->present |= (uint16_t)(1u << f);
     }
     /* OBX-6: applies when there are numeric results; present when all have units */
-    uint32_t n = hl7_seg_occurrences(m, "OBX");
-    bool numeric = false, all = true, there;
-    for (uint32_t i = 1; i <= n; i++) {
-        hl7_path t = {.seg = "OBX", .seg_occ = i, .field = 2, .rep = 1};
-        hl7_span v;
-        if (hl7_get_raw(m, &t, &v) != HL7_VALUE || v.len != 2 || memcmp(v.p, "NM", 2)) continue;
+    bool numeric = false, all = true;
+    for (uint32_t i = 1, n = hl7_seg_count(m); i < n; i++) {
+        if (memcmp(hl7_seg_at(m, i)->id, "OBX", 4) != 0) continue;
+        if (hl7_raw(m, i, 2, 1, 0, 0, &v) != HL7_VALUE || v.len != 2 || memcmp(v.p, "NM", 2))
+            continue;
         numeric = true;
-        all = all && has_value(m, "OBX", i, 6, 1, &there);
+        all = all && hl7_raw(m, i, 6, 1, 1, 0, &v) == HL7_VALUE;
     }
     if (numeric) q->applicable |= 1u << STORE_QF_OBX6;
     if (numeric && all) q->present |= 1u << STORE_QF_OBX6;

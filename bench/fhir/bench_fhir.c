@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "base/tbuf.h"
+#include "bench_util.h"
 #include "oru20.h"
 #include "fhir/fhir_convert.h"
 #include "hl7/hl7.h"
@@ -78,57 +79,19 @@ static void run_once(int which, bench_input *in)
     json_decref(bundle);
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-typedef struct timing {
-    double median, best; /* over runs, of the mean ns/message in a run */
-} timing;
-
-static timing measure(int which, bench_input *in, long iters, int runs)
+static bench_timing measure(int which, bench_input *in, long iters, int runs)
 {
     double *t = calloc((size_t)runs, sizeof(*t));
     if (!t) exit(1);
     for (long i = 0; i < iters / 10 + 1; i++) run_once(which, in); /* warm up */
     for (int k = 0; k < runs; k++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (long i = 0; i < iters; i++) run_once(which, in);
-        t[k] = (now_ns() - t0) / (double)iters;
+        t[k] = (bench_now_ns() - t0) / (double)iters;
     }
-    qsort(t, (size_t)runs, sizeof(*t), cmp_double);
-    timing tm = {runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2, t[0]};
+    bench_timing tm = bench_summary(t, runs);
     free(t);
     return tm;
-}
-
-/* --- machine ---------------------------------------------------------------------------- */
-
-static void print_machine(void)
-{
-    char line[512], model[256] = "unknown";
-    int cores = 0;
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof(line), f)) {
-        if (!strncmp(line, "processor", 9)) cores++;
-        char *colon = strchr(line, ':');
-        if (!strncmp(line, "model name", 10) && colon && !strcmp(model, "unknown")) {
-            snprintf(model, sizeof(model), "%s", colon + 2);
-            model[strcspn(model, "\n")] = '\0';
-        }
-    }
-    if (f) fclose(f);
-    printf("machine:  %s, %d logical cores; compiler %s; jansson %s\n", model, cores,
-           __VERSION__, jansson_version_str());
 }
 
 int main(int argc, char **argv)
@@ -156,7 +119,9 @@ int main(int argc, char **argv)
         "(b) parse + fhir_convert",
         "(c) (b) + JSON text",
     };
-    print_machine();
+    char jv[64];
+    snprintf(jv, sizeof jv, "; jansson %s", jansson_version_str());
+    bench_print_machine(jv);
     printf("input:    ORU^R01, %zu bytes, %u segments (MSH PID PV1 ORC OBR NTE, 20 OBX NM "
            "with LOINC codes)\n",
            msg.len, nseg);
@@ -170,7 +135,7 @@ int main(int argc, char **argv)
            "best us/msg");
     for (int i = 0; i < 3; i++) {
         if (!strchr(only, 'a' + i)) continue;
-        timing t = measure(i, &in, iters, runs);
+        bench_timing t = measure(i, &in, iters, runs);
         printf("%-28s %12.0f %12.2f %12.0f %12.2f\n", labels[i], 1e9 / t.median, t.median / 1000,
                1e9 / t.best, t.best / 1000);
     }

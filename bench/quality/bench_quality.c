@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "base/tbuf.h"
+#include "bench_util.h"
 #include "oru20.h"
 #include "engine/config.h"
 #include "engine/transform.h"
@@ -159,32 +160,15 @@ static size_t run_once(const bench_case *c, bench_input *in)
     return problems;
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-typedef struct timing {
-    double median, best; /* over runs, of the mean ns/message in a run */
-} timing;
-
-static timing measure(const bench_case *c, bench_input *in, long iters, int runs)
+static bench_timing measure(const bench_case *c, bench_input *in, long iters, int runs)
 {
     double *t = calloc((size_t)runs, sizeof(*t));
     size_t problems = 0;
     for (long i = 0; i < iters / 10 + 1; i++) problems += run_once(c, in); /* warm up */
     for (int k = 0; k < runs; k++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (long i = 0; i < iters; i++) problems += run_once(c, in);
-        t[k] = (now_ns() - t0) / (double)iters;
+        t[k] = (bench_now_ns() - t0) / (double)iters;
     }
     if (problems) {
         tbuf s = TBUF_INIT;
@@ -196,29 +180,9 @@ static timing measure(const bench_case *c, bench_input *in, long iters, int runs
                 (int)s.len, s.p);
         exit(1);
     }
-    qsort(t, (size_t)runs, sizeof(*t), cmp_double);
-    timing tm = {runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2, t[0]};
+    bench_timing tm = bench_summary(t, runs);
     free(t);
     return tm;
-}
-
-/* --- machine ---------------------------------------------------------------------------- */
-
-static void print_machine(void)
-{
-    char line[512], model[256] = "unknown";
-    int cores = 0;
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof(line), f)) {
-        if (!strncmp(line, "processor", 9)) cores++;
-        char *colon = strchr(line, ':');
-        if (!strncmp(line, "model name", 10) && colon && !strcmp(model, "unknown")) {
-            snprintf(model, sizeof(model), "%s", colon + 2);
-            model[strcspn(model, "\n")] = '\0';
-        }
-    }
-    if (f) fclose(f);
-    printf("machine:  %s, %d logical cores; compiler %s\n", model, cores, __VERSION__);
 }
 
 int main(int argc, char **argv)
@@ -278,7 +242,7 @@ int main(int argc, char **argv)
     };
     size_t ncases = sizeof(cases) / sizeof(cases[0]);
 
-    print_machine();
+    bench_print_machine("");
     printf("input:    ORU^R01, %zu bytes, %u segments (MSH PID PV1 ORC OBR NTE, 20 OBX NM "
            "with LOINC codes)\n",
            msg.len, nseg);
@@ -295,10 +259,10 @@ int main(int argc, char **argv)
            runs, iters, iters / 10 + 1);
     printf("%-34s %13s %15s %11s %11s\n", "case", "us/message", "added over (a)", "best run",
            "best added");
-    timing parse = {0, 0};
+    bench_timing parse = {0, 0};
     for (size_t i = 0; i < ncases; i++) {
         if (!strchr(only, (int)('a' + i)) && i > 0) continue;
-        timing t = measure(&cases[i], &in, iters, runs);
+        bench_timing t = measure(&cases[i], &in, iters, runs);
         if (i == 0) {
             parse = t;
             printf("%-34s %13.2f %15s %11.2f %11s\n", cases[i].label, t.median / 1000, "-",

@@ -14,10 +14,7 @@ tern=$1
 src=$2
 . "$src/tests/lib/common.sh"
 fail=0
-tmp=$(mktemp -d)
-pids=""
-cleanup() { for p in $pids; do kill -9 "$p" 2>/dev/null; done; [ -n "${TERN_TEST_KEEP:-}" ] || rm -rf "$tmp"; }
-trap cleanup EXIT
+work_dir
 data="$(cd "$src" && pwd)/tests/data/quality"
 IN=$(free_port)
 cat >"$tmp/tern.yaml" <<YAML

@@ -27,32 +27,16 @@ tern=$1
 src=$2
 . "$src/tests/lib/common.sh"
 fail=0
-tmp=$(mktemp -d)
-pids=""
-cleanup() { for p in $pids; do kill -9 "$p" 2>/dev/null; done; [ -n "${TERN_TEST_KEEP:-}" ] || rm -rf "$tmp"; }
-trap cleanup EXIT
+work_dir
 
 for t in sqlite3 curl python3; do
     command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
 done
-check() { # description, then a command that must succeed
-    d=$1; shift
-    if "$@"; then ok "$d"; else bad "$d"; fi
-}
 q() { sqlite3 -cmd ".timeout 5000" "$db" "$1"; }
 # raw_of SQL: the exact bytes of every message the query's ids select, one
 # after the other (bodies live in the body log, not in a column)
 raw_of() {
     for id in $(q "$1"); do "$tern" messages -c "$tmp/tern.yaml" show "$id" --raw; done
-}
-# waits until the shell command $1 prints $2 (20 s at most)
-wait_for() {
-    i=0
-    while [ $i -lt 200 ]; do
-        [ "$(eval "$1" 2>/dev/null)" = "$2" ] && return 0
-        sleep 0.1; i=$((i + 1))
-    done
-    echo "  waited for '$1' = '$2', last: '$(eval "$1" 2>&1)'"; return 1
 }
 
 # gen FILE TERM ITEM...: writes HL7 text; TERM is cr, lf or crlf; an ITEM is

@@ -17,16 +17,13 @@ tern=$1
 src=$2
 . "$src/tests/lib/common.sh"
 fail=0
-tmp=$(mktemp -d)
-pids=""
-cleanup() { for p in $pids; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+work_dir
 [ -n "${KEEP:-}" ] && trap "for p in \$pids; do kill -9 \$p 2>/dev/null; done; echo kept \$tmp" EXIT
 
 if ! command -v sqlite3 >/dev/null; then echo "FAIL: sqlite3 missing (scripts/deps.sh installs it)"; exit 1; fi
 q() { sqlite3 -cmd ".timeout 5000" "$1" "$2"; }
 # waits until sqlite query $2 on $1 prints $3 (30 s at most)
-wait_for() {
+wait_query() {
     i=0
     while [ $i -lt 300 ]; do
         [ "$(q "$1" "$2" 2>/dev/null)" = "$3" ] && return 0
@@ -95,7 +92,7 @@ msa = [l for l in data.decode().split("\r") if l.startswith("MSA")][0].split("|"
 print(msa[2], msa[1])
 PY
 grep -q '^X-1 AR' "$tmp/x.ack" && ok "invalid HL7 gets AR" || { bad "AR for invalid"; cat "$tmp/x.ack"; }
-wait_for "$down_db" "select count(*) from messages" 200 && ok "200 delivered downstream" || bad "delivery"
+wait_query "$down_db" "select count(*) from messages" 200 && ok "200 delivered downstream" || bad "delivery"
 # business keys: an order is found by its placer or filler number
 printf 'MSH|^~\\&|S|F|R|F|2026||ORM^O01|O-1|P|2.5\rPID|1||P77^^^H^MR\rORC|NW|PL-123^EHR|FI-456^LAB\rOBR|1|PL-123^EHR|FI-456^LAB|CBC\r' >"$tmp/o.hl7"
 "$tern" send --port "$IN" "$tmp/o.hl7" >/dev/null
@@ -121,11 +118,11 @@ sleep 1
 queued=$(q "$up_db" "select count(*) from deliveries d join destinations t on t.id=d.dest_id where t.name='downstream' and d.state='queued'")
 [ "$queued" -ge 300 ] && ok "300 queued while down" || bad "queued while down: $queued"
 start_down
-wait_for "$down_db" "select count(*) from messages where control_id like 'B-%'" 300 && ok "all 300 delivered after it came back" || bad "backlog delivery"
+wait_query "$down_db" "select count(*) from messages where control_id like 'B-%'" 300 && ok "all 300 delivered after it came back" || bad "backlog delivery"
 order=$(q "$down_db" "select control_id from messages where control_id like 'B-%' order by id" | tr '\n' ' ')
 want=$(seq 1 300 | sed 's/^/B-/' | tr '\n' ' ')
 [ "$order" = "$want" ] && ok "backlog delivered in order" || bad "backlog order"
-wait_for "$up_db" "select count(*) from deliveries where state='queued'" 0 && ok "no delivery stuck" || bad "stuck deliveries"
+wait_query "$up_db" "select count(*) from deliveries where state='queued'" 0 && ok "no delivery stuck" || bad "stuck deliveries"
 
 # --- 3. kill -9 mid-stream ----------------------------------------------------------
 gen C 3000 "$tmp/c.hl7"

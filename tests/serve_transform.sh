@@ -20,22 +20,11 @@ tern=$1
 src=$2
 . "$src/tests/lib/common.sh"
 fail=0
-tmp=$(mktemp -d)
-pids=""
-cleanup() { for p in $pids; do kill -9 "$p" 2>/dev/null; done; [ -n "${TERN_TEST_KEEP:-}" ] || rm -rf "$tmp"; }
-trap cleanup EXIT
+work_dir
 for t in sqlite3 python3; do
     command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
 done
-check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
-wait_for() { # command expected: polls up to 10 s
-    i=0
-    while [ $i -lt 100 ]; do
-        [ "$(sh -c "$1" 2>/dev/null)" = "$2" ] && return 0
-        sleep 0.1; i=$((i + 1))
-    done
-    return 1
-}
+WAIT_TENTHS=100 # wait_for gives up after 10 s
 mkdir -p "$tmp/in" "$tmp/in2"
 srcabs=$(cd "$src" && pwd)
 cat >"$tmp/add_nte.lua" <<'LUA'

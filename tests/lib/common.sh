@@ -1,6 +1,6 @@
 # Shared helpers for the end-to-end shell tests (sourced, not run): result
-# lines, free ports on 127.0.0.1, waiting for a listener. The caller sets
-# fail=0 first.
+# lines, a work directory, checks, free ports on 127.0.0.1, waiting for a
+# listener or a value. The caller sets fail=0 first.
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -11,4 +11,25 @@ wait_port() { # port: waits up to 10 s for a listener
         sleep 0.1; i=$((i + 1))
     done
     echo "FAIL: nothing listens on $1"; return 1
+}
+
+# work_dir: a temporary directory in $tmp, removed at exit (kept with
+# TERN_TEST_KEEP=1) after killing every process the script added to $pids.
+work_dir() {
+    tmp=$(mktemp -d)
+    pids=""
+    trap 'for p in $pids; do kill -9 "$p" 2>/dev/null; done; [ -n "${TERN_TEST_KEEP:-}" ] || rm -rf "$tmp"' EXIT
+}
+# check DESCRIPTION COMMAND...: ok when the command succeeds, FAIL otherwise
+check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+# wait_for COMMAND EXPECTED: evaluates the shell command (the script's
+# functions work in it) every 0.1 s until it prints EXPECTED; gives up after
+# WAIT_TENTHS tenths of a second (default 200) and shows the last output.
+wait_for() {
+    i=0
+    while [ $i -lt "${WAIT_TENTHS:-200}" ]; do
+        [ "$(eval "$1" 2>/dev/null)" = "$2" ] && return 0
+        sleep 0.1; i=$((i + 1))
+    done
+    echo "  waited for '$1' = '$2', last: '$(eval "$1" 2>&1)'"; return 1
 }

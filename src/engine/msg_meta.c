@@ -67,7 +67,7 @@ store_meta msg_meta_view(const msg_meta *mm)
 {
     return (store_meta){mm->msh9,     mm->control_id, mm->send_app,
                         mm->send_fac, mm->recv_app,   mm->recv_fac,
-                        mm->patient_id, (const char *const *)mm->orders, mm->norders};
+                        mm->patient_id, (const char *const *)mm->orders, mm->norders, NULL};
 }
 
 void msg_meta_free(msg_meta *mm)

@@ -7,7 +7,8 @@
  * arguments here, so that backends can assume well-formed input and report
  * only what their database says, and calls the backend through s->ops.
  * Also here: state names, error formatting, the store_message arena and the
- * audit wording, so every backend stores and shows the same text.
+ * audit wording, so every backend stores and shows the same text; and the
+ * encryption of PHI at rest (store_crypt.h), so that no backend sees PHI.
  */
 #include "store/store.h"
 
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "store/store_crypt.h"
 
 static const char *const MSG_STATE_NAMES[] = {
     [STORE_MSG_NONE] = "",
@@ -58,6 +60,8 @@ const char *store_strerror(store_status s)
         return "store corrupt";
     case STORE_ERR_SCHEMA:
         return "schema too new";
+    case STORE_ERR_KEY:
+        return "encryption key missing or wrong";
     case STORE_ERR_NOT_FOUND:
         return "not found";
     case STORE_ERR_BACKEND:
@@ -174,12 +178,15 @@ store_status store_open(const char *location, const store_options *opt, store **
     if (opt) defaults.writer = opt->writer;
     store_status st = ops->open(rest, &defaults, out, err);
     if (st != STORE_OK) *out = NULL;
+    if (st == STORE_OK && opt) (*out)->keys = opt->keys;
     return finish(st, err);
 }
 
 void store_close(store *s)
 {
-    if (s) s->ops->close(s);
+    if (!s) return;
+    store_crypt_free(s);
+    s->ops->close(s);
 }
 
 const char *store_backend(const store *s)
@@ -274,7 +281,10 @@ store_status store_put_batch(store *s, const store_put *items, size_t n, int64_t
         if (st != STORE_OK) return st;
     }
     if (n == 0) return STORE_OK;
-    return finish(s->ops->put_batch(s, items, n, ids_out, err), err);
+    const store_put *stored;
+    store_status st = crypt_puts(s, items, n, &stored, err);
+    if (st != STORE_OK) return finish(st, err);
+    return finish(s->ops->put_batch(s, stored, n, ids_out, err), err);
 }
 
 store_status store_find_duplicate(store *s, const char *send_fac, const char *control_id,
@@ -304,7 +314,10 @@ store_status store_queue_next(store *s, const char *channel, const char *dest, i
     tbuf_reset(&out->raw);
     store_status st = check_queue(channel, dest, err);
     if (st != STORE_OK || max == 0) return st;
-    return finish(s->ops->queue_next(s, channel, dest, after_id, now, max, out, err), err);
+    st = s->ops->queue_next(s, channel, dest, after_id, now, max, out, err);
+    if (st == STORE_OK) st = crypt_queue(s, out, err);
+    if (st != STORE_OK) out->n = 0;
+    return finish(st, err);
 }
 
 store_status store_queue_count(store *s, const char *channel, const char *dest, uint64_t *count_out,
@@ -331,7 +344,10 @@ store_status store_mark_batch(store *s, const store_mark *marks, size_t n, int64
                               (int)marks[i].outcome);
     }
     if (n == 0) return STORE_OK;
-    return finish(s->ops->mark_batch(s, marks, n, now, err), err);
+    const store_mark *stored;
+    store_status st = crypt_marks(s, marks, n, &stored, err);
+    if (st != STORE_OK) return finish(st, err);
+    return finish(s->ops->mark_batch(s, stored, n, now, err), err);
 }
 
 static store_status check_filter(const store_filter *f, store_error *err)
@@ -343,6 +359,23 @@ static store_status check_filter(const store_filter *f, store_error *err)
     return STORE_OK;
 }
 
+/* Opens each summary before the caller's callback sees it. */
+typedef struct list_ctx {
+    store *s;
+    store_list_fn fn;
+    void *ctx;
+    store_status st;
+    store_error *err;
+} list_ctx;
+
+static bool list_open(void *arg, const store_summary *m)
+{
+    list_ctx *l = arg;
+    store_summary open;
+    l->st = crypt_summary(l->s, m, &open, l->err);
+    return l->st == STORE_OK && l->fn(l->ctx, &open);
+}
+
 store_status store_list(store *s, const store_filter *f, store_list_fn fn, void *ctx,
                         store_error *err)
 {
@@ -350,7 +383,11 @@ store_status store_list(store *s, const store_filter *f, store_list_fn fn, void 
     clear_error(err);
     store_status st = check_filter(f, err);
     if (st != STORE_OK) return st;
-    return finish(s->ops->list(s, f, fn, ctx, err), err);
+    store_filter tf;
+    crypt_filter(s, f, &tf);
+    list_ctx l = {s, fn, ctx, STORE_OK, err};
+    st = s->ops->list(s, &tf, list_open, &l, err);
+    return finish(st == STORE_OK ? l.st : st, err);
 }
 
 store_status store_list_plan(store *s, const store_filter *f, tbuf *out, store_error *err)
@@ -359,7 +396,9 @@ store_status store_list_plan(store *s, const store_filter *f, tbuf *out, store_e
     clear_error(err);
     store_status st = check_filter(f, err);
     if (st != STORE_OK) return st;
-    return finish(s->ops->list_plan(s, f, out, err), err);
+    store_filter tf;
+    crypt_filter(s, f, &tf);
+    return finish(s->ops->list_plan(s, &tf, out, err), err);
 }
 
 size_t store_message_add(store_message *m, const char *s, size_t len)
@@ -389,7 +428,10 @@ store_status store_get(store *s, int64_t id, store_message *out, store_error *er
     assert(s && out && err);
     clear_error(err);
     store_message_free(out);
-    return finish(s->ops->get(s, id, out, err), err);
+    store_status st = s->ops->get(s, id, out, err);
+    if (st == STORE_OK) st = crypt_message(s, out, err);
+    if (st != STORE_OK) store_message_free(out);
+    return finish(st, err);
 }
 
 /* --- operator actions ---------------------------------------------------------- */
@@ -433,8 +475,13 @@ store_status store_edit(store *s, int64_t id, const void *raw, size_t raw_len,
     store_status st = check_names(dests, n_dests, "edit", err);
     if (st == STORE_OK) st = check_audit(who, "edit", err);
     if (st != STORE_OK) return st;
+    const void *sraw;
+    size_t slen;
+    store_meta smeta;
+    st = crypt_edit(s, raw, raw_len, meta, &sraw, &slen, &smeta, err);
+    if (st != STORE_OK) return finish(st, err);
     return finish(
-        s->ops->edit(s, id, raw, raw_len, meta, dests, n_dests, who, now, new_id, requeued, err),
+        s->ops->edit(s, id, sraw, slen, &smeta, dests, n_dests, who, now, new_id, requeued, err),
         err);
 }
 

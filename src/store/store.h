@@ -40,6 +40,7 @@ typedef enum store_status {
     STORE_ERR_SCHEMA,      /* the schema is newer than this Tern understands */
     STORE_ERR_NOT_FOUND,   /* no message with that id */
     STORE_ERR_BACKEND,     /* any other backend failure; text has the details */
+    STORE_ERR_KEY,         /* encrypted data and no key, a wrong key, or it fails to open */
 } store_status;
 
 /* Returns a static name for a status ("disk full"); never NULL. */
@@ -96,6 +97,11 @@ typedef struct store_options {
      * body log now, bringing back what a power loss took from the database,
      * rather than at the first batch. */
     bool writer;
+    /* Encrypt PHI at rest with this keyring (sec/keys.h): bodies, patient
+     * ids (searchable through keyed hashes), errors. Borrowed: it must
+     * outlive the handle. NULL: stored as given (and encrypted rows written
+     * by another handle cannot be read). */
+    struct keyring *keys;
 } store_options;
 
 #define STORE_CHECKPOINT_PAGES 10000 /* about 40 MB of log */
@@ -133,6 +139,10 @@ typedef struct store_meta {
      * every occurrence), searchable with store_filter.order_id. */
     const char *const *order_ids;
     size_t n_order_ids;
+    /* Set by the store itself when it encrypts (store_options.keys): the
+     * sealed text of the row's PHI. Callers leave it NULL; readers get the
+     * opened values in the fields above instead. */
+    const char *sealed;
 } store_meta;
 
 /* Data quality of one received message, aggregated per channel and hour by
@@ -485,7 +495,9 @@ typedef struct store_ops {
 } store_ops;
 
 struct store {
-    const store_ops *ops; /* never NULL */
+    const store_ops *ops;  /* never NULL */
+    struct keyring *keys;  /* store_options.keys; set by store_open */
+    struct store_crypt *crypt; /* store_crypt.c's scratch, made on first use */
 };
 
 extern const store_ops store_sqlite_ops;

@@ -11,7 +11,7 @@
 
 #include "base/mem.h"
 
-#define VERSION 1
+#define VERSION 2 /* 2 added the sealed envelope; 1 is still read */
 
 static void put_u32(tbuf *out, uint32_t v)
 {
@@ -62,6 +62,7 @@ void journal_encode(const store_put *p, tbuf *out)
     tbuf_putc(out, (char)p->quality.outcome);
     put_u16(out, p->quality.applicable);
     put_u16(out, p->quality.present);
+    put_str(out, m->sealed);
 }
 
 void journal_scratch_free(journal_scratch *s)
@@ -109,7 +110,8 @@ bool journal_decode(const void *bytes, size_t len, store_put *p, journal_scratch
 {
     reader r = {bytes, len, true};
     memset(p, 0, sizeof *p);
-    if (get_n(&r, 1) != VERSION) return false;
+    uint64_t version = get_n(&r, 1);
+    if (version != 1 && version != VERSION) return false;
     p->state = (store_msg_state)get_n(&r, 1);
     p->received_at = (int64_t)get_n(&r, 8);
     const char **strs[] = {&p->channel,        &p->error,         &p->meta.msh9,
@@ -138,6 +140,7 @@ bool journal_decode(const void *bytes, size_t len, store_put *p, journal_scratch
     p->quality.outcome = (store_q_outcome)get_n(&r, 1);
     p->quality.applicable = (uint16_t)get_n(&r, 2);
     p->quality.present = (uint16_t)get_n(&r, 2);
+    if (version >= 2) p->meta.sealed = get_str(&r);
     if (p->quality.outcome > STORE_Q_ERRORS) r.ok = false;
     if (!p->channel || p->state < STORE_MSG_RECEIVED || p->state > STORE_MSG_DUPLICATE)
         r.ok = false;

@@ -5,13 +5,14 @@
  * rows of messages whose last commits the database lost are rebuilt from
  * it, so the database itself need not be synced at every commit.
  *
- * Format (little-endian): u8 version (1), u8 message state, i64
+ * Format (little-endian): u8 version (2; 1 is read too), u8 message state, i64
  * received_at, then strings, each a u32 length counting a final NUL
  * (0 = NULL) and that many bytes: channel, error, msh9, control_id,
  * send_app, send_fac, recv_app, recv_fac, patient_id; u16 number of order
  * ids and that many strings; u16 number of destinations, each a u8
  * delivery state and its name; the data quality: u8 outcome, u16
- * applicable and u16 present field bits. Strings keep their NUL so that a decoded
+ * applicable and u16 present field bits; (version 2) the sealed envelope
+ * (store_meta.sealed). Strings keep their NUL so that a decoded
  * put points straight into the bytes.
  */
 #ifndef TERN_STORE_JOURNAL_H

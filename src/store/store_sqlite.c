@@ -120,6 +120,10 @@ static const char *const MIGRATIONS[] = {
     "INSERT INTO body_segments SELECT body_seg, min(id), max(id) FROM messages"
     " WHERE body_seg IS NOT NULL GROUP BY body_seg;"
     "DROP INDEX messages_body_seg;",
+    /* 5 -> 6: with encryption at rest (store.c, sec/keys.h), the sealed
+     * envelope of a row's PHI: the patient id to show (patient_id then
+     * holds its keyed hash) and the body's plaintext length */
+    "ALTER TABLE messages ADD COLUMN sealed TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -128,8 +132,8 @@ static const char *const MIGRATIONS[] = {
 #define SUMMARY_COLS                                                                               \
     "m.id, m.channel, m.received_at, m.state, m.msh9, m.control_id, m.send_app, m.send_fac,"       \
     " m.recv_app, m.recv_fac, m.patient_id, m.error, m.revision, coalesce(m.original_id, m.id),"   \
-    " coalesce(m.raw_len, length(m.raw))"
-#define SUMMARY_NCOLS 15
+    " coalesce(m.raw_len, length(m.raw)), m.sealed"
+#define SUMMARY_NCOLS 16
 /* Where the raw bytes are, after the summary columns of ST_GET_MSG. */
 #define BODY_COLS "m.raw, m.body_seg, m.body_off"
 
@@ -194,8 +198,9 @@ static const char *const SQL[ST_COUNT] = {
                     " ON CONFLICT DO NOTHING",
     [ST_PUT_MSG] = "INSERT INTO messages(channel, received_at, state, msh9, control_id,"
                    " send_app, send_fac, recv_app, recv_fac, patient_id, error, raw, raw_len,"
-                   " body_seg, body_off)"
-                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                   " body_seg, body_off, sealed)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                   " ?16)",
     [ST_PUT_DLV] = "INSERT INTO deliveries(message_id, dest_id, state, updated_at, last_error)"
                    " VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_DUP] = "SELECT id FROM messages WHERE control_id = ?1 AND send_fac IS ?2"
@@ -233,8 +238,8 @@ static const char *const SQL[ST_COUNT] = {
                      " FROM messages m WHERE id = ?1",
     [ST_EDIT_PUT] = "INSERT INTO messages(channel, received_at, state, msh9, control_id,"
                     " send_app, send_fac, recv_app, recv_fac, patient_id, raw, revision,"
-                    " original_id) VALUES(?1, ?2, 'received', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-                    " ?11, ?12)",
+                    " original_id, sealed) VALUES(?1, ?2, 'received', ?3, ?4, ?5, ?6, ?7, ?8,"
+                    " ?9, ?10, ?11, ?12, ?13)",
     [ST_EDIT_MOVE_DEFAULT] = "INSERT INTO deliveries(message_id, dest_id, state,"
                              " next_attempt_at, updated_at)"
                              " SELECT ?1, dest_id, 'queued', ?2, ?2 FROM deliveries"
@@ -803,6 +808,7 @@ static store_status put_one(sq_store *q, sqlite3_stmt *msg, sqlite3_stmt *dlv, c
         sqlite3_bind_null(msg, 15);
     }
     sqlite3_bind_int64(msg, 13, (int64_t)p->raw_len);
+    bind_opt(msg, 16, p->meta.sealed);
     int rc = run(msg);
     if (rc != SQLITE_OK) return sq_fail(q, rc, err, "storing a message of channel %s", p->channel);
     *id = sqlite3_last_insert_rowid(q->db);
@@ -1241,6 +1247,7 @@ static void read_summary(sqlite3_stmt *st, store_summary *sum)
     sum->revision = sqlite3_column_int(st, 12);
     sum->original_id = sqlite3_column_int64(st, 13);
     sum->raw_len = (size_t)sqlite3_column_int64(st, 14);
+    sum->meta.sealed = (const char *)sqlite3_column_text(st, 15);
 }
 
 typedef struct sq_bind {
@@ -1427,6 +1434,7 @@ static store_status sq_get(store *s, int64_t id, store_message *out, store_error
         read_summary(msg, &out->sum);
         for (int c = 1; c < 12; c++)
             if (c != 2 && c != 3) refs[c] = add_column(out, msg, c);
+        refs[15] = add_column(out, msg, 15); /* sealed */
         r = read_body(q, msg, SUMMARY_NCOLS, out->sum.raw_len, id, err);
         if (r == STORE_OK) refs[SUMMARY_NCOLS] = store_message_add(out, q->body.p, out->sum.raw_len);
     }
@@ -1473,6 +1481,7 @@ static store_status sq_get(store *s, int64_t id, store_message *out, store_error
     sum->meta.recv_fac = store_message_str(out, refs[9]);
     sum->meta.patient_id = store_message_str(out, refs[10]);
     sum->error = store_message_str(out, refs[11]);
+    sum->meta.sealed = store_message_str(out, refs[15]);
     out->raw = store_message_str(out, refs[SUMMARY_NCOLS]);
     for (size_t i = 0; i < n; i++) {
         out->deliveries[i].dest = store_message_str(out, dlv_refs[2 * i]);
@@ -1684,6 +1693,7 @@ static store_status sq_edit(store *s, int64_t id, const void *raw, size_t raw_le
     sqlite3_bind_blob64(put, 10, raw_len ? raw : "", raw_len, SQLITE_STATIC);
     sqlite3_bind_int64(put, 11, revision + 1);
     sqlite3_bind_int64(put, 12, original_id);
+    bind_opt(put, 13, meta->sealed);
     rc = run(put);
     if (rc != SQLITE_OK) {
         r = sq_fail(q, rc, err, "edit: storing the new revision of message %" PRId64, id);

@@ -33,8 +33,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sec/keys.h"
 #include "store/store.h"
 #include "store/store_sqlite.c"
+
+/* The whole suite runs twice: in clear, then with encryption at rest
+ * (every store_open below goes through topen, which adds this keyring). */
+static keyring *g_keys;
+
+static store_status topen(const char *loc, const store_options *opt, store **out,
+                          store_error *err)
+{
+    store_options o = {0};
+    if (opt) o = *opt;
+    o.keys = g_keys;
+    return store_open(loc, &o, out, err);
+}
 
 #define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
 #define DAY INT64_C(86400000)
@@ -59,7 +73,7 @@ static int setup(void **state)
     if (!mkdtemp(f->dir)) return -1;
     snprintf(f->path, sizeof f->path, "%s/var/db/tern.db", f->dir);
     store_error err;
-    if (store_open(f->path, NULL, &f->s, &err) != STORE_OK) {
+    if (topen(f->path, NULL, &f->s, &err) != STORE_OK) {
         fprintf(stderr, "%s\n", err.text);
         return -1;
     }
@@ -81,7 +95,7 @@ static void reopen(fixture *f)
     store_error err;
     store_close(f->s);
     f->s = NULL;
-    assert_int_equal(store_open(f->path, NULL, &f->s, &err), STORE_OK);
+    assert_int_equal(topen(f->path, NULL, &f->s, &err), STORE_OK);
 }
 
 static sqlite3 *db_of(fixture *f)
@@ -184,7 +198,7 @@ static void test_open_schema_and_pragmas(void **state)
     char loc[160];
     snprintf(loc, sizeof loc, "sqlite://%s", f->path);
     store_options opt = {.checkpoint_pages = -1};
-    ok(store_open(loc, &opt, &s2, &err), &err);
+    ok(topen(loc, &opt, &s2, &err), &err);
     int64_t pages = -1;
     query_int(sq(s2), "PRAGMA wal_autocheckpoint", &pages);
     assert_int_equal(pages, 0); /* left to store_checkpoint on another handle */
@@ -203,11 +217,11 @@ static void test_open_failures(void **state)
     store_error err;
     char p[160];
 
-    assert_int_equal(store_open("postgres://db/tern", NULL, &s, &err), STORE_ERR_UNSUPPORTED);
+    assert_int_equal(topen("postgres://db/tern", NULL, &s, &err), STORE_ERR_UNSUPPORTED);
     assert_null(s);
     assert_non_null(strstr(err.text, "PostgreSQL"));
-    assert_int_equal(store_open("mysql://x", NULL, &s, &err), STORE_ERR_UNSUPPORTED);
-    assert_int_equal(store_open("", NULL, &s, &err), STORE_ERR_ARG);
+    assert_int_equal(topen("mysql://x", NULL, &s, &err), STORE_ERR_UNSUPPORTED);
+    assert_int_equal(topen("", NULL, &s, &err), STORE_ERR_ARG);
 
     /* a file where a directory should be */
     snprintf(p, sizeof p, "%s/plain", f->dir);
@@ -215,7 +229,7 @@ static void test_open_failures(void **state)
     fputs("not a directory", fp);
     fclose(fp);
     snprintf(p, sizeof p, "%s/plain/sub/tern.db", f->dir);
-    assert_int_equal(store_open(p, NULL, &s, &err), STORE_ERR_IO);
+    assert_int_equal(topen(p, NULL, &s, &err), STORE_ERR_IO);
     assert_non_null(strstr(err.text, "plain"));
 
     /* garbage in the file */
@@ -224,7 +238,7 @@ static void test_open_failures(void **state)
     for (int i = 0; i < 200; i++)
         fputs("this is not an sqlite database ", fp);
     fclose(fp);
-    assert_int_equal(store_open(p, NULL, &s, &err), STORE_ERR_CORRUPT);
+    assert_int_equal(topen(p, NULL, &s, &err), STORE_ERR_CORRUPT);
     assert_non_null(strstr(err.text, "garbage.db"));
 
     /* someone else's database */
@@ -233,12 +247,12 @@ static void test_open_failures(void **state)
     assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
-    assert_int_equal(store_open(p, NULL, &s, &err), STORE_ERR_CORRUPT);
+    assert_int_equal(topen(p, NULL, &s, &err), STORE_ERR_CORRUPT);
     assert_non_null(strstr(err.text, "not a Tern store"));
 
     /* written by a newer Tern */
     assert_int_equal(sqlite3_exec(db_of(f), "PRAGMA user_version = 99", NULL, NULL, NULL), 0);
-    assert_int_equal(store_open(f->path, NULL, &s, &err), STORE_ERR_SCHEMA);
+    assert_int_equal(topen(f->path, NULL, &s, &err), STORE_ERR_SCHEMA);
     assert_non_null(strstr(err.text, "99"));
     assert_string_equal(store_strerror(STORE_ERR_SCHEMA), "schema too new");
 }
@@ -267,7 +281,7 @@ static void test_busy_and_invalid_puts(void **state)
     /* Another process holds the write lock longer than our busy timeout. */
     store *s2;
     store_options opt = {.busy_timeout_ms = 50};
-    ok(store_open(f->path, &opt, &s2, &err), &err);
+    ok(topen(f->path, &opt, &s2, &err), &err);
     put1(f, &p); /* registers the destination */
     assert_int_equal(sqlite3_exec(db_of(f), "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(store_put_batch(s2, &p, 1, NULL, &err), STORE_ERR_BUSY);
@@ -637,11 +651,11 @@ static void test_second_handle_keeps_locks(void **state)
     store_error err;
     store_options o = {.checkpoint_pages = -1};
     store *writer = NULL, *other = NULL;
-    ok(store_open(f->path, &o, &writer, &err), &err);
+    ok(topen(f->path, &o, &writer, &err), &err);
     store_dest d[] = {{"down", STORE_DLV_QUEUED}};
     store_put p = msg("adt", "MSH|first", T0, d, 1);
     ok(store_put_batch(writer, &p, 1, NULL, &err), &err);
-    ok(store_open(f->path, &o, &other, &err), &err); /* the second handle */
+    ok(topen(f->path, &o, &other, &err), &err); /* the second handle */
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -823,7 +837,7 @@ static void test_edit_keeps_original(void **state)
     fixture *f = *state;
     int64_t id = delivered_partly(f, "adt");
     const char *fixed = "MSH|corrected\rPID|1||NEWPAT\r";
-    store_meta meta = {"ADT^A08", "CTRL2", "SENDAPP", "SENDFAC", NULL, NULL, "NEWPAT", NULL, 0};
+    store_meta meta = {"ADT^A08", "CTRL2", "SENDAPP", "SENDFAC", NULL, NULL, "NEWPAT", NULL, 0, NULL};
     int64_t rev2 = 0;
     size_t requeued = 0;
     store_error err;
@@ -938,7 +952,7 @@ static void test_prune_frees_space(void **state)
      * 100 bodies (200 KB) fill about one segment each. */
     store_close(f->s);
     store_options opt = {.segment_bytes = 256 << 10};
-    ok(store_open(f->path, &opt, &f->s, &err), &err);
+    ok(topen(f->path, &opt, &f->s, &err), &err);
     for (int i = 0; i < OLD; i += 100)
         ok(store_put_batch(f->s, items + i, 100, ids + i, &err), &err);
     store_put fresh = msg("adt", big, T0, &sent, 1);
@@ -1028,11 +1042,11 @@ static void test_body_log_torn_tail_and_second_writer(void **state)
     close(fd);
 
     store_error err;
-    ok(store_open(f->path, NULL, &f->s, &err), &err);
+    ok(topen(f->path, NULL, &f->s, &err), &err);
     store_put b = msg("adt", "MSH|^~\\&|SECOND\r", T0 + 1, NULL, 0);
     int64_t id_b = put1(f, &b);
     store *other;
-    ok(store_open(f->path, NULL, &other, &err), &err);
+    ok(topen(f->path, NULL, &other, &err), &err);
     store_put c = msg("adt", "MSH|^~\\&|THIRD\r", T0 + 2, NULL, 0);
     int64_t id_c = 0;
     ok(store_put_batch(other, &c, 1, &id_c, &err), &err);
@@ -1080,7 +1094,7 @@ static void test_body_log_recovery(void **state)
     store_error err;
     store_close(f->s);
     store_options wo = {.writer = true};
-    ok(store_open(f->path, &wo, &f->s, &err), &err);
+    ok(topen(f->path, &wo, &f->s, &err), &err);
     assert_int_equal(pragma(f, "PRAGMA synchronous"), 1); /* NORMAL: the log syncs */
 
     store_dest dests[2] = {{"out", STORE_DLV_QUEUED}, {"arch", STORE_DLV_FILTERED}};
@@ -1128,7 +1142,7 @@ static void test_body_log_recovery(void **state)
     assert_int_equal(write(fd, "TBR1\x40\0\0\0\0\0\0\0torn", 16), 16);
     close(fd);
 
-    ok(store_open(f->path, &wo, &f->s, &err), &err);
+    ok(topen(f->path, &wo, &f->s, &err), &err);
     assert_int_equal(sq(f->s)->recovered, 2);
     assert_int_equal(file_size(seg), end2); /* the torn record is cut off */
     assert_int_equal(pragma(f, "SELECT off FROM body_log"), end2);
@@ -1153,7 +1167,7 @@ static void test_body_log_recovery(void **state)
 
     /* reopening again brings back nothing more, and appending goes on */
     store_close(f->s);
-    ok(store_open(f->path, &wo, &f->s, &err), &err);
+    ok(topen(f->path, &wo, &f->s, &err), &err);
     assert_int_equal(sq(f->s)->recovered, 0);
     int64_t id5 = put1(f, &p[0]);
     get(f, id5, &m);
@@ -1314,7 +1328,7 @@ static void crash_child(const char *path, int fd)
 {
     store *s;
     store_error err;
-    if (store_open(path, NULL, &s, &err) != STORE_OK) _exit(2);
+    if (topen(path, NULL, &s, &err) != STORE_OK) _exit(2);
     store_dest d = {"down", STORE_DLV_QUEUED};
     store_put items[50];
     int64_t ids[50];
@@ -1364,7 +1378,7 @@ static void test_crash_durability(void **state)
     assert_true(n >= 2);
 
     store_error err;
-    ok(store_open(f->path, NULL, &f->s, &err), &err);
+    ok(topen(f->path, NULL, &f->s, &err), &err);
     int64_t last = ranges[n - 1];
     uint64_t expected = (uint64_t)(last - ranges[0] + 1);
     char sql[128];
@@ -1402,7 +1416,7 @@ static void fresh_store(fixture *f)
         unlink(p);
     }
     store_error err;
-    ok(store_open(f->path, NULL, &f->s, &err), &err);
+    ok(topen(f->path, NULL, &f->s, &err), &err);
 }
 
 static void test_bench_put_batch(void **state)
@@ -1454,6 +1468,119 @@ static void test_bench_put_batch(void **state)
     free(pat);
 }
 
+
+/* Scans every file under dir for needle; returns the first path holding it. */
+static bool dir_holds(const char *dir, const char *needle, char *where, size_t cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    struct dirent *e;
+    bool found = false;
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(p, &sb) != 0) continue;
+        if (S_ISDIR(sb.st_mode)) {
+            found = dir_holds(p, needle, where, cap);
+            continue;
+        }
+        FILE *fp = fopen(p, "rb");
+        if (!fp) continue;
+        char *buf = malloc((size_t)sb.st_size + 1);
+        size_t n = fread(buf, 1, (size_t)sb.st_size, fp);
+        fclose(fp);
+        if (memmem(buf, n, needle, strlen(needle))) {
+            found = true;
+            snprintf(where, cap, "%s", p);
+        }
+        free(buf);
+    }
+    closedir(d);
+    return found;
+}
+
+/* With a keyring: no PHI in any file of the store (database, WAL, body
+ * log), searches by patient id and order number still work, and a handle
+ * without the key refuses to hand out the sealed data. */
+static void test_encryption_at_rest(void **state)
+{
+    fixture *f = *state;
+    if (!g_keys) skip();
+    store_error err;
+    store_close(f->s);
+    store_options wo = {.writer = true};
+    ok(topen(f->path, &wo, &f->s, &err), &err);
+    store_dest dests[1] = {{"out", STORE_DLV_QUEUED}};
+    const char *orders[] = {"PLACER-SECRET-5"};
+    const char *raw = "MSH|^~\\&|A|B\rPID|1||MRN-SECRET-77||SECRETSURNAME^JANE\r";
+    store_put p[2];
+    p[0] = msg("adt", raw, T0, dests, 1);
+    p[0].meta.patient_id = "MRN-SECRET-77";
+    p[0].meta.order_ids = orders;
+    p[0].meta.n_order_ids = 1;
+    p[1] = msg("adt", raw, T0 + 1, NULL, 0);
+    p[1].state = STORE_MSG_REJECTED;
+    p[1].error = "PID-5: SECRETSURNAME is too long";
+    p[1].meta.patient_id = "MRN-SECRET-77";
+    int64_t ids[2];
+    ok(store_put_batch(f->s, p, 2, ids, &err), &err);
+    store_mark mk = {"adt", "out", ids[0], STORE_FAILED, 0, "AE: SECRETSURNAME unknown"};
+    ok(store_mark_batch(f->s, &mk, 1, T0 + 5, &err), &err);
+
+    /* read back in clear */
+    store_message m = STORE_MESSAGE_INIT;
+    ok(store_get(f->s, ids[0], &m, &err), &err);
+    assert_int_equal(m.sum.raw_len, strlen(raw));
+    assert_memory_equal(m.raw, raw, strlen(raw));
+    assert_string_equal(m.sum.meta.patient_id, "MRN-SECRET-77");
+    assert_int_equal(m.n_deliveries, 1);
+    assert_string_equal(m.deliveries[0].last_error, "AE: SECRETSURNAME unknown");
+    ok(store_get(f->s, ids[1], &m, &err), &err);
+    assert_string_equal(m.sum.error, "PID-5: SECRETSURNAME is too long");
+    store_filter by_pat = {.patient_id = "MRN-SECRET-77"}, by_order = {.order_id = "PLACER-SECRET-5"};
+    int64_t found[4];
+    assert_int_equal(list_ids(f, &by_pat, found, 4), 2);
+    assert_int_equal(list_ids(f, &by_order, found, 4), 1);
+    assert_int_equal(found[0], ids[0]);
+    store_filter by_other = {.patient_id = "MRN-SECRET-78"};
+    assert_int_equal(list_ids(f, &by_other, found, 4), 0);
+
+    /* a requeued delivery comes out of the queue in clear */
+    store_reprocess_req rq = {.ids = ids, .n_ids = 1};
+    store_counts cnt;
+    ok(store_reprocess(f->s, &rq, &WHO, T0 + 6, &cnt, &err), &err);
+    store_queue_batch b = STORE_QUEUE_BATCH_INIT;
+    ok(store_queue_next(f->s, "adt", "out", 0, INT64_MAX, 10, &b, &err), &err);
+    assert_int_equal(b.n, 1);
+    assert_memory_equal(b.items[0].raw, raw, strlen(raw));
+
+    /* nothing in clear on disk, WAL included (checked before and after a
+     * checkpoint) */
+    char where[512];
+    assert_true(dir_holds(f->dir, "SQLite format 3", where, sizeof where)); /* the scan sees */
+    const char *secrets[] = {"SECRETSURNAME", "MRN-SECRET-77", "PLACER-SECRET-5"};
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < 3; i++)
+            if (dir_holds(f->dir, secrets[i], where, sizeof where))
+                fail_msg("%s found in clear in %s", secrets[i], where);
+        ok(store_checkpoint(f->s, &err), &err);
+    }
+
+    /* without the key: an error, never the sealed bytes */
+    store *bare;
+    store_options none = {0};
+    ok(store_open(f->path, &none, &bare, &err), &err);
+    assert_int_equal(store_get(bare, ids[0], &m, &err), STORE_ERR_KEY);
+    assert_non_null(strstr(err.text, "master key"));
+    assert_int_equal(store_queue_next(bare, "adt", "out", 0, INT64_MAX, 10, &b, &err), STORE_ERR_KEY);
+    assert_int_equal(b.n, 0);
+    store_close(bare);
+    store_queue_batch_free(&b);
+    store_message_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1481,6 +1608,24 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_search_uses_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bench_put_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encryption_at_rest, setup, teardown),
     };
-    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("store", tests, NULL, NULL);
+
+    char dir[] = "/tmp/tern-keys-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    char ring[128];
+    snprintf(ring, sizeof ring, "%s/ring.json", dir);
+    unsigned char master[KEYS_LEN];
+    for (int i = 0; i < KEYS_LEN; i++) master[i] = (unsigned char)(i * 7 + 1);
+    tbuf kerr = TBUF_INIT;
+    if (keyring_open(ring, master, true, &g_keys, &kerr) != 0) {
+        fprintf(stderr, "keyring: %s\n", kerr.p);
+        return 1;
+    }
+    failed += cmocka_run_group_tests_name("store, encrypted at rest", tests, NULL, NULL);
+    keyring_close(g_keys);
+    tbuf_free(&kerr);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return failed;
 }

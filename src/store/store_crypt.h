@@ -1,0 +1,52 @@
+/*
+ * store_crypt: encryption of PHI at rest, between the store interface
+ * (store.c) and every backend, so that no backend ever sees PHI in clear
+ * and each stores and indexes only what it is given.
+ *
+ * With a keyring (store_options.keys), on the way in:
+ *   raw bytes         sealed (sec/keys.h, context "body")
+ *   patient id        its token (keyed hash): searchable by exact value
+ *   order numbers     their tokens
+ *   error texts       sealed text (message errors, delivery errors)
+ *   meta.sealed       a sealed envelope "LEN\nPATIENT_ID": the body's
+ *                     plaintext length and the patient id to show
+ * and on the way out (get, list, queue) the opposite, so callers see what
+ * they stored. Searches by patient id or order number look up the token.
+ * Rows written without a keyring are read as they are; sealed data read
+ * without a keyring, with a ring that lacks its key, or that fails
+ * authentication is STORE_ERR_KEY, never returned as bytes.
+ *
+ * Channel names, message types, control ids and application/facility names
+ * stay in clear: routing, duplicate detection and operators' searches need
+ * them and they identify systems, not patients.
+ *
+ * The scratch memory each call needs lives in the handle (s->crypt) and is
+ * reused; like the handle, it is for one thread at a time.
+ */
+#ifndef TERN_STORE_CRYPT_H
+#define TERN_STORE_CRYPT_H
+
+#include "store/store.h"
+
+void store_crypt_free(store *s);
+
+/* Sets *out to items as the backend must store them (items itself when the
+ * handle has no keyring); valid until the next call on s. */
+store_status crypt_puts(store *s, const store_put *items, size_t n, const store_put **out,
+                        store_error *err);
+store_status crypt_marks(store *s, const store_mark *marks, size_t n, const store_mark **out,
+                         store_error *err);
+/* The edit's raw bytes and meta as stored. */
+store_status crypt_edit(store *s, const void *raw, size_t raw_len, const store_meta *meta,
+                        const void **raw_out, size_t *len_out, store_meta *meta_out,
+                        store_error *err);
+/* The filter with tokens in place of the patient id and order number. */
+void crypt_filter(store *s, const store_filter *f, store_filter *out);
+
+/* Opens what the backend returned, in place. */
+store_status crypt_summary(store *s, const store_summary *in, store_summary *out,
+                           store_error *err);
+store_status crypt_message(store *s, store_message *m, store_error *err);
+store_status crypt_queue(store *s, store_queue_batch *b, store_error *err);
+
+#endif

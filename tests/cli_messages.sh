@@ -11,6 +11,7 @@ tern=$1
 case $tern in /*) ;; *) tern="$(pwd)/$tern" ;; esac
 fixture=$(dirname "$tern")/tests/store_fixture
 fail=0
+. "$2/tests/lib/common.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export TZ=UTC

@@ -124,12 +124,12 @@ PY
 "$tern" send --port "$IN" "$data/invalid/physiologic.hl7" >"$tmp/acks" 2>&1
 grep -q '^I0007 AA' "$tmp/acks" && ok "serve: warnings only are accepted" || bad "serve: $(cat "$tmp/acks")"
 db="$tmp/var/tern.db"
-st=$(sqlite3 -cmd ".timeout 5000" "$db" "select state || ' ' || error from messages where control_id = 'I0004' limit 1")
+st=$(stored "$tmp/tern.yaml" I0004)
 case $st in
 "rejected PV1-44: error: admission date"*"OBR-7: error"*"OBX-14: error"*) ok "serve: stored rejected with every problem" ;;
 *) bad "serve: stored as: $st" ;;
 esac
-st=$(sqlite3 -cmd ".timeout 5000" "$db" "select state || ' ' || error from messages where control_id = 'I0007' limit 1")
+st=$(stored "$tmp/tern.yaml" I0007)
 case $st in "received warning: OBX-5: warning: 8867-4"*) ok "serve: warnings kept with the message" ;; *) bad "serve: stored as: $st" ;; esac
 "$tern" send --port "$IN" "$data/valid/oru_r01.hl7" >/dev/null 2>&1
 "$tern" quality -c "$tmp/tern.yaml" --channel plain >"$tmp/q.out" 2>&1

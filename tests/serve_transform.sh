@@ -102,7 +102,7 @@ printf 'MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000||ORU^R01|T2|P|2.5.1\rPID|1||M
 mv "$tmp/t2.tmp" "$tmp/in/t2.hl7"
 check "a step that cannot apply: the delivery is in the error queue" \
     wait_for "sqlite3 -cmd '.timeout 5000' '$db' \"select d.state from deliveries d join messages m on m.id = d.message_id where m.control_id = 'T2'\"" error
-err=$(q "select d.last_error from deliveries d join messages m on m.id = d.message_id where m.control_id = 'T2'")
+err=$(stored "$tmp/tern.yaml" T2 '*')
 case $err in
 *"transform at line 20 (convert 2345-7): OBX[1]"*"not commensurable"*) ok "... with the step's line and the reason" ;;
 *) bad "... error text: $err" ;;
@@ -114,7 +114,7 @@ drop() { # NAME CONTROL_ID PID-3.1 PID-5.1 OBX-3
     printf 'MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000||ORU^R01|%s|P|2.5.1\rPID|1||%s^^^HOSP^MR||%s^JO||19800101|F\rOBR|1|O1||24331-1^Lipid\rOBX|1|NM|%s||100|mg/dL|||||F\r' "$2" "$3" "$4" "$5" >"$tmp/$1.tmp"
     mv "$tmp/$1.tmp" "$tmp/in2/$1.hl7"
 }
-dstate() { sqlite3 -cmd '.timeout 5000' "$db" "select d.state || '|' || coalesce(d.last_error, '') from deliveries d join messages m on m.id = d.message_id where m.control_id = '$1'"; }
+dstate() { stored "$tmp/tern.yaml" "$1" '*'; }
 drop m1 M1 MRN1 DOE "GLU^Glucose"
 drop m2 M2 TST99 DOE "GLU^Glucose"
 drop m3 M3 MRN3 DOE "XYZ^Unknown"
@@ -126,8 +126,7 @@ check "map: OBX-3 is the LOINC code, display and system" \
     [ "$(seg OBX 1 | cut -d'|' -f4)" = "2345-7^Glucose [Mass/volume] in Serum or Plasma^http://loinc.org" ]
 check "script: an NTE after the last OBX" [ "$(printf '%s\n' "$out" | tail -1)" = "NTE|||codes mapped by Tern" ]
 check "filter script: a test patient is filtered, with the script's reason" \
-    wait_for "sqlite3 -cmd '.timeout 5000' '$db' \"select state || '|' || error from messages where control_id = 'M2'\"" \
-    "filtered|filtered by script: test patient (MRN TST99)"
+    wait_for "stored '$tmp/tern.yaml' M2" "filtered filtered by script: test patient (MRN TST99)"
 check "unmapped code (policy error): the delivery is in the error queue" wait_for "sqlite3 -cmd '.timeout 5000' '$db' \"select d.state from deliveries d join messages m on m.id = d.message_id where m.control_id = 'M3'\"" error
 case $(dstate M3) in
 *"transform at line 10 (map lab-loinc): OBX-3.1: code 'XYZ' is not in the map"*) ok "... with the step and the code" ;;

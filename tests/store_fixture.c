@@ -4,6 +4,9 @@
  *
  *   store_fixture PATH N
  *
+ * With TERN_MASTER_KEY set, the store is encrypted at rest (its keyring
+ * made beside it), as `tern serve` would store it.
+ *
  * Message i (1..N) is written with store_put_batch and its delivery outcomes
  * with store_mark_batch, by these rules (the test's expectations follow
  * from them):
@@ -30,6 +33,7 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "sec/keys.h"
 #include "store/store.h"
 
 #define HOUR INT64_C(3600000)
@@ -58,9 +62,24 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 
+    /* encrypted at rest, as tern serve stores, when a master key is set */
+    keyring *keys = NULL;
+    if (getenv(KEYS_DEFAULT_ENV)) {
+        unsigned char master[KEYS_LEN];
+        tbuf kerr = TBUF_INIT;
+        char *ring = keys_ring_path(argv[1]);
+        if (keys_load_master(NULL, NULL, master, &kerr) != 0 ||
+            keyring_open(ring, master, true, &keys, &kerr) != 0) {
+            fprintf(stderr, "store_fixture: %s\n", kerr.p);
+            return 1;
+        }
+        free(ring);
+        tbuf_free(&kerr);
+    }
     store *s;
     store_error err;
-    if (store_open(argv[1], NULL, &s, &err) != STORE_OK) return fail("opening", &err);
+    store_options opt = {.keys = keys};
+    if (store_open(argv[1], &opt, &s, &err) != STORE_OK) return fail("opening", &err);
     fixture_msg *fm = xcalloc((size_t)n, sizeof *fm);
     store_put *items = xcalloc((size_t)n, sizeof *items);
     int64_t *ids = xcalloc((size_t)n, sizeof *ids);
@@ -142,5 +161,6 @@ done:
     free(items);
     free(fm);
     store_close(s);
+    keyring_close(keys);
     return rc;
 }

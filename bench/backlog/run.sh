@@ -10,6 +10,10 @@
 #
 # Settings: BACKLOG_COUNT=1000000 (N), BACKLOG_CONCURRENCY=16.
 set -eu
+# PHI is encrypted at rest by default: tern serve needs a master key (a
+# throwaway one unless the caller set TERN_MASTER_KEY).
+TERN_MASTER_KEY=${TERN_MASTER_KEY:-$(openssl rand -hex 32)}
+export TERN_MASTER_KEY
 if [ $# -ne 1 ]; then echo "usage: bench/backlog/run.sh BUILD_DIR" >&2; exit 2; fi
 B=$(cd "$1" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

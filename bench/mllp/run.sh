@@ -39,6 +39,10 @@
 #   MLLP_KEEP=1               keep the temp dir (store, logs) and print it
 # See bench/README.md for what is timed and how to read the numbers.
 set -eu
+# PHI is encrypted at rest by default: tern serve needs a master key (a
+# throwaway one unless the caller set TERN_MASTER_KEY).
+TERN_MASTER_KEY=${TERN_MASTER_KEY:-$(openssl rand -hex 32)}
+export TERN_MASTER_KEY
 
 if [ $# -ne 1 ]; then
     echo "usage: bench/mllp/run.sh TERN_BINARY" >&2

@@ -12,6 +12,7 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 "$tern" config check -c "$conf"
 mkdir -p "$demo/var"
+[ -f "$demo/var/master.key" ] || "$tern" keys init --key-file "$demo/var/master.key"
 "$tern" serve -c "$conf" >"$demo/var/serve.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT INT TERM

@@ -42,5 +42,6 @@ int cli_validate(int argc, char **argv);
 int cli_quality(int argc, char **argv);
 int cli_dictionary(int argc, char **argv);
 int cli_convert(int argc, char **argv);
+int cli_keys(int argc, char **argv);
 
 #endif

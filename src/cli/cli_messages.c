@@ -28,10 +28,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "base/mem.h"
 #include "engine/msg_meta.h"
 #include "engine/config.h"
+#include "engine/engine.h"
+#include "sec/keys.h"
 #include "hl7/hl7.h"
 #include "hl7/hl7_json.h"
 #include "store/store.h"
@@ -208,6 +213,7 @@ typedef struct msgs {
     const char *conf;     /* -c */
     const char *location; /* --store, or the configuration's store.path */
     tern_config *cfg;     /* loaded from conf; NULL with --store */
+    struct keyring *keys; /* PHI at rest; NULL when not encrypted */
     store *s;
 } msgs;
 
@@ -282,6 +288,29 @@ static const char *default_user(const char *given)
     return u && *u ? u : "unknown";
 }
 
+/* The keyring of the store: per the configuration's encryption section,
+ * or, with --store, the one beside the store opened with TERN_MASTER_KEY
+ * when both exist (without the key, encrypted rows are reported as such). */
+static int open_keys(msgs *m)
+{
+    tbuf err = TBUF_INIT;
+    int rc = 0;
+    if (m->cfg) {
+        rc = engine_open_keyring(m->cfg, true, &m->keys, &err);
+    } else {
+        char *ring = keys_ring_path(m->location);
+        unsigned char master[KEYS_LEN];
+        if (access(ring, F_OK) == 0 && getenv(KEYS_DEFAULT_ENV) &&
+            (rc = keys_load_master(NULL, NULL, master, &err)) == 0)
+            rc = keyring_open(ring, master, false, &m->keys, &err);
+        OPENSSL_cleanse(master, sizeof master);
+        free(ring);
+    }
+    if (rc != 0) fprintf(stderr, "tern %s: %s\n", m->cmd, err.p);
+    tbuf_free(&err);
+    return rc == 0 ? CLI_OK : CLI_INVALID;
+}
+
 /* The file behind a SQLite location, or NULL for other backends. */
 static const char *sqlite_file(const char *location)
 {
@@ -331,8 +360,10 @@ static int msgs_open(msgs *m)
                 from, m->cfg ? ", or start 'tern serve' with this configuration first" : "");
         return CLI_INVALID;
     }
+    if (open_keys(m) != CLI_OK) return CLI_INVALID;
     store_error err;
-    if (store_open(m->location, NULL, &m->s, &err) != STORE_OK) {
+    store_options opt = {.keys = m->keys};
+    if (store_open(m->location, &opt, &m->s, &err) != STORE_OK) {
         fprintf(stderr, "tern %s: cannot open the store: %s\n", m->cmd, err.text);
         return CLI_INVALID;
     }
@@ -342,7 +373,9 @@ static int msgs_open(msgs *m)
 static void msgs_close(msgs *m)
 {
     store_close(m->s);
+    keyring_close(m->keys);
     config_free(m->cfg);
+    m->keys = NULL;
     m->s = NULL;
     m->cfg = NULL;
 }

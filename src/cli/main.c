@@ -26,6 +26,7 @@ static const command commands[] = {
     {"dictionary", "write the data dictionary (Markdown or HTML) of a configuration", cli_dictionary},
     {"units", "convert a value or reference range between UCUM units", cli_units},
     {"convert", "convert HL7 v2 messages to FHIR R4 transaction Bundles (JSON)", cli_convert},
+    {"keys", "master key and keyring that encrypt PHI at rest (init, status, rotate)", cli_keys},
 };
 
 static void usage(FILE *out)

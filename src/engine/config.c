@@ -2090,6 +2090,24 @@ static void read_store(reader *r, yaml_node_t *node, config_store *s)
     map_close_plain(&m);
 }
 
+static void read_encryption(reader *r, yaml_node_t *node, config_encryption *e)
+{
+    map m;
+    if (map_open(r, node, &m, "{ key_file: ./var/master.key }", "'encryption'")) {
+        read_bool(&m, "enabled", &e->enabled);
+        yaml_node_t *v = map_get(&m, "key_file");
+        if (v) {
+            char *p = scalar_path(r, v, "key_file");
+            if (p) {
+                free(e->key_file);
+                e->key_file = p;
+            }
+        }
+        read_string(&m, "key_env", &e->key_env);
+    }
+    map_close_plain(&m);
+}
+
 static void read_http(reader *r, yaml_node_t *node, config_http *h)
 {
     map m;
@@ -2260,6 +2278,8 @@ void config_free(tern_config *c)
     }
     free(c->maps);
     free(c->store.path);
+    free(c->encryption.key_file);
+    free(c->encryption.key_env);
     free(c->http.listen.host);
     free(c->file);
     free(c);
@@ -2276,6 +2296,8 @@ static void read_root(reader *r, yaml_node_t *root, tern_config *c)
 {
     map m;
     c->store.path = resolve_path(r, DEF_STORE_PATH);
+    c->encryption.enabled = true;
+    c->encryption.key_env = xstrdup("TERN_MASTER_KEY");
     c->http.enabled = true;
     c->http.listen.host = xstrdup(DEF_HTTP_HOST);
     c->http.listen.port = DEF_HTTP_PORT;
@@ -2288,6 +2310,7 @@ static void read_root(reader *r, yaml_node_t *root, tern_config *c)
         if (!strncmp(m.e[i].key, "x-", 2)) m.e[i].used = true;
     yaml_node_t *v;
     if ((v = map_get(&m, "store"))) read_store(r, v, &c->store);
+    if ((v = map_get(&m, "encryption"))) read_encryption(r, v, &c->encryption);
     if ((v = map_get(&m, "http"))) read_http(r, v, &c->http);
     if ((v = map_get(&m, "maps"))) read_maps(r, v, c);
     v = map_lookup(&m, "channels");

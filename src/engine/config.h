@@ -91,6 +91,15 @@ typedef struct config_store {
     char *path; /* owned; resolved against the configuration's directory */
 } config_store;
 
+/* PHI at rest (docs/security-at-rest.md): on unless turned off. The master
+ * key comes from key_file when set, else from the environment variable
+ * key_env. */
+typedef struct config_encryption {
+    bool enabled;   /* default true */
+    char *key_file; /* owned, resolved; NULL: use key_env */
+    char *key_env;  /* owned; default TERN_MASTER_KEY */
+} config_encryption;
+
 typedef struct config_http {
     bool enabled;
     config_addr listen;
@@ -358,6 +367,7 @@ typedef struct config_map {
 typedef struct tern_config {
     char *file; /* owned; the path it was loaded from */
     config_store store;
+    config_encryption encryption;
     config_http http;
     config_map *maps; /* owned */
     size_t nmaps;

@@ -30,6 +30,7 @@
  * up retries that came due and deliveries requeued by `tern messages`.
  */
 #include "engine/engine_int.h"
+#include "sec/keys.h"
 
 #include "engine/msg_meta.h"
 #include "engine/transform.h"
@@ -43,6 +44,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <openssl/crypto.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -146,6 +148,7 @@ struct engine {
     store *st; /* the loop's handle: queue reads, duplicate checks */
     store *wr; /* the committer thread's handle: all writes */
     store *ck; /* the checkpointer thread's handle */
+    struct keyring *keys; /* PHI at rest; NULL when encryption is off */
     codemap_registry *maps; /* the configuration's code maps */
     uint64_t commits, committed, commit_ns; /* committer statistics, under mu */
     pthread_t committer, checkpointer;
@@ -1061,10 +1064,33 @@ static void kick_all(engine *e)
 
 /* Three handles on the store: the committer thread writes, the loop reads,
  * the checkpointer copies the log into the database. */
+int engine_open_keyring(const tern_config *cfg, bool create, struct keyring **out, tbuf *err)
+{
+    *out = NULL;
+    const config_encryption *enc = &cfg->encryption;
+    if (!enc->enabled) return 0;
+    unsigned char master[KEYS_LEN];
+    tbuf why = TBUF_INIT;
+    int rc = keys_load_master(enc->key_file, enc->key_env, master, &why);
+    if (rc == 0) {
+        char *ring = keys_ring_path(cfg->store.path);
+        rc = keyring_open(ring, master, create, out, &why);
+        free(ring);
+    }
+    OPENSSL_cleanse(master, sizeof master);
+    if (rc != 0)
+        tbuf_printf(err, "%s (PHI is encrypted at rest unless encryption.enabled is false; "
+                         "see docs/security-at-rest.md)",
+                    why.p);
+    tbuf_free(&why);
+    return rc;
+}
+
 static int open_store(engine *e, tbuf *err)
 {
-    store_options wo = {.checkpoint_pages = CHECKPOINT_PAGES, .writer = true};
-    store_options ro = {.checkpoint_pages = -1};
+    if (engine_open_keyring(e->cfg, true, &e->keys, err) != 0) return -1;
+    store_options wo = {.checkpoint_pages = CHECKPOINT_PAGES, .writer = true, .keys = e->keys};
+    store_options ro = {.checkpoint_pages = -1, .keys = e->keys};
     store_error serr;
     const char *path = e->cfg->store.path;
     if (store_open(path, &wo, &e->wr, &serr) != STORE_OK ||
@@ -1244,6 +1270,7 @@ void engine_free(engine *e)
     store_close(e->st);
     store_close(e->wr);
     store_close(e->ck);
+    keyring_close(e->keys);
     free(e);
 }
 

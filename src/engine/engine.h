@@ -41,6 +41,14 @@ void engine_stop(engine *e, void (*done)(void *arg), void *arg);
 /* Frees the engine (after engine_stop's callback, or at once on error). */
 void engine_free(engine *e);
 
+/* The keyring that encrypts the store's PHI at rest, per cfg->encryption:
+ * *out is NULL when encryption is turned off, else a new keyring (opened
+ * with the master key from encryption.key_file or the environment; with
+ * create, made beside the store the first time). Returns 0, or -1 with err
+ * saying why (no master key, a wrong one, a damaged keyring). */
+struct keyring;
+int engine_open_keyring(const tern_config *cfg, bool create, struct keyring **out, tbuf *err);
+
 /* A one-line status per channel and destination (counts), for logs. */
 void engine_describe(const engine *e, tbuf *out);
 

@@ -487,10 +487,24 @@ static int add_key(ring_file *r, tbuf *err)
     return 0;
 }
 
+/* mkdir -p of the directory that holds path (0750). */
+static void make_parent(const char *path)
+{
+    char *dir = xstrdup(path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(dir, 0750);
+        *p = '/';
+    }
+    free(dir);
+}
+
 /* Loads (or, with create, makes) the keyring file under its lock. */
 static int ring_load(const char *path, const unsigned char *master, bool create, ring_file *r,
                      tbuf *err)
 {
+    if (create) make_parent(path);
     int lock = lock_ring(path, err);
     if (lock < 0) return -1;
     tbuf text = TBUF_INIT;

@@ -1,6 +1,10 @@
 # Shared helpers for the end-to-end shell tests (sourced, not run): result
 # lines, a work directory, checks, free ports on 127.0.0.1, waiting for a
 # listener or a value. The caller sets fail=0 first.
+# PHI is encrypted at rest by default, so every engine the tests start needs
+# a master key: a fixed one, for tests only (docs/security-at-rest.md).
+TERN_MASTER_KEY=${TERN_MASTER_KEY:-000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f}
+export TERN_MASTER_KEY
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -32,4 +36,25 @@ wait_for() {
         sleep 0.1; i=$((i + 1))
     done
     echo "  waited for '$1' = '$2', last: '$(eval "$1" 2>&1)'"; return 1
+}
+
+# stored CONF CONTROL_ID [DEST]: what `tern messages list --json` shows (it
+# decrypts; the database holds error texts sealed) for the newest message
+# whose MSH-10 is CONTROL_ID: "STATE ERROR" of the message, or, with DEST,
+# "STATE|LAST_ERROR" of its delivery to DEST ('*': every delivery, one per
+# line). Needs $tern.
+stored() {
+    "$tern" messages -c "$1" list --json --limit 1000000 2>/dev/null | python3 -c '
+import json, sys
+cid, dest = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else None)
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("control_id") != cid:
+        continue
+    if dest is None:
+        print(m["state"] + " " + (m.get("error") or ""))
+    for d in m["deliveries"] if dest else []:
+        if dest in ("*", d["dest"]):
+            print(d["state"] + "|" + (d.get("last_error") or ""))
+    break' "$2" ${3:+"$3"}
 }

@@ -96,6 +96,13 @@ typedef struct config_http {
     config_addr listen;
 } config_http;
 
+/* The FHIR REST API's resource store (docs/fhir.md). */
+typedef struct config_fhir {
+    /* owned, resolved; fhir.store, default: store.path with "-fhir" before
+     * its extension (var/tern.db -> var/tern-fhir.db) */
+    char *store;
+} config_fhir;
+
 typedef enum config_source_type {
     CONFIG_SOURCE_MLLP = 1,
     CONFIG_SOURCE_FILE,
@@ -359,6 +366,7 @@ typedef struct tern_config {
     char *file; /* owned; the path it was loaded from */
     config_store store;
     config_http http;
+    config_fhir fhir;
     config_map *maps; /* owned */
     size_t nmaps;
     config_channel *channels; /* owned */

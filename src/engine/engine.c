@@ -32,6 +32,7 @@
 #include "engine/engine_int.h"
 
 #include "engine/msg_meta.h"
+#include "fhir/fhir_rest.h"
 #include "engine/transform.h"
 #include "engine/script.h"
 #include "quality/quality_config.h"
@@ -160,6 +161,7 @@ struct engine {
     int notify[2]; /* committer -> loop: a job is done */
     struct event *notify_ev;
     struct evhttp *http;
+    fhir_rest *fhir; /* the FHIR REST API under /fhir on http */
     eng_channel *channels;
     size_t nchannels;
     pending *pend;
@@ -1030,11 +1032,30 @@ static int setup_channel(engine *e, eng_channel *ch, const config_channel *cc, t
     return 0;
 }
 
+/* Every request no channel path took: /fhir/... goes to the FHIR API
+ * (fhir_rest_handle, where its authentication and audit belong), the rest
+ * is 404. */
+static void http_dispatch(struct evhttp_request *req, void *arg)
+{
+    engine *e = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (e->fhir && fhir_rest_path_is_ours(path)) {
+        fhir_rest_handle(e->fhir, req);
+        return;
+    }
+    evhttp_send_error(req, 404, "Not Found");
+}
+
 static int setup_http(engine *e, tbuf *err)
 {
     if (!e->cfg->http.enabled) return 0;
     e->http = evhttp_new(e->base);
-    /* Bodies larger than every HTTP source on this server allows are
+    e->fhir = fhir_rest_new(e->cfg->fhir.store, err);
+    if (!e->fhir) return -1;
+    evhttp_set_gencb(e->http, http_dispatch, e);
+    evhttp_set_allowed_methods(e->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+    /* Bodies larger than every HTTP source on this server and the FHIR API allow are
      * refused by libevent before they are read in full. */
     size_t max_body = 0;
     for (size_t i = 0; i < e->cfg->nchannels; i++) {
@@ -1042,7 +1063,8 @@ static int setup_http(engine *e, tbuf *err)
         if (src->type == CONFIG_SOURCE_HTTP && src->listen.port == 0 && src->http.max_body > max_body)
             max_body = src->http.max_body;
     }
-    evhttp_set_max_body_size(e->http, (ev_ssize_t)(max_body ? max_body : (1u << 20)));
+    if (max_body < FHIR_REST_MAX_BODY) max_body = FHIR_REST_MAX_BODY;
+    evhttp_set_max_body_size(e->http, (ev_ssize_t)max_body);
     const config_addr *a = &e->cfg->http.listen;
     if (evhttp_bind_socket(e->http, a->host, a->port) != 0) {
         tbuf_printf(err, "cannot listen for HTTP on %s:%u (in use, or not an address of this "
@@ -1232,6 +1254,7 @@ void engine_free(engine *e)
     free(e->channels);
     codemap_registry_free(e->maps);
     if (e->http) evhttp_free(e->http);
+    fhir_rest_free(e->fhir);
     if (e->commit_ev) event_free(e->commit_ev);
     if (e->poll_ev) event_free(e->poll_ev);
     if (e->stop_ev) event_free(e->stop_ev);

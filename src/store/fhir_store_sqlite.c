@@ -595,24 +595,40 @@ static fhir_store_status run_rows(fsq *q, sqlite3_stmt *st, size_t max, fhir_sto
     return rc == SQLITE_DONE ? FHIR_STORE_OK : sq_fail(q, rc, err, doing);
 }
 
+/* The SQL and bindings of a search. The type test is written +r.type so
+ * that SQLite never drives the query from the (type, id) index: the
+ * conditions' index lookups give the few candidate rows by seq, and
+ * without conditions the table is read in seq order up to the LIMIT. */
+static void search_sql(const fhir_query *fq, sqlb *b)
+{
+    tbuf_puts(&b->sql, "SELECT r.seq, r.type, r.id, r.version, r.updated, r.json"
+                       " FROM fhir_current r WHERE r.deleted=0");
+    if (fq->type) {
+        tbuf_puts(&b->sql, " AND +r.type=");
+        bs(b, fq->type);
+    }
+    if (fq->after_seq) {
+        tbuf_puts(&b->sql, " AND r.seq>");
+        bi(b, fq->after_seq);
+    }
+    for (size_t i = 0; i < fq->nconds; i++) cond_sql(b, fq, &fq->conds[i]);
+    tbuf_puts(&b->sql, " ORDER BY r.seq LIMIT ");
+    bi(b, (int64_t)fq->count + 1);
+}
+
+static void sqlb_free(sqlb *b)
+{
+    for (size_t i = 0; i < b->n; i++) free(b->b[i].owned);
+    free(b->b);
+    tbuf_free(&b->sql);
+}
+
 static fhir_store_status sq_search(fhir_store *s, const fhir_query *fq, fhir_store_row_fn fn,
                                    void *ctx, bool *more, fhir_store_error *err)
 {
     fsq *q = (fsq *)s;
     sqlb b = {TBUF_INIT, NULL, 0, 0};
-    tbuf_puts(&b.sql, "SELECT r.seq, r.type, r.id, r.version, r.updated, r.json"
-                      " FROM fhir_current r WHERE r.deleted=0");
-    if (fq->type) {
-        tbuf_puts(&b.sql, " AND r.type=");
-        bs(&b, fq->type);
-    }
-    if (fq->after_seq) {
-        tbuf_puts(&b.sql, " AND r.seq>");
-        bi(&b, fq->after_seq);
-    }
-    for (size_t i = 0; i < fq->nconds; i++) cond_sql(&b, fq, &fq->conds[i]);
-    tbuf_puts(&b.sql, " ORDER BY r.seq LIMIT ");
-    bi(&b, (int64_t)fq->count + 1);
+    search_sql(fq, &b);
     fhir_store_status r = FHIR_STORE_OK;
     sqlite3_stmt *st = cached_stmt(q, tbuf_cstr(&b.sql), err);
     if (!st) {
@@ -628,9 +644,7 @@ static fhir_store_status sq_search(fhir_store *s, const fhir_query *fq, fhir_sto
     }
     r = run_rows(q, st, fq->count, fn, ctx, more, "searching", err);
 done:
-    for (size_t i = 0; i < b.n; i++) free(b.b[i].owned);
-    free(b.b);
-    tbuf_free(&b.sql);
+    sqlb_free(&b);
     return r;
 }
 

@@ -76,7 +76,7 @@
 static const char *const default_ignore_suffixes[] = {".tmp", ".part"};
 
 static const char *const source_type_names[] = {NULL, "mllp", "file", "http"};
-static const char *const dest_type_names[] = {NULL, "file", "mllp", "http"};
+static const char *const dest_type_names[] = {NULL, "file", "mllp", "http", "fhir-store"};
 static const char *const ack_names[] = {"after_commit", "always"};
 static const char *const after_names[] = {"move", "delete"};
 static const char *const store_type_names[] = {"sqlite"};

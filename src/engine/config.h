@@ -304,6 +304,7 @@ typedef enum config_dest_type {
     CONFIG_DEST_FILE = 1,
     CONFIG_DEST_MLLP,
     CONFIG_DEST_HTTP,
+    CONFIG_DEST_FHIR_STORE, /* HL7 -> FHIR Bundle -> the local FHIR store */
 } config_dest_type;
 
 typedef struct config_header {

@@ -231,6 +231,11 @@ struct evhttp *eng_channel_http(const eng_channel *ch)
     return ch->e->http;
 }
 
+struct fhir_rest *eng_channel_fhir(const eng_channel *ch)
+{
+    return ch->e->fhir;
+}
+
 const config_destination *eng_dest_config(const eng_dest *d)
 {
     return d->cfg;
@@ -924,6 +929,7 @@ static const eng_dest_ops *dest_ops_for(config_dest_type t)
     case CONFIG_DEST_FILE: return &eng_dest_file_ops;
     case CONFIG_DEST_MLLP: return &eng_dest_mllp_ops;
     case CONFIG_DEST_HTTP: return &eng_dest_http_ops;
+    case CONFIG_DEST_FHIR_STORE: return &eng_dest_fhir_store_ops;
     }
     return NULL;
 }
@@ -1046,12 +1052,24 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
     evhttp_send_error(req, 404, "Not Found");
 }
 
+/* The FHIR API and store, for the HTTP listener and fhir-store
+ * destinations. */
+static int setup_fhir(engine *e, tbuf *err)
+{
+    bool wanted = e->cfg->http.enabled;
+    for (size_t i = 0; i < e->cfg->nchannels; i++)
+        for (size_t k = 0; k < e->cfg->channels[i].ndestinations; k++)
+            if (e->cfg->channels[i].destinations[k].type == CONFIG_DEST_FHIR_STORE) wanted = true;
+    if (!wanted) return 0;
+    e->fhir = fhir_rest_new(e->cfg->fhir.store, err);
+    return e->fhir ? 0 : -1;
+}
+
 static int setup_http(engine *e, tbuf *err)
 {
+    if (setup_fhir(e, err) != 0) return -1;
     if (!e->cfg->http.enabled) return 0;
     e->http = evhttp_new(e->base);
-    e->fhir = fhir_rest_new(e->cfg->fhir.store, err);
-    if (!e->fhir) return -1;
     evhttp_set_gencb(e->http, http_dispatch, e);
     evhttp_set_allowed_methods(e->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);

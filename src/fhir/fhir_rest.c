@@ -910,10 +910,10 @@ static void entry_response(tbuf *b, const entry *en, bool with_body)
     tbuf_putc(b, '}');
 }
 
-static void op_bundle(fhir_rest *r, const char *text, size_t len, op_result *o)
+/* Runs a batch or transaction Bundle (borrowed; its references are
+ * rewritten in place). */
+static void run_bundle(fhir_rest *r, json_t *bundle, op_result *o)
 {
-    json_t *bundle = parse_resource(text, len, NULL, o);
-    if (!bundle) return;
     json_t *map = json_object();
     entry *ens = NULL;
     size_t n = 0;
@@ -922,6 +922,7 @@ static void op_bundle(fhir_rest *r, const char *text, size_t len, op_result *o)
     const char *rt = json_string_value(json_object_get(bundle, "resourceType"));
     const char *type = json_string_value(json_object_get(bundle, "type"));
     json_t *list = json_object_get(bundle, "entry");
+    if (!rt) rt = "(none)";
     if (strcmp(rt, "Bundle") || !type || (strcmp(type, "batch") && strcmp(type, "transaction"))) {
         outcome(o, 400, "invalid",
                 "POST /fhir takes a Bundle of type batch or transaction (got %s of type %s)", rt,
@@ -990,7 +991,32 @@ done:
     for (size_t i = 0; i < n && ens; i++) tbuf_free(&ens[i].res.body);
     free(ens);
     json_decref(map);
+}
+
+static void op_bundle(fhir_rest *r, const char *text, size_t len, op_result *o)
+{
+    json_t *bundle = parse_resource(text, len, NULL, o);
+    if (!bundle) return;
+    run_bundle(r, bundle, o);
     json_decref(bundle);
+}
+
+fhir_apply_status fhir_rest_apply_bundle(fhir_rest *r, json_t *bundle, tbuf *err)
+{
+    op_result o = {0};
+    run_bundle(r, bundle, &o);
+    fhir_apply_status st = FHIR_APPLY_OK;
+    if (o.status >= 400) {
+        st = o.status >= 500 ? FHIR_APPLY_RETRY : FHIR_APPLY_REJECTED;
+        json_t *oo = json_loadb(o.body.p ? o.body.p : "", o.body.len, 0, NULL);
+        const char *d = json_string_value(
+            json_object_get(json_array_get(json_object_get(oo, "issue"), 0), "diagnostics"));
+        tbuf_printf(err, "the FHIR store refused the Bundle (HTTP %d): %s", o.status,
+                    d ? d : "no details");
+        json_decref(oo);
+    }
+    tbuf_free(&o.body);
+    return st;
 }
 
 /* --- CapabilityStatement ------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 #ifndef TERN_FHIR_REST_H
 #define TERN_FHIR_REST_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "base/tbuf.h"
@@ -31,6 +32,17 @@ void fhir_rest_free(fhir_rest *r);
 /* Answers one HTTP request whose path starts with "/fhir" (checked by the
  * caller with fhir_rest_path_is_ours). */
 void fhir_rest_handle(fhir_rest *r, struct evhttp_request *req);
+
+typedef enum fhir_apply_status {
+    FHIR_APPLY_OK = 0,
+    FHIR_APPLY_RETRY,    /* the store failed (busy, I/O): try again later */
+    FHIR_APPLY_REJECTED, /* the Bundle itself is wrong: trying again will not help */
+} fhir_apply_status;
+
+/* Applies a batch or transaction Bundle (borrowed; references in it are
+ * rewritten) to the store, as POST /fhir would: for the fhir-store channel
+ * destination. On failure err says why. */
+fhir_apply_status fhir_rest_apply_bundle(fhir_rest *r, json_t *bundle, tbuf *err);
 
 /* True when the request path (no query) belongs to the API: "/fhir" or
  * "/fhir/...". */

@@ -386,6 +386,13 @@ static void test_fhir_store_key(void **state)
                                         &c, &errs), CONFIG_OK);
     assert_string_equal(c->fhir.store, "/data/msgs-fhir");
     config_free(c);
+    static const char dest[] = "channels:\n"
+                               "  - name: a\n"
+                               "    source: { type: mllp, listen: 127.0.0.1:2575 }\n"
+                               "    destinations: [{ name: f, type: fhir-store }]\n";
+    assert_int_equal(config_load_buffer("/etc/t.yaml", dest, strlen(dest), &c, &errs), CONFIG_OK);
+    assert_int_equal(c->channels[0].destinations[0].type, CONFIG_DEST_FHIR_STORE);
+    config_free(c);
     config_errors_free(&errs);
 }
 

@@ -283,7 +283,6 @@ struct search_req {
     size_t nconds;
     fhir_match m[MAX_VALUES];
     size_t nm;
-    tbuf strings; /* NUL-separated storage for decoded values (offsets fixed up) */
     char *owned[MAX_VALUES * 3];
     size_t nowned;
     size_t count;

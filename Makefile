@@ -5,12 +5,13 @@
 #   make bench  release build, then the benchmarks under bench/
 #   make bench-quality  release build, then bench/quality (validation cost)
 #   make bench-fhir  release build, then bench/fhir (HL7 v2 -> FHIR conversion rate)
+#   make bench-fhirapi  release build, then bench/fhirapi (FHIR REST API with wrk)
 #   make demo   release build, then the engine on examples/demo
 #   make fuzz   libFuzzer build (clang) in build-fuzz/, FUZZ_SECONDS per target
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test bench bench-quality bench-fhir demo fuzz format clean
+.PHONY: all deps build test bench bench-quality bench-fhir bench-fhirapi demo fuzz format clean
 
 all: build
 
@@ -41,6 +42,9 @@ bench-quality: build
 
 bench-fhir: build
 	@./bench/fhir/run.sh build
+
+bench-fhirapi: build
+	@./bench/fhirapi/run.sh build/tern
 
 demo: build
 	@./examples/demo/run.sh build/tern

@@ -76,7 +76,7 @@
 static const char *const default_ignore_suffixes[] = {".tmp", ".part"};
 
 static const char *const source_type_names[] = {NULL, "mllp", "file", "http"};
-static const char *const dest_type_names[] = {NULL, "file", "mllp", "http"};
+static const char *const dest_type_names[] = {NULL, "file", "mllp", "http", "fhir-store"};
 static const char *const ack_names[] = {"after_commit", "always"};
 static const char *const after_names[] = {"move", "delete"};
 static const char *const store_type_names[] = {"sqlite"};
@@ -2122,6 +2122,33 @@ static void read_http(reader *r, yaml_node_t *node, config_http *h)
     map_close_plain(&m);
 }
 
+static void read_fhir(reader *r, yaml_node_t *node, config_fhir *f)
+{
+    map m;
+    if (map_open(r, node, &m, "{ store: ./var/tern-fhir.db }", "'fhir'")) {
+        yaml_node_t *v = map_get(&m, "store");
+        char *p = v ? scalar_path(r, v, "store") : NULL;
+        if (p) {
+            free(f->store);
+            f->store = p;
+        }
+    }
+    map_close_plain(&m);
+}
+
+/* store.path with "-fhir" before the extension of its file name. */
+static char *default_fhir_store(const char *store_path)
+{
+    const char *slash = strrchr(store_path, '/');
+    const char *dot = strrchr(slash ? slash + 1 : store_path, '.');
+    size_t stem = dot && dot != (slash ? slash + 1 : store_path) ? (size_t)(dot - store_path)
+                                                                  : strlen(store_path);
+    size_t n = strlen(store_path) + 6;
+    char *out = xmalloc(n);
+    snprintf(out, n, "%.*s-fhir%s", (int)stem, store_path, store_path + stem);
+    return out;
+}
+
 /* --- checks across channels ---------------------------------------------- */
 
 static int claim_cmp_port(const void *a, const void *b)
@@ -2280,6 +2307,7 @@ void config_free(tern_config *c)
     free(c->store.path);
     free(c->encryption.key_file);
     free(c->encryption.key_env);
+    free(c->fhir.store);
     free(c->http.listen.host);
     free(c->file);
     free(c);
@@ -2312,6 +2340,8 @@ static void read_root(reader *r, yaml_node_t *root, tern_config *c)
     if ((v = map_get(&m, "store"))) read_store(r, v, &c->store);
     if ((v = map_get(&m, "encryption"))) read_encryption(r, v, &c->encryption);
     if ((v = map_get(&m, "http"))) read_http(r, v, &c->http);
+    if ((v = map_get(&m, "fhir"))) read_fhir(r, v, &c->fhir);
+    if (!c->fhir.store && c->store.path) c->fhir.store = default_fhir_store(c->store.path);
     if ((v = map_get(&m, "maps"))) read_maps(r, v, c);
     v = map_lookup(&m, "channels");
     char b[64];

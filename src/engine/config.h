@@ -105,6 +105,13 @@ typedef struct config_http {
     config_addr listen;
 } config_http;
 
+/* The FHIR REST API's resource store (docs/fhir.md). */
+typedef struct config_fhir {
+    /* owned, resolved; fhir.store, default: store.path with "-fhir" before
+     * its extension (var/tern.db -> var/tern-fhir.db) */
+    char *store;
+} config_fhir;
+
 typedef enum config_source_type {
     CONFIG_SOURCE_MLLP = 1,
     CONFIG_SOURCE_FILE,
@@ -306,6 +313,7 @@ typedef enum config_dest_type {
     CONFIG_DEST_FILE = 1,
     CONFIG_DEST_MLLP,
     CONFIG_DEST_HTTP,
+    CONFIG_DEST_FHIR_STORE, /* HL7 -> FHIR Bundle -> the local FHIR store */
 } config_dest_type;
 
 typedef struct config_header {
@@ -369,6 +377,7 @@ typedef struct tern_config {
     config_store store;
     config_encryption encryption;
     config_http http;
+    config_fhir fhir;
     config_map *maps; /* owned */
     size_t nmaps;
     config_channel *channels; /* owned */

@@ -33,6 +33,7 @@
 #include "sec/keys.h"
 
 #include "engine/msg_meta.h"
+#include "fhir/fhir_rest.h"
 #include "engine/transform.h"
 #include "engine/script.h"
 #include "quality/quality_config.h"
@@ -163,6 +164,7 @@ struct engine {
     int notify[2]; /* committer -> loop: a job is done */
     struct event *notify_ev;
     struct evhttp *http;
+    fhir_rest *fhir; /* the FHIR REST API under /fhir on http */
     eng_channel *channels;
     size_t nchannels;
     pending *pend;
@@ -230,6 +232,11 @@ struct event_base *eng_channel_base(const eng_channel *ch)
 struct evhttp *eng_channel_http(const eng_channel *ch)
 {
     return ch->e->http;
+}
+
+struct fhir_rest *eng_channel_fhir(const eng_channel *ch)
+{
+    return ch->e->fhir;
 }
 
 const config_destination *eng_dest_config(const eng_dest *d)
@@ -925,6 +932,7 @@ static const eng_dest_ops *dest_ops_for(config_dest_type t)
     case CONFIG_DEST_FILE: return &eng_dest_file_ops;
     case CONFIG_DEST_MLLP: return &eng_dest_mllp_ops;
     case CONFIG_DEST_HTTP: return &eng_dest_http_ops;
+    case CONFIG_DEST_FHIR_STORE: return &eng_dest_fhir_store_ops;
     }
     return NULL;
 }
@@ -1033,11 +1041,42 @@ static int setup_channel(engine *e, eng_channel *ch, const config_channel *cc, t
     return 0;
 }
 
+/* Every request no channel path took: /fhir/... goes to the FHIR API
+ * (fhir_rest_handle, where its authentication and audit belong), the rest
+ * is 404. */
+static void http_dispatch(struct evhttp_request *req, void *arg)
+{
+    engine *e = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (e->fhir && fhir_rest_path_is_ours(path)) {
+        fhir_rest_handle(e->fhir, req);
+        return;
+    }
+    evhttp_send_error(req, 404, "Not Found");
+}
+
+/* The FHIR API and store, for the HTTP listener and fhir-store
+ * destinations. */
+static int setup_fhir(engine *e, tbuf *err)
+{
+    bool wanted = e->cfg->http.enabled;
+    for (size_t i = 0; i < e->cfg->nchannels; i++)
+        for (size_t k = 0; k < e->cfg->channels[i].ndestinations; k++)
+            if (e->cfg->channels[i].destinations[k].type == CONFIG_DEST_FHIR_STORE) wanted = true;
+    if (!wanted) return 0;
+    e->fhir = fhir_rest_new(e->cfg->fhir.store, err);
+    return e->fhir ? 0 : -1;
+}
+
 static int setup_http(engine *e, tbuf *err)
 {
+    if (setup_fhir(e, err) != 0) return -1;
     if (!e->cfg->http.enabled) return 0;
     e->http = evhttp_new(e->base);
-    /* Bodies larger than every HTTP source on this server allows are
+    evhttp_set_gencb(e->http, http_dispatch, e);
+    evhttp_set_allowed_methods(e->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+    /* Bodies larger than every HTTP source on this server and the FHIR API allow are
      * refused by libevent before they are read in full. */
     size_t max_body = 0;
     for (size_t i = 0; i < e->cfg->nchannels; i++) {
@@ -1045,7 +1084,8 @@ static int setup_http(engine *e, tbuf *err)
         if (src->type == CONFIG_SOURCE_HTTP && src->listen.port == 0 && src->http.max_body > max_body)
             max_body = src->http.max_body;
     }
-    evhttp_set_max_body_size(e->http, (ev_ssize_t)(max_body ? max_body : (1u << 20)));
+    if (max_body < FHIR_REST_MAX_BODY) max_body = FHIR_REST_MAX_BODY;
+    evhttp_set_max_body_size(e->http, (ev_ssize_t)max_body);
     const config_addr *a = &e->cfg->http.listen;
     if (evhttp_bind_socket(e->http, a->host, a->port) != 0) {
         tbuf_printf(err, "cannot listen for HTTP on %s:%u (in use, or not an address of this "
@@ -1258,6 +1298,7 @@ void engine_free(engine *e)
     free(e->channels);
     codemap_registry_free(e->maps);
     if (e->http) evhttp_free(e->http);
+    fhir_rest_free(e->fhir);
     if (e->commit_ev) event_free(e->commit_ev);
     if (e->poll_ev) event_free(e->poll_ev);
     if (e->stop_ev) event_free(e->stop_ev);

@@ -20,6 +20,7 @@
 #include "store/store.h"
 
 struct evhttp;
+struct fhir_rest;
 
 typedef struct eng_channel eng_channel;
 typedef struct eng_dest eng_dest;
@@ -41,6 +42,9 @@ struct event_base *eng_channel_base(const eng_channel *ch);
  * is disabled. HTTP sources without their own listen register their path
  * on it. */
 struct evhttp *eng_channel_http(const eng_channel *ch);
+/* The FHIR REST API and its store (fhir_rest.h), or NULL when neither the
+ * HTTP listener nor a fhir-store destination asked for it. */
+struct fhir_rest *eng_channel_fhir(const eng_channel *ch);
 /* Logs a line "channel NAME: text" to stderr with a timestamp. */
 void eng_log(const eng_channel *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -78,6 +82,7 @@ void eng_dest_set_impl(eng_dest *d, void *impl);
 extern const eng_dest_ops eng_dest_file_ops;
 extern const eng_dest_ops eng_dest_mllp_ops;
 extern const eng_dest_ops eng_dest_http_ops;
+extern const eng_dest_ops eng_dest_fhir_store_ops;
 
 /* --- sources ------------------------------------------------------------------ */
 

@@ -357,6 +357,7 @@ static void test_relative_paths(void **state)
     assert_int_equal(config_load_buffer("/etc/tern/tern.yaml", text, strlen(text), &c, &errs),
                      CONFIG_OK);
     assert_string_equal(c->store.path, "/etc/tern/var/tern.db");
+    assert_string_equal(c->fhir.store, "/etc/tern/var/tern-fhir.db");
     assert_string_equal(c->channels[0].source.file.dir, "/etc/tern/in");
     assert_string_equal(c->channels[0].source.file.move_to, "/abs/done");
     assert_string_equal(c->channels[0].destinations[0].file.dir, "/etc/tern/out");
@@ -366,6 +367,31 @@ static void test_relative_paths(void **state)
     config_free(c);
     assert_int_equal(config_load_buffer("conf/t.yaml", text, strlen(text), &c, &errs), CONFIG_OK);
     assert_string_equal(c->store.path, "conf/var/tern.db");
+    config_free(c);
+    config_errors_free(&errs);
+}
+
+static void test_fhir_store_key(void **state)
+{
+    (void)state;
+    static const char text[] = "store: { path: /data/msgs }\nfhir: { store: fhir/r4.db }\n"
+                               "channels: []\n";
+    tern_config *c = NULL;
+    config_errors errs = CONFIG_ERRORS_INIT;
+    assert_int_equal(config_load_buffer("/etc/tern/tern.yaml", text, strlen(text), &c, &errs),
+                     CONFIG_OK);
+    assert_string_equal(c->fhir.store, "/etc/tern/fhir/r4.db");
+    config_free(c);
+    assert_int_equal(config_load_buffer("/etc/t.yaml", "store: { path: /data/msgs }\nchannels: []\n", 41,
+                                        &c, &errs), CONFIG_OK);
+    assert_string_equal(c->fhir.store, "/data/msgs-fhir");
+    config_free(c);
+    static const char dest[] = "channels:\n"
+                               "  - name: a\n"
+                               "    source: { type: mllp, listen: 127.0.0.1:2575 }\n"
+                               "    destinations: [{ name: f, type: fhir-store }]\n";
+    assert_int_equal(config_load_buffer("/etc/t.yaml", dest, strlen(dest), &c, &errs), CONFIG_OK);
+    assert_int_equal(c->channels[0].destinations[0].type, CONFIG_DEST_FHIR_STORE);
     config_free(c);
     config_errors_free(&errs);
 }
@@ -893,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_all_keys),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_fhir_store_key),
         cmocka_unit_test(test_extension_keys_and_anchors),
         cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_error_unknown_key),

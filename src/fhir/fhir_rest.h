@@ -1,0 +1,51 @@
+/*
+ * fhir_rest: the FHIR R4 REST API (JSON only) under /fhir on the engine's
+ * HTTP server, over the FHIR resource store (store/fhir_store.h).
+ *
+ * Every request below /fhir enters through fhir_rest_handle(): the one
+ * place where authentication and audit of the API are to be added. It runs
+ * on the engine's event loop thread and answers before returning; writes
+ * are committed (fsynced) before the answer goes out. docs/fhir.md lists
+ * the interactions, search parameters, status codes and what is missing.
+ */
+#ifndef TERN_FHIR_REST_H
+#define TERN_FHIR_REST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "base/tbuf.h"
+
+struct evhttp_request;
+
+typedef struct fhir_rest fhir_rest;
+
+/* The maximum request body the API reads (a transaction Bundle). */
+#define FHIR_REST_MAX_BODY (16u << 20)
+
+/* Opens the FHIR store at store_location and returns the API over it, or
+ * NULL with a message in err. The caller frees it with fhir_rest_free. */
+fhir_rest *fhir_rest_new(const char *store_location, tbuf *err);
+/* Closes the store; NULL allowed. */
+void fhir_rest_free(fhir_rest *r);
+
+/* Answers one HTTP request whose path starts with "/fhir" (checked by the
+ * caller with fhir_rest_path_is_ours). */
+void fhir_rest_handle(fhir_rest *r, struct evhttp_request *req);
+
+typedef enum fhir_apply_status {
+    FHIR_APPLY_OK = 0,
+    FHIR_APPLY_RETRY,    /* the store failed (busy, I/O): try again later */
+    FHIR_APPLY_REJECTED, /* the Bundle itself is wrong: trying again will not help */
+} fhir_apply_status;
+
+/* Applies a batch or transaction Bundle (borrowed; references in it are
+ * rewritten) to the store, as POST /fhir would: for the fhir-store channel
+ * destination. On failure err says why. */
+fhir_apply_status fhir_rest_apply_bundle(fhir_rest *r, json_t *bundle, tbuf *err);
+
+/* True when the request path (no query) belongs to the API: "/fhir" or
+ * "/fhir/...". */
+bool fhir_rest_path_is_ours(const char *path);
+
+#endif

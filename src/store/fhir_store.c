@@ -1,0 +1,295 @@
+/*
+ * fhir_store: the front of the FHIR resource store (see fhir_store.h).
+ *
+ * A write is: read the current version facts, check If-Match, stamp id and
+ * meta into the JSON tree, serialize it once (compact), extract its search
+ * index rows, and hand text plus rows to the backend. A write outside a
+ * caller's transaction is wrapped in one of its own, so the version read
+ * and the version written cannot interleave with another writer.
+ */
+#include "store/fhir_store.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/mem.h"
+
+const char *fhir_store_strerror(fhir_store_status s)
+{
+    switch (s) {
+    case FHIR_STORE_OK: return "ok";
+    case FHIR_STORE_ERR_ARG: return "invalid argument";
+    case FHIR_STORE_ERR_UNSUPPORTED: return "unsupported backend";
+    case FHIR_STORE_ERR_IO: return "input/output error";
+    case FHIR_STORE_ERR_BUSY: return "store busy";
+    case FHIR_STORE_ERR_FULL: return "disk full";
+    case FHIR_STORE_ERR_CORRUPT: return "store damaged";
+    case FHIR_STORE_ERR_NOT_FOUND: return "not found";
+    case FHIR_STORE_ERR_GONE: return "deleted";
+    case FHIR_STORE_ERR_CONFLICT: return "version conflict";
+    case FHIR_STORE_ERR_INVALID: return "invalid resource";
+    case FHIR_STORE_ERR_BACKEND: return "backend error";
+    }
+    return "unknown error";
+}
+
+fhir_store_status fhir_store_fail(fhir_store_error *err, fhir_store_status code, const char *fmt,
+                                  ...)
+{
+    if (!err) return code;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->text, sizeof err->text, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static void clear(fhir_store_error *err)
+{
+    if (err) {
+        err->code = FHIR_STORE_OK;
+        err->text[0] = '\0';
+    }
+}
+
+fhir_store_status fhir_store_open(const char *location, fhir_store **out, fhir_store_error *err)
+{
+    clear(err);
+    *out = NULL;
+    if (!location || !*location)
+        return fhir_store_fail(err, FHIR_STORE_ERR_ARG, "no FHIR store location given (fhir.store)");
+    if (!strncmp(location, "postgres://", 11) || !strncmp(location, "postgresql://", 13))
+        return fhir_store_fail(err, FHIR_STORE_ERR_UNSUPPORTED,
+                               "%s: the PostgreSQL FHIR store is not built yet; use a file path",
+                               location);
+    if (!strncmp(location, "sqlite:", 7)) location += 7;
+    fhir_store_status st = fhir_store_sqlite_ops.open(location, out, err);
+    if (st == FHIR_STORE_OK) (*out)->in_tx = false;
+    return st;
+}
+
+void fhir_store_close(fhir_store *s)
+{
+    if (s) s->ops->close(s);
+}
+
+fhir_store_status fhir_store_begin(fhir_store *s, fhir_store_error *err)
+{
+    clear(err);
+    if (s->in_tx) return fhir_store_fail(err, FHIR_STORE_ERR_ARG, "a transaction is already open");
+    fhir_store_status st = s->ops->begin(s, err);
+    if (st == FHIR_STORE_OK) s->in_tx = true;
+    return st;
+}
+
+fhir_store_status fhir_store_commit(fhir_store *s, fhir_store_error *err)
+{
+    clear(err);
+    if (!s->in_tx) return fhir_store_fail(err, FHIR_STORE_ERR_ARG, "no transaction is open");
+    fhir_store_status st = s->ops->commit(s, err);
+    if (st != FHIR_STORE_OK) s->ops->rollback(s);
+    s->in_tx = false;
+    return st;
+}
+
+void fhir_store_rollback(fhir_store *s)
+{
+    if (!s->in_tx) return;
+    s->ops->rollback(s);
+    s->in_tx = false;
+}
+
+static bool type_ok(const char *type, fhir_store_error *err)
+{
+    if (type && fhir_type_known(type)) return true;
+    fhir_store_fail(err, FHIR_STORE_ERR_ARG, "'%s' is not a resource type this server stores",
+                    type ? type : "(none)");
+    return false;
+}
+
+static bool id_ok(const char *id, fhir_store_error *err)
+{
+    if (id && fhir_id_valid(id)) return true;
+    fhir_store_fail(err, FHIR_STORE_ERR_ARG,
+                    "'%s' is not a valid FHIR id (1-64 letters, digits, '-' or '.')",
+                    id ? id : "(none)");
+    return false;
+}
+
+/* FHIR instant of ms since the epoch, UTC, with milliseconds. */
+static void format_instant(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[24];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+static void stamp(json_t *res, const char *id, const fhir_version *v)
+{
+    json_object_set_new(res, "id", json_string(id));
+    json_t *meta = json_object_get(res, "meta");
+    if (!json_is_object(meta)) {
+        meta = json_object();
+        json_object_set_new(res, "meta", meta);
+    }
+    char num[24], when[32];
+    snprintf(num, sizeof num, "%lld", (long long)v->version);
+    format_instant(v->updated_ms, when);
+    json_object_set_new(meta, "versionId", json_string(num));
+    json_object_set_new(meta, "lastUpdated", json_string(when));
+}
+
+/* The next version of type/id: checks If-Match against the current one. */
+static fhir_store_status next_version(fhir_store *s, const char *type, const char *id,
+                                      int64_t if_match, int64_t now_ms, fhir_version *next,
+                                      bool *created, fhir_store_error *err)
+{
+    fhir_version cur = {0};
+    fhir_store_status st = s->ops->current(s, type, id, &cur, err);
+    if (st == FHIR_STORE_ERR_NOT_FOUND) {
+        clear(err);
+        cur.version = 0;
+        cur.deleted = true;
+    } else if (st != FHIR_STORE_OK) {
+        return st;
+    }
+    if (if_match > 0 && (cur.version != if_match || cur.deleted))
+        return fhir_store_fail(err, FHIR_STORE_ERR_CONFLICT,
+                               "%s/%s: If-Match asks for version %lld but the current version is "
+                               "%lld%s; read it again and retry",
+                               type, id, (long long)if_match, (long long)cur.version,
+                               cur.deleted && cur.version ? " (deleted)" : "");
+    next->version = cur.version + 1;
+    next->updated_ms = now_ms;
+    next->deleted = false;
+    *created = cur.deleted;
+    return FHIR_STORE_OK;
+}
+
+fhir_store_status fhir_store_put(fhir_store *s, const char *type, const char *id, json_t *res,
+                                 int64_t if_match, int64_t now_ms, fhir_write_result *out,
+                                 fhir_store_error *err)
+{
+    clear(err);
+    assert(s && out);
+    memset(out, 0, sizeof(*out));
+    if (!type_ok(type, err)) return err ? err->code : FHIR_STORE_ERR_ARG;
+    if (id && !id_ok(id, err)) return FHIR_STORE_ERR_ARG;
+    if (!json_is_object(res))
+        return fhir_store_fail(err, FHIR_STORE_ERR_ARG, "a resource must be a JSON object");
+    const char *rt = json_string_value(json_object_get(res, "resourceType"));
+    if (!rt || strcmp(rt, type))
+        return fhir_store_fail(err, FHIR_STORE_ERR_ARG,
+                               "the resource's resourceType is '%s', not '%s'", rt ? rt : "(none)",
+                               type);
+    if (id)
+        snprintf(out->id, sizeof out->id, "%s", id);
+    else
+        fhir_new_id(out->id);
+
+    fhir_index_rows rows = {0};
+    tbuf why = TBUF_INIT;
+    char *text = NULL;
+    bool own_tx = !s->in_tx;
+    fhir_store_status st = FHIR_STORE_OK;
+    if (fhir_index_extract(res, type, &rows, &why) != 0) {
+        st = fhir_store_fail(err, FHIR_STORE_ERR_INVALID, "%s", tbuf_cstr(&why));
+        goto done;
+    }
+    if (own_tx && (st = fhir_store_begin(s, err)) != FHIR_STORE_OK) goto done;
+    st = next_version(s, type, out->id, if_match, now_ms, &out->v, &out->created, err);
+    if (st != FHIR_STORE_OK) goto done;
+    stamp(res, out->id, &out->v);
+    text = json_dumps(res, JSON_COMPACT);
+    if (!text) {
+        st = fhir_store_fail(err, FHIR_STORE_ERR_INVALID, "the resource cannot be serialized");
+        goto done;
+    }
+    fhir_store_row row = {type, out->id, out->v, text, strlen(text), &rows};
+    st = s->ops->write(s, &row, err);
+    if (st == FHIR_STORE_OK && own_tx) st = fhir_store_commit(s, err);
+    if (st == FHIR_STORE_OK) tbuf_put(&out->json, text, row.len);
+done:
+    if (st != FHIR_STORE_OK && own_tx) fhir_store_rollback(s);
+    free(text);
+    tbuf_free(&why);
+    fhir_index_rows_free(&rows);
+    return st;
+}
+
+fhir_store_status fhir_store_delete(fhir_store *s, const char *type, const char *id,
+                                    int64_t if_match, int64_t now_ms, fhir_write_result *out,
+                                    fhir_store_error *err)
+{
+    clear(err);
+    assert(s && out);
+    memset(out, 0, sizeof(*out));
+    if (!type_ok(type, err)) return FHIR_STORE_ERR_ARG;
+    if (!id_ok(id, err)) return FHIR_STORE_ERR_ARG;
+    snprintf(out->id, sizeof out->id, "%s", id);
+    bool own_tx = !s->in_tx;
+    fhir_store_status st = FHIR_STORE_OK;
+    if (own_tx && (st = fhir_store_begin(s, err)) != FHIR_STORE_OK) return st;
+    fhir_version cur = {0};
+    st = s->ops->current(s, type, id, &cur, err);
+    if (st == FHIR_STORE_ERR_NOT_FOUND || (st == FHIR_STORE_OK && cur.deleted && !if_match)) {
+        clear(err);
+        st = FHIR_STORE_OK;
+        goto done; /* nothing to delete: version 0 */
+    }
+    if (st != FHIR_STORE_OK) goto done;
+    bool created;
+    st = next_version(s, type, id, if_match, now_ms, &out->v, &created, err);
+    if (st != FHIR_STORE_OK) goto done;
+    out->v.deleted = true;
+    fhir_index_rows none = {0};
+    fhir_store_row row = {type, id, out->v, NULL, 0, &none};
+    st = s->ops->write(s, &row, err);
+    if (st == FHIR_STORE_OK && own_tx) st = fhir_store_commit(s, err);
+done:
+    if (own_tx) {
+        if (st != FHIR_STORE_OK || s->in_tx) fhir_store_rollback(s);
+    }
+    return st;
+}
+
+fhir_store_status fhir_store_read(fhir_store *s, const char *type, const char *id, int64_t version,
+                                  fhir_version *v, tbuf *json, fhir_store_error *err)
+{
+    clear(err);
+    fhir_version tmp;
+    return s->ops->read(s, type, id, version, v ? v : &tmp, json, err);
+}
+
+fhir_store_status fhir_store_history(fhir_store *s, const char *type, const char *id,
+                                     size_t limit, fhir_store_row_fn fn, void *ctx,
+                                     fhir_store_error *err)
+{
+    clear(err);
+    return s->ops->history(s, type, id, limit, fn, ctx, err);
+}
+
+fhir_store_status fhir_store_search(fhir_store *s, const fhir_query *q, fhir_store_row_fn fn,
+                                    void *ctx, bool *more, fhir_store_error *err)
+{
+    clear(err);
+    *more = false;
+    if (!q->count)
+        return fhir_store_fail(err, FHIR_STORE_ERR_ARG, "a search needs a page size above 0");
+    return s->ops->search(s, q, fn, ctx, more, err);
+}
+
+fhir_store_status fhir_store_include(fhir_store *s, int64_t seq, const char *param,
+                                     fhir_store_row_fn fn, void *ctx, fhir_store_error *err)
+{
+    clear(err);
+    return s->ops->include(s, seq, param, fn, ctx, err);
+}

@@ -46,6 +46,7 @@ LUA
 cat "$srcabs/examples/scripts/drop_test_patients.lua" >>"$tmp/filter.lua"
 cat >"$tmp/tern.yaml" <<YAML
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { enabled: false }
 maps:
   - { name: lab-loinc, file: $srcabs/examples/maps/lab_loinc.csv, unmapped: error }
@@ -153,6 +154,7 @@ check "SIGTERM: exit 0" [ $? -eq 0 ]
 # 4. config check names the line of a bad step
 cat >"$tmp/bad.yaml" <<'YAML'
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 channels:
   - name: lab
     source: { type: file, dir: ./in, after: delete }
@@ -172,6 +174,7 @@ printf 'source_code,target_code\nA,1\n"B,2\n' >"$tmp/broken.csv"
 printf 'if then\n' >"$tmp/syntax.lua"
 cat >"$tmp/bad2.yaml" <<'YAML'
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 maps:
   - { name: broken, file: ./broken.csv }
   - { name: odd, file: ./broken.csv, unmapped: sometimes }

@@ -39,6 +39,7 @@
 
 #include "base/mem.h"
 #include "hl7/hl7_ack.h"
+#include "sec/sec_http.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -160,6 +161,7 @@ struct engine {
     int notify[2]; /* committer -> loop: a job is done */
     struct event *notify_ev;
     struct evhttp *http;
+    sec_ctx *sec; /* identities and the audit trail (docs/security.md) */
     eng_channel *channels;
     size_t nchannels;
     pending *pend;
@@ -227,6 +229,28 @@ struct event_base *eng_channel_base(const eng_channel *ch)
 struct evhttp *eng_channel_http(const eng_channel *ch)
 {
     return ch->e->http;
+}
+
+sec_ctx *eng_channel_sec(const eng_channel *ch)
+{
+    return ch->e->sec;
+}
+
+/* The security context: the security database beside the store, the audit
+ * writer, and POST /auth/login on the shared HTTP server. */
+static int setup_security(engine *e, tbuf *err)
+{
+    sec_error serr = {0};
+    if (sec_ctx_open(&e->cfg->security, &e->sec, &serr) != SEC_OK) {
+        tbuf_printf(err, "cannot open the security database: %s", serr.text);
+        return -1;
+    }
+    if (!e->cfg->security.auth)
+        engine_log("security.auth is off: HTTP requests are not authenticated");
+    if (!e->sec->has_key)
+        engine_log("the audit trail is chained but not sealed: %s", e->sec->key_problem);
+    if (e->http && sec_http_register(e->sec, e->http, err) != 0) return -1;
+    return 0;
 }
 
 const config_destination *eng_dest_config(const eng_dest *d)
@@ -1132,7 +1156,8 @@ engine *engine_new(const tern_config *cfg, struct event_base *base, tbuf *err)
     e->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, e);
     struct timeval tv = {POLL_MS / 1000, (POLL_MS % 1000) * 1000};
     event_add(e->poll_ev, &tv);
-    if (setup_http(e, err) != 0 || load_maps(e, err) != 0) goto fail;
+    if (setup_http(e, err) != 0 || setup_security(e, err) != 0 || load_maps(e, err) != 0)
+        goto fail;
     e->channels = xcalloc(cfg->nchannels ? cfg->nchannels : 1, sizeof(*e->channels));
     for (size_t i = 0; i < cfg->nchannels; i++) {
         e->nchannels = i + 1;
@@ -1232,6 +1257,9 @@ void engine_free(engine *e)
     free(e->channels);
     codemap_registry_free(e->maps);
     if (e->http) evhttp_free(e->http);
+    sec_error serr = {0};
+    if (e->sec && sec_ctx_close(e->sec, &serr) != SEC_OK)
+        engine_log("the audit trail lost records: %s", serr.text);
     if (e->commit_ev) event_free(e->commit_ev);
     if (e->poll_ev) event_free(e->poll_ev);
     if (e->stop_ev) event_free(e->stop_ev);

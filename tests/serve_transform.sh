@@ -46,7 +46,6 @@ LUA
 cat "$srcabs/examples/scripts/drop_test_patients.lua" >>"$tmp/filter.lua"
 cat >"$tmp/tern.yaml" <<YAML
 store: { path: ./var/tern.db }
-security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { enabled: false }
 maps:
   - { name: lab-loinc, file: $srcabs/examples/maps/lab_loinc.csv, unmapped: error }
@@ -69,6 +68,7 @@ channels:
       - convert: { code: 718-7, from: g/dL, to: g/L }
     destinations:
       - { name: out, type: file, dir: ./out, filename: "\${MSH-10}.hl7" }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 YAML
 db="$tmp/var/tern.db"
 q() { sqlite3 -cmd ".timeout 5000" "$db" "$1"; }
@@ -154,7 +154,6 @@ check "SIGTERM: exit 0" [ $? -eq 0 ]
 # 4. config check names the line of a bad step
 cat >"$tmp/bad.yaml" <<'YAML'
 store: { path: ./var/tern.db }
-security: { auth: false }   # not about authentication (tests/security_*.sh are)
 channels:
   - name: lab
     source: { type: file, dir: ./in, after: delete }
@@ -174,7 +173,6 @@ printf 'source_code,target_code\nA,1\n"B,2\n' >"$tmp/broken.csv"
 printf 'if then\n' >"$tmp/syntax.lua"
 cat >"$tmp/bad2.yaml" <<'YAML'
 store: { path: ./var/tern.db }
-security: { auth: false }   # not about authentication (tests/security_*.sh are)
 maps:
   - { name: broken, file: ./broken.csv }
   - { name: odd, file: ./broken.csv, unmapped: sometimes }

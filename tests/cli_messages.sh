@@ -31,6 +31,7 @@ newstore() {
     mkdir -p "$tmp/$1"
     cat >"$tmp/$1/tern.yaml" <<'EOF'
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 channels:
   - name: adt-in
     source: { type: mllp, listen: 127.0.0.1:2575 }

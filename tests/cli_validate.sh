@@ -19,6 +19,7 @@ data="$(cd "$src" && pwd)/tests/data/quality"
 IN=$(free_port)
 cat >"$tmp/tern.yaml" <<YAML
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { enabled: false }
 channels:
   - name: plain

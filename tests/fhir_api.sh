@@ -46,6 +46,7 @@ cp "$pkg/api.mjs" "$cache/api.mjs"
 port=$(free_port)
 cat >"$tmp/tern.yaml" <<EOF
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { listen: 127.0.0.1:$port }
 channels: []
 EOF

@@ -20,6 +20,7 @@ P1=$(free_port); DEAD=$(free_port)
 conf() { # FILE ENCRYPTION_LINE
     cat >"$1" <<YAML
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { enabled: false }
 $2
 channels:

@@ -20,6 +20,7 @@ IN=$(free_port)
 HTTP=$(free_port)
 cat >"$tmp/tern.yaml" <<EOF
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { listen: 127.0.0.1:$HTTP }
 channels:
   - name: results

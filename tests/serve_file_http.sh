@@ -136,6 +136,7 @@ wait_port "$RECV" && wait_port "$HOLE" || exit 1
 
 cat >"$tmp/tern.yaml" <<YAML
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { listen: 127.0.0.1:$HTTP }
 channels:
   - name: lab-files

@@ -36,6 +36,7 @@ IN=$(free_port); DOWN=$(free_port)
 mkdir -p "$tmp/up" "$tmp/down"
 cat >"$tmp/up/tern.yaml" <<YAML
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { enabled: false }
 channels:
   - name: adt-in
@@ -49,6 +50,7 @@ channels:
 YAML
 cat >"$tmp/down/tern.yaml" <<YAML
 store: { path: ./var/tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { enabled: false }
 channels:
   - name: receiver

@@ -68,6 +68,7 @@ channels:
       - convert: { code: 718-7, from: g/dL, to: g/L }
     destinations:
       - { name: out, type: file, dir: ./out, filename: "\${MSH-10}.hl7" }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 YAML
 db="$tmp/var/tern.db"
 q() { sqlite3 -cmd ".timeout 5000" "$db" "$1"; }

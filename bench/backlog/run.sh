@@ -32,6 +32,7 @@ IN=$(port)
 OUT=$(port)
 cat >"$tmp/tern.yaml" <<YAML
 store: { path: ./tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { enabled: false }
 channels:
   - name: adt-in

@@ -252,6 +252,7 @@ while [ $attempt -le 3 ]; do
     cat >"$TMP/tern.yaml" <<EOF
 # Written by bench/mllp/run.sh: store only, ACK after the durable commit.
 store: { path: ./tern.db }
+security: { auth: false }   # not about authentication (tests/security_*.sh are)
 http: { enabled: false }
 channels:
   - name: adt-in

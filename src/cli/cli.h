@@ -11,6 +11,7 @@
 #ifndef TERN_CLI_H
 #define TERN_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/tbuf.h"
@@ -30,6 +31,26 @@ struct tern_config;
  * error (FILE:LINE:COL) to stderr and returns NULL. */
 struct tern_config *cli_load_config(const char *cmd, const char *path);
 
+/* --- security (cli_sec.c; docs/security.md) --- */
+struct config_security;
+struct sec_ctx;
+struct sec_principal;
+/* Opens the security context of cfg; prints why not and returns CLI_INVALID. */
+int cli_sec_open(const char *cmd, const struct config_security *cfg, struct sec_ctx **sec);
+/* Who runs the command: the holder of token (NULL: $TERN_TOKEN) when
+ * security.auth is on, else a local admin named $USER. CLI_INVALID (printed,
+ * audited) without a valid token. */
+int cli_sec_who(const char *cmd, struct sec_ctx *sec, const char *token, struct sec_principal *who);
+/* CLI_OK when who may do action (an enum sec_action); else prints, audits
+ * the refusal and returns CLI_INVALID. */
+int cli_sec_require(const char *cmd, struct sec_ctx *sec, const struct sec_principal *who,
+                    int action, const char *channel);
+/* Flushes and seals the audit trail, then frees sec (NULL is fine). */
+void cli_sec_close(struct sec_ctx *sec);
+/* Reads one line into out: from stdin when from_stdin, else from the
+ * terminal without echo after prompt. -1 at end of input or without a tty. */
+int cli_read_secret(const char *prompt, bool from_stdin, char *out, size_t size);
+
 int cli_parse(int argc, char **argv);
 int cli_get(int argc, char **argv);
 int cli_ack(int argc, char **argv);
@@ -43,5 +64,9 @@ int cli_quality(int argc, char **argv);
 int cli_dictionary(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_keys(int argc, char **argv);
+int cli_user(int argc, char **argv);
+int cli_token(int argc, char **argv);
+int cli_login(int argc, char **argv);
+int cli_audit(int argc, char **argv);
 
 #endif

@@ -39,6 +39,7 @@
 #include "sec/keys.h"
 #include "hl7/hl7.h"
 #include "hl7/hl7_json.h"
+#include "sec/sec.h"
 #include "store/store.h"
 
 /* --- usage texts ----------------------------------------------------------------- */
@@ -46,6 +47,7 @@
 #define STORE_OPTIONS                                                                              \
     "  -c, --config CONF   the engine's configuration; the store is its store.path\n"              \
     "      --store PATH    the store itself, instead of -c\n"                                      \
+    "      --token TOKEN   who you are when security is on (default: $TERN_TOKEN)\n"              \
     "  -h, --help          show this help\n"
 
 static const char messages_usage[] =
@@ -177,6 +179,7 @@ static const char audit_usage[] =
 
 enum {
     OPT_STORE = 256,
+    OPT_TOKEN,
     OPT_CHANNEL,
     OPT_STATE,
     OPT_TYPE,
@@ -202,6 +205,7 @@ enum {
  * the terminator. */
 #define COMMON_OPTIONS_END                                                                         \
     {"config", required_argument, NULL, 'c'}, {"store", required_argument, NULL, OPT_STORE},       \
+        {"token", required_argument, NULL, OPT_TOKEN},                                             \
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 
 #define GO_ON (-1)
@@ -215,6 +219,14 @@ typedef struct msgs {
     tern_config *cfg;     /* loaded from conf; NULL with --store */
     struct keyring *keys; /* PHI at rest; NULL when not encrypted */
     store *s;
+    /* who runs the command (docs/security.md): the action the command needs,
+     * the token given, the security context (NULL with --store when there
+     * is no security database beside the store) and the principal */
+    sec_action action;
+    const char *token;
+    config_security sdef; /* --store: the defaults, db beside the store */
+    sec_ctx *sec;
+    sec_principal who;
 } msgs;
 
 /* Handles an option every command takes, or a getopt error. Returns GO_ON to
@@ -227,6 +239,9 @@ static int common_option(msgs *m, int c, char **argv)
         return GO_ON;
     case OPT_STORE:
         m->location = optarg;
+        return GO_ON;
+    case OPT_TOKEN:
+        m->token = optarg;
         return GO_ON;
     case 'h':
         fputs(m->usage, stdout);
@@ -281,8 +296,11 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *default_user(const char *given)
+/* The audit name of the command's author: the authenticated principal's
+ * when security is on (--user is then ignored), else --user or $USER. */
+static const char *msgs_user(const msgs *m, const char *given)
 {
+    if (m->sec && m->who.kind != SEC_KIND_LOCAL) return m->who.name;
     if (given) return given;
     const char *u = getenv("USER");
     return u && *u ? u : "unknown";
@@ -320,6 +338,39 @@ static const char *sqlite_file(const char *location)
         return location;
     }
     return strstr(location, "://") ? NULL : location;
+}
+
+/* Security: with -c, the configuration's; with --store, the defaults when
+ * a security database with an admin exists beside the store (else none:
+ * whoever can read the store file directly needs no tool). Then who runs the command, and
+ * whether their role allows m->action. */
+static int msgs_secure(msgs *m, const char *file)
+{
+    const config_security *cfg = m->cfg ? &m->cfg->security : NULL;
+    if (!cfg && file) {
+        config_security_default(&m->sdef, file);
+        struct stat st;
+        if (stat(m->sdef.db, &st) == 0) cfg = &m->sdef;
+    }
+    if (!cfg) return CLI_OK;
+    int rc = cli_sec_open(m->cmd, cfg, &m->sec);
+    if (rc == CLI_OK) m->sec->keys = m->keys; /* patients audited as tokens */
+    int64_t admins = 0;
+    sec_error err = {0};
+    if (rc == CLI_OK && cfg == &m->sdef &&
+        m->sec->db->ops->user_count(m->sec->db, SEC_ROLE_ADMIN, &admins, &err) == SEC_OK &&
+        admins == 0)
+        m->sdef.auth = false; /* a database nobody administers: not in use */
+    if (rc == CLI_OK) rc = cli_sec_who(m->cmd, m->sec, m->token, &m->who);
+    if (rc == CLI_OK) rc = cli_sec_require(m->cmd, m->sec, &m->who, m->action, NULL);
+    return rc;
+}
+
+/* An audit record of what the command did (nothing without security). */
+static void msgs_audit(msgs *m, const char *action, const char *channel, const char *patient,
+                       const char *detail)
+{
+    if (m->sec) sec_record_event(m->sec, &m->who, action, channel, patient, "cli", "ok", detail);
 }
 
 /* Loads the configuration (with -c) and opens the store. Does not create a
@@ -367,11 +418,16 @@ static int msgs_open(msgs *m)
         fprintf(stderr, "tern %s: cannot open the store: %s\n", m->cmd, err.text);
         return CLI_INVALID;
     }
-    return CLI_OK;
+    return msgs_secure(m, file);
 }
 
 static void msgs_close(msgs *m)
 {
+    cli_sec_close(m->sec);
+    sec_principal_clear(&m->who);
+    free(m->sdef.db);
+    m->sec = NULL;
+    m->sdef.db = NULL;
     store_close(m->s);
     keyring_close(m->keys);
     config_free(m->cfg);
@@ -855,6 +911,7 @@ static int cmd_list(msgs *m, int argc, char **argv)
     /* One more than asked tells whether there are more. */
     f.limit = (size_t)limit + 1;
     if ((rc = msgs_open(m)) != CLI_OK) return rc;
+    msgs_audit(m, "message.list", f.channel, f.patient_id, "tern messages list");
 
     store_error err;
     if (plan) {
@@ -996,6 +1053,7 @@ static int cmd_show(msgs *m, int argc, char **argv)
     if (optind + 1 < argc)
         return cli_usage_error(m->cmd, "unexpected argument '%s' (one ID at a time)",
                                argv[optind + 1]);
+    if (raw) m->action = SEC_MESSAGE_EXPORT;
     if ((rc = msgs_open(m)) != CLI_OK) return rc;
 
     store_error err;
@@ -1003,6 +1061,10 @@ static int cmd_show(msgs *m, int argc, char **argv)
     store_status st = store_get(m->s, id, &msg, &err);
     if (st == STORE_ERR_NOT_FOUND) return not_found(m, id);
     if (st != STORE_OK) return store_failed(m, &err);
+    char what[64];
+    snprintf(what, sizeof what, "message %" PRId64 "%s", id, raw ? " (raw bytes)" : "");
+    msgs_audit(m, raw ? "message.export" : "message.view", msg.sum.channel,
+               msg.sum.meta.patient_id, what);
     if (raw) {
         fwrite(msg.raw, 1, msg.sum.raw_len, stdout);
         store_message_free(&msg);
@@ -1309,12 +1371,15 @@ static int cmd_reprocess(msgs *m, int argc, char **argv)
         rc = CLI_INVALID;
         goto done;
     }
-    store_audit who = {default_user(user), reason};
+    store_audit who = {msgs_user(m, user), reason};
     store_counts done_count;
     if (store_reprocess(m->s, &req, &who, now_ms(), &done_count, &err) != STORE_OK) {
         rc = store_failed(m, &err);
         goto done;
     }
+    tbuf_reset(&text);
+    store_describe_reprocess(&req, &done_count, &text);
+    msgs_audit(m, "message.reprocess", req.channel, NULL, text.p);
     printf("requeued %" PRIu64 " %s of %" PRIu64
            " %s (audited as %s); a running 'tern serve' sends them on its next queue poll\n",
            done_count.deliveries, plural(done_count.deliveries, "delivery", "deliveries"),
@@ -1456,7 +1521,7 @@ static int cmd_edit(msgs *m, int argc, char **argv)
     if (!dests.n && !orig.n_deliveries && (rc = route_unrouted(m, &orig, hm, &dests)) != CLI_OK)
         goto done;
 
-    store_audit who = {default_user(user), reason};
+    store_audit who = {msgs_user(m, user), reason};
     int64_t new_id;
     size_t queued;
     if (store_edit(m->s, id, wire.p, wire.len, &meta, dests.v, dests.n, &who, now_ms(), &new_id,
@@ -1464,6 +1529,9 @@ static int cmd_edit(msgs *m, int argc, char **argv)
         rc = store_failed(m, &err);
         goto done;
     }
+    char what[96];
+    snprintf(what, sizeof what, "message %" PRId64 " corrected as message %" PRId64, id, new_id);
+    msgs_audit(m, "message.edit", orig.sum.channel, meta.patient_id, what);
     printf("stored the correction of message %" PRId64 " as message %" PRId64, id, new_id);
     if (store_get(m->s, new_id, &rev, &err) == STORE_OK)
         printf(" (revision %d of %" PRId64 ")", rev.sum.revision, rev.sum.original_id);
@@ -1566,7 +1634,7 @@ static int cmd_prune(msgs *m, int argc, char **argv)
                 m->cmd);
         return CLI_INVALID;
     }
-    store_audit who = {default_user(user), reason};
+    store_audit who = {msgs_user(m, user), reason};
     store_prune_result res;
     if (store_prune(m->s, before, &who, now, &res, &err) != STORE_OK) {
         if (res.messages)
@@ -1575,6 +1643,9 @@ static int cmd_prune(msgs *m, int argc, char **argv)
         return store_failed(m, &err);
     }
     tbuf b = TBUF_INIT;
+    tbuf_printf(&b, "%" PRIu64 " messages deleted", res.messages);
+    msgs_audit(m, "message.prune", NULL, NULL, b.p);
+    tbuf_reset(&b);
     put_bytes(&b, res.bytes_freed);
     printf("deleted %" PRIu64 " %s (audited as %s); gave %s back to the file system\n",
            res.messages, plural(res.messages, "message", "messages"), who.who, b.p);
@@ -1659,15 +1730,16 @@ typedef struct subcommand {
     const char *cmd;
     const char *usage;
     int (*run)(msgs *m, int argc, char **argv);
+    sec_action action; /* what the command needs (docs/security.md) */
 } subcommand;
 
 static const subcommand subcommands[] = {
-    {"list", "messages list", list_usage, cmd_list},
-    {"show", "messages show", show_usage, cmd_show},
-    {"reprocess", "messages reprocess", reprocess_usage, cmd_reprocess},
-    {"edit", "messages edit", edit_usage, cmd_edit},
-    {"prune", "messages prune", prune_usage, cmd_prune},
-    {"audit", "messages audit", audit_usage, cmd_audit},
+    {"list", "messages list", list_usage, cmd_list, SEC_MESSAGE_READ},
+    {"show", "messages show", show_usage, cmd_show, SEC_MESSAGE_READ},
+    {"reprocess", "messages reprocess", reprocess_usage, cmd_reprocess, SEC_MESSAGE_REPROCESS},
+    {"edit", "messages edit", edit_usage, cmd_edit, SEC_MESSAGE_EDIT},
+    {"prune", "messages prune", prune_usage, cmd_prune, SEC_MESSAGE_PRUNE},
+    {"audit", "messages audit", audit_usage, cmd_audit, SEC_AUDIT_READ},
 };
 
 static const subcommand *find_subcommand(const char *name)
@@ -1703,6 +1775,7 @@ int cli_messages(int argc, char **argv)
                                name);
     m.cmd = sub->cmd;
     m.usage = sub->usage;
+    m.action = sub->action;
     rc = sub->run(&m, argc - optind, argv + optind);
     msgs_close(&m);
     return rc;

@@ -27,6 +27,10 @@ static const command commands[] = {
     {"units", "convert a value or reference range between UCUM units", cli_units},
     {"convert", "convert HL7 v2 messages to FHIR R4 transaction Bundles (JSON)", cli_convert},
     {"keys", "master key and keyring that encrypt PHI at rest (init, status, rotate)", cli_keys},
+    {"user", "add, list, disable, enable users; passwords and TOTP (docs/security.md)", cli_user},
+    {"token", "create, list, revoke API tokens and certificates of system identities", cli_token},
+    {"login", "log in with password and TOTP code; prints a session token", cli_login},
+    {"audit", "verify, search and export (FHIR AuditEvent) the audit trail", cli_audit},
 };
 
 static void usage(FILE *out)

@@ -2136,6 +2136,57 @@ static void read_fhir(reader *r, yaml_node_t *node, config_fhir *f)
     map_close_plain(&m);
 }
 
+/* The security database beside the store: var/tern.db -> var/tern-sec.db. */
+static char *default_security_db(const char *store_path)
+{
+    size_t n = strlen(store_path);
+    tbuf t = TBUF_INIT;
+    if (n > 3 && !strcmp(store_path + n - 3, ".db"))
+        tbuf_printf(&t, "%.*s-sec.db", (int)(n - 3), store_path);
+    else
+        tbuf_printf(&t, "%s-sec.db", store_path);
+    return tbuf_detach(&t, NULL);
+}
+
+void config_security_default(config_security *s, const char *store_path)
+{
+    *s = (config_security){.auth = true,
+                           .lockout_attempts = 5,
+                           .lockout_ms = 15 * MINUTE,
+                           .session_idle_ms = 30 * MINUTE,
+                           .session_max_ms = 12 * HOUR,
+                           .argon2_memory_kib = 65536,
+                           .argon2_iterations = 3,
+                           .argon2_parallelism = 1,
+                           .seal_every = 10000,
+                           .seal_interval_ms = 60 * SEC,
+                           .audit_queue = 65536};
+    if (store_path) s->db = default_security_db(store_path);
+}
+
+static void read_security(reader *r, yaml_node_t *node, config_security *s)
+{
+    map m;
+    if (map_open(r, node, &m, "{ auth: true, audit_key_file: ./keys/audit.key }", "'security'")) {
+        read_bool(&m, "auth", &s->auth);
+        yaml_node_t *v;
+        if ((v = map_get(&m, "db"))) s->db = scalar_path(r, v, "db");
+        if ((v = map_get(&m, "audit_key_file")))
+            s->audit_key_file = scalar_path(r, v, "audit_key_file");
+        read_u32(&m, "lockout_attempts", 1, 1000, &s->lockout_attempts);
+        read_duration(&m, "lockout", SEC, 30 * DAY, &s->lockout_ms);
+        read_duration(&m, "session_idle", SEC, 30 * DAY, &s->session_idle_ms);
+        read_duration(&m, "session_max", SEC, 365 * DAY, &s->session_max_ms);
+        read_u32(&m, "argon2_memory_kib", 8, 4u << 20, &s->argon2_memory_kib);
+        read_u32(&m, "argon2_iterations", 1, 100, &s->argon2_iterations);
+        read_u32(&m, "argon2_parallelism", 1, 64, &s->argon2_parallelism);
+        read_u32(&m, "seal_every", 1, 100000000, &s->seal_every);
+        read_duration(&m, "seal_interval", 100, DAY, &s->seal_interval_ms);
+        read_u32(&m, "audit_queue", 16, 10000000, &s->audit_queue);
+    }
+    map_close_plain(&m);
+}
+
 /* store.path with "-fhir" before the extension of its file name. */
 static char *default_fhir_store(const char *store_path)
 {
@@ -2308,6 +2359,8 @@ void config_free(tern_config *c)
     free(c->encryption.key_file);
     free(c->encryption.key_env);
     free(c->fhir.store);
+    free(c->security.db);
+    free(c->security.audit_key_file);
     free(c->http.listen.host);
     free(c->file);
     free(c);
@@ -2330,6 +2383,7 @@ static void read_root(reader *r, yaml_node_t *root, tern_config *c)
     c->http.listen.host = xstrdup(DEF_HTTP_HOST);
     c->http.listen.port = DEF_HTTP_PORT;
     r->http = &c->http;
+    config_security_default(&c->security, NULL);
     if (!map_open(r, root, &m, "store: ..., http: ..., channels: [...]",
                   "the top level of the file"))
         goto done;
@@ -2342,6 +2396,8 @@ static void read_root(reader *r, yaml_node_t *root, tern_config *c)
     if ((v = map_get(&m, "http"))) read_http(r, v, &c->http);
     if ((v = map_get(&m, "fhir"))) read_fhir(r, v, &c->fhir);
     if (!c->fhir.store && c->store.path) c->fhir.store = default_fhir_store(c->store.path);
+    if ((v = map_get(&m, "security"))) read_security(r, v, &c->security);
+    if (!c->security.db && c->store.path) c->security.db = default_security_db(c->store.path);
     if ((v = map_get(&m, "maps"))) read_maps(r, v, c);
     v = map_lookup(&m, "channels");
     char b[64];

@@ -372,12 +372,32 @@ typedef struct config_map {
     unsigned line;
 } config_map;
 
+/* Identities, roles and the audit trail (docs/security.md). */
+typedef struct config_security {
+    bool auth;            /* authentication required (default true) */
+    char *db;             /* owned, resolved; default: store.path with "-sec" before ".db" */
+    char *audit_key_file; /* owned, resolved; NULL: the TERN_AUDIT_KEY environment variable */
+    uint32_t lockout_attempts; /* failed logins in a row before a lockout */
+    uint64_t lockout_ms;
+    uint64_t session_idle_ms; /* a session unused this long expires */
+    uint64_t session_max_ms;  /* a session expires this long after login, used or not */
+    uint32_t argon2_memory_kib, argon2_iterations, argon2_parallelism;
+    uint32_t seal_every;       /* seal the audit chain every N records ... */
+    uint64_t seal_interval_ms; /* ... or this often, and at shutdown */
+    uint32_t audit_queue;      /* audit records buffered before appends wait */
+} config_security;
+
+/* Fills s with the defaults of docs/configuration.md; with store_path, db is
+ * the security database beside it (owned: free s->db). */
+void config_security_default(config_security *s, const char *store_path);
+
 typedef struct tern_config {
     char *file; /* owned; the path it was loaded from */
     config_store store;
     config_encryption encryption;
     config_http http;
     config_fhir fhir;
+    config_security security;
     config_map *maps; /* owned */
     size_t nmaps;
     config_channel *channels; /* owned */

@@ -41,6 +41,7 @@
 
 #include "base/mem.h"
 #include "hl7/hl7_ack.h"
+#include "sec/sec_http.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -165,6 +166,7 @@ struct engine {
     struct event *notify_ev;
     struct evhttp *http;
     fhir_rest *fhir; /* the FHIR REST API under /fhir on http */
+    sec_ctx *sec; /* identities and the audit trail (docs/security.md) */
     eng_channel *channels;
     size_t nchannels;
     pending *pend;
@@ -237,6 +239,30 @@ struct evhttp *eng_channel_http(const eng_channel *ch)
 struct fhir_rest *eng_channel_fhir(const eng_channel *ch)
 {
     return ch->e->fhir;
+
+}
+
+sec_ctx *eng_channel_sec(const eng_channel *ch)
+{
+    return ch->e->sec;
+}
+
+/* The security context: the security database beside the store, the audit
+ * writer, and POST /auth/login on the shared HTTP server. */
+static int setup_security(engine *e, tbuf *err)
+{
+    sec_error serr = {0};
+    if (sec_ctx_open(&e->cfg->security, &e->sec, &serr) != SEC_OK) {
+        tbuf_printf(err, "cannot open the security database: %s", serr.text);
+        return -1;
+    }
+    e->sec->keys = e->keys;
+    if (!e->cfg->security.auth)
+        engine_log("security.auth is off: HTTP requests are not authenticated");
+    if (!e->sec->has_key)
+        engine_log("the audit trail is chained but not sealed: %s", e->sec->key_problem);
+    if (e->http && sec_http_register(e->sec, e->http, err) != 0) return -1;
+    return 0;
 }
 
 const config_destination *eng_dest_config(const eng_dest *d)
@@ -1044,15 +1070,57 @@ static int setup_channel(engine *e, eng_channel *ch, const config_channel *cc, t
 /* Every request no channel path took: /fhir/... goes to the FHIR API
  * (fhir_rest_handle, where its authentication and audit belong), the rest
  * is 404. */
+/* The patient a FHIR request names, for the audit trail: "Patient/ID" for
+ * a path under Patient/ID, else the value of a patient= or subject= search
+ * parameter; "" when none. */
+static void fhir_patient_of(const char *path, const char *query, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const char *p = path + 5; /* after "/fhir" */
+    if (!strncmp(p, "/Patient/", 9) && p[9] && p[9] != '_' && p[9] != '$') {
+        size_t n = strcspn(p + 1, "/");
+        snprintf(out, cap, "%.*s", (int)n, p + 1);
+        return;
+    }
+    for (const char *q = query; q && *q;) {
+        size_t len = strcspn(q, "&");
+        const char *eq = memchr(q, '=', len);
+        if (eq && ((eq - q == 7 && !strncmp(q, "patient", 7)) ||
+                   (eq - q == 7 && !strncmp(q, "subject", 7)))) {
+            snprintf(out, cap, "%.*s", (int)(len - (size_t)(eq + 1 - q)), eq + 1);
+            return;
+        }
+        q += len + (q[len] == '&');
+    }
+}
+
+/* Every request no channel took. /fhir/...: authenticated and authorised
+ * (fhir.read for GET/HEAD and _search, fhir.write otherwise; system tokens
+ * need the pseudo-channel "fhir" in their list) and audited with the
+ * patient it names, then the FHIR API; the CapabilityStatement is public. */
 static void http_dispatch(struct evhttp_request *req, void *arg)
 {
     engine *e = arg;
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    if (e->fhir && fhir_rest_path_is_ours(path)) {
-        fhir_rest_handle(e->fhir, req);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = evhttp_uri_get_path(uri);
+    if (!e->fhir || !fhir_rest_path_is_ours(path)) {
+        evhttp_send_error(req, 404, "Not Found");
         return;
     }
-    evhttp_send_error(req, 404, "Not Found");
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    size_t plen = strlen(path);
+    bool read = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD ||
+                (plen >= 8 && !strcmp(path + plen - 8, "/_search"));
+    if (strcmp(path, "/fhir/metadata") != 0) {
+        char patient[160];
+        fhir_patient_of(path, evhttp_uri_get_query(uri), patient, sizeof patient);
+        sec_principal who = {0};
+        if (!sec_http_gate(e->sec, req, read ? SEC_FHIR_READ : SEC_FHIR_WRITE, "fhir",
+                           patient[0] ? patient : NULL, &who))
+            return;
+        sec_principal_clear(&who);
+    }
+    fhir_rest_handle(e->fhir, req);
 }
 
 /* The FHIR API and store, for the HTTP listener and fhir-store
@@ -1198,7 +1266,8 @@ engine *engine_new(const tern_config *cfg, struct event_base *base, tbuf *err)
     e->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, e);
     struct timeval tv = {POLL_MS / 1000, (POLL_MS % 1000) * 1000};
     event_add(e->poll_ev, &tv);
-    if (setup_http(e, err) != 0 || load_maps(e, err) != 0) goto fail;
+    if (setup_http(e, err) != 0 || setup_security(e, err) != 0 || load_maps(e, err) != 0)
+        goto fail;
     e->channels = xcalloc(cfg->nchannels ? cfg->nchannels : 1, sizeof(*e->channels));
     for (size_t i = 0; i < cfg->nchannels; i++) {
         e->nchannels = i + 1;
@@ -1299,6 +1368,9 @@ void engine_free(engine *e)
     codemap_registry_free(e->maps);
     if (e->http) evhttp_free(e->http);
     fhir_rest_free(e->fhir);
+    sec_error serr = {0};
+    if (e->sec && sec_ctx_close(e->sec, &serr) != SEC_OK)
+        engine_log("the audit trail lost records: %s", serr.text);
     if (e->commit_ev) event_free(e->commit_ev);
     if (e->poll_ev) event_free(e->poll_ev);
     if (e->stop_ev) event_free(e->stop_ev);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "engine/engine.h"
+#include "sec/sec.h"
 #include "store/store.h"
 
 struct evhttp;
@@ -45,6 +46,9 @@ struct evhttp *eng_channel_http(const eng_channel *ch);
 /* The FHIR REST API and its store (fhir_rest.h), or NULL when neither the
  * HTTP listener nor a fhir-store destination asked for it. */
 struct fhir_rest *eng_channel_fhir(const eng_channel *ch);
+/* The engine's security context: HTTP sources authenticate through it
+ * (sec_http_gate). Never NULL once the engine is built. */
+sec_ctx *eng_channel_sec(const eng_channel *ch);
 /* Logs a line "channel NAME: text" to stderr with a timestamp. */
 void eng_log(const eng_channel *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

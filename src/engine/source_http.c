@@ -25,11 +25,16 @@
  * A request whose client disconnects before its answer is still stored;
  * libevent drops the late reply. stop() answers 503 from then on and calls
  * back once the requests in flight are answered.
+ *
+ * Every POST passes sec_http_gate first (message.post on this channel): 401
+ * without a valid token, 403 for a role or system identity that may not
+ * post here, unless security.auth is off.
  */
 #include "engine/engine_int.h"
 
 #include "base/mem.h"
 #include "hl7/hl7_batch.h"
+#include "sec/sec_http.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -246,6 +251,11 @@ static void on_request(struct evhttp_request *req, void *arg)
                    "POST the HL7 message (or batch) as the request body");
         return;
     }
+    /* a system identity posts only to its own channels (docs/security.md) */
+    sec_principal who = {0};
+    if (!sec_http_gate(eng_channel_sec(s->ch), req, SEC_MESSAGE_POST, s->cc->name, NULL, &who))
+        return;
+    sec_principal_clear(&who);
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if (len > s->cc->source.http.max_body) {

@@ -5,6 +5,9 @@
 # a master key: a fixed one, for tests only (docs/security-at-rest.md).
 TERN_MASTER_KEY=${TERN_MASTER_KEY:-000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f}
 export TERN_MASTER_KEY
+# and the audit trail is sealed with a key of its own (docs/security.md)
+TERN_AUDIT_KEY=${TERN_AUDIT_KEY:-202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f}
+export TERN_AUDIT_KEY
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -10,6 +10,7 @@
  */
 #include "sec/sec_db.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -145,9 +146,14 @@ static sec_status sq_open(const char *location, sec_db **out, sec_error *err)
     sq_db *q = xcalloc(1, sizeof *q);
     q->base.ops = &sec_db_sqlite_ops;
     q->path = xstrdup(location);
-    /* created 0600: hashes and TOTP secrets are nobody else's to read */
-    int fd = open(location, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    /* Created 0600 (hashes and TOTP secrets are nobody else's to read;
+     * SQLite gives -wal and -shm the same mode). An existing file is NOT
+     * opened here: closing any descriptor of a database file drops every
+     * POSIX lock this process holds on it, those of its other SQLite
+     * handles included (the engine has two on this file), and another
+     * process would then checkpoint and delete the WAL under them. */
+    int fd = open(location, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) {
         sec_fail(err, SEC_ERR_IO,
                  "cannot create the security database %s: %m; check the directory exists and "
                  "is writable (security.db)",
@@ -155,7 +161,7 @@ static sec_status sq_open(const char *location, sec_db **out, sec_error *err)
         sq_close(&q->base);
         return SEC_ERR_IO;
     }
-    close(fd);
+    if (fd >= 0) close(fd);
     sec_status st = SEC_OK;
     if (sqlite3_open_v2(location, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||

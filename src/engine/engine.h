@@ -41,6 +41,12 @@ void engine_stop(engine *e, void (*done)(void *arg), void *arg);
 /* Frees the engine (after engine_stop's callback, or at once on error). */
 void engine_free(engine *e);
 
+/* Reloads the certificates of every TLS listener and sender from their
+ * files (SIGHUP); new connections use them, open ones keep theirs. A bad
+ * new file keeps the old certificate and is logged. Returns how many
+ * contexts failed to reload. */
+int engine_reload_tls(engine *e);
+
 /* A one-line status per channel and destination (counts), for logs. */
 void engine_describe(const engine *e, tbuf *out);
 

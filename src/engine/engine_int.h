@@ -41,6 +41,12 @@ struct event_base *eng_channel_base(const eng_channel *ch);
  * is disabled. HTTP sources without their own listen register their path
  * on it. */
 struct evhttp *eng_channel_http(const eng_channel *ch);
+/* The TLS context for a `tls:` block of this channel (a listener's when
+ * server, else a sender's), owned by the engine (reloaded on SIGHUP) and
+ * borrowed by the caller until the engine is freed. NULL with err (naming
+ * the file and the reason) on failure. */
+typedef struct tls_ctx tls_ctx;
+tls_ctx *eng_channel_tls(const eng_channel *ch, const config_tls *t, bool server, tbuf *err);
 /* Logs a line "channel NAME: text" to stderr with a timestamp. */
 void eng_log(const eng_channel *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

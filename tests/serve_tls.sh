@@ -15,7 +15,9 @@
 #   5. reload: new certificate files + SIGHUP, and new files without a signal
 #      (the mtime check), are seen by new connections; a broken file keeps the
 #      old certificate and is logged;
-#   6. `tern config check` names the line of a missing or mismatched TLS file.
+#   6. a peer that connects and stalls the handshake is closed after 10 s; an
+#      HTTP destination delivers over https;
+#   7. `tern config check` names the line of a missing or mismatched TLS file.
 set -u
 tern=$1
 src=$2
@@ -60,6 +62,11 @@ channels:
         connect_timeout: 2s
         retry: { max_attempts: forever, backoff: 100ms..500ms }
         tls: { ca: $C/ca.pem, cert: $C/client.pem, key: $C/client.key }
+      - name: portal
+        type: http
+        url: https://127.0.0.1:$HS/channels/https-in/messages
+        retry: { max_attempts: forever, backoff: 100ms..500ms }
+        tls: { ca: $C/ca.pem }
   - name: api-in
     source: { type: http }
   - name: https-in
@@ -85,6 +92,22 @@ YAML
 "$tern" serve -c "$tmp/down/tern.yaml" >"$tmp/down.log" 2>&1 & pids="$pids $!"
 "$tern" serve -c "$tmp/up/tern.yaml" >"$tmp/up.log" 2>&1 & up_pid=$!; pids="$pids $up_pid"
 wait_port "$IN" && wait_port "$DOWN" && wait_port "$H" && wait_port "$HS" || { cat "$tmp/up.log" "$tmp/down.log"; exit 1; }
+
+# a peer that connects and never says a word: the handshake deadline (10 s)
+# must close it; checked at the end
+python3 - "$IN" >"$tmp/stall.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+t = time.time()
+try:
+    s.recv(1)
+    print("closed after %d s" % round(time.time() - t))
+except socket.timeout:
+    print("still open after 20 s")
+except ConnectionResetError:
+    print("closed after %d s" % round(time.time() - t))
+PY
+stall_pid=$!; pids="$pids $stall_pid"
 
 msg() { printf 'MSH|^~\\&|LAB|HOSP|TERN|HOSP|20260101120000||ADT^A01^ADT_A01|%s|P|2.5.1\rPID|1||%s^^^HOSP^MR||DOE^JANE||19800101|F\r' "$1" "$1"; }
 msg T-1 >"$tmp/t1.hl7"; msg T-2 >"$tmp/t2.hl7"
@@ -148,6 +171,7 @@ echo "$out" | grep -q "certificate verify failed\|hostname mismatch" && ok "tern
 WAIT_TENTHS=150 wait_for "q '$tmp/down/var/tern.db' 'select count(*) from messages'" 1 && ok "delivered over mutual TLS to the second tern" || { bad "TLS delivery"; tail -5 "$tmp/up.log" "$tmp/down.log"; }
 
 # --- 4. HTTPS ------------------------------------------------------------------------
+WAIT_TENTHS=150 wait_for "q '$tmp/up/var/tern.db' \"select count(*) from messages where channel = 'https-in'\"" 1 && ok "HTTP destination delivers over https" || { bad "https delivery"; tail -5 "$tmp/up.log"; }
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$C/ca.pem" --data-binary @"$tmp/t2.hl7" "https://127.0.0.1:$H/channels/api-in/messages")
 [ "$code" = 200 ] && ok "POST over https on the shared listener" || bad "shared https: $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$C/ca.pem" --data-binary @"$tmp/t2.hl7" "https://localhost:$HS/channels/https-in/messages")
@@ -172,7 +196,10 @@ check "the failed reload is logged with the file" grep -q "TLS reload failed (li
 sleep 3.2
 cp "$C/server.pem" "$C/live.pem"; cp "$C/server.key" "$C/live.key"
 WAIT_TENTHS=80 wait_for "serial $IN | grep -o 'serial=1001'" "serial=1001" && ok "changed files are noticed without a signal" || bad "mtime reload"
+wait "$stall_pid"
+case "$(cat "$tmp/stall.out")" in "closed after 1"[0-2]" s") ok "a stalled handshake is closed after 10 s";; *) bad "stalled handshake: $(cat "$tmp/stall.out")";; esac
 kill -TERM "$up_pid"; wait "$up_pid" 2>/dev/null; check "engine still stops cleanly" [ $? -eq 0 ]
+
 
 # --- 6. config check ------------------------------------------------------------------
 cat >"$tmp/bad.yaml" <<YAML

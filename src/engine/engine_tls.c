@@ -54,8 +54,7 @@ void eng_tls_set_free(eng_tls_set *s)
     free(s);
 }
 
-tls_ctx *eng_tls_get(eng_tls_set *s, const config_tls *t, bool server, const char *who,
-                     tbuf *err)
+tls_ctx *eng_tls_get(eng_tls_set *s, const config_tls *t, bool server, const char *who, tbuf *err)
 {
     for (size_t i = 0; i < s->n; i++)
         if (s->v[i]->cfg == t && s->v[i]->server == server) return s->v[i]->ctx;

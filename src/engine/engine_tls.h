@@ -27,8 +27,7 @@ void eng_tls_set_free(eng_tls_set *s);
 /* The context for block t (borrowed from the configuration, which must
  * outlive the set), made on first use. who names the owner in logs
  * ("channel 'adt-in'", "http"). NULL with err on failure. */
-tls_ctx *eng_tls_get(eng_tls_set *s, const config_tls *t, bool server, const char *who,
-                     tbuf *err);
+tls_ctx *eng_tls_get(eng_tls_set *s, const config_tls *t, bool server, const char *who, tbuf *err);
 
 /* Reloads every context from its files; a context whose new files are bad
  * keeps the old ones. Logs one line per context. Returns how many failed. */

@@ -54,6 +54,10 @@
 #include <openssl/ssl.h>
 
 #define MAX_ALTS 8
+/* A TLS handshake that has not completed by then is abandoned, so that a
+ * peer that connects and stalls cannot hold a connection slot for the whole
+ * idle timeout. */
+#define TLS_HANDSHAKE_S 10
 
 struct net_conn {
     struct bufferevent *bev;
@@ -291,6 +295,14 @@ static bool start_tls_client(net_conn *c);
 /* The handshake failed (or the peer left during it): says why. */
 static void handshake_failed(net_conn *c, short what, int sys)
 {
+    if (what & BEV_EVENT_TIMEOUT) {
+        net_error err;
+        c->handshaking = false;
+        fail(&err, c->is_server ? NET_ERR_IO : NET_ERR_CONNECT, 0,
+             "TLS handshake with %s failed: not completed within %d s", c->peer, TLS_HANDSHAKE_S);
+        if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_ERROR, &err, c->arg);
+        return;
+    }
     unsigned long errs[8];
     size_t n = 0;
     unsigned long e;
@@ -325,6 +337,7 @@ static void on_bev_event(struct bufferevent *bev, short what, void *ctx)
             return;
         }
         c->connecting = false;
+        if (c->handshaking) bufferevent_set_timeouts(c->bev, NULL, NULL);
         c->handshaking = false;
         if (c->is_server) return;
         if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_CONNECTED, NULL, c->arg);
@@ -388,6 +401,8 @@ static net_conn *conn_new(struct event_base *base, evutil_socket_t fd, const str
         c->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
         if (c->bev) bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        struct timeval limit = {TLS_HANDSHAKE_S, 0};
+        if (c->bev) bufferevent_set_timeouts(c->bev, &limit, NULL);
     } else {
         c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
@@ -418,6 +433,8 @@ static bool start_tls_client(net_conn *c)
         return false;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    struct timeval limit = {TLS_HANDSHAKE_S, 0};
+    bufferevent_set_timeouts(bev, &limit, NULL);
     c->bev = bev;
     c->handshaking = true;
     bufferevent_setcb(bev, on_bev_read, on_bev_write, on_bev_event, c);

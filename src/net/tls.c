@@ -269,8 +269,9 @@ static void on_info(const SSL *cssl, int where, int ret)
 static tls_status check_readable(const char *path, const char *key, tls_error *err)
 {
     FILE *f = fopen(path, "r");
-    if (!f) return fail(err, TLS_ERR_FILE, key, "cannot read %s file %s: %s", key, path,
-                        strerror(errno));
+    if (!f)
+        return fail(err, TLS_ERR_FILE, key, "cannot read %s file %s: %s", key, path,
+                    strerror(errno));
     fclose(f);
     return TLS_OK;
 }
@@ -359,9 +360,8 @@ static SSL_CTX *build(tls_ctx *t, tls_error *err)
     int mode = SSL_VERIFY_NONE;
     if (t->role == TLS_CLIENT && !t->no_verify) mode = SSL_VERIFY_PEER;
     if (t->role == TLS_SERVER && t->client_cert != TLS_CLIENT_CERT_NONE)
-        mode = SSL_VERIFY_PEER | (t->client_cert == TLS_CLIENT_CERT_REQUIRED
-                                      ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-                                      : 0);
+        mode = SSL_VERIFY_PEER |
+               (t->client_cert == TLS_CLIENT_CERT_REQUIRED ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
     SSL_CTX_set_verify(ctx, mode, mode == SSL_VERIFY_NONE ? NULL : on_verify);
     return ctx;
 fail:
@@ -478,9 +478,10 @@ static void maybe_reload(tls_ctx *t)
     if (!files_changed(t)) return;
     tls_error err;
     if (tls_ctx_reload(t, &err) == TLS_OK)
-        tlog(t, "TLS certificates reloaded: %s changed", t->files[F_CERT] ? t->files[F_CERT]
-                                                         : t->files[F_CA] ? t->files[F_CA]
-                                                                          : "a file");
+        tlog(t, "TLS certificates reloaded: %s changed",
+             t->files[F_CERT] ? t->files[F_CERT]
+             : t->files[F_CA] ? t->files[F_CA]
+                              : "a file");
     else
         tlog(t, "TLS certificates changed but were not reloaded, the previous ones stay in use: %s",
              err.text);

@@ -18,11 +18,17 @@
  * answers (R 0). At the end it prints the rate and the ACK latency
  * percentiles. With a rate, latency is counted from when each message was
  * due, not when it left, so a slow receiver cannot hide queueing delay.
+ *
+ * --tls sends over TLS (net/tls.h): the receiver's certificate is checked
+ * against --ca (or the system's CAs) and the host name (or --server-name);
+ * --cert/--key present a client certificate for mutual TLS. One TLS context
+ * serves every connection.
  */
 #include "cli/cli.h"
 
 #include "hl7/hl7_batch.h"
 #include "net/mllp_client.h"
+#include "net/tls.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -56,6 +62,15 @@ static const char send_usage[] =
     "                    (default 10; fractions allowed)\n"
     "  -h, --help        show this help\n"
     "\n"
+    "TLS (docs/tls.md):\n"
+    "  --tls             send over TLS 1.2 or 1.3; the receiver's certificate must\n"
+    "                    be valid for the host (or --server-name)\n"
+    "  --ca FILE         CA certificates (PEM) to verify the receiver (default: the\n"
+    "                    system's)\n"
+    "  --cert FILE       client certificate chain (PEM), for mutual TLS\n"
+    "  --key FILE        its private key (PEM)\n"
+    "  --server-name N   the name expected in the receiver's certificate, sent as SNI\n"
+    "\n"
     "load generator (no per-ACK lines; a summary at the end):\n"
     "  --count N         send N messages in total, cycling through the messages of\n"
     "                    the FILEs, each with a unique MSH-10\n"
@@ -76,6 +91,7 @@ typedef struct send_cfg {
     unsigned long long count;
     unsigned concurrency;
     double rate;
+    tls_ctx *tls; /* NULL: plain TCP */
 } send_cfg;
 
 static double mono_now(void)
@@ -212,7 +228,8 @@ static int run_send(const send_cfg *cfg, char **files, int nfiles)
     int rc = CLI_OK;
     struct event_base *base = event_base_new();
     mllp_client_opts co = {.connect_timeout_ms = cfg->timeout_ms,
-                           .ack_timeout_ms = cfg->timeout_ms};
+                           .ack_timeout_ms = cfg->timeout_ms,
+                           .tls = cfg->tls};
     mllp_client *cl = mllp_client_new(base, &cfg->addr, &co);
     hl7_msg *m = hl7_msg_new(NULL), *ack = hl7_msg_new(NULL);
     tbuf wire = TBUF_INIT, id = TBUF_INIT;
@@ -534,7 +551,8 @@ static int run_load(const send_cfg *cfg, char **files, int nfiles)
     L->conns = xcalloc(cfg->concurrency, sizeof(*L->conns));
     L->idle = xcalloc(cfg->concurrency, sizeof(*L->idle));
     mllp_client_opts co = {.connect_timeout_ms = cfg->timeout_ms,
-                           .ack_timeout_ms = cfg->timeout_ms};
+                           .ack_timeout_ms = cfg->timeout_ms,
+                           .tls = cfg->tls};
     for (unsigned i = 0; i < cfg->concurrency; i++) {
         L->conns[i].L = L;
         L->conns[i].cl = mllp_client_new(L->base, &cfg->addr, &co);
@@ -617,11 +635,17 @@ int cli_send(int argc, char **argv)
                                          {"count", required_argument, NULL, 'n'},
                                          {"concurrency", required_argument, NULL, 'c'},
                                          {"rate", required_argument, NULL, 'r'},
+                                         {"tls", no_argument, NULL, 'T'},
+                                         {"ca", required_argument, NULL, 'A'},
+                                         {"cert", required_argument, NULL, 'C'},
+                                         {"key", required_argument, NULL, 'K'},
+                                         {"server-name", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     send_cfg cfg = {.timeout_ms = 10000, .concurrency = 1};
     const char *host = "127.0.0.1", *port = NULL;
-    bool load_opts = false;
+    bool load_opts = false, use_tls = false;
+    tls_options to = {.role = TLS_CLIENT};
     unsigned long long v;
     double d;
     int c;
@@ -655,6 +679,11 @@ int cli_send(int argc, char **argv)
             if (parse_seconds("--rate", optarg, 0, &cfg.rate) != CLI_OK) return CLI_USAGE;
             load_opts = true;
             break;
+        case 'T': use_tls = true; break;
+        case 'A': to.ca = optarg; break;
+        case 'C': to.cert = optarg; break;
+        case 'K': to.key = optarg; break;
+        case 'S': to.server_name = optarg; break;
         case ':':
             return cli_usage_error("send", "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -671,7 +700,18 @@ int cli_send(int argc, char **argv)
     if (cfg.addr.port == 0 || cfg.addr.host[0] == '\0')
         return cli_usage_error("send", "needs a host and a port other than 0");
     net_addr_format(&cfg.addr, cfg.where, sizeof(cfg.where));
+    if (!use_tls && (to.ca || to.cert || to.key || to.server_name))
+        return cli_usage_error("send", "--ca, --cert, --key and --server-name need --tls");
+    if (use_tls) {
+        tls_error te;
+        if (!(cfg.tls = tls_ctx_new(&to, &te))) {
+            fprintf(stderr, "tern send: %s\n", te.text);
+            return CLI_INVALID;
+        }
+    }
     net_ignore_sigpipe();
-    if (cfg.count) return run_load(&cfg, argv + optind, argc - optind);
-    return run_send(&cfg, argv + optind, argc - optind);
+    int rc = cfg.count ? run_load(&cfg, argv + optind, argc - optind)
+                       : run_send(&cfg, argv + optind, argc - optind);
+    tls_ctx_free(cfg.tls);
+    return rc;
 }

@@ -5,6 +5,9 @@
  * stored and acknowledged, deliveries in flight finish (at most --grace
  * seconds), and the process exits 0. A second signal exits at once; nothing
  * acknowledged is lost either way, since acknowledged means stored.
+ *
+ * SIGHUP reloads the TLS certificates of every listener and sender from
+ * their files (docs/tls.md); nothing else is re-read.
  */
 #include "cli/cli.h"
 
@@ -34,6 +37,7 @@ static const char serve_usage[] =
     "  -h, --help          show this help\n"
     "\n"
     "SIGTERM or SIGINT stops gracefully and exits 0; a second one exits at once.\n"
+    "SIGHUP reloads the TLS certificates and keys (docs/tls.md).\n"
     "Exit codes: 0 stopped cleanly, 1 the configuration or a listener failed, 2 usage.\n";
 
 typedef struct serve_ctx {
@@ -71,6 +75,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     c->grace_ev = evtimer_new(c->base, on_grace, c);
     evtimer_add(c->grace_ev, &tv);
     engine_stop(c->e, stopped, c);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    serve_ctx *c = arg;
+    fprintf(stderr, "tern: SIGHUP received, reloading TLS certificates\n");
+    engine_reload_tls(c->e);
 }
 
 static int report_config_errors(const char *file, config_errors *errs)
@@ -139,6 +150,8 @@ int cli_serve(int argc, char **argv)
     struct event *sigint = evsignal_new(ctx.base, SIGINT, on_signal, &ctx);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
+    struct event *sighup = evsignal_new(ctx.base, SIGHUP, on_hup, &ctx);
+    evsignal_add(sighup, NULL);
     fprintf(stderr, "tern: serving %zu channel%s from %s; store %s", cfg->nchannels,
             cfg->nchannels == 1 ? "" : "s", cfg->file, cfg->store.path);
     if (cfg->http.enabled)
@@ -151,6 +164,7 @@ int cli_serve(int argc, char **argv)
     engine_free(ctx.e);
     event_free(sigterm);
     event_free(sigint);
+    event_free(sighup);
     if (ctx.grace_ev) event_free(ctx.grace_ev);
     event_base_free(ctx.base);
     config_free(cfg);

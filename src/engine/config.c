@@ -23,6 +23,7 @@
 #include <yaml.h>
 
 #include "engine/script.h"
+#include "net/tls.h"
 #include "quality/quality_config.h"
 #include "term/codemap.h"
 #include "term/ucum.h"
@@ -80,6 +81,7 @@ static const char *const dest_type_names[] = {NULL, "file", "mllp", "http", "fhi
 static const char *const ack_names[] = {"after_commit", "always"};
 static const char *const after_names[] = {"move", "delete"};
 static const char *const store_type_names[] = {"sqlite"};
+static const char *const client_cert_names[] = {"none", "optional", "required"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1208,6 +1210,7 @@ static const typed_key source_keys[] = {
     {"settle", 1u << CONFIG_SOURCE_FILE},
     {"ignore_suffixes", 1u << CONFIG_SOURCE_FILE},
     {"max_body", 1u << CONFIG_SOURCE_HTTP},
+    {"tls", 1u << CONFIG_SOURCE_MLLP | 1u << CONFIG_SOURCE_HTTP},
 };
 
 static const typed_key dest_keys[] = {
@@ -1220,7 +1223,94 @@ static const typed_key dest_keys[] = {
     {"url", 1u << CONFIG_DEST_HTTP},
     {"headers", 1u << CONFIG_DEST_HTTP},
     {"timeout", 1u << CONFIG_DEST_HTTP},
+    {"tls", 1u << CONFIG_DEST_MLLP | 1u << CONFIG_DEST_HTTP},
 };
+
+void config_tls_options(const config_tls *t, bool server, struct tls_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->role = server ? TLS_SERVER : TLS_CLIENT;
+    o->cert = t->cert;
+    o->key = t->key;
+    o->ca = t->ca;
+    if (server) {
+        o->client_cert = (tls_client_cert)t->client_cert;
+        o->allow_subjects = (const char *const *)t->allow_subjects;
+        o->nallow_subjects = t->nallow_subjects;
+        o->allow_fingerprints = (const char *const *)t->allow_fingerprints;
+        o->nallow_fingerprints = t->nallow_fingerprints;
+    } else {
+        o->server_name = t->server_name;
+        o->no_verify = !t->verify;
+    }
+}
+
+static bool any_text(reader *r, yaml_node_t *v, const char *key, const char *s)
+{
+    if (*s) return true;
+    err_at(r, v, "'%s' holds an empty entry; remove it", key);
+    return false;
+}
+
+/* A `tls:` block for a listener (server) or a sender. The files are loaded
+ * once here, as the engine will, so that a missing file, a bad certificate
+ * or a key that does not match is reported at the line that names it. */
+static void read_tls(reader *r, yaml_node_t *node, config_tls *t, bool server, const char *what)
+{
+    static const char *const file_keys[] = {"cert", "key", "ca"};
+    map m;
+    yaml_node_t *files[3] = {NULL, NULL, NULL};
+    char **outs[3] = {&t->cert, &t->key, &t->ca};
+    size_t errs_before = r->errs->count + r->errs->dropped;
+    t->enabled = true;
+    t->line = line_of(node);
+    t->verify = true;
+    if (map_open(r, node, &m,
+                 server ? "{ cert: tls/server.pem, key: tls/server.key }" : "{ ca: tls/ca.pem }",
+                 "the tls block of %s", what)) {
+        for (int i = 0; i < 3; i++)
+            if ((files[i] = map_get(&m, file_keys[i])))
+                *outs[i] = scalar_path(r, files[i], file_keys[i]);
+        if (server) {
+            int cc = t->ca ? CONFIG_CLIENT_CERT_REQUIRED : CONFIG_CLIENT_CERT_NONE;
+            read_enum(&m, "client_cert", "value for 'client_cert'", client_cert_names,
+                      COUNT(client_cert_names), &cc);
+            t->client_cert = (config_client_cert)cc;
+            read_strings(&m, "allow_subjects", any_text, &t->allow_subjects, &t->nallow_subjects);
+            read_strings(&m, "allow_fingerprints", any_text, &t->allow_fingerprints,
+                         &t->nallow_fingerprints);
+        } else {
+            read_string(&m, "server_name", &t->server_name);
+            read_bool(&m, "verify", &t->verify);
+        }
+    }
+    map_close_plain(&m);
+    if (!m.node || r->errs->count + r->errs->dropped != errs_before) return;
+    tls_options o;
+    tls_error e;
+    config_tls_options(t, server, &o);
+    tls_ctx *ctx = tls_ctx_new(&o, &e);
+    if (ctx) {
+        tls_ctx_free(ctx);
+        return;
+    }
+    yaml_node_t *at = node;
+    for (int i = 0; i < 3; i++)
+        if (e.key && !strcmp(e.key, file_keys[i]) && files[i]) at = files[i];
+    err_at(r, at, "%s (tls of %s)", e.text, what);
+}
+
+static void free_strv(char **v, size_t n);
+
+static void free_tls(config_tls *t)
+{
+    free(t->cert);
+    free(t->key);
+    free(t->ca);
+    free(t->server_name);
+    free_strv(t->allow_subjects, t->nallow_subjects);
+    free_strv(t->allow_fingerprints, t->nallow_fingerprints);
+}
 
 static void add_claim(claim **arr, size_t *n, size_t *cap, claim c)
 {
@@ -1258,6 +1348,7 @@ static void read_source(reader *r, yaml_node_t *node, config_source *s, const co
         int ack = (int)s->mllp.ack;
         read_enum(&m, "ack", "ack mode", ack_names, COUNT(ack_names), &ack);
         s->mllp.ack = (config_ack_mode)ack;
+        if ((v = map_get(&m, "tls"))) read_tls(r, v, &s->tls, true, label);
         break;
     case CONFIG_SOURCE_FILE: {
         s->file.glob = xstrdup(DEF_GLOB);
@@ -1326,6 +1417,14 @@ static void read_source(reader *r, yaml_node_t *node, config_source *s, const co
                       (claim){ch->name, s->listen.host, s->listen.port, NULL, line_of(v),
                               (unsigned)v->start_mark.column + 1});
         read_size(&m, "max_body", KIB, GIB, &s->http.max_body);
+        if ((v = map_get(&m, "tls"))) {
+            if (!s->listen.host)
+                err_at(r, v,
+                       "'tls' applies to an HTTP source with a listen of its own; this one is "
+                       "served on the shared http listener, so configure http.tls instead");
+            else
+                read_tls(r, v, &s->tls, true, label);
+        }
         break;
     default:
         break;
@@ -1980,9 +2079,11 @@ static void read_destination(reader *r, yaml_node_t *node, config_channel *ch, s
         if ((v = map_need(&m, "port", "2575"))) scalar_port(r, v, "port", &d->mllp.port);
         read_duration(&m, "connect_timeout", 10, HOUR, &d->mllp.connect_timeout_ms);
         read_duration(&m, "ack_timeout", 10, HOUR, &d->mllp.ack_timeout_ms);
+        if ((v = map_get(&m, "tls"))) read_tls(r, v, &d->tls, false, what);
         break;
     case CONFIG_DEST_HTTP:
         d->http.timeout_ms = DEF_HTTP_TIMEOUT;
+        d->tls.verify = true; /* https:// without a tls block: the system's CAs */
         if ((v = map_need(&m, "url", "http://10.0.0.5:9000/results")) &&
             (d->http.url = scalar_string(r, v, "url")) && !check_url(r, v, d->http.url)) {
             free(d->http.url);
@@ -1990,6 +2091,12 @@ static void read_destination(reader *r, yaml_node_t *node, config_channel *ch, s
         }
         if ((v = map_get(&m, "headers"))) read_headers(r, v, d, what);
         read_duration(&m, "timeout", 10, HOUR, &d->http.timeout_ms);
+        if ((v = map_get(&m, "tls"))) {
+            if (d->http.url && strncasecmp(d->http.url, "https://", 8))
+                err_at(r, v, "'tls' applies to https:// urls; this url is %s", d->http.url);
+            else
+                read_tls(r, v, &d->tls, false, what);
+        }
         break;
     default:
         break;
@@ -2118,6 +2225,7 @@ static void read_http(reader *r, yaml_node_t *node, config_http *h)
             add_claim(&r->listens, &r->nlistens, &r->listencap,
                       (claim){NULL, h->listen.host, h->listen.port, NULL, line_of(v),
                               (unsigned)v->start_mark.column + 1});
+        if ((v = map_get(&m, "tls"))) read_tls(r, v, &h->tls, true, "'http'");
     }
     map_close_plain(&m);
 }
@@ -2283,6 +2391,7 @@ static void free_destination(config_destination *d)
         free(d->http.headers[i].value);
     }
     free(d->http.headers);
+    free_tls(&d->tls);
 }
 
 static void free_channel(config_channel *ch)
@@ -2295,6 +2404,7 @@ static void free_channel(config_channel *ch)
     free(s->file.glob);
     free(s->file.move_to);
     free_strv(s->file.ignore_suffixes, s->file.nignore_suffixes);
+    free_tls(&s->tls);
     free_strv(ch->filter.types, ch->filter.ntypes);
     free_strv(ch->filter.exclude, ch->filter.nexclude);
     free(ch->filter.script);
@@ -2362,6 +2472,7 @@ void config_free(tern_config *c)
     free(c->security.db);
     free(c->security.audit_key_file);
     free(c->http.listen.host);
+    free_tls(&c->http.tls);
     free(c->file);
     free(c);
 }

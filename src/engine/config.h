@@ -100,9 +100,38 @@ typedef struct config_encryption {
     char *key_env;  /* owned; default TERN_MASTER_KEY */
 } config_encryption;
 
+typedef enum config_client_cert {
+    CONFIG_CLIENT_CERT_NONE = 0,
+    CONFIG_CLIENT_CERT_OPTIONAL,
+    CONFIG_CLIENT_CERT_REQUIRED,
+} config_client_cert;
+
+/* A `tls:` block (docs/tls.md). Listeners use cert, key, ca, client_cert
+ * and the allow lists; senders use ca, cert, key, server_name and verify.
+ * Paths are owned and resolved; NULL when not given. The files were loaded
+ * once by config_load (so a bad one is reported at its line). */
+typedef struct config_tls {
+    bool enabled; /* the block is present */
+    unsigned line;
+    char *cert, *key, *ca;
+    config_client_cert client_cert; /* default: required when ca is given */
+    char **allow_subjects;          /* owned; DN or CN */
+    size_t nallow_subjects;
+    char **allow_fingerprints; /* owned; SHA-256 hex */
+    size_t nallow_fingerprints;
+    char *server_name; /* sender: name checked and sent as SNI; NULL: the host */
+    bool verify;       /* sender: check the server's certificate (default true) */
+} config_tls;
+
+struct tls_options;
+/* Fills o (net/tls.h; zeroed first) from t for a listener (server true) or
+ * a sender; o borrows t's strings. */
+void config_tls_options(const config_tls *t, bool server, struct tls_options *o);
+
 typedef struct config_http {
     bool enabled;
     config_addr listen;
+    config_tls tls;
 } config_http;
 
 /* The FHIR REST API's resource store (docs/fhir.md). */
@@ -154,6 +183,7 @@ typedef struct config_source {
     struct {
         size_t max_body; /* bytes in one POST body */
     } http;
+    config_tls tls; /* mllp, and http with its own listen */
 } config_source;
 
 /* Which message types a channel accepts; the others are stored as
@@ -345,6 +375,7 @@ typedef struct config_destination {
         size_t nheaders;
         uint64_t timeout_ms;
     } http;
+    config_tls tls; /* mllp; http with an https:// url */
 } config_destination;
 
 typedef struct config_channel {

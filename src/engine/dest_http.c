@@ -24,7 +24,11 @@
  * bodies are streamed through a chunk callback that keeps only their first
  * bytes, so a large answer costs no memory.
  *
- * Only http:// for now; open() refuses https:// until TLS (issue 7).
+ * https:// URLs go over an OpenSSL bufferevent (net_tls_client_bev()) with
+ * the destination's tls block (or the system's CAs). evhttp would reconnect
+ * a closed connection over the same SSL object, which cannot start a second
+ * handshake, so an https slot whose connection closed or failed is freed
+ * and made anew on its next delivery.
  */
 #include "engine/engine_int.h"
 
@@ -46,6 +50,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "base/mem.h"
+#include "net/net.h"
 
 /* Bytes of a response body quoted in an error text. */
 #define BODY_SHOWN 160
@@ -59,6 +64,7 @@ typedef struct http_slot {
     struct evhttp_connection *conn; /* NULL until first used or after a timeout */
     struct event *timer;
     bool busy;
+    bool stale; /* https: the connection closed; make a new one */
     int64_t id; /* the delivery in flight while busy */
     /* What the error callback saw for the request in flight. */
     bool failed;
@@ -80,6 +86,7 @@ struct http_dest {
     uint16_t port;
     char *host_header; /* Host: as the URL gave it */
     char *target;      /* path and query, at least "/" */
+    tls_ctx *tls;      /* https: borrowed from the engine; NULL: http */
     bool own_content_type;
     struct timeval timeout;
     http_slot *slots;
@@ -217,6 +224,7 @@ static void on_response(struct evhttp_request *req, void *arg)
     store_outcome out;
     if (code == 0) {
         out = STORE_RETRY;
+        if (hd->tls) s->stale = true;
         if (!s->failed) /* evhttp gives up connecting without calling on_error */
             tbuf_printf(&why, "cannot connect to %s: %s", hd->cfg->http.url,
                         s->sys_errno ? strerror(s->sys_errno) : "unknown cause");
@@ -231,6 +239,12 @@ static void on_response(struct evhttp_request *req, void *arg)
     }
     eng_dest_result(hd->d, id, out, out == STORE_SENT ? NULL : tbuf_cstr(&why));
     tbuf_free(&why);
+}
+
+static void on_close(struct evhttp_connection *conn, void *arg)
+{
+    http_slot *s = arg;
+    s->stale = true;
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -260,8 +274,16 @@ static void http_deliver(eng_dest *d, const eng_delivery *dl)
                         "more deliveries at once than `parallel` allows (internal error)");
         return;
     }
+    if (s->conn && s->stale) {
+        evhttp_connection_free(s->conn);
+        s->conn = NULL;
+    }
+    s->stale = false;
     if (!s->conn) {
-        s->conn = evhttp_connection_base_new(hd->base, NULL, hd->host, hd->port);
+        s->conn = hd->tls ? evhttp_connection_base_bufferevent_new(
+                                hd->base, NULL, net_tls_client_bev(hd->base, hd->tls, hd->host),
+                                hd->host, hd->port)
+                          : evhttp_connection_base_new(hd->base, NULL, hd->host, hd->port);
         if (!s->conn) {
             char why[512];
             snprintf(why, sizeof(why), "cannot create a connection to %s", hd->cfg->http.url);
@@ -271,6 +293,7 @@ static void http_deliver(eng_dest *d, const eng_delivery *dl)
         struct timeval io = hd->timeout;
         io.tv_sec += 1;
         evhttp_connection_set_timeout_tv(s->conn, &io);
+        if (hd->tls) evhttp_connection_set_closecb(s->conn, on_close, s);
     }
     struct evhttp_request *req = evhttp_request_new(on_response, s);
     evhttp_request_set_error_cb(req, on_error);
@@ -328,16 +351,10 @@ static int parse_url(http_dest *hd, const char *url, tbuf *err)
         goto done;
     }
     const char *scheme = evhttp_uri_get_scheme(u);
-    if (scheme && !strcasecmp(scheme, "https")) {
-        tbuf_printf(err,
-                    "%s uses https://, which this build cannot send yet (TLS arrives with issue "
-                    "7); use http:// or a local TLS-terminating proxy",
-                    url);
-        goto done;
-    }
     const char *host = evhttp_uri_get_host(u);
-    if (!scheme || strcasecmp(scheme, "http") || !host || !*host) {
-        tbuf_printf(err, "'%s' is not an http:// URL with a host", url);
+    bool https = scheme && !strcasecmp(scheme, "https");
+    if (!scheme || (strcasecmp(scheme, "http") && !https) || !host || !*host) {
+        tbuf_printf(err, "'%s' is not an http:// or https:// URL with a host", url);
         goto done;
     }
     size_t hlen = strlen(host);
@@ -345,7 +362,7 @@ static int parse_url(http_dest *hd, const char *url, tbuf *err)
     hd->host = bracketed ? xstrndup(host + 1, hlen - 2) : xstrdup(host);
     bool v6 = strchr(hd->host, ':') != NULL;
     int port = evhttp_uri_get_port(u);
-    hd->port = port > 0 ? (uint16_t)port : 80;
+    hd->port = port > 0 ? (uint16_t)port : https ? 443 : 80;
     tbuf hh = TBUF_INIT;
     tbuf_printf(&hh, v6 ? "[%s]" : "%s", hd->host);
     if (port > 0) tbuf_printf(&hh, ":%d", port);
@@ -370,6 +387,9 @@ static int http_open(eng_dest *d, tbuf *err)
     hd->cfg = cfg;
     hd->base = eng_channel_base(eng_dest_channel(d));
     if (parse_url(hd, cfg->http.url, err) != 0) goto fail;
+    if (!strncasecmp(cfg->http.url, "https://", 8) &&
+        !(hd->tls = eng_channel_tls(eng_dest_channel(d), &cfg->tls, false, err)))
+        goto fail;
     for (size_t i = 0; i < cfg->http.nheaders; i++)
         if (!strcasecmp(cfg->http.headers[i].name, "Content-Type")) hd->own_content_type = true;
     hd->timeout = tv_of_ms(cfg->http.timeout_ms);

@@ -43,6 +43,9 @@ static int mllp_dest_open(eng_dest *d, tbuf *err)
         tbuf_printf(err, "bad MLLP address %s:%u: %s", c->mllp.host, c->mllp.port, nerr.text);
         return -1;
     }
+    tls_ctx *tls = NULL;
+    if (c->tls.enabled && !(tls = eng_channel_tls(eng_dest_channel(d), &c->tls, false, err)))
+        return -1;
     mllp_dest *md = xcalloc(1, sizeof(*md));
     md->d = d;
     md->nclients = c->parallel ? c->parallel : 1;
@@ -50,6 +53,7 @@ static int mllp_dest_open(eng_dest *d, tbuf *err)
     mllp_client_opts o = {
         .connect_timeout_ms = (unsigned)c->mllp.connect_timeout_ms,
         .ack_timeout_ms = (unsigned)c->mllp.ack_timeout_ms,
+        .tls = tls,
     };
     for (uint32_t i = 0; i < md->nclients; i++)
         md->clients[i] = mllp_client_new(eng_channel_base(eng_dest_channel(d)), &addr, &o);

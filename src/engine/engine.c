@@ -31,6 +31,8 @@
  */
 #include "engine/engine_int.h"
 #include "sec/keys.h"
+#include "engine/engine_tls.h"
+#include "net/net.h"
 
 #include "engine/msg_meta.h"
 #include "fhir/fhir_rest.h"
@@ -181,6 +183,7 @@ struct engine {
     void (*stop_done)(void *);
     void *stop_arg;
     struct event *stop_ev;
+    eng_tls_set *tls; /* every TLS context of listeners and senders */
 };
 
 static int64_t now_ms(void)
@@ -263,6 +266,19 @@ static int setup_security(engine *e, tbuf *err)
         engine_log("the audit trail is chained but not sealed: %s", e->sec->key_problem);
     if (e->http && sec_http_register(e->sec, e->http, err) != 0) return -1;
     return 0;
+
+}
+
+tls_ctx *eng_channel_tls(const eng_channel *ch, const config_tls *t, bool server, tbuf *err)
+{
+    char who[96];
+    snprintf(who, sizeof(who), "channel %s", ch->cfg->name);
+    return eng_tls_get(ch->e->tls, t, server, who, err);
+}
+
+int engine_reload_tls(engine *e)
+{
+    return eng_tls_reload_all(e->tls);
 }
 
 const config_destination *eng_dest_config(const eng_dest *d)
@@ -1161,6 +1177,11 @@ static int setup_http(engine *e, tbuf *err)
                     a->host, a->port);
         return -1;
     }
+    if (e->cfg->http.tls.enabled) {
+        tls_ctx *t = eng_tls_get(e->tls, &e->cfg->http.tls, true, "http", err);
+        if (!t) return -1;
+        net_http_use_tls(e->http, t);
+    }
     return 0;
 }
 
@@ -1261,6 +1282,7 @@ engine *engine_new(const tern_config *cfg, struct event_base *base, tbuf *err)
     e->cfg = cfg;
     e->base = base;
     e->notify[0] = e->notify[1] = -1;
+    e->tls = eng_tls_set_new();
     if (open_store(e, err) != 0 || start_threads(e, err) != 0) goto fail;
     e->commit_ev = event_new(base, -1, 0, on_commit, e);
     e->poll_ev = event_new(base, -1, EV_PERSIST, on_poll, e);
@@ -1384,6 +1406,7 @@ void engine_free(engine *e)
     store_close(e->wr);
     store_close(e->ck);
     keyring_close(e->keys);
+    eng_tls_set_free(e->tls);
     free(e);
 }
 

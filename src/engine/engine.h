@@ -49,6 +49,12 @@ void engine_free(engine *e);
 struct keyring;
 int engine_open_keyring(const tern_config *cfg, bool create, struct keyring **out, tbuf *err);
 
+/* Reloads the certificates of every TLS listener and sender from their
+ * files (SIGHUP); new connections use them, open ones keep theirs. A bad
+ * new file keeps the old certificate and is logged. Returns how many
+ * contexts failed to reload. */
+int engine_reload_tls(engine *e);
+
 /* A one-line status per channel and destination (counts), for logs. */
 void engine_describe(const engine *e, tbuf *out);
 

@@ -49,6 +49,12 @@ struct fhir_rest *eng_channel_fhir(const eng_channel *ch);
 /* The engine's security context: HTTP sources authenticate through it
  * (sec_http_gate). Never NULL once the engine is built. */
 sec_ctx *eng_channel_sec(const eng_channel *ch);
+/* The TLS context for a `tls:` block of this channel (a listener's when
+ * server, else a sender's), owned by the engine (reloaded on SIGHUP) and
+ * borrowed by the caller until the engine is freed. NULL with err (naming
+ * the file and the reason) on failure. */
+typedef struct tls_ctx tls_ctx;
+tls_ctx *eng_channel_tls(const eng_channel *ch, const config_tls *t, bool server, tbuf *err);
 /* Logs a line "channel NAME: text" to stderr with a timestamp. */
 void eng_log(const eng_channel *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -35,6 +35,7 @@
 #include "base/mem.h"
 #include "hl7/hl7_batch.h"
 #include "sec/sec_http.h"
+#include "net/net.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -351,7 +352,13 @@ static eng_source *http_start(eng_channel *ch, tbuf *err)
         evhttp_set_allowed_methods(s->server, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                                   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                                   EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-        snprintf(where, sizeof(where), "%s:%u", src->listen.host, src->listen.port);
+        if (src->tls.enabled) {
+            tls_ctx *t = eng_channel_tls(ch, &src->tls, true, err);
+            if (!t) goto fail;
+            net_http_use_tls(s->server, t);
+        }
+        snprintf(where, sizeof(where), "%s:%u%s", src->listen.host, src->listen.port,
+                 src->tls.enabled ? " (TLS)" : "");
     } else {
         s->server = eng_channel_http(ch);
         if (!s->server) {

@@ -94,6 +94,11 @@ static eng_source *mllp_start(eng_channel *ch, tbuf *err)
                                : (unsigned)cc->source.mllp.idle_timeout_ms,
         .max_connections = cc->source.mllp.max_connections,
     };
+    if (cc->source.tls.enabled &&
+        !(o.tls = eng_channel_tls(ch, &cc->source.tls, true, err))) {
+        free(s);
+        return NULL;
+    }
     mllp_error merr;
     s->srv = mllp_server_new(eng_channel_base(ch), &addr, &o, on_frame, s, &merr);
     if (!s->srv) {
@@ -102,7 +107,8 @@ static eng_source *mllp_start(eng_channel *ch, tbuf *err)
         free(s);
         return NULL;
     }
-    eng_log(ch, "listening for MLLP on %s:%u", cc->source.listen.host, mllp_server_port(s->srv));
+    eng_log(ch, "listening for MLLP%s on %s:%u", o.tls ? " over TLS" : "", cc->source.listen.host,
+            mllp_server_port(s->srv));
     return s;
 }
 

@@ -277,7 +277,7 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state != C_IDLE || !c->waiting.head) return;
     net_error ne;
-    c->nc = net_connect(c->base, &c->addr, &ne);
+    c->nc = net_connect_tls(c->base, &c->addr, c->o.tls, &ne);
     if (!c->nc) {
         mllp_error err;
         make_err(&err, ne.code == NET_ERR_CONNECT ? MLLP_ERR_CONNECT : MLLP_ERR_ADDRESS, "%s",

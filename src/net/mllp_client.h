@@ -48,6 +48,8 @@ typedef struct mllp_client_opts {
     unsigned ack_timeout_ms;     /* 0: 30 s */
     size_t max_frame;            /* largest reply accepted; 0: MLLP_DEFAULT_MAX_FRAME */
     unsigned window;             /* messages written ahead of their ACK; 0: 1 */
+    tls_ctx *tls; /* a TLS_CLIENT context (borrowed, must outlive the client);
+                     NULL: plain TCP. The handshake counts as connecting. */
 } mllp_client_opts;
 
 #define MLLP_CLIENT_DEFAULT_CONNECT_MS 10000u

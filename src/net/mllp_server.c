@@ -438,7 +438,7 @@ mllp_server *mllp_server_new(struct event_base *base, const net_addr *addr,
         abort();
     }
     net_error ne;
-    s->lst = net_listen(base, addr, on_accept, s, &ne);
+    s->lst = net_listen_tls(base, addr, s->o.tls, on_accept, s, &ne);
     if (!s->lst) {
         if (err) {
             err->code = ne.code == NET_ERR_LISTEN ? MLLP_ERR_LISTEN : MLLP_ERR_ADDRESS;

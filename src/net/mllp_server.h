@@ -74,6 +74,8 @@ typedef struct mllp_server_opts {
     unsigned max_connections; /* 0: MLLP_DEFAULT_MAX_CONNECTIONS */
     mllp_log_fn log;          /* may be NULL */
     void *log_arg;
+    tls_ctx *tls; /* a TLS_SERVER context (borrowed, must outlive the
+                     server); NULL: plain TCP */
 } mllp_server_opts;
 
 #define MLLP_DEFAULT_IDLE_MS (10u * 60u * 1000u)

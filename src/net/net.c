@@ -14,6 +14,16 @@
  * first byte and an immediate refusal is reported with its real errno. The
  * resolved addresses are kept until the connection is established, to try
  * the next one when one fails.
+ *
+ * TLS (a tls_ctx given to net_listen_tls()/net_connect_tls()): an accepted
+ * socket gets an OpenSSL bufferevent in accepting state at once; an
+ * outgoing connection is made over a plain socket bufferevent as above and,
+ * once TCP is up, its socket moves into an OpenSSL bufferevent in
+ * connecting state (so the address fallback stays one code path). While
+ * `handshaking`, failures are reported as TLS handshake failures with
+ * OpenSSL's reason; only then does a client see NET_EV_CONNECTED. A server
+ * connection's handshake completing is not reported: its user starts
+ * reading at once and sees data only after the handshake.
  */
 #include "net/net.h"
 
@@ -32,19 +42,32 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
 #include "base/mem.h"
+#include "net/tls.h"
+
+#include <openssl/ssl.h>
 
 #define MAX_ALTS 8
+/* A TLS handshake that has not completed by then is abandoned, so that a
+ * peer that connects and stalls cannot hold a connection slot for the whole
+ * idle timeout. */
+#define TLS_HANDSHAKE_S 10
 
 struct net_conn {
     struct bufferevent *bev;
     net_conn_cbs cbs;
     void *arg;
     bool connecting;
+    tls_ctx *tls;     /* borrowed; NULL: plain TCP */
+    bool handshaking; /* TLS: until the handshake completes */
+    bool is_server;
+    char host[NET_HOST_MAX]; /* client: the name connected to, for TLS */
     /* while connecting: the addresses still to try */
     struct sockaddr_storage alts[MAX_ALTS];
     socklen_t alt_len[MAX_ALTS];
@@ -58,6 +81,7 @@ struct net_listener {
     net_accept_fn cb;
     void *arg;
     uint16_t port;
+    tls_ctx *tls; /* borrowed; NULL: plain TCP */
 };
 
 const char *net_strerror(net_status s)
@@ -266,14 +290,61 @@ static void on_bev_write(struct bufferevent *bev, void *ctx)
 }
 
 static int start_connect(net_conn *c, int *sys);
+static bool start_tls_client(net_conn *c);
+
+/* The handshake failed (or the peer left during it): says why. */
+static void handshake_failed(net_conn *c, short what, int sys)
+{
+    if (what & BEV_EVENT_TIMEOUT) {
+        net_error err;
+        c->handshaking = false;
+        fail(&err, c->is_server ? NET_ERR_IO : NET_ERR_CONNECT, 0,
+             "TLS handshake with %s failed: not completed within %d s", c->peer, TLS_HANDSHAKE_S);
+        if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_ERROR, &err, c->arg);
+        return;
+    }
+    unsigned long errs[8];
+    size_t n = 0;
+    unsigned long e;
+    while (n < 8 && (e = bufferevent_get_openssl_error(c->bev)) != 0)
+        errs[n++] = e;
+    char why[300];
+    tls_failure_reason(bufferevent_openssl_get_ssl(c->bev), errs, n, why, sizeof(why));
+    if (!why[0])
+        snprintf(why, sizeof(why), "%s",
+                 (what & BEV_EVENT_EOF) ? "the peer closed the connection"
+                 : sys                  ? strerror(sys)
+                                        : "unknown error");
+    net_error err;
+    c->handshaking = false;
+    fail(&err, c->is_server ? NET_ERR_IO : NET_ERR_CONNECT, sys, "TLS handshake with %s failed: %s",
+         c->peer, why);
+    if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_ERROR, &err, c->arg);
+}
 
 static void on_bev_event(struct bufferevent *bev, short what, void *ctx)
 {
     net_conn *c = ctx;
     int sys = EVUTIL_SOCKET_ERROR();
     if (what & BEV_EVENT_CONNECTED) {
+        if (c->connecting && c->tls) {
+            c->connecting = false;
+            if (!start_tls_client(c)) {
+                net_error err;
+                fail(&err, NET_ERR_CONNECT, 0, "cannot start TLS with %s", c->peer);
+                if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_ERROR, &err, c->arg);
+            }
+            return;
+        }
         c->connecting = false;
+        if (c->handshaking) bufferevent_set_timeouts(c->bev, NULL, NULL);
+        c->handshaking = false;
+        if (c->is_server) return;
         if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_CONNECTED, NULL, c->arg);
+        return;
+    }
+    if (c->handshaking) {
+        handshake_failed(c, what, sys);
         return;
     }
     net_error err;
@@ -294,22 +365,83 @@ static void on_bev_event(struct bufferevent *bev, short what, void *ctx)
         if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_EOF, &err, c->arg);
         return;
     }
+    char why[300] = "";
+    if (c->tls) {
+        unsigned long errs[8], e;
+        size_t n = 0;
+        while (n < 8 && (e = bufferevent_get_openssl_error(c->bev)) != 0)
+            errs[n++] = e;
+        tls_failure_reason(NULL, errs, n, why, sizeof(why));
+    }
     fail(&err, NET_ERR_IO, sys, "connection with %s failed: %s", c->peer,
-         sys ? strerror(sys) : "unknown error");
+         why[0] ? why : sys ? strerror(sys) : "unknown error");
     if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_ERROR, &err, c->arg);
 }
 
-/* The one place where a connection's transport is made (see net.h on TLS). */
-static net_conn *conn_new(struct event_base *base, evutil_socket_t fd)
+static void no_memory(void)
+{
+    fprintf(stderr, "tern: out of memory (bufferevent)\n");
+    abort();
+}
+
+/* The one place where a connection's transport is made (see net.h on TLS):
+ * a plain socket bufferevent, or with tls (accepted sockets only) an
+ * OpenSSL one that starts the server handshake. */
+static net_conn *conn_new(struct event_base *base, evutil_socket_t fd, const struct sockaddr *sa,
+                          tls_ctx *tls)
 {
     net_conn *c = xcalloc(1, sizeof(*c));
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        fprintf(stderr, "tern: out of memory (bufferevent)\n");
-        abort();
+    c->tls = tls;
+    if (sa) format_sockaddr(sa, c->peer, sizeof(c->peer));
+    if (tls) {
+        SSL *ssl = tls_ssl_new(tls, NULL);
+        SSL_set_app_data(ssl, c->peer); /* names the peer in tls's logs */
+        c->is_server = true;
+        c->handshaking = true;
+        c->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev) bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        struct timeval limit = {TLS_HANDSHAKE_S, 0};
+        if (c->bev) bufferevent_set_timeouts(c->bev, &limit, NULL);
+    } else {
+        c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
+    if (!c->bev) no_memory();
     bufferevent_setcb(c->bev, on_bev_read, on_bev_write, on_bev_event, c);
     return c;
+}
+
+/* TCP is up: moves the socket from the plain bufferevent into an OpenSSL
+ * one in connecting state, with the same callbacks and enabled events. */
+static bool start_tls_client(net_conn *c)
+{
+    struct bufferevent *plain = c->bev;
+    evutil_socket_t fd = bufferevent_getfd(plain);
+    short enabled = bufferevent_get_enabled(plain);
+    struct evbuffer *pending = evbuffer_new();
+    if (!pending) no_memory();
+    evbuffer_add_buffer(pending, bufferevent_get_output(plain));
+    bufferevent_setfd(plain, -1); /* the socket moves; freeing must not close it */
+    SSL *ssl = tls_ssl_new(c->tls, c->host);
+    SSL_set_app_data(ssl, c->peer);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        bufferevent_get_base(plain), fd, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_free(plain);
+    if (!bev) {
+        evbuffer_free(pending);
+        close(fd);
+        return false;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    struct timeval limit = {TLS_HANDSHAKE_S, 0};
+    bufferevent_set_timeouts(bev, &limit, NULL);
+    c->bev = bev;
+    c->handshaking = true;
+    bufferevent_setcb(bev, on_bev_read, on_bev_write, on_bev_event, c);
+    evbuffer_add_buffer(bufferevent_get_output(bev), pending);
+    evbuffer_free(pending);
+    bufferevent_enable(bev, enabled | EV_READ | EV_WRITE);
+    return true;
 }
 
 void net_conn_set_cbs(net_conn *c, const net_conn_cbs *cbs, void *arg)
@@ -336,7 +468,7 @@ struct evbuffer *net_conn_output(net_conn *c)
  * anything once bytes are queued, goes through the bufferevent (in order). */
 void net_conn_write(net_conn *c, const void *data, size_t len)
 {
-    if (!c->connecting && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (!c->connecting && !c->tls && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         evutil_socket_t fd = bufferevent_getfd(c->bev);
         ssize_t n = fd >= 0 ? send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT) : -1;
         if (n > 0) {
@@ -364,9 +496,30 @@ const char *net_conn_peer(const net_conn *c)
     return c->peer;
 }
 
+bool net_conn_is_tls(const net_conn *c)
+{
+    return c->tls != NULL;
+}
+
+bool net_conn_peer_subject(net_conn *c, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (!c->tls || c->handshaking) return false;
+    return tls_peer_subject(bufferevent_openssl_get_ssl(c->bev), buf, size);
+}
+
+bool net_conn_peer_fingerprint(net_conn *c, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (!c->tls || c->handshaking) return false;
+    return tls_peer_fingerprint(bufferevent_openssl_get_ssl(c->bev), buf, size);
+}
+
 void net_conn_free(net_conn *c)
 {
     if (!c) return;
+    SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+    if (ssl) SSL_set_app_data(ssl, NULL); /* the bufferevent may outlive c */
     bufferevent_free(c->bev);
     free(c);
 }
@@ -400,13 +553,21 @@ static int start_connect(net_conn *c, int *sys)
 
 net_conn *net_connect(struct event_base *base, const net_addr *addr, net_error *err)
 {
+    return net_connect_tls(base, addr, NULL, err);
+}
+
+net_conn *net_connect_tls(struct event_base *base, const net_addr *addr, tls_ctx *tls,
+                          net_error *err)
+{
     char text[NET_ADDR_TEXT_MAX];
     if (addr->port == 0) {
         fail(err, NET_ERR_ADDRESS, 0, "cannot connect to %s: port 0",
              net_addr_format(addr, text, sizeof(text)));
         return NULL;
     }
-    net_conn *c = conn_new(base, -1);
+    net_conn *c = conn_new(base, -1, NULL, NULL);
+    c->tls = tls;
+    snprintf(c->host, sizeof(c->host), "%s", addr->host);
     c->connecting = true;
     if (resolve(addr, false, c->alts, c->alt_len, MAX_ALTS, &c->nalts, err) != NET_OK) goto fail;
     int sys = 0;
@@ -428,8 +589,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 {
     net_listener *l = ctx;
     set_sock_opts(fd);
-    net_conn *c = conn_new(evconnlistener_get_base(lev), fd);
-    format_sockaddr(sa, c->peer, sizeof(c->peer));
+    net_conn *c = conn_new(evconnlistener_get_base(lev), fd, sa, l->tls);
     l->cb(c, l->arg);
 }
 
@@ -452,6 +612,12 @@ static void on_resume(evutil_socket_t fd, short what, void *ctx)
 net_listener *net_listen(struct event_base *base, const net_addr *addr, net_accept_fn cb, void *arg,
                          net_error *err)
 {
+    return net_listen_tls(base, addr, NULL, cb, arg, err);
+}
+
+net_listener *net_listen_tls(struct event_base *base, const net_addr *addr, tls_ctx *tls,
+                             net_accept_fn cb, void *arg, net_error *err)
+{
     struct sockaddr_storage ss;
     socklen_t len;
     int n;
@@ -460,6 +626,7 @@ net_listener *net_listen(struct event_base *base, const net_addr *addr, net_acce
     net_listener *l = xcalloc(1, sizeof(*l));
     l->cb = cb;
     l->arg = arg;
+    l->tls = tls;
     l->lev = evconnlistener_new_bind(
         base, on_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
         (struct sockaddr *)&ss, (int)len);
@@ -493,6 +660,31 @@ void net_listener_free(net_listener *l)
     if (l->lev) evconnlistener_free(l->lev);
     if (l->resume) event_free(l->resume);
     free(l);
+}
+
+/* --- TLS for evhttp ----------------------------------------------------------- */
+
+static struct bufferevent *https_bev(struct event_base *base, void *arg)
+{
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, tls_ssl_new(arg, NULL), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) no_memory();
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+void net_http_use_tls(struct evhttp *http, tls_ctx *t)
+{
+    evhttp_set_bevcb(http, https_bev, t);
+}
+
+struct bufferevent *net_tls_client_bev(struct event_base *base, tls_ctx *t, const char *host)
+{
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, tls_ssl_new(t, host), BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) no_memory();
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
 }
 
 void net_ignore_sigpipe(void)

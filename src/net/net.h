@@ -10,11 +10,11 @@
  * long-idle link).
  *
  * Callers never see the bufferevent, so they do not know whether bytes go
- * over a plain socket or through TLS. Plain TCP is all there is today; TLS
- * (issue 7) plugs in where a connection's bufferevent is created (conn_new()
- * in net.c) as a bufferevent_openssl filter over the socket, selected by a
- * TLS context passed to net_listen()/net_connect(); code above this layer
- * keeps reading and writing evbuffers.
+ * over a plain socket or through TLS: a TLS context (net/tls.h) given to
+ * net_listen_tls()/net_connect_tls() makes every connection an OpenSSL
+ * bufferevent over the socket (made in conn_new() in net.c); code above this
+ * layer keeps reading and writing evbuffers. A TLS handshake that fails is
+ * reported as NET_EV_ERROR with OpenSSL's reason and the peer.
  *
  * Everything runs on the caller's event_base, on the caller's thread; the
  * layer starts no threads and keeps no global state. Host names are resolved
@@ -35,6 +35,7 @@
 
 struct event_base;
 struct evbuffer;
+typedef struct tls_ctx tls_ctx;
 
 typedef enum net_status {
     NET_OK = 0,
@@ -116,6 +117,14 @@ void net_conn_write(net_conn *c, const void *data, size_t len);
 void net_conn_read_enable(net_conn *c, bool on);
 /* The peer as "addr:port"; owned by c, never NULL. */
 const char *net_conn_peer(const net_conn *c);
+/* True when c runs over TLS. */
+bool net_conn_is_tls(const net_conn *c);
+/* The verified certificate of a TLS peer, once the handshake is done: its
+ * subject (RFC 2253, "CN=lab,O=Hospital") and its SHA-256 fingerprint
+ * ("AB:CD:..."), written into buf. False (and "") for plain connections, a
+ * handshake still under way, or a peer without a certificate. */
+bool net_conn_peer_subject(net_conn *c, char *buf, size_t size);
+bool net_conn_peer_fingerprint(net_conn *c, char *buf, size_t size);
 /* Closes at once (unsent output is discarded) and frees. NULL is a no-op. */
 void net_conn_free(net_conn *c);
 
@@ -125,6 +134,12 @@ void net_conn_free(net_conn *c);
  * Call net_conn_set_cbs() before returning to the loop. Caller frees with
  * net_conn_free(); there is no timeout here (the caller keeps its own). */
 net_conn *net_connect(struct event_base *base, const net_addr *addr, net_error *err);
+/* Like net_connect(); with tls (a TLS_CLIENT context, borrowed: it must
+ * outlive the connection) the TLS handshake follows the TCP connection and
+ * NET_EV_CONNECTED comes after it. The server's certificate is checked
+ * against addr->host unless the context names a server_name. */
+net_conn *net_connect_tls(struct event_base *base, const net_addr *addr, tls_ctx *tls,
+                          net_error *err);
 
 /* --- listening ---------------------------------------------------------------- */
 
@@ -139,11 +154,31 @@ typedef void (*net_accept_fn)(net_conn *c, void *arg);
  * the listener pauses for a quarter second instead of spinning. */
 net_listener *net_listen(struct event_base *base, const net_addr *addr, net_accept_fn cb, void *arg,
                          net_error *err);
+/* Like net_listen(); with tls (a TLS_SERVER context, borrowed: it must
+ * outlive the listener and its connections) every accepted connection is
+ * TLS. Its handshake runs before any input reaches on_read; a failed one
+ * comes as NET_EV_ERROR and never stops the listener. */
+net_listener *net_listen_tls(struct event_base *base, const net_addr *addr, tls_ctx *tls,
+                             net_accept_fn cb, void *arg, net_error *err);
 /* The port actually bound (useful after listening on port 0). */
 uint16_t net_listener_port(const net_listener *l);
 /* Stops listening and frees; accepted connections are not affected. NULL is a
  * no-op. */
 void net_listener_free(net_listener *l);
+
+/* --- TLS for evhttp ----------------------------------------------------------- */
+
+struct evhttp;
+struct bufferevent;
+
+/* Makes every connection the evhttp server accepts a TLS one with t (a
+ * TLS_SERVER context, borrowed: it must outlive the server). A failed
+ * handshake is logged by t and only closes that connection. */
+void net_http_use_tls(struct evhttp *http, tls_ctx *t);
+/* A new OpenSSL bufferevent, not yet connected, for an evhttp client
+ * connection to host (evhttp_connection_base_bufferevent_new()); t is a
+ * TLS_CLIENT context (borrowed). Never NULL. */
+struct bufferevent *net_tls_client_bev(struct event_base *base, tls_ctx *t, const char *host);
 
 /* Sets SIGPIPE to be ignored for the process (write errors then come back as
  * EPIPE). Call once at startup of any program that uses this layer. */

@@ -536,7 +536,7 @@ static void test_error_missing_required(void **state)
                            "'.', '_' or '-', starting with a letter or digit (e.g. adt-in)\n"
                            "3:41: unknown key 'x' in the source of the channel at line 2; the "
                            "keys here are: type, listen, max_frame, idle_timeout, "
-                           "max_connections, ack\n"
+                           "max_connections, ack, tls\n"
                            "4:20: destination 'f' of the channel at line 2 has no 'dir'; add it, "
                            "e.g. dir: ./var/out\n");
 }

@@ -303,14 +303,14 @@ static void test_errors(void **state)
 {
     hl7_msg *m = hl7_msg_new(NULL);
     hl7_error perr;
-    const char *orm = "MSH|^~\\&|A|B|C|D|20240101||ORM^O01|X1|P|2.5\rPID|1||1^^^H^MR\r";
+    const char *orm = "MSH|^~\\&|A|B|C|D|20240101||ADT^A17|X1|P|2.5\rPID|1||1^^^H^MR\r";
     assert_int_equal(hl7_parse(m, orm, strlen(orm), &perr), HL7_OK);
     json_t *b = (json_t *)1;
     fhir_error err;
     assert_int_equal(fhir_convert(m, NULL, &b, &err), FHIR_ERR_UNSUPPORTED);
     assert_null(b);
     assert_int_equal(err.code, FHIR_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.text, "ORM^O01 is not converted yet"));
+    assert_non_null(strstr(err.text, "ADT^A17 is not converted yet"));
 
     const char *nopid = "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|X2|P|2.5\rPV1|1|O\r";
     assert_int_equal(hl7_parse(m, nopid, strlen(nopid), &perr), HL7_OK);

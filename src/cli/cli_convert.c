@@ -21,13 +21,16 @@ static const char convert_usage[] =
     "\n"
     "Converts each HL7 v2 message of each FILE (- is standard input; batches and\n"
     "files with several messages are read message by message) to a FHIR R4\n"
-    "transaction Bundle and prints it as JSON. Supported: ADT^A01, ADT^A03,\n"
-    "ADT^A04, ADT^A08 and ORU^R01 (docs/fhir.md has the mapping).\n"
+    "transaction Bundle and prints it as JSON. Supported: ADT^A01 A02 A03 A04\n"
+    "A08 A11 A13 A28 A31 A40, ORU^R01, ORM^O01, OML^O21, RDE^O11, VXU^V04,\n"
+    "MDM^T02, SIU^S12 (docs/fhir.md has the mapping).\n"
     "\n"
     "options:\n"
     "      --offset TZ     offset for times that have none (nor in MSH-7),\n"
     "                      e.g. +01:00; default Z (UTC)\n"
     "      --base URL      server base for absolute entry fullUrls\n"
+    "      --tables FILE   JSON file of lookup tables that extend or override\n"
+    "                      the built-in ones (docs/fhir.md, \"Tables file\")\n"
     "      --compact       one Bundle per line instead of indented JSON\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -99,11 +102,13 @@ int cli_convert(int argc, char **argv)
     static const struct option opts[] = {
         {"offset", required_argument, NULL, 'o'},
         {"base", required_argument, NULL, 'b'},
+        {"tables", required_argument, NULL, 't'},
         {"compact", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     crun cr = {.flags = JSON_INDENT(2) | JSON_REAL_PRECISION(15)};
+    const char *tables_path = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -114,6 +119,9 @@ int cli_convert(int argc, char **argv)
             break;
         case 'b':
             cr.opt.base_url = optarg;
+            break;
+        case 't':
+            tables_path = optarg;
             break;
         case 'C':
             cr.flags = JSON_COMPACT | JSON_REAL_PRECISION(15);
@@ -137,7 +145,15 @@ int cli_convert(int argc, char **argv)
                                    cr.opt.default_offset);
     }
     if (optind >= argc) return cli_usage_error("convert", "give at least one FILE (or -)");
+    fhir_tables *tables = NULL;
+    if (tables_path) {
+        char err[512];
+        if (!fhir_tables_load(tables_path, &tables, err, sizeof err))
+            return cli_usage_error("convert", "--tables %s", err);
+        cr.opt.tables = tables;
+    }
     for (int i = optind; i < argc; i++)
         run_file(&cr, argv[i]);
+    fhir_tables_free(tables);
     return cr.failed ? CLI_INVALID : CLI_OK;
 }

@@ -116,8 +116,8 @@ bool fc_hd_system(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, tbuf *
 /* Identifier from CX/EI/XCN-like (seg, f, r): value component 1, system
  * from the HD at hd_comp, type code (v2-0203) when given. key (may be NULL)
  * gets "res_type|system|value". NULL when no value. */
-json_t *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_comp,
-                      const char *type, const char *res_type, tbuf *key);
+json_t *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_comp, const char *type,
+                      const char *res_type, tbuf *key);
 /* HumanName from the XPN at (seg, f, r) starting at component `first`
  * (1 for XPN, 2 for XCN); NULL when empty. */
 json_t *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first);

@@ -147,8 +147,8 @@ void fc_sending_org(fc *c)
 bool fc_practitioner(fc *c, long seg, uint32_t f, uint32_t r, char ref[FC_REF])
 {
     tbuf key = TBUF_INIT;
-    json_t *ident = fc_identifier(c, seg, f, r, 9, fc_val(c, seg, f, r, 13, 1), "Practitioner",
-                                  &key);
+    json_t *ident =
+        fc_identifier(c, seg, f, r, 9, fc_val(c, seg, f, r, 13, 1), "Practitioner", &key);
     json_t *name = fc_name(c, seg, f, r, 2);
     if (!ident && !name) return false;
     if (!key.len) tbuf_printf(&key, "Practitioner|name|%s", fc_val(c, seg, f, r, 2, 1));
@@ -293,6 +293,16 @@ void fc_encounter(fc *c, long pv1, const char *status)
     if (c->org_ref[0]) json_object_set_new(e, "serviceProvider", fc_ref(c->org_ref));
     snprintf(c->encounter_ref, sizeof c->encounter_ref, "Encounter/%s", id);
     fc_add(c, e, NULL);
+}
+
+/* --- context of every message ------------------------------------------------- */
+
+void fc_context(fc *c)
+{
+    fc_patient(c, hl7_seg_find(c->m, "PID", 1));
+    long pv1 = hl7_seg_find(c->m, "PV1", 1);
+    if (pv1 >= 0) fc_encounter(c, pv1, NULL);
+    fc_clinical_segments(c);
 }
 
 /* --- ADT events ------------------------------------------------------------------- */

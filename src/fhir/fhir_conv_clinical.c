@@ -26,8 +26,8 @@
 static void related_person(fc *c, long nk1)
 {
     tbuf key = TBUF_INIT;
-    json_t *ident = fc_identifier(c, nk1, 33, 1, 4, fc_val(c, nk1, 33, 1, 5, 1), "RelatedPerson",
-                                  &key);
+    json_t *ident =
+        fc_identifier(c, nk1, 33, 1, 4, fc_val(c, nk1, 33, 1, 5, 1), "RelatedPerson", &key);
     json_t *name = fc_name(c, nk1, 2, 1, 1);
     const char *rel = fc_val(c, nk1, 3, 1, 1, 1);
     if (!ident && !name) {
@@ -133,8 +133,8 @@ void fc_condition(fc *c, long dg1, char ref[FC_REF])
     if (!key.len) {
         const char *code = fc_val(c, dg1, 3, 1, 1, 1);
         if (!code) code = fc_val(c, dg1, 4, 1, 1, 1);
-        tbuf_printf(&key, "Condition|%s|%s|", c->encounter_ref[0] ? c->encounter_ref :
-                    c->patient_ref, code ? code : "");
+        tbuf_printf(&key, "Condition|%s|%s|",
+                    c->encounter_ref[0] ? c->encounter_ref : c->patient_ref, code ? code : "");
         const char *type = fc_val(c, dg1, 6, 1, 1, 1);
         tbuf_puts(&key, type ? type : "");
     }
@@ -147,8 +147,7 @@ void fc_condition(fc *c, long dg1, char ref[FC_REF])
     const char *verif = type && !strcmp(type, "F") ? "confirmed" : "provisional";
     json_object_set_new(d, "verificationStatus", fc_concept(SYS_CONDITION_VERIF, verif, NULL));
     const char *cat = fc_lookup(c, FHIR_TAB_DIAGNOSIS_TYPES, type);
-    fc_push(d, "category", fc_concept(SYS_CONDITION_CAT, cat ? cat : "encounter-diagnosis",
-                                      NULL));
+    fc_push(d, "category", fc_concept(SYS_CONDITION_CAT, cat ? cat : "encounter-diagnosis", NULL));
     json_t *code = fc_codeable(c, dg1, 3, 1, 0);
     if (!code) {
         code = json_object();
@@ -193,7 +192,8 @@ static void coverage(fc *c, long in1)
     }
     const char *policy = fc_val(c, in1, 36, 1, 1, 1);
     tbuf_printf(&key, "Coverage|%s|%s|", payer, c->patient_ref);
-    if (policy) tbuf_puts(&key, policy);
+    if (policy)
+        tbuf_puts(&key, policy);
     else {
         const char *plan = fc_val(c, in1, 2, 1, 1, 1);
         tbuf_puts(&key, plan ? plan : "");
@@ -229,9 +229,9 @@ static void coverage(fc *c, long in1)
     json_object_set_new(cv, "beneficiary", fc_ref(c->patient_ref));
     const char *rel = subscriber_relationship(fc_val(c, in1, 17, 1, 1, 1));
     if (rel)
-        json_object_set_new(cv, "relationship",
-                            fc_concept("http://terminology.hl7.org/CodeSystem/subscriber-relationship",
-                                       rel, NULL));
+        json_object_set_new(
+            cv, "relationship",
+            fc_concept("http://terminology.hl7.org/CodeSystem/subscriber-relationship", rel, NULL));
     json_t *period = json_object();
     fc_date(c, period, "start", in1, 12, 0, FC_DATETIME);
     fc_date(c, period, "end", in1, 13, 0, FC_DATETIME);

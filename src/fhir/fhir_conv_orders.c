@@ -76,8 +76,7 @@ static void obs_range(fc *c, long obx, json_t *o)
     if (*r == '<' || *r == '>') {
         const char *num = r + 1 + (r[1] == '=');
         if (fc_number(num, &hi))
-            json_object_set_new(rr, *r == '<' ? "high" : "low",
-                                fc_quantity(c, hi, unit, unit_sys));
+            json_object_set_new(rr, *r == '<' ? "high" : "low", fc_quantity(c, hi, unit, unit_sys));
     } else {
         lo = strtod(r, &end);
         if (end != r && *end == '-' && fc_number(end + 1, &hi)) {
@@ -144,8 +143,8 @@ void fc_observation(fc *c, long obx, long obr, const char *order_key, unsigned n
 
 /* --- DiagnosticReport and ORU ------------------------------------------------- */
 
-void fc_order_key(fc *c, long seg, const uint32_t fields[2], const char *types[2],
-                      unsigned pos, json_t *res, tbuf *key)
+void fc_order_key(fc *c, long seg, const uint32_t fields[2], const char *types[2], unsigned pos,
+                  json_t *res, tbuf *key)
 {
     for (size_t i = 0; i < 2 && seg >= 0; i++) {
         tbuf k = TBUF_INIT;
@@ -192,9 +191,9 @@ static void report(fc *c, long obr, unsigned pos, long first_obx, long end)
     const char *st = fc_lookup(c, FHIR_TAB_REPORT_STATUSES, fc_val(c, obr, 25, 1, 1, 1));
     fc_str(r, "status", st ? st : "unknown");
     json_t *cat = json_object();
-    fc_push(cat, "coding", json_pack("{s:s,s:s}", "system",
-                                     "http://terminology.hl7.org/CodeSystem/v2-0074", "code",
-                                     "LAB"));
+    fc_push(cat, "coding",
+            json_pack("{s:s,s:s}", "system", "http://terminology.hl7.org/CodeSystem/v2-0074",
+                      "code", "LAB"));
     fc_push(r, "category", cat);
     json_object_set_new(r, "code", fc_codeable_req(c, obr, 4));
     json_object_set_new(r, "subject", fc_ref(c->patient_ref));
@@ -202,14 +201,6 @@ static void report(fc *c, long obr, unsigned pos, long first_obx, long end)
     fc_date(c, r, "effectiveDateTime", obr, 7, 0, FC_DATETIME);
     fc_date(c, r, "issued", obr, 22, 0, FC_INSTANT);
     fc_add(c, r, NULL);
-}
-
-void fc_context(fc *c)
-{
-    fc_patient(c, hl7_seg_find(c->m, "PID", 1));
-    long pv1 = hl7_seg_find(c->m, "PV1", 1);
-    if (pv1 >= 0) fc_encounter(c, pv1, NULL);
-    fc_clinical_segments(c);
 }
 
 /* Each OBR with the OBX that follow it up to the next OBR makes one
@@ -254,8 +245,10 @@ static void specimen_spm(fc *c, long spm, const char *order, unsigned n, const c
         tbuf sys = TBUF_INIT;
         if (ns) {
             const char *known = fc_lookup(c, FHIR_TAB_AUTHORITIES, ns);
-            if (known) tbuf_puts(&sys, known);
-            else tbuf_printf(&sys, "urn:tern:id:%s", ns);
+            if (known)
+                tbuf_puts(&sys, known);
+            else
+                tbuf_printf(&sys, "urn:tern:id:%s", ns);
             for (char *p = sys.p + (known ? sys.len : 12); *p; p++)
                 if (!isalnum((unsigned char)*p) && !strchr("-._~", *p)) *p = '_';
             fc_str(ident, "system", sys.p);
@@ -293,8 +286,7 @@ static void specimen_spm(fc *c, long spm, const char *order, unsigned n, const c
 
 /* Specimen from OBR-15 (SPS: source name as CWE subcomponents, body site in
  * component 4) collected at OBR-7. */
-static bool specimen_obr(fc *c, long obr, const char *order, const char *request,
-                         char ref[FC_REF])
+static bool specimen_obr(fc *c, long obr, const char *order, const char *request, char ref[FC_REF])
 {
     json_t *type = fc_codeable(c, obr, 15, 1, 1);
     if (!type) return false;
@@ -400,8 +392,7 @@ void fc_convert_order(fc *c)
     unsigned pos = 0;
     for (uint32_t i = 1; i <= nseg; i++) {
         if (i < nseg && !fc_is(c, i, starter)) continue;
-        if (start >= 0)
-            service_request(c, !strcmp(starter, "ORC") ? start : -1, start, i, ++pos);
+        if (start >= 0) service_request(c, !strcmp(starter, "ORC") ? start : -1, start, i, ++pos);
         start = i;
     }
 }
@@ -440,10 +431,10 @@ static void ed_mime(fc *c, long obx, char *out, size_t cap)
         snprintf(out, cap, "%s", t);
     } else {
         const char *major = !strcasecmp(t, "AP") || !strcasecmp(t, "application") ? "application"
-                            : !strcasecmp(t, "IM") || !strcasecmp(t, "image") ? "image"
-                            : !strcasecmp(t, "TEXT") || !strcasecmp(t, "TX") ? "text"
-                            : !strcasecmp(t, "AU") || !strcasecmp(t, "audio") ? "audio"
-                                                                              : "application";
+                            : !strcasecmp(t, "IM") || !strcasecmp(t, "image")     ? "image"
+                            : !strcasecmp(t, "TEXT") || !strcasecmp(t, "TX")      ? "text"
+                            : !strcasecmp(t, "AU") || !strcasecmp(t, "audio")     ? "audio"
+                                                                                  : "application";
         snprintf(out, cap, "%s/%s", major, sub ? sub : "octet-stream");
     }
     for (char *p = out; *p; p++)

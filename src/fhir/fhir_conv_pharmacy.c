@@ -115,7 +115,8 @@ static void medication_request(fc *c, long orc, long from, long end, unsigned po
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
     char doctor[FC_REF] = "";
-    if (!(orc >= 0 && fc_practitioner(c, orc, 12, 1, doctor))) fc_practitioner(c, rxe, 13, 1, doctor);
+    if (!(orc >= 0 && fc_practitioner(c, orc, 12, 1, doctor)))
+        fc_practitioner(c, rxe, 13, 1, doctor);
     json_t *r = fc_resource("MedicationRequest", id);
     json_object_update(r, mr);
     json_decref(mr);

@@ -61,8 +61,7 @@ void fc_stable_id(fc *c, const char *key, char out[33])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     if (!c->md_ctx || !EVP_DigestInit_ex2(c->md_ctx, c->sha256, NULL) ||
-        !EVP_DigestUpdate(c->md_ctx, key, strlen(key)) ||
-        !EVP_DigestFinal_ex(c->md_ctx, md, &n)) {
+        !EVP_DigestUpdate(c->md_ctx, key, strlen(key)) || !EVP_DigestFinal_ex(c->md_ctx, md, &n)) {
         fhir_stable_id(key, out);
         return;
     }
@@ -279,7 +278,8 @@ void fc_date(fc *c, json_t *o, const char *key, long seg, uint32_t f, uint32_t c
 
 static json_t *coding_at(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, uint32_t first)
 {
-#define PART(i) (comp ? fc_val(c, seg, f, r, comp, first + (i)) : fc_val(c, seg, f, r, first + (i), 1))
+#define PART(i)                                                                                    \
+    (comp ? fc_val(c, seg, f, r, comp, first + (i)) : fc_val(c, seg, f, r, first + (i), 1))
     const char *code = PART(0);
     if (!code) return NULL;
     json_t *coding = json_object();
@@ -323,11 +323,12 @@ json_t *fc_codeable_req(fc *c, long seg, uint32_t f)
 bool fc_hd_system(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, tbuf *out)
 {
     const char *ns = comp ? fc_val(c, seg, f, r, comp, 1) : fc_val(c, seg, f, r, 1, 1);
-    const char *known = fc_lookup(c, FHIR_TAB_AUTHORITIES, ns);
-    if (known) { /* a configured namespace wins over its OID */
+    const char *known = fhir_table_lookup_user(c->tables, FHIR_TAB_AUTHORITIES, ns);
+    if (known) { /* a configured namespace wins over the OID the HD carries */
         tbuf_puts(out, known);
         return true;
     }
+    known = fc_lookup(c, FHIR_TAB_AUTHORITIES, ns);
     const char *uid = comp ? fc_val(c, seg, f, r, comp, 2) : fc_val(c, seg, f, r, 2, 1);
     const char *type = comp ? fc_val(c, seg, f, r, comp, 3) : fc_val(c, seg, f, r, 3, 1);
     if (uid && (is_oid(uid) || (type && !strcmp(type, "ISO")))) {
@@ -336,6 +337,8 @@ bool fc_hd_system(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, tbuf *
         tbuf_puts(out, "urn:uuid:");
         for (const char *p = uid; *p; p++)
             tbuf_putc(out, (char)tolower((unsigned char)*p));
+    } else if (known) {
+        tbuf_puts(out, known);
     } else if (ns || uid) {
         ns = comp ? fc_val(c, seg, f, r, comp, 1) : fc_val(c, seg, f, r, 1, 1);
         if (!ns) uid = comp ? fc_val(c, seg, f, r, comp, 2) : fc_val(c, seg, f, r, 2, 1);
@@ -347,8 +350,8 @@ bool fc_hd_system(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, tbuf *
     return true;
 }
 
-json_t *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_comp,
-                      const char *type, const char *res_type, tbuf *key)
+json_t *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_comp, const char *type,
+                      const char *res_type, tbuf *key)
 {
     if (!fc_val(c, seg, f, r, 1, 1)) return NULL;
     json_t *id = json_object();
@@ -387,7 +390,8 @@ json_t *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first)
         json_decref(name);
         return NULL;
     }
-    if (first == 1) fc_str(name, "use", fc_lookup(c, FHIR_TAB_NAME_USES, fc_val(c, seg, f, r, 7, 1)));
+    if (first == 1)
+        fc_str(name, "use", fc_lookup(c, FHIR_TAB_NAME_USES, fc_val(c, seg, f, r, 7, 1)));
     return name;
 }
 
@@ -429,7 +433,10 @@ void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, json_t *r
                 if (!part) continue;
                 if (comp == 8 && !number.len) break;
                 tbuf_printf(&number, "%s%s%s", number.len ? " " : "",
-                            comp == 5 ? "+" : comp == 8 ? "ext. " : "", part);
+                            comp == 5   ? "+"
+                            : comp == 8 ? "ext. "
+                                        : "",
+                            part);
             }
             if (number.len) value = number.p;
         }

@@ -88,9 +88,12 @@ static void write_real(double v, int precision, tbuf *out)
     }
     if (e) {
         char *p = e + 1, *q = p;
-        if (*q == '-') q++, p++;
-        else if (*q == '+') q++;
-        while (*q == '0' && q[1]) q++;
+        if (*q == '-')
+            q++, p++;
+        else if (*q == '+')
+            q++;
+        while (*q == '0' && q[1])
+            q++;
         memmove(p, q, strlen(q) + 1);
         n = (int)strlen(buf);
     }

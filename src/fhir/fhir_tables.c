@@ -71,16 +71,26 @@ static const pair telecom_uses[] = {
     {"WPN", "work"}, {"PRS", "mobile"}, {NULL, NULL},
 };
 static const pair encounter_classes[] = {
-    {"I", "IMP|inpatient encounter"}, {"O", "AMB|ambulatory"},
-    {"E", "EMER|emergency"},          {"P", "PRENC|pre-admission"},
-    {"R", "AMB|ambulatory"},          {"B", "IMP|inpatient encounter"},
+    {"I", "IMP|inpatient encounter"},
+    {"O", "AMB|ambulatory"},
+    {"E", "EMER|emergency"},
+    {"P", "PRENC|pre-admission"},
+    {"R", "AMB|ambulatory"},
+    {"B", "IMP|inpatient encounter"},
     {NULL, NULL},
 };
 static const pair obs_statuses[] = {
-    {"F", "final"},       {"P", "preliminary"},      {"C", "corrected"},
-    {"X", "cancelled"},   {"D", "entered-in-error"}, {"W", "entered-in-error"},
-    {"R", "preliminary"}, {"I", "registered"},       {"S", "preliminary"},
-    {"U", "final"},       {NULL, NULL},
+    {"F", "final"},
+    {"P", "preliminary"},
+    {"C", "corrected"},
+    {"X", "cancelled"},
+    {"D", "entered-in-error"},
+    {"W", "entered-in-error"},
+    {"R", "preliminary"},
+    {"I", "registered"},
+    {"S", "preliminary"},
+    {"U", "final"},
+    {NULL, NULL},
 };
 static const pair report_statuses[] = {
     {"F", "final"},      {"P", "preliminary"}, {"C", "corrected"}, {"X", "cancelled"},
@@ -88,75 +98,91 @@ static const pair report_statuses[] = {
     {"O", "registered"}, {"M", "corrected"},   {NULL, NULL},
 };
 static const pair interpretations[] = {
-    {"H", "High"},           {"L", "Low"},           {"N", "Normal"},
-    {"A", "Abnormal"},       {"HH", "Critical high"}, {"LL", "Critical low"},
-    {"AA", "Critical abnormal"}, {"S", "Susceptible"}, {"R", "Resistant"},
-    {"I", "Intermediate"},   {"<", "Off scale low"}, {">", "Off scale high"},
+    {"H", "High"},
+    {"L", "Low"},
+    {"N", "Normal"},
+    {"A", "Abnormal"},
+    {"HH", "Critical high"},
+    {"LL", "Critical low"},
+    {"AA", "Critical abnormal"},
+    {"S", "Susceptible"},
+    {"R", "Resistant"},
+    {"I", "Intermediate"},
+    {"<", "Off scale low"},
+    {">", "Off scale high"},
     {NULL, NULL},
 };
 static const pair order_statuses[] = {
     /* HL7 table 0038 */
-    {"A", "active"},  {"CA", "revoked"},   {"CM", "completed"}, {"DC", "revoked"},
-    {"ER", "entered-in-error"}, {"HD", "on-hold"}, {"IP", "active"}, {"RP", "revoked"},
-    {"SC", "active"}, {NULL, NULL},
+    {"A", "active"},   {"CA", "revoked"},          {"CM", "completed"},
+    {"DC", "revoked"}, {"ER", "entered-in-error"}, {"HD", "on-hold"},
+    {"IP", "active"},  {"RP", "revoked"},          {"SC", "active"},
+    {NULL, NULL},
 };
 static const pair order_controls[] = {
     /* HL7 table 0119, used when ORC-5 is empty */
-    {"NW", "active"},  {"OK", "active"},  {"SC", "active"}, {"XO", "active"},
-    {"CA", "revoked"}, {"OC", "revoked"}, {"DC", "revoked"}, {"OD", "revoked"},
-    {"HD", "on-hold"}, {"OH", "on-hold"}, {"RL", "active"},  {"CM", "completed"},
+    {"NW", "active"},    {"OK", "active"},  {"SC", "active"},  {"XO", "active"},
+    {"CA", "revoked"},   {"OC", "revoked"}, {"DC", "revoked"}, {"OD", "revoked"},
+    {"HD", "on-hold"},   {"OH", "on-hold"}, {"RL", "active"},  {"CM", "completed"},
     {"RE", "completed"}, {NULL, NULL},
 };
 static const pair relationships[] = {
     /* HL7 table 0063 -> v3-RoleCode */
-    {"SPO", "SPS"},  {"SEL", "ONESELF"}, {"CHD", "CHILD"},  {"PAR", "PRN"},
-    {"MTH", "MTH"},  {"FTH", "FTH"},     {"SIB", "SIB"},    {"BRO", "BRO"},
-    {"SIS", "SIS"},  {"GRP", "GRPRN"},   {"GRD", "GUARD"},  {"DOM", "DOMPART"},
-    {"FND", "FRND"}, {"EMC", "ECON"},    {"EXF", "FAMMEMB"}, {"FCH", "CHLDFOST"},
-    {"NCH", "NCHILD"}, {"SCH", "STPCHLD"}, {"OTH", "O"},   {"UNK", "U"},
+    {"SPO", "SPS"},    {"SEL", "ONESELF"}, {"CHD", "CHILD"},   {"PAR", "PRN"},
+    {"MTH", "MTH"},    {"FTH", "FTH"},     {"SIB", "SIB"},     {"BRO", "BRO"},
+    {"SIS", "SIS"},    {"GRP", "GRPRN"},   {"GRD", "GUARD"},   {"DOM", "DOMPART"},
+    {"FND", "FRND"},   {"EMC", "ECON"},    {"EXF", "FAMMEMB"}, {"FCH", "CHLDFOST"},
+    {"NCH", "NCHILD"}, {"SCH", "STPCHLD"}, {"OTH", "O"},       {"UNK", "U"},
     {NULL, NULL},
 };
 static const pair allergy_types[] = {
     /* HL7 table 0127 -> AllergyIntolerance type|category */
-    {"DA", "allergy|medication"},    {"FA", "allergy|food"},
-    {"EA", "allergy|environment"},   {"MA", "allergy|"},
-    {"MC", "intolerance|"},          {"AA", "allergy|environment"},
-    {"PA", "allergy|environment"},   {"LA", "allergy|environment"},
+    {"DA", "allergy|medication"},
+    {"FA", "allergy|food"},
+    {"EA", "allergy|environment"},
+    {"MA", "allergy|"},
+    {"MC", "intolerance|"},
+    {"AA", "allergy|environment"},
+    {"PA", "allergy|environment"},
+    {"LA", "allergy|environment"},
     {NULL, NULL},
 };
 static const pair allergy_severities[] = {
     /* HL7 table 0128 -> reaction.severity|criticality */
-    {"SV", "severe|high"}, {"MO", "moderate|low"}, {"MI", "mild|low"},
+    {"SV", "severe|high"},      {"MO", "moderate|low"}, {"MI", "mild|low"},
     {"U", "|unable-to-assess"}, {NULL, NULL},
 };
 static const pair units[] = {
-    {"mg/dl", "mg/dL"}, {"MG/DL", "mg/dL"}, {"g/dl", "g/dL"}, {"mmol/l", "mmol/L"},
-    {"MMOL/L", "mmol/L"}, {"ml", "mL"}, {"ML", "mL"}, {"MG", "mg"}, {"MCG", "ug"},
-    {"mcg", "ug"}, {"TAB", "{tbl}"}, {"tab", "{tbl}"}, {"MIN", "min"},
-    {NULL, NULL},
+    {"mg/dl", "mg/dL"},   {"MG/DL", "mg/dL"}, {"g/dl", "g/dL"}, {"mmol/l", "mmol/L"},
+    {"MMOL/L", "mmol/L"}, {"ml", "mL"},       {"ML", "mL"},     {"MG", "mg"},
+    {"MCG", "ug"},        {"mcg", "ug"},      {"TAB", "{tbl}"}, {"tab", "{tbl}"},
+    {"MIN", "min"},       {NULL, NULL},
 };
 static const pair immunization_statuses[] = {
     /* HL7 table 0322 */
-    {"CP", "completed"}, {"PA", "completed"}, {"RE", "not-done"}, {"NA", "not-done"},
-    {NULL, NULL},
+    {"CP", "completed"}, {"PA", "completed"}, {"RE", "not-done"}, {"NA", "not-done"}, {NULL, NULL},
 };
 static const pair appointment_statuses[] = {
     /* HL7 table 0278 */
-    {"Pending", "pending"},     {"Waitlist", "waitlist"}, {"Booked", "booked"},
-    {"Started", "arrived"},     {"Complete", "fulfilled"}, {"Cancelled", "cancelled"},
-    {"Dc", "cancelled"},        {"Deleted", "entered-in-error"}, {"Blocked", "booked"},
-    {"Overbook", "booked"},     {"Noshow", "noshow"},      {NULL, NULL},
+    {"Pending", "pending"},    {"Waitlist", "waitlist"},
+    {"Booked", "booked"},      {"Started", "arrived"},
+    {"Complete", "fulfilled"}, {"Cancelled", "cancelled"},
+    {"Dc", "cancelled"},       {"Deleted", "entered-in-error"},
+    {"Blocked", "booked"},     {"Overbook", "booked"},
+    {"Noshow", "noshow"},      {NULL, NULL},
 };
 static const pair document_statuses[] = {
     /* HL7 table 0271 -> composition-status */
-    {"AU", "final"},   {"LA", "final"},       {"DO", "final"}, {"DI", "preliminary"},
-    {"IP", "preliminary"}, {"IN", "preliminary"}, {"PA", "preliminary"},
-    {"CA", "entered-in-error"}, {NULL, NULL},
+    {"AU", "final"},       {"LA", "final"},       {"DO", "final"},       {"DI", "preliminary"},
+    {"IP", "preliminary"}, {"IN", "preliminary"}, {"PA", "preliminary"}, {"CA", "entered-in-error"},
+    {NULL, NULL},
 };
 static const pair diagnosis_types[] = {
     /* DG1-6 (HL7 table 0052): every diagnosis of a visit is an encounter-diagnosis */
-    {"A", "encounter-diagnosis"}, {"W", "encounter-diagnosis"},
-    {"F", "encounter-diagnosis"}, {NULL, NULL},
+    {"A", "encounter-diagnosis"},
+    {"W", "encounter-diagnosis"},
+    {"F", "encounter-diagnosis"},
+    {NULL, NULL},
 };
 
 static const struct {
@@ -203,6 +229,12 @@ const char *fhir_table_lookup(const fhir_tables *t, fhir_table_id id, const char
     return NULL;
 }
 
+const char *fhir_table_lookup_user(const fhir_tables *t, fhir_table_id id, const char *key)
+{
+    if (!t || !key || (unsigned)id >= FHIR_TAB_COUNT) return NULL;
+    return json_string_value(json_object_get(json_object_get(t->root, tables[id].name), key));
+}
+
 static int table_index(const char *name)
 {
     for (int i = 0; i < FHIR_TAB_COUNT; i++)
@@ -234,8 +266,10 @@ static bool check_root(const char *path, json_t *root, char *err, size_t cap)
         json_object_foreach(table, key, v)
         {
             if (!json_is_string(v) || !*json_string_value(v)) {
-                snprintf(err, cap, "%s: table \"%s\", key \"%s\": the value must be a non-empty "
-                                   "string", path, name, key);
+                snprintf(err, cap,
+                         "%s: table \"%s\", key \"%s\": the value must be a non-empty "
+                         "string",
+                         path, name, key);
                 return false;
             }
         }

@@ -32,16 +32,19 @@ static void assert_same(const json_t *j, int precision)
 
 static void test_values(void **state)
 {
-    json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:b,s:b,s:n,s:[],s:{},s:[i,s,{s:i}]}",
-                          "plain", "abc", "escapes", "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f" " end",
-                          "utf8", "Ren\xc3\xa9" "e \xe2\x82\xac \xf0\x9f\x98\x80", "zero",
-                          (json_int_t)0, "min", (json_int_t)INT64_MIN, "max",
-                          (json_int_t)INT64_MAX, "t", 1, "f", 0, "null", "empty_a", "empty_o",
-                          "nested", -42, "x", "k", 7);
+    json_t *j = json_pack(
+        "{s:s,s:s,s:s,s:I,s:I,s:I,s:b,s:b,s:n,s:[],s:{},s:[i,s,{s:i}]}", "plain", "abc", "escapes",
+        "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f"
+        " end",
+        "utf8",
+        "Ren\xc3\xa9"
+        "e \xe2\x82\xac \xf0\x9f\x98\x80",
+        "zero", (json_int_t)0, "min", (json_int_t)INT64_MIN, "max", (json_int_t)INT64_MAX, "t", 1,
+        "f", 0, "null", "empty_a", "empty_o", "nested", -42, "x", "k", 7);
     assert_non_null(j);
     json_object_set_new(j, "key \"quoted\"\n", json_string("v"));
-    const double reals[] = {0.3,    196.5,  -0.0,    1e21,   1.5e-7, 123456789012345678.0,
-                            1e300,  -2.5e-300, 100.0, 0.1 + 0.2, 3.0};
+    const double reals[] = {0.3,   196.5,     -0.0,  1e21,      1.5e-7, 123456789012345678.0,
+                            1e300, -2.5e-300, 100.0, 0.1 + 0.2, 3.0};
     json_t *a = json_array();
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
         json_array_append_new(a, json_real(reals[i]));

@@ -341,6 +341,11 @@ void fc_convert_merge(fc *c)
     char id[33], old_ref[FC_REF];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
+    snprintf(old_ref, sizeof old_ref, "Patient/%s", id);
+    if (!strcmp(old_ref, c->patient_ref)) { /* MRG-1 names the survivor: nothing to merge */
+        json_decref(old);
+        return;
+    }
     json_t *p = fc_resource("Patient", id);
     json_object_update(p, old);
     json_decref(old);

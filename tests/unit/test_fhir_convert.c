@@ -554,6 +554,18 @@ static void test_adt_merge(void **state)
     assert_string_equal(str(old, "id"), id);
     assert_string_equal(str(old, "name.0.family"), "HARTLEY");
     json_decref(b);
+
+    /* MRG-1 naming the surviving patient itself: one Patient, no self link */
+    const char *self = "MSH|^~\\&|A|B|C|D|20260120||ADT^A40|M2|P|2.5.1\r"
+                       "PID|1||MRN7^^^H^MR||DOE^JANE\rMRG|MRN7^^^H^MR\r";
+    hl7_msg *m = hl7_msg_new(NULL);
+    hl7_error perr;
+    assert_int_equal(hl7_parse(m, self, strlen(self), &perr), HL7_OK);
+    assert_int_equal(fhir_convert(m, NULL, &b, NULL), FHIR_OK);
+    assert_int_equal(count(b, "Patient"), 1);
+    assert_null(at(nth(b, "Patient", 0), "link"));
+    json_decref(b);
+    hl7_msg_free(m);
 }
 
 static void test_orders(void **state)

@@ -1,10 +1,13 @@
 #!/bin/sh
 # Validates the FHIR Bundles `tern convert` makes of the project's sample
-# messages (examples/messages, tests/data/quality/valid and unusual) against
-# the official FHIR R4 JSON schema, with ajv (npm). Message types that are
-# not converted yet are skipped; at least one ADT and one ORU Bundle must be
-# validated. A deliberately broken Bundle must be rejected, so the check
-# cannot pass by validating nothing.
+# messages (tests/data/fhir, examples/messages, tests/data/quality/valid and
+# unusual) against the official FHIR R4 JSON schema, with ajv (npm).
+# tests/data/fhir holds one message per supported type (issue 6's list):
+# each must exist, convert with exit 0 and give the resource its type is
+# about, so a type that goes missing or unsupported fails the test. In the
+# other folders, types that are not converted are skipped. A deliberately
+# broken Bundle must be rejected, so the check cannot pass by validating
+# nothing.
 #
 # The npm packages (pinned in tests/fhir_schema/package-lock.json) are
 # installed once with `npm ci` into $TERN_NPM_CACHE (default
@@ -37,7 +40,35 @@ if [ ! -f "$cache/.installed" ]; then
 fi
 cp "$pkg/validate.mjs" "$cache/validate.mjs"
 
-n=0; adt=0; oru=0
+# message type (file tests/data/fhir/<name>.hl7) -> a resource it must give
+required="adt_a01:Encounter adt_a02:Location adt_a03:Encounter adt_a04:Encounter
+adt_a08:Encounter adt_a11:Encounter adt_a13:Encounter adt_a28:Patient adt_a31:Patient
+adt_a40:Patient oru_r01:DiagnosticReport orm_o01:ServiceRequest oml_o21:Specimen
+rde_o11:MedicationRequest vxu_v04:Immunization mdm_t02:DocumentReference
+siu_s12:Appointment"
+n=0
+for pair in $required; do
+    name=${pair%%:*}; res=${pair#*:}
+    f="$src/tests/data/fhir/$name.hl7"
+    n=$((n + 1))
+    out="$tmp/$n-$name.ndjson"
+    if [ ! -f "$f" ]; then
+        bad "$name: no sample message $f"; continue
+    fi
+    if "$tern" convert --compact "$f" >"$out" 2>"$tmp/err" && grep -q "\"resourceType\":\"$res\"" "$out"; then
+        ok "$name: converted ($res)"
+    else
+        bad "$name: not converted or no $res"; cat "$tmp/err"
+    fi
+done
+# every resource type of issue 6 appears in some Bundle
+for res in Patient Encounter Practitioner Organization Location Observation DiagnosticReport \
+           ServiceRequest Specimen MedicationRequest Medication Immunization AllergyIntolerance \
+           Condition DocumentReference Appointment Coverage RelatedPerson; do
+    cat "$tmp"/*.ndjson | grep -q "\"resourceType\":\"$res\"" || bad "no $res in any Bundle"
+done
+
+adt=0; oru=0
 for f in "$src"/examples/messages/*.hl7 "$src"/tests/data/quality/valid/*.hl7 \
          "$src"/tests/data/quality/unusual/*.hl7; do
     n=$((n + 1))

@@ -10,14 +10,19 @@
  *   (a) hl7_parse only
  *   (b) (a) + fhir_convert (the Bundle is built, then freed)
  *   (c) (b) + the Bundle serialised to compact JSON text into a reused
- *       buffer (json_dump_callback), as `tern convert` or an HTTP
- *       destination would send it
- * The Bundle must hold 23 entries (Patient, Encounter, 20 Observations, one
- * DiagnosticReport); the program fails otherwise.
+ *       buffer with fhir_json_write (the same bytes as jansson's dump), as
+ *       `tern convert --compact` or an HTTP destination would send it
+ *   (d) (b) + the same text through jansson's json_dump_callback, for
+ *       comparison
+ * The Bundle must hold 25 entries (Patient, Practitioner PV1-7, Location
+ * PV1-3, Encounter, 20 Observations, one DiagnosticReport); the program fails
+ * otherwise.
  *
  *     bench_fhir [-n ITERATIONS] [-r RUNS] [-c CASES]
  *
  * -c a letter set ("b", "bc") runs only those cases, e.g. under perf.
+ * The (c) and (d) texts are compared once at start: the program fails if
+ * they differ.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +35,14 @@
 #include "bench_util.h"
 #include "oru20.h"
 #include "fhir/fhir_convert.h"
+#include "fhir/fhir_json.h"
 #include "hl7/hl7.h"
 
 /* --- one case ------------------------------------------------------------------------- */
 
-enum { CASE_PARSE = 0, CASE_CONVERT, CASE_SERIALISE };
+#define BENCH_ENTRIES 25
+
+enum { CASE_PARSE = 0, CASE_CONVERT, CASE_SERIALISE, CASE_JANSSON };
 
 typedef struct bench_input {
     const char *msg;
@@ -64,11 +72,15 @@ static void run_once(int which, bench_input *in)
         fprintf(stderr, "bench_fhir: convert: %s\n", fe.text);
         exit(1);
     }
-    if (json_array_size(json_object_get(bundle, "entry")) != 23) {
-        fprintf(stderr, "bench_fhir: the Bundle should hold 23 entries\n");
+    if (json_array_size(json_object_get(bundle, "entry")) != BENCH_ENTRIES) {
+        fprintf(stderr, "bench_fhir: the Bundle should hold %d entries\n", BENCH_ENTRIES);
         exit(1);
     }
     if (which == CASE_SERIALISE) {
+        tbuf_reset(&in->json);
+        fhir_json_write(bundle, 17, &in->json);
+        in->last = in->json.len;
+    } else if (which == CASE_JANSSON) {
         tbuf_reset(&in->json);
         if (json_dump_callback(bundle, dump_to_tbuf, &in->json, JSON_COMPACT) != 0) {
             fprintf(stderr, "bench_fhir: json_dump_callback failed\n");
@@ -98,7 +110,7 @@ int main(int argc, char **argv)
 {
     long iters = 5000;
     int runs = 7;
-    const char *only = "abc";
+    const char *only = "abcd";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-n")) iters = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "-r")) runs = atoi(argv[i + 1]);
@@ -111,13 +123,21 @@ int main(int argc, char **argv)
     tbuf msg = TBUF_INIT;
     bench_oru20(&msg);
     bench_input in = {msg.p, msg.len, hl7_msg_new(NULL), TBUF_INIT, 0};
+    run_once(CASE_JANSSON, &in);
+    char *jansson_text = tbuf_detach(&in.json, NULL);
     run_once(CASE_SERIALISE, &in);
+    if (strcmp(jansson_text, tbuf_cstr(&in.json))) {
+        fprintf(stderr, "bench_fhir: fhir_json_write and json_dump_callback disagree\n");
+        return 1;
+    }
+    free(jansson_text);
     uint32_t nseg = hl7_seg_count(in.m);
 
     static const char *const labels[] = {
         "(a) parse only",
         "(b) parse + fhir_convert",
         "(c) (b) + JSON text",
+        "(d) (b) + jansson JSON text",
     };
     char jv[64];
     snprintf(jv, sizeof jv, "; jansson %s", jansson_version_str());
@@ -125,15 +145,15 @@ int main(int argc, char **argv)
     printf("input:    ORU^R01, %zu bytes, %u segments (MSH PID PV1 ORC OBR NTE, 20 OBX NM "
            "with LOINC codes)\n",
            msg.len, nseg);
-    printf("output:   Bundle of 23 entries (Patient, Encounter, 20 Observation, "
-           "DiagnosticReport), %zu bytes compact JSON\n",
-           in.last);
+    printf("output:   Bundle of %d entries (Patient, Practitioner, Location, Encounter, "
+           "20 Observation, DiagnosticReport), %zu bytes compact JSON\n",
+           BENCH_ENTRIES, in.last);
     printf("method:   median (and best) of %d runs x %ld messages per case (after %ld "
            "warm-up), one thread\n\n",
            runs, iters, iters / 10 + 1);
     printf("%-28s %12s %12s %12s %12s\n", "case", "msgs/s", "us/message", "best msgs/s",
            "best us/msg");
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (!strchr(only, 'a' + i)) continue;
         bench_timing t = measure(i, &in, iters, runs);
         printf("%-28s %12.0f %12.2f %12.0f %12.2f\n", labels[i], 1e9 / t.median, t.median / 1000,

@@ -1,10 +1,10 @@
 /*
  * fhir_convert: one parsed HL7 v2 message -> one FHIR R4 transaction Bundle.
  *
- * Supported: ADT^A01/A03/A04/A08 (Patient, Encounter, Practitioner for the
- * attending doctor PV1-7, Organization for the sending facility MSH-4) and
- * ORU^R01 (Patient, Encounter when PV1 is there, DiagnosticReport per OBR,
- * Observation per OBX). docs/fhir.md has the field-by-field mapping.
+ * Supported: ADT^A01 A02 A03 A04 A08 A11 A13 A28 A31 A40, ORU^R01,
+ * ORM^O01, OML^O21, RDE^O11, VXU^V04, MDM^T02, SIU^S12 (fhir_supported_types()),
+ * and in any of them NK1, AL1, DG1, IN1/IN2. docs/fhir.md has the
+ * field-by-field mapping; the code maps are fhir_tables (overridable).
  *
  * Every entry is `request: PUT Type/<id>` with an id derived from business
  * identifiers (hex SHA-256 of "Type|system|value", 32 characters), so the
@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "fhir/fhir_tables.h"
 #include "hl7/hl7.h"
 
 typedef enum fhir_status {
@@ -43,7 +44,13 @@ typedef struct fhir_options {
     /* Server base ("https://fhir.example.org/r4") for absolute fullUrls;
      * NULL: no fullUrl. */
     const char *base_url;
+    /* Lookup tables loaded with fhir_tables_load(); NULL: the built-ins.
+     * Borrowed for the conversion. */
+    const fhir_tables *tables;
 } fhir_options;
+
+/* The supported message types as text ("ADT^A01 A02 ..., ORU^R01, ..."). */
+const char *fhir_supported_types(void);
 
 /* Converts m. On FHIR_OK *out is a new Bundle the caller owns (json_decref);
  * otherwise *out is NULL and err (may be NULL) says why. opt may be NULL. */

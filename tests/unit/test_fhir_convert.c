@@ -2,8 +2,11 @@
  * Unit tests for fhir_convert: ADT and ORU Bundles (key fields, stable ids
  * across messages, references that point at entries of the same Bundle,
  * date precision, numeric quantities, gender, interpretation, ranges,
- * statuses), the date conversion table, and the errors for an unsupported
- * type and a missing PID.
+ * statuses), the date conversion table, the errors for an unsupported type
+ * and a missing PID; then one sample per message type from tests/data/fhir
+ * (the key fields of every resource, references, ADT event semantics, the
+ * A40 merge links, order status updates, resends giving the same ids) and
+ * the tables file (fhir_tables_load, overrides through fhir_options).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "fhir/fhir_convert.h"
 
@@ -303,14 +309,14 @@ static void test_errors(void **state)
 {
     hl7_msg *m = hl7_msg_new(NULL);
     hl7_error perr;
-    const char *orm = "MSH|^~\\&|A|B|C|D|20240101||ORM^O01|X1|P|2.5\rPID|1||1^^^H^MR\r";
+    const char *orm = "MSH|^~\\&|A|B|C|D|20240101||ADT^A17|X1|P|2.5\rPID|1||1^^^H^MR\r";
     assert_int_equal(hl7_parse(m, orm, strlen(orm), &perr), HL7_OK);
     json_t *b = (json_t *)1;
     fhir_error err;
     assert_int_equal(fhir_convert(m, NULL, &b, &err), FHIR_ERR_UNSUPPORTED);
     assert_null(b);
     assert_int_equal(err.code, FHIR_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.text, "ORM^O01 is not converted yet"));
+    assert_non_null(strstr(err.text, "ADT^A17 is not converted yet"));
 
     const char *nopid = "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|X2|P|2.5\rPV1|1|O\r";
     assert_int_equal(hl7_parse(m, nopid, strlen(nopid), &perr), HL7_OK);
@@ -350,6 +356,481 @@ static void test_options(void **state)
     hl7_msg_free(m);
 }
 
+/* --- one sample message per type (tests/data/fhir) ---------------------------- */
+
+static json_t *convert_file_opt(const char *name, const fhir_options *opt)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/fhir/%s.hl7", TERN_SOURCE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    hl7_msg *m = hl7_msg_new(NULL);
+    hl7_error perr;
+    assert_int_equal(hl7_parse(m, text, n, &perr), HL7_OK);
+    json_t *b = NULL;
+    fhir_error err;
+    assert_int_equal(fhir_convert(m, opt, &b, &err), FHIR_OK);
+    hl7_msg_free(m);
+    return b;
+}
+
+static json_t *convert_file(const char *name)
+{
+    return convert_file_opt(name, NULL);
+}
+
+static size_t count(json_t *bundle, const char *type)
+{
+    size_t n = 0;
+    while (nth(bundle, type, n))
+        n++;
+    return n;
+}
+
+/* Asserts that the reference at path names an entry of the Bundle of the
+ * given type. */
+static void assert_ref(json_t *bundle, json_t *res, const char *path, const char *type)
+{
+    const char *ref = str(res, path);
+    assert_non_null(ref);
+    assert_int_equal(strncmp(ref, type, strlen(type)), 0);
+    assert_true(in_bundle(bundle, ref));
+}
+
+static json_t *by_code(json_t *bundle, const char *type, const char *path, const char *code)
+{
+    for (size_t i = 0; nth(bundle, type, i); i++) {
+        const char *c = str(nth(bundle, type, i), path);
+        if (c && !strcmp(c, code)) return nth(bundle, type, i);
+    }
+    return NULL;
+}
+
+static void test_adt_segments(void **state)
+{
+    json_t *b = convert_file("adt_a01");
+    json_t *p = nth(b, "Patient", 0);
+    assert_string_equal(str(p, "telecom.0.value"), "+1 217 5550142");
+    assert_string_equal(str(p, "telecom.1.system"), "email");
+    assert_string_equal(str(p, "maritalStatus.coding.0.code"), "M");
+    assert_ref(b, p, "managingOrganization.reference", "Organization/");
+    /* PV1-7 and PV1-17 name the same doctor: one Practitioner */
+    assert_int_equal(count(b, "Practitioner"), 3);
+    json_t *e = nth(b, "Encounter", 0);
+    const char *roles[] = {"ATND", "REF", "CON", "ADM"};
+    for (size_t i = 0; i < 4; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "participant.%zu.type.0.coding.0.code", i);
+        assert_string_equal(str(e, path), roles[i]);
+        snprintf(path, sizeof path, "participant.%zu.individual.reference", i);
+        assert_ref(b, e, path, "Practitioner/");
+    }
+    assert_string_equal(str(e, "participant.0.individual.reference"),
+                        str(e, "participant.3.individual.reference"));
+    assert_ref(b, e, "location.0.location.reference", "Location/");
+    assert_string_equal(str(e, "location.0.status"), "active");
+    assert_string_equal(str(nth(b, "Location", 0), "name"), "4WEST 412 B");
+    assert_string_equal(str(nth(b, "Location", 0), "physicalType.coding.0.code"), "bd");
+    assert_string_equal(str(e, "reasonCode.0.coding.0.code"), "R07.9");
+
+    json_t *rp = nth(b, "RelatedPerson", 0);
+    assert_string_equal(str(rp, "relationship.0.coding.0.code"), "SPS");
+    assert_string_equal(str(rp, "relationship.0.coding.0.system"),
+                        "http://terminology.hl7.org/CodeSystem/v3-RoleCode");
+    assert_string_equal(str(rp, "relationship.1.coding.0.code"), "C");
+    assert_string_equal(str(rp, "name.0.family"), "HARTLEY");
+    assert_ref(b, rp, "patient.reference", "Patient/");
+
+    assert_int_equal(count(b, "AllergyIntolerance"), 2);
+    json_t *a = nth(b, "AllergyIntolerance", 0);
+    assert_string_equal(str(a, "clinicalStatus.coding.0.code"), "active");
+    assert_string_equal(str(a, "verificationStatus.coding.0.code"), "confirmed");
+    assert_string_equal(str(a, "type"), "allergy");
+    assert_string_equal(str(a, "category.0"), "medication");
+    assert_string_equal(str(a, "criticality"), "high");
+    assert_string_equal(str(a, "code.coding.0.system"),
+                        "http://www.nlm.nih.gov/research/umls/rxnorm");
+    assert_string_equal(str(a, "reaction.0.severity"), "severe");
+    assert_string_equal(str(a, "reaction.0.manifestation.1.text"), "Shortness of breath");
+    assert_string_equal(str(a, "onsetDateTime"), "2001-03-15");
+    assert_string_equal(str(nth(b, "AllergyIntolerance", 1), "category.0"), "food");
+
+    json_t *d = nth(b, "Condition", 0);
+    assert_string_equal(str(d, "category.0.coding.0.code"), "encounter-diagnosis");
+    assert_string_equal(str(d, "code.coding.0.code"), "I21.4");
+    assert_string_equal(str(d, "code.coding.0.system"), "http://hl7.org/fhir/sid/icd-10-cm");
+    assert_string_equal(str(d, "verificationStatus.coding.0.code"), "provisional");
+    assert_ref(b, d, "encounter.reference", "Encounter/");
+    assert_ref(b, d, "asserter.reference", "Practitioner/");
+
+    json_t *cv = nth(b, "Coverage", 0);
+    assert_string_equal(str(cv, "status"), "active");
+    assert_string_equal(str(cv, "subscriberId"), "XKB448812907");
+    assert_string_equal(str(cv, "relationship.coding.0.code"), "self");
+    assert_string_equal(str(cv, "identifier.1.type.coding.0.code"), "MC");
+    assert_string_equal(str(cv, "identifier.1.value"), "1EG4TE5MK72");
+    assert_string_equal(str(cv, "identifier.2.type.coding.0.code"), "MA");
+    assert_string_equal(str(cv, "class.0.value"), "GRP88123");
+    assert_ref(b, cv, "payor.0.reference", "Organization/");
+    assert_ref(b, cv, "beneficiary.reference", "Patient/");
+    json_t *payer = by_code(b, "Organization", "name", "BLUE CROSS BLUE SHIELD OF ILLINOIS");
+    assert_non_null(payer);
+    assert_string_equal(str(payer, "identifier.0.value"), "BCBSIL");
+    json_decref(b);
+}
+
+static void test_adt_events(void **state)
+{
+    json_t *a01 = convert_file("adt_a01");
+    const char *enc_id = str(nth(a01, "Encounter", 0), "id");
+    static const struct {
+        const char *file, *status;
+        bool end;
+    } events[] = {{"adt_a02", "in-progress", false}, {"adt_a03", "finished", true},
+                  {"adt_a11", "cancelled", false},   {"adt_a13", "in-progress", false},
+                  {"adt_a08", "in-progress", false}};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
+        json_t *b = convert_file(events[i].file);
+        json_t *e = nth(b, "Encounter", 0);
+        assert_string_equal(str(e, "status"), events[i].status);
+        /* the same visit (PV1-19) updates one Encounter */
+        assert_string_equal(str(e, "id"), enc_id);
+        assert_int_equal(at(e, "period.end") != NULL, events[i].end);
+        if (!strcmp(events[i].file, "adt_a02")) {
+            assert_int_equal(count(b, "Location"), 2);
+            assert_string_equal(str(e, "location.0.status"), "active");
+            assert_string_equal(str(e, "location.1.status"), "completed");
+            assert_ref(b, e, "location.1.location.reference", "Location/");
+            assert_string_not_equal(str(e, "location.0.location.reference"),
+                                    str(e, "location.1.location.reference"));
+        }
+        if (!strcmp(events[i].file, "adt_a03")) {
+            assert_string_equal(str(e, "hospitalization.dischargeDisposition.coding.0.code"),
+                                "01");
+            assert_string_equal(str(e, "location.0.status"), "completed");
+            assert_string_equal(str(nth(b, "Condition", 0), "verificationStatus.coding.0.code"),
+                                "confirmed");
+        }
+        json_decref(b);
+    }
+    const char *patient_only[] = {"adt_a28", "adt_a31"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *b = convert_file(patient_only[i]);
+        assert_null(nth(b, "Encounter", 0));
+        assert_string_equal(str(nth(b, "Patient", 0), "id"), str(nth(a01, "Patient", 0), "id"));
+        assert_non_null(nth(b, "AllergyIntolerance", 0));
+        assert_non_null(nth(b, "RelatedPerson", 0));
+        /* the same allergy of the same patient: the same resource */
+        assert_string_equal(str(nth(b, "AllergyIntolerance", 0), "id"),
+                            str(nth(a01, "AllergyIntolerance", 0), "id"));
+        json_decref(b);
+    }
+    json_decref(a01);
+}
+
+static void test_adt_merge(void **state)
+{
+    json_t *b = convert_file("adt_a40");
+    assert_int_equal(count(b, "Patient"), 2);
+    json_t *survivor = nth(b, "Patient", 0), *old = nth(b, "Patient", 1);
+    assert_string_equal(str(survivor, "identifier.0.value"), "MRN48213");
+    assert_string_equal(str(old, "identifier.0.value"), "MRN50977");
+    assert_true(json_is_false(at(old, "active")));
+    assert_true(json_is_true(at(survivor, "active")));
+    assert_string_equal(str(old, "link.0.type"), "replaced-by");
+    assert_string_equal(str(survivor, "link.0.type"), "replaces");
+    char ref[64];
+    snprintf(ref, sizeof ref, "Patient/%s", str(survivor, "id"));
+    assert_string_equal(str(old, "link.0.other.reference"), ref);
+    snprintf(ref, sizeof ref, "Patient/%s", str(old, "id"));
+    assert_string_equal(str(survivor, "link.0.other.reference"), ref);
+    /* the old Patient keeps the id its own PID-3 gave it */
+    char id[33];
+    fhir_stable_id("Patient|urn:oid:2.16.840.1.113883.3.72.5.9.1|MRN50977", id);
+    assert_string_equal(str(old, "id"), id);
+    assert_string_equal(str(old, "name.0.family"), "HARTLEY");
+    json_decref(b);
+
+    /* MRG-1 naming the surviving patient itself: one Patient, no self link */
+    const char *self = "MSH|^~\\&|A|B|C|D|20260120||ADT^A40|M2|P|2.5.1\r"
+                       "PID|1||MRN7^^^H^MR||DOE^JANE\rMRG|MRN7^^^H^MR\r";
+    hl7_msg *m = hl7_msg_new(NULL);
+    hl7_error perr;
+    assert_int_equal(hl7_parse(m, self, strlen(self), &perr), HL7_OK);
+    assert_int_equal(fhir_convert(m, NULL, &b, NULL), FHIR_OK);
+    assert_int_equal(count(b, "Patient"), 1);
+    assert_null(at(nth(b, "Patient", 0), "link"));
+    json_decref(b);
+    hl7_msg_free(m);
+}
+
+static void test_orders(void **state)
+{
+    json_t *b = convert_file("orm_o01");
+    json_t *sr = nth(b, "ServiceRequest", 0);
+    assert_string_equal(str(sr, "status"), "active");
+    assert_string_equal(str(sr, "intent"), "order");
+    assert_string_equal(str(sr, "identifier.0.type.coding.0.code"), "PLAC");
+    assert_string_equal(str(sr, "identifier.0.value"), "ORD55680");
+    assert_string_equal(str(sr, "code.coding.0.code"), "24331-1");
+    assert_string_equal(str(sr, "code.coding.0.system"), "http://loinc.org");
+    assert_ref(b, sr, "requester.reference", "Practitioner/");
+    assert_ref(b, sr, "subject.reference", "Patient/");
+    assert_ref(b, sr, "encounter.reference", "Encounter/");
+    assert_string_equal(str(sr, "authoredOn"), "2026-01-14T09:05:00-06:00");
+    assert_string_equal(str(sr, "occurrenceDateTime"), "2026-01-14T10:00:00-06:00");
+    assert_string_equal(str(sr, "reasonCode.0.coding.0.code"), "Z13.220");
+    assert_string_equal(str(sr, "reasonCode.1.coding.0.code"), "E78.5");
+    assert_ref(b, sr, "specimen.0.reference", "Specimen/");
+    json_t *sp = nth(b, "Specimen", 0);
+    assert_string_equal(str(sp, "type.coding.0.code"), "SER");
+    assert_string_equal(str(sp, "collection.collectedDateTime"), "2026-01-14T09:50:00-06:00");
+    assert_ref(b, sp, "request.0.reference", "ServiceRequest/");
+    json_decref(b);
+
+    b = convert_file("oml_o21");
+    sr = nth(b, "ServiceRequest", 0);
+    assert_string_equal(str(sr, "priority"), "stat");
+    assert_string_equal(str(sr, "reasonCode.0.coding.0.code"), "D64.9");
+    sp = nth(b, "Specimen", 0);
+    assert_string_equal(str(sp, "identifier.0.value"), "SPC7781");
+    assert_string_equal(str(sp, "identifier.1.value"), "LS40021");
+    assert_string_equal(str(sp, "type.coding.0.system"), "http://snomed.info/sct");
+    assert_string_equal(str(sp, "collection.bodySite.coding.0.code"), "LACF");
+    assert_int_equal(json_integer_value(at(sp, "collection.quantity.value")), 3);
+    assert_string_equal(str(sp, "receivedTime"), "2026-01-14T10:10:00-06:00");
+    assert_ref(b, sr, "specimen.0.reference", "Specimen/");
+    json_decref(b);
+}
+
+/* The same order arriving again (new MSH-10, a status change) updates the
+ * same resources; a cancel (ORC-1 CA) revokes it. */
+static void test_order_update(void **state)
+{
+    const char *head = "MSH|^~\\&|EHR|H|LAB|H|20260114091000||ORM^O01|%s|P|2.5.1\r"
+                       "PID|1||MRN1^^^H^MR||DOE^JANE||19700101|F\r"
+                       "PV1|1|O|||||||||||||||||V1^^^H^VN\r"
+                       "ORC|%s|ORD1^EPIC|%s||%s\r"
+                       "OBR|1|ORD1^EPIC||2345-7^Glucose^LN|||20260114090000\r";
+    char text[1024];
+    const char *want[] = {"active", "revoked", "completed"};
+    const char *orc[][4] = {{"C1", "NW", "", ""}, {"C2", "CA", "", ""}, {"C3", "SC", "F77^LAB", "CM"}};
+    char first[33] = "";
+    hl7_msg *m = hl7_msg_new(NULL);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(text, sizeof text, head, orc[i][0], orc[i][1], orc[i][2], orc[i][3]);
+        hl7_error perr;
+        assert_int_equal(hl7_parse(m, text, strlen(text), &perr), HL7_OK);
+        json_t *b;
+        assert_int_equal(fhir_convert(m, NULL, &b, NULL), FHIR_OK);
+        json_t *sr = nth(b, "ServiceRequest", 0);
+        assert_string_equal(str(sr, "status"), want[i]);
+        if (!first[0]) snprintf(first, sizeof first, "%s", str(sr, "id"));
+        assert_string_equal(str(sr, "id"), first); /* a filler number arriving later too */
+        json_decref(b);
+    }
+    hl7_msg_free(m);
+}
+
+static void test_rde(void **state)
+{
+    json_t *b = convert_file("rde_o11");
+    json_t *mr = nth(b, "MedicationRequest", 0);
+    assert_string_equal(str(mr, "status"), "active");
+    assert_string_equal(str(mr, "intent"), "order");
+    assert_ref(b, mr, "medicationReference.reference", "Medication/");
+    json_t *med = nth(b, "Medication", 0);
+    assert_string_equal(str(med, "code.coding.0.system"),
+                        "http://www.nlm.nih.gov/research/umls/rxnorm");
+    assert_string_equal(str(med, "code.coding.0.code"), "197361");
+    assert_string_equal(str(med, "form.coding.0.code"), "TAB");
+    char id[33];
+    fhir_stable_id("Medication|RXNORM|197361", id);
+    assert_string_equal(str(med, "id"), id);
+    json_t *dose = at(mr, "dosageInstruction.0");
+    assert_string_equal(str(dose, "route.coding.0.code"), "PO");
+    assert_string_equal(str(dose, "route.coding.0.system"),
+                        "http://terminology.hl7.org/CodeSystem/v2-0162");
+    assert_int_equal(json_integer_value(at(dose, "doseAndRate.0.doseQuantity.value")), 5);
+    assert_string_equal(str(dose, "doseAndRate.0.doseQuantity.code"), "mg");
+    assert_string_equal(str(dose, "timing.repeat.boundsPeriod.start"), "2026-01-14T12:00:00-06:00");
+    assert_string_equal(str(dose, "timing.code.text"), "QD");
+    assert_string_equal(str(dose, "additionalInstruction.0.text"), "Take with water");
+    assert_int_equal(json_integer_value(at(mr, "dispenseRequest.quantity.value")), 30);
+    assert_int_equal(json_integer_value(at(mr, "dispenseRequest.numberOfRepeatsAllowed")), 2);
+    assert_ref(b, mr, "requester.reference", "Practitioner/");
+    json_decref(b);
+}
+
+static void test_vxu(void **state)
+{
+    json_t *b = convert_file("vxu_v04");
+    json_t *im = nth(b, "Immunization", 0);
+    assert_string_equal(str(im, "status"), "completed");
+    assert_string_equal(str(im, "vaccineCode.coding.0.system"), "http://hl7.org/fhir/sid/cvx");
+    assert_string_equal(str(im, "vaccineCode.coding.0.code"), "208");
+    assert_string_equal(str(im, "occurrenceDateTime"), "2026-01-14T11:00:00-06:00");
+    assert_string_equal(str(im, "lotNumber"), "FK9894");
+    assert_string_equal(str(im, "expirationDate"), "2026-06-30");
+    assert_true(json_is_true(at(im, "primarySource")));
+    assert_string_equal(str(im, "identifier.0.value"), "IZ-783-A");
+    assert_ref(b, im, "manufacturer.reference", "Organization/");
+    json_t *mvx = by_code(b, "Organization", "identifier.0.value", "PFR");
+    assert_non_null(mvx);
+    assert_string_equal(str(mvx, "identifier.0.system"),
+                        "http://terminology.hl7.org/CodeSystem/MVX");
+    assert_string_equal(str(mvx, "name"), "Pfizer, Inc");
+    assert_string_equal(json_real_value(at(im, "doseQuantity.value")) == 0.3 ? "ok" : "bad", "ok");
+    assert_string_equal(str(im, "doseQuantity.code"), "mL");
+    assert_string_equal(str(im, "route.coding.0.code"), "C28161");
+    assert_string_equal(str(im, "site.coding.0.code"), "LD");
+    assert_string_equal(str(im, "programEligibility.0.coding.0.code"), "V01");
+    assert_string_equal(str(im, "performer.0.function.coding.0.code"), "AP");
+    assert_string_equal(str(im, "performer.1.function.coding.0.code"), "OP");
+    assert_ref(b, im, "performer.0.actor.reference", "Practitioner/");
+    assert_int_equal(count(b, "Observation"), 2);
+    char ref[64];
+    snprintf(ref, sizeof ref, "Immunization/%s", str(im, "id"));
+    assert_string_equal(str(nth(b, "Observation", 0), "partOf.0.reference"), ref);
+    json_decref(b);
+
+    /* refused: not-done with the reason */
+    const char *msg = "MSH|^~\\&|A|B|C|D|20260114||VXU^V04|R1|P|2.5.1\r"
+                      "PID|1||MRN1^^^H^MR||DOE^JANE||20200101|F\r"
+                      "RXA|0|1|20260114||03^MMR^CVX|999||||||||||||00^Parental decision^NIP002||RE\r";
+    hl7_msg *m = hl7_msg_new(NULL);
+    hl7_error perr;
+    assert_int_equal(hl7_parse(m, msg, strlen(msg), &perr), HL7_OK);
+    assert_int_equal(fhir_convert(m, NULL, &b, NULL), FHIR_OK);
+    im = nth(b, "Immunization", 0);
+    assert_string_equal(str(im, "status"), "not-done");
+    assert_string_equal(str(im, "statusReason.coding.0.code"), "00");
+    assert_null(at(im, "doseQuantity")); /* 999: unknown amount */
+    json_decref(b);
+    hl7_msg_free(m);
+}
+
+static void test_mdm(void **state)
+{
+    json_t *b = convert_file("mdm_t02");
+    json_t *d = nth(b, "DocumentReference", 0);
+    assert_string_equal(str(d, "status"), "current");
+    assert_string_equal(str(d, "docStatus"), "final");
+    assert_string_equal(str(d, "masterIdentifier.value"), "DOC-2026-00871");
+    assert_string_equal(str(d, "type.coding.0.code"), "DS");
+    assert_string_equal(str(d, "category.0.coding.0.code"), "clinical-note");
+    assert_string_equal(str(d, "date"), "2026-01-14T15:30:00-06:00");
+    assert_ref(b, d, "author.0.reference", "Practitioner/");
+    assert_ref(b, d, "context.encounter.0.reference", "Encounter/");
+    assert_string_equal(str(d, "content.0.attachment.contentType"), "application/pdf");
+    assert_string_equal(str(d, "content.0.attachment.data"),
+                        "JVBERi0xLjQKJcOkw7zDtsOfCjIgMCBvYmoKPDwvTGVuZ3RoIDMgMCBSPj4Kc3RyZWFtCg==");
+    assert_string_equal(str(d, "content.1.attachment.contentType"), "text/plain; charset=utf-8");
+    unsigned char text[256];
+    const char *b64 = str(d, "content.1.attachment.data");
+    int n = EVP_DecodeBlock(text, (const unsigned char *)b64, (int)strlen(b64));
+    assert_true(n > 0);
+    text[n] = '\0';
+    assert_non_null(strstr((char *)text, "Patient admitted with NSTEMI.\nTreated with heparin"));
+    json_decref(b);
+}
+
+static void test_siu(void **state)
+{
+    json_t *b = convert_file("siu_s12");
+    json_t *a = nth(b, "Appointment", 0);
+    assert_string_equal(str(a, "status"), "booked");
+    assert_string_equal(str(a, "identifier.0.value"), "SCHED-9931");
+    assert_string_equal(str(a, "identifier.0.type.coding.0.code"), "FILL");
+    assert_string_equal(str(a, "start"), "2026-01-28T09:30:00-06:00");
+    assert_string_equal(str(a, "end"), "2026-01-28T10:00:00-06:00");
+    assert_int_equal(json_integer_value(at(a, "minutesDuration")), 30);
+    assert_string_equal(str(a, "serviceType.0.coding.0.code"), "93000");
+    assert_string_equal(str(a, "appointmentType.coding.0.code"), "FU");
+    assert_string_equal(str(a, "reasonCode.0.coding.0.code"), "FOLLOWUP");
+    assert_ref(b, a, "participant.0.actor.reference", "Patient/");
+    assert_string_equal(str(a, "participant.1.actor.display"), "ECG cart 2");
+    assert_ref(b, a, "participant.2.actor.reference", "Location/");
+    assert_ref(b, a, "participant.3.actor.reference", "Practitioner/");
+    for (size_t i = 0; i < 4; i++) {
+        char path[48];
+        snprintf(path, sizeof path, "participant.%zu.status", i);
+        assert_string_equal(str(a, path), "accepted");
+    }
+    assert_string_equal(str(nth(b, "Encounter", 0), "status"), "planned");
+    json_decref(b);
+}
+
+/* Resending a message gives the same ids for every resource: updates. */
+static void test_resend_same_ids(void **state)
+{
+    const char *files[] = {"adt_a01", "oru_r01", "orm_o01", "oml_o21", "rde_o11",
+                           "vxu_v04", "mdm_t02", "siu_s12", "adt_a40"};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        json_t *a = convert_file(files[f]), *b = convert_file(files[f]);
+        json_t *ea = json_object_get(a, "entry"), *eb = json_object_get(b, "entry");
+        assert_int_equal(json_array_size(ea), json_array_size(eb));
+        for (size_t i = 0; i < json_array_size(ea); i++) {
+            const char *url = str(json_array_get(ea, i), "request.url");
+            assert_string_equal(url, str(json_array_get(eb, i), "request.url"));
+            /* no two entries for one resource */
+            for (size_t j = 0; j < i; j++)
+                assert_string_not_equal(url, str(json_array_get(ea, j), "request.url"));
+        }
+        json_decref(a);
+        json_decref(b);
+    }
+}
+
+static void test_tables(void **state)
+{
+    char path[] = "/tmp/tern-fhir-tables-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("{\"genders\": {\"F\": \"other\", \"X\": \"unknown\"},\n"
+          " \"code_systems\": {\"LN\": \"urn:test:loinc\"},\n"
+          " \"immunization_statuses\": {\"CP\": \"entered-in-error\"}}\n",
+          f);
+    fclose(f);
+    fhir_tables *t = NULL;
+    char err[256];
+    assert_true(fhir_tables_load(path, &t, err, sizeof err));
+    assert_string_equal(fhir_table_lookup(t, FHIR_TAB_GENDERS, "F"), "other");
+    assert_string_equal(fhir_table_lookup(t, FHIR_TAB_GENDERS, "M"), "male"); /* built-in */
+    assert_string_equal(fhir_table_lookup(NULL, FHIR_TAB_GENDERS, "F"), "female");
+    assert_null(fhir_table_lookup(t, FHIR_TAB_GENDERS, "Q"));
+    assert_null(fhir_table_lookup(t, FHIR_TAB_GENDERS, NULL));
+    assert_string_equal(fhir_table_name(FHIR_TAB_UNITS), "units");
+    fhir_options opt = {.tables = t};
+    json_t *b = convert_file_opt("vxu_v04", &opt);
+    assert_string_equal(str(nth(b, "Patient", 0), "gender"), "other");
+    assert_string_equal(str(nth(b, "Immunization", 0), "status"), "entered-in-error");
+    assert_string_equal(str(nth(b, "Observation", 0), "code.coding.0.system"), "urn:test:loinc");
+    json_decref(b);
+    fhir_tables_free(t);
+
+    f = fopen(path, "w");
+    fputs("{\"genders\": [\"F\"]}", f);
+    fclose(f);
+    assert_false(fhir_tables_load(path, &t, err, sizeof err));
+    assert_null(t);
+    assert_non_null(strstr(err, "table \"genders\" must be an object"));
+    f = fopen(path, "w");
+    fputs("{\"units\": {\"mg\": \"\"}}", f);
+    fclose(f);
+    assert_false(fhir_tables_load(path, &t, err, sizeof err));
+    assert_non_null(strstr(err, "key \"mg\""));
+    unlink(path);
+    assert_false(fhir_tables_load(path, &t, err, sizeof err));
+    assert_non_null(strstr(err, path));
+    fhir_tables_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +838,12 @@ int main(void)
         cmocka_unit_test(test_stable_ids),  cmocka_unit_test(test_birthdate_precision),
         cmocka_unit_test(test_oru),         cmocka_unit_test(test_datetime),
         cmocka_unit_test(test_errors),      cmocka_unit_test(test_options),
+        cmocka_unit_test(test_adt_segments), cmocka_unit_test(test_adt_events),
+        cmocka_unit_test(test_adt_merge),   cmocka_unit_test(test_orders),
+        cmocka_unit_test(test_order_update), cmocka_unit_test(test_rde),
+        cmocka_unit_test(test_vxu),         cmocka_unit_test(test_mdm),
+        cmocka_unit_test(test_siu),         cmocka_unit_test(test_resend_same_ids),
+        cmocka_unit_test(test_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,188 @@
+/*
+ * fhir_conv: internal interface shared by the converter's files (not for
+ * other modules; the public API is fhir_convert.h).
+ *
+ *   fhir_convert.c        core: the fc context, Bundle entries, stable ids,
+ *                         datatypes (CX, HD, XPN, XAD, XTN, XCN, CWE, dates),
+ *                         the table of message types and fhir_convert()
+ *   fhir_conv_adt.c       Patient, Organization, Practitioner, Location,
+ *                         Encounter, the ADT events and A40 merges
+ *   fhir_conv_clinical.c  segments converted wherever they appear: NK1
+ *                         RelatedPerson, AL1 AllergyIntolerance, DG1
+ *                         Condition, IN1/IN2 Coverage
+ *   fhir_conv_orders.c    ORU results, ORM/OML ServiceRequest + Specimen,
+ *                         MDM DocumentReference
+ *   fhir_conv_pharmacy.c  RDE MedicationRequest + Medication, VXU Immunization
+ *   fhir_conv_sched.c     SIU Appointment
+ *
+ * Every helper takes the conversion context `fc`. Decoded values (fc_val)
+ * live in a ring of VAL_RING buffers: a value stays valid for the next
+ * FC_RING - 1 calls to fc_val, enough to build one element; copy it to keep
+ * it longer. References are "Type/<32 hex>" strings of at most FC_REF bytes.
+ */
+#ifndef TERN_FHIR_CONV_H
+#define TERN_FHIR_CONV_H
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "fhir/fhir_convert.h"
+#include "fhir/fhir_tables.h"
+
+#define FC_RING 8
+#define FC_REF 64
+
+typedef struct fc {
+    const hl7_msg *m;
+    const fhir_options *opt;
+    const fhir_tables *tables; /* opt->tables or NULL (built-ins) */
+    const char *trigger;       /* MSH-9.2 */
+    json_t *entries;
+    char offset[8]; /* "+05:30", "Z": for times without their own offset */
+    tbuf ring[FC_RING];
+    unsigned next;
+    tbuf date; /* fc_date's output, reused */
+    tbuf ids;  /* the 32-character ids in the Bundle, back to back (dedup) */
+    EVP_MD *sha256;
+    EVP_MD_CTX *md_ctx;
+    char org_ref[FC_REF];       /* sending facility (MSH-4); "" when none */
+    char patient_ref[FC_REF];   /* "Patient/<id>" */
+    char encounter_ref[FC_REF]; /* "" when no Encounter */
+} fc;
+
+#define SYS_V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
+#define SYS_ACTCODE "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+#define SYS_PARTICIPATION "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+#define SYS_UCUM "http://unitsofmeasure.org"
+#define US_CORE "http://hl7.org/fhir/us/core/StructureDefinition/"
+
+/* --- values and JSON ------------------------------------------------------ */
+
+/* Decoded value at (seg index, field, rep, comp, sub), or NULL when empty,
+ * absent or the explicit null "". comp/sub 0 = the whole element. */
+const char *fc_val(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, uint32_t sub);
+/* Table lookup through the conversion's tables (user first, built-in). */
+const char *fc_lookup(fc *c, fhir_table_id t, const char *key);
+/* The first of a table value "a|b": copies part `part` (0 or 1) into out
+ * (cap bytes); false when v is NULL or the part is empty. */
+bool fc_part(const char *v, int part, char *out, size_t cap);
+
+/* Sets key to s when s is non-empty valid UTF-8 (else nothing). */
+void fc_str(json_t *o, const char *key, const char *s);
+/* Sets key to a string known to be valid UTF-8 (constants, ids). */
+void fc_const(json_t *o, const char *key, const char *s);
+/* Appends item to the array o[key], creating it; steals item. */
+void fc_push(json_t *o, const char *key, json_t *item);
+/* Sets o[key] = v when v is a non-empty object or array, else frees v. */
+void fc_set_nonempty(json_t *o, const char *key, json_t *v);
+/* {"reference": ref}; new reference. */
+json_t *fc_ref(const char *ref);
+/* {"coding":[{system, code, display}]} (display may be NULL); all ASCII. */
+json_t *fc_concept(const char *system, const char *code, const char *display);
+
+/* --- resources and ids ------------------------------------------------------ */
+
+/* Writes the id of key (see fhir_stable_id). */
+void fc_stable_id(fc *c, const char *key, char out[33]);
+/* Derives the id from key, or from MSH-10 and label when key is empty. */
+void fc_id_from(fc *c, tbuf *key, const char *type, const char *label, char id[33]);
+/* New {"resourceType": type, "id": id}. */
+json_t *fc_resource(const char *type, const char *id);
+/* Adds r to the Bundle as PUT Type/id and writes "Type/id" to ref (may be
+ * NULL); steals r. A resource whose id is already in the Bundle (the same
+ * doctor as attending and admitting) is dropped: a transaction may not
+ * hold two entries for one resource. */
+void fc_add(fc *c, json_t *r, char *ref);
+
+/* --- datatypes ---------------------------------------------------------------- */
+
+enum { FC_DATETIME = 0, FC_DATE = 1, FC_INSTANT = 2, FC_INSTANT_MIN = 3 };
+/* Sets key to the FHIR form of the DTM at (seg, f, rep 1, comp); kind
+ * FC_DATETIME, FC_DATE, FC_INSTANT (only when the value has seconds) or
+ * FC_INSTANT_MIN (seconds padded when it has at least minutes). comp 0 is
+ * the first component. */
+void fc_date(fc *c, json_t *o, const char *key, long seg, uint32_t f, uint32_t comp, int kind);
+/* Appends the FHIR system URI for a coding system name (CWE-3). */
+void fc_code_system(fc *c, const char *name, tbuf *out);
+/* CodeableConcept from the CWE at (seg, f, r); comp 0: the field's
+ * components 1..3, comp > 0: the subcomponents of component comp. Also
+ * reads the alternate code (CWE-4..6). NULL when empty. */
+json_t *fc_codeable(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp);
+/* fc_codeable or {"text": "unknown"} (for required elements). */
+json_t *fc_codeable_req(fc *c, long seg, uint32_t f);
+/* Identifier system from the HD at (seg, f, r, comp) (comp 0: the field is
+ * the HD); false when there is none. */
+bool fc_hd_system(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, tbuf *out);
+/* Identifier from CX/EI/XCN-like (seg, f, r): value component 1, system
+ * from the HD at hd_comp, type code (v2-0203) when given. key (may be NULL)
+ * gets "res_type|system|value". NULL when no value. */
+json_t *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_comp, const char *type,
+                      const char *res_type, tbuf *key);
+/* HumanName from the XPN at (seg, f, r) starting at component `first`
+ * (1 for XPN, 2 for XCN); NULL when empty. */
+json_t *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first);
+/* Address from the XAD at (seg, f, r); NULL when empty. */
+json_t *fc_address(fc *c, long seg, uint32_t f, uint32_t r);
+/* Every repetition of the XTN at (seg, f) pushed to res.telecom. */
+void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, json_t *res);
+/* Quantity {value, unit, system, code}: unit mapped to UCUM through the
+ * units table unless unit_sys names another system. */
+json_t *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys);
+/* Parses a whole decimal; false if anything else. */
+bool fc_number(const char *s, double *out);
+/* The segment index of the first seg_id after `from` and before the next
+ * segment named in `stop` (space-separated ids, e.g. "ORC OBR"), or -1. */
+long fc_find_after(fc *c, long from, const char *seg_id, const char *stop);
+/* True when segment i is named id. */
+bool fc_is(fc *c, long i, const char *id);
+
+/* --- resource builders shared by the families ------------------------------ */
+
+/* Practitioner from the XCN at (seg, f, r); writes its reference. */
+bool fc_practitioner(fc *c, long seg, uint32_t f, uint32_t r, char ref[FC_REF]);
+/* Organization from an XON/CX-like id at (seg, f) with name; writes ref. */
+bool fc_organization(fc *c, const char *system, const char *value, const char *name,
+                     char ref[FC_REF]);
+/* Location from the PL at (seg, f); writes ref. */
+bool fc_location(fc *c, long seg, uint32_t f, char ref[FC_REF]);
+/* Patient from PID (sets c->patient_ref). */
+json_t *fc_patient(fc *c, long pid); /* returns the resource, borrowed */
+/* Encounter from PV1 (+ PV2) with its Location and Practitioners (sets
+ * c->encounter_ref). status NULL: from the trigger and PV1-45. */
+void fc_encounter(fc *c, long pv1, const char *status);
+/* Sending facility Organization (MSH-4), sets c->org_ref when present. */
+void fc_sending_org(fc *c);
+
+/* Segments converted wherever they appear (fhir_conv_clinical.c). */
+void fc_clinical_segments(fc *c);
+/* Condition from DG1 at index seg; writes ref. */
+void fc_condition(fc *c, long dg1, char ref[FC_REF]);
+
+/* Order key text (fhir_conv_orders.c): the first of the EI identifiers at
+ * (seg, fields[i]) that is there ("Order|system|value"), else
+ * "Order|msh10|<MSH-10>|pos". Pushes the identifiers, typed types[i], to
+ * res (may be NULL). */
+void fc_order_key(fc *c, long seg, const uint32_t fields[2], const char *types[2], unsigned pos,
+                  json_t *res, tbuf *key);
+/* request-status of an order: ORC-5, else ORC-1, else "unknown". */
+const char *fc_request_status(fc *c, long orc);
+/* The Observation for the OBX at index obx (obr: fallback for the time, may
+ * be -1); category an observation-category code or NULL; part_of a
+ * reference or NULL. Its id comes from order_key and n, its position. */
+void fc_observation(fc *c, long obx, long obr, const char *order_key, unsigned n,
+                    const char *category, const char *part_of, char ref[FC_REF]);
+/* Patient, Encounter (when PV1 is there) and the NK1/AL1/DG1/IN1 segments. */
+void fc_context(fc *c);
+
+/* --- message converters ----------------------------------------------------- */
+
+void fc_convert_adt(fc *c);
+void fc_convert_merge(fc *c);
+void fc_convert_oru(fc *c);
+void fc_convert_order(fc *c);
+void fc_convert_mdm(fc *c);
+void fc_convert_rde(fc *c);
+void fc_convert_vxu(fc *c);
+void fc_convert_siu(fc *c);
+
+#endif

@@ -4,7 +4,7 @@
 # in its FHIR store, where the Observations are found by
 # GET /fhir/Observation?patient=ID; the same ORU sent again updates the
 # same resources (version 2, no duplicates); a message type the converter
-# does not handle (ORM^O01) goes to the error queue with the reason.
+# does not handle (ADT^A17, swap patients) goes to the error queue with the reason.
 set -u
 tern=$1
 src=$2
@@ -54,10 +54,10 @@ check "sent again: still 3 Observations" wait_for \
 v=$(curl -s "$base/Patient/$pid" | python3 -c 'import json,sys; print(json.load(sys.stdin)["meta"]["versionId"])')
 [ "$v" -ge 2 ] && ok "the Patient was updated (version $v)" || bad "Patient version $v"
 
-printf 'MSH|^~\\&|HIS|HOSP|LAB|HOSP|20240101120000||ORM^O01|ORM-1|P|2.5\rPID|1||X1^^^HOSP||DOE^JOHN\rORC|NW|1\r' \
+printf 'MSH|^~\\&|HIS|HOSP|LAB|HOSP|20240101120000||ADT^A17|ORM-1|P|2.5\rEVN|A17\rPID|1||X1^^^HOSP||DOE^JOHN\rPV1|1|I\r' \
     >"$tmp/orm.hl7"
 "$tern" send --port "$IN" "$tmp/orm.hl7" >/dev/null 2>&1
-check "ORM^O01 (not converted) goes to the error queue" wait_for \
+check "ADT^A17 (not converted) goes to the error queue" wait_for \
     "q \"select d.state from deliveries d join messages m on m.id=d.message_id where m.control_id='ORM-1'\"" error
 stored "$tmp/tern.yaml" ORM-1 '*' |
     grep -q "FHIR conversion" && ok "with the reason" || bad "error text: $(stored "$tmp/tern.yaml" ORM-1 '*')"

@@ -1,8 +1,10 @@
 #!/bin/sh
 # PHI at rest (docs/security-at-rest.md): `tern serve` stores messages with a
-# known patient name and identifier; while it runs (write-ahead log present)
-# and after it stops, no byte of the store's files (database, WAL, shared
-# memory, body log, keyring) holds either, while `tern messages` shows them
+# known patient name and identifier, and converts them into its FHIR store;
+# while it runs (write-ahead logs present) and after it stops, no byte of the
+# files under var/ (message store, FHIR store, security database, their WALs
+# and shared memory, body log, keyring) holds either, in any letter case, while
+# the FHIR API still finds the patient by identifier and by name prefix, and while `tern messages` shows them
 # and finds the messages by patient id. The same run with encryption turned
 # off does show them (so the scan can fail). No key, a wrong key, key
 # rotation (master and data key) are checked with the real binary.
@@ -16,12 +18,12 @@ unset TERN_MASTER_KEY
 
 NAME=ZZSECRETFAMILY
 MRN=MRN-SECRET-42
-P1=$(free_port); DEAD=$(free_port)
+P1=$(free_port); DEAD=$(free_port); HTTP=$(free_port)
 conf() { # FILE ENCRYPTION_LINE
     cat >"$1" <<YAML
 store: { path: ./var/tern.db }
 security: { auth: false }   # not about authentication (tests/security_*.sh are)
-http: { enabled: false }
+http: { listen: 127.0.0.1:$HTTP }
 $2
 channels:
   - name: adt
@@ -30,6 +32,8 @@ channels:
       # down for the whole test: every message stays in the outbound queue
       - { name: emr, type: mllp, host: 127.0.0.1, port: $DEAD,
           retry: { max_attempts: 2, backoff: 100ms..100ms } }
+      # and into the FHIR store (resources sealed, search values hashed)
+      - { name: fhir, type: fhir-store }
 YAML
 }
 msgs() { # FILE FIRST_ID
@@ -43,13 +47,13 @@ msgs() { # FILE FIRST_ID
 start() { # CONF LOG
     "$tern" serve -c "$1" >"$2" 2>&1 &
     spid=$!; pids="$pids $spid"
-    i=0; until grep -q "^tern: serving" "$2"; do
+    i=0; until grep -q "^tern: serving" "$2" 2>/dev/null; do
         i=$((i+1)); if [ $i -gt 100 ] || ! kill -0 $spid 2>/dev/null; then cat "$2"; return 1; fi; sleep 0.1
     done
 }
 stop() { kill -TERM $spid; wait $spid; }
 clear_in() { # DIR: the first file under DIR holding $NAME or $MRN, or nothing
-    grep -rlaF -e "$NAME" -e "$MRN" "$1" 2>/dev/null | head -1
+    grep -rlaiF -e "$NAME" -e "$MRN" "$1" 2>/dev/null | head -1
 }
 
 # --- encrypted (key from a file made by tern keys init) ---------------------------
@@ -63,9 +67,20 @@ msgs "$tmp/a.hl7" A
 check "5 accepted, 1 rejected" [ "$(grep -c ' AA' "$tmp/acks") $(grep -c ' AR\| AE' "$tmp/acks")" = "5 1" ]
 check "the destination is down: delivery errors are stored (sealed)" \
     wait_for "stored '$tmp/tern.yaml' EA-1 emr | cut -d'|' -f1" error
+fhir() { curl -s "http://127.0.0.1:$HTTP/fhir/$1"; }
+check "the FHIR store has the patient" \
+    wait_for "fhir 'Patient?identifier=$MRN' | grep -o '\"family\":\"$NAME\"' | head -1" "\"family\":\"$NAME\""
+check "... found by a name prefix (a keyed hash per prefix)" \
+    sh -c "curl -s 'http://127.0.0.1:$HTTP/fhir/Patient?family=zzsecr' | grep -q '$MRN'"
+check "... and by the exact name" \
+    sh -c "curl -s 'http://127.0.0.1:$HTTP/fhir/Patient?family:exact=zzsecretfamily' | grep -q '$MRN'"
+check "... not by another prefix" \
+    sh -c "! curl -s 'http://127.0.0.1:$HTTP/fhir/Patient?family=zzsecx' | grep -q '$MRN'"
+check "... and its encounters through the patient reference" \
+    sh -c "curl -s 'http://127.0.0.1:$HTTP/fhir/Encounter?patient=Patient/'\$(curl -s 'http://127.0.0.1:$HTTP/fhir/Patient?identifier=$MRN' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"entry\"][0][\"resource\"][\"id\"])') | grep -q Encounter"
 check "while running (WAL and body log live): no patient name or id in any store file" \
     [ -z "$(clear_in "$tmp/var")" ]
-check "... the write-ahead log exists (the scan covered it)" [ -s "$tmp/var/tern.db-wal" ]
+check "... the write-ahead logs exist (the scan covered them)" [ -s "$tmp/var/tern.db-wal" ] && [ -s "$tmp/var/tern-fhir.db-wal" ]
 stop; check "serve exits 0" [ $? = 0 ]
 check "after stop: still none" [ -z "$(clear_in "$tmp/var")" ]
 "$tern" messages -c "$tmp/tern.yaml" list --patient "$MRN" >"$tmp/list" 2>&1

@@ -1149,6 +1149,7 @@ static int setup_fhir(engine *e, tbuf *err)
             if (e->cfg->channels[i].destinations[k].type == CONFIG_DEST_FHIR_STORE) wanted = true;
     if (!wanted) return 0;
     e->fhir = fhir_rest_new(e->cfg->fhir.store, err);
+    if (e->fhir) fhir_rest_set_keys(e->fhir, e->keys);
     return e->fhir ? 0 : -1;
 }
 

@@ -1084,6 +1084,11 @@ fhir_rest *fhir_rest_new(const char *store_location, tbuf *err)
     return r;
 }
 
+void fhir_rest_set_keys(fhir_rest *r, struct keyring *keys)
+{
+    fhir_store_set_keys(r->st, keys);
+}
+
 void fhir_rest_free(fhir_rest *r)
 {
     if (!r) return;

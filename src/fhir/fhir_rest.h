@@ -28,6 +28,10 @@ typedef struct fhir_rest fhir_rest;
 fhir_rest *fhir_rest_new(const char *store_location, tbuf *err);
 /* Closes the store; NULL allowed. */
 void fhir_rest_free(fhir_rest *r);
+/* Encrypts the FHIR store's PHI at rest with keys (fhir_store_set_keys;
+ * borrowed). */
+struct keyring;
+void fhir_rest_set_keys(fhir_rest *r, struct keyring *keys);
 
 /* Answers one HTTP request whose path starts with "/fhir" (checked by the
  * caller with fhir_rest_path_is_ours). */

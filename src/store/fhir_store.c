@@ -6,6 +6,11 @@
  * index rows, and hand text plus rows to the backend. A write outside a
  * caller's transaction is wrapped in one of its own, so the version read
  * and the version written cannot interleave with another writer.
+ *
+ * With a keyring (fhir_store_set_keys) the front also seals what the
+ * backend stores and opens what it returns, and turns token and string
+ * index values, and the searches for them, into keyed hashes; backends
+ * never see PHI in clear (see fhir_store.h).
  */
 #include "store/fhir_store.h"
 
@@ -17,6 +22,7 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "sec/keys.h"
 
 const char *fhir_store_strerror(fhir_store_status s)
 {
@@ -76,6 +82,134 @@ fhir_store_status fhir_store_open(const char *location, fhir_store **out, fhir_s
 void fhir_store_close(fhir_store *s)
 {
     if (s) s->ops->close(s);
+}
+
+void fhir_store_set_keys(fhir_store *s, struct keyring *keys)
+{
+    s->keys = keys;
+}
+
+/* --- encryption at rest ------------------------------------------------------ */
+
+#define SEAL_CTX "fhir"
+
+static char *token_of(keyring *k, const char *domain, const char *v)
+{
+    char tok[KEYS_TOKEN_LEN + 1];
+    keys_token(k, domain, v, tok);
+    return xstrdup(tok);
+}
+
+/* The index rows as stored: token values and systems, and strings, as
+ * keyed hashes (a string gets one row per prefix and one for the whole
+ * value). */
+static void seal_rows(keyring *k, const char *type, const fhir_index_rows *in,
+                      fhir_index_rows *out)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        const fhir_index_row *r = &in->v[i];
+        const fhir_param_def *d = fhir_param_find(type, r->param);
+        fhir_param_kind kind = d ? d->kind : FHIR_PARAM_REFERENCE;
+        out->v = xgrow(out->v, &out->cap, out->n + 1 + (r->value ? strlen(r->value) : 0) + 1,
+                       sizeof *out->v);
+        fhir_index_row c = {r->param, NULL, NULL, r->lo, r->hi};
+        if (kind == FHIR_PARAM_TOKEN) {
+            c.sys = r->sys ? token_of(k, "fhir-system", r->sys) : NULL;
+            c.value = r->value ? token_of(k, "fhir-code", r->value) : NULL;
+            out->v[out->n++] = c;
+        } else if (kind == FHIR_PARAM_STRING && r->value) {
+            size_t n = strlen(r->value), max = n < FHIR_SEAL_PREFIX_MAX ? n : FHIR_SEAL_PREFIX_MAX;
+            char buf[FHIR_SEAL_PREFIX_MAX + 1];
+            for (size_t len = 1; len <= max; len++) {
+                memcpy(buf, r->value, len);
+                buf[len] = '\0';
+                out->v[out->n++] = (fhir_index_row){r->param, NULL, token_of(k, "fhir-prefix", buf), 0, 0};
+            }
+            out->v[out->n++] = (fhir_index_row){r->param, NULL, token_of(k, "fhir-exact", r->value), 0, 0};
+        } else {
+            c.sys = r->sys ? xstrdup(r->sys) : NULL;
+            c.value = r->value ? xstrdup(r->value) : NULL;
+            out->v[out->n++] = c;
+        }
+    }
+}
+
+/* Appends the plaintext of stored bytes (sealed or not) to out. */
+static fhir_store_status open_json(fhir_store *s, const char *p, size_t n, tbuf *out,
+                                   fhir_store_error *err)
+{
+    if (!keys_is_sealed(p, n)) {
+        tbuf_put(out, p, n);
+        return FHIR_STORE_OK;
+    }
+    if (!s->keys)
+        return fhir_store_fail(err, FHIR_STORE_ERR_CORRUPT,
+                               "the resource is encrypted at rest and no master key is configured "
+                               "(TERN_MASTER_KEY or encryption.key_file)");
+    tbuf why = TBUF_INIT;
+    fhir_store_status st = FHIR_STORE_OK;
+    if (keys_open_sealed(s->keys, SEAL_CTX, p, n, out, &why) != 0)
+        st = fhir_store_fail(err, FHIR_STORE_ERR_CORRUPT, "%s", why.p);
+    tbuf_free(&why);
+    return st;
+}
+
+/* Row callbacks see plaintext. */
+typedef struct open_ctx {
+    fhir_store *s;
+    fhir_store_row_fn fn;
+    void *ctx;
+    tbuf plain;
+    fhir_store_status st;
+    fhir_store_error *err;
+} open_ctx;
+
+static int open_row(void *arg, int64_t seq, const char *type, const char *id,
+                    const fhir_version *v, const char *json, size_t len)
+{
+    open_ctx *o = arg;
+    if (!json || !keys_is_sealed(json, len)) return o->fn(o->ctx, seq, type, id, v, json, len);
+    tbuf_reset(&o->plain);
+    o->st = open_json(o->s, json, len, &o->plain, o->err);
+    if (o->st != FHIR_STORE_OK) return 1;
+    return o->fn(o->ctx, seq, type, id, v, o->plain.p, o->plain.len);
+}
+
+/* The search as the index holds it: token and string values as keyed
+ * hashes, matched by equality. *owned collects what to free. */
+static void seal_query(keyring *k, const fhir_query *in, fhir_query *out, fhir_cond **conds,
+                       fhir_match **matches, char ***owned, size_t *nowned)
+{
+    *out = *in;
+    size_t total = 0;
+    for (size_t i = 0; i < in->nconds; i++) total += in->conds[i].n;
+    *conds = xcalloc(in->nconds ? in->nconds : 1, sizeof **conds);
+    *matches = xcalloc(total ? total : 1, sizeof **matches);
+    *owned = xcalloc(2 * total + 1, sizeof **owned);
+    *nowned = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < in->nconds; i++) {
+        const fhir_cond *c = &in->conds[i];
+        fhir_cond *oc = &(*conds)[i];
+        *oc = *c;
+        oc->m = &(*matches)[at];
+        bool special = c->param[0] == '_';
+        for (size_t j = 0; j < c->n; j++, at++) {
+            fhir_match m = c->m[j];
+            if (!special && c->kind == FHIR_PARAM_TOKEN) {
+                if (m.code) m.code = (*owned)[(*nowned)++] = token_of(k, "fhir-code", m.code);
+                if (m.sys && *m.sys) m.sys = (*owned)[(*nowned)++] = token_of(k, "fhir-system", m.sys);
+            } else if (!special && c->kind == FHIR_PARAM_STRING && m.code) {
+                char buf[FHIR_SEAL_PREFIX_MAX + 1];
+                snprintf(buf, sizeof buf, "%s", m.code);
+                m.code = (*owned)[(*nowned)++] =
+                    token_of(k, m.exact ? "fhir-exact" : "fhir-prefix", m.exact ? m.code : buf);
+                m.exact = true;
+            }
+            (*matches)[at] = m;
+        }
+    }
+    out->conds = *conds;
 }
 
 fhir_store_status fhir_store_begin(fhir_store *s, fhir_store_error *err)
@@ -214,7 +348,22 @@ fhir_store_status fhir_store_put(fhir_store *s, const char *type, const char *id
         goto done;
     }
     fhir_store_row row = {type, out->id, out->v, text, strlen(text), &rows};
+    tbuf sealed = TBUF_INIT;
+    fhir_index_rows srows = {0};
+    if (s->keys) {
+        if (keys_seal(s->keys, SEAL_CTX, text, row.len, &sealed, &why) != 0) {
+            st = fhir_store_fail(err, FHIR_STORE_ERR_BACKEND, "%s", tbuf_cstr(&why));
+            goto done;
+        }
+        seal_rows(s->keys, type, &rows, &srows);
+        row.json = sealed.p;
+        row.len = sealed.len;
+        row.index = &srows;
+    }
     st = s->ops->write(s, &row, err);
+    tbuf_free(&sealed);
+    fhir_index_rows_free(&srows);
+    row.len = strlen(text);
     if (st == FHIR_STORE_OK && own_tx) st = fhir_store_commit(s, err);
     if (st == FHIR_STORE_OK) tbuf_put(&out->json, text, row.len);
 done:
@@ -266,7 +415,12 @@ fhir_store_status fhir_store_read(fhir_store *s, const char *type, const char *i
 {
     clear(err);
     fhir_version tmp;
-    return s->ops->read(s, type, id, version, v ? v : &tmp, json, err);
+    if (!s->keys) return s->ops->read(s, type, id, version, v ? v : &tmp, json, err);
+    tbuf raw = TBUF_INIT;
+    fhir_store_status st = s->ops->read(s, type, id, version, v ? v : &tmp, &raw, err);
+    if (st == FHIR_STORE_OK) st = open_json(s, raw.p ? raw.p : "", raw.len, json, err);
+    tbuf_free(&raw);
+    return st;
 }
 
 fhir_store_status fhir_store_history(fhir_store *s, const char *type, const char *id,
@@ -274,7 +428,10 @@ fhir_store_status fhir_store_history(fhir_store *s, const char *type, const char
                                      fhir_store_error *err)
 {
     clear(err);
-    return s->ops->history(s, type, id, limit, fn, ctx, err);
+    open_ctx o = {s, fn, ctx, TBUF_INIT, FHIR_STORE_OK, err};
+    fhir_store_status st = s->ops->history(s, type, id, limit, open_row, &o, err);
+    tbuf_free(&o.plain);
+    return st != FHIR_STORE_OK ? st : o.st;
 }
 
 fhir_store_status fhir_store_search(fhir_store *s, const fhir_query *q, fhir_store_row_fn fn,
@@ -284,12 +441,29 @@ fhir_store_status fhir_store_search(fhir_store *s, const fhir_query *q, fhir_sto
     *more = false;
     if (!q->count)
         return fhir_store_fail(err, FHIR_STORE_ERR_ARG, "a search needs a page size above 0");
-    return s->ops->search(s, q, fn, ctx, more, err);
+    open_ctx o = {s, fn, ctx, TBUF_INIT, FHIR_STORE_OK, err};
+    if (!s->keys) return s->ops->search(s, q, fn, ctx, more, err);
+    fhir_query sq;
+    fhir_cond *conds;
+    fhir_match *matches;
+    char **owned;
+    size_t nowned;
+    seal_query(s->keys, q, &sq, &conds, &matches, &owned, &nowned);
+    fhir_store_status st = s->ops->search(s, &sq, open_row, &o, more, err);
+    for (size_t i = 0; i < nowned; i++) free(owned[i]);
+    free(owned);
+    free(matches);
+    free(conds);
+    tbuf_free(&o.plain);
+    return st != FHIR_STORE_OK ? st : o.st;
 }
 
 fhir_store_status fhir_store_include(fhir_store *s, int64_t seq, const char *param,
                                      fhir_store_row_fn fn, void *ctx, fhir_store_error *err)
 {
     clear(err);
-    return s->ops->include(s, seq, param, fn, ctx, err);
+    open_ctx o = {s, fn, ctx, TBUF_INIT, FHIR_STORE_OK, err};
+    fhir_store_status st = s->ops->include(s, seq, param, open_row, &o, err);
+    tbuf_free(&o.plain);
+    return st != FHIR_STORE_OK ? st : o.st;
 }

@@ -69,6 +69,18 @@ fhir_store_status fhir_store_open(const char *location, fhir_store **out, fhir_s
 /* Closes; NULL allowed. */
 void fhir_store_close(fhir_store *s);
 
+/* Encrypts PHI at rest with keys (sec/keys.h; borrowed, must outlive the
+ * handle), as the message store does (docs/security-at-rest.md): the
+ * resource JSON of every version is sealed (AES-256-GCM); token and string
+ * search values are stored as keyed hashes (strings: one per prefix, up to
+ * FHIR_SEAL_PREFIX_MAX characters, and one for the whole value), so that
+ * searches keep working by equality; references and dates stay as they are
+ * (ids are already pseudonyms; dates are ranges the index must compare).
+ * Resources written in clear before stay readable. */
+struct keyring;
+void fhir_store_set_keys(fhir_store *s, struct keyring *keys);
+#define FHIR_SEAL_PREFIX_MAX 64
+
 /* Transactions: every write between begin and commit is applied at once or
  * not at all. No nesting. Rollback of no transaction is a no-op. */
 fhir_store_status fhir_store_begin(fhir_store *s, fhir_store_error *err);
@@ -197,6 +209,7 @@ typedef struct fhir_store_ops {
 struct fhir_store {
     const fhir_store_ops *ops; /* never NULL */
     bool in_tx;                /* the front's view: between begin and commit */
+    struct keyring *keys;      /* fhir_store_set_keys; NULL: stored in clear */
 };
 
 extern const fhir_store_ops fhir_store_sqlite_ops;

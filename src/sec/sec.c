@@ -10,6 +10,7 @@
 
 #include "base/mem.h"
 #include "sec/keys.h"
+#include "sec/sec_http.h"
 
 int64_t sec_now_ms(void)
 {
@@ -52,6 +53,7 @@ sec_status sec_ctx_open(const config_security *cfg, sec_ctx **out, sec_error *er
 sec_status sec_ctx_close(sec_ctx *c, sec_error *err)
 {
     if (!c) return SEC_OK;
+    sec_http_cache_free(c);
     sec_status st = sec_audit_close(c->audit, err);
     sec_db_close(c->db);
     memset(c->key, 0, sizeof c->key);

@@ -30,6 +30,9 @@ typedef struct sec_ctx {
      * the trail names patients without holding their identifiers; `tern
      * audit search --patient` looks the token up. Borrowed; NULL: clear. */
     struct keyring *keys;
+    /* Tokens checked in the last SEC_AUTH_CACHE_MS (sec_http.c), so a busy
+     * API does not look every request's token up in the database. */
+    struct sec_auth_cache *auth_cache;
 } sec_ctx;
 
 /* Opens the database (creating it) and starts the audit writer. A missing

@@ -5,6 +5,8 @@
  */
 #include "sec/sec_http.h"
 
+#include "base/mem.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,65 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     evbuffer_free(b);
 }
 
+/* --- the cache of recently authenticated tokens ------------------------------------ */
+
+#define CACHE_SLOTS 256 /* direct-mapped by the token's hash */
+
+typedef struct cache_entry {
+    char hash[SEC_SHA256_HEX]; /* "" when empty */
+    int64_t until;
+    sec_principal p; /* channels owned */
+} cache_entry;
+
+struct sec_auth_cache {
+    cache_entry e[CACHE_SLOTS];
+};
+
+void sec_http_cache_free(sec_ctx *c)
+{
+    if (!c->auth_cache) return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++) sec_principal_clear(&c->auth_cache->e[i].p);
+    free(c->auth_cache);
+    c->auth_cache = NULL;
+}
+
+static void principal_copy(sec_principal *to, const sec_principal *from)
+{
+    *to = *from;
+    to->channels = from->channels ? xstrdup(from->channels) : NULL;
+}
+
+static cache_entry *cache_slot(sec_ctx *c, const char *hash)
+{
+    if (!c->auth_cache) c->auth_cache = xcalloc(1, sizeof *c->auth_cache);
+    unsigned h = 0;
+    for (int i = 0; i < 8; i++) h = h * 16 + (unsigned)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+    return &c->auth_cache->e[h % CACHE_SLOTS];
+}
+
+/* sec_authenticate, or the principal of the same token seen less than
+ * SEC_AUTH_CACHE_MS ago. */
+static sec_status authenticate_cached(sec_ctx *c, const char *token, sec_principal *p,
+                                      sec_error *err)
+{
+    int64_t now = sec_now_ms();
+    char hash[SEC_SHA256_HEX];
+    sec_sha256_hex(token, hash);
+    cache_entry *e = cache_slot(c, hash);
+    if (e->hash[0] && !strcmp(e->hash, hash) && now < e->until) {
+        principal_copy(p, &e->p);
+        return SEC_OK;
+    }
+    sec_status st = sec_authenticate(c->db, c->cfg, token, now, p, err);
+    if (st == SEC_OK) {
+        sec_principal_clear(&e->p);
+        principal_copy(&e->p, p);
+        memcpy(e->hash, hash, sizeof hash);
+        e->until = now + SEC_AUTH_CACHE_MS;
+    }
+    return st;
+}
+
 sec_status sec_http_authenticate(sec_ctx *c, struct evhttp_request *req, sec_principal *p,
                                  sec_error *err)
 {
@@ -50,7 +111,7 @@ sec_status sec_http_authenticate(sec_ctx *c, struct evhttp_request *req, sec_pri
     h += 7;
     while (*h == ' ')
         h++;
-    sec_status st = sec_authenticate(c->db, c->cfg, h, sec_now_ms(), p, err);
+    sec_status st = authenticate_cached(c, h, p, err);
     if (st != SEC_OK && st != SEC_ERR_DENIED)
         return sec_fail(err, SEC_ERR_DENIED, "cannot check credentials: %s", err->text);
     return st;

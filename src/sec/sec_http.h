@@ -28,6 +28,12 @@ struct evhttp_request;
 /* The peer of req as "ADDRESS:PORT" into buf. Returns buf. */
 const char *sec_http_peer(struct evhttp_request *req, char *buf, size_t size);
 
+/* A token that authenticated is trusted again without a database lookup for
+ * this long: disabling a user, revoking a token or ending a session takes
+ * effect within it. */
+#define SEC_AUTH_CACHE_MS 2000
+void sec_http_cache_free(sec_ctx *c);
+
 /* SEC_OK and *p filled when the request carries a valid token;
  * SEC_ERR_DENIED (err says why) when it carries none or a bad one. */
 sec_status sec_http_authenticate(sec_ctx *c, struct evhttp_request *req, sec_principal *p,

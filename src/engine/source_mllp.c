@@ -5,23 +5,72 @@
  * An oversized frame is answered at once with a negative ACK built from its
  * head and is not stored: it never fully arrived. A frame that is itself an
  * ACK is stored like any message but not answered (ACKs are not ACKed).
+ *
+ * Client certificates as identities (docs/security.md): with security.auth
+ * on, a connection that presented a client certificate (mutual TLS) may post
+ * to this channel only when the certificate's SHA-256 fingerprint is a
+ * registered identity (`tern token create --cert`) bound to the channel.
+ * Decided once per connection (a small cache keyed by connection id) and
+ * audited; a refused connection's frames are answered AR and not stored.
+ * Connections without a client certificate are governed by the listener's
+ * TLS settings alone (MLLP carries no credentials of its own).
  */
 #include "engine/engine_int.h"
 
 #include "base/mem.h"
 #include "hl7/hl7_ack.h"
 #include "net/mllp_server.h"
+#include "sec/sec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CERT_SLOTS 64
+
+typedef struct cert_decision {
+    uint64_t conn_id; /* 0: empty */
+    bool allowed;
+    char why[160];
+} cert_decision;
 
 struct eng_source {
     eng_channel *ch;
     mllp_server *srv;
     void (*done)(void *);
     void *done_arg;
+    cert_decision certs[CERT_SLOTS];
 };
+
+/* May this connection's client certificate post to the channel? */
+static const cert_decision *cert_allowed(eng_source *s, const mllp_inbound *in)
+{
+    cert_decision *d = &s->certs[in->conn_id % CERT_SLOTS];
+    if (d->conn_id == in->conn_id) return d;
+    d->conn_id = in->conn_id;
+    d->allowed = false;
+    const char *channel = eng_channel_config(s->ch)->name;
+    sec_ctx *sec = eng_channel_sec(s->ch);
+    sec_principal p = {0};
+    sec_error err = {0};
+    if (!sec || !sec->cfg->auth) {
+        d->allowed = true;
+    } else if (sec_authenticate_cert(sec->db, in->peer_cert, &p, &err) != SEC_OK) {
+        snprintf(d->why, sizeof d->why,
+                 "client certificate %.16s... is not a registered identity (tern token create "
+                 "--cert)", in->peer_cert);
+        sec_record_event(sec, NULL, "message.post", channel, NULL, in->peer, "denied", d->why);
+    } else if (!sec_check(sec, &p, SEC_MESSAGE_POST, channel, in->peer)) {
+        snprintf(d->why, sizeof d->why, "client certificate %s may not post to channel %s",
+                 p.name, channel);
+    } else {
+        d->allowed = true;
+        sec_record_event(sec, &p, "message.post", channel, NULL, in->peer, "ok",
+                         "client certificate");
+    }
+    sec_principal_clear(&p);
+    return d;
+}
 
 typedef struct reply_ctx {
     mllp_reply *reply;
@@ -64,6 +113,19 @@ static void on_frame(const mllp_inbound *in, mllp_reply *reply, void *arg)
         tbuf_free(&nak);
         eng_log(s->ch, "connection %llu from %s: %s", (unsigned long long)in->conn_id, in->peer,
                 e.text);
+        return;
+    }
+    const cert_decision *d = in->peer_cert ? cert_allowed(s, in) : NULL;
+    if (d && !d->allowed) {
+        hl7_error e = {.code = HL7_ERR_IO};
+        snprintf(e.text, sizeof(e.text), "not authorized: %s; not stored", d->why);
+        tbuf nak = TBUF_INIT;
+        hl7_ack_build_nak(in->data, in->len, &e, NULL, &nak);
+        mllp_reply_send(reply, nak.p, nak.len);
+        tbuf_free(&nak);
+        if (in->seq == 1)
+            eng_log(s->ch, "connection %llu from %s: %s", (unsigned long long)in->conn_id,
+                    in->peer, e.text);
         return;
     }
     reply_ctx *rc = xcalloc(1, sizeof(*rc));

@@ -61,6 +61,8 @@ struct sconn {
     struct timeval last; /* last traffic either way */
     uint64_t id, seq, replies;
     bool paused, eof, in_input;
+    bool cert_read;      /* peer_cert below is known */
+    char peer_cert[96];  /* the client certificate's fingerprint; "" when none */
 };
 
 struct mllp_server {
@@ -273,12 +275,18 @@ static void deliver(sconn *c, const mllp_frame *fr, bool oversized)
              "handler and the rest is skipped",
              (unsigned long long)c->seq, s->o.max_frame);
     }
+    if (!c->cert_read) {
+        c->cert_read = true;
+        if (!net_conn_peer_fingerprint(c->nc, c->peer_cert, sizeof c->peer_cert))
+            c->peer_cert[0] = '\0';
+    }
     mllp_inbound in = {.data = fr->data,
                        .len = fr->len,
                        .oversized = oversized,
                        .conn_id = c->id,
                        .seq = c->seq,
-                       .peer = net_conn_peer(c->nc)};
+                       .peer = net_conn_peer(c->nc),
+                       .peer_cert = c->peer_cert[0] ? c->peer_cert : NULL};
     s->handler(&in, r, s->arg);
     if (!c->paused && must_pause(c)) pause_reading(c);
 }

@@ -55,6 +55,9 @@ typedef struct mllp_inbound {
     uint64_t conn_id; /* 1, 2, ... in accept order, for logs */
     uint64_t seq;     /* 1, 2, ... per connection */
     const char *peer; /* "addr:port" */
+    /* TLS with a client certificate: its SHA-256 fingerprint (64 lower-case
+     * hex digits); NULL otherwise. Read once per connection. */
+    const char *peer_cert;
 } mllp_inbound;
 
 /* Called for each non-empty frame. The handler owns `reply` from now on and

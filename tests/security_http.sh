@@ -142,6 +142,10 @@ check "messages show as the analyst works" sh -c "TERN_TOKEN='$ANN' '$tern' mess
 check "reprocess as the analyst is refused" sh -c "! TERN_TOKEN='$ANN' '$tern' messages $C reprocess $id >/dev/null 2>&1"
 check "reprocess as the engineer works" sh -c "TERN_TOKEN='$ENG' '$tern' messages $C reprocess $id >/dev/null"
 check "audit search as the analyst is refused" sh -c "! TERN_TOKEN='$ANN' '$tern' audit $C search >/dev/null 2>&1"
+check "quality as the auditor is refused" sh -c "! TERN_TOKEN='$AUD' '$tern' quality $C >/dev/null 2>&1"
+check "quality as the analyst works" sh -c "TERN_TOKEN='$ANN' '$tern' quality $C >/dev/null"
+check "keys status as the analyst is refused" sh -c "! TERN_TOKEN='$ANN' '$tern' keys status $C >/dev/null 2>&1"
+check "keys status as the admin works" sh -c "TERN_TOKEN='$ROOT' '$tern' keys status $C | grep -q 'data key 1'"
 export TERN_TOKEN="$AUD"
 check "the view is audited with the patient (found by its id, stored as its keyed hash)" \
     sh -c "'$tern' audit $C search --user ann --patient PAT77 --action message.view | grep -q 'message.view.*lab-in.*~[0-9a-f]*.*cli.*ok'"

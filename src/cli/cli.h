@@ -47,6 +47,11 @@ int cli_sec_require(const char *cmd, struct sec_ctx *sec, const struct sec_princ
                     int action, const char *channel);
 /* Flushes and seals the audit trail, then frees sec (NULL is fine). */
 void cli_sec_close(struct sec_ctx *sec);
+/* cli_sec_open + cli_sec_who + cli_sec_require(action): the principal in
+ * *who (clear it with sec_principal_clear) and *sec open on CLI_OK; nothing
+ * to close otherwise. */
+int cli_sec_gate(const char *cmd, const struct config_security *cfg, const char *token, int action,
+                 struct sec_ctx **sec, struct sec_principal *who);
 /* Reads one line into out: from stdin when from_stdin, else from the
  * terminal without echo after prompt. -1 at end of input or without a tty. */
 int cli_read_secret(const char *prompt, bool from_stdin, char *out, size_t size);

@@ -26,6 +26,7 @@
 
 #include "engine/config.h"
 #include "sec/keys.h"
+#include "sec/sec.h"
 
 static const char keys_usage[] =
     "usage: tern keys init --key-file FILE\n"
@@ -64,6 +65,16 @@ static int load_current(const keys_opts *o, unsigned char master[KEYS_LEN], char
 {
     tern_config *cfg = cli_load_config(cmd, o->conf);
     if (!cfg) return CLI_USAGE;
+    /* keys are an admin's business, and every use is audited */
+    sec_ctx *sec = NULL;
+    sec_principal who = {0};
+    if (cli_sec_gate(cmd, &cfg->security, NULL, SEC_USER_ADMIN, &sec, &who) != CLI_OK) {
+        config_free(cfg);
+        return CLI_INVALID;
+    }
+    sec_record_event(sec, &who, "config.keys", NULL, NULL, "cli", "ok", cmd);
+    sec_principal_clear(&who);
+    cli_sec_close(sec);
     int rc = CLI_OK;
     tbuf err = TBUF_INIT;
     if (!cfg->encryption.enabled) {

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "engine/config.h"
+#include "sec/sec.h"
 #include "store/store.h"
 
 static const char quality_usage[] =
@@ -94,6 +95,16 @@ int cli_quality(int argc, char **argv)
 
     tern_config *cfg = cli_load_config("quality", conf);
     if (!cfg) return CLI_USAGE;
+    /* counts only, no PHI; but the store is the store: a reader's role */
+    sec_ctx *sec = NULL;
+    sec_principal who = {0};
+    if (cli_sec_gate("quality", &cfg->security, NULL, SEC_MESSAGE_READ, &sec, &who) != CLI_OK) {
+        config_free(cfg);
+        return CLI_INVALID;
+    }
+    sec_record_event(sec, &who, "quality.read", channel, NULL, "cli", "ok", NULL);
+    sec_principal_clear(&who);
+    cli_sec_close(sec);
     store *s = NULL;
     store_error serr;
     int rc = CLI_OK;

@@ -99,3 +99,17 @@ int cli_read_secret(const char *prompt, bool from_stdin, char *out, size_t size)
     out[strcspn(out, "\r\n")] = '\0';
     return 0;
 }
+
+int cli_sec_gate(const char *cmd, const config_security *cfg, const char *token, int action,
+                 sec_ctx **sec, sec_principal *who)
+{
+    *sec = NULL;
+    int rc = cli_sec_open(cmd, cfg, sec);
+    if (rc == CLI_OK) rc = cli_sec_who(cmd, *sec, token, who);
+    if (rc == CLI_OK) rc = cli_sec_require(cmd, *sec, who, action, NULL);
+    if (rc != CLI_OK && *sec) {
+        cli_sec_close(*sec);
+        *sec = NULL;
+    }
+    return rc;
+}

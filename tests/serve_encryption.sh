@@ -78,6 +78,20 @@ check "... not by another prefix" \
     sh -c "! curl -s 'http://127.0.0.1:$HTTP/fhir/Patient?family=zzsecx' | grep -q '$MRN'"
 check "... and its encounters through the patient reference" \
     sh -c "curl -s 'http://127.0.0.1:$HTTP/fhir/Encounter?patient=Patient/'\$(curl -s 'http://127.0.0.1:$HTTP/fhir/Patient?identifier=$MRN' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"entry\"][0][\"resource\"][\"id\"])') | grep -q Encounter"
+check "... by its exact birth date" \
+    sh -c "curl -s 'http://127.0.0.1:$HTTP/fhir/Patient?birthdate=1980-01-01' | grep -q '$MRN'"
+check "... not by another day of the same year (exact dates checked after decryption)" \
+    sh -c "! curl -s 'http://127.0.0.1:$HTTP/fhir/Patient?birthdate=1980-01-02' | grep -q '$MRN'"
+check "... nor by a range that ends before it" \
+    sh -c "! curl -s 'http://127.0.0.1:$HTTP/fhir/Patient?birthdate=lt1980-01-01' | grep -q '$MRN'"
+check "the date index holds years only" python3 -c "
+import sqlite3, datetime, sys
+db = sqlite3.connect('$tmp/var/tern-fhir.db', timeout=5)
+rows = db.execute('select lo, hi from fhir_index where lo is not null').fetchall()
+def year_start(ms):
+    d = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+    return (d.month, d.day, d.hour, d.minute, d.second, d.microsecond) == (1, 1, 0, 0, 0, 0)
+sys.exit(0 if rows and all(year_start(lo) and year_start(hi + 1) for lo, hi in rows) else 1)"
 check "while running (WAL and body log live): no patient name or id in any store file" \
     [ -z "$(clear_in "$tmp/var")" ]
 check "... the write-ahead logs exist (the scan covered them)" [ -s "$tmp/var/tern.db-wal" ] && [ -s "$tmp/var/tern-fhir.db-wal" ]

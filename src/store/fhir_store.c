@@ -93,6 +93,44 @@ void fhir_store_set_keys(fhir_store *s, struct keyring *keys)
 
 #define SEAL_CTX "fhir"
 
+/* Dates are indexed to the year only (a year alone does not identify
+ * anyone); searches fetch the candidates of the years and keep those whose
+ * exact dates, read from the decrypted resource, match (date_filter). */
+static int64_t year_start(int64_t ms)
+{
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    struct tm y = {.tm_year = tm.tm_year, .tm_mday = 1};
+    return (int64_t)timegm(&y) * 1000;
+}
+
+static int64_t year_end(int64_t ms)
+{
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    struct tm y = {.tm_year = tm.tm_year + 1, .tm_mday = 1};
+    return (int64_t)timegm(&y) * 1000 - 1;
+}
+
+/* One date value against one index row's exact range, as the backend's
+ * SQL compares them (fhir_store_sqlite.c match_sql). */
+static bool date_matches(const fhir_match *m, int64_t lo, int64_t hi)
+{
+    switch (m->prefix) {
+    case FHIR_PFX_EQ: return lo >= m->lo && hi <= m->hi;
+    case FHIR_PFX_NE: return !(lo >= m->lo && hi <= m->hi);
+    case FHIR_PFX_LT: return lo < m->lo;
+    case FHIR_PFX_GT: return hi > m->hi;
+    case FHIR_PFX_LE: return lo <= m->hi;
+    case FHIR_PFX_GE: return hi >= m->lo;
+    case FHIR_PFX_SA: return lo > m->hi;
+    case FHIR_PFX_EB: return hi < m->lo;
+    }
+    return false;
+}
+
 static char *token_of(keyring *k, const char *domain, const char *v)
 {
     char tok[KEYS_TOKEN_LEN + 1];
@@ -126,6 +164,10 @@ static void seal_rows(keyring *k, const char *type, const fhir_index_rows *in,
                 out->v[out->n++] = (fhir_index_row){r->param, NULL, token_of(k, "fhir-prefix", buf), 0, 0};
             }
             out->v[out->n++] = (fhir_index_row){r->param, NULL, token_of(k, "fhir-exact", r->value), 0, 0};
+        } else if (kind == FHIR_PARAM_DATE) {
+            c.lo = year_start(r->lo);
+            c.hi = year_end(r->hi);
+            out->v[out->n++] = c;
         } else {
             c.sys = r->sys ? xstrdup(r->sys) : NULL;
             c.value = r->value ? xstrdup(r->value) : NULL;
@@ -183,14 +225,36 @@ static void seal_query(keyring *k, const fhir_query *in, fhir_query *out, fhir_c
     *out = *in;
     size_t total = 0;
     for (size_t i = 0; i < in->nconds; i++) total += in->conds[i].n;
-    *conds = xcalloc(in->nconds ? in->nconds : 1, sizeof **conds);
-    *matches = xcalloc(total ? total : 1, sizeof **matches);
+    *conds = xcalloc(2 * in->nconds + 1, sizeof **conds);
+    *matches = xcalloc(total + in->nconds + 1, sizeof **matches);
     *owned = xcalloc(2 * total + 1, sizeof **owned);
     *nowned = 0;
-    size_t at = 0;
+    size_t at = 0, nc = 0;
     for (size_t i = 0; i < in->nconds; i++) {
         const fhir_cond *c = &in->conds[i];
-        fhir_cond *oc = &(*conds)[i];
+        if (c->kind == FHIR_PARAM_DATE) {
+            /* a condition that every exact match also meets on the years */
+            if (c->n != 1 || c->m[0].prefix == FHIR_PFX_NE) continue;
+            fhir_match m = c->m[0];
+            fhir_cond *oc = &(*conds)[nc++];
+            *oc = *c;
+            oc->m = &(*matches)[at];
+            if (m.prefix == FHIR_PFX_EQ) { /* overlap: hi >= lo' and lo <= hi' */
+                m.prefix = FHIR_PFX_GE;
+                (*matches)[at++] = m;
+                fhir_cond *oc2 = &(*conds)[nc++];
+                *oc2 = *c;
+                oc2->m = &(*matches)[at];
+                m.prefix = FHIR_PFX_LE;
+            } else if (m.prefix == FHIR_PFX_SA) {
+                m.prefix = FHIR_PFX_GT;
+            } else if (m.prefix == FHIR_PFX_EB) {
+                m.prefix = FHIR_PFX_LT;
+            }
+            (*matches)[at++] = m;
+            continue;
+        }
+        fhir_cond *oc = &(*conds)[nc++];
         *oc = *c;
         oc->m = &(*matches)[at];
         bool special = c->param[0] == '_';
@@ -210,6 +274,91 @@ static void seal_query(keyring *k, const fhir_query *in, fhir_query *out, fhir_c
         }
     }
     out->conds = *conds;
+    out->nconds = nc;
+}
+
+/* Search with exact date filtering: candidates come from the coarse index;
+ * each is decrypted, its date index rows extracted again and every date
+ * condition of the query checked exactly. Pages are refilled from the next
+ * candidates until count resources pass, so the caller sees full pages. */
+typedef struct date_ctx {
+    open_ctx *o;
+    const fhir_query *q; /* the caller's query */
+    size_t delivered;
+    int64_t last_seq;
+    bool stopped;
+} date_ctx;
+
+static bool exact_dates(const fhir_query *q, const char *type, const char *json, size_t len)
+{
+    json_t *res = json_loadb(json, len, 0, NULL);
+    fhir_index_rows rows = {0};
+    tbuf why = TBUF_INIT;
+    bool ok = res && fhir_index_extract(res, type, &rows, &why) == 0;
+    for (size_t i = 0; ok && i < q->nconds; i++) {
+        const fhir_cond *c = &q->conds[i];
+        if (c->kind != FHIR_PARAM_DATE) continue;
+        bool any = false;
+        for (size_t r = 0; r < rows.n && !any; r++) {
+            if (strcmp(rows.v[r].param, c->param)) continue;
+            for (size_t k = 0; k < c->n && !any; k++)
+                any = date_matches(&c->m[k], rows.v[r].lo, rows.v[r].hi);
+        }
+        ok = any;
+    }
+    fhir_index_rows_free(&rows);
+    tbuf_free(&why);
+    json_decref(res);
+    return ok;
+}
+
+static int date_row(void *arg, int64_t seq, const char *type, const char *id,
+                    const fhir_version *v, const char *json, size_t len)
+{
+    date_ctx *d = arg;
+    open_ctx *o = d->o;
+    d->last_seq = seq;
+    if (d->delivered == d->q->count) {
+        d->stopped = true; /* one more candidate: there may be another page */
+        return 1;
+    }
+    if (!json) return 0;
+    tbuf_reset(&o->plain);
+    o->st = open_json(o->s, json, len, &o->plain, o->err);
+    if (o->st != FHIR_STORE_OK) return 1;
+    if (!exact_dates(d->q, type, o->plain.p, o->plain.len)) return 0;
+    d->delivered++;
+    return o->fn(o->ctx, seq, type, id, v, o->plain.p, o->plain.len) ? (d->stopped = true, 1) : 0;
+}
+
+static bool has_dates(const fhir_query *q)
+{
+    for (size_t i = 0; i < q->nconds; i++)
+        if (q->conds[i].kind == FHIR_PARAM_DATE) return true;
+    return false;
+}
+
+static fhir_store_status search_dates(fhir_store *s, const fhir_query *q, fhir_query *sq,
+                                      open_ctx *o, bool *more, fhir_store_error *err)
+{
+    date_ctx d = {o, q, 0, q->after_seq, false};
+    for (;;) {
+        sq->after_seq = d.last_seq;
+        sq->count = q->count - d.delivered + 1;
+        bool page_more = false;
+        int64_t before = d.last_seq;
+        fhir_store_status st = s->ops->search(s, sq, date_row, &d, &page_more, err);
+        if (st != FHIR_STORE_OK) return st;
+        if (o->st != FHIR_STORE_OK) return o->st;
+        if (d.stopped) {
+            *more = true;
+            return FHIR_STORE_OK;
+        }
+        if (!page_more || d.last_seq == before) {
+            *more = false;
+            return FHIR_STORE_OK;
+        }
+    }
 }
 
 fhir_store_status fhir_store_begin(fhir_store *s, fhir_store_error *err)
@@ -449,7 +598,8 @@ fhir_store_status fhir_store_search(fhir_store *s, const fhir_query *q, fhir_sto
     char **owned;
     size_t nowned;
     seal_query(s->keys, q, &sq, &conds, &matches, &owned, &nowned);
-    fhir_store_status st = s->ops->search(s, &sq, open_row, &o, more, err);
+    fhir_store_status st = has_dates(q) ? search_dates(s, q, &sq, &o, more, err)
+                                        : s->ops->search(s, &sq, open_row, &o, more, err);
     for (size_t i = 0; i < nowned; i++) free(owned[i]);
     free(owned);
     free(matches);

@@ -712,25 +712,12 @@ void keys_token(keyring *k, const char *domain, const char *value, char out[KEYS
 
 /* --- management ------------------------------------------------------------------------- */
 
-int keys_rotate_master(const char *path, const unsigned char old_master[KEYS_LEN],
-                       const unsigned char new_master[KEYS_LEN], tbuf *err)
-{
-    int lock = lock_ring(path, err);
-    if (lock < 0) return -1;
-    tbuf text = TBUF_INIT;
-    ring_file r = {0};
-    int rc = read_file(path, &text, err);
-    if (rc == 1) rc = fail(err, "keyring %s does not exist", path);
-    if (rc == 0) rc = ring_parse(path, tbuf_cstr(&text), old_master, &r, err);
-    if (rc == 0) rc = write_ring(path, &r, new_master, err);
-    ring_file_free(&r);
-    tbuf_free(&text);
-    close(lock);
-    return rc;
-}
-
-int keys_add_data_key(const char *path, const unsigned char master[KEYS_LEN], uint32_t *new_id,
-                      tbuf *err)
+/* Reads the keyring at path under its lock, opened with master, lets
+ * change() modify it (NULL: nothing) and writes it back wrapped under
+ * write_master. */
+static int ring_update(const char *path, const unsigned char *master,
+                       const unsigned char *write_master, int (*change)(ring_file *, tbuf *),
+                       uint32_t *current, tbuf *err)
 {
     int lock = lock_ring(path, err);
     if (lock < 0) return -1;
@@ -739,13 +726,25 @@ int keys_add_data_key(const char *path, const unsigned char master[KEYS_LEN], ui
     int rc = read_file(path, &text, err);
     if (rc == 1) rc = fail(err, "keyring %s does not exist", path);
     if (rc == 0) rc = ring_parse(path, tbuf_cstr(&text), master, &r, err);
-    if (rc == 0) rc = add_key(&r, err);
-    if (rc == 0) rc = write_ring(path, &r, master, err);
-    if (rc == 0 && new_id) *new_id = r.current;
+    if (rc == 0 && change) rc = change(&r, err);
+    if (rc == 0) rc = write_ring(path, &r, write_master, err);
+    if (rc == 0 && current) *current = r.current;
     ring_file_free(&r);
     tbuf_free(&text);
     close(lock);
     return rc;
+}
+
+int keys_rotate_master(const char *path, const unsigned char old_master[KEYS_LEN],
+                       const unsigned char new_master[KEYS_LEN], tbuf *err)
+{
+    return ring_update(path, old_master, new_master, NULL, NULL, err);
+}
+
+int keys_add_data_key(const char *path, const unsigned char master[KEYS_LEN], uint32_t *new_id,
+                      tbuf *err)
+{
+    return ring_update(path, master, master, add_key, new_id, err);
 }
 
 int keys_describe(const char *path, const unsigned char master[KEYS_LEN], tbuf *out, tbuf *err)

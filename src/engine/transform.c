@@ -20,6 +20,8 @@ typedef struct step {
     const config_transform *cfg;
     hl7_path path, to;
     ucum_unit unit;      /* CONVERT: the target */
+    char *from_text;     /* CONVERT: the last source unit seen (owned) ... */
+    ucum_unit from_unit; /* ... parsed */
     const codemap *map;  /* MAP */
     script *lua;         /* SCRIPT (owned) */
     script_host host;    /* SCRIPT: borrowed by lua, so it lives here */
@@ -99,8 +101,10 @@ transform_chain *transform_compile(const config_transform *steps, size_t n,
 void transform_free(transform_chain *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->n; i++) {
         script_free(c->steps[i].lua);
+        free(c->steps[i].from_text);
+    }
     free(c->steps);
     tbuf_free(&c->a);
     tbuf_free(&c->b);
@@ -181,14 +185,23 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tb
     ucum_error ue;
     bool converted;
     hl7_error he;
+    /* the source unit, parsed once per distinct text (feeds repeat theirs) */
+    if (!s->from_text || strcmp(s->from_text, from) != 0) {
+        free(s->from_text);
+        s->from_text = NULL;
+        if (ucum_parse(from, &s->from_unit, &ue) != UCUM_OK) goto unit_error;
+        s->from_text = xstrdup(from);
+    }
     tbuf_reset(&c->b);
     if (get_at(m, "OBX", occ, 5, 0, &c->a) &&
-        ucum_convert_text(c->a.p, from, t->unit, t->mw, &c->b, &converted, &ue) != UCUM_OK)
+        ucum_convert_text_units(c->a.p, &s->from_unit, &s->unit, from, t->unit, t->mw, &c->b,
+                                &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (c->b.len && set_at(m, occ, 5, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
     tbuf_reset(&c->b);
     if (get_at(m, "OBX", occ, 7, 0, &c->a) &&
-        ucum_convert_range(c->a.p, from, t->unit, t->mw, &c->b, &converted, &ue) != UCUM_OK)
+        ucum_convert_range_units(c->a.p, &s->from_unit, &s->unit, from, t->unit, t->mw, &c->b,
+                                 &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (c->b.len && set_at(m, occ, 7, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
     /* OBX-6 becomes unit^unit^UCUM, in one edit */

@@ -1073,15 +1073,24 @@ ucum_status ucum_convert_text(const char *value, const char *from, const char *t
 {
     assert(value && out && converted && err);
     ucum_unit uf, ut;
+    *converted = false;
+    if (parse_pair(from, to, &uf, &ut, err)) return err->code;
+    return ucum_convert_text_units(value, &uf, &ut, from, to, molar_mass, out, converted, err);
+}
+
+ucum_status ucum_convert_text_units(const char *value, const ucum_unit *uf, const ucum_unit *ut,
+                                    const char *from, const char *to, double molar_mass,
+                                    tbuf *out, bool *converted, ucum_error *err)
+{
+    assert(value && uf && ut && out && converted && err);
     size_t a, n, mark = out->len;
     int sig;
     *converted = false;
-    if (parse_pair(from, to, &uf, &ut, err)) return err->code;
     if (!match_value(value, &a, &n, &sig)) {
         tbuf_puts(out, value);
         return UCUM_OK;
     }
-    ucum_status st = replace_number(value, a, n, sig, &uf, &ut, molar_mass, from, to, out, err);
+    ucum_status st = replace_number(value, a, n, sig, uf, ut, molar_mass, from, to, out, err);
     if (st) {
         out->len = mark;
         if (out->p) out->p[mark] = '\0';
@@ -1095,13 +1104,23 @@ ucum_status ucum_convert_range(const char *range, const char *from, const char *
                                double molar_mass, tbuf *out, bool *converted, ucum_error *err)
 {
     assert(range && out && converted && err);
-    size_t a, n, mark = out->len;
-    int sig, sig2;
-    if (match_value(range, &a, &n, &sig))
-        return ucum_convert_text(range, from, to, molar_mass, out, converted, err);
     ucum_unit uf, ut;
     *converted = false;
     if (parse_pair(from, to, &uf, &ut, err)) return err->code;
+    return ucum_convert_range_units(range, &uf, &ut, from, to, molar_mass, out, converted, err);
+}
+
+ucum_status ucum_convert_range_units(const char *range, const ucum_unit *ufp, const ucum_unit *utp,
+                                     const char *from, const char *to, double molar_mass,
+                                     tbuf *out, bool *converted, ucum_error *err)
+{
+    assert(range && ufp && utp && out && converted && err);
+    size_t a, n, mark = out->len;
+    int sig, sig2;
+    if (match_value(range, &a, &n, &sig))
+        return ucum_convert_text_units(range, ufp, utp, from, to, molar_mass, out, converted, err);
+    const ucum_unit uf = *ufp, ut = *utp;
+    *converted = false;
     /* low[spaces]-[spaces]high, both possibly negative */
     size_t lo = skip_spaces(range, 0);
     size_t nlo = scan_number(range + lo, &sig);

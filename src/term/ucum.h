@@ -125,6 +125,16 @@ ucum_status ucum_convert_text(const char *value, const char *from, const char *t
 ucum_status ucum_convert_range(const char *range, const char *from, const char *to,
                                double molar_mass, tbuf *out, bool *converted, ucum_error *err);
 
+/* ucum_convert_text and ucum_convert_range with both units already parsed
+ * (from and to are their texts, for messages): a caller converting many
+ * values between the same units parses them once. */
+ucum_status ucum_convert_text_units(const char *value, const ucum_unit *uf, const ucum_unit *ut,
+                                    const char *from, const char *to, double molar_mass,
+                                    tbuf *out, bool *converted, ucum_error *err);
+ucum_status ucum_convert_range_units(const char *range, const ucum_unit *uf, const ucum_unit *ut,
+                                     const char *from, const char *to, double molar_mass,
+                                     tbuf *out, bool *converted, ucum_error *err);
+
 /* Appends v in fixed notation (never 1E3) with the significant digits
  * docs/units.md describes for a number that had in_digits significant digits
  * in its input (0 when unknown): an exact short decimal as is (310.15), else

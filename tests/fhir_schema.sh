@@ -85,6 +85,27 @@ done
 [ "$adt" -gt 0 ] && ok "$adt ADT Bundles to validate" || bad "no ADT Bundle was produced"
 [ "$oru" -gt 0 ] && ok "$oru ORU Bundles to validate" || bad "no ORU Bundle was produced"
 
+# the audit trail's export (tern audit export): a Bundle of AuditEvents
+mkdir -p "$tmp/audit/var"
+cat >"$tmp/audit/tern.yaml" <<'YAML'
+store: { path: ./var/tern.db }
+security: { auth: false, argon2_memory_kib: 64, argon2_iterations: 1 }
+channels: []
+YAML
+printf 'pw of alice\n' | "$tern" user -c "$tmp/audit/tern.yaml" add alice --role analyst --password-stdin >/dev/null 2>&1
+"$tern" quality -c "$tmp/audit/tern.yaml" >/dev/null 2>&1
+if "$tern" audit -c "$tmp/audit/tern.yaml" export -o "$tmp/audit/export.json" &&
+    python3 -c "
+import json, sys
+b = json.load(open(sys.argv[1]))
+assert b['resourceType'] == 'Bundle' and len(b['entry']) >= 2, 'too few AuditEvents'
+assert all(e['resource']['resourceType'] == 'AuditEvent' for e in b['entry'])
+print(json.dumps(b, separators=(',', ':')))" "$tmp/audit/export.json" >"$tmp/audit-export.ndjson"; then
+    ok "tern audit export: a Bundle of $(grep -o '"AuditEvent"' "$tmp/audit-export.ndjson" | wc -l) AuditEvents to validate"
+else
+    bad "tern audit export did not give a Bundle of AuditEvents"
+fi
+
 if node "$cache/validate.mjs" "$tmp"/*.ndjson >"$tmp/v.txt" 2>&1; then
     ok "every Bundle is valid FHIR R4"
 else

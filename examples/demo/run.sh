@@ -32,8 +32,9 @@ Tern is running (log: examples/demo/var/serve.log, store: examples/demo/var/tern
   Send HL7 over MLLP to   127.0.0.1:2575   e.g.  $tern send --port 2575 examples/messages/adt_a01.hl7
   POST HL7 over HTTP to   http://127.0.0.1:8080/channels/results-in/messages
   Drop lab files into     examples/demo/var/in/lab/  (picked up once they stop changing)
+  FHIR R4 API             http://127.0.0.1:8080/fhir/metadata  (e.g. /fhir/Patient?family=everywoman)
   Browser                 no web dashboard yet (it comes with the monitoring issue);
-                          the HTTP port above takes messages, and 'tern messages' shows them.
+                          open the FHIR URLs above, and 'tern messages' shows the store.
 TXT
 
 step tern send --port 2575 adt_a01.hl7 oru_r01.hl7
@@ -44,6 +45,16 @@ cp "$msgs/lab_batch.hl7" "$demo/var/in/lab/lab_batch-$$.hl7"
 sleep 4
 step tern messages -c examples/demo/tern.yaml list --limit 10
 "$tern" messages -c "$conf" list --limit 10 || true
+step curl -s 'http://127.0.0.1:8080/fhir/Observation?_count=3'
+curl -s 'http://127.0.0.1:8080/fhir/Observation?_count=3' | python3 -c '
+import json, sys
+b = json.load(sys.stdin)
+print("%d Observations in the FHIR store; the first ones:" % b.get("total", len(b.get("entry", []))))
+for e in b.get("entry", []):
+    r = e["resource"]
+    q = r.get("valueQuantity", {})
+    print("  %s  %s %s" % (r["code"].get("text") or r["code"]["coding"][0].get("display"), q.get("value", ""), q.get("unit", "")))
+' || true
 step tern get examples/messages/adt_a01.hl7 PID-5.1 PID-5.2 'PID-3[2].1'
 "$tern" get "$msgs/adt_a01.hl7" PID-5.1 PID-5.2 'PID-3[2].1'
 

@@ -299,10 +299,9 @@ static void test_100k_rows(void **state)
     expect(m, NULL, "LOC099999", "99999-9", "Display for, code 99999");
     codemap_result r;
     assert_false(codemap_lookup(m, NULL, "LOC100000", 9, &r));
+    /* Reported, not asserted: timings belong to benchmarks (bench/), and a
+     * loaded CI machine must not fail a unit test. */
     fprintf(stderr, "100k-row map: load %.1f ms, lookup %.0f ns\n", load * 1e3, per * 1e9);
-    /* generous bounds: this also runs under ASan in a Debug build */
-    assert_true(load < 1.0);
-    assert_true(per < 5e-6);
     codemap_free(m);
     tbuf_free(&t);
 }

@@ -23,6 +23,7 @@
 #include <yaml.h>
 
 #include "engine/script.h"
+#include "fhir/fhir_tables.h"
 #include "net/tls.h"
 #include "quality/quality_config.h"
 #include "term/codemap.h"
@@ -2240,6 +2241,13 @@ static void read_fhir(reader *r, yaml_node_t *node, config_fhir *f)
             free(f->store);
             f->store = p;
         }
+        if ((v = map_get(&m, "tables")) && (f->tables = scalar_path(r, v, "tables"))) {
+            fhir_tables *t = NULL;
+            char why[512];
+            if (!fhir_tables_load(f->tables, &t, why, sizeof why))
+                err_at(r, v, "fhir.tables: %s", why);
+            fhir_tables_free(t);
+        }
     }
     map_close_plain(&m);
 }
@@ -2469,6 +2477,7 @@ void config_free(tern_config *c)
     free(c->encryption.key_file);
     free(c->encryption.key_env);
     free(c->fhir.store);
+    free(c->fhir.tables);
     free(c->security.db);
     free(c->security.audit_key_file);
     free(c->http.listen.host);

@@ -139,6 +139,11 @@ typedef struct config_fhir {
     /* owned, resolved; fhir.store, default: store.path with "-fhir" before
      * its extension (var/tern.db -> var/tern-fhir.db) */
     char *store;
+    /* owned, resolved; fhir.tables: a JSON file of conversion tables
+     * (docs/fhir.md, "Tables file") used by every HL7 v2 <-> FHIR
+     * conversion of the engine; NULL: the built-in tables. Loaded once by
+     * config_load so that a bad file is reported at its line. */
+    char *tables;
 } config_fhir;
 
 typedef enum config_source_type {

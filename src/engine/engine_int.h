@@ -46,6 +46,10 @@ struct evhttp *eng_channel_http(const eng_channel *ch);
 /* The FHIR REST API and its store (fhir_rest.h), or NULL when neither the
  * HTTP listener nor a fhir-store destination asked for it. */
 struct fhir_rest *eng_channel_fhir(const eng_channel *ch);
+/* The conversion tables of fhir.tables, loaded once by the engine, or NULL
+ * for the built-ins; borrowed until the engine is freed. */
+typedef struct fhir_tables fhir_tables;
+const fhir_tables *eng_channel_fhir_tables(const eng_channel *ch);
 /* The engine's security context: HTTP sources authenticate through it
  * (sec_http_gate). Never NULL once the engine is built. */
 sec_ctx *eng_channel_sec(const eng_channel *ch);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine/config.h"
 
@@ -394,6 +395,46 @@ static void test_fhir_store_key(void **state)
     assert_int_equal(c->channels[0].destinations[0].type, CONFIG_DEST_FHIR_STORE);
     config_free(c);
     config_errors_free(&errs);
+}
+
+/* fhir.tables: resolved, loaded at check time; a bad file is an error at
+ * the key's line that names the file's own problem. */
+static void test_fhir_tables_key(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tern-cfg-tables-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char good[128], bad[128], cfg[160], text[512];
+    snprintf(good, sizeof good, "%s/good.json", dir);
+    snprintf(bad, sizeof bad, "%s/bad.json", dir);
+    snprintf(cfg, sizeof cfg, "%s/tern.yaml", dir);
+    FILE *f = fopen(good, "w");
+    assert_non_null(f);
+    fputs("{\"authorities\": {\"HOSP\": \"http://hosp.example.org/mrn\"}}", f);
+    fclose(f);
+    f = fopen(bad, "w");
+    assert_non_null(f);
+    fputs("{\"colours\": {}}", f);
+    fclose(f);
+    tern_config *c = NULL;
+    config_errors errs = CONFIG_ERRORS_INIT;
+    snprintf(text, sizeof text, "fhir: { tables: good.json }\nchannels: []\n");
+    assert_int_equal(config_load_buffer(cfg, text, strlen(text), &c, &errs), CONFIG_OK);
+    assert_string_equal(c->fhir.tables, good);
+    config_free(c);
+    snprintf(text, sizeof text, "channels: []\nfhir:\n  tables: bad.json\n");
+    assert_int_equal(config_load_buffer(cfg, text, strlen(text), &c, &errs), CONFIG_ERR_INVALID);
+    assert_int_equal(errs.count, 1);
+    assert_int_equal(errs.items[0].line, 3);
+    assert_non_null(strstr(errs.items[0].text, "unknown table \"colours\""));
+    snprintf(text, sizeof text, "channels: []\nfhir: { tables: missing.json }\n");
+    assert_int_equal(config_load_buffer(cfg, text, strlen(text), &c, &errs), CONFIG_ERR_INVALID);
+    assert_int_equal(errs.items[0].line, 2);
+    assert_non_null(strstr(errs.items[0].text, "missing.json"));
+    config_errors_free(&errs);
+    unlink(good);
+    unlink(bad);
+    rmdir(dir);
 }
 
 static void test_extension_keys_and_anchors(void **state)
@@ -920,6 +961,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_fhir_store_key),
+        cmocka_unit_test(test_fhir_tables_key),
         cmocka_unit_test(test_extension_keys_and_anchors),
         cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_error_unknown_key),

@@ -245,6 +245,7 @@ static void describe_dest(const config_destination *d, tbuf *out)
     case CONFIG_DEST_MLLP: tbuf_printf(out, "%s: MLLP %s:%u", d->name, d->mllp.host, d->mllp.port); break;
     case CONFIG_DEST_HTTP: tbuf_printf(out, "%s: HTTP POST %s", d->name, d->http.url); break;
     case CONFIG_DEST_FHIR_STORE: tbuf_printf(out, "%s: FHIR store (/fhir)", d->name); break;
+    case CONFIG_DEST_FHIR: tbuf_printf(out, "%s: FHIR server %s", d->name, d->http.url); break;
     }
 }
 

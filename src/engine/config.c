@@ -78,7 +78,7 @@
 static const char *const default_ignore_suffixes[] = {".tmp", ".part"};
 
 static const char *const source_type_names[] = {NULL, "mllp", "file", "http"};
-static const char *const dest_type_names[] = {NULL, "file", "mllp", "http", "fhir-store"};
+static const char *const dest_type_names[] = {NULL, "file", "mllp", "http", "fhir-store", "fhir"};
 static const char *const ack_names[] = {"after_commit", "always"};
 static const char *const after_names[] = {"move", "delete"};
 static const char *const store_type_names[] = {"sqlite"};
@@ -1221,10 +1221,12 @@ static const typed_key dest_keys[] = {
     {"port", 1u << CONFIG_DEST_MLLP},
     {"connect_timeout", 1u << CONFIG_DEST_MLLP},
     {"ack_timeout", 1u << CONFIG_DEST_MLLP},
-    {"url", 1u << CONFIG_DEST_HTTP},
+    {"url", 1u << CONFIG_DEST_HTTP | 1u << CONFIG_DEST_FHIR},
     {"headers", 1u << CONFIG_DEST_HTTP},
-    {"timeout", 1u << CONFIG_DEST_HTTP},
-    {"tls", 1u << CONFIG_DEST_MLLP | 1u << CONFIG_DEST_HTTP},
+    {"timeout", 1u << CONFIG_DEST_HTTP | 1u << CONFIG_DEST_FHIR},
+    {"token", 1u << CONFIG_DEST_FHIR},
+    {"token_env", 1u << CONFIG_DEST_FHIR},
+    {"tls", 1u << CONFIG_DEST_MLLP | 1u << CONFIG_DEST_HTTP | 1u << CONFIG_DEST_FHIR},
 };
 
 void config_tls_options(const config_tls *t, bool server, struct tls_options *o)
@@ -2021,6 +2023,22 @@ done:
     return ok;
 }
 
+/* token or token_env (not both) of a fhir destination. */
+static void read_fhir_token(reader *r, map *m, config_destination *d)
+{
+    yaml_node_t *tv = map_get(m, "token"), *ev = map_get(m, "token_env");
+    if (tv && ev) {
+        err_at(r, ev,
+               "give either 'token' or 'token_env', not both (token_env names the environment "
+               "variable that holds the token, which keeps it out of this file)");
+        return;
+    }
+    if (tv && (d->fhir.token = scalar_string(r, tv, "token")) && !*d->fhir.token)
+        err_at(r, tv, "'token' is empty; remove it or give the bearer token");
+    if (ev && (d->fhir.token_env = scalar_string(r, ev, "token_env")) && !*d->fhir.token_env)
+        err_at(r, ev, "'token_env' is empty; name the environment variable holding the token");
+}
+
 /* label names the channel in messages ("channel 'adt-in'"). */
 static void read_destination(reader *r, yaml_node_t *node, config_channel *ch, size_t index,
                              const char *label)
@@ -2083,9 +2101,11 @@ static void read_destination(reader *r, yaml_node_t *node, config_channel *ch, s
         if ((v = map_get(&m, "tls"))) read_tls(r, v, &d->tls, false, what);
         break;
     case CONFIG_DEST_HTTP:
+    case CONFIG_DEST_FHIR:
         d->http.timeout_ms = DEF_HTTP_TIMEOUT;
         d->tls.verify = true; /* https:// without a tls block: the system's CAs */
-        if ((v = map_need(&m, "url", "http://10.0.0.5:9000/results")) &&
+        if ((v = map_need(&m, "url", type == CONFIG_DEST_FHIR ? "https://fhir.example.org/r4"
+                                                              : "http://10.0.0.5:9000/results")) &&
             (d->http.url = scalar_string(r, v, "url")) && !check_url(r, v, d->http.url)) {
             free(d->http.url);
             d->http.url = NULL;
@@ -2098,6 +2118,7 @@ static void read_destination(reader *r, yaml_node_t *node, config_channel *ch, s
             else
                 read_tls(r, v, &d->tls, false, what);
         }
+        if (type == CONFIG_DEST_FHIR) read_fhir_token(r, &m, d);
         break;
     default:
         break;
@@ -2394,6 +2415,8 @@ static void free_destination(config_destination *d)
     free_template(&d->file.filename);
     free(d->mllp.host);
     free(d->http.url);
+    free(d->fhir.token);
+    free(d->fhir.token_env);
     for (size_t i = 0; i < d->http.nheaders; i++) {
         free(d->http.headers[i].name);
         free(d->http.headers[i].value);

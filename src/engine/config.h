@@ -349,6 +349,7 @@ typedef enum config_dest_type {
     CONFIG_DEST_MLLP,
     CONFIG_DEST_HTTP,
     CONFIG_DEST_FHIR_STORE, /* HL7 -> FHIR Bundle -> the local FHIR store */
+    CONFIG_DEST_FHIR,       /* HL7 -> FHIR Bundle -> POST to an external FHIR server */
 } config_dest_type;
 
 typedef struct config_header {
@@ -379,8 +380,12 @@ typedef struct config_destination {
         config_header *headers; /* owned */
         size_t nheaders;
         uint64_t timeout_ms;
-    } http;
-    config_tls tls; /* mllp; http with an https:// url */
+    } http; /* http; fhir uses url (the server's base) and timeout_ms */
+    struct {
+        char *token;     /* owned; a bearer token written in the file; NULL: none */
+        char *token_env; /* owned; the variable holding it (read at start); NULL: none */
+    } fhir;
+    config_tls tls; /* mllp; http and fhir with an https:// url */
 } config_destination;
 
 typedef struct config_channel {

@@ -982,6 +982,7 @@ static const eng_dest_ops *dest_ops_for(config_dest_type t)
     case CONFIG_DEST_MLLP: return &eng_dest_mllp_ops;
     case CONFIG_DEST_HTTP: return &eng_dest_http_ops;
     case CONFIG_DEST_FHIR_STORE: return &eng_dest_fhir_store_ops;
+    case CONFIG_DEST_FHIR: return &eng_dest_fhir_ops;
     }
     return NULL;
 }

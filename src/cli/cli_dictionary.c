@@ -233,6 +233,7 @@ static void describe_source(const config_channel *ch, tbuf *out)
     case CONFIG_SOURCE_MLLP: tbuf_printf(out, "MLLP on %s:%u", s->listen.host, s->listen.port); break;
     case CONFIG_SOURCE_FILE: tbuf_printf(out, "files %s in %s", s->file.glob, s->file.dir); break;
     case CONFIG_SOURCE_HTTP: tbuf_printf(out, "HTTP POST /channels/%s/messages", ch->name); break;
+    case CONFIG_SOURCE_FHIR: tbuf_printf(out, "FHIR API writes (%s)", s->fhir.orm ? "ORM^O01" : "OML^O21"); break;
     }
 }
 

@@ -77,7 +77,8 @@
 
 static const char *const default_ignore_suffixes[] = {".tmp", ".part"};
 
-static const char *const source_type_names[] = {NULL, "mllp", "file", "http"};
+static const char *const source_type_names[] = {NULL, "mllp", "file", "http", "fhir"};
+static const char *const fhir_message_names[] = {"OML^O21", "ORM^O01"};
 static const char *const dest_type_names[] = {NULL, "file", "mllp", "http", "fhir-store", "fhir"};
 static const char *const ack_names[] = {"after_commit", "always"};
 static const char *const after_names[] = {"move", "delete"};
@@ -1212,6 +1213,12 @@ static const typed_key source_keys[] = {
     {"ignore_suffixes", 1u << CONFIG_SOURCE_FILE},
     {"max_body", 1u << CONFIG_SOURCE_HTTP},
     {"tls", 1u << CONFIG_SOURCE_MLLP | 1u << CONFIG_SOURCE_HTTP},
+    {"resources", 1u << CONFIG_SOURCE_FHIR},
+    {"message", 1u << CONFIG_SOURCE_FHIR},
+    {"sending_application", 1u << CONFIG_SOURCE_FHIR},
+    {"sending_facility", 1u << CONFIG_SOURCE_FHIR},
+    {"receiving_application", 1u << CONFIG_SOURCE_FHIR},
+    {"receiving_facility", 1u << CONFIG_SOURCE_FHIR},
 };
 
 static const typed_key dest_keys[] = {
@@ -1321,6 +1328,37 @@ static void add_claim(claim **arr, size_t *n, size_t *cap, claim c)
     (*arr)[(*n)++] = c;
 }
 
+/* The resource types a fhir source can turn into HL7 v2. */
+static bool check_fhir_resource(reader *r, yaml_node_t *v, const char *key, const char *s)
+{
+    if (!strcmp(s, "ServiceRequest")) return true;
+    err_at(r, v,
+           "'%s': '%s' cannot be turned into HL7 v2 yet; the fhir source takes ServiceRequest "
+           "(an order, sent as OML^O21 or ORM^O01)",
+           key, s);
+    return false;
+}
+
+static void read_fhir_source(reader *r, map *m, config_source *s, const config_channel *ch)
+{
+    s->fhir.resources = xcalloc(1, sizeof(char *));
+    s->fhir.resources[0] = xstrdup("ServiceRequest");
+    s->fhir.nresources = 1;
+    read_strings(m, "resources", check_fhir_resource, &s->fhir.resources, &s->fhir.nresources);
+    int msg = 0;
+    read_enum(m, "message", "message type", fhir_message_names, COUNT(fhir_message_names), &msg);
+    s->fhir.orm = msg == 1;
+    read_string(m, "sending_application", &s->fhir.sending_application);
+    read_string(m, "sending_facility", &s->fhir.sending_facility);
+    read_string(m, "receiving_application", &s->fhir.receiving_application);
+    read_string(m, "receiving_facility", &s->fhir.receiving_facility);
+    if (!r->http->enabled && ch->enabled)
+        err_at(r, m->node,
+               "%s takes resources written through the FHIR API, which is served on the http "
+               "listener, and that is disabled (http: { enabled: false }); enable http",
+               m->what);
+}
+
 /* label names the channel in messages; ch->name (NULL when the name was
  * unusable) owns the claims the source makes. */
 static void read_source(reader *r, yaml_node_t *node, config_source *s, const config_channel *ch,
@@ -1428,6 +1466,9 @@ static void read_source(reader *r, yaml_node_t *node, config_source *s, const co
             else
                 read_tls(r, v, &s->tls, true, label);
         }
+        break;
+    case CONFIG_SOURCE_FHIR:
+        read_fhir_source(r, &m, s, ch);
         break;
     default:
         break;
@@ -2435,6 +2476,11 @@ static void free_channel(config_channel *ch)
     free(s->file.glob);
     free(s->file.move_to);
     free_strv(s->file.ignore_suffixes, s->file.nignore_suffixes);
+    free_strv(s->fhir.resources, s->fhir.nresources);
+    free(s->fhir.sending_application);
+    free(s->fhir.sending_facility);
+    free(s->fhir.receiving_application);
+    free(s->fhir.receiving_facility);
     free_tls(&s->tls);
     free_strv(ch->filter.types, ch->filter.ntypes);
     free_strv(ch->filter.exclude, ch->filter.nexclude);

@@ -150,6 +150,7 @@ typedef enum config_source_type {
     CONFIG_SOURCE_MLLP = 1,
     CONFIG_SOURCE_FILE,
     CONFIG_SOURCE_HTTP,
+    CONFIG_SOURCE_FHIR, /* resources written through the FHIR API -> HL7 v2 */
 } config_source_type;
 
 typedef enum config_ack_mode {
@@ -188,6 +189,14 @@ typedef struct config_source {
     struct {
         size_t max_body; /* bytes in one POST body */
     } http;
+    struct {
+        char **resources; /* owned; the resource types that trigger (ServiceRequest) */
+        size_t nresources;
+        bool orm; /* message: ORM^O01; default OML^O21 */
+        /* owned; MSH-3..6 of the generated messages; NULL: defaults */
+        char *sending_application, *sending_facility;
+        char *receiving_application, *receiving_facility;
+    } fhir;
     config_tls tls; /* mllp, and http with its own listen */
 } config_source;
 

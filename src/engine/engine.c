@@ -993,6 +993,7 @@ static const eng_source_ops *source_ops_for(config_source_type t)
     case CONFIG_SOURCE_MLLP: return &eng_source_mllp_ops;
     case CONFIG_SOURCE_FILE: return &eng_source_file_ops;
     case CONFIG_SOURCE_HTTP: return &eng_source_http_ops;
+    case CONFIG_SOURCE_FHIR: return &eng_source_fhir_ops;
     }
     return NULL;
 }

@@ -139,5 +139,6 @@ typedef struct eng_source_ops {
 extern const eng_source_ops eng_source_mllp_ops;
 extern const eng_source_ops eng_source_file_ops;
 extern const eng_source_ops eng_source_http_ops;
+extern const eng_source_ops eng_source_fhir_ops;
 
 #endif

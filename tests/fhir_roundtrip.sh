@@ -11,8 +11,8 @@
 # ServiceRequest are created over FHIR; the OML the lab got is checked
 # (PID-3, ORC-1, ORC-2, OBR-4); the result is then found with
 # Observation?patient= and DiagnosticReport?patient= for the Patient made
-# over FHIR (no second Patient). An order whose Patient does not exist is
-# stored but not sent.
+# over FHIR (no second Patient). Revoking the order sends ORC-1 CA; an
+# order whose Patient does not exist is stored but not sent.
 set -u
 tern=$1
 src=$2
@@ -56,7 +56,8 @@ EOF2
 python3 "$src/tests/lib/mllp_lab.py" "$LAB" "$RES" "$tmp/lab" >"$tmp/lab.log" 2>&1 &
 pids="$pids $!"
 "$tern" serve -c "$tmp/tern.yaml" >"$tmp/serve.log" 2>&1 &
-pids="$pids $!"
+serve=$!
+pids="$pids $serve"
 wait_port "$HTTP" || { cat "$tmp/serve.log"; exit 1; }
 wait_port "$LAB" || { cat "$tmp/lab.log"; exit 1; }
 base="http://127.0.0.1:$HTTP/fhir"
@@ -107,12 +108,26 @@ check "DiagnosticReport?patient=Patient/$P finds the report" \
 check "the result did not make a second Patient" \
     wait_for "search 'Patient?identifier=http://hosp.example.org/mrn|MRN-77' | cut -d' ' -f1" 1
 
+# The order revoked (an update): the lab gets it again with ORC-1 CA.
+curl -s -o /dev/null -X PUT -H 'Content-Type: application/fhir+json' "$base/ServiceRequest/$SR" --data-binary \
+  '{"resourceType":"ServiceRequest","id":"'"$SR"'","status":"revoked","intent":"order",
+  "identifier":[{"system":"http://hosp.example.org/orders","value":"ORD-1001",
+                 "type":{"coding":[{"code":"PLAC"}]}}],
+  "code":{"coding":[{"system":"http://loinc.org","code":"2093-3","display":"Cholesterol"}]},
+  "subject":{"reference":"Patient/'"$P"'"},"authoredOn":"2026-01-15T09:00:00Z"}'
+check "revoking the ServiceRequest sends ORC-1 CA for ORD-1001" wait_for \
+    "tr '\\r' '\\n' <'$tmp/lab/order-2.hl7' 2>/dev/null | grep '^ORC' | cut -d'|' -f1-3" "ORC|CA|ORD-1001^HOSPORD"
+
 # An order for a Patient that does not exist: stored by the API, not sent.
 NOPE=$(create ServiceRequest '{"resourceType":"ServiceRequest","status":"active","intent":"order",
   "code":{"text":"x"},"subject":{"reference":"Patient/nobody"}}')
 [ -n "$NOPE" ] && ok "an order for an unknown Patient is stored" || bad "order for unknown Patient refused"
 check "... and logged as not sent" wait_for "grep -c 'ServiceRequest/$NOPE is stored but was not sent' '$tmp/serve.log'" 1
-[ ! -e "$tmp/lab/order-2.hl7" ] && ok "... and the lab got nothing more" || bad "the lab got a second order"
+[ ! -e "$tmp/lab/order-3.hl7" ] && ok "... and the lab got nothing more" || bad "the lab got a second order"
+
+kill -TERM "$serve"
+wait "$serve"; rc=$?
+[ "$rc" = 0 ] && ok "tern serve stops cleanly (SIGTERM, exit 0)" || bad "tern serve exited $rc on SIGTERM"
 
 if [ "$fail" != 0 ] || [ -n "${TERN_TEST_VERBOSE:-}" ]; then
     sed 's/^/  log: /' "$tmp/serve.log"; sed 's/^/  lab: /' "$tmp/lab.log"

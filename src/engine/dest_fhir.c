@@ -25,7 +25,7 @@
 
 typedef struct fhir_post_dest {
     hl7_msg *msg;
-    fhir_options opt;   /* borrows the engine's tables */
+    fhir_options opt;    /* borrows the engine's tables */
     char *authorization; /* owned; "Bearer <token>" or NULL */
     eng_http_post *http;
 } fhir_post_dest;

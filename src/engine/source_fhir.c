@@ -82,8 +82,7 @@ static const char *order_control(const json_t *sr, bool created)
 {
     const char *status = json_string_value(json_object_get(sr, "status"));
     if (status && !strcmp(status, "draft")) return NULL;
-    if (status && (!strcmp(status, "revoked") || !strcmp(status, "entered-in-error")))
-        return "CA";
+    if (status && (!strcmp(status, "revoked") || !strcmp(status, "entered-in-error"))) return "CA";
     return created ? "NW" : "XO";
 }
 

@@ -40,7 +40,8 @@ static void put(tbuf *b, const char *text)
 /* Drops trailing field separators of the segment being built (from start). */
 static void end_segment(tbuf *b, size_t start)
 {
-    while (b->len > start && b->p[b->len - 1] == '|') b->len--;
+    while (b->len > start && b->p[b->len - 1] == '|')
+        b->len--;
     tbuf_putc(b, '\r');
 }
 
@@ -133,7 +134,8 @@ static const json_t *pick_name(const json_t *res)
     size_t i;
     json_t *n;
     json_t *names = json_object_get(res, "name");
-    json_array_foreach(names, i, n) if (str(n, "use") && !strcmp(str(n, "use"), "official")) return n;
+    json_array_foreach(names, i,
+                       n) if (str(n, "use") && !strcmp(str(n, "use"), "official")) return n;
     return json_array_get(names, 0);
 }
 
@@ -207,7 +209,8 @@ static void put_requester(tbuf *b, const json_t *sr, const fhir_v2_options *opt)
 {
     const json_t *ref = json_object_get(sr, "requester");
     if (!ref) return;
-    json_t *pr = str(ref, "reference") ? opt->resolve(opt->resolve_arg, str(ref, "reference")) : NULL;
+    json_t *pr =
+        str(ref, "reference") ? opt->resolve(opt->resolve_arg, str(ref, "reference")) : NULL;
     const json_t *id = json_array_get(json_object_get(pr, "identifier"), 0);
     const json_t *name = pick_name(pr);
     if (!id) id = json_object_get(ref, "identifier");

@@ -35,10 +35,10 @@ typedef struct fhir_v2_options {
     /* MSH-3..6; NULL: MSH-3 and MSH-4 "TERN", MSH-5 and MSH-6 empty. */
     const char *sending_application, *sending_facility;
     const char *receiving_application, *receiving_facility;
-    const char *control_id; /* MSH-10; required */
-    const char *timestamp;  /* MSH-7 as HL7 DTM ("20260115101500+0000"); required */
-    const char *order_control; /* ORC-1; NULL: "NW" */
-    const fhir_tables *tables; /* NULL: the built-ins */
+    const char *control_id;     /* MSH-10; required */
+    const char *timestamp;      /* MSH-7 as HL7 DTM ("20260115101500+0000"); required */
+    const char *order_control;  /* ORC-1; NULL: "NW" */
+    const fhir_tables *tables;  /* NULL: the built-ins */
     fhir_v2_resolve_fn resolve; /* required: the subject must resolve to a Patient */
     void *resolve_arg;
 } fhir_v2_options;

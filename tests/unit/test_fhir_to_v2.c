@@ -48,7 +48,7 @@ static const char ORDER[] =
 static json_t *resolve(void *arg, const char *ref)
 {
     (void)arg;
-    const char *text = !strcmp(ref, "Patient/p1")          ? PATIENT
+    const char *text = !strcmp(ref, "Patient/p1")         ? PATIENT
                        : !strcmp(ref, "Practitioner/dr1") ? PRACTITIONER
                                                           : NULL;
     return text ? json_loads(text, 0, NULL) : NULL;
@@ -105,7 +105,8 @@ static void expect_msg(const char *got, const char *want)
 {
     if (strcmp(got, want)) {
         fprintf(stderr, "got:\n%s\nwant:\n%s\n", got, want);
-        for (char *p = (char *)got; *p; p++) if (*p == '\r') *p = '\n';
+        for (char *p = (char *)got; *p; p++)
+            if (*p == '\r') *p = '\n';
         fail();
     }
 }
@@ -116,13 +117,14 @@ static void test_oml(void **state)
     fhir_tables *t = hospital_tables();
     fhir_v2_options o = options(t);
     char *m = order_of(ORDER, &o, FHIR_OK);
-    expect_msg(m, "MSH|^~\\&|EHR|GHH|LAB|GHH LAB|20260115101500+0000||OML^O21^OML_O21|C1|P|2.5.1\r"
-                  "PID|1||MRN-77^^^HOSP^MR~123-45-6789^^^&2.16.840.1.113883.4.1&ISO||"
-                  "Everywoman^Eve^E||19620320|F\r"
-                  "PV1|1|U\r"
-                  "ORC|NW|ORD-1001^HOSPORD|||||||20260115090000-0500|||1234567893^House^Greg^^^^^^NPI\r"
-                  "OBR|1|ORD-1001^HOSPORD||2093-3^Cholesterol^LN|||20260116083000+0000|||||||||"
-                  "1234567893^House^Greg^^^^^^NPI\r");
+    expect_msg(
+        m, "MSH|^~\\&|EHR|GHH|LAB|GHH LAB|20260115101500+0000||OML^O21^OML_O21|C1|P|2.5.1\r"
+           "PID|1||MRN-77^^^HOSP^MR~123-45-6789^^^&2.16.840.1.113883.4.1&ISO||"
+           "Everywoman^Eve^E||19620320|F\r"
+           "PV1|1|U\r"
+           "ORC|NW|ORD-1001^HOSPORD|||||||20260115090000-0500|||1234567893^House^Greg^^^^^^NPI\r"
+           "OBR|1|ORD-1001^HOSPORD||2093-3^Cholesterol^LN|||20260116083000+0000|||||||||"
+           "1234567893^House^Greg^^^^^^NPI\r");
     free(m);
     fhir_tables_free(t);
 }
@@ -142,12 +144,14 @@ static void test_orm_and_escaping(void **state)
                        "\"subject\":{\"reference\":\"Patient/p1\"},"
                        "\"requester\":{\"display\":\"Dr. Who\"},\"authoredOn\":\"2026-02-01\"}",
                        &o, FHIR_OK);
-    expect_msg(m, "MSH|^~\\&|A\\F\\B|GHH|LAB|GHH LAB|20260115101500+0000||ORM^O01^ORM_O01|C1|P|2.5.1\r"
-                  "PID|1||MRN-77^^^http://hosp.example.org/mrn^MR~123-45-6789^^^&2.16.840.1.113883.4.1&ISO||"
-                  "Everywoman^Eve^E||19620320|F\r"
-                  "PV1|1|U\r"
-                  "ORC|XO|sr2^FHIR|||||||20260201|||^Dr. Who\r"
-                  "OBR|1|sr2^FHIR||26604007^Blood count \\S\\ full^SCT|||20260201|||||||||^Dr. Who\r");
+    expect_msg(
+        m,
+        "MSH|^~\\&|A\\F\\B|GHH|LAB|GHH LAB|20260115101500+0000||ORM^O01^ORM_O01|C1|P|2.5.1\r"
+        "PID|1||MRN-77^^^http://hosp.example.org/mrn^MR~123-45-6789^^^&2.16.840.1.113883.4.1&ISO||"
+        "Everywoman^Eve^E||19620320|F\r"
+        "PV1|1|U\r"
+        "ORC|XO|sr2^FHIR|||||||20260201|||^Dr. Who\r"
+        "OBR|1|sr2^FHIR||26604007^Blood count \\S\\ full^SCT|||20260201|||||||||^Dr. Who\r");
     free(m);
 }
 
@@ -237,7 +241,8 @@ static void test_round_trip(void **state)
     json_array_foreach(json_object_get(bundle, "entry"), i, e)
     {
         json_t *r = json_object_get(e, "resource");
-        if (strcmp(json_string_value(json_object_get(r, "resourceType")), "ServiceRequest")) continue;
+        if (strcmp(json_string_value(json_object_get(r, "resourceType")), "ServiceRequest"))
+            continue;
         json_t *c = json_array_get(json_object_get(json_object_get(r, "code"), "coding"), 0);
         assert_string_equal(json_string_value(json_object_get(c, "system")), "http://loinc.org");
         assert_string_equal(json_string_value(json_object_get(c, "code")), "2093-3");
@@ -253,10 +258,8 @@ static void test_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_oml),
-        cmocka_unit_test(test_orm_and_escaping),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_datetime),
+        cmocka_unit_test(test_oml),        cmocka_unit_test(test_orm_and_escaping),
+        cmocka_unit_test(test_errors),     cmocka_unit_test(test_datetime),
         cmocka_unit_test(test_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,7 +51,7 @@ expect "check missing file" 1 \
     "$tern" config check -c "$tmp/none.yaml"
 expect "check --config" 0 ": ok (2 channels" "$tern" config check --config "$data/issue_example.yaml"
 expect "demo configuration" 0 \
-    "tern.yaml: ok (4 channels: adt-in (mllp 127.0.0.1:2575 → archive, downstream), lab-files" \
+    "tern.yaml: ok (4 channels: adt-in (mllp 127.0.0.1:2575 → archive, downstream, fhir), lab-files" \
     "$tern" config check -c "$src/examples/demo/tern.yaml"
 
 # Errors go to stderr, the summary to stdout.

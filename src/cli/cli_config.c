@@ -67,6 +67,10 @@ static void put_source(tbuf *out, const tern_config *c, const config_channel *ch
         put_addr(out, s->listen.host ? &s->listen : &c->http.listen);
         tbuf_printf(out, "/channels/%s/messages", ch->name);
         break;
+    case CONFIG_SOURCE_FHIR:
+        tbuf_printf(out, "fhir %s as %s", s->fhir.nresources ? s->fhir.resources[0] : "-",
+                    s->fhir.orm ? "ORM^O01" : "OML^O21");
+        break;
     }
 }
 

@@ -233,6 +233,7 @@ static void describe_source(const config_channel *ch, tbuf *out)
     case CONFIG_SOURCE_MLLP: tbuf_printf(out, "MLLP on %s:%u", s->listen.host, s->listen.port); break;
     case CONFIG_SOURCE_FILE: tbuf_printf(out, "files %s in %s", s->file.glob, s->file.dir); break;
     case CONFIG_SOURCE_HTTP: tbuf_printf(out, "HTTP POST /channels/%s/messages", ch->name); break;
+    case CONFIG_SOURCE_FHIR: tbuf_printf(out, "FHIR API writes (%s)", s->fhir.orm ? "ORM^O01" : "OML^O21"); break;
     }
 }
 
@@ -245,6 +246,7 @@ static void describe_dest(const config_destination *d, tbuf *out)
     case CONFIG_DEST_MLLP: tbuf_printf(out, "%s: MLLP %s:%u", d->name, d->mllp.host, d->mllp.port); break;
     case CONFIG_DEST_HTTP: tbuf_printf(out, "%s: HTTP POST %s", d->name, d->http.url); break;
     case CONFIG_DEST_FHIR_STORE: tbuf_printf(out, "%s: FHIR store (/fhir)", d->name); break;
+    case CONFIG_DEST_FHIR: tbuf_printf(out, "%s: FHIR server %s", d->name, d->http.url); break;
     }
 }
 

@@ -23,6 +23,7 @@
 #include <yaml.h>
 
 #include "engine/script.h"
+#include "fhir/fhir_tables.h"
 #include "net/tls.h"
 #include "quality/quality_config.h"
 #include "term/codemap.h"
@@ -76,8 +77,9 @@
 
 static const char *const default_ignore_suffixes[] = {".tmp", ".part"};
 
-static const char *const source_type_names[] = {NULL, "mllp", "file", "http"};
-static const char *const dest_type_names[] = {NULL, "file", "mllp", "http", "fhir-store"};
+static const char *const source_type_names[] = {NULL, "mllp", "file", "http", "fhir"};
+static const char *const fhir_message_names[] = {"OML^O21", "ORM^O01"};
+static const char *const dest_type_names[] = {NULL, "file", "mllp", "http", "fhir-store", "fhir"};
 static const char *const ack_names[] = {"after_commit", "always"};
 static const char *const after_names[] = {"move", "delete"};
 static const char *const store_type_names[] = {"sqlite"};
@@ -1211,6 +1213,12 @@ static const typed_key source_keys[] = {
     {"ignore_suffixes", 1u << CONFIG_SOURCE_FILE},
     {"max_body", 1u << CONFIG_SOURCE_HTTP},
     {"tls", 1u << CONFIG_SOURCE_MLLP | 1u << CONFIG_SOURCE_HTTP},
+    {"resources", 1u << CONFIG_SOURCE_FHIR},
+    {"message", 1u << CONFIG_SOURCE_FHIR},
+    {"sending_application", 1u << CONFIG_SOURCE_FHIR},
+    {"sending_facility", 1u << CONFIG_SOURCE_FHIR},
+    {"receiving_application", 1u << CONFIG_SOURCE_FHIR},
+    {"receiving_facility", 1u << CONFIG_SOURCE_FHIR},
 };
 
 static const typed_key dest_keys[] = {
@@ -1220,10 +1228,12 @@ static const typed_key dest_keys[] = {
     {"port", 1u << CONFIG_DEST_MLLP},
     {"connect_timeout", 1u << CONFIG_DEST_MLLP},
     {"ack_timeout", 1u << CONFIG_DEST_MLLP},
-    {"url", 1u << CONFIG_DEST_HTTP},
+    {"url", 1u << CONFIG_DEST_HTTP | 1u << CONFIG_DEST_FHIR},
     {"headers", 1u << CONFIG_DEST_HTTP},
-    {"timeout", 1u << CONFIG_DEST_HTTP},
-    {"tls", 1u << CONFIG_DEST_MLLP | 1u << CONFIG_DEST_HTTP},
+    {"timeout", 1u << CONFIG_DEST_HTTP | 1u << CONFIG_DEST_FHIR},
+    {"token", 1u << CONFIG_DEST_FHIR},
+    {"token_env", 1u << CONFIG_DEST_FHIR},
+    {"tls", 1u << CONFIG_DEST_MLLP | 1u << CONFIG_DEST_HTTP | 1u << CONFIG_DEST_FHIR},
 };
 
 void config_tls_options(const config_tls *t, bool server, struct tls_options *o)
@@ -1316,6 +1326,37 @@ static void add_claim(claim **arr, size_t *n, size_t *cap, claim c)
 {
     *arr = xgrow(*arr, cap, *n + 1, sizeof(**arr));
     (*arr)[(*n)++] = c;
+}
+
+/* The resource types a fhir source can turn into HL7 v2. */
+static bool check_fhir_resource(reader *r, yaml_node_t *v, const char *key, const char *s)
+{
+    if (!strcmp(s, "ServiceRequest")) return true;
+    err_at(r, v,
+           "'%s': '%s' cannot be turned into HL7 v2 yet; the fhir source takes ServiceRequest "
+           "(an order, sent as OML^O21 or ORM^O01)",
+           key, s);
+    return false;
+}
+
+static void read_fhir_source(reader *r, map *m, config_source *s, const config_channel *ch)
+{
+    s->fhir.resources = xcalloc(1, sizeof(char *));
+    s->fhir.resources[0] = xstrdup("ServiceRequest");
+    s->fhir.nresources = 1;
+    read_strings(m, "resources", check_fhir_resource, &s->fhir.resources, &s->fhir.nresources);
+    int msg = 0;
+    read_enum(m, "message", "message type", fhir_message_names, COUNT(fhir_message_names), &msg);
+    s->fhir.orm = msg == 1;
+    read_string(m, "sending_application", &s->fhir.sending_application);
+    read_string(m, "sending_facility", &s->fhir.sending_facility);
+    read_string(m, "receiving_application", &s->fhir.receiving_application);
+    read_string(m, "receiving_facility", &s->fhir.receiving_facility);
+    if (!r->http->enabled && ch->enabled)
+        err_at(r, m->node,
+               "%s takes resources written through the FHIR API, which is served on the http "
+               "listener, and that is disabled (http: { enabled: false }); enable http",
+               m->what);
 }
 
 /* label names the channel in messages; ch->name (NULL when the name was
@@ -1425,6 +1466,9 @@ static void read_source(reader *r, yaml_node_t *node, config_source *s, const co
             else
                 read_tls(r, v, &s->tls, true, label);
         }
+        break;
+    case CONFIG_SOURCE_FHIR:
+        read_fhir_source(r, &m, s, ch);
         break;
     default:
         break;
@@ -2020,6 +2064,22 @@ done:
     return ok;
 }
 
+/* token or token_env (not both) of a fhir destination. */
+static void read_fhir_token(reader *r, map *m, config_destination *d)
+{
+    yaml_node_t *tv = map_get(m, "token"), *ev = map_get(m, "token_env");
+    if (tv && ev) {
+        err_at(r, ev,
+               "give either 'token' or 'token_env', not both (token_env names the environment "
+               "variable that holds the token, which keeps it out of this file)");
+        return;
+    }
+    if (tv && (d->fhir.token = scalar_string(r, tv, "token")) && !*d->fhir.token)
+        err_at(r, tv, "'token' is empty; remove it or give the bearer token");
+    if (ev && (d->fhir.token_env = scalar_string(r, ev, "token_env")) && !*d->fhir.token_env)
+        err_at(r, ev, "'token_env' is empty; name the environment variable holding the token");
+}
+
 /* label names the channel in messages ("channel 'adt-in'"). */
 static void read_destination(reader *r, yaml_node_t *node, config_channel *ch, size_t index,
                              const char *label)
@@ -2082,9 +2142,11 @@ static void read_destination(reader *r, yaml_node_t *node, config_channel *ch, s
         if ((v = map_get(&m, "tls"))) read_tls(r, v, &d->tls, false, what);
         break;
     case CONFIG_DEST_HTTP:
+    case CONFIG_DEST_FHIR:
         d->http.timeout_ms = DEF_HTTP_TIMEOUT;
         d->tls.verify = true; /* https:// without a tls block: the system's CAs */
-        if ((v = map_need(&m, "url", "http://10.0.0.5:9000/results")) &&
+        if ((v = map_need(&m, "url", type == CONFIG_DEST_FHIR ? "https://fhir.example.org/r4"
+                                                              : "http://10.0.0.5:9000/results")) &&
             (d->http.url = scalar_string(r, v, "url")) && !check_url(r, v, d->http.url)) {
             free(d->http.url);
             d->http.url = NULL;
@@ -2097,6 +2159,7 @@ static void read_destination(reader *r, yaml_node_t *node, config_channel *ch, s
             else
                 read_tls(r, v, &d->tls, false, what);
         }
+        if (type == CONFIG_DEST_FHIR) read_fhir_token(r, &m, d);
         break;
     default:
         break;
@@ -2239,6 +2302,13 @@ static void read_fhir(reader *r, yaml_node_t *node, config_fhir *f)
         if (p) {
             free(f->store);
             f->store = p;
+        }
+        if ((v = map_get(&m, "tables")) && (f->tables = scalar_path(r, v, "tables"))) {
+            fhir_tables *t = NULL;
+            char why[512];
+            if (!fhir_tables_load(f->tables, &t, why, sizeof why))
+                err_at(r, v, "fhir.tables: %s", why);
+            fhir_tables_free(t);
         }
     }
     map_close_plain(&m);
@@ -2386,6 +2456,8 @@ static void free_destination(config_destination *d)
     free_template(&d->file.filename);
     free(d->mllp.host);
     free(d->http.url);
+    free(d->fhir.token);
+    free(d->fhir.token_env);
     for (size_t i = 0; i < d->http.nheaders; i++) {
         free(d->http.headers[i].name);
         free(d->http.headers[i].value);
@@ -2404,6 +2476,11 @@ static void free_channel(config_channel *ch)
     free(s->file.glob);
     free(s->file.move_to);
     free_strv(s->file.ignore_suffixes, s->file.nignore_suffixes);
+    free_strv(s->fhir.resources, s->fhir.nresources);
+    free(s->fhir.sending_application);
+    free(s->fhir.sending_facility);
+    free(s->fhir.receiving_application);
+    free(s->fhir.receiving_facility);
     free_tls(&s->tls);
     free_strv(ch->filter.types, ch->filter.ntypes);
     free_strv(ch->filter.exclude, ch->filter.nexclude);
@@ -2469,6 +2546,7 @@ void config_free(tern_config *c)
     free(c->encryption.key_file);
     free(c->encryption.key_env);
     free(c->fhir.store);
+    free(c->fhir.tables);
     free(c->security.db);
     free(c->security.audit_key_file);
     free(c->http.listen.host);

@@ -139,12 +139,18 @@ typedef struct config_fhir {
     /* owned, resolved; fhir.store, default: store.path with "-fhir" before
      * its extension (var/tern.db -> var/tern-fhir.db) */
     char *store;
+    /* owned, resolved; fhir.tables: a JSON file of conversion tables
+     * (docs/fhir.md, "Tables file") used by every HL7 v2 <-> FHIR
+     * conversion of the engine; NULL: the built-in tables. Loaded once by
+     * config_load so that a bad file is reported at its line. */
+    char *tables;
 } config_fhir;
 
 typedef enum config_source_type {
     CONFIG_SOURCE_MLLP = 1,
     CONFIG_SOURCE_FILE,
     CONFIG_SOURCE_HTTP,
+    CONFIG_SOURCE_FHIR, /* resources written through the FHIR API -> HL7 v2 */
 } config_source_type;
 
 typedef enum config_ack_mode {
@@ -183,6 +189,14 @@ typedef struct config_source {
     struct {
         size_t max_body; /* bytes in one POST body */
     } http;
+    struct {
+        char **resources; /* owned; the resource types that trigger (ServiceRequest) */
+        size_t nresources;
+        bool orm; /* message: ORM^O01; default OML^O21 */
+        /* owned; MSH-3..6 of the generated messages; NULL: defaults */
+        char *sending_application, *sending_facility;
+        char *receiving_application, *receiving_facility;
+    } fhir;
     config_tls tls; /* mllp, and http with its own listen */
 } config_source;
 
@@ -344,6 +358,7 @@ typedef enum config_dest_type {
     CONFIG_DEST_MLLP,
     CONFIG_DEST_HTTP,
     CONFIG_DEST_FHIR_STORE, /* HL7 -> FHIR Bundle -> the local FHIR store */
+    CONFIG_DEST_FHIR,       /* HL7 -> FHIR Bundle -> POST to an external FHIR server */
 } config_dest_type;
 
 typedef struct config_header {
@@ -374,8 +389,12 @@ typedef struct config_destination {
         config_header *headers; /* owned */
         size_t nheaders;
         uint64_t timeout_ms;
-    } http;
-    config_tls tls; /* mllp; http with an https:// url */
+    } http; /* http; fhir uses url (the server's base) and timeout_ms */
+    struct {
+        char *token;     /* owned; a bearer token written in the file; NULL: none */
+        char *token_env; /* owned; the variable holding it (read at start); NULL: none */
+    } fhir;
+    config_tls tls; /* mllp; http and fhir with an https:// url */
 } config_destination;
 
 typedef struct config_channel {

@@ -22,6 +22,7 @@
 typedef struct fhir_dest {
     hl7_msg *msg;
     fhir_rest *api; /* the engine's; borrowed */
+    fhir_options opt; /* borrows the engine's tables (fhir.tables) */
 } fhir_dest;
 
 static int fhir_open(eng_dest *d, tbuf *err)
@@ -34,6 +35,7 @@ static int fhir_open(eng_dest *d, tbuf *err)
     fhir_dest *f = xcalloc(1, sizeof(*f));
     f->msg = hl7_msg_new(NULL);
     f->api = api;
+    f->opt.tables = eng_channel_fhir_tables(eng_dest_channel(d));
     eng_dest_set_impl(d, f);
     return 0;
 }
@@ -47,7 +49,7 @@ static void fhir_deliver(eng_dest *d, const eng_delivery *dl)
     store_outcome outcome = STORE_FAILED;
     if (hl7_parse(f->msg, dl->raw, dl->len, NULL) != HL7_OK) {
         tbuf_puts(&why, "the message does not parse as HL7 v2; it cannot be converted to FHIR");
-    } else if (fhir_convert(f->msg, NULL, &bundle, &ferr) != FHIR_OK) {
+    } else if (fhir_convert(f->msg, &f->opt, &bundle, &ferr) != FHIR_OK) {
         tbuf_printf(&why, "FHIR conversion: %s", ferr.text);
     } else {
         fhir_apply_status st = fhir_rest_apply_bundle(f->api, bundle, &why);

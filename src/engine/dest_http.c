@@ -1,5 +1,7 @@
 /*
- * dest_http: the HTTP POST destination driver (eng_dest_http_ops).
+ * dest_http: the HTTP POST destination driver (eng_dest_http_ops), and the
+ * POST client under it (eng_http_post, engine_int.h) that the FHIR
+ * destination (dest_fhir.c) shares: one client, two bodies.
  *
  * Each delivery is one POST of the stored message (segments CR-separated,
  * as stored) to the configured URL, over libevent's evhttp client. The
@@ -48,16 +50,19 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <jansson.h>
 
 #include "base/mem.h"
 #include "net/net.h"
 
-/* Bytes of a response body quoted in an error text. */
+/* Bytes of a response body quoted in an error text, and kept to find an
+ * OperationOutcome's diagnostics in. */
 #define BODY_SHOWN 160
+#define BODY_KEPT 4096
 
 #define DEFAULT_CONTENT_TYPE "x-application/hl7-v2+er7"
 
-typedef struct http_dest http_dest;
+typedef struct eng_http_post http_dest;
 
 typedef struct http_slot {
     http_dest *hd;
@@ -70,7 +75,7 @@ typedef struct http_slot {
     bool failed;
     enum evhttp_request_error req_error;
     int sys_errno;
-    char body[BODY_SHOWN]; /* the start of the response body */
+    char body[BODY_KEPT]; /* the start of the response body */
     size_t body_len;
     /* evhttp's own bufferevent callbacks, while on_bev_* stand in for them */
     bufferevent_data_cb bev_read, bev_write;
@@ -78,9 +83,9 @@ typedef struct http_slot {
     void *bev_arg;
 } http_slot;
 
-struct http_dest {
+struct eng_http_post {
     eng_dest *d;
-    const config_destination *cfg;
+    eng_http_post_opts o; /* borrowed strings */
     struct event_base *base;
     char *host; /* to connect to: no brackets around IPv6 */
     uint16_t port;
@@ -192,15 +197,40 @@ static void on_body_chunk(struct evhttp_request *req, void *arg)
     if (room > 0) s->body_len += (size_t)evbuffer_copyout(in, s->body + s->body_len, room);
 }
 
+/* Appends the diagnostics of an OperationOutcome body ("; "-separated);
+ * false (why unchanged) when the body is not one. */
+static bool put_outcome(const http_slot *s, tbuf *why)
+{
+    json_t *oo = json_loadb(s->body, s->body_len, 0, NULL);
+    const char *rt = json_string_value(json_object_get(oo, "resourceType"));
+    json_t *issues = json_object_get(oo, "issue");
+    bool found = false;
+    if (rt && !strcmp(rt, "OperationOutcome")) {
+        size_t i;
+        json_t *issue;
+        json_array_foreach(issues, i, issue)
+        {
+            const char *d = json_string_value(json_object_get(issue, "diagnostics"));
+            if (!d) d = json_string_value(json_object_get(json_object_get(issue, "details"), "text"));
+            if (!d) continue;
+            tbuf_puts(why, found ? "; " : ": ");
+            put_shown(why, d, strlen(d));
+            found = true;
+        }
+    }
+    json_decref(oo);
+    return found;
+}
+
 /* Classifies a complete answer; fills why for anything but SENT. */
 static store_outcome classify(const http_slot *s, int code, const char *reason, tbuf *why)
 {
     if (code >= 200 && code < 300) return STORE_SENT;
     tbuf_printf(why, "HTTP %d%s%s from %s", code, reason && *reason ? " " : "",
-                reason ? reason : "", s->hd->cfg->http.url);
-    if (s->body_len > 0) {
+                reason ? reason : "", s->hd->o.url);
+    if (s->body_len > 0 && !(s->hd->o.fhir_outcome && put_outcome(s, why))) {
         tbuf_puts(why, ": ");
-        put_shown(why, s->body, s->body_len);
+        put_shown(why, s->body, s->body_len < BODY_SHOWN ? s->body_len : BODY_SHOWN);
     }
     if (code == 408 || code == 429 || code >= 500) return STORE_RETRY;
     tbuf_puts(why, code >= 400 ? " (a client error: not retried; fix the message or the "
@@ -226,13 +256,13 @@ static void on_response(struct evhttp_request *req, void *arg)
         out = STORE_RETRY;
         if (hd->tls) s->stale = true;
         if (!s->failed) /* evhttp gives up connecting without calling on_error */
-            tbuf_printf(&why, "cannot connect to %s: %s", hd->cfg->http.url,
+            tbuf_printf(&why, "cannot connect to %s: %s", hd->o.url,
                         s->sys_errno ? strerror(s->sys_errno) : "unknown cause");
         else if (s->sys_errno != 0 && s->req_error != EVREQ_HTTP_TIMEOUT)
-            tbuf_printf(&why, "no answer from %s: %s (%s)", hd->cfg->http.url,
+            tbuf_printf(&why, "no answer from %s: %s (%s)", hd->o.url,
                         request_error_name(s->req_error), strerror(s->sys_errno));
         else
-            tbuf_printf(&why, "no answer from %s: %s", hd->cfg->http.url,
+            tbuf_printf(&why, "no answer from %s: %s", hd->o.url,
                         request_error_name(s->req_error));
     } else {
         out = classify(s, code, evhttp_request_get_response_code_line(req), &why);
@@ -258,19 +288,19 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(s->conn);
     s->conn = NULL;
     char ms[32], why[512];
-    snprintf(why, sizeof(why), "no answer from %s within %s", hd->cfg->http.url,
-             config_format_duration(hd->cfg->http.timeout_ms, ms, sizeof(ms)));
+    snprintf(why, sizeof(why), "no answer from %s within %s", hd->o.url,
+             config_format_duration(hd->o.timeout_ms, ms, sizeof(ms)));
     eng_dest_result(hd->d, s->id, STORE_RETRY, why);
 }
 
-static void http_deliver(eng_dest *d, const eng_delivery *dl)
+void eng_http_post_send(eng_http_post *hd, int64_t id, const char *body, size_t len)
 {
-    http_dest *hd = eng_dest_impl(d);
+    eng_dest *d = hd->d;
     http_slot *s = NULL;
     for (size_t i = 0; i < hd->nslots && !s; i++)
         if (!hd->slots[i].busy) s = &hd->slots[i];
     if (!s) {
-        eng_dest_result(d, dl->id, STORE_RETRY,
+        eng_dest_result(d, id, STORE_RETRY,
                         "more deliveries at once than `parallel` allows (internal error)");
         return;
     }
@@ -286,8 +316,8 @@ static void http_deliver(eng_dest *d, const eng_delivery *dl)
                           : evhttp_connection_base_new(hd->base, NULL, hd->host, hd->port);
         if (!s->conn) {
             char why[512];
-            snprintf(why, sizeof(why), "cannot create a connection to %s", hd->cfg->http.url);
-            eng_dest_result(d, dl->id, STORE_RETRY, why);
+            snprintf(why, sizeof(why), "cannot create a connection to %s", hd->o.url);
+            eng_dest_result(d, id, STORE_RETRY, why);
             return;
         }
         struct timeval io = hd->timeout;
@@ -301,13 +331,17 @@ static void http_deliver(eng_dest *d, const eng_delivery *dl)
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", hd->host_header);
     evhttp_add_header(h, "User-Agent", "tern/" TERN_VERSION);
-    if (!hd->own_content_type) evhttp_add_header(h, "Content-Type", DEFAULT_CONTENT_TYPE);
-    for (size_t i = 0; i < hd->cfg->http.nheaders; i++)
-        evhttp_add_header(h, hd->cfg->http.headers[i].name, hd->cfg->http.headers[i].value);
-    evbuffer_add(evhttp_request_get_output_buffer(req), dl->raw, dl->len);
+    if (!hd->own_content_type)
+        evhttp_add_header(h, "Content-Type",
+                          hd->o.content_type ? hd->o.content_type : DEFAULT_CONTENT_TYPE);
+    if (hd->o.accept) evhttp_add_header(h, "Accept", hd->o.accept);
+    if (hd->o.authorization) evhttp_add_header(h, "Authorization", hd->o.authorization);
+    for (size_t i = 0; i < hd->o.nheaders; i++)
+        evhttp_add_header(h, hd->o.headers[i].name, hd->o.headers[i].value);
+    evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
 
     s->busy = true;
-    s->id = dl->id;
+    s->id = id;
     s->failed = false;
     s->sys_errno = 0;
     s->body_len = 0;
@@ -315,8 +349,8 @@ static void http_deliver(eng_dest *d, const eng_delivery *dl)
     if (evhttp_make_request(s->conn, req, EVHTTP_REQ_POST, hd->target) != 0) {
         s->busy = false;
         char why[512];
-        snprintf(why, sizeof(why), "cannot send a request to %s", hd->cfg->http.url);
-        eng_dest_result(d, dl->id, STORE_RETRY, why);
+        snprintf(why, sizeof(why), "cannot send a request to %s", hd->o.url);
+        eng_dest_result(d, id, STORE_RETRY, why);
         return;
     }
     listen_in(s);
@@ -325,7 +359,7 @@ static void http_deliver(eng_dest *d, const eng_delivery *dl)
 
 /* --- setup -------------------------------------------------------------------- */
 
-static void http_dest_free(http_dest *hd)
+void eng_http_post_free(eng_http_post *hd)
 {
     if (!hd) return;
     for (size_t i = 0; i < hd->nslots; i++) {
@@ -378,21 +412,21 @@ done:
     return rc;
 }
 
-static int http_open(eng_dest *d, tbuf *err)
+eng_http_post *eng_http_post_new(eng_dest *d, const eng_http_post_opts *o, tbuf *err)
 {
+    assert(o->url);
     const config_destination *cfg = eng_dest_config(d);
-    assert(cfg->type == CONFIG_DEST_HTTP && cfg->http.url);
     http_dest *hd = xcalloc(1, sizeof(*hd));
     hd->d = d;
-    hd->cfg = cfg;
+    hd->o = *o;
     hd->base = eng_channel_base(eng_dest_channel(d));
-    if (parse_url(hd, cfg->http.url, err) != 0) goto fail;
-    if (!strncasecmp(cfg->http.url, "https://", 8) &&
+    if (parse_url(hd, o->url, err) != 0) goto fail;
+    if (!strncasecmp(o->url, "https://", 8) &&
         !(hd->tls = eng_channel_tls(eng_dest_channel(d), &cfg->tls, false, err)))
         goto fail;
-    for (size_t i = 0; i < cfg->http.nheaders; i++)
-        if (!strcasecmp(cfg->http.headers[i].name, "Content-Type")) hd->own_content_type = true;
-    hd->timeout = tv_of_ms(cfg->http.timeout_ms);
+    for (size_t i = 0; i < o->nheaders; i++)
+        if (!strcasecmp(o->headers[i].name, "Content-Type")) hd->own_content_type = true;
+    hd->timeout = tv_of_ms(o->timeout_ms);
     hd->nslots = cfg->parallel > 0 ? cfg->parallel : 1;
     hd->slots = xcalloc(hd->nslots, sizeof(*hd->slots));
     for (size_t i = 0; i < hd->nslots; i++) {
@@ -403,16 +437,36 @@ static int http_open(eng_dest *d, tbuf *err)
             goto fail;
         }
     }
+    return hd;
+fail:
+    eng_http_post_free(hd);
+    return NULL;
+}
+
+/* --- the http destination ------------------------------------------------------ */
+
+static int http_open(eng_dest *d, tbuf *err)
+{
+    const config_destination *cfg = eng_dest_config(d);
+    assert(cfg->type == CONFIG_DEST_HTTP && cfg->http.url);
+    eng_http_post_opts o = {.url = cfg->http.url,
+                            .timeout_ms = cfg->http.timeout_ms,
+                            .headers = cfg->http.headers,
+                            .nheaders = cfg->http.nheaders};
+    eng_http_post *hd = eng_http_post_new(d, &o, err);
+    if (!hd) return -1;
     eng_dest_set_impl(d, hd);
     return 0;
-fail:
-    http_dest_free(hd);
-    return -1;
+}
+
+static void http_deliver(eng_dest *d, const eng_delivery *dl)
+{
+    eng_http_post_send(eng_dest_impl(d), dl->id, dl->raw, dl->len);
 }
 
 static void http_close(eng_dest *d)
 {
-    http_dest_free(eng_dest_impl(d));
+    eng_http_post_free(eng_dest_impl(d));
     eng_dest_set_impl(d, NULL);
 }
 

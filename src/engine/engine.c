@@ -36,6 +36,7 @@
 
 #include "engine/msg_meta.h"
 #include "fhir/fhir_rest.h"
+#include "fhir/fhir_tables.h"
 #include "engine/transform.h"
 #include "engine/script.h"
 #include "quality/quality_config.h"
@@ -168,6 +169,7 @@ struct engine {
     struct event *notify_ev;
     struct evhttp *http;
     fhir_rest *fhir; /* the FHIR REST API under /fhir on http */
+    fhir_tables *fhir_tables; /* fhir.tables; NULL: the built-ins */
     sec_ctx *sec; /* identities and the audit trail (docs/security.md) */
     eng_channel *channels;
     size_t nchannels;
@@ -243,6 +245,11 @@ struct fhir_rest *eng_channel_fhir(const eng_channel *ch)
 {
     return ch->e->fhir;
 
+}
+
+const fhir_tables *eng_channel_fhir_tables(const eng_channel *ch)
+{
+    return ch->e->fhir_tables;
 }
 
 sec_ctx *eng_channel_sec(const eng_channel *ch)
@@ -975,6 +982,7 @@ static const eng_dest_ops *dest_ops_for(config_dest_type t)
     case CONFIG_DEST_MLLP: return &eng_dest_mllp_ops;
     case CONFIG_DEST_HTTP: return &eng_dest_http_ops;
     case CONFIG_DEST_FHIR_STORE: return &eng_dest_fhir_store_ops;
+    case CONFIG_DEST_FHIR: return &eng_dest_fhir_ops;
     }
     return NULL;
 }
@@ -985,6 +993,7 @@ static const eng_source_ops *source_ops_for(config_source_type t)
     case CONFIG_SOURCE_MLLP: return &eng_source_mllp_ops;
     case CONFIG_SOURCE_FILE: return &eng_source_file_ops;
     case CONFIG_SOURCE_HTTP: return &eng_source_http_ops;
+    case CONFIG_SOURCE_FHIR: return &eng_source_fhir_ops;
     }
     return NULL;
 }
@@ -1143,6 +1152,12 @@ static void http_dispatch(struct evhttp_request *req, void *arg)
  * destinations. */
 static int setup_fhir(engine *e, tbuf *err)
 {
+    char why[512];
+    if (e->cfg->fhir.tables &&
+        !fhir_tables_load(e->cfg->fhir.tables, &e->fhir_tables, why, sizeof why)) {
+        tbuf_printf(err, "fhir.tables: %s", why);
+        return -1;
+    }
     bool wanted = e->cfg->http.enabled;
     for (size_t i = 0; i < e->cfg->nchannels; i++)
         for (size_t k = 0; k < e->cfg->channels[i].ndestinations; k++)
@@ -1391,6 +1406,7 @@ void engine_free(engine *e)
     codemap_registry_free(e->maps);
     if (e->http) evhttp_free(e->http);
     fhir_rest_free(e->fhir);
+    fhir_tables_free(e->fhir_tables);
     sec_error serr = {0};
     if (e->sec && sec_ctx_close(e->sec, &serr) != SEC_OK)
         engine_log("the audit trail lost records: %s", serr.text);

@@ -46,6 +46,10 @@ struct evhttp *eng_channel_http(const eng_channel *ch);
 /* The FHIR REST API and its store (fhir_rest.h), or NULL when neither the
  * HTTP listener nor a fhir-store destination asked for it. */
 struct fhir_rest *eng_channel_fhir(const eng_channel *ch);
+/* The conversion tables of fhir.tables, loaded once by the engine, or NULL
+ * for the built-ins; borrowed until the engine is freed. */
+typedef struct fhir_tables fhir_tables;
+const fhir_tables *eng_channel_fhir_tables(const eng_channel *ch);
 /* The engine's security context: HTTP sources authenticate through it
  * (sec_http_gate). Never NULL once the engine is built. */
 sec_ctx *eng_channel_sec(const eng_channel *ch);
@@ -89,10 +93,37 @@ eng_channel *eng_dest_channel(const eng_dest *d);
 void *eng_dest_impl(const eng_dest *d);
 void eng_dest_set_impl(eng_dest *d, void *impl);
 
+/* The HTTP POST client of the http and fhir destinations (dest_http.c):
+ * `parallel` keep-alive connections, https through the destination's tls
+ * block, the whole request bounded by timeout_ms. Each send reports its
+ * outcome with eng_dest_result(): 2xx SENT; 408, 429, 5xx, no connection
+ * or no answer RETRY; any other status FAILED, with the status, the URL
+ * and the start of the body (with fhir_outcome, the diagnostics of an
+ * OperationOutcome body instead). */
+typedef struct eng_http_post eng_http_post;
+typedef struct eng_http_post_opts {
+    const char *url;          /* http:// or https:// */
+    uint64_t timeout_ms;
+    const config_header *headers; /* sent as given; a Content-Type here wins */
+    size_t nheaders;
+    const char *content_type; /* NULL: HL7 v2 (x-application/hl7-v2+er7) */
+    const char *accept;       /* NULL: no Accept header */
+    const char *authorization; /* NULL: no Authorization header */
+    bool fhir_outcome;
+} eng_http_post_opts;
+/* o's strings are borrowed until eng_http_post_free. NULL with err on
+ * failure (a bad URL, a TLS file). */
+eng_http_post *eng_http_post_new(eng_dest *d, const eng_http_post_opts *o, tbuf *err);
+/* POSTs body[0..len) (copied) for delivery id; at most `parallel` at once. */
+void eng_http_post_send(eng_http_post *p, int64_t id, const char *body, size_t len);
+/* Abandons requests in flight; NULL is fine. */
+void eng_http_post_free(eng_http_post *p);
+
 extern const eng_dest_ops eng_dest_file_ops;
 extern const eng_dest_ops eng_dest_mllp_ops;
 extern const eng_dest_ops eng_dest_http_ops;
 extern const eng_dest_ops eng_dest_fhir_store_ops;
+extern const eng_dest_ops eng_dest_fhir_ops;
 
 /* --- sources ------------------------------------------------------------------ */
 
@@ -108,5 +139,6 @@ typedef struct eng_source_ops {
 extern const eng_source_ops eng_source_mllp_ops;
 extern const eng_source_ops eng_source_file_ops;
 extern const eng_source_ops eng_source_http_ops;
+extern const eng_source_ops eng_source_fhir_ops;
 
 #endif

@@ -39,9 +39,30 @@
 #define MAX_COUNT 1000
 #define EVERYTHING_MAX 1000
 
+/* A committed write waiting to be told to the subscribers. */
+typedef struct write_note {
+    char type[64];
+    char id[65];
+    bool created;
+    char *json; /* owned */
+    size_t len;
+} write_note;
+
+typedef struct subscriber {
+    fhir_rest_write_fn fn;
+    void *arg;
+} subscriber;
+
 struct fhir_rest {
     fhir_store *st;
     char *capability; /* the CapabilityStatement, serialized once */
+    subscriber *subs;
+    size_t nsubs, subcap;
+    /* Writes of the request being handled; only collected inside
+     * fhir_rest_handle() while someone is subscribed. */
+    bool collect;
+    write_note *notes;
+    size_t nnotes, notecap;
 };
 
 /* What one interaction produced. */
@@ -51,6 +72,27 @@ typedef struct op_result {
     char location[160]; /* "Type/id/_history/N" or "" */
     tbuf body;          /* JSON or empty */
 } op_result;
+
+static void note_write(fhir_rest *r, const char *type, const char *id, bool created,
+                       const tbuf *json)
+{
+    if (!r->collect) return;
+    r->notes = xgrow(r->notes, &r->notecap, r->nnotes + 1, sizeof(*r->notes));
+    write_note *n = &r->notes[r->nnotes++];
+    snprintf(n->type, sizeof n->type, "%s", type);
+    snprintf(n->id, sizeof n->id, "%s", id);
+    n->created = created;
+    n->json = xmalloc(json->len + 1);
+    memcpy(n->json, json->p ? json->p : "", json->len);
+    n->json[json->len] = '\0';
+    n->len = json->len;
+}
+
+/* Drops the notes from index keep on (a transaction rolled back). */
+static void drop_notes(fhir_rest *r, size_t keep)
+{
+    while (r->nnotes > keep) free(r->notes[--r->nnotes].json);
+}
 
 static int64_t now_ms(void)
 {
@@ -226,6 +268,7 @@ static void op_create(fhir_rest *r, const char *type, json_t *res, const char *i
     o->status = 201;
     o->v = w.v;
     set_location(o, type, w.id, w.v.version);
+    note_write(r, type, w.id, true, &w.json);
     tbuf_reset(&o->body);
     if (want_body) tbuf_put(&o->body, w.json.p, w.json.len);
     tbuf_free(&w.json);
@@ -249,6 +292,7 @@ static void op_update(fhir_rest *r, const char *type, const char *id, json_t *re
     o->status = w.created ? 201 : 200;
     o->v = w.v;
     set_location(o, type, w.id, w.v.version);
+    note_write(r, type, w.id, w.created, &w.json);
     tbuf_reset(&o->body);
     if (want_body) tbuf_put(&o->body, w.json.p, w.json.len);
     tbuf_free(&w.json);
@@ -860,6 +904,7 @@ static void run_entry(fhir_rest *r, entry *en)
             o->status = 201;
             o->v = w.v;
             set_location(o, en->type, w.id, w.v.version);
+            note_write(r, en->type, w.id, true, &w.json);
             tbuf_free(&w.json);
         }
         break;
@@ -915,7 +960,7 @@ static void run_bundle(fhir_rest *r, json_t *bundle, op_result *o)
 {
     json_t *map = json_object();
     entry *ens = NULL;
-    size_t n = 0;
+    size_t n = 0, notes_before = r->nnotes;
     fhir_store_error e;
     bool tx = false, open = false;
     const char *rt = json_string_value(json_object_get(bundle, "resourceType"));
@@ -987,6 +1032,7 @@ static void run_bundle(fhir_rest *r, json_t *bundle, op_result *o)
     o->status = 200;
 done:
     if (open) fhir_store_rollback(r->st);
+    if (tx && o->status != 200) drop_notes(r, notes_before);
     for (size_t i = 0; i < n && ens; i++) tbuf_free(&ens[i].res.body);
     free(ens);
     json_decref(map);
@@ -1000,9 +1046,78 @@ static void op_bundle(fhir_rest *r, const char *text, size_t len, op_result *o)
     json_decref(bundle);
 }
 
+/* Appends v percent-encoded for a search parameter value ('|' kept). */
+static void put_query_value(tbuf *q, const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (isalnum(*p) || strchr("-._~:/|", *p))
+            tbuf_putc(q, (char)*p);
+        else
+            tbuf_printf(q, "%%%02X", *p);
+    }
+}
+
+/* The id of the one stored Patient with one of res's identifiers, other
+ * than id; false when none or several match. */
+static bool patient_by_identifier(fhir_rest *r, json_t *res, const char *id, char found[65])
+{
+    size_t i;
+    json_t *ident;
+    json_array_foreach(json_object_get(res, "identifier"), i, ident)
+    {
+        const char *sys = json_string_value(json_object_get(ident, "system"));
+        const char *val = json_string_value(json_object_get(ident, "value"));
+        if (!sys || !val) continue;
+        tbuf q = TBUF_INIT;
+        tbuf_puts(&q, "identifier=");
+        put_query_value(&q, sys);
+        tbuf_putc(&q, '|');
+        put_query_value(&q, val);
+        op_result o = {0};
+        found[0] = '\0';
+        int n = search_count(r, "Patient", tbuf_cstr(&q), &o, found);
+        tbuf_free(&q);
+        tbuf_free(&o.body);
+        if (n == 1 && strcmp(found, id)) return true;
+        if (n > 1) return false;
+    }
+    return false;
+}
+
+/* Points `PUT Patient/ID` entries for new IDs at the stored Patient with
+ * the same identifier, and every reference to Patient/ID with them. */
+static void link_patients(fhir_rest *r, json_t *bundle)
+{
+    json_t *list = json_object_get(bundle, "entry"), *map = json_object();
+    size_t i;
+    json_t *en;
+    json_array_foreach(list, i, en)
+    {
+        json_t *req = json_object_get(en, "request"), *res = json_object_get(en, "resource");
+        const char *method = json_string_value(json_object_get(req, "method"));
+        const char *url = json_string_value(json_object_get(req, "url"));
+        if (!method || strcmp(method, "PUT") || !url || strncmp(url, "Patient/", 8) ||
+            strchr(url + 8, '/') || strchr(url + 8, '?'))
+            continue;
+        const char *id = url + 8;
+        char found[65], to[80];
+        tbuf existing = TBUF_INIT;
+        bool exists = fhir_rest_read(r, "Patient", id, &existing);
+        tbuf_free(&existing);
+        if (exists || !patient_by_identifier(r, res, id, found)) continue;
+        snprintf(to, sizeof to, "Patient/%s", found);
+        json_object_set_new(map, url, json_string(to));
+        json_object_set_new(res, "id", json_string(found));
+        json_object_set_new(req, "url", json_string(to));
+    }
+    if (json_object_size(map)) rewrite_refs(list, map);
+    json_decref(map);
+}
+
 fhir_apply_status fhir_rest_apply_bundle(fhir_rest *r, json_t *bundle, tbuf *err)
 {
     op_result o = {0};
+    link_patients(r, bundle);
     run_bundle(r, bundle, &o);
     fhir_apply_status st = FHIR_APPLY_OK;
     if (o.status >= 400) {
@@ -1087,11 +1202,55 @@ fhir_rest *fhir_rest_new(const char *store_location, tbuf *err)
 void fhir_rest_set_keys(fhir_rest *r, struct keyring *keys)
 {
     fhir_store_set_keys(r->st, keys);
+
+}
+
+bool fhir_rest_read(fhir_rest *r, const char *type, const char *id, tbuf *out)
+{
+    fhir_store_error e;
+    tbuf t = TBUF_INIT;
+    bool ok = fhir_store_read(r->st, type, id, 0, NULL, &t, &e) == FHIR_STORE_OK;
+    if (ok) tbuf_put(out, t.p, t.len);
+    tbuf_free(&t);
+    return ok;
+}
+
+bool fhir_rest_subscribe(fhir_rest *r, fhir_rest_write_fn fn, void *arg)
+{
+    for (size_t i = 0; i < r->nsubs; i++)
+        if (r->subs[i].fn == fn && r->subs[i].arg == arg) return false;
+    r->subs = xgrow(r->subs, &r->subcap, r->nsubs + 1, sizeof(*r->subs));
+    r->subs[r->nsubs++] = (subscriber){fn, arg};
+    return true;
+}
+
+void fhir_rest_unsubscribe(fhir_rest *r, fhir_rest_write_fn fn, void *arg)
+{
+    for (size_t i = 0; i < r->nsubs; i++)
+        if (r->subs[i].fn == fn && r->subs[i].arg == arg) {
+            r->subs[i] = r->subs[--r->nsubs];
+            return;
+        }
+}
+
+/* Tells the subscribers about the writes of the request just answered. A
+ * subscriber may unsubscribe while called, so the list is read afresh. */
+static void notify_writes(fhir_rest *r)
+{
+    for (size_t k = 0; k < r->nnotes; k++)
+        for (size_t i = 0; i < r->nsubs; i++) {
+            const write_note *n = &r->notes[k];
+            r->subs[i].fn(r->subs[i].arg, n->type, n->id, n->created, n->json, n->len);
+        }
+    drop_notes(r, 0);
 }
 
 void fhir_rest_free(fhir_rest *r)
 {
     if (!r) return;
+    drop_notes(r, 0);
+    free(r->notes);
+    free(r->subs);
     fhir_store_close(r->st);
     free(r->capability);
     free(r);
@@ -1273,6 +1432,7 @@ void fhir_rest_handle(fhir_rest *r, struct evhttp_request *req)
     char base[300];
     base_url(req, base);
     op_result o = {0};
+    r->collect = r->nsubs > 0;
     char *copy = xstrdup(path + 5); /* after "/fhir" */
     char *seg[6];
     size_t nseg = 0;
@@ -1291,6 +1451,8 @@ void fhir_rest_handle(fhir_rest *r, struct evhttp_request *req)
     if (!o.status) outcome(&o, 500, "exception", "no answer was produced");
     if (o.status >= 400) o.v.version = o.status == 410 ? o.v.version : 0;
     send_result(req, base, &o);
+    r->collect = false;
+    notify_writes(r);
     tbuf_free(&o.body);
     free(copy);
 }

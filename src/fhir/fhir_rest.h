@@ -45,8 +45,32 @@ typedef enum fhir_apply_status {
 
 /* Applies a batch or transaction Bundle (borrowed; references in it are
  * rewritten) to the store, as POST /fhir would: for the fhir-store channel
- * destination. On failure err says why. */
+ * destination. A Patient entry `PUT Patient/ID` for an ID not in the store
+ * whose identifier (system and value) matches exactly one stored Patient
+ * updates that Patient instead (every reference to Patient/ID in the
+ * Bundle follows), so results for a patient created through the API land
+ * on it. On failure err says why. */
 fhir_apply_status fhir_rest_apply_bundle(fhir_rest *r, json_t *bundle, tbuf *err);
+
+/* Reads the current version of type/id as JSON text appended to out;
+ * false (out unchanged) when it does not exist, is deleted or the store
+ * fails. For the FHIR source, which reads the Patient an order names. */
+bool fhir_rest_read(fhir_rest *r, const char *type, const char *id, tbuf *out);
+
+/* A write made through the REST API: type/id now holds json[0..len)
+ * (borrowed for the call); created tells a create from an update. */
+typedef void (*fhir_rest_write_fn)(void *arg, const char *type, const char *id, bool created,
+                                   const char *json, size_t len);
+
+/* Calls fn(arg, ...) for every create and update made through
+ * fhir_rest_handle() once it is committed (after the answer is sent; a
+ * transaction that rolled back notifies nothing). Writes of
+ * fhir_rest_apply_bundle (HL7 feeds) are not notified, so an order that
+ * comes back as HL7 cannot loop. Returns false if fn/arg is already
+ * subscribed. */
+bool fhir_rest_subscribe(fhir_rest *r, fhir_rest_write_fn fn, void *arg);
+/* Removes fn/arg; unknown pairs are ignored. */
+void fhir_rest_unsubscribe(fhir_rest *r, fhir_rest_write_fn fn, void *arg);
 
 /* True when the request path (no query) belongs to the API: "/fhir" or
  * "/fhir/...". */

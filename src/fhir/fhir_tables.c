@@ -235,6 +235,22 @@ const char *fhir_table_lookup_user(const fhir_tables *t, fhir_table_id id, const
     return json_string_value(json_object_get(json_object_get(t->root, tables[id].name), key));
 }
 
+const char *fhir_table_reverse(const fhir_tables *t, fhir_table_id id, const char *value)
+{
+    if (!value || (unsigned)id >= FHIR_TAB_COUNT) return NULL;
+    if (t) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(t->root, tables[id].name), key, v)
+        {
+            if (!strcmp(json_string_value(v), value)) return key;
+        }
+    }
+    for (const pair *p = tables[id].builtin; p->from; p++)
+        if (!strcmp(p->to, value)) return p->from;
+    return NULL;
+}
+
 static int table_index(const char *name)
 {
     for (int i = 0; i < FHIR_TAB_COUNT; i++)

@@ -56,6 +56,10 @@ const char *fhir_table_lookup(const fhir_tables *t, fhir_table_id id, const char
  * but a built-in one must not (an assigning authority with an OID). */
 const char *fhir_table_lookup_user(const fhir_tables *t, fhir_table_id id, const char *key);
 
+/* The key that maps to value (FHIR -> HL7 v2): the user's entry first,
+ * then the first built-in one; NULL when none. Lives as long as t. */
+const char *fhir_table_reverse(const fhir_tables *t, fhir_table_id id, const char *value);
+
 /* Reads a tables file: a JSON object whose members are table names, each an
  * object of string -> string. Unknown table names, non-string values and
  * empty values are errors. On success returns true and *out is a new

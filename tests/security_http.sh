@@ -42,15 +42,6 @@ YAML
 C="-c $tmp/tern.yaml"
 db="$tmp/var/tern-sec.db"
 mkdir -p "$tmp/var"
-totp() { # base32 secret -> the current code
-    python3 - "$1" <<'PY'
-import base64, hmac, hashlib, struct, sys, time
-key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
-mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
-o = mac[-1] & 15
-print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
-PY
-}
 secret_of() { sed -n 's/^TOTP secret: //p' "$1"; }
 # login USER SECRET: prints a session token; waits for a fresh 30 s step
 # when the user already logged in during this one (a code works once)

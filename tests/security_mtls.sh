@@ -27,14 +27,6 @@ channels:
 YAML
 C="-c $tmp/tern.yaml"
 mkdir -p "$tmp/var"
-totp() {
-    python3 -c '
-import base64, hmac, hashlib, struct, sys, time
-key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
-mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
-o = mac[-1] & 15
-print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))' "$1"
-}
 printf 'password of root\n' | "$tern" user $C add root --role admin --password-stdin >"$tmp/root.out" 2>&1
 ROOT=$(printf 'password of root\n' | "$tern" login $C --user root --password-stdin \
     --totp "$(totp "$(sed -n 's/^TOTP secret: //p' "$tmp/root.out")")")

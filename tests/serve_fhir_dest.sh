@@ -34,15 +34,6 @@ security:
 channels: []
 EOF2
 R="-c $tmp/r/tern.yaml"
-totp() { # base32 secret -> the current code
-    python3 - "$1" <<'PY'
-import base64, hmac, hashlib, struct, sys, time
-key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
-mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
-o = mac[-1] & 15
-print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
-PY
-}
 printf 'password of root\n' | "$tern" user $R add root --role admin --password-stdin >"$tmp/root.out" 2>&1
 secret=$(sed -n 's/^TOTP secret: //p' "$tmp/root.out")
 ROOT=$(printf 'password of root\n' | "$tern" login $R --user root --password-stdin --totp "$(totp "$secret")")

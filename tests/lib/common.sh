@@ -61,3 +61,37 @@ for line in sys.stdin:
             print(d["state"] + "|" + (d.get("last_error") or ""))
     break' "$2" ${3:+"$3"}
 }
+
+# npm_install PKG_DIR NAME WHAT: installs the npm packages pinned in
+# PKG_DIR/package.json + package-lock.json once, with `npm ci`, into
+# $TERN_NPM_CACHE (default $HOME/.cache/tern-npm)/NAME-<hash of the lock>,
+# and sets $cache to that directory. Without node, npm or the registry it
+# says why (WHAT: what cannot be done) and returns 1: the test fails.
+npm_install() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        bad "node and npm are needed to $3 (install Node 20)"
+        return 1
+    fi
+    lockhash=$(cat "$1/package.json" "$1/package-lock.json" | sha256sum | cut -c1-12)
+    cache="${TERN_NPM_CACHE:-${HOME:-/tmp}/.cache/tern-npm}/$2-$lockhash"
+    [ -f "$cache/.installed" ] && return 0
+    echo "installing the npm packages of $1 (npm ci into $cache)"
+    mkdir -p "$cache" && cp "$1/package.json" "$1/package-lock.json" "$cache/"
+    if ! (cd "$cache" && timeout 300 npm ci --no-audit --no-fund >"$cache/npm-ci.txt" 2>&1); then
+        tail -n 5 "$cache/npm-ci.txt" | sed 's/^/    /'
+        bad "npm ci failed (npm registry unreachable?): cannot $3"
+        return 1
+    fi
+    touch "$cache/.installed"
+}
+
+# totp SECRET: the current RFC 6238 code (30 s, 6 digits, HMAC-SHA1) of a
+# base32 secret, as an authenticator app would show it (for `tern login`).
+totp() {
+    python3 -c '
+import base64, hmac, hashlib, struct, sys, time
+key = base64.b32decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 8))
+mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+o = mac[-1] & 15
+print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))' "$1"
+}

@@ -332,14 +332,9 @@ static hl7_status read_message(hl7_reader *r, hl7_msg *m, size_t *offset, hl7_er
         size_t want = stream_want(r, st, used, &perr);
         if (want == 0) break;
         if (have >= r->max_window) {
-            /* A parse error already found stays the answer, as it is when
-             * the whole input is in memory: the scan reaches it first
-             * whatever follows (only its line was not seen to its end). */
-            if (st == HL7_OK || st == HL7_ERR_TOO_LARGE) {
-                hl7_fail(&perr, HL7_ERR_TOO_LARGE, r->lim.max_message,
-                         "message is larger than the limit of %zu bytes", r->lim.max_message);
-                st = HL7_ERR_TOO_LARGE;
-            }
+            hl7_fail(&perr, HL7_ERR_TOO_LARGE, r->lim.max_message,
+                     "message is larger than the limit of %zu bytes", r->lim.max_message);
+            st = HL7_ERR_TOO_LARGE;
             break;
         }
         fill(r, want < r->max_window ? want : r->max_window);

@@ -60,6 +60,7 @@
 #define DEF_HTTP_PORT 8080
 #define DEF_MAX_FRAME (16 * MIB)
 #define DEF_IDLE_TIMEOUT HOUR
+#define DEF_HTTP_READ_TIMEOUT (30 * SEC)
 #define DEF_MAX_CONNECTIONS 100
 #define DEF_GLOB "*"
 #define DEF_POLL SEC
@@ -2226,6 +2227,7 @@ static void read_http(reader *r, yaml_node_t *node, config_http *h)
                       (claim){NULL, h->listen.host, h->listen.port, NULL, line_of(v),
                               (unsigned)v->start_mark.column + 1});
         if ((v = map_get(&m, "tls"))) read_tls(r, v, &h->tls, true, "'http'");
+        read_duration(&m, "timeout", 100, HOUR, &h->timeout_ms);
     }
     map_close_plain(&m);
 }
@@ -2504,6 +2506,7 @@ static void read_root(reader *r, yaml_node_t *root, tern_config *c)
     yaml_node_t *v;
     if ((v = map_get(&m, "store"))) read_store(r, v, &c->store);
     if ((v = map_get(&m, "encryption"))) read_encryption(r, v, &c->encryption);
+    c->http.timeout_ms = DEF_HTTP_READ_TIMEOUT;
     if ((v = map_get(&m, "http"))) read_http(r, v, &c->http);
     if ((v = map_get(&m, "fhir"))) read_fhir(r, v, &c->fhir);
     if (!c->fhir.store && c->store.path) c->fhir.store = default_fhir_store(c->store.path);

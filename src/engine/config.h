@@ -132,6 +132,10 @@ typedef struct config_http {
     bool enabled;
     config_addr listen;
     config_tls tls;
+    /* http.timeout: a connection on which a request is not read (or the
+     * answer not written) within this long is closed; also for HTTP sources
+     * with a listen of their own */
+    uint64_t timeout_ms;
 } config_http;
 
 /* The FHIR REST API's resource store (docs/fhir.md). */

@@ -245,6 +245,11 @@ struct fhir_rest *eng_channel_fhir(const eng_channel *ch)
 
 }
 
+uint64_t eng_channel_http_timeout(const eng_channel *ch)
+{
+    return ch->e->cfg->http.timeout_ms;
+}
+
 sec_ctx *eng_channel_sec(const eng_channel *ch)
 {
     return ch->e->sec;
@@ -1170,6 +1175,7 @@ static int setup_http(engine *e, tbuf *err)
     }
     if (max_body < FHIR_REST_MAX_BODY) max_body = FHIR_REST_MAX_BODY;
     evhttp_set_max_body_size(e->http, (ev_ssize_t)max_body);
+    net_http_limit(e->http, e->cfg->http.timeout_ms);
     const config_addr *a = &e->cfg->http.listen;
     if (evhttp_bind_socket(e->http, a->host, a->port) != 0) {
         tbuf_printf(err, "cannot listen for HTTP on %s:%u (in use, or not an address of this "

@@ -16,7 +16,8 @@
 #      intact afterwards (integrity_check, the resources still there);
 #   4. path traversal: MSH-10 `../../etc/x` in a file destination template
 #      stays inside the directory; files with odd names (`..x`, CR/LF,
-#      spaces) and a symlink in a file source directory;
+#      spaces) and a symlink in a file source directory; a CR/LF in a
+#      name does not forge a log line;
 #   5. header injection: ids with `/`, `..`, CR/LF are refused; nothing of
 #      a request ends up unescaped in Location/ETag;
 #   6. malformed JSON and HL7 through the HTTP source, FHIR
@@ -284,6 +285,7 @@ printf 'MSH|^~\\&|A|B|C|D|2024||ADT^A01|F2|P|2.5\rPID|1||P4\r' >"$tmp/in/$(print
 WAIT_TENTHS=100 wait_for 'stored "$tmp/tern.yaml" F2 | cut -d" " -f1' received || true
 check "file source: a name with CR/LF is read ($(stored "$tmp/tern.yaml" F2))" \
     [ -n "$(stored "$tmp/tern.yaml" F2)" ]
+check "a CR/LF in a file name does not split the log line" [ "$(grep -c '^lf\|^name.hl7' "$tmp/serve.log")" = 0 ]
 check "file source: the symlink is not followed (secret intact)" [ -f "$tmp/outside/secret.hl7" ]
 check "file source: the symlink's target was not read as a message" \
     [ -z "$(stored "$tmp/tern.yaml" SECRET)" ]

@@ -151,15 +151,18 @@ static const char edit_usage[] =
     "  --user NAME       who, recorded in the audit (default: $USER)\n" STORE_OPTIONS;
 
 static const char prune_usage[] =
-    "usage: tern messages -c CONF prune --older-than DURATION [--dry-run | --yes]\n"
+    "usage: tern messages -c CONF prune [--older-than DURATION] [--dry-run | --yes]\n"
     "\n"
     "Deletes the messages received more than DURATION ago (30d, 12h) that have no\n"
     "delivery still queued (sent, failed and filtered ones alike), then gives the\n"
-    "space back to the file system. Works in small batches, so a running engine\n"
-    "keeps going. Without --yes it only says how many messages it would delete.\n"
+    "space back to the file system. Without --older-than, each channel's\n"
+    "`retention` from the configuration applies (channels without one are kept).\n"
+    "Deleted rows are overwritten and their bodies blanked in the body log.\n"
+    "Works in small batches, so a running engine keeps going. Without --yes it\n"
+    "only says how many messages it would delete.\n"
     "\n"
     "options:\n"
-    "  --older-than D    age of the newest message to delete (required)\n"
+    "  --older-than D    age of the newest message to delete, every channel\n"
     "  --dry-run         only count\n"
     "  --yes             delete\n"
     "  --reason TEXT     why, recorded in the audit\n"
@@ -1569,6 +1572,73 @@ static void put_bytes(tbuf *out, uint64_t n)
         tbuf_printf(out, "%.2f GiB", (double)n / (1024.0 * 1024 * 1024));
 }
 
+/* prune without --older-than: each channel of the configuration by its
+ * retention (0: kept). */
+static int prune_by_retention(msgs *m, bool yes, bool dry_run, const char *reason,
+                              const char *user)
+{
+    if (yes && dry_run) return cli_usage_error(m->cmd, "give --dry-run or --yes, not both");
+    if (user && !*user) return cli_usage_error(m->cmd, "--user needs a name");
+    int rc = msgs_open(m);
+    if (rc != CLI_OK) return rc;
+    if (!m->cfg)
+        return cli_usage_error(m->cmd, "needs --older-than DURATION, e.g. 30d, with --store "
+                                       "(retention is in the configuration)");
+    int64_t now = now_ms();
+    store_error err;
+    uint64_t total = 0, deleted = 0, freed = 0;
+    size_t with_retention = 0;
+    store_audit who = {msgs_user(m, user), reason};
+    for (size_t i = 0; i < m->cfg->nchannels; i++) {
+        const config_channel *ch = &m->cfg->channels[i];
+        if (!ch->retention_ms || !ch->name) continue;
+        with_retention++;
+        int64_t before = now - (int64_t)ch->retention_ms;
+        char when[64], keep[32];
+        uint64_t count;
+        if (store_prune_count_channel(m->s, ch->name, before, &count, &err) != STORE_OK)
+            return store_failed(m, &err);
+        config_format_duration(ch->retention_ms, keep, sizeof keep);
+        printf("%s (retention %s): %" PRIu64 " %s received before %s\n", ch->name, keep, count,
+               plural(count, "message", "messages"), fmt_time(before, false, when, sizeof when));
+        total += count;
+        if (!yes || !count) continue;
+        store_prune_result res;
+        if (store_prune_channel(m->s, ch->name, before, &who, now, &res, &err) != STORE_OK) {
+            if (res.messages)
+                fprintf(stderr, "tern %s: %" PRIu64 " messages were deleted before the failure\n",
+                        m->cmd, res.messages);
+            return store_failed(m, &err);
+        }
+        deleted += res.messages;
+        freed += res.bytes_freed;
+    }
+    if (!with_retention)
+        return cli_usage_error(m->cmd, "needs --older-than DURATION, e.g. 30d, when no channel "
+                                       "has a retention (`retention: 90d` at the top of the "
+                                       "configuration or in a channel)");
+    if (dry_run) {
+        printf("dry run: nothing deleted\n");
+        return CLI_OK;
+    }
+    if (!yes) {
+        fprintf(stderr,
+                "tern %s: nothing deleted; deleting cannot be undone, so run again with --yes "
+                "to delete them\n",
+                m->cmd);
+        return total ? CLI_INVALID : CLI_OK;
+    }
+    tbuf b = TBUF_INIT;
+    tbuf_printf(&b, "%" PRIu64 " messages deleted by retention", deleted);
+    msgs_audit(m, "message.prune", NULL, NULL, b.p);
+    tbuf_reset(&b);
+    put_bytes(&b, freed);
+    printf("deleted %" PRIu64 " %s (audited as %s); gave %s back to the file system\n", deleted,
+           plural(deleted, "message", "messages"), who.who, b.p);
+    tbuf_free(&b);
+    return CLI_OK;
+}
+
 static int cmd_prune(msgs *m, int argc, char **argv)
 {
     static const struct option opts[] = {{"older-than", required_argument, NULL, OPT_OLDER},
@@ -1604,7 +1674,7 @@ static int cmd_prune(msgs *m, int argc, char **argv)
     }
     if (rc != GO_ON) return rc;
     if (optind < argc) return cli_usage_error(m->cmd, "unexpected argument '%s'", argv[optind]);
-    if (!older) return cli_usage_error(m->cmd, "needs --older-than DURATION, e.g. 30d");
+    if (!older) return prune_by_retention(m, yes, dry_run, reason, user);
     uint64_t age;
     char why[128];
     if (config_parse_duration(older, &age, why, sizeof why) != CONFIG_OK)

@@ -61,6 +61,8 @@
 #define DEF_HTTP_PORT 8080
 #define DEF_MAX_FRAME (16 * MIB)
 #define DEF_IDLE_TIMEOUT HOUR
+#define DEF_HTTP_READ_TIMEOUT (30 * SEC)
+#define DEF_PRUNE_EVERY HOUR
 #define DEF_MAX_CONNECTIONS 100
 #define DEF_GLOB "*"
 #define DEF_POLL SEC
@@ -2177,6 +2179,7 @@ static void read_channel(reader *r, yaml_node_t *node, tern_config *c, size_t in
     ch->enabled = true;
     hl7_limits_default(&ch->limits);
     ch->duplicates.window_ms = DEF_DUP_WINDOW;
+    ch->retention_ms = c->retention_ms;
     snprintf(fallback, sizeof(fallback), "the channel at line %u", ch->line);
     if (!map_open(r, node, &m, "{ name: adt-in, source: {...}, destinations: [...] }", "%s",
                   fallback))
@@ -2204,6 +2207,7 @@ static void read_channel(reader *r, yaml_node_t *node, tern_config *c, size_t in
         snprintf(label, sizeof(label), "%s", fallback);
     read_bool(&m, "enabled", &ch->enabled);
     read_string(&m, "description", &ch->description);
+    read_duration(&m, "retention", 0, 100 * 366 * DAY, &ch->retention_ms);
     if ((v = map_need(&m, "source", "{ type: mllp, listen: 0.0.0.0:2575 }")))
         read_source(r, v, &ch->source, ch, label);
     if ((v = map_get(&m, "filter"))) read_filter(r, v, &ch->filter, label);
@@ -2289,6 +2293,7 @@ static void read_http(reader *r, yaml_node_t *node, config_http *h)
                       (claim){NULL, h->listen.host, h->listen.port, NULL, line_of(v),
                               (unsigned)v->start_mark.column + 1});
         if ((v = map_get(&m, "tls"))) read_tls(r, v, &h->tls, true, "'http'");
+        read_duration(&m, "timeout", 100, HOUR, &h->timeout_ms);
     }
     map_close_plain(&m);
 }
@@ -2582,12 +2587,16 @@ static void read_root(reader *r, yaml_node_t *root, tern_config *c)
     yaml_node_t *v;
     if ((v = map_get(&m, "store"))) read_store(r, v, &c->store);
     if ((v = map_get(&m, "encryption"))) read_encryption(r, v, &c->encryption);
+    c->http.timeout_ms = DEF_HTTP_READ_TIMEOUT;
     if ((v = map_get(&m, "http"))) read_http(r, v, &c->http);
     if ((v = map_get(&m, "fhir"))) read_fhir(r, v, &c->fhir);
     if (!c->fhir.store && c->store.path) c->fhir.store = default_fhir_store(c->store.path);
     if ((v = map_get(&m, "security"))) read_security(r, v, &c->security);
     if (!c->security.db && c->store.path) c->security.db = default_security_db(c->store.path);
     if ((v = map_get(&m, "maps"))) read_maps(r, v, c);
+    read_duration(&m, "retention", 0, 100 * 366 * DAY, &c->retention_ms);
+    c->prune_every_ms = DEF_PRUNE_EVERY;
+    read_duration(&m, "prune_every", 100, DAY, &c->prune_every_ms);
     v = map_lookup(&m, "channels");
     char b[64];
     if (!v) {

@@ -132,6 +132,10 @@ typedef struct config_http {
     bool enabled;
     config_addr listen;
     config_tls tls;
+    /* http.timeout: a connection on which a request is not read (or the
+     * answer not written) within this long is closed; also for HTTP sources
+     * with a listen of their own */
+    uint64_t timeout_ms;
 } config_http;
 
 /* The FHIR REST API's resource store (docs/fhir.md). */
@@ -411,6 +415,10 @@ typedef struct config_channel {
     config_transform *transforms; /* owned; applied in order on delivery */
     size_t ntransforms;
     config_validation validation;
+    /* retention: messages received longer ago than this are pruned (their
+     * deliveries done); the channel's own key or the top-level one; 0:
+     * kept forever */
+    uint64_t retention_ms;
 } config_channel;
 
 /* A code map (docs/codemaps.md), shared by every channel. */
@@ -452,6 +460,8 @@ typedef struct tern_config {
     size_t nmaps;
     config_channel *channels; /* owned */
     size_t nchannels;
+    uint64_t retention_ms;   /* top-level retention, the channels' default; 0: forever */
+    uint64_t prune_every_ms; /* how often `tern serve` prunes by retention */
 } tern_config;
 
 /* --- loading ------------------------------------------------------------- */

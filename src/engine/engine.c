@@ -46,6 +46,7 @@
 #include "hl7/hl7_ack.h"
 #include "sec/sec_http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -204,10 +205,15 @@ void eng_log(const eng_channel *ch, const char *fmt, ...)
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S%z", &tm);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s channel %s: ", ts, ch ? ch->cfg->name : "-");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char text[4096];
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    /* One record, one line: file names, peers' bytes and parse errors
+     * quoted in the text must not forge log lines (CR, LF) or drive a
+     * terminal (ESC). */
+    for (char *p = text; *p; p++)
+        if (iscntrl((unsigned char)*p) && *p != '\t') *p = '?';
+    fprintf(stderr, "%s channel %s: %s\n", ts, ch ? ch->cfg->name : "-", text);
 }
 
 static void engine_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -250,6 +256,12 @@ struct fhir_rest *eng_channel_fhir(const eng_channel *ch)
 const fhir_tables *eng_channel_fhir_tables(const eng_channel *ch)
 {
     return ch->e->fhir_tables;
+
+}
+
+uint64_t eng_channel_http_timeout(const eng_channel *ch)
+{
+    return ch->e->cfg->http.timeout_ms;
 }
 
 sec_ctx *eng_channel_sec(const eng_channel *ch)
@@ -665,11 +677,43 @@ static void commit_start(engine *e)
     pthread_mutex_unlock(&e->mu);
 }
 
+/* Retention: prunes each channel's messages older than its retention
+ * (docs/configuration.md), on the checkpointer's handle and thread, in
+ * small transactions like `tern messages prune`, so the committer keeps
+ * going. Audited in the store as done by "tern serve". */
+static void prune_by_retention(engine *e)
+{
+    int64_t now = now_ms();
+    store_audit who = {"tern serve", "retention"};
+    for (size_t i = 0; i < e->cfg->nchannels; i++) {
+        const config_channel *ch = &e->cfg->channels[i];
+        if (!ch->retention_ms) continue;
+        store_prune_result res;
+        store_error err;
+        if (store_prune_channel(e->ck, ch->name, now - (int64_t)ch->retention_ms, &who, now, &res,
+                                &err) != STORE_OK)
+            engine_log("channel %s: pruning by retention: %s", ch->name, err.text);
+        else if (res.messages)
+            engine_log("channel %s: %" PRIu64 " messages past retention deleted", ch->name,
+                       res.messages);
+    }
+}
+
+static bool retention_wanted(const tern_config *c)
+{
+    for (size_t i = 0; i < c->nchannels; i++)
+        if (c->channels[i].retention_ms) return true;
+    return false;
+}
+
 /* Copies the write-ahead log into the database every CHECKPOINT_MS on its
- * own handle and thread (a PASSIVE checkpoint: it never blocks the writer). */
+ * own handle and thread (a PASSIVE checkpoint: it never blocks the writer);
+ * every prune_every, prunes by retention (first at start). */
 static void *checkpointer_main(void *arg)
 {
     engine *e = arg;
+    bool retention = retention_wanted(e->cfg);
+    int64_t next_prune = now_ms();
     pthread_mutex_lock(&e->mu);
     while (!e->quit) {
         struct timespec ts;
@@ -682,6 +726,10 @@ static void *checkpointer_main(void *arg)
         pthread_mutex_unlock(&e->mu);
         store_error err;
         if (store_checkpoint(e->ck, &err) != STORE_OK) engine_log("checkpoint: %s", err.text);
+        if (retention && now_ms() >= next_prune) {
+            prune_by_retention(e);
+            next_prune = now_ms() + (int64_t)e->cfg->prune_every_ms;
+        }
         pthread_mutex_lock(&e->mu);
     }
     pthread_mutex_unlock(&e->mu);
@@ -1186,6 +1234,7 @@ static int setup_http(engine *e, tbuf *err)
     }
     if (max_body < FHIR_REST_MAX_BODY) max_body = FHIR_REST_MAX_BODY;
     evhttp_set_max_body_size(e->http, (ev_ssize_t)max_body);
+    net_http_limit(e->http, e->cfg->http.timeout_ms);
     const config_addr *a = &e->cfg->http.listen;
     if (evhttp_bind_socket(e->http, a->host, a->port) != 0) {
         tbuf_printf(err, "cannot listen for HTTP on %s:%u (in use, or not an address of this "

@@ -53,6 +53,8 @@ const fhir_tables *eng_channel_fhir_tables(const eng_channel *ch);
 /* The engine's security context: HTTP sources authenticate through it
  * (sec_http_gate). Never NULL once the engine is built. */
 sec_ctx *eng_channel_sec(const eng_channel *ch);
+/* http.timeout, for HTTP servers of a channel's own (net_http_limit). */
+uint64_t eng_channel_http_timeout(const eng_channel *ch);
 /* The TLS context for a `tls:` block of this channel (a listener's when
  * server, else a sender's), owned by the engine (reloaded on SIGHUP) and
  * borrowed by the caller until the engine is freed. NULL with err (naming

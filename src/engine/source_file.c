@@ -1,7 +1,8 @@
 /*
  * source_file: a channel's directory poller (eng_source_file_ops).
  *
- * Every `poll` the directory is listed. Each regular file whose name
+ * Every `poll` the directory is listed. Each regular file (symbolic links
+ * are skipped, never followed) whose name
  * matches `glob` (fnmatch with FNM_PERIOD: `*` does not match a leading
  * dot, as in a shell) and does not end with an ignored suffix becomes a
  * candidate; candidates live in an array sorted by name, rebuilt from each
@@ -539,7 +540,7 @@ static job *next_job(eng_source *s)
             continue;
         }
         char *path = path_of(s->cc->source.file.dir, name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !same_content(c, &st)) {
             /* gone or changed since it settled: watch it again */
@@ -643,7 +644,10 @@ static bool rescan(eng_source *s, uint64_t now)
         const char *name = de->d_name;
         if (fnmatch(src->file.glob, name, FNM_PERIOD) != 0 || ignored(src, name)) continue;
         struct stat st;
-        if (fstatat(dirfd(d), name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;
+        /* a symbolic link is never followed: whoever may drop files here
+         * must not make the engine read (and move or delete) a file elsewhere */
+        if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
         cand *old = cand_find(s, name);
         next = xgrow(next, &cap, n + 1, sizeof(*next));
         cand *c = &next[n++];

@@ -349,6 +349,7 @@ static eng_source *http_start(eng_channel *ch, tbuf *err)
             goto fail;
         }
         evhttp_set_max_body_size(s->server, (ev_ssize_t)src->http.max_body);
+        net_http_limit(s->server, eng_channel_http_timeout(ch));
         evhttp_set_allowed_methods(s->server, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                                   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                                   EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);

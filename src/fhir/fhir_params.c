@@ -144,6 +144,9 @@ bool fhir_id_valid(const char *id)
     size_t n = 0;
     for (const char *p = id; *p; p++, n++)
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.') return false;
+    /* "." and ".." match FHIR's id pattern but are path segments: in a
+     * Location or a reference they would name another resource */
+    if (!strcmp(id, ".") || !strcmp(id, "..")) return false;
     return n >= 1 && n <= 64;
 }
 

@@ -53,7 +53,7 @@ bool fhir_type_known(const char *type);
 /* The known types, n of them, sorted; never NULL. */
 const char *const *fhir_type_list(size_t *n);
 
-/* True when id is a valid FHIR id: 1-64 of [A-Za-z0-9-.]. */
+/* True when id is a valid FHIR id: 1-64 of [A-Za-z0-9-.], and not "." or "..". */
 bool fhir_id_valid(const char *id);
 
 /* Writes a new random id (a version 4 UUID, 36 characters) to out. */

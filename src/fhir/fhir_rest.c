@@ -70,6 +70,7 @@ typedef struct op_result {
     int status;
     fhir_version v;     /* v.version > 0: ETag and Last-Modified */
     char location[160]; /* "Type/id/_history/N" or "" */
+    const char *allow;  /* the Allow header of a 405 (static), or NULL */
     tbuf body;          /* JSON or empty */
 } op_result;
 
@@ -188,10 +189,9 @@ static int64_t parse_etag(const char *h)
     return v;
 }
 
-static bool prefer_has(struct evhttp_request *req, const char *what)
+static bool prefer_has(const fhir_rest_request *req, const char *what)
 {
-    const char *p = evhttp_find_header(evhttp_request_get_input_headers(req), "Prefer");
-    return p && strstr(p, what);
+    return req->prefer && strstr(req->prefer, what);
 }
 
 /* --- create, read, update, delete -------------------------------------------------- */
@@ -611,13 +611,23 @@ static void next_url(tbuf *b, const char *base, const char *type, search_req *s,
     tbuf_printf(b, "_after=%" PRId64, after);
 }
 
-static void base_url(struct evhttp_request *req, char out[300])
+/* A Host header is echoed in Location and in links only when it looks like
+ * a host name or address with an optional port: anything else (control
+ * characters, quotes, slashes, '@') could forge a header or a link. */
+static bool host_is_plain(const char *h)
 {
-    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
-    snprintf(out, 300, "http://%s/fhir", host && *host && !strpbrk(host, "\"\\ ") ? host : "localhost");
+    if (!h || !*h || strlen(h) > 255) return false;
+    for (const char *p = h; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".-:[]_", *p)) return false;
+    return true;
 }
 
-static void op_search(fhir_rest *r, struct evhttp_request *req, const char *type,
+static void base_url(const fhir_rest_request *req, char out[300])
+{
+    snprintf(out, 300, "http://%s/fhir", host_is_plain(req->host) ? req->host : "localhost");
+}
+
+static void op_search(fhir_rest *r, const fhir_rest_request *req, const char *type,
                       const char *query, op_result *o)
 {
     char base[300];
@@ -672,7 +682,7 @@ done:
 
 /* Patient/id/$everything: the patient, then every resource whose patient
  * search parameter points to it (at most EVERYTHING_MAX). */
-static void op_everything(fhir_rest *r, struct evhttp_request *req, const char *id,
+static void op_everything(fhir_rest *r, const fhir_rest_request *req, const char *id,
                           op_result *o)
 {
     char base[300];
@@ -734,7 +744,7 @@ static int add_version(void *ctx, int64_t seq, const char *type, const char *id,
     return 0;
 }
 
-static void op_history(fhir_rest *r, struct evhttp_request *req, const char *type,
+static void op_history(fhir_rest *r, const fhir_rest_request *req, const char *type,
                        const char *id, op_result *o)
 {
     char base[300];
@@ -1261,112 +1271,73 @@ bool fhir_rest_path_is_ours(const char *path)
     return path && !strncmp(path, "/fhir", 5) && (path[5] == '\0' || path[5] == '/');
 }
 
-static void free_body(const void *data, size_t len, void *arg)
+static void not_allowed(const fhir_rest_request *req, op_result *o, const char *allow)
 {
-    (void)len, (void)arg;
-    free((void *)data);
-}
-
-static void send_result(struct evhttp_request *req, const char *base, op_result *o)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    if (o->body.len) evhttp_add_header(h, "Content-Type", CT_FHIR);
-    if (o->v.version) {
-        char etag[32], lm[40];
-        snprintf(etag, sizeof etag, "W/\"%" PRId64 "\"", o->v.version);
-        http_date(o->v.updated_ms, lm);
-        evhttp_add_header(h, "ETag", etag);
-        evhttp_add_header(h, "Last-Modified", lm);
-    }
-    if (o->location[0]) {
-        char loc[512];
-        snprintf(loc, sizeof loc, "%s/%s", base, o->location);
-        evhttp_add_header(h, o->status == 201 ? "Location" : "Content-Location", loc);
-    }
-    struct evbuffer *out = evhttp_request_get_output_buffer(req);
-    size_t len = o->body.len;
-    if (len) {
-        char *p = tbuf_detach(&o->body, NULL);
-        evbuffer_add_reference(out, p, len, free_body, NULL);
-    }
-    evhttp_send_reply(req, o->status, NULL, NULL);
-}
-
-static bool method_is(struct evhttp_request *req, enum evhttp_cmd_type c)
-{
-    return evhttp_request_get_command(req) == c;
-}
-
-static void not_allowed(struct evhttp_request *req, op_result *o, const char *allow)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    (void)req;
+    o->allow = allow;
     outcome(o, 405, "not-supported", "this method is not allowed here; allowed: %s", allow);
 }
 
 /* The request body, or NULL with 415 when it is not JSON. */
-static const char *body_of(struct evhttp_request *req, size_t *len, op_result *o)
+static const char *body_of(const fhir_rest_request *req, size_t *len, op_result *o)
 {
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    const char *ct = req->content_type;
     if (ct && !strstr(ct, "json")) {
         outcome(o, 415, "not-supported", "Content-Type %s: this server takes application/fhir+json",
                 ct);
         return NULL;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    *len = evbuffer_get_length(in);
-    const char *p = (const char *)evbuffer_pullup(in, -1);
-    return p ? p : "";
+    *len = req->body ? req->body_len : 0;
+    return req->body ? req->body : "";
 }
 
-static void type_request(fhir_rest *r, struct evhttp_request *req, const char *type,
+static void type_request(fhir_rest *r, const fhir_rest_request *req, const char *type,
                          const char *query, op_result *o)
 {
-    if (method_is(req, EVHTTP_REQ_GET)) {
+    if ((req->method == FHIR_METHOD_GET)) {
         op_search(r, req, type, query, o);
-    } else if (method_is(req, EVHTTP_REQ_POST)) {
+    } else if ((req->method == FHIR_METHOD_POST)) {
         size_t len;
         const char *text = body_of(req, &len, o);
         json_t *res = text ? parse_resource(text, len, type, o) : NULL;
         if (!res) return;
-        const char *ine =
-            evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Exist");
-        op_create(r, type, res, ine, !prefer_has(req, "return=minimal"), o);
+        op_create(r, type, res, req->if_none_exist, !prefer_has(req, "return=minimal"), o);
         json_decref(res);
     } else {
         not_allowed(req, o, "GET, POST");
     }
 }
 
-static void instance_request(fhir_rest *r, struct evhttp_request *req, const char *type,
+static void instance_request(fhir_rest *r, const fhir_rest_request *req, const char *type,
                              const char *id, op_result *o)
 {
-    const char *im = evhttp_find_header(evhttp_request_get_input_headers(req), "If-Match");
+    const char *im = req->if_match;
     int64_t if_match = parse_etag(im);
     if (if_match < 0) {
         outcome(o, 412, "conflict", "If-Match '%s' is not a version ETag like W/\"3\"", im);
         return;
     }
-    if (method_is(req, EVHTTP_REQ_GET)) {
+    if ((req->method == FHIR_METHOD_GET)) {
         op_read(r, type, id, 0, o);
-    } else if (method_is(req, EVHTTP_REQ_PUT)) {
+    } else if ((req->method == FHIR_METHOD_PUT)) {
         size_t len;
         const char *text = body_of(req, &len, o);
         json_t *res = text ? parse_resource(text, len, type, o) : NULL;
         if (!res) return;
         op_update(r, type, id, res, if_match, !prefer_has(req, "return=minimal"), o);
         json_decref(res);
-    } else if (method_is(req, EVHTTP_REQ_DELETE)) {
+    } else if ((req->method == FHIR_METHOD_DELETE)) {
         op_delete(r, type, id, if_match, o);
     } else {
         not_allowed(req, o, "GET, PUT, DELETE");
     }
 }
 
-static void route(fhir_rest *r, struct evhttp_request *req, char **seg, size_t nseg,
+static void route(fhir_rest *r, const fhir_rest_request *req, char **seg, size_t nseg,
                   const char *query, op_result *o)
 {
     if (nseg == 0) {
-        if (!method_is(req, EVHTTP_REQ_POST)) {
+        if (!(req->method == FHIR_METHOD_POST)) {
             not_allowed(req, o, "POST");
             return;
         }
@@ -1376,7 +1347,7 @@ static void route(fhir_rest *r, struct evhttp_request *req, char **seg, size_t n
         return;
     }
     if (nseg == 1 && !strcmp(seg[0], "metadata")) {
-        if (!method_is(req, EVHTTP_REQ_GET)) {
+        if (!(req->method == FHIR_METHOD_GET)) {
             not_allowed(req, o, "GET");
             return;
         }
@@ -1399,12 +1370,12 @@ static void route(fhir_rest *r, struct evhttp_request *req, char **seg, size_t n
     } else if (nseg == 2) {
         instance_request(r, req, type, seg[1], o);
     } else if (nseg == 3 && !strcmp(seg[2], "$everything") && !strcmp(type, "Patient")) {
-        if (method_is(req, EVHTTP_REQ_GET))
+        if ((req->method == FHIR_METHOD_GET))
             op_everything(r, req, seg[1], o);
         else
             not_allowed(req, o, "GET");
     } else if ((nseg == 3 || nseg == 4) && !strcmp(seg[2], "_history")) {
-        if (!method_is(req, EVHTTP_REQ_GET)) {
+        if (!(req->method == FHIR_METHOD_GET)) {
             not_allowed(req, o, "GET");
             return;
         }
@@ -1424,16 +1395,33 @@ static void route(fhir_rest *r, struct evhttp_request *req, char **seg, size_t n
     }
 }
 
-void fhir_rest_handle(fhir_rest *r, struct evhttp_request *req)
+/* The op_result of one interaction as the HTTP answer. */
+static void to_response(const char *base, op_result *o, fhir_rest_response *out)
 {
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = evhttp_uri_get_path(uri);
-    const char *query = evhttp_uri_get_query(uri);
+    out->status = o->status;
+    out->allow = o->allow;
+    if (o->v.version) {
+        snprintf(out->etag, sizeof out->etag, "W/\"%" PRId64 "\"", o->v.version);
+        http_date(o->v.updated_ms, out->last_modified);
+    }
+    if (o->location[0]) {
+        snprintf(out->location, sizeof out->location, "%s/%s", base, o->location);
+        out->location_header = o->status == 201 ? "Location" : "Content-Location";
+    }
+    out->body = o->body;
+    o->body = (tbuf)TBUF_INIT;
+}
+
+void fhir_rest_answer(fhir_rest *r, const fhir_rest_request *req, fhir_rest_response *out)
+{
+    assert(r && req && req->path && out);
+    *out = (fhir_rest_response){.body = TBUF_INIT};
     char base[300];
     base_url(req, base);
     op_result o = {0};
     r->collect = r->nsubs > 0;
-    char *copy = xstrdup(path + 5); /* after "/fhir" */
+    const char *path = fhir_rest_path_is_ours(req->path) ? req->path + 5 : ""; /* after "/fhir" */
+    char *copy = xstrdup(path);
     char *seg[6];
     size_t nseg = 0;
     bool too_deep = false;
@@ -1447,12 +1435,69 @@ void fhir_rest_handle(fhir_rest *r, struct evhttp_request *req)
     if (too_deep)
         outcome(&o, 404, "not-supported", "no FHIR interaction at this path");
     else
-        route(r, req, seg, nseg, query, &o);
+        route(r, req, seg, nseg, req->query, &o);
     if (!o.status) outcome(&o, 500, "exception", "no answer was produced");
     if (o.status >= 400) o.v.version = o.status == 410 ? o.v.version : 0;
-    send_result(req, base, &o);
+    to_response(base, &o, out);
     r->collect = false;
-    notify_writes(r);
     tbuf_free(&o.body);
     free(copy);
+}
+
+void fhir_rest_response_free(fhir_rest_response *rs)
+{
+    if (rs) tbuf_free(&rs->body);
+}
+
+static fhir_method method_of(struct evhttp_request *req)
+{
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_GET: return FHIR_METHOD_GET;
+    case EVHTTP_REQ_POST: return FHIR_METHOD_POST;
+    case EVHTTP_REQ_PUT: return FHIR_METHOD_PUT;
+    case EVHTTP_REQ_DELETE: return FHIR_METHOD_DELETE;
+    default: return FHIR_METHOD_OTHER;
+    }
+}
+
+static void free_body(const void *data, size_t len, void *arg)
+{
+    (void)len, (void)arg;
+    free((void *)data);
+}
+
+void fhir_rest_handle(fhir_rest *r, struct evhttp_request *req)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t body_len = evbuffer_get_length(body);
+    fhir_rest_request rq = {
+        .method = method_of(req),
+        .path = evhttp_uri_get_path(uri),
+        .query = evhttp_uri_get_query(uri),
+        .host = evhttp_find_header(in, "Host"),
+        .content_type = evhttp_find_header(in, "Content-Type"),
+        .if_match = evhttp_find_header(in, "If-Match"),
+        .if_none_exist = evhttp_find_header(in, "If-None-Exist"),
+        .prefer = evhttp_find_header(in, "Prefer"),
+        .body = body_len ? (const char *)evbuffer_pullup(body, -1) : NULL,
+        .body_len = body_len,
+    };
+    fhir_rest_response rs;
+    fhir_rest_answer(r, &rq, &rs);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    if (rs.body.len) evhttp_add_header(h, "Content-Type", CT_FHIR);
+    if (rs.etag[0]) evhttp_add_header(h, "ETag", rs.etag);
+    if (rs.last_modified[0]) evhttp_add_header(h, "Last-Modified", rs.last_modified);
+    if (rs.location_header) evhttp_add_header(h, rs.location_header, rs.location);
+    if (rs.allow) evhttp_add_header(h, "Allow", rs.allow);
+    size_t len = rs.body.len;
+    if (len) {
+        char *p = tbuf_detach(&rs.body, NULL);
+        evbuffer_add_reference(evhttp_request_get_output_buffer(req), p, len, free_body, NULL);
+    }
+    evhttp_send_reply(req, rs.status, NULL, NULL);
+    fhir_rest_response_free(&rs);
+    notify_writes(r); /* after the answer: the writes are durable and answered */
 }

@@ -34,8 +34,47 @@ struct keyring;
 void fhir_rest_set_keys(fhir_rest *r, struct keyring *keys);
 
 /* Answers one HTTP request whose path starts with "/fhir" (checked by the
- * caller with fhir_rest_path_is_ours). */
+ * caller with fhir_rest_path_is_ours): fhir_rest_answer on the request's
+ * parts, then the reply. */
 void fhir_rest_handle(fhir_rest *r, struct evhttp_request *req);
+
+typedef enum fhir_method {
+    FHIR_METHOD_OTHER = 0, /* HEAD, PATCH...: answered 405 */
+    FHIR_METHOD_GET,
+    FHIR_METHOD_POST,
+    FHIR_METHOD_PUT,
+    FHIR_METHOD_DELETE,
+} fhir_method;
+
+/* One request, without libevent: everything the API looks at. Every
+ * pointer is borrowed for the call; NULL means the header is absent. */
+typedef struct fhir_rest_request {
+    fhir_method method;
+    const char *path;  /* decoded path without the query: "/fhir/Patient/1" */
+    const char *query; /* the raw query string after '?', or NULL */
+    const char *host, *content_type, *if_match, *if_none_exist, *prefer;
+    const char *body; /* body_len bytes, not NUL-terminated; NULL: no body */
+    size_t body_len;
+} fhir_rest_request;
+
+/* The answer: a status, the headers to send (each "" or NULL when absent)
+ * and the body (application/fhir+json when not empty). */
+typedef struct fhir_rest_response {
+    int status;
+    char etag[32];
+    char last_modified[40];
+    const char *location_header; /* "Location", "Content-Location" or NULL */
+    char location[512];
+    const char *allow; /* static text for a 405, or NULL */
+    tbuf body;         /* owned: fhir_rest_response_free */
+} fhir_rest_response;
+
+/* Runs one request against the store and fills *out (overwritten; the
+ * caller frees it with fhir_rest_response_free). Never fails: every problem
+ * is an OperationOutcome with a 4xx/5xx status. Used by fhir_rest_handle
+ * and by fuzz/fuzz_http.c. */
+void fhir_rest_answer(fhir_rest *r, const fhir_rest_request *req, fhir_rest_response *out);
+void fhir_rest_response_free(fhir_rest_response *rs);
 
 typedef enum fhir_apply_status {
     FHIR_APPLY_OK = 0,

@@ -3,6 +3,9 @@
  *
  * Per connection (sconn): a framer, a FIFO of reply slots (one per frame
  * handed to the handler, in frame order), an idle timer and a "kick" event.
+ * The idle timer also bounds slow senders: bytes that have not made a whole
+ * frame within the idle timeout of the first of them close the connection,
+ * however often more bytes trickle in (slowloris), unless a reply is owed.
  * A slot is the reply handle itself. Answering the head slot writes it at
  * once, then every answered slot behind it; answering another slot stores
  * its bytes in the slot until the slots before it are answered.
@@ -58,7 +61,9 @@ struct sconn {
     unsigned owed; /* slots in the queue */
     struct event *idle;
     struct event *kick;
-    struct timeval last; /* last traffic either way */
+    struct timeval last;          /* last traffic either way */
+    struct timeval pending_since; /* first byte not yet part of a whole frame */
+    bool pending;
     uint64_t id, seq, replies;
     bool paused, eof, in_input;
     bool cert_read;      /* peer_cert below is known */
@@ -254,6 +259,7 @@ static void pause_reading(sconn *c)
 static void deliver(sconn *c, const mllp_frame *fr, bool oversized)
 {
     mllp_server *s = c->srv;
+    c->pending = false;
     if (!oversized && fr->len == 0) {
         s->st.empty++;
         return;
@@ -322,6 +328,10 @@ static void on_read(net_conn *nc, void *arg)
 {
     sconn *c = arg;
     touch(c);
+    if (!c->pending) {
+        c->pending = true;
+        c->pending_since = c->last;
+    }
     process_input(c);
 }
 
@@ -362,13 +372,20 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 {
     sconn *c = arg;
     mllp_server *s = c->srv;
-    struct timeval now, elapsed, limit = ms_tv(s->o.idle_timeout_ms), rest;
+    struct timeval now, elapsed, slow = {0, 0}, limit = ms_tv(s->o.idle_timeout_ms), rest;
     event_base_gettimeofday_cached(s->base, &now);
     evutil_timersub(&now, &c->last, &elapsed);
-    if (!evutil_timercmp(&elapsed, &limit, <)) {
+    /* bytes in, but no whole frame: how long since the first of them */
+    bool pending = c->pending && !c->paused;
+    if (pending) evutil_timersub(&now, &c->pending_since, &slow);
+    bool idle = !evutil_timercmp(&elapsed, &limit, <);
+    bool too_slow = pending && !evutil_timercmp(&slow, &limit, <);
+    if (idle || too_slow) {
         if (!c->head) {
-            char reason[64];
-            snprintf(reason, sizeof(reason), "idle for %u ms", s->o.idle_timeout_ms);
+            char reason[96];
+            snprintf(reason, sizeof(reason),
+                     idle ? "idle for %u ms" : "no whole frame within %u ms (a slow sender)",
+                     s->o.idle_timeout_ms);
             s->st.idle_closed++;
             close_conn(c, reason);
             return;
@@ -376,6 +393,9 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
         rest = limit; /* a reply is owed: the wait is ours, not the peer's */
     } else {
         evutil_timersub(&limit, &elapsed, &rest);
+        struct timeval rest_slow;
+        evutil_timersub(&limit, &slow, &rest_slow);
+        if (pending && evutil_timercmp(&rest_slow, &rest, <)) rest = rest_slow;
     }
     evtimer_add(c->idle, &rest);
 }

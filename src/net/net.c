@@ -678,6 +678,13 @@ void net_http_use_tls(struct evhttp *http, tls_ctx *t)
     evhttp_set_bevcb(http, https_bev, t);
 }
 
+void net_http_limit(struct evhttp *http, uint64_t timeout_ms)
+{
+    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(http, &tv);
+    evhttp_set_max_headers_size(http, NET_HTTP_MAX_HEADERS);
+}
+
 struct bufferevent *net_tls_client_bev(struct event_base *base, tls_ctx *t, const char *host)
 {
     struct bufferevent *bev = bufferevent_openssl_socket_new(

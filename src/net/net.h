@@ -175,6 +175,13 @@ struct bufferevent;
  * TLS_SERVER context, borrowed: it must outlive the server). A failed
  * handshake is logged by t and only closes that connection. */
 void net_http_use_tls(struct evhttp *http, tls_ctx *t);
+/* The largest header block (request line and headers) an evhttp server of
+ * Tern's reads; a larger one is refused with 400 and the connection closed. */
+#define NET_HTTP_MAX_HEADERS (64u << 10)
+/* Limits for hostile clients on an evhttp server: a connection that sends no
+ * byte of its request (or takes no byte of the answer) for timeout_ms is
+ * closed (slow senders), and header blocks stop at NET_HTTP_MAX_HEADERS. */
+void net_http_limit(struct evhttp *http, uint64_t timeout_ms);
 /* A new OpenSSL bufferevent, not yet connected, for an evhttp client
  * connection to host (evhttp_connection_base_bufferevent_new()); t is a
  * TLS_CLIENT context (borrowed). Never NULL. */

@@ -156,6 +156,27 @@ static const char *json_str(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+bool sec_http_login_parse(const char *body, size_t len, sec_login_body *out)
+{
+    *out = (sec_login_body){0};
+    json_error_t jerr;
+    /* JSON_REJECT_DUPLICATES: two "user" keys must not mean one thing to
+     * the audit and another to the check */
+    out->json = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
+    if (!out->json) return false;
+    out->user = json_str(out->json, "user");
+    out->password = json_str(out->json, "password");
+    out->totp = json_str(out->json, "totp");
+    return out->user && out->password && out->totp;
+}
+
+void sec_login_body_free(sec_login_body *b)
+{
+    if (!b) return;
+    json_decref(b->json);
+    *b = (sec_login_body){0};
+}
+
 static void on_login(struct evhttp_request *req, void *arg)
 {
     sec_ctx *c = arg;
@@ -172,17 +193,14 @@ static void on_login(struct evhttp_request *req, void *arg)
               "{\"error\": \"the login body is too large\"}");
         return;
     }
-    json_error_t jerr;
-    json_t *body = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0, &jerr);
-    const char *user = body ? json_str(body, "user") : NULL;
-    const char *password = body ? json_str(body, "password") : NULL;
-    const char *totp = body ? json_str(body, "totp") : NULL;
-    if (!user || !password || !totp) {
+    sec_login_body body;
+    if (!sec_http_login_parse(len ? (const char *)evbuffer_pullup(in, -1) : NULL, len, &body)) {
         reply(req, 400, "Bad Request", "application/json",
               "{\"error\": \"the body must be JSON with the strings user, password and totp\"}");
-        json_decref(body);
+        sec_login_body_free(&body);
         return;
     }
+    const char *user = body.user, *password = body.password, *totp = body.totp;
     char peer[80], token[SEC_TOKEN_TEXT];
     sec_http_peer(req, peer, sizeof peer);
     sec_principal p = {0};
@@ -215,7 +233,7 @@ static void on_login(struct evhttp_request *req, void *arg)
     }
     memset(token, 0, sizeof token);
     sec_principal_clear(&p);
-    json_decref(body);
+    sec_login_body_free(&body);
 }
 
 int sec_http_register(sec_ctx *c, struct evhttp *http, tbuf *err)

@@ -45,6 +45,19 @@ sec_status sec_http_authenticate(sec_ctx *c, struct evhttp_request *req, sec_pri
 bool sec_http_gate(sec_ctx *c, struct evhttp_request *req, sec_action action, const char *channel,
                    const char *patient, sec_principal *p);
 
+/* The parts of a POST /auth/login body: the three strings borrow from
+ * json, which sec_login_body_free releases. */
+typedef struct sec_login_body {
+    struct json_t *json;
+    const char *user, *password, *totp;
+} sec_login_body;
+
+/* True when body (len bytes, not NUL-terminated; NULL when len is 0) is a
+ * JSON object with the strings user, password and totp; *out is filled
+ * either way and must be freed with sec_login_body_free. */
+bool sec_http_login_parse(const char *body, size_t len, sec_login_body *out);
+void sec_login_body_free(sec_login_body *b);
+
 /* Serves POST /auth/login on http. -1 with err when the path is taken. */
 int sec_http_register(sec_ctx *c, struct evhttp *http, tbuf *err);
 

@@ -485,23 +485,36 @@ store_status store_edit(store *s, int64_t id, const void *raw, size_t raw_len,
         err);
 }
 
-store_status store_prune(store *s, int64_t before, const store_audit *who, int64_t now,
-                         store_prune_result *out, store_error *err)
+store_status store_prune_channel(store *s, const char *channel, int64_t before,
+                                 const store_audit *who, int64_t now, store_prune_result *out,
+                                 store_error *err)
 {
     assert(s && out && err);
     clear_error(err);
     *out = (store_prune_result){0, 0};
     store_status st = check_audit(who, "prune", err);
     if (st != STORE_OK) return st;
-    return finish(s->ops->prune(s, before, who, now, out, err), err);
+    return finish(s->ops->prune(s, channel, before, who, now, out, err), err);
 }
 
-store_status store_prune_count(store *s, int64_t before, uint64_t *count_out, store_error *err)
+store_status store_prune(store *s, int64_t before, const store_audit *who, int64_t now,
+                         store_prune_result *out, store_error *err)
+{
+    return store_prune_channel(s, NULL, before, who, now, out, err);
+}
+
+store_status store_prune_count_channel(store *s, const char *channel, int64_t before,
+                                       uint64_t *count_out, store_error *err)
 {
     assert(s && count_out && err);
     clear_error(err);
     *count_out = 0;
-    return finish(s->ops->prune_count(s, before, count_out, err), err);
+    return finish(s->ops->prune_count(s, channel, before, count_out, err), err);
+}
+
+store_status store_prune_count(store *s, int64_t before, uint64_t *count_out, store_error *err)
+{
+    return store_prune_count_channel(s, NULL, before, count_out, err);
 }
 
 store_status store_audit_list(store *s, size_t limit, store_audit_fn fn, void *ctx,

@@ -413,13 +413,24 @@ typedef struct store_prune_result {
 
 /* Deletes messages received before `before` whose deliveries are all done
  * (none queued), STORE_CHUNK per transaction, then returns the freed pages to
- * the file system and truncates the write-ahead log. Audited. */
+ * the file system and truncates the write-ahead log. Audited. Deleted for
+ * good: SQLite overwrites freed content (secure_delete) while pruning, and
+ * the bodies of the deleted messages are blanked in the body log
+ * (blob_wipe) once the deletion is durable; segments nobody points into
+ * are removed. */
 store_status store_prune(store *s, int64_t before, const store_audit *who, int64_t now,
                          store_prune_result *out, store_error *err);
+/* The same for the messages of one channel (channel NULL: every channel),
+ * for per-channel retention. */
+store_status store_prune_channel(store *s, const char *channel, int64_t before,
+                                 const store_audit *who, int64_t now, store_prune_result *out,
+                                 store_error *err);
 
 /* Counts the messages store_prune(s, before, ...) would delete now, changing
  * nothing (the preview before --yes). */
 store_status store_prune_count(store *s, int64_t before, uint64_t *count_out, store_error *err);
+store_status store_prune_count_channel(store *s, const char *channel, int64_t before,
+                                       uint64_t *count_out, store_error *err);
 
 /* Data quality of a channel over a period (store_quality_report). */
 typedef struct store_quality_row {
@@ -485,9 +496,10 @@ typedef struct store_ops {
                          const store_meta *meta, const char *const *dests, size_t n_dests,
                          const store_audit *who, int64_t now, int64_t *new_id, size_t *requeued,
                          store_error *err);
-    store_status (*prune)(store *s, int64_t before, const store_audit *who, int64_t now,
-                          store_prune_result *out, store_error *err);
-    store_status (*prune_count)(store *s, int64_t before, uint64_t *count_out, store_error *err);
+    store_status (*prune)(store *s, const char *channel, int64_t before, const store_audit *who,
+                          int64_t now, store_prune_result *out, store_error *err);
+    store_status (*prune_count)(store *s, const char *channel, int64_t before,
+                                uint64_t *count_out, store_error *err);
     store_status (*audit_list)(store *s, size_t limit, store_audit_fn fn, void *ctx,
                                store_error *err);
     store_status (*quality_report)(store *s, const char *channel, int64_t since,

@@ -502,12 +502,92 @@ store_status blob_remove_unused(blob_log *b, blob_in_use_fn in_use, void *ctx, u
     return STORE_OK;
 }
 
+/* Zeros n bytes of fd from off. 0 or -1 (errno). */
+static int write_zeros(int fd, uint64_t off, uint64_t n)
+{
+    static const unsigned char zeros[65536];
+    while (n) {
+        size_t k = n < sizeof zeros ? (size_t)n : sizeof zeros;
+        ssize_t w = pwrite(fd, zeros, k, (off_t)off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        off += (uint64_t)w;
+        n -= (uint64_t)w;
+    }
+    return 0;
+}
+
+/* CRC-32C of n zero bytes. */
+static uint32_t crc_of_zeros(uint64_t n)
+{
+    static const unsigned char zeros[65536];
+    uint32_t c = 0;
+    while (n) {
+        size_t k = n < sizeof zeros ? (size_t)n : sizeof zeros;
+        c = crc32c(c, zeros, k);
+        n -= k;
+    }
+    return c;
+}
+
+/* Wipes one record of the open segment fd; 1 when it is not the record
+ * described (left alone), -1 on an I/O error. */
+static int wipe_one(int fd, const blob_span *sp)
+{
+    unsigned char h[BLOB_HEADER];
+    if (read_all(fd, h, BLOB_HEADER, (uint64_t)sp->ref.off) != 0) return 1;
+    uint32_t len = get32(h + 4), meta_len = get32(h + 8);
+    if (get32(h) != MAGIC || len != sp->len || (get32(h + 20) & BLOB_WIPED)) return 1;
+    if (write_zeros(fd, (uint64_t)sp->ref.off + BLOB_HEADER, (uint64_t)len + meta_len) != 0)
+        return -1;
+    put32(h + 12, crc_of_zeros(len));
+    put32(h + 16, crc_of_zeros(meta_len));
+    put32(h + 20, get32(h + 20) | BLOB_WIPED);
+    return pwrite(fd, h, BLOB_HEADER, (off_t)sp->ref.off) == BLOB_HEADER ? 0 : -1;
+}
+
+store_status blob_wipe(blob_log *b, const blob_span *spans, size_t n, store_error *err)
+{
+    int fd = -1;
+    int64_t seg = 0;
+    store_status st = STORE_OK;
+    for (size_t i = 0; i <= n && st == STORE_OK; i++) {
+        if (fd >= 0 && (i == n || spans[i].ref.seg != seg)) {
+            if (fdatasync(fd) != 0)
+                st = store_fail(err, STORE_ERR_IO, "syncing segment %08" PRId64 " of %s: %s", seg,
+                                b->dir, strerror(errno));
+            close(fd);
+            fd = -1;
+        }
+        if (i == n || st != STORE_OK) break;
+        if (fd < 0) {
+            char path[PATH_MAX];
+            seg = spans[i].ref.seg;
+            seg_path(b, seg, path, sizeof path);
+            fd = open(path, O_RDWR | O_CLOEXEC);
+            if (fd < 0) {
+                if (errno == ENOENT) continue; /* the segment is gone already */
+                st = store_fail(err, STORE_ERR_IO, "opening segment %08" PRId64 " of %s: %s",
+                                seg, b->dir, strerror(errno));
+                break;
+            }
+        }
+        if (wipe_one(fd, &spans[i]) < 0)
+            st = store_fail(err, STORE_ERR_IO,
+                            "wiping a pruned body in segment %08" PRId64 " of %s: %s", seg,
+                            b->dir, strerror(errno));
+    }
+    if (fd >= 0) close(fd);
+    return st;
+}
+
 /* Reads the record at off of fd into buf (header, body, meta) if it is
- * whole and its checksums match; *next is where the following one starts.
+ * whole and its checksums match; *next is where the following one starts;
+ * *wiped says it was blanked by blob_wipe.
  * Returns 0 for a good record, 1 for the end of the segment (clean or torn:
  * *why says which), -1 for a read error. */
 static int read_record(int fd, uint64_t off, tbuf *buf, size_t *body_len, uint64_t *next,
-                       const char **why)
+                       bool *wiped, const char **why)
 {
     unsigned char h[BLOB_HEADER];
     *why = NULL;
@@ -521,7 +601,7 @@ static int read_record(int fd, uint64_t off, tbuf *buf, size_t *body_len, uint64
         return rc;
     }
     uint32_t len = get32(h + 4), meta_len = get32(h + 8);
-    if (get32(h) != MAGIC || get32(h + 20) != 0 || len > BLOB_MAX_BODY ||
+    if (get32(h) != MAGIC || (get32(h + 20) & ~BLOB_WIPED) != 0 || len > BLOB_MAX_BODY ||
         meta_len > BLOB_MAX_BODY) {
         *why = "no record header";
         return 1;
@@ -540,6 +620,7 @@ static int read_record(int fd, uint64_t off, tbuf *buf, size_t *body_len, uint64
     }
     buf->len = (size_t)len + meta_len;
     *body_len = len;
+    *wiped = get32(h + 20) & BLOB_WIPED;
     *next = off + BLOB_HEADER + len + meta_len;
     return 0;
 }
@@ -558,11 +639,16 @@ static store_status recover_segment(blob_log *b, int64_t seg, uint64_t off, blob
     for (;;) {
         uint64_t next;
         size_t body_len;
-        int rc = read_record(fd, off, &buf, &body_len, &next, why);
+        bool wiped;
+        int rc = read_record(fd, off, &buf, &body_len, &next, &wiped, why);
         if (rc < 0)
             st = store_fail(err, STORE_ERR_IO, "reading segment %08" PRId64 " of %s: %s", seg,
                             b->dir, strerror(errno));
         if (rc != 0) break;
+        if (wiped) { /* a pruned message's record: nothing to rebuild */
+            off = next;
+            continue;
+        }
         st = fn(ctx, (blob_ref){seg, (int64_t)off}, (blob_ref){seg, (int64_t)next}, buf.p,
                 body_len, buf.p + body_len, buf.len - body_len, err);
         if (st != STORE_OK) break;

@@ -14,7 +14,8 @@
  *     u32 magic "TBR1"  u32 body length  u32 meta length
  *     u32 CRC-32C of the body  u32 CRC-32C of the meta  u32 flags
  *
- * (little-endian; flags 0 = plain bytes; a later encryption layer will set
+ * (little-endian; flags 0 = plain bytes, BLOB_WIPED = blanked by pruning;
+ * a later encryption layer will set
  * a flag and a key id). A reader checks the header and the body's checksum
  * before trusting a body, so a damaged or truncated file is reported, never
  * returned.
@@ -110,6 +111,24 @@ store_status blob_recover(blob_log *b, blob_ref from, blob_record_fn fn, void *c
  * out. STORE_ERR_CORRUPT when the header or checksum do not match,
  * STORE_ERR_IO when the segment cannot be read. */
 store_status blob_read(blob_log *b, blob_ref ref, size_t len, tbuf *out, store_error *err);
+
+/* Where the body of a deleted message lies, for blob_wipe. */
+typedef struct blob_span {
+    blob_ref ref;
+    size_t len; /* the body's length, as the row said */
+} blob_span;
+
+/* Pruning: overwrites the body and metadata of each record in spans[0..n)
+ * with zeros and marks it wiped (flags BLOB_WIPED, checksums of the zeros),
+ * so that a deleted message's bytes do not outlive its rows in a segment
+ * that still holds live records. A wiped record keeps its length (the log
+ * stays walkable), blob_read reports it as damaged and blob_recover skips
+ * it. Each touched segment is synced. A record that is not where and as
+ * long as said is left alone. Any handle may wipe (no writer lock needed:
+ * only bytes of dead records change). Call it only once the rows are gone
+ * durably. */
+#define BLOB_WIPED 1u
+store_status blob_wipe(blob_log *b, const blob_span *spans, size_t n, store_error *err);
 
 /* Is segment seg still referenced? Return true to keep it. */
 typedef bool (*blob_in_use_fn)(void *ctx, int64_t seg);

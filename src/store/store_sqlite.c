@@ -251,12 +251,14 @@ static const char *const SQL[ST_COUNT] = {
                           " last_error = 'superseded by message ' || ?1"
                           " WHERE message_id = ?3 AND state IN " NOT_SUCCEEDED
                           " AND dest_id IN (SELECT dest_id FROM deliveries WHERE message_id = ?1)",
-    [ST_PRUNE_SELECT] = "SELECT id, received_at FROM messages m"
+    [ST_PRUNE_SELECT] = "SELECT id, received_at, body_seg, body_off, raw_len FROM messages m"
                         " WHERE received_at < ?1 AND (received_at, id) > (?2, ?3)"
+                        " AND (?5 IS NULL OR m.channel = ?5)"
                         " AND NOT EXISTS (SELECT 1 FROM deliveries d"
                         "  WHERE d.message_id = m.id AND d.state = 'queued')"
                         " ORDER BY received_at, id LIMIT ?4",
     [ST_PRUNE_COUNT] = "SELECT count(*) FROM messages m WHERE received_at < ?1"
+                       " AND (?2 IS NULL OR m.channel = ?2)"
                        " AND NOT EXISTS (SELECT 1 FROM deliveries d"
                        "  WHERE d.message_id = m.id AND d.state = 'queued')",
     [ST_PRUNE_DLV] = "DELETE FROM deliveries WHERE message_id = ?1",
@@ -1741,10 +1743,16 @@ done:
     return r;
 }
 
+/* The bodies of pruned messages, blanked in the body log at the end. */
+typedef struct prune_spans {
+    blob_span *v;
+    size_t n, cap;
+} prune_spans;
+
 /* Deletes one chunk of prunable messages in one transaction; *n is how
- * many, *cursor moves past them. */
-static store_status prune_chunk(sq_store *q, int64_t before, int64_t cursor[2], size_t *n,
-                                store_error *err)
+ * many, *cursor moves past them; their bodies in the log are added to sp. */
+static store_status prune_chunk(sq_store *q, const char *channel, int64_t before,
+                                int64_t cursor[2], size_t *n, prune_spans *sp, store_error *err)
 {
     sqlite3_stmt *sel, *del_dlv, *del_msg, *del_keys;
     store_status r = stmt_get(q, ST_PRUNE_SELECT, &sel, err);
@@ -1758,12 +1766,23 @@ static store_status prune_chunk(sq_store *q, int64_t before, int64_t cursor[2], 
     sqlite3_bind_int64(sel, 2, cursor[0]);
     sqlite3_bind_int64(sel, 3, cursor[1]);
     sqlite3_bind_int64(sel, 4, STORE_CHUNK);
+    if (channel)
+        sqlite3_bind_text(sel, 5, channel, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(sel, 5);
     int rc;
     int64_t ids[STORE_CHUNK];
+    size_t first_span = sp->n;
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
         ids[*n] = sqlite3_column_int64(sel, 0);
         cursor[0] = sqlite3_column_int64(sel, 1);
         cursor[1] = ids[(*n)++];
+        if (sqlite3_column_type(sel, 2) != SQLITE_NULL) {
+            sp->v = xgrow(sp->v, &sp->cap, sp->n + 1, sizeof *sp->v);
+            sp->v[sp->n++] = (blob_span){
+                {sqlite3_column_int64(sel, 2), sqlite3_column_int64(sel, 3)},
+                (size_t)sqlite3_column_int64(sel, 4)};
+        }
     }
     sqlite3_reset(sel);
     for (size_t i = 0; rc == SQLITE_DONE && i < *n; i++) {
@@ -1778,10 +1797,14 @@ static store_status prune_chunk(sq_store *q, int64_t before, int64_t cursor[2], 
     if (rc != SQLITE_DONE) {
         r = sq_fail(q, rc, err, "pruning messages");
         rollback(q);
+        sp->n = first_span;
         return r;
     }
     r = commit(q, err, "pruning");
-    if (r != STORE_OK) rollback(q);
+    if (r != STORE_OK) {
+        rollback(q);
+        sp->n = first_span;
+    }
     return r;
 }
 
@@ -1839,17 +1862,45 @@ static store_status remove_unused_bodies(sq_store *q, uint64_t *bytes, store_err
     return r;
 }
 
-static store_status sq_prune(store *s, int64_t before, const store_audit *who, int64_t now,
-                             store_prune_result *out, store_error *err)
+/* While pruning, SQLite overwrites deleted content with zeros
+ * (secure_delete: no deleted row lingers in a page still in use, nor in the
+ * WAL), and every commit is synced (synchronous FULL) so that the bodies are
+ * blanked only once their rows are gone for good. on: saves the connection's
+ * settings in saved[2]; off: restores them. */
+static int prune_mode(sq_store *q, bool on, int64_t saved[2])
+{
+    char sql[64];
+    if (!on) {
+        snprintf(sql, sizeof sql, "PRAGMA secure_delete = %d", saved[0] ? 1 : 0);
+        int rc = exec(q, sql);
+        snprintf(sql, sizeof sql, "PRAGMA synchronous = %d", (int)saved[1]);
+        int rc2 = exec(q, sql);
+        return rc != SQLITE_OK ? rc : rc2;
+    }
+    int rc = query_int(q, "PRAGMA secure_delete", &saved[0]);
+    if (rc == SQLITE_OK) rc = query_int(q, "PRAGMA synchronous", &saved[1]);
+    if (rc == SQLITE_OK) rc = query_int(q, "PRAGMA secure_delete = 1", &(int64_t){0});
+    if (rc == SQLITE_OK) rc = exec(q, "PRAGMA synchronous = FULL");
+    return rc;
+}
+
+static store_status sq_prune(store *s, const char *channel, int64_t before,
+                             const store_audit *who, int64_t now, store_prune_result *out,
+                             store_error *err)
 {
     sq_store *q = sq(s);
     int64_t cursor[2] = {INT64_MIN, INT64_MIN};
-    store_status r;
+    int64_t saved[2] = {0, 2};
+    prune_spans sp = {0};
     size_t n;
-    do {
-        r = prune_chunk(q, before, cursor, &n, err);
+    int rc = prune_mode(q, true, saved);
+    store_status r = rc == SQLITE_OK ? STORE_OK : sq_fail(q, rc, err, "preparing to prune");
+    while (r == STORE_OK) {
+        n = 0;
+        r = prune_chunk(q, channel, before, cursor, &n, &sp, err);
         out->messages += n;
-    } while (r == STORE_OK && n == STORE_CHUNK);
+        if (n < STORE_CHUNK) break;
+    }
     if (r == STORE_OK) r = give_back_space(q, &out->bytes_freed, err);
     if (r == STORE_OK) r = remove_unused_bodies(q, &out->bytes_freed, err);
     /* Chunks already deleted are audited even when a later one failed. */
@@ -1870,16 +1921,36 @@ static store_status sq_prune(store *s, int64_t before, const store_audit *who, i
      * that is not an error, the space comes back at a later checkpoint. */
     if (r == STORE_OK)
         sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    /* The rows are gone durably (synchronous FULL): blank the bodies still
+     * sitting in segments that hold live messages too. Deleted chunks are
+     * wiped even when a later step failed. */
+    if (sp.n) {
+        store_error wipe_err;
+        store_status wr = blobs_open(q, false, &wipe_err);
+        if (wr == STORE_OK) wr = blob_wipe(q->blobs, sp.v, sp.n, &wipe_err);
+        if (r == STORE_OK && wr != STORE_OK) {
+            *err = wipe_err;
+            r = wr;
+        }
+    }
+    free(sp.v);
+    rc = prune_mode(q, false, saved);
+    if (r == STORE_OK && rc != SQLITE_OK) r = sq_fail(q, rc, err, "after pruning");
     return r;
 }
 
-static store_status sq_prune_count(store *s, int64_t before, uint64_t *count_out, store_error *err)
+static store_status sq_prune_count(store *s, const char *channel, int64_t before,
+                                   uint64_t *count_out, store_error *err)
 {
     sq_store *q = sq(s);
     sqlite3_stmt *st;
     store_status r = stmt_get(q, ST_PRUNE_COUNT, &st, err);
     if (r != STORE_OK) return r;
     sqlite3_bind_int64(st, 1, before);
+    if (channel)
+        sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *count_out = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_reset(st);

@@ -555,7 +555,7 @@ static void test_error_unknown_key(void **state)
                  "unknown key 'stor' in the top level of the file; did you mean 'store'?");
     expect_error(CH_HEAD MLLP_SRC "    colour: blue\n", 4, 5,
                  "unknown key 'colour' in channel 'a'; the keys here are: name, enabled, "
-                 "description, source, filter, duplicates, limits, transform, validation, destinations");
+                 "description, retention, source, filter, duplicates, limits, transform, validation, destinations");
     /* A key of another source type says so. */
     expect_error(CH_HEAD "    source: { type: mllp, listen: 2575, dir: in }\n", 3, 41,
                  "'dir' does not apply to an mllp source (it is for file sources)");

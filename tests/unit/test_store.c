@@ -994,6 +994,55 @@ static void test_prune_frees_space(void **state)
     free(ids);
 }
 
+static bool dir_holds(const char *dir, const char *needle, char *where, size_t cap);
+
+/* True when some file of the body log holds text. */
+static bool bodies_hold(const char *dir, const char *text)
+{
+    char where[512];
+    return dir_holds(dir, text, where, sizeof where);
+}
+
+/* Pruning blanks the bodies of deleted messages in a segment that still
+ * holds live ones; the live ones stay readable, also after a reopen, whose
+ * recovery walks over the blanked record; a channel is pruned alone when
+ * named. */
+static void test_prune_wipes_bodies(void **state)
+{
+    fixture *f = *state;
+    store_dest sent = {"arch", STORE_DLV_FILTERED};
+    store_put a = msg("a", "MSH|^~\\&|OLD-SECRET-A", T0 - 40 * DAY, &sent, 1);
+    store_put b = msg("b", "MSH|^~\\&|OLD-SECRET-B", T0 - 40 * DAY, &sent, 1);
+    store_put c = msg("a", "MSH|^~\\&|YOUNG-KEPT-C", T0, &sent, 1);
+    int64_t ia = put1(f, &a), ib = put1(f, &b), ic = put1(f, &c);
+    char bodies[160];
+    snprintf(bodies, sizeof bodies, "%s-bodies", f->path);
+    assert_int_equal(count_segments(bodies), 1);
+    if (!g_keys) assert_true(bodies_hold(bodies, "OLD-SECRET-A"));
+
+    store_error err;
+    store_prune_result r;
+    uint64_t n;
+    ok(store_prune_count_channel(f->s, "a", T0 - 30 * DAY, &n, &err), &err);
+    assert_int_equal(n, 1);
+    ok(store_prune_channel(f->s, "a", T0 - 30 * DAY, &WHO, T0, &r, &err), &err);
+    assert_int_equal(r.messages, 1);
+    ok(store_prune_count_channel(f->s, "b", T0 - 30 * DAY, &n, &err), &err);
+    assert_int_equal(n, 1);
+    store_message m = STORE_MESSAGE_INIT;
+    assert_int_equal(store_get(f->s, ia, &m, &err), STORE_ERR_NOT_FOUND);
+    assert_false(bodies_hold(bodies, "OLD-SECRET-A"));
+    if (!g_keys) assert_true(bodies_hold(bodies, "OLD-SECRET-B"));
+
+    reopen(f);
+    get(f, ib, &m);
+    assert_non_null(strstr(m.raw, "OLD-SECRET-B"));
+    get(f, ic, &m);
+    assert_non_null(strstr(m.raw, "YOUNG-KEPT-C"));
+    assert_int_equal(store_get(f->s, ia, &m, &err), STORE_ERR_NOT_FOUND);
+    store_message_free(&m);
+}
+
 /* The body log: bodies are outside the rows, read back exactly, and a
  * damaged record is reported, never returned. */
 static void test_body_log_damage(void **state)
@@ -1599,6 +1648,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reprocess_by_filter_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edit_keeps_original, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_frees_space, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_wipes_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_log_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_log_torn_tail_and_second_writer, setup,
                                         teardown),

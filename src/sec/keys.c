@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/core_names.h>
 #include <openssl/rand.h>
 
 #include "base/mem.h"
@@ -57,6 +58,9 @@ struct keyring {
     unsigned char salt[SALT_LEN];
     unsigned char session[KEYS_LEN];
     atomic_uint_fast64_t counter;
+    /* fetched once: OpenSSL 3 looks an algorithm up on every implicit use */
+    EVP_CIPHER *aes;         /* AES-256-GCM */
+    EVP_MAC_CTX *index_mac;  /* HMAC-SHA256 keyed with index_key, duplicated per token */
     /* session keys of other handles, for opening */
     pthread_mutex_t lock;
     session_key cache[CACHE_SLOTS];
@@ -149,17 +153,18 @@ static void derive_session(const unsigned char *dkey, const unsigned char salt[S
 }
 
 /* AES-256-GCM of p[0..n) into out (n bytes) and tag. */
-static bool gcm(bool enc, const unsigned char *key, const unsigned char *nonce, const void *aad,
-                size_t aad_len, const unsigned char *in, size_t n, unsigned char *out,
-                unsigned char tag[TAG_LEN])
+static bool gcm_with(const EVP_CIPHER *cipher, bool enc, const unsigned char *key,
+                     const unsigned char *nonce, const void *aad, size_t aad_len,
+                     const unsigned char *in, size_t n, unsigned char *out,
+                     unsigned char tag[TAG_LEN])
 {
     if (n > INT32_MAX || aad_len > INT32_MAX) return false;
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     if (!c) return false;
     int len = 0;
     bool ok =
-        (enc ? EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce)
-             : EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce)) == 1 &&
+        (enc ? EVP_EncryptInit_ex(c, cipher, NULL, key, nonce)
+             : EVP_DecryptInit_ex(c, cipher, NULL, key, nonce)) == 1 &&
         (enc ? EVP_EncryptUpdate(c, NULL, &len, aad, (int)aad_len)
              : EVP_DecryptUpdate(c, NULL, &len, aad, (int)aad_len)) == 1 &&
         (n == 0 || (enc ? EVP_EncryptUpdate(c, out, &len, in, (int)n)
@@ -173,6 +178,14 @@ static bool gcm(bool enc, const unsigned char *key, const unsigned char *nonce, 
     }
     EVP_CIPHER_CTX_free(c);
     return ok;
+}
+
+/* For the rare wraps and unwraps of the keyring file. */
+static bool gcm(bool enc, const unsigned char *key, const unsigned char *nonce, const void *aad,
+                size_t aad_len, const unsigned char *in, size_t n, unsigned char *out,
+                unsigned char tag[TAG_LEN])
+{
+    return gcm_with(EVP_aes_256_gcm(), enc, key, nonce, aad, aad_len, in, n, out, tag);
 }
 
 /* --- the master key ----------------------------------------------------------------- */
@@ -555,6 +568,16 @@ int keyring_open(const char *path, const unsigned char master[KEYS_LEN], bool cr
         return fail(err, "no random bytes from OpenSSL");
     }
     derive_session(find_key(k, k->current)->key, k->salt, k->session);
+    k->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    k->index_mac = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+    EVP_MAC_free(hmac);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (!k->aes || !k->index_mac || EVP_MAC_init(k->index_mac, k->index_key, KEYS_LEN, params) != 1) {
+        keyring_close(k);
+        return fail(err, "OpenSSL has no AES-256-GCM or HMAC-SHA256");
+    }
     atomic_init(&k->counter, 0);
     pthread_mutex_init(&k->lock, NULL);
     *out = k;
@@ -564,6 +587,8 @@ int keyring_open(const char *path, const unsigned char master[KEYS_LEN], bool cr
 void keyring_close(keyring *k)
 {
     if (!k) return;
+    EVP_CIPHER_free(k->aes);
+    EVP_MAC_CTX_free(k->index_mac);
     pthread_mutex_destroy(&k->lock);
     OPENSSL_cleanse(k->data, k->n_data * sizeof *k->data);
     free(k->data);
@@ -584,7 +609,8 @@ int keys_seal(keyring *k, const char *ctx, const void *p, size_t n, tbuf *out, t
     unsigned char *nonce = h + 8 + SALT_LEN;
     memset(nonce, 0, NONCE_LEN);
     for (int i = 0; i < 8; i++) nonce[i] = (unsigned char)(ctr >> (8 * i));
-    if (!gcm(true, k->session, nonce, ctx, strlen(ctx), p, n, h + HEAD_LEN, h + HEAD_LEN + n))
+    if (!gcm_with(k->aes, true, k->session, nonce, ctx, strlen(ctx), p, n, h + HEAD_LEN,
+                  h + HEAD_LEN + n))
         return fail(err, "encrypting (%s) failed in OpenSSL", ctx);
     out->len += n + KEYS_OVERHEAD;
     out->p[out->len] = '\0';
@@ -645,7 +671,8 @@ int keys_open_sealed(keyring *k, const char *ctx, const void *p, size_t n, tbuf 
     unsigned char *dst = (unsigned char *)out->p + out->len;
     unsigned char tag[TAG_LEN];
     memcpy(tag, h + HEAD_LEN + len, TAG_LEN);
-    bool ok = gcm(false, key, h + 8 + SALT_LEN, ctx, strlen(ctx), h + HEAD_LEN, len, dst, tag);
+    bool ok = gcm_with(k->aes, false, key, h + 8 + SALT_LEN, ctx, strlen(ctx), h + HEAD_LEN, len,
+                       dst, tag);
     OPENSSL_cleanse(key, sizeof key);
     if (!ok) {
         OPENSSL_cleanse(dst, len);
@@ -704,8 +731,13 @@ int keys_open_text(keyring *k, const char *s, tbuf *out, tbuf *err)
 void keys_token(keyring *k, const char *domain, const char *value, char out[KEYS_TOKEN_LEN + 1])
 {
     unsigned char mac[32];
-    size_t dl = strlen(domain);
-    hmac256(k->index_key, domain, dl + 1, value, strlen(value), mac);
+    size_t maclen = 0;
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->index_mac); /* keyed once; safe across threads */
+    bool ok = c && EVP_MAC_update(c, (const unsigned char *)domain, strlen(domain) + 1) == 1 &&
+              EVP_MAC_update(c, (const unsigned char *)value, strlen(value)) == 1 &&
+              EVP_MAC_final(c, mac, &maclen, sizeof mac) == 1;
+    EVP_MAC_CTX_free(c);
+    if (!ok) hmac256(k->index_key, domain, strlen(domain) + 1, value, strlen(value), mac);
     out[0] = '~';
     to_hex(mac, 16, out + 1);
 }

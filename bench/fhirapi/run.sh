@@ -79,7 +79,7 @@ echo "== machine"
 echo "cpu: $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $(uname -sr)"
 echo "tern: $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo '?'), $tern"
 echo "wrk: $(wrk -v 2>&1 | head -1)"
-echo "security: auth $AUTH (an analyst's session token on every request, every read audited); PHI encrypted at rest"
+if [ "$AUTH" = off ]; then echo "security: auth off (no token, nothing audited); PHI encrypted at rest"; else echo "security: auth on (an analyst's session token on every request, every read audited); PHI encrypted at rest"; fi
 echo
 echo "== loading $PATIENTS patients (transactions of 500)"
 start=$(date +%s.%N)

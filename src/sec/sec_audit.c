@@ -23,6 +23,7 @@
 
 #include "base/mem.h"
 
+#define GATHER_MS 2 /* how long the writer lets records gather */
 #define BATCH 4096
 #define RETRY_MS 200
 #define NFIELDS 8
@@ -239,6 +240,15 @@ static void *writer_main(void *arg)
                 ts.tv_nsec -= 1000000000;
             }
             pthread_cond_timedwait(&a->work, &a->mu, &ts);
+        }
+        /* Let a burst gather (bounded: records are committed within about
+         * GATHER_MS of being added), so that a busy API costs one
+         * transaction and one wake-up per burst, not per record. */
+        if (!a->quit && a->n < BATCH / 2) {
+            pthread_mutex_unlock(&a->mu);
+            struct timespec gather = {0, GATHER_MS * 1000000L};
+            nanosleep(&gather, NULL);
+            pthread_mutex_lock(&a->mu);
         }
         size_t n = 0;
         while (n < BATCH && n < a->n) {

@@ -1574,6 +1574,26 @@ static void put_bytes(tbuf *out, uint64_t n)
 
 /* prune without --older-than: each channel of the configuration by its
  * retention (0: kept). */
+
+/* What pruning does before it deletes: nothing on a dry run, nothing
+ * without --yes (exit 1 when something would have gone). Returns the exit
+ * code to stop with, or -1 to go on. */
+static int prune_confirm(const msgs *m, bool dry_run, bool yes, bool any)
+{
+    if (dry_run) {
+        printf("dry run: nothing deleted\n");
+        return CLI_OK;
+    }
+    if (!yes) {
+        fprintf(stderr,
+                "tern %s: nothing deleted; deleting cannot be undone, so run again with --yes "
+                "to delete them\n",
+                m->cmd);
+        return any ? CLI_INVALID : CLI_OK;
+    }
+    return -1;
+}
+
 static int prune_by_retention(msgs *m, bool yes, bool dry_run, const char *reason,
                               const char *user)
 {
@@ -1617,17 +1637,8 @@ static int prune_by_retention(msgs *m, bool yes, bool dry_run, const char *reaso
         return cli_usage_error(m->cmd, "needs --older-than DURATION, e.g. 30d, when no channel "
                                        "has a retention (`retention: 90d` at the top of the "
                                        "configuration or in a channel)");
-    if (dry_run) {
-        printf("dry run: nothing deleted\n");
-        return CLI_OK;
-    }
-    if (!yes) {
-        fprintf(stderr,
-                "tern %s: nothing deleted; deleting cannot be undone, so run again with --yes "
-                "to delete them\n",
-                m->cmd);
-        return total ? CLI_INVALID : CLI_OK;
-    }
+    int gate = prune_confirm(m, dry_run, yes, total > 0);
+    if (gate >= 0) return gate;
     tbuf b = TBUF_INIT;
     tbuf_printf(&b, "%" PRIu64 " messages deleted by retention", deleted);
     msgs_audit(m, "message.prune", NULL, NULL, b.p);
@@ -1693,17 +1704,8 @@ static int cmd_prune(msgs *m, int argc, char **argv)
     printf("%" PRIu64 " %s received before %s (%s ago) %s no delivery queued\n", count,
            plural(count, "message was", "messages were"),
            fmt_time(before, false, when, sizeof when), older, plural(count, "has", "have"));
-    if (dry_run) {
-        printf("dry run: nothing deleted\n");
-        return CLI_OK;
-    }
-    if (!yes) {
-        fprintf(stderr,
-                "tern %s: nothing deleted; deleting cannot be undone, so run again with --yes "
-                "to delete them\n",
-                m->cmd);
-        return CLI_INVALID;
-    }
+    int gate = prune_confirm(m, dry_run, yes, true);
+    if (gate >= 0) return gate;
     store_audit who = {msgs_user(m, user), reason};
     store_prune_result res;
     if (store_prune(m->s, before, &who, now, &res, &err) != STORE_OK) {

@@ -25,9 +25,7 @@ src=$2
 fail=0
 work_dir
 
-for t in curl node npm python3; do
-    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
-done
+need curl node npm python3
 pkg="$src/tests/fhir_api"
 npm_install "$pkg" fhir-api "run the FHIR client" || exit 1
 cp "$pkg/api.mjs" "$cache/api.mjs"

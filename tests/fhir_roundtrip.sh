@@ -19,9 +19,7 @@ src=$2
 . "$src/tests/lib/common.sh"
 fail=0
 work_dir
-for t in curl python3; do
-    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
-done
+need curl python3
 
 HTTP=$(free_port); LAB=$(free_port); RES=$(free_port)
 mkdir -p "$tmp/lab"

@@ -30,9 +30,7 @@ src=$2
 fail=0
 work_dir
 
-for t in curl python3 sqlite3; do
-    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
-done
+need curl python3 sqlite3
 
 HTTP=$(free_port); MLLP=$(free_port)
 mkdir -p "$tmp/in" "$tmp/out" "$tmp/outside"

@@ -20,9 +20,7 @@ src=$2
 . "$src/tests/lib/common.sh"
 fail=0
 work_dir
-for t in sqlite3 curl python3; do
-    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
-done
+need sqlite3 curl python3
 HTTP=$(free_port)
 printf 'audit-key-for-the-test-0123456789abcdef\n' >"$tmp/audit.key"
 cat >"$tmp/tern.yaml" <<YAML

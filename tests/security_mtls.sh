@@ -27,9 +27,7 @@ channels:
 YAML
 C="-c $tmp/tern.yaml"
 mkdir -p "$tmp/var"
-printf 'password of root\n' | "$tern" user $C add root --role admin --password-stdin >"$tmp/root.out" 2>&1
-ROOT=$(printf 'password of root\n' | "$tern" login $C --user root --password-stdin \
-    --totp "$(totp "$(sed -n 's/^TOTP secret: //p' "$tmp/root.out")")")
+ROOT=$(first_admin "$tmp/tern.yaml" "$tmp/root.out")
 [ -n "$ROOT" ] || { echo "FAIL admin login: $(cat "$tmp/root.out")"; exit 1; }
 FP=$(openssl x509 -in "$tmp/c/client.pem" -noout -fingerprint -sha256 | cut -d= -f2)
 TERN_TOKEN=$ROOT "$tern" token $C create --name lab-device --cert "$FP" --subject "CN=lab-system" \

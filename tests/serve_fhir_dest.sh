@@ -16,9 +16,7 @@ src=$2
 . "$src/tests/lib/common.sh"
 fail=0
 work_dir
-for t in sqlite3 curl python3; do
-    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
-done
+need sqlite3 curl python3
 
 # --- the receiver: a FHIR server with authentication on --------------------------
 RH=$(free_port)
@@ -34,9 +32,7 @@ security:
 channels: []
 EOF2
 R="-c $tmp/r/tern.yaml"
-printf 'password of root\n' | "$tern" user $R add root --role admin --password-stdin >"$tmp/root.out" 2>&1
-secret=$(sed -n 's/^TOTP secret: //p' "$tmp/root.out")
-ROOT=$(printf 'password of root\n' | "$tern" login $R --user root --password-stdin --totp "$(totp "$secret")")
+ROOT=$(first_admin "$tmp/r/tern.yaml" "$tmp/root.out")
 FHIR_TOKEN=$(TERN_TOKEN="$ROOT" "$tern" token $R create --name feed --channel fhir 2>/dev/null)
 check "an API token for the FHIR API" [ "$(echo "$FHIR_TOKEN" | cut -c1-8)" = ternapi_ ]
 export FHIR_TOKEN

@@ -11,9 +11,7 @@ src=$2
 . "$src/tests/lib/common.sh"
 fail=0
 work_dir
-for t in sqlite3 curl python3; do
-    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
-done
+need sqlite3 curl python3
 q() { sqlite3 -cmd ".timeout 5000" "$tmp/var/tern.db" "$1"; }
 
 IN=$(free_port)

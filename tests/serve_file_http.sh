@@ -29,9 +29,7 @@ src=$2
 fail=0
 work_dir
 
-for t in sqlite3 curl python3; do
-    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
-done
+need sqlite3 curl python3
 q() { sqlite3 -cmd ".timeout 5000" "$db" "$1"; }
 # raw_of SQL: the exact bytes of every message the query's ids select, one
 # after the other (bodies live in the body log, not in a column)

@@ -21,9 +21,7 @@ src=$2
 . "$src/tests/lib/common.sh"
 fail=0
 work_dir
-for t in sqlite3 python3; do
-    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
-done
+need sqlite3 python3
 WAIT_TENTHS=100 # wait_for gives up after 10 s
 mkdir -p "$tmp/in" "$tmp/in2"
 srcabs=$(cd "$src" && pwd)

@@ -95,3 +95,21 @@ mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).dig
 o = mac[-1] & 15
 print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))' "$1"
 }
+
+# need TOOL...: exits the test (FAIL) when a tool scripts/deps.sh installs
+# is missing.
+need() {
+    for t in "$@"; do
+        command -v "$t" >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh installs it)"; exit 1; }
+    done
+}
+
+# first_admin CONF OUT: adds the first admin, root (no token is needed while
+# there is none), logs it in with its TOTP code and prints the session
+# token; OUT keeps what `tern user add` printed. Needs $tern.
+first_admin() {
+    printf 'password of root\n' | "$tern" user -c "$1" add root --role admin --password-stdin \
+        >"$2" 2>&1 || return 1
+    printf 'password of root\n' | "$tern" login -c "$1" --user root --password-stdin \
+        --totp "$(totp "$(sed -n 's/^TOTP secret: //p' "$2")")"
+}

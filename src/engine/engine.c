@@ -2,24 +2,32 @@
  * engine: channels, group commit and destination queue workers (see
  * engine.h for the flow and engine_int.h for the source/driver contracts).
  *
- * Group commit. eng_submit() parses the message, decides its fate (received,
- * rejected, filtered, duplicate), builds its ACK and appends it to the
- * pending batch. The batch (with the delivery outcomes gathered meanwhile)
- * goes to the committer thread, which writes it in one transaction and one
- * fsync and tells the loop through a pipe; only then are the ACKs handed back
- * to the sources. While a commit is in progress the loop goes on reading,
- * parsing and building ACKs, and what it gathers becomes the next batch, so
- * batches grow with the load and the fsync uses the other core.
+ * Group commit, in two stages. eng_submit() parses the message, decides its
+ * fate (received, rejected, filtered, duplicate), builds its ACK and appends
+ * it to the pending batch. The batch goes to the committer thread, which
+ * appends it to the body log and syncs it (store_log_batch): the messages
+ * are then durable and the loop sends their ACKs. The committer queues the
+ * batch for the indexer thread, which writes the rows of every batch
+ * waiting (and the delivery outcomes gathered with them) in one transaction
+ * (store_index_batches), letting batches gather for up to INDEX_WAIT_MS so
+ * that a transaction carries hundreds of messages; only then are queue
+ * workers kicked and the batch freed. While a batch is being logged the
+ * loop goes on reading, parsing and building ACKs, and what it gathers
+ * becomes the next batch, so batches grow with the load. An ACK waits for
+ * one append and one fsync, never for the database; a crash between the two
+ * stages loses nothing: opening the store indexes what the log holds beyond
+ * the rows (store.h). The indexer trails the committer by at most
+ * BACKLOG_MAX messages, so memory stays bounded.
  *
  * Threads: the loop (everything else, with a read-only store handle), the
- * committer (all writes, on its own handle) and the checkpointer, which
- * copies the write-ahead log into the database every CHECKPOINT_MS on a
- * third handle so that commits do not stall for it (the writer does not
- * sync the database at commits: the body log is the journal, store.h).
+ * committer (the body log, on the writer handle), the indexer (all database
+ * writes, on the same handle: store.h allows the two side by side) and the
+ * checkpointer, which copies the write-ahead log into the database every
+ * CHECKPOINT_MS on a third handle so that the indexer does not stall for it.
  * SQLite restarts the log only once a checkpoint has caught up with it, so
- * under a load that never lets the checkpointer catch up the committer
- * also checkpoints inside the commit that crosses CHECKPOINT_PAGES. They
- * share only the job hand-off, under one mutex.
+ * under a load that never lets the checkpointer catch up the indexer also
+ * checkpoints inside the commit that crosses CHECKPOINT_PAGES. They share
+ * only the job hand-offs, under one mutex.
  *
  * Queue workers. Each destination has one worker. With parallel = 1 it keeps
  * strict order: it looks at the head of its queue only (whatever its retry
@@ -134,8 +142,9 @@ struct eng_channel {
 typedef struct commit_job commit_job;
 
 /* Everything one commit writes: the submissions and delivery outcomes
- * gathered since the last one. Built and finished on the loop; executed on
- * the committer thread (or, when stopping, on the loop). */
+ * gathered since the last one. Built and finished on the loop; logged on
+ * the committer thread and indexed on the indexer thread (or both on the
+ * loop, when stopping). */
 struct commit_job {
     pending *pend;
     size_t npend;
@@ -144,8 +153,14 @@ struct commit_job {
     store_mark *marks;
     char **mark_texts;
     size_t nmarks;
-    store_status put_st, mark_st;
-    store_error put_err, mark_err;
+    store_logged *logged;      /* the logged batch (NULL: none, or logging failed) */
+    bool durable;              /* the ACKs may go: logged and synced */
+    bool answered;             /* loop: the ACKs went */
+    store_status put_st, mark_st, ix_st; /* logging, outcomes, rows */
+    store_error put_err, mark_err, ix_err;
+    int64_t logged_at;         /* now_ms() when logged */
+    commit_job *lnext;         /* in the committer's done list */
+    commit_job *inext;         /* in the indexer's queue, then its done list */
 };
 
 struct engine {
@@ -157,16 +172,23 @@ struct engine {
     struct keyring *keys; /* PHI at rest; NULL when encryption is off */
     codemap_registry *maps; /* the configuration's code maps */
     uint64_t commits, committed, commit_ns; /* committer statistics, under mu */
-    pthread_t committer, checkpointer;
-    pthread_cond_t ck_cv;
+    uint64_t ix_runs, ix_msgs;              /* indexer statistics, under mu */
+    pthread_t committer, indexer, checkpointer;
+    pthread_cond_t ck_cv, ix_cv;
     bool threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    commit_job *job_in, *job_out; /* handed to / back from the committer */
-    bool job_busy;                /* loop side: a job is out */
-    commit_job *job_cur;          /* loop side: that job (read-only while out) */
+    commit_job *job_in;              /* handed to the committer */
+    commit_job *logged, **logged_end; /* committer -> loop: logged (ACK time) */
+    commit_job *ix_head, **ix_end;   /* committer -> indexer: to index, in order */
+    size_t ix_backlog;               /* messages logged, not yet indexed */
+    bool ix_now;                     /* the loop waits for the rows: no gathering */
+    commit_job *indexed, **indexed_end; /* indexer -> loop: done */
+    bool job_busy;                   /* loop side: the committer has a job */
+    commit_job **out;                /* loop side: jobs handed out, not yet finished */
+    size_t nout, outcap;
     bool quit;
-    int notify[2]; /* committer -> loop: a job is done */
+    int notify[2]; /* committer and indexer -> loop: look at the done lists */
     struct event *notify_ev;
     struct evhttp *http;
     fhir_rest *fhir; /* the FHIR REST API under /fhir on http */
@@ -344,12 +366,12 @@ static bool is_duplicate(engine *e, eng_channel *ch, pending *p)
 {
     const char *fac = p->meta.send_fac, *ctl = p->meta.control_id;
     if (!ch->cfg->duplicates.enabled || !ctl || !*ctl) return false;
-    /* not yet stored: gathered for the next commit, or being committed */
+    /* not yet searchable: gathered for the next commit, or out */
     for (size_t i = 0; i < e->npend; i++)
         if (same_key(&e->pend[i], ch, fac, ctl)) return true;
-    if (e->job_cur)
-        for (size_t i = 0; i < e->job_cur->npend; i++)
-            if (same_key(&e->job_cur->pend[i], ch, fac, ctl)) return true;
+    for (size_t k = 0; k < e->nout; k++) /* logging, or logged and not yet indexed */
+        for (size_t i = 0; i < e->out[k]->npend; i++)
+            if (same_key(&e->out[k]->pend[i], ch, fac, ctl)) return true;
     int64_t id = 0;
     store_error err;
     int64_t since = now_ms() - (int64_t)ch->cfg->duplicates.window_ms;
@@ -594,12 +616,43 @@ static commit_job *job_take(engine *e)
     return j;
 }
 
-/* The only part that touches the writer handle. */
-static void job_run(store *wr, commit_job *j)
+/* Most messages a group of logged jobs may hold when indexed together, and
+ * most logged but not indexed before the committer waits for the indexer
+ * (the memory they hold stays bounded). */
+#define INDEX_MAX 8192
+#define BACKLOG_MAX 32768
+/* The indexer lets logged jobs gather for up to INDEX_WAIT_MS unless
+ * INDEX_MIN messages wait: bigger transactions write fewer pages per
+ * message; rows (searches, queue workers) lag the ACKs by that much. */
+#define INDEX_MIN 512
+#define INDEX_WAIT_MS 4
+
+/* The committer's part: the batch into the body log, synced. */
+static void job_log(store *wr, commit_job *j)
 {
-    j->put_st = j->npend ? store_put_batch(wr, j->items, j->npend, NULL, &j->put_err) : STORE_OK;
-    j->mark_st = j->nmarks ? store_mark_batch(wr, j->marks, j->nmarks, now_ms(), &j->mark_err)
-                           : STORE_OK;
+    j->put_st = STORE_OK;
+    if (j->npend) j->put_st = store_log_batch(wr, j->items, j->npend, &j->logged, &j->put_err);
+    j->durable = j->put_st == STORE_OK && (!j->logged || j->logged->durable);
+}
+
+/* The indexer's part: the rows of the jobs' logged batches in one
+ * transaction, then each job's delivery outcomes. On failure nothing
+ * changed: the same jobs are indexed again later. */
+static store_status job_index(store *wr, commit_job **js, size_t n, store_error *err)
+{
+    store_logged **bs = xcalloc(n ? n : 1, sizeof *bs);
+    size_t nb = 0;
+    for (size_t i = 0; i < n; i++)
+        if (js[i]->logged) bs[nb++] = js[i]->logged;
+    store_status st = nb ? store_index_batches(wr, bs, nb, err) : STORE_OK;
+    free(bs);
+    if (st != STORE_OK) return st;
+    for (size_t i = 0; i < n; i++) {
+        commit_job *j = js[i];
+        j->mark_st = j->nmarks ? store_mark_batch(wr, j->marks, j->nmarks, now_ms(), &j->mark_err)
+                               : STORE_OK;
+    }
+    return STORE_OK;
 }
 
 static void answer(pending *p, store_status st, const store_error *err)
@@ -635,23 +688,52 @@ static eng_dest *find_dest(engine *e, const char *channel, const char *dest)
     return NULL;
 }
 
-/* Back on the loop: send the ACKs, account for the outcomes, free. */
-static void job_finish(engine *e, commit_job *j)
+/* Back on the loop, once a job is durable or failed: its ACKs (or NAKs). */
+static void job_answer(commit_job *j, store_status st, const store_error *err)
+{
+    if (j->answered) return;
+    j->answered = true;
+    if (st != STORE_OK)
+        engine_log("storing %zu messages failed, not acknowledged: %s", j->npend, err->text);
+    for (size_t i = 0; i < j->npend; i++) answer(&j->pend[i], st, err);
+}
+
+/* After logging: a durable job is answered now, a failed one refused now;
+ * the others (no body log) once their rows are written. */
+static void job_logged(commit_job *j)
 {
     if (j->put_st != STORE_OK)
-        engine_log("storing %zu messages failed, not acknowledged: %s", j->npend, j->put_err.text);
+        job_answer(j, j->put_st, &j->put_err);
+    else if (j->durable)
+        job_answer(j, STORE_OK, &j->put_err);
+}
+
+static void out_remove(engine *e, commit_job *j)
+{
+    for (size_t k = 0; k < e->nout; k++)
+        if (e->out[k] == j) {
+            memmove(e->out + k, e->out + k + 1, (e->nout - k - 1) * sizeof *e->out);
+            e->nout--;
+            return;
+        }
+}
+
+/* Back on the loop once a job is indexed: account for the outcomes, free. */
+static void job_finish(engine *e, commit_job *j)
+{
+    store *s = e->wr;
+    job_answer(j, j->ix_st, &j->ix_err);
     if (j->mark_st != STORE_OK)
         engine_log("recording %zu delivery outcomes failed (they will be sent again): %s",
                    j->nmarks, j->mark_err.text);
-    for (size_t i = 0; i < j->npend; i++) {
-        answer(&j->pend[i], j->put_st, &j->put_err);
-        pending_free(&j->pend[i]);
-    }
+    for (size_t i = 0; i < j->npend; i++) pending_free(&j->pend[i]);
     for (size_t i = 0; i < j->nmarks; i++) {
         eng_dest *d = find_dest(e, j->marks[i].channel, j->marks[i].dest);
         if (d && d->w.unmarked) d->w.unmarked--;
         free(j->mark_texts[i]);
     }
+    out_remove(e, j);
+    store_logged_free(s, j->logged);
     free(j->pend);
     free(j->items);
     free(j->dests);
@@ -670,7 +752,8 @@ static void commit_start(engine *e)
     if (e->job_busy || (!e->npend && !e->nmarks)) return;
     commit_job *j = job_take(e);
     e->job_busy = true;
-    e->job_cur = j;
+    e->out = xgrow(e->out, &e->outcap, e->nout + 1, sizeof *e->out);
+    e->out[e->nout++] = j;
     pthread_mutex_lock(&e->mu);
     e->job_in = j;
     pthread_cond_signal(&e->cv);
@@ -736,78 +819,179 @@ static void *checkpointer_main(void *arg)
     return NULL;
 }
 
+static void notify_loop(engine *e)
+{
+    char c = 1;
+    while (write(e->notify[1], &c, 1) < 0 && errno == EINTR) {
+    }
+}
+
+/* Logs each job it is handed (the fsync that makes it durable), tells the
+ * loop (ACKs), and queues it for the indexer; waits while the indexer is
+ * BACKLOG_MAX messages behind. */
 static void *committer_main(void *arg)
 {
     engine *e = arg;
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        while (!e->job_in && !e->quit) pthread_cond_wait(&e->cv, &e->mu);
+        while ((!e->job_in || e->ix_backlog > BACKLOG_MAX) && !e->quit)
+            pthread_cond_wait(&e->cv, &e->mu);
         if (!e->job_in) break;
         commit_job *j = e->job_in;
         e->job_in = NULL;
         pthread_mutex_unlock(&e->mu);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        job_run(e->wr, j);
+        job_log(e->wr, j);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         pthread_mutex_lock(&e->mu);
         e->commits++;
         e->committed += j->npend;
         e->commit_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec));
-        e->job_out = j;
-        char c = 1;
-        while (write(e->notify[1], &c, 1) < 0 && errno == EINTR) {
-        }
-        /* wait until the loop took the result: one job out at a time */
-        while (e->job_out && !e->quit) pthread_cond_wait(&e->cv, &e->mu);
+        j->logged_at = now_ms();
+        *e->logged_end = j;
+        e->logged_end = &j->lnext;
+        *e->ix_end = j;
+        e->ix_end = &j->inext;
+        e->ix_backlog += j->npend;
+        pthread_cond_signal(&e->ix_cv);
+        notify_loop(e);
     }
     pthread_mutex_unlock(&e->mu);
     return NULL;
 }
 
-/* The loop's side of the pipe: a job is done. */
-static commit_job *take_done(engine *e)
+/* Takes jobs from the head of the queue, up to INDEX_MAX messages (one at
+ * least); under mu. */
+static size_t ix_take(engine *e, commit_job ***js, size_t *cap)
+{
+    size_t n = 0, msgs = 0;
+    for (commit_job *j = e->ix_head; j && (n == 0 || msgs + j->npend <= INDEX_MAX); j = j->inext) {
+        *js = xgrow(*js, cap, n + 1, sizeof **js);
+        (*js)[n++] = j;
+        msgs += j->npend;
+    }
+    return n;
+}
+
+/* Indexes logged jobs in order, as many together as are waiting; on a
+ * failure (disk full...) says so and tries the same jobs again, since a
+ * logged batch must never be skipped (store.h). */
+static void *indexer_main(void *arg)
+{
+    engine *e = arg;
+    commit_job **js = NULL;
+    size_t cap = 0;
+    int64_t last_complaint = 0;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->ix_head && !e->quit) pthread_cond_wait(&e->ix_cv, &e->mu);
+        if (!e->ix_head) break;
+        int64_t due = e->ix_head->logged_at + INDEX_WAIT_MS;
+        if (e->ix_backlog < INDEX_MIN && now_ms() < due && !e->quit && !e->ix_now) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (due - now_ms()) * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&e->ix_cv, &e->mu, &ts);
+            continue;
+        }
+        size_t n = ix_take(e, &js, &cap);
+        pthread_mutex_unlock(&e->mu);
+        store_error err;
+        store_status st = job_index(e->wr, js, n, &err);
+        pthread_mutex_lock(&e->mu);
+        if (st != STORE_OK && !e->quit) {
+            if (now_ms() - last_complaint > 10000) {
+                engine_log("writing the rows of %zu logged batches failed, trying again (the "
+                           "messages are safe in the body log): %s", n, err.text);
+                last_complaint = now_ms();
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&e->ix_cv, &e->mu, &ts);
+            continue;
+        }
+        /* indexed (or quitting: what failed is recovered from the log at
+         * the next start) */
+        size_t msgs = 0;
+        for (size_t i = 0; i < n; i++) {
+            commit_job *j = js[i];
+            e->ix_head = j->inext;
+            if (!e->ix_head) e->ix_end = &e->ix_head;
+            j->inext = NULL;
+            j->ix_st = st;
+            if (st != STORE_OK) j->ix_err = err;
+            *e->indexed_end = j;
+            e->indexed_end = &j->inext;
+            msgs += j->npend;
+        }
+        e->ix_backlog -= msgs;
+        e->ix_runs++;
+        e->ix_msgs += msgs;
+        pthread_cond_broadcast(&e->cv); /* the committer may wait for the backlog */
+        notify_loop(e);
+    }
+    pthread_mutex_unlock(&e->mu);
+    free(js);
+    return NULL;
+}
+
+/* The loop's side of the pipe: ACKs for what was logged, then the next job
+ * to the committer (start_next), then what was indexed is finished. */
+static void drain_done(engine *e, bool start_next)
 {
     char buf[64];
     while (read(e->notify[0], buf, sizeof(buf)) > 0) {
     }
     pthread_mutex_lock(&e->mu);
-    commit_job *j = e->job_out;
-    e->job_out = NULL;
-    pthread_cond_signal(&e->cv);
+    commit_job *logged = e->logged, *indexed = e->indexed;
+    e->logged = NULL;
+    e->logged_end = &e->logged;
+    e->indexed = NULL;
+    e->indexed_end = &e->indexed;
     pthread_mutex_unlock(&e->mu);
-    return j;
+    for (commit_job *j = logged, *next; j; j = next) {
+        next = j->lnext;
+        e->job_busy = false;
+        job_logged(j);
+    }
+    if (start_next) commit_start(e); /* its fsync overlaps with the ACKs below */
+    for (commit_job *j = indexed, *next; j; j = next) {
+        next = j->inext;
+        job_finish(e, j);
+    }
 }
 
 static void on_job_done(evutil_socket_t fd, short what, void *arg)
 {
-    engine *e = arg;
-    commit_job *j = take_done(e);
-    if (!j) return;
-    e->job_busy = false;
-    e->job_cur = NULL;
-    /* The next batch goes to the committer first, so that its commit runs
-     * while this one's ACKs are being sent. */
-    commit_start(e);
-    job_finish(e, j);
+    drain_done(arg, true);
 }
 
-/* Waits for the job in progress and commits what is pending, on the calling
- * (loop) thread: for stopping, when nothing may be left behind. */
+/* Waits for the jobs out and commits what is pending, on the calling (loop)
+ * thread: for stopping, when nothing may be left behind. */
 static void commit_sync(engine *e)
 {
-    while (e->job_busy) {
+    while (e->nout) {
         struct pollfd pfd = {.fd = e->notify[0], .events = POLLIN};
         (void)poll(&pfd, 1, 100);
-        commit_job *j = take_done(e);
-        if (!j) continue;
-        e->job_busy = false;
-        e->job_cur = NULL;
-        job_finish(e, j);
+        drain_done(e, false);
     }
     while (e->npend || e->nmarks) {
         commit_job *j = job_take(e);
-        job_run(e->wr, j); /* the committer is idle: the handle is ours */
+        e->out = xgrow(e->out, &e->outcap, e->nout + 1, sizeof *e->out);
+        e->out[e->nout++] = j;
+        /* the threads are idle: the handle is ours */
+        job_log(e->wr, j);
+        job_logged(j);
+        j->ix_st = job_index(e->wr, &j, 1, &j->ix_err);
+        if (j->ix_st != STORE_OK)
+            engine_log("writing the rows of %zu messages failed (recovered from the body log at "
+                       "the next start): %s", j->npend, j->ix_err.text);
         job_finish(e, j);
     }
 }
@@ -1306,17 +1490,28 @@ static int start_threads(engine *e, tbuf *err)
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     pthread_cond_init(&e->ck_cv, NULL);
+    pthread_cond_init(&e->ix_cv, NULL);
+    e->logged_end = &e->logged;
+    e->ix_end = &e->ix_head;
+    e->indexed_end = &e->indexed;
     if (pthread_create(&e->committer, NULL, committer_main, e) != 0) {
         tbuf_puts(err, "cannot start the committer thread");
         return -1;
     }
-    if (pthread_create(&e->checkpointer, NULL, checkpointer_main, e) != 0) {
+    const char *failed = NULL;
+    if (pthread_create(&e->indexer, NULL, indexer_main, e) != 0)
+        failed = "cannot start the indexer thread";
+    else if (pthread_create(&e->checkpointer, NULL, checkpointer_main, e) != 0)
+        failed = "cannot start the checkpointer thread";
+    if (failed) {
         pthread_mutex_lock(&e->mu);
         e->quit = true;
         pthread_cond_broadcast(&e->cv);
+        pthread_cond_broadcast(&e->ix_cv);
         pthread_mutex_unlock(&e->mu);
         pthread_join(e->committer, NULL);
-        tbuf_puts(err, "cannot start the checkpointer thread");
+        if (strcmp(failed, "cannot start the indexer thread")) pthread_join(e->indexer, NULL);
+        tbuf_puts(err, failed);
         return -1;
     }
     e->threads = true;
@@ -1332,11 +1527,14 @@ static void stop_threads(engine *e)
     e->quit = true;
     pthread_cond_broadcast(&e->cv);
     pthread_cond_broadcast(&e->ck_cv);
+    pthread_cond_broadcast(&e->ix_cv);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->committer, NULL);
+    pthread_join(e->indexer, NULL);
     pthread_join(e->checkpointer, NULL);
     pthread_cond_destroy(&e->cv);
     pthread_cond_destroy(&e->ck_cv);
+    pthread_cond_destroy(&e->ix_cv);
     pthread_mutex_destroy(&e->mu);
     e->threads = false;
 }
@@ -1379,7 +1577,7 @@ static void stop_check(evutil_socket_t fd, short what, void *arg)
 {
     engine *e = arg;
     if (e->sources_running || deliveries_in_flight(e)) return;
-    if (e->job_busy || e->npend || e->nmarks) {
+    if (e->nout || e->npend || e->nmarks) {
         commit_start(e); /* job_finish comes back here */
         return;
     }
@@ -1466,6 +1664,7 @@ void engine_free(engine *e)
     if (e->notify[0] >= 0) close(e->notify[0]);
     if (e->notify[1] >= 0) close(e->notify[1]);
     free(e->pend);
+    free(e->out);
     free(e->marks);
     free(e->mark_texts);
     store_close(e->st);
@@ -1498,4 +1697,9 @@ void engine_describe(const engine *e, tbuf *out)
                     (unsigned long long)e->committed, (unsigned long long)e->commits,
                     (double)e->committed / (double)e->commits,
                     (double)e->commit_ns / 1e6 / (double)e->commits);
+    if (e->ix_runs)
+        tbuf_printf(out, "store: rows of %llu messages written in %llu transactions (%.1f per "
+                         "transaction)\n",
+                    (unsigned long long)e->ix_msgs, (unsigned long long)e->ix_runs,
+                    (double)e->ix_msgs / (double)e->ix_runs);
 }

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -177,11 +178,8 @@ static void maybe_close(sconn *c)
 static void write_frame(sconn *c, const char *data, size_t len)
 {
     static const char start = MLLP_START_BLOCK, end[2] = {MLLP_END_BLOCK, MLLP_CR};
-    struct evbuffer *out = net_conn_output(c->nc);
-    if (evbuffer_add(out, &start, 1) || evbuffer_add(out, data, len) || evbuffer_add(out, end, 2)) {
-        fprintf(stderr, "tern: out of memory (evbuffer)\n");
-        abort();
-    }
+    struct iovec iov[3] = {{(void *)&start, 1}, {(void *)data, len}, {(void *)end, 2}};
+    net_conn_writev(c->nc, iov, 3); /* one sendmsg when nothing is queued (net.h) */
     c->replies++;
     c->srv->st.replies++;
 }

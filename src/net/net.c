@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -468,18 +469,29 @@ struct evbuffer *net_conn_output(net_conn *c)
  * anything once bytes are queued, goes through the bufferevent (in order). */
 void net_conn_write(net_conn *c, const void *data, size_t len)
 {
+    struct iovec one = {(void *)data, len};
+    net_conn_writev(c, &one, 1);
+}
+
+void net_conn_writev(net_conn *c, const struct iovec *iov, int n)
+{
+    size_t sent = 0;
     if (!c->connecting && !c->tls && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         evutil_socket_t fd = bufferevent_getfd(c->bev);
-        ssize_t n = fd >= 0 ? send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT) : -1;
-        if (n > 0) {
-            data = (const char *)data + n;
-            len -= (size_t)n;
-        }
-        if (len == 0) return;
+        struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+        ssize_t w = fd >= 0 ? sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) : -1;
+        if (w > 0) sent = (size_t)w;
     }
-    if (bufferevent_write(c->bev, data, len) != 0) {
-        fprintf(stderr, "tern: out of memory (evbuffer)\n");
-        abort();
+    for (int i = 0; i < n; i++) {
+        if (sent >= iov[i].iov_len) {
+            sent -= iov[i].iov_len;
+            continue;
+        }
+        if (bufferevent_write(c->bev, (const char *)iov[i].iov_base + sent, iov[i].iov_len - sent)) {
+            fprintf(stderr, "tern: out of memory (evbuffer)\n");
+            abort();
+        }
+        sent = 0;
     }
 }
 

@@ -112,6 +112,9 @@ struct evbuffer *net_conn_input(net_conn *c);
 struct evbuffer *net_conn_output(net_conn *c);
 /* Queues bytes for sending (copied). */
 void net_conn_write(net_conn *c, const void *data, size_t len);
+/* The same for n pieces sent as one run of bytes, in order (copied). */
+struct iovec;
+void net_conn_writev(net_conn *c, const struct iovec *iov, int n);
 /* Stops or resumes reading from the socket (backpressure). Bytes already in
  * the input buffer stay there. */
 void net_conn_read_enable(net_conn *c, bool on);

@@ -35,6 +35,7 @@
 #define TAG_LEN 16
 #define HEAD_LEN (4 + 4 + SALT_LEN + NONCE_LEN)
 #define CACHE_SLOTS 8
+#define POOL_SLOTS 4
 #define MAX_DATA_KEYS 4096
 
 typedef struct data_key {
@@ -65,6 +66,13 @@ struct keyring {
     pthread_mutex_t lock;
     session_key cache[CACHE_SLOTS];
     size_t next_slot;
+    /* under lock: contexts already keyed with session (AES key schedule
+     * done) and with index_key, returned after each use; a seal or token
+     * then costs no key setup and no allocation */
+    EVP_CIPHER_CTX *sealers[POOL_SLOTS];
+    size_t n_sealers;
+    EVP_MAC_CTX *macs[POOL_SLOTS];
+    size_t n_macs;
 };
 
 static int fail(tbuf *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -587,6 +595,8 @@ int keyring_open(const char *path, const unsigned char master[KEYS_LEN], bool cr
 void keyring_close(keyring *k)
 {
     if (!k) return;
+    for (size_t i = 0; i < k->n_sealers; i++) EVP_CIPHER_CTX_free(k->sealers[i]);
+    for (size_t i = 0; i < k->n_macs; i++) EVP_MAC_CTX_free(k->macs[i]);
     EVP_CIPHER_free(k->aes);
     EVP_MAC_CTX_free(k->index_mac);
     pthread_mutex_destroy(&k->lock);
@@ -597,6 +607,56 @@ void keyring_close(keyring *k)
 }
 
 /* --- sealing ------------------------------------------------------------------------------ */
+
+/* A context keyed with this handle's session key, from the pool or new;
+ * NULL when OpenSSL fails. */
+static EVP_CIPHER_CTX *sealer_take(keyring *k)
+{
+    EVP_CIPHER_CTX *c = NULL;
+    pthread_mutex_lock(&k->lock);
+    if (k->n_sealers) c = k->sealers[--k->n_sealers];
+    pthread_mutex_unlock(&k->lock);
+    if (c) return c;
+    c = EVP_CIPHER_CTX_new();
+    if (c && EVP_EncryptInit_ex(c, k->aes, NULL, k->session, NULL) != 1) {
+        EVP_CIPHER_CTX_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+static void sealer_give(keyring *k, EVP_CIPHER_CTX *c)
+{
+    pthread_mutex_lock(&k->lock);
+    if (k->n_sealers < POOL_SLOTS) {
+        k->sealers[k->n_sealers++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&k->lock);
+    EVP_CIPHER_CTX_free(c);
+}
+
+/* AES-256-GCM under the session key with a pooled context: only the nonce
+ * is set per call. */
+static bool seal_gcm(keyring *k, const unsigned char *nonce, const char *aad, const void *p,
+                     size_t n, unsigned char *out, unsigned char tag[TAG_LEN])
+{
+    size_t aad_len = strlen(aad);
+    if (n > INT32_MAX || aad_len > INT32_MAX) return false;
+    EVP_CIPHER_CTX *c = sealer_take(k);
+    if (!c) return false;
+    int len = 0;
+    bool ok = EVP_EncryptInit_ex(c, NULL, NULL, NULL, nonce) == 1 &&
+              EVP_EncryptUpdate(c, NULL, &len, (const unsigned char *)aad, (int)aad_len) == 1 &&
+              (n == 0 || EVP_EncryptUpdate(c, out, &len, p, (int)n) == 1) &&
+              EVP_EncryptFinal_ex(c, out + n, &len) == 1 &&
+              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) == 1;
+    if (ok)
+        sealer_give(k, c);
+    else
+        EVP_CIPHER_CTX_free(c); /* its state is unknown: not back to the pool */
+    return ok;
+}
 
 int keys_seal(keyring *k, const char *ctx, const void *p, size_t n, tbuf *out, tbuf *err)
 {
@@ -609,8 +669,7 @@ int keys_seal(keyring *k, const char *ctx, const void *p, size_t n, tbuf *out, t
     unsigned char *nonce = h + 8 + SALT_LEN;
     memset(nonce, 0, NONCE_LEN);
     for (int i = 0; i < 8; i++) nonce[i] = (unsigned char)(ctr >> (8 * i));
-    if (!gcm_with(k->aes, true, k->session, nonce, ctx, strlen(ctx), p, n, h + HEAD_LEN,
-                  h + HEAD_LEN + n))
+    if (!seal_gcm(k, nonce, ctx, p, n, h + HEAD_LEN, h + HEAD_LEN + n))
         return fail(err, "encrypting (%s) failed in OpenSSL", ctx);
     out->len += n + KEYS_OVERHEAD;
     out->p[out->len] = '\0';
@@ -728,15 +787,44 @@ int keys_open_text(keyring *k, const char *s, tbuf *out, tbuf *err)
     return rc;
 }
 
+/* An HMAC context keyed with index_key, from the pool or duplicated from
+ * the template; NULL when OpenSSL fails. */
+static EVP_MAC_CTX *mac_take(keyring *k)
+{
+    EVP_MAC_CTX *c = NULL;
+    pthread_mutex_lock(&k->lock);
+    if (k->n_macs) c = k->macs[--k->n_macs];
+    pthread_mutex_unlock(&k->lock);
+    if (c && EVP_MAC_init(c, NULL, 0, NULL) != 1) { /* same key, fresh state */
+        EVP_MAC_CTX_free(c);
+        c = NULL;
+    }
+    return c ? c : EVP_MAC_CTX_dup(k->index_mac);
+}
+
+static void mac_give(keyring *k, EVP_MAC_CTX *c)
+{
+    pthread_mutex_lock(&k->lock);
+    if (k->n_macs < POOL_SLOTS) {
+        k->macs[k->n_macs++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&k->lock);
+    EVP_MAC_CTX_free(c);
+}
+
 void keys_token(keyring *k, const char *domain, const char *value, char out[KEYS_TOKEN_LEN + 1])
 {
     unsigned char mac[32];
     size_t maclen = 0;
-    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->index_mac); /* keyed once; safe across threads */
+    EVP_MAC_CTX *c = mac_take(k);
     bool ok = c && EVP_MAC_update(c, (const unsigned char *)domain, strlen(domain) + 1) == 1 &&
               EVP_MAC_update(c, (const unsigned char *)value, strlen(value)) == 1 &&
               EVP_MAC_final(c, mac, &maclen, sizeof mac) == 1;
-    EVP_MAC_CTX_free(c);
+    if (ok)
+        mac_give(k, c);
+    else
+        EVP_MAC_CTX_free(c);
     if (!ok) hmac256(k->index_key, domain, strlen(domain) + 1, value, strlen(value), mac);
     out[0] = '~';
     to_hex(mac, 16, out + 1);

@@ -282,9 +282,60 @@ store_status store_put_batch(store *s, const store_put *items, size_t n, int64_t
     }
     if (n == 0) return STORE_OK;
     const store_put *stored;
-    store_status st = crypt_puts(s, items, n, &stored, err);
+    store_status st = crypt_puts(s, &s->crypt, items, n, &stored, err);
     if (st != STORE_OK) return finish(st, err);
     return finish(s->ops->put_batch(s, stored, n, ids_out, err), err);
+}
+
+store_status store_log_batch(store *s, const store_put *items, size_t n, store_logged **out,
+                             store_error *err)
+{
+    assert(s && out && err && (items || n == 0));
+    clear_error(err);
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        store_status st = check_put(&items[i], i, err);
+        if (st != STORE_OK) return st;
+    }
+    store_logged *b = xcalloc(1, sizeof *b);
+    b->n = n;
+    store_status st = crypt_puts(s, &b->crypt, items, n, &b->items, err);
+    if (st == STORE_OK && n && s->ops->log_batch) st = s->ops->log_batch(s, b, err);
+    if (st != STORE_OK) {
+        store_logged_free(s, b);
+        return finish(st, err);
+    }
+    *out = b;
+    return STORE_OK;
+}
+
+store_status store_index_batches(store *s, store_logged *const *batches, size_t nb,
+                                 store_error *err)
+{
+    assert(s && err && (batches || nb == 0));
+    clear_error(err);
+    if (s->ops->index_batches) return finish(s->ops->index_batches(s, batches, nb, err), err);
+    /* no log: all the batches' items in one put_batch, all or nothing */
+    size_t n = 0;
+    for (size_t i = 0; i < nb; i++) n += batches[i]->n;
+    if (!n) return STORE_OK;
+    store_put *all = xcalloc(n, sizeof *all);
+    n = 0;
+    for (size_t i = 0; i < nb; i++) {
+        memcpy(all + n, batches[i]->items, batches[i]->n * sizeof *all);
+        n += batches[i]->n;
+    }
+    store_status st = s->ops->put_batch(s, all, n, NULL, err);
+    free(all);
+    return finish(st, err);
+}
+
+void store_logged_free(store *s, store_logged *b)
+{
+    if (!b) return;
+    if (b->backend && s->ops->logged_free) s->ops->logged_free(s, b);
+    store_crypt_scratch_free(b->crypt);
+    free(b);
 }
 
 store_status store_find_duplicate(store *s, const char *send_fac, const char *control_id,

@@ -205,6 +205,37 @@ typedef struct store_put {
 store_status store_put_batch(store *s, const store_put *items, size_t n, int64_t *ids_out,
                              store_error *err);
 
+/* Two-phase storing, for a writer that acknowledges a batch once it is
+ * durable and writes its rows afterwards, on another thread (the engine):
+ *
+ * store_log_batch() makes the batch durable in the body log (bodies and
+ * everything the rows will hold) and sets *out to the logged batch, which
+ * borrows items until it is freed. *durable false: this handle keeps no body
+ * log (bodies live in the rows) and the batch becomes durable only when
+ * indexed. Touches nothing of s but the body log and the keyring, so one
+ * thread may log while another uses s for anything else.
+ *
+ * store_index_batches() writes the rows of nb logged batches, in the order
+ * they were logged, in one transaction, all or nothing. On failure call it
+ * again with the same batches: a batch must never be skipped, since the
+ * rows record how far the body log is indexed. Logged messages are not seen
+ * by lists, searches or queues until indexed; after a crash, opening the
+ * writer indexes what was logged (recovery). */
+typedef struct store_logged {
+    const store_put *items;    /* as the backend stores them (sealed) */
+    size_t n;
+    bool durable;              /* in the body log, synced */
+    void *backend;             /* the backend's record of where they are */
+    struct store_crypt *crypt; /* owns the sealed copies */
+} store_logged;
+
+store_status store_log_batch(store *s, const store_put *items, size_t n, store_logged **out,
+                             store_error *err);
+store_status store_index_batches(store *s, store_logged *const *batches, size_t nb,
+                                 store_error *err);
+/* Frees a logged batch (NULL: nothing). */
+void store_logged_free(store *s, store_logged *b);
+
 /* Duplicate detection: *id_out is the id of the latest message from sending
  * facility send_fac (MSH-4; NULL matches an absent one) with control id
  * control_id (MSH-10), received at or after since, not rejected; 0 when there
@@ -478,6 +509,12 @@ typedef struct store_ops {
     store_status (*checkpoint)(store *s, store_error *err);
     store_status (*put_batch)(store *s, const store_put *items, size_t n, int64_t *ids_out,
                               store_error *err);
+    /* Optional (without them a logged batch is stored by put_batch when
+     * indexed): log_batch sets b->durable and b->backend; index_batches
+     * stores logged batches; logged_free frees b->backend. */
+    store_status (*log_batch)(store *s, store_logged *b, store_error *err);
+    store_status (*index_batches)(store *s, store_logged *const *b, size_t nb, store_error *err);
+    void (*logged_free)(store *s, store_logged *b);
     store_status (*find_duplicate)(store *s, const char *send_fac, const char *control_id,
                                    int64_t since, int64_t *id_out, store_error *err);
     store_status (*queue_next)(store *s, const char *channel, const char *dest, int64_t after_id,

@@ -173,6 +173,38 @@ static store_status take_writer_lock(blob_log *b, store_error *err)
     return STORE_OK;
 }
 
+void blob_publish(blob_log *b)
+{
+    if (b->lock_fd < 0) return;
+    unsigned char buf[16];
+    uint64_t seg = (uint64_t)b->seg, off = b->size;
+    for (int i = 0; i < 8; i++) {
+        buf[i] = (unsigned char)(seg >> (8 * i));
+        buf[8 + i] = (unsigned char)(off >> (8 * i));
+    }
+    (void)!pwrite(b->lock_fd, buf, sizeof buf, 0); /* a hint for readers: no sync */
+}
+
+bool blob_published(const char *dir, blob_ref *end)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    unsigned char buf[16];
+    bool ok = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK && /* a writer runs */
+              pread(fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf;
+    close(fd); /* also drops the shared lock, if we got it */
+    if (!ok) return false;
+    uint64_t seg = 0, off = 0;
+    for (int i = 0; i < 8; i++) {
+        seg |= (uint64_t)buf[i] << (8 * i);
+        off |= (uint64_t)buf[8 + i] << (8 * i);
+    }
+    *end = (blob_ref){(int64_t)seg, (int64_t)off};
+    return true;
+}
+
 store_status blob_open(const char *dir, bool write, uint64_t segment_bytes, blob_log **out,
                        bool *writer, store_error *err)
 {

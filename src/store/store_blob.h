@@ -93,6 +93,11 @@ void blob_rollback(blob_log *b);
 
 /* Writer: where the next record will go (after everything appended). */
 blob_ref blob_end(const blob_log *b);
+/* The writer: records blob_end() in DIR/LOCK (not synced) for readers in
+ * other processes. blob_published: true, with that end, while a writer
+ * holds the log and has published one. */
+void blob_publish(blob_log *b);
+bool blob_published(const char *dir, blob_ref *end);
 
 /* Called by blob_recover for each whole record, in log order; next is where
  * the record after it starts. body and meta are valid for the call only. */

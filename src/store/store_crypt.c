@@ -26,10 +26,10 @@ struct store_crypt {
     tbuf plain, work;
 };
 
-static struct store_crypt *scratch(store *s, size_t bufs)
+static struct store_crypt *scratch_in(struct store_crypt **slot, size_t bufs)
 {
-    if (!s->crypt) s->crypt = xcalloc(1, sizeof *s->crypt);
-    struct store_crypt *c = s->crypt;
+    if (!*slot) *slot = xcalloc(1, sizeof **slot);
+    struct store_crypt *c = *slot;
     if (c->n_bufs < bufs) {
         c->bufs = xrealloc(c->bufs, bufs * sizeof *c->bufs);
         memset(c->bufs + c->n_bufs, 0, (bufs - c->n_bufs) * sizeof *c->bufs);
@@ -39,9 +39,19 @@ static struct store_crypt *scratch(store *s, size_t bufs)
     return c;
 }
 
+static struct store_crypt *scratch(store *s, size_t bufs)
+{
+    return scratch_in(&s->crypt, bufs);
+}
+
 void store_crypt_free(store *s)
 {
-    struct store_crypt *c = s->crypt;
+    store_crypt_scratch_free(s->crypt);
+    s->crypt = NULL;
+}
+
+void store_crypt_scratch_free(struct store_crypt *c)
+{
     if (!c) return;
     for (size_t i = 0; i < c->n_bufs; i++) tbuf_free(&c->bufs[i]);
     free(c->bufs);
@@ -51,7 +61,6 @@ void store_crypt_free(store *s)
     tbuf_free(&c->plain);
     tbuf_free(&c->work);
     free(c);
-    s->crypt = NULL;
 }
 
 static store_status key_fail(store_error *err, const tbuf *why)
@@ -69,12 +78,12 @@ static bool has(const char *s)
 /* Seals the body into bufs[0] and the envelope into bufs[1], writes the
  * patient token then the order-number tokens into bufs[3], and points
  * *raw_out, *len_out and m (a copy of meta) at them. */
-static store_status seal_message(store *s, tbuf *bufs, const void *raw, size_t raw_len,
-                                 const store_meta *meta, store_meta *m, const void **raw_out,
-                                 size_t *len_out, const char ***orders, store_error *err)
+static store_status seal_message(store *s, struct store_crypt *c, tbuf *bufs, const void *raw,
+                                 size_t raw_len, const store_meta *meta, store_meta *m,
+                                 const void **raw_out, size_t *len_out, const char ***orders,
+                                 store_error *err)
 {
     tbuf why = TBUF_INIT;
-    struct store_crypt *c = s->crypt;
     tbuf_reset(&c->work);
     tbuf_printf(&c->work, "%zu\n%s", raw_len, has(meta->patient_id) ? meta->patient_id : "");
     int rc = keys_seal(s->keys, "body", raw_len ? raw : "", raw_len, &bufs[0], &why);
@@ -122,12 +131,12 @@ static store_status seal_error(store *s, const char *error, tbuf *buf, const cha
     return STORE_OK;
 }
 
-store_status crypt_puts(store *s, const store_put *items, size_t n, const store_put **out,
-                        store_error *err)
+store_status crypt_puts(store *s, struct store_crypt **slot, const store_put *items, size_t n,
+                        const store_put **out, store_error *err)
 {
     *out = items;
     if (!s->keys) return STORE_OK;
-    struct store_crypt *c = scratch(s, n * BUFS_PER_PUT);
+    struct store_crypt *c = scratch_in(slot, n * BUFS_PER_PUT);
     c->puts = xgrow(c->puts, &c->cap_puts, n, sizeof *c->puts);
     size_t n_orders = 0;
     for (size_t i = 0; i < n; i++) n_orders += items[i].meta.n_order_ids;
@@ -138,7 +147,7 @@ store_status crypt_puts(store *s, const store_put *items, size_t n, const store_
         store_put *q = &c->puts[i];
         tbuf *b = &c->bufs[i * BUFS_PER_PUT];
         *q = *p;
-        store_status st = seal_message(s, b, p->raw, p->raw_len, &p->meta, &q->meta, &q->raw,
+        store_status st = seal_message(s, c, b, p->raw, p->raw_len, &p->meta, &q->meta, &q->raw,
                                        &q->raw_len, &orders, err);
         if (st == STORE_OK) st = seal_error(s, p->error, &b[2], &q->error, err);
         if (st != STORE_OK) return st;
@@ -174,7 +183,7 @@ store_status crypt_edit(store *s, const void *raw, size_t raw_len, const store_m
     struct store_crypt *c = scratch(s, BUFS_PER_PUT);
     c->orders = xgrow(c->orders, &c->cap_orders, meta->n_order_ids + 1, sizeof *c->orders);
     const char **orders = c->orders;
-    return seal_message(s, c->bufs, raw, raw_len, meta, meta_out, raw_out, len_out, &orders, err);
+    return seal_message(s, c, c->bufs, raw, raw_len, meta, meta_out, raw_out, len_out, &orders, err);
 }
 
 void crypt_filter(store *s, const store_filter *f, store_filter *out)

@@ -29,11 +29,16 @@
 #include "store/store.h"
 
 void store_crypt_free(store *s);
+/* Frees a scratch made by crypt_puts in a slot of the caller's. */
+void store_crypt_scratch_free(struct store_crypt *c);
 
 /* Sets *out to items as the backend must store them (items itself when the
- * handle has no keyring); valid until the next call on s. */
-store_status crypt_puts(store *s, const store_put *items, size_t n, const store_put **out,
-                        store_error *err);
+ * handle has no keyring), in the scratch *slot (made on first use; &s->crypt
+ * or one of the caller's, which then frees it with store_crypt_scratch_free);
+ * valid until the next use of that scratch. Uses nothing else of s but its
+ * keyring, so with its own slot it may run beside other calls on s. */
+store_status crypt_puts(store *s, struct store_crypt **slot, const store_put *items, size_t n,
+                        const store_put **out, store_error *err);
 store_status crypt_marks(store *s, const store_mark *marks, size_t n, const store_mark **out,
                          store_error *err);
 /* The edit's raw bytes and meta as stored. */

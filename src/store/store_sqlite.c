@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/mem.h"
@@ -655,6 +656,37 @@ fail:
 
 static void sq_close(store *s);
 
+#define CATCH_UP_MS 2000
+
+/* Read-your-writes across processes: a running engine writes rows a few
+ * milliseconds after it acknowledged their messages (store_log_batch,
+ * store_index_batches). A handle opened while a writer runs waits, up to
+ * CATCH_UP_MS, until the rows cover what the writer had logged by then, so
+ * that `tern messages` after `tern send` sees every acknowledged message. */
+static void catch_up(sq_store *q)
+{
+    char *dir = xmalloc(strlen(q->path) + sizeof "-bodies");
+    strcpy(dir, q->path);
+    strcat(dir, "-bodies");
+    blob_ref want;
+    bool wait = blob_published(dir, &want);
+    free(dir);
+    sqlite3_stmt *st;
+    store_error err;
+    for (int ms = 0; wait && ms < CATCH_UP_MS; ms += 2) {
+        if (stmt_get(q, ST_LOG_GET, &st, &err) != STORE_OK) return;
+        bool behind = false;
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            int64_t seg = sqlite3_column_int64(st, 0), off = sqlite3_column_int64(st, 1);
+            behind = seg < want.seg || (seg == want.seg && off < want.off);
+        }
+        sqlite3_reset(st);
+        if (!behind) return;
+        struct timespec ts = {0, 2000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static store_status sq_open(const char *path, const store_options *opt, store **out,
                             store_error *err)
 {
@@ -729,6 +761,7 @@ static store_status sq_open(const char *path, const store_options *opt, store **
     st = migrate(q, err);
     if (st == STORE_OK && opt->writer) st = blobs_open(q, true, err);
     if (st != STORE_OK) goto fail;
+    if (!opt->writer) catch_up(q);
     *out = &q->base;
     return STORE_OK;
 fail:
@@ -1098,6 +1131,117 @@ static store_status sq_put_batch(store *s, const store_put *items, size_t n, int
 fail:
     rollback(q);
     if (in_log) blob_rollback(q->blobs);
+    return st;
+}
+
+/* --- two-phase storing (store_log_batch, store_index_batches) ----------------------------- */
+
+/* Where a logged batch's bodies are: refs[i] for item i; end, the log's end
+ * right after them (what the rows record once they are indexed). */
+typedef struct sq_logged {
+    blob_ref *refs;
+    blob_ref end;
+} sq_logged;
+
+/* Runs on the logging thread: touches only the body log, never the
+ * database or the handle's other scratch (store.h). */
+static store_status sq_log_batch(store *s, store_logged *b, store_error *err)
+{
+    sq_store *q = sq(s);
+    b->durable = false;
+    if (q->bodies != BODIES_WRITER) return STORE_OK; /* bodies go into the rows */
+    size_t n = b->n;
+    tbuf journal = TBUF_INIT;
+    size_t *offs = xmalloc((n + 1) * sizeof *offs);
+    blob_body *bodies = xmalloc(n * sizeof *bodies);
+    for (size_t i = 0; i < n; i++) {
+        offs[i] = journal.len;
+        journal_encode(&b->items[i], &journal);
+    }
+    offs[n] = journal.len;
+    for (size_t i = 0; i < n; i++)
+        bodies[i] = (blob_body){b->items[i].raw, b->items[i].raw_len, journal.p + offs[i],
+                                offs[i + 1] - offs[i]};
+    sq_logged *lg = xcalloc(1, sizeof *lg);
+    lg->refs = xmalloc(n * sizeof *lg->refs);
+    store_status st = blob_append(q->blobs, bodies, n, lg->refs, err);
+    if (st == STORE_OK) {
+        st = blob_sync(q->blobs, err);
+        if (st != STORE_OK) blob_rollback(q->blobs);
+    }
+    if (st == STORE_OK) {
+        lg->end = blob_end(q->blobs);
+        blob_publish(q->blobs);
+        b->backend = lg;
+        b->durable = true;
+    } else {
+        free(lg->refs);
+        free(lg);
+    }
+    free(bodies);
+    free(offs);
+    tbuf_free(&journal);
+    return st;
+}
+
+static void sq_logged_free(store *s, store_logged *b)
+{
+    (void)s;
+    sq_logged *lg = b->backend;
+    free(lg->refs);
+    free(lg);
+    b->backend = NULL;
+}
+
+/* The rows of logged batches, in one transaction; the body log is never
+ * rolled back here: what it holds is durable and acknowledged. */
+static store_status sq_index_batches(store *s, store_logged *const *bs, size_t nb,
+                                     store_error *err)
+{
+    sq_store *q = sq(s);
+    size_t total = 0;
+    for (size_t b = 0; b < nb; b++)
+        for (size_t i = 0; i < bs[b]->n; i++) total += bs[b]->items[i].n_dests;
+    q->scratch = xgrow(q->scratch, &q->cap_scratch, total + 1, sizeof *q->scratch);
+    sqlite3_stmt *msg, *dlv;
+    store_status st = stmt_get(q, ST_PUT_MSG, &msg, err);
+    if (st == STORE_OK) st = stmt_get(q, ST_PUT_DLV, &dlv, err);
+    size_t k = 0;
+    for (size_t b = 0; st == STORE_OK && b < nb; b++)
+        for (size_t i = 0; st == STORE_OK && i < bs[b]->n; i++)
+            for (size_t d = 0; st == STORE_OK && d < bs[b]->items[i].n_dests; d++)
+                st = dest_id(q, bs[b]->items[i].channel, bs[b]->items[i].dests[d].name, true,
+                             &q->scratch[k++], err);
+    if (st != STORE_OK) return st;
+    char doing[64];
+    snprintf(doing, sizeof doing, "storing the rows of %zu logged batches", nb);
+    st = begin(q, err, doing);
+    if (st != STORE_OK) return st;
+    k = 0;
+    bool logged = false;
+    blob_ref end = {0, 0};
+    for (size_t b = 0; st == STORE_OK && b < nb; b++) {
+        const sq_logged *lg = bs[b]->backend;
+        int64_t first = 0, last = 0;
+        for (size_t i = 0; st == STORE_OK && i < bs[b]->n; i++) {
+            int64_t id;
+            st = put_one(q, msg, dlv, &bs[b]->items[i], lg ? &lg->refs[i] : NULL, &q->scratch[k],
+                         &id, err);
+            k += bs[b]->items[i].n_dests;
+            if (!first) first = id;
+            last = id;
+        }
+        /* a logged batch never spans two segments (store_blob.h) */
+        if (st == STORE_OK && lg && bs[b]->n) {
+            st = note_segment(q, lg->refs[0].seg, first, last, err);
+            logged = true;
+            end = lg->end;
+        }
+        if (st == STORE_OK) st = put_quality(q, bs[b]->items, bs[b]->n, err);
+    }
+    if (st == STORE_OK && logged) st = set_log_end(q, end, err);
+    if (st == STORE_OK) st = commit(q, err, doing);
+    if (st != STORE_OK) rollback(q);
     return st;
 }
 
@@ -1990,6 +2134,9 @@ const store_ops store_sqlite_ops = {
     .close = sq_close,
     .checkpoint = sq_checkpoint,
     .put_batch = sq_put_batch,
+    .log_batch = sq_log_batch,
+    .index_batches = sq_index_batches,
+    .logged_free = sq_logged_free,
     .find_duplicate = sq_find_duplicate,
     .queue_next = sq_queue_next,
     .queue_count = sq_queue_count,

@@ -1224,6 +1224,75 @@ static void test_body_log_recovery(void **state)
     store_message_free(&m);
 }
 
+/* Two-phase storing: logged batches are durable but unseen until indexed,
+ * several are indexed in one transaction, a failed index can be retried,
+ * and what was logged but never indexed comes back at the next open. */
+static void test_log_then_index(void **state)
+{
+    fixture *f = *state;
+    store_error err;
+    store_close(f->s);
+    store_options wo = {.writer = true};
+    ok(topen(f->path, &wo, &f->s, &err), &err);
+    store_dest dests[1] = {{"out", STORE_DLV_QUEUED}};
+    static char raws[5][48];
+    store_put p[5];
+    for (int i = 0; i < 5; i++) {
+        snprintf(raws[i], sizeof raws[i], "MSH|^~\\&|L%d\rPID|1||P%d\r", i, i);
+        p[i] = msg("lab", raws[i], T0 + i, dests, 1);
+    }
+    store_logged *b[3];
+    ok(store_log_batch(f->s, p, 2, &b[0], &err), &err);
+    ok(store_log_batch(f->s, p + 2, 1, &b[1], &err), &err);
+    assert_true(b[0]->durable && b[1]->durable);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM messages"), 0); /* not yet seen */
+
+    /* a reader opened now waits for the rows, up to its limit */
+    store *rd;
+    store_options ro = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ok(topen(f->path, &ro, &rd, &err), &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 1500);
+    store_close(rd);
+
+    ok(store_index_batches(f->s, b, 2, &err), &err);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM messages"), 3);
+    assert_int_equal(queued(f, "lab", "out"), 3);
+    assert_int_equal(pragma(f, "SELECT last_id - first_id FROM body_segments"), 2);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ok(topen(f->path, &ro, &rd, &err), &err); /* caught up: no wait */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 1000);
+    store_close(rd);
+    store_logged_free(f->s, b[0]);
+    store_logged_free(f->s, b[1]);
+
+    /* logged, never indexed: the next writer brings the rows back */
+    ok(store_log_batch(f->s, p + 3, 2, &b[2], &err), &err);
+    store_logged_free(f->s, b[2]);
+    store_close(f->s);
+    ok(topen(f->path, &wo, &f->s, &err), &err);
+    assert_int_equal(sq(f->s)->recovered, 2);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM messages"), 5);
+    store_message m = STORE_MESSAGE_INIT;
+    get(f, 5, &m);
+    assert_memory_equal(m.raw, p[4].raw, strlen(p[4].raw));
+    store_message_free(&m);
+
+    /* without the writer lock, nothing is logged: the rows make it durable */
+    store *other;
+    ok(topen(f->path, &wo, &other, &err), &err);
+    store_logged *inl;
+    ok(store_log_batch(other, p, 1, &inl, &err), &err);
+    assert_false(inl->durable);
+    ok(store_index_batches(other, &inl, 1, &err), &err);
+    store_logged_free(other, inl);
+    store_close(other);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM messages"), 6);
+}
+
 /* Journal records survive a round trip, and garbage never decodes. */
 static void test_journal_decode(void **state)
 {
@@ -1653,6 +1722,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_log_torn_tail_and_second_writer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_body_log_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_then_index, setup, teardown),
         cmocka_unit_test(test_journal_decode),
         cmocka_unit_test_setup_teardown(test_duplicate_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_uses_indexes, setup, teardown),

@@ -167,6 +167,35 @@ typedef enum hl7_presence {
 hl7_presence hl7_raw(const hl7_msg *m, uint32_t index, uint32_t field, uint32_t rep,
                      uint32_t comp, uint32_t sub, hl7_span *out);
 
+/* The fields of one segment located once, for code that reads many of
+ * them (validation, conversion): a cursor into the message's index.
+ * Valid until m changes (hl7_set, hl7_seg_insert/remove, a new parse). */
+typedef struct hl7_fields {
+    const char *p;       /* segment text */
+    const uint32_t *ofs; /* piece offsets (hl7_int.h), borrowed from m */
+    uint32_t nfields;    /* as hl7_seg.nfields */
+    uint32_t msh;        /* 1 for MSH (MSH-1 is the separator, field f is piece f - 1), else 0 */
+} hl7_fields;
+
+/* Fills f for segment `index` (0-based); false when out of range. */
+bool hl7_fields_at(const hl7_msg *m, uint32_t index, hl7_fields *f);
+
+/* Raw text of field `field` with all its repetitions, as hl7_raw(m, index,
+ * field, 0, 0, 0, out); false (out untouched) when the field is absent. */
+static inline bool hl7_fields_get(const hl7_fields *f, uint32_t field, hl7_span *out)
+{
+    if (field == 0 || field > f->nfields) return false;
+    if (f->msh && field == 1) {
+        out->p = f->p + 3;
+        out->len = 1;
+        return true;
+    }
+    uint32_t piece = field - f->msh;
+    out->p = f->p + f->ofs[piece];
+    out->len = f->ofs[piece + 1] - 1 - f->ofs[piece];
+    return true;
+}
+
 /* Counts, for walking a structure: repetitions in a field, components in a
  * repetition, subcomponents in a component (0 when absent, 1 when empty). */
 uint32_t hl7_rep_count(const hl7_msg *m, uint32_t index, uint32_t field);

@@ -624,6 +624,17 @@ bool hl7_field_span(const hl7_msg *m, const hl7_seg *s, uint32_t field, hl7_span
     return true;
 }
 
+bool hl7_fields_at(const hl7_msg *m, uint32_t index, hl7_fields *f)
+{
+    if (index >= m->nsegs) return false;
+    const hl7_seg *s = &m->segs[index];
+    f->p = s->p;
+    f->ofs = m->fofs + s->fofs;
+    f->nfields = s->nfields;
+    f->msh = !memcmp(s->id, "MSH", 3);
+    return true;
+}
+
 bool hl7_nth(const char *p, size_t len, char ch, uint32_t n, hl7_span *out)
 {
     if (n == 0) return false;

@@ -830,10 +830,15 @@ typedef struct fview {
 
 typedef struct segview {
     uint32_t si;
+    hl7_fields f;   /* the segment's field offsets */
     uint64_t known; /* bit f: field[f] is filled */
     fview field[VIEW_FIELDS];
     dtm_memo dtm[VIEW_DTMS];
     uint32_t ndtm;
+    const char *nm_p; /* nm_of(): the span last parsed (NULL: none) ... */
+    size_t nm_len;
+    bool nm_ok;       /* ... whether it is a number, and which */
+    double nm;
 } segview;
 
 /* A short code found in a table, kept (copied) so that the same code in the
@@ -845,6 +850,16 @@ typedef struct known_code {
     char code[8];
 } known_code;
 
+/* A date/time text parsed in this message and its value: the OBX-14 and
+ * OBR-7 of one panel usually carry the same time. */
+#define DTM_TEXTS 2
+#define DTM_TEXT_MAX 26
+typedef struct dtm_text {
+    uint8_t len; /* 0: unused */
+    char text[DTM_TEXT_MAX];
+    hl7_dtm t;
+} dtm_text;
+
 /* What one validate_message() call works with. */
 typedef struct vrun {
     const validator *v;
@@ -852,31 +867,40 @@ typedef struct vrun {
     validate_result *r;
     hl7_type_ctx tctx;
     const hl7_delims *d;
+    bool types_on; /* the datatype rule is not off */
     hl7_dtm now;
     segview sv;
     known_code known[KNOWN_CODES]; /* a ring; t NULL: unused */
     uint32_t nknown;
+    dtm_text dtms[DTM_TEXTS]; /* a ring of valid date/times */
+    uint32_t ndtms;
 } vrun;
+
+static hl7_presence presence(hl7_span v)
+{
+    if (v.len == 0) return HL7_EMPTY;
+    return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
+}
 
 static void view_segment(vrun *x, uint32_t si)
 {
     x->sv.si = si;
+    hl7_fields_at(x->m, si, &x->sv.f);
     x->sv.known = 0;
     x->sv.ndtm = 0;
+    x->sv.nm_p = NULL;
 }
 
-/* Field `field` of the segment in view, located and split once; NULL
- * beyond VIEW_FIELDS. */
-static const fview *view_field(vrun *x, uint32_t field)
+/* Field `field` of the segment in view, located and split: the first
+ * repetition and its first component, found in one scan. */
+static void load_field(const vrun *x, uint32_t field, fview *fv)
 {
-    segview *sv = &x->sv;
-    if (field >= VIEW_FIELDS) return NULL;
-    fview *fv = &sv->field[field];
-    uint64_t bit = (uint64_t)1 << field;
-    if (sv->known & bit) return fv;
-    sv->known |= bit;
-    fv->pres = hl7_raw(x->m, sv->si, field, 0, 0, 0, &fv->whole);
-    if (fv->pres == HL7_ABSENT) fv->whole = (hl7_span){"", 0};
+    if (hl7_fields_get(&x->sv.f, field, &fv->whole)) {
+        fv->pres = presence(fv->whole);
+    } else {
+        fv->pres = HL7_ABSENT;
+        fv->whole = (hl7_span){"", 0};
+    }
     const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
     char rep = x->d->rep, comp = x->d->comp;
     if (rep && comp) {
@@ -893,6 +917,23 @@ static const fview *view_field(vrun *x, uint32_t field)
     }
     fv->rep1 = (hl7_span){fv->whole.p, (size_t)(p - fv->whole.p)};
     fv->comp1 = (hl7_span){fv->whole.p, (size_t)(comp_end - fv->whole.p)};
+}
+
+/* Field `field` of the segment in view, loaded once (fields from
+ * VIEW_FIELDS on: into *spare at each call). Never NULL. */
+static const fview *view_field(vrun *x, uint32_t field, fview *spare)
+{
+    segview *sv = &x->sv;
+    if (field >= VIEW_FIELDS) {
+        load_field(x, field, spare);
+        return spare;
+    }
+    fview *fv = &sv->field[field];
+    uint64_t bit = (uint64_t)1 << field;
+    if (!(sv->known & bit)) {
+        sv->known |= bit;
+        load_field(x, field, fv);
+    }
     return fv;
 }
 
@@ -907,15 +948,6 @@ static hl7_span first_comp(const vrun *x, uint32_t field, hl7_span raw)
     const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
     if (q) raw.len = (size_t)(q - raw.p);
     return raw;
-}
-
-/* Field `field` (all repetitions, raw) of the segment in view. */
-static hl7_presence field_at(vrun *x, uint32_t field, hl7_span *out)
-{
-    const fview *fv = view_field(x, field);
-    if (!fv) return hl7_raw(x->m, x->sv.si, field, 0, 0, 0, out);
-    *out = fv->whole;
-    return fv->pres;
 }
 
 static bool rule_on(const vrun *x, validate_rule rule)
@@ -991,12 +1023,6 @@ static uint32_t count_pieces(hl7_span v, char ch)
     return n;
 }
 
-static hl7_presence presence(hl7_span v)
-{
-    if (v.len == 0) return HL7_EMPTY;
-    return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
-}
-
 /* Element comp/sub (0: the whole enclosing one) of one repetition's raw text. */
 static hl7_presence inside(const vrun *x, hl7_span v, uint32_t comp, uint32_t sub,
                            hl7_span *out)
@@ -1023,16 +1049,32 @@ static hl7_presence element(const vrun *x, hl7_span field, uint32_t rep, uint32_
 /* Component comp of the first repetition of field `field` of the segment in view. */
 static hl7_presence comp_at(vrun *x, uint32_t field, uint32_t comp, hl7_span *out)
 {
-    const fview *fv = view_field(x, field);
-    hl7_span f;
-    if (!fv) {
-        if (field_at(x, field, &f) == HL7_ABSENT) return HL7_ABSENT;
-        return element(x, f, 1, comp, 0, out);
-    }
+    fview spare;
+    const fview *fv = view_field(x, field, &spare);
     if (fv->pres == HL7_ABSENT) return HL7_ABSENT;
     if (comp != 1) return inside(x, fv->rep1, comp, 0, out);
     *out = fv->comp1;
     return presence(fv->comp1);
+}
+
+/* hl7_dtm_parse() without a fault, remembering the valid texts of the message. */
+static bool parse_dtm_text(vrun *x, hl7_span s, hl7_dtm *out)
+{
+    for (uint32_t i = 0; i < DTM_TEXTS; i++) {
+        const dtm_text *d = &x->dtms[i];
+        if (d->len && d->len == s.len && same_bytes(d->text, s.p, s.len)) {
+            *out = d->t;
+            return true;
+        }
+    }
+    if (!hl7_dtm_parse(s.p, s.len, out, NULL)) return false;
+    if (s.len < DTM_TEXT_MAX) {
+        dtm_text *d = &x->dtms[x->ndtms++ % DTM_TEXTS];
+        d->len = (uint8_t)s.len;
+        memcpy(d->text, s.p, s.len);
+        d->t = *out;
+    }
+    return true;
 }
 
 static dtm_memo *find_dtm(vrun *x, uint32_t field)
@@ -1058,8 +1100,8 @@ static bool read_dtm(vrun *x, uint32_t field, hl7_dtm *out, hl7_span *text)
     const dtm_memo *d = find_dtm(x, field);
     if (!d) {
         hl7_span s = {"", 0};
-        hl7_dtm t;
-        bool ok = comp_at(x, field, 1, &s) == HL7_VALUE && hl7_dtm_parse(s.p, s.len, &t, NULL);
+        hl7_dtm t = {0};
+        bool ok = comp_at(x, field, 1, &s) == HL7_VALUE && parse_dtm_text(x, s, &t);
         remember_dtm(x, field, ok, &t, s);
         if (!(d = find_dtm(x, field))) { /* memo full */
             if (ok) *out = t;
@@ -1079,11 +1121,13 @@ static bool read_dtm(vrun *x, uint32_t field, hl7_dtm *out, hl7_span *text)
  * the full check (for its message) only when that fails. */
 static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep, hl7_span raw)
 {
-    if (f->type != HL7_TYPE_TS || f->comp || rep != 1 || find_dtm(x, f->field)) return false;
+    if (f->type != HL7_TYPE_TS || f->comp || rep != 1) return false;
+    const dtm_memo *d = find_dtm(x, f->field);
+    if (d) return d->ok; /* the same text: component 1 of the first repetition */
     hl7_span c1 = first_comp(x, f->field, raw);
     if (c1.len == 0 || (x->d->esc && scan_for(c1.p, c1.len, x->d->esc))) return false;
     hl7_dtm t;
-    if (!hl7_dtm_parse(c1.p, c1.len, &t, NULL)) return false;
+    if (!parse_dtm_text(x, c1, &t)) return false;
     remember_dtm(x, f->field, true, &t, c1);
     return true;
 }
@@ -1119,63 +1163,104 @@ static validate_rule rule_of_fault(const hl7_type_fault *f)
     }
 }
 
-/* Checks one present value (a repetition, or the component the spec names). */
-static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint32_t rep,
-                        hl7_span raw)
+/* Where a problem of spec f on repetition rep of occurrence occ is. */
+static hl7_path spec_at(const fspec *f, uint32_t occ, uint32_t rep)
 {
-    hl7_path where = at(f->seg, occ, f->field, rep, f->comp, f->sub);
-    hl7_type_fault flt;
-    if (f->type != HL7_TYPE_NONE && rule_on(x, VALIDATE_RULE_DATATYPE) &&
-        !check_ts_fast(x, f, rep, raw)) {
-        hl7_type_ctx c = x->tctx;
-        hl7_delims inner;
-        if (f->comp && !f->sub) { /* a composite inside a component: parts are subcomponents */
-            inner = *x->d;
-            inner.comp = inner.sub;
-            inner.sub = '\0';
-            c.d = &inner;
-        }
-        if (!hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) {
-            hl7_path w = where;
-            if (!f->comp) {
-                w.comp = flt.comp;
-                w.sub = flt.comp ? flt.sub : 0;
-            } else if (!f->sub) {
-                w.sub = flt.comp;
-            }
-            add(x, rule_of_fault(&flt), flt.code, si, &w, "%s: %s", hl7_type_name(f->type),
-                flt.text);
-        }
+    return at(f->seg, occ, f->field, rep, f->comp, f->sub);
+}
+
+/* hl7_nm_parse() of a raw span of the segment in view, remembered for the
+ * next check of the same span (OBX-5: a datatype check, then a range). */
+static bool nm_of(vrun *x, hl7_span v, double *out)
+{
+    segview *sv = &x->sv;
+    if (sv->nm_p != v.p || sv->nm_len != v.len) {
+        sv->nm_p = v.p;
+        sv->nm_len = v.len;
+        sv->nm_ok = hl7_nm_parse(v.p, v.len, &sv->nm, NULL);
     }
+    *out = sv->nm;
+    return sv->nm_ok;
+}
+
+/* The NM check of a whole repetition without escapes, from nm_of(): what
+ * hl7_type_check_raw() says when it passes. false: check the long way. */
+static bool check_nm_fast(vrun *x, const fspec *f, hl7_span raw)
+{
+    if (f->type != HL7_TYPE_NM || f->comp) return false;
+    hl7_span c1 = first_comp(x, f->field, raw);
+    if (x->d->esc && scan_for(c1.p, c1.len, x->d->esc)) return false;
+    double d;
+    return c1.len == 0 || nm_of(x, c1, &d);
+}
+
+static void check_type(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span raw)
+{
+    if (check_ts_fast(x, f, rep, raw) || check_nm_fast(x, f, raw)) return;
+    hl7_type_ctx c = x->tctx;
+    hl7_delims inner;
+    if (f->comp && !f->sub) { /* a composite inside a component: parts are subcomponents */
+        inner = *x->d;
+        inner.comp = inner.sub;
+        inner.sub = '\0';
+        c.d = &inner;
+    }
+    hl7_type_fault flt;
+    if (hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) return;
+    hl7_path w = spec_at(f, occ, rep);
+    if (!f->comp) {
+        w.comp = flt.comp;
+        w.sub = flt.comp ? flt.sub : 0;
+    } else if (!f->sub) {
+        w.sub = flt.comp;
+    }
+    add(x, rule_of_fault(&flt), flt.code, x->sv.si, &w, "%s: %s", hl7_type_name(f->type),
+        flt.text);
+}
+
+static void check_range(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span val,
+                        bool raw)
+{
+    double d;
+    bool ok = raw ? nm_of(x, val, &d) : hl7_nm_parse(val.p, val.len, &d, NULL);
+    hl7_path where = spec_at(f, occ, rep);
+    if (!ok) {
+        if (f->type != HL7_TYPE_NM)
+            add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, x->sv.si, &where,
+                "not a number: '%.*s' (a range is set)", SHOWN(val));
+    } else if (f->has_min && d < f->min) {
+        add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, x->sv.si, &where,
+            "%.*s is below the minimum %g", SHOWN(val), f->min);
+    } else if (f->has_max && d > f->max) {
+        add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, x->sv.si, &where,
+            "%.*s is above the maximum %g", SHOWN(val), f->max);
+    }
+}
+
+/* Checks one present value (a repetition, or the component the spec names). */
+static void check_value(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span raw)
+{
+    if (f->type != HL7_TYPE_NONE && x->types_on) check_type(x, f, occ, rep, raw);
     if (!f->table && !f->max_len && !f->has_min && !f->has_max) return;
     hl7_span first = f->comp ? raw : first_comp(x, f->field, raw);
     hl7_span val = decoded(x, first);
     if (f->table && val.len && !in_table(x, f->table, val)) {
-        hl7_path w = where;
+        hl7_path w = spec_at(f, occ, rep);
         if (!f->comp && first.len != raw.len) w.comp = 1;
-        add(x, VALIDATE_RULE_TABLE, HL7_ACK_ERR_TABLE_VALUE, si, &w,
+        add(x, VALIDATE_RULE_TABLE, HL7_ACK_ERR_TABLE_VALUE, x->sv.si, &w,
             "'%.*s' is not in table %s (%s)", SHOWN(val), f->table->name, f->table->title);
     }
     if (f->max_len) {
+        hl7_type_fault flt;
         hl7_span whole = f->comp ? val : decoded(x, raw);
-        if (!hl7_type_check_length(whole.p, whole.len, f->max_len, &flt))
-            add(x, VALIDATE_RULE_LENGTH, flt.code, si, &where, "too long: %s", flt.text);
+        if (!hl7_type_check_length(whole.p, whole.len, f->max_len, &flt)) {
+            hl7_path where = spec_at(f, occ, rep);
+            add(x, VALIDATE_RULE_LENGTH, flt.code, x->sv.si, &where, "too long: %s", flt.text);
+        }
         val = decoded(x, first);
     }
-    if ((f->has_min || f->has_max) && val.len && rule_on(x, VALIDATE_RULE_RANGE)) {
-        double d;
-        if (!hl7_nm_parse(val.p, val.len, &d, NULL)) {
-            if (f->type != HL7_TYPE_NM)
-                add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, si, &where,
-                    "not a number: '%.*s' (a range is set)", SHOWN(val));
-        } else if (f->has_min && d < f->min) {
-            add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, si, &where,
-                "%.*s is below the minimum %g", SHOWN(val), f->min);
-        } else if (f->has_max && d > f->max) {
-            add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, si, &where,
-                "%.*s is above the maximum %g", SHOWN(val), f->max);
-        }
-    }
+    if ((f->has_min || f->has_max) && val.len && rule_on(x, VALIDATE_RULE_RANGE))
+        check_range(x, f, occ, rep, val, val.p == first.p);
 }
 
 static bool when_holds(vrun *x, const fspec *f)
@@ -1187,61 +1272,65 @@ static bool when_holds(vrun *x, const fspec *f)
 }
 
 /* One repetition (or the component the spec names in it). */
-static void check_rep(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint32_t rep,
-                      hl7_presence pr, hl7_span val)
+static void check_rep(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_presence pr,
+                      hl7_span val)
 {
     if (pr == HL7_VALUE) {
-        check_value(x, f, si, occ, rep, val);
+        check_value(x, f, occ, rep, val);
     } else if (pr != HL7_NULL_VALUE && f->required && (f->comp || f->rep)) {
-        hl7_path w = at(f->seg, occ, f->field, rep, f->comp, f->sub);
+        hl7_path w = spec_at(f, occ, rep);
         char path[40];
-        add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w, "required %s missing",
-            hl7_path_format(&w, path, sizeof(path)));
+        add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, x->sv.si, &w,
+            "required %s missing", hl7_path_format(&w, path, sizeof(path)));
     }
 }
 
-static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
+static void check_field(vrun *x, const fspec *f, uint32_t occ)
 {
     if (f->seg_occ && f->seg_occ != occ) return;
     if (f->has_when && !when_holds(x, f)) return;
-    hl7_span whole;
-    hl7_presence pr = field_at(x, f->field, &whole);
-    if (pr == HL7_ABSENT || pr == HL7_EMPTY) {
+    fview spare;
+    const fview *fv = view_field(x, f->field, &spare);
+    hl7_span whole = fv->whole;
+    if (fv->pres == HL7_ABSENT || fv->pres == HL7_EMPTY) {
         if (f->required) {
             hl7_path w = at(f->seg, occ, f->field, f->rep, f->comp, f->sub);
-            add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w,
+            add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, x->sv.si, &w,
                 "required field %s-%u missing", f->seg, f->field);
         }
         return;
     }
-    if (pr == HL7_NULL_VALUE) return;
+    if (fv->pres == HL7_NULL_VALUE) return;
     /* MSH-1 and MSH-2 hold delimiters and are never split. */
     bool fixed = f->field <= 2 && f->key == MSH_KEY;
     if (f->max_reps) {
         uint32_t nreps = fixed ? 1 : count_pieces(whole, x->d->rep);
         if (nreps > f->max_reps) {
             hl7_path w = at(f->seg, occ, f->field, 0, 0, 0);
-            add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, si, &w,
+            add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, x->sv.si, &w,
                 "field repeats %u times, at most %u allowed", nreps, f->max_reps);
         }
     }
     if (fixed) {
-        check_rep(x, f, si, occ, 1, presence(whole), whole);
+        check_rep(x, f, occ, 1, presence(whole), whole);
     } else if (f->rep) {
         hl7_span val = whole;
-        check_rep(x, f, si, occ, f->rep, element(x, whole, f->rep, f->comp, f->sub, &val), val);
-    } else if (f->field < VIEW_FIELDS && x->sv.field[f->field].rep1.len == whole.len) {
-        const fview *fv = &x->sv.field[f->field]; /* one repetition */
-        hl7_span val = whole;
-        hl7_presence vp = f->comp == 1 && !f->sub ? (val = fv->comp1, presence(fv->comp1))
-                                                  : inside(x, whole, f->comp, f->sub, &val);
-        check_rep(x, f, si, occ, 1, vp, val);
+        check_rep(x, f, occ, f->rep, element(x, whole, f->rep, f->comp, f->sub, &val), val);
+    } else if (fv->rep1.len == whole.len) { /* one repetition */
+        if (f->comp == 0) {
+            check_value(x, f, occ, 1, whole); /* present: whole is a VALUE */
+        } else if (f->comp == 1 && !f->sub) {
+            check_rep(x, f, occ, 1, presence(fv->comp1), fv->comp1);
+        } else {
+            hl7_span val = whole;
+            check_rep(x, f, occ, 1, inside(x, whole, f->comp, f->sub, &val), val);
+        }
     } else { /* every repetition, in one pass over the field */
         const char *p = whole.p, *end = whole.p + whole.len;
         for (uint32_t rep = 1;; rep++) {
             const char *q = x->d->rep ? scan_for(p, (size_t)(end - p), x->d->rep) : NULL;
             hl7_span r = {p, (size_t)((q ? q : end) - p)}, val = r;
-            check_rep(x, f, si, occ, rep, inside(x, r, f->comp, f->sub, &val), val);
+            check_rep(x, f, occ, rep, inside(x, r, f->comp, f->sub, &val), val);
             if (!q) break;
             p = q + 1;
         }
@@ -1284,7 +1373,7 @@ static void check_profile_fields(vrun *x, const validate_profile *p, const hl7_s
     for (size_t g = 0; g < p->ngroups; g++) {
         if (p->groups[g].key != key) continue;
         for (size_t i = p->groups[g].start; i < p->groups[g].end; i++)
-            check_field(x, &p->fields[i], x->sv.si, occ);
+            check_field(x, &p->fields[i], occ);
         return;
     }
 }
@@ -1522,8 +1611,8 @@ static uint32_t split6(hl7_span v, char ch, hl7_span part[6])
 
 static void coded_pairs(vrun *x, uint32_t field, coded *out)
 {
-    const fview *fv = view_field(x, field);
-    assert(fv); /* field < VIEW_FIELDS */
+    fview spare;
+    const fview *fv = view_field(x, field, &spare);
     hl7_span f = fv->rep1, part[6];
     out->n = 0;
     if (fv->pres == HL7_ABSENT || presence(f) != HL7_VALUE) return;
@@ -1747,8 +1836,11 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.tctx = (hl7_type_ctx){hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch,
                             &v->composite_tables};
     x.d = hl7_delims_of(m);
+    x.types_on = rule_on(&x, VALIDATE_RULE_DATATYPE);
     memset(x.known, 0, sizeof(x.known));
     x.nknown = 0;
+    memset(x.dtms, 0, sizeof(x.dtms));
+    x.ndtms = 0;
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};

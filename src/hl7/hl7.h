@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/tbuf.h"
 
@@ -166,6 +167,28 @@ typedef enum hl7_presence {
  * never split. *out points into the message. */
 hl7_presence hl7_raw(const hl7_msg *m, uint32_t index, uint32_t field, uint32_t rep,
                      uint32_t comp, uint32_t sub, hl7_span *out);
+
+/* First byte in [p, end) equal to a or b, or end: eight bytes at a time,
+ * for the delimiter scans of field values. */
+static inline const char *hl7_scan2(const char *p, const char *end, char a, char b)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t pa = ones * (unsigned char)a, pb = ones * (unsigned char)b;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t xa = w ^ pa, xb = w ^ pb;
+        /* A zero byte of xa or xb sets its high bit; bits above a zero byte may be
+         * set too, so the lowest one is the first match. */
+        uint64_t hit = (((xa - ones) & ~xa) | ((xb - ones) & ~xb)) & highs;
+        if (hit) return p + (__builtin_ctzll(hit) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && *p != a && *p != b) p++;
+    return p;
+}
 
 /* The fields of one segment located once, for code that reads many of
  * them (validation, conversion): a cursor into the message's index.

@@ -156,9 +156,13 @@ typedef struct fspec {
     uint32_t when_field, when_comp;
     char *when_value;
     size_t when_len;
+    bool whole_rep; /* names whole repetitions of a field split as usual (no
+                     * rep, comp, max_len; not MSH-1/2): field_clean() applies */
 } fspec;
 
 enum { NODE_SEG, NODE_GROUP };
+
+#define FIRST_MAX 6 /* segment ids kept in snode.first */
 
 typedef struct snode {
     int kind;
@@ -167,6 +171,10 @@ typedef struct snode {
     bool optional, repeating;
     bool recurs; /* it or an enclosing group repeats: may occur again later */
     uint32_t child, next; /* first child, next sibling; NONE */
+    /* The ids a segment that starts this node may have (first_has()):
+     * nfirst of them in first[], or more when nfirst > FIRST_MAX. */
+    uint32_t nfirst;
+    uint32_t first[FIRST_MAX];
 } snode;
 
 struct validate_profile {
@@ -281,6 +289,7 @@ validate_status validate_profile_add_field(validate_profile *pr, const validate_
                     s->min, s->max);
     if (s->when && parse_when(s->when, &f, err) != VALIDATE_OK) return err ? err->code : VALIDATE_ERR_VALUE;
     if (s->table) f.table_name = xstrdup(s->table);
+    f.whole_rep = !f.rep && !f.comp && !f.max_len && !(f.key == MSH_KEY && f.field <= 2);
     /* Keep specs grouped by segment id: insert after the last one of its id. */
     pr->fields = xgrow(pr->fields, &pr->fcap, pr->nfields + 1, sizeof(*pr->fields));
     size_t at = pr->nfields;
@@ -443,6 +452,34 @@ static void mark_recurs(validate_profile *p, uint32_t ni, bool inherited)
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) mark_recurs(p, c, n->recurs);
 }
 
+static void add_first(snode *n, uint32_t key)
+{
+    for (uint32_t i = 0; i < n->nfirst && i < FIRST_MAX; i++)
+        if (n->first[i] == key) return;
+    if (n->nfirst < FIRST_MAX) n->first[n->nfirst] = key;
+    if (n->nfirst <= FIRST_MAX) n->nfirst++;
+}
+
+/* Fills the first sets, children first: a segment's own id; for a group
+ * the ids of its children up to and including the first required one. */
+static void mark_first(validate_profile *p, uint32_t ni)
+{
+    snode *n = &p->nodes[ni];
+    n->nfirst = 0;
+    if (n->kind == NODE_SEG) {
+        add_first(n, n->key);
+        return;
+    }
+    bool open = true;
+    for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) {
+        mark_first(p, c);
+        const snode *ch = &p->nodes[c];
+        for (uint32_t i = 0; open && i < ch->nfirst && i < FIRST_MAX; i++) add_first(n, ch->first[i]);
+        if (open && ch->nfirst > FIRST_MAX) n->nfirst = FIRST_MAX + 1;
+        if (!ch->optional) open = false;
+    }
+}
+
 validate_status validate_profile_set_structure(validate_profile *p, const char *grammar,
                                                validate_error *err)
 {
@@ -455,7 +492,7 @@ validate_status validate_profile_set_structure(validate_profile *p, const char *
     if (st != VALIDATE_OK)
         p->nnodes = 0;
     else
-        mark_recurs(p, root, false);
+        mark_recurs(p, root, false), mark_first(p, root);
     return st;
 }
 
@@ -833,7 +870,7 @@ typedef struct segview {
     hl7_fields f;   /* the segment's field offsets */
     uint64_t known; /* bit f: field[f] is filled */
     fview field[VIEW_FIELDS];
-    dtm_memo dtm[VIEW_DTMS];
+    dtm_memo dtm[VIEW_DTMS], dtm_spare;
     uint32_t ndtm;
     const char *nm_p; /* nm_of(): the span last parsed (NULL: none) ... */
     size_t nm_len;
@@ -842,8 +879,9 @@ typedef struct segview {
 } segview;
 
 /* A short code found in a table, kept (copied) so that the same code in the
- * next segments costs no table search: OBX-2, OBX-8 and OBX-11 repeat. */
-#define KNOWN_CODES 4
+ * next segments costs no table search: OBX-2, OBX-8 and OBX-11 repeat. The
+ * slot of a code is chosen by its table, length and first byte. */
+#define KNOWN_CODES 8 /* a power of two */
 typedef struct known_code {
     const hl7_table *t;
     uint8_t len;
@@ -867,11 +905,10 @@ typedef struct vrun {
     validate_result *r;
     hl7_type_ctx tctx;
     const hl7_delims *d;
-    bool types_on; /* the datatype rule is not off */
+    bool types_on, range_on; /* the datatype and range rules are not off */
     hl7_dtm now;
     segview sv;
-    known_code known[KNOWN_CODES]; /* a ring; t NULL: unused */
-    uint32_t nknown;
+    known_code known[KNOWN_CODES]; /* t NULL: unused */
     dtm_text dtms[DTM_TEXTS]; /* a ring of valid date/times */
     uint32_t ndtms;
 } vrun;
@@ -904,9 +941,9 @@ static void load_field(const vrun *x, uint32_t field, fview *fv)
     const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
     char rep = x->d->rep, comp = x->d->comp;
     if (rep && comp) {
-        while (p < end && *p != rep && *p != comp) p++;
+        p = hl7_scan2(p, end, rep, comp);
         comp_end = p;
-        while (p < end && *p != rep) p++;
+        if (p < end && *p != rep) p = hl7_scan2(p, end, rep, rep);
     } else {
         comp_end = NULL;
         for (; p < end; p++) {
@@ -988,13 +1025,18 @@ static hl7_path at(const char *seg, uint32_t occ, uint32_t field, uint32_t rep, 
     return p;
 }
 
-/* The value decoded when it holds an escape (into the scratch buffer). */
-static hl7_span decoded(vrun *x, hl7_span v)
+static hl7_span decode_into_scratch(vrun *x, hl7_span v)
 {
-    if (!x->d->esc || !scan_for(v.p, v.len, x->d->esc)) return v;
     tbuf_reset(&x->r->scratch);
     hl7_unescape(x->d, hl7_charset_of(x->m), v.p, v.len, &x->r->scratch);
     return (hl7_span){x->r->scratch.p ? x->r->scratch.p : "", x->r->scratch.len};
+}
+
+/* The value decoded when it holds an escape (into the scratch buffer). */
+static inline hl7_span decoded(vrun *x, hl7_span v)
+{
+    if (!x->d->esc || !scan_for(v.p, v.len, x->d->esc)) return v;
+    return decode_into_scratch(x, v);
 }
 
 /* The n-th (1-based) piece of v split by ch; false when there are fewer. */
@@ -1062,7 +1104,7 @@ static bool parse_dtm_text(vrun *x, hl7_span s, hl7_dtm *out)
 {
     for (uint32_t i = 0; i < DTM_TEXTS; i++) {
         const dtm_text *d = &x->dtms[i];
-        if (d->len && d->len == s.len && same_bytes(d->text, s.p, s.len)) {
+        if (d->len == s.len && s.len && !memcmp(d->text, s.p, s.len)) {
             *out = d->t;
             return true;
         }
@@ -1077,38 +1119,34 @@ static bool parse_dtm_text(vrun *x, hl7_span s, hl7_dtm *out)
     return true;
 }
 
-static dtm_memo *find_dtm(vrun *x, uint32_t field)
+/* The date/time of field `field` (component 1 of its first repetition) in
+ * the segment in view: from the memo, else parsed now and remembered (when
+ * the memo is full, into its spare entry, refilled at each call). Never
+ * NULL; ok says whether there is a valid DTM. */
+static const dtm_memo *dtm_parse_field(vrun *x, uint32_t field);
+
+static inline const dtm_memo *dtm_at(vrun *x, uint32_t field)
 {
-    for (uint32_t i = 0; i < x->sv.ndtm; i++)
-        if (x->sv.dtm[i].field == field) return &x->sv.dtm[i];
-    return NULL;
+    segview *sv = &x->sv;
+    for (uint32_t i = 0; i < sv->ndtm; i++)
+        if (sv->dtm[i].field == field) return &sv->dtm[i];
+    return dtm_parse_field(x, field);
 }
 
-static void remember_dtm(vrun *x, uint32_t field, bool ok, const hl7_dtm *t, hl7_span text)
+static const dtm_memo *dtm_parse_field(vrun *x, uint32_t field)
 {
-    if (x->sv.ndtm == VIEW_DTMS || find_dtm(x, field)) return;
-    dtm_memo *d = &x->sv.dtm[x->sv.ndtm++];
+    segview *sv = &x->sv;
+    dtm_memo *d = sv->ndtm < VIEW_DTMS ? &sv->dtm[sv->ndtm++] : &sv->dtm_spare;
     d->field = field;
-    d->ok = ok;
-    if (ok) d->t = *t;
-    d->text = text;
+    d->text = (hl7_span){"", 0};
+    d->ok = comp_at(x, field, 1, &d->text) == HL7_VALUE && parse_dtm_text(x, d->text, &d->t);
+    return d;
 }
 
 /* Component 1 of field `field` (first repetition) parsed as a DTM. */
 static bool read_dtm(vrun *x, uint32_t field, hl7_dtm *out, hl7_span *text)
 {
-    const dtm_memo *d = find_dtm(x, field);
-    if (!d) {
-        hl7_span s = {"", 0};
-        hl7_dtm t = {0};
-        bool ok = comp_at(x, field, 1, &s) == HL7_VALUE && parse_dtm_text(x, s, &t);
-        remember_dtm(x, field, ok, &t, s);
-        if (!(d = find_dtm(x, field))) { /* memo full */
-            if (ok) *out = t;
-            if (ok && text) *text = s;
-            return ok;
-        }
-    }
+    const dtm_memo *d = dtm_at(x, field);
     if (d->ok) {
         *out = d->t;
         if (text) *text = d->text;
@@ -1116,39 +1154,35 @@ static bool read_dtm(vrun *x, uint32_t field, hl7_dtm *out, hl7_span *text)
     return d->ok;
 }
 
-/* A TS on the first repetition (component 1 raw, no escape in it) parsed
- * directly, so that the consistency rules reuse it; NULL-fault parse first,
- * the full check (for its message) only when that fails. */
-static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep, hl7_span raw)
+/* A TS on the first repetition whose component 1 is a plain valid DTM:
+ * what the full check says, without its cost. false: check the long way
+ * (which also describes what is wrong). */
+static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep)
 {
-    if (f->type != HL7_TYPE_TS || f->comp || rep != 1) return false;
-    const dtm_memo *d = find_dtm(x, f->field);
-    if (d) return d->ok; /* the same text: component 1 of the first repetition */
-    hl7_span c1 = first_comp(x, f->field, raw);
-    if (c1.len == 0 || (x->d->esc && scan_for(c1.p, c1.len, x->d->esc))) return false;
-    hl7_dtm t;
-    if (!parse_dtm_text(x, c1, &t)) return false;
-    remember_dtm(x, f->field, true, &t, c1);
-    return true;
+    return f->type == HL7_TYPE_TS && !f->comp && rep == 1 && dtm_at(x, f->field)->ok;
 }
 
 #define SHOWN(s) (int)((s).len < 40 ? (s).len : 40), (s).p
 
-/* hl7_table_has(), remembering the last codes found. */
-static bool in_table(vrun *x, const hl7_table *t, hl7_span v)
+/* in_table() when the code is not remembered: the table search. */
+static bool in_table_search(known_code *k, const hl7_table *t, hl7_span v)
 {
-    for (uint32_t i = 0; i < KNOWN_CODES; i++) {
-        const known_code *k = &x->known[i];
-        if (k->t == t && k->len == v.len && same_bytes(k->code, v.p, v.len)) return true;
-    }
     if (!hl7_table_has(t, v.p, v.len)) return false;
-    if (v.len <= sizeof(x->known[0].code)) {
-        known_code *k = &x->known[x->nknown++ % KNOWN_CODES];
+    if (v.len <= sizeof(k->code)) {
         k->t = t;
         k->len = (uint8_t)v.len;
         memcpy(k->code, v.p, v.len);
     }
     return true;
+}
+
+/* hl7_table_has() of a non-empty value, remembering the codes found. */
+static inline bool in_table(vrun *x, const hl7_table *t, hl7_span v)
+{
+    size_t slot = ((uintptr_t)t / 16 + v.len * 7 + (unsigned char)v.p[0]) & (KNOWN_CODES - 1);
+    known_code *k = &x->known[slot];
+    if (k->t == t && k->len == v.len && same_bytes(k->code, v.p, v.len)) return true;
+    return in_table_search(k, t, v);
 }
 
 /* --- field specs ----------------------------------------------------------------- */
@@ -1171,7 +1205,7 @@ static hl7_path spec_at(const fspec *f, uint32_t occ, uint32_t rep)
 
 /* hl7_nm_parse() of a raw span of the segment in view, remembered for the
  * next check of the same span (OBX-5: a datatype check, then a range). */
-static bool nm_of(vrun *x, hl7_span v, double *out)
+static inline bool nm_of(vrun *x, hl7_span v, double *out)
 {
     segview *sv = &x->sv;
     if (sv->nm_p != v.p || sv->nm_len != v.len) {
@@ -1196,7 +1230,7 @@ static bool check_nm_fast(vrun *x, const fspec *f, hl7_span raw)
 
 static void check_type(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span raw)
 {
-    if (check_ts_fast(x, f, rep, raw) || check_nm_fast(x, f, raw)) return;
+    if (check_ts_fast(x, f, rep) || check_nm_fast(x, f, raw)) return;
     hl7_type_ctx c = x->tctx;
     hl7_delims inner;
     if (f->comp && !f->sub) { /* a composite inside a component: parts are subcomponents */
@@ -1285,12 +1319,44 @@ static void check_rep(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_p
     }
 }
 
+/* True when spec f (whole_rep) finds nothing to report in a field of one
+ * plain repetition, shown cheaply with the memos of the run; false when
+ * that is not shown, and check_field() then checks the long way. */
+static bool field_clean(vrun *x, const fspec *f, const fview *fv)
+{
+    if (fv->pres != HL7_VALUE || fv->rep1.len != fv->whole.len) return false;
+    hl7_span c1 = fv->comp1;
+    bool plain = !x->d->esc || !scan_for(c1.p, c1.len, x->d->esc);
+    double d;
+    if (f->type != HL7_TYPE_NONE && x->types_on) {
+        switch (f->type) {
+        case HL7_TYPE_TS:
+            if (c1.len && !(plain && dtm_at(x, f->field)->ok)) return false;
+            break;
+        case HL7_TYPE_NM:
+            if (c1.len && !(plain && nm_of(x, c1, &d))) return false;
+            break;
+        default:
+            if (!hl7_type_check_raw(f->type, &x->tctx, fv->whole.p, fv->whole.len, NULL, NULL))
+                return false;
+        }
+    }
+    if (!c1.len) return true;
+    if (f->table && !(plain && in_table(x, f->table, c1))) return false;
+    if ((f->has_min || f->has_max) && x->range_on) {
+        if (!plain || !nm_of(x, c1, &d)) return false;
+        if ((f->has_min && d < f->min) || (f->has_max && d > f->max)) return false;
+    }
+    return true;
+}
+
 static void check_field(vrun *x, const fspec *f, uint32_t occ)
 {
     if (f->seg_occ && f->seg_occ != occ) return;
     if (f->has_when && !when_holds(x, f)) return;
     fview spare;
     const fview *fv = view_field(x, f->field, &spare);
+    if (f->whole_rep && field_clean(x, f, fv)) return;
     hl7_span whole = fv->whole;
     if (fv->pres == HL7_ABSENT || fv->pres == HL7_EMPTY) {
         if (f->required) {
@@ -1389,52 +1455,64 @@ typedef struct smatch {
     bool asked_in;
     uint32_t cur_pos; /* cur_id() answered cur for this pos last (NONE: not yet) */
     const char *cur;
+    uint32_t cur_key; /* id_key(cur) */
 } smatch;
 
-static bool in_structure(const validate_profile *p, const char *id)
+static bool key_in_structure(const validate_profile *p, uint32_t key)
 {
-    uint32_t key = id_key(id);
     for (size_t i = 0; i < p->nnodes; i++)
         if (p->nodes[i].kind == NODE_SEG && p->nodes[i].key == key) return true;
     return false;
 }
 
-/* in_structure() for the segment id, remembering the last answer: the
- * matcher asks about the segment at the cursor several times. */
-static bool known_id(smatch *sm, const char *id)
+static bool in_structure(const validate_profile *p, const char *id)
 {
-    uint32_t key = id_key(id);
+    return key_in_structure(p, id_key(id));
+}
+
+/* in_structure() for a segment id, remembering the last answer: the
+ * matcher asks about the segment at the cursor several times. */
+static bool known_key(smatch *sm, uint32_t key)
+{
     if (key != sm->asked_key) {
         sm->asked_key = key;
-        sm->asked_in = in_structure(sm->p, id);
+        sm->asked_in = key_in_structure(sm->p, key);
     }
     return sm->asked_in;
 }
 
 /* Id of the segment at the cursor, Z segments unknown to the structure
- * skipped; NULL at the end. */
+ * skipped; NULL at the end. Sets sm->cur_key. */
 static const char *cur_id(smatch *sm)
 {
     if (sm->pos == sm->cur_pos) return sm->cur;
     const char *id = NULL;
+    uint32_t key = 0;
     for (; sm->pos < sm->n; sm->pos++) {
         const char *at = hl7_seg_at(sm->x->m, sm->pos)->id;
-        if (at[0] != 'Z' || known_id(sm, at)) {
+        key = id_key(at);
+        if (at[0] != 'Z' || known_key(sm, key)) {
             id = at;
             break;
         }
     }
     sm->cur_pos = sm->pos;
     sm->cur = id;
+    sm->cur_key = key;
     return id;
 }
 
-static bool first_has(const validate_profile *p, uint32_t ni, const char *id)
+/* A segment with this id can start node ni. */
+static bool first_has(const validate_profile *p, uint32_t ni, uint32_t key)
 {
     const snode *n = &p->nodes[ni];
-    if (n->kind == NODE_SEG) return n->key == id_key(id);
+    if (n->nfirst <= FIRST_MAX) {
+        for (uint32_t i = 0; i < n->nfirst; i++)
+            if (n->first[i] == key) return true;
+        return false;
+    }
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) {
-        if (first_has(p, c, id)) return true;
+        if (first_has(p, c, key)) return true;
         if (!p->nodes[c].optional) return false;
     }
     return false;
@@ -1491,7 +1569,7 @@ static void report_stray(smatch *sm, const char *id)
 static const char *next_id(smatch *sm)
 {
     const char *id;
-    while ((id = cur_id(sm)) != NULL && !known_id(sm, id)) report_stray(sm, id);
+    while ((id = cur_id(sm)) != NULL && !known_key(sm, sm->cur_key)) report_stray(sm, id);
     return id;
 }
 
@@ -1504,24 +1582,26 @@ static bool is_repeat(const smatch *sm, const char *id)
 
 static void match_group(smatch *sm, uint32_t gi);
 
-/* Matches child c at the cursor; false when the segment there cannot start it. */
+/* Matches child c at the cursor, where id is (cur_id()); false when the
+ * segment there cannot start it. */
 static bool match_child(smatch *sm, uint32_t c, const char *id)
 {
     const snode *n = &sm->p->nodes[c];
     if (!id) return false;
     if (n->kind == NODE_SEG) {
-        if (id_key(id) != n->key) return false;
+        if (sm->cur_key != n->key) return false;
         do {
             sm->pos++;
             sm->last = c;
-        } while (n->repeating && (id = next_id(sm)) && id_key(id) == n->key);
+        } while (n->repeating && next_id(sm) && sm->cur_key == n->key);
         return true;
     }
-    if (!first_has(sm->p, c, id)) return false;
+    if (!first_has(sm->p, c, sm->cur_key)) return false;
     for (;;) {
         uint32_t before = sm->pos;
         match_group(sm, c);
-        if (sm->pos == before || !n->repeating || !(id = next_id(sm)) || !first_has(sm->p, c, id))
+        if (sm->pos == before || !n->repeating || !next_id(sm) ||
+            !first_has(sm->p, c, sm->cur_key))
             return true;
     }
 }
@@ -1547,7 +1627,7 @@ static void match_group(smatch *sm, uint32_t gi)
 
 static void check_structure(vrun *x, const validate_profile *p)
 {
-    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, NULL};
+    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, NULL, 0};
     match_group(&sm, 0);
     const char *id;
     while ((id = cur_id(&sm)) != NULL) report_stray(&sm, id);
@@ -1721,13 +1801,13 @@ static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
 static void check_before_birth(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ,
                                uint32_t field, const char *what)
 {
-    hl7_dtm t;
-    hl7_span text;
-    if (!pt->has_birth || !read_dtm(x, field, &t, &text)) return;
-    if (hl7_dtm_compare(&t, &pt->birth) < 0) {
+    if (!pt->has_birth) return;
+    const dtm_memo *d = dtm_at(x, field);
+    if (d->ok && hl7_dtm_compare(&d->t, &pt->birth) < 0) {
         hl7_path w = at(s->id, occ, field, 1, 0, 0);
         add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,
-            "%s %.*s is before the birth date %.*s", what, SHOWN(text), SHOWN(pt->birth_text));
+            "%s %.*s is before the birth date %.*s", what, SHOWN(d->text),
+            SHOWN(pt->birth_text));
     }
 }
 
@@ -1837,8 +1917,8 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
                             &v->composite_tables};
     x.d = hl7_delims_of(m);
     x.types_on = rule_on(&x, VALIDATE_RULE_DATATYPE);
+    x.range_on = rule_on(&x, VALIDATE_RULE_RANGE);
     memset(x.known, 0, sizeof(x.known));
-    x.nknown = 0;
     memset(x.dtms, 0, sizeof(x.dtms));
     x.ndtms = 0;
     view_segment(&x, 0);

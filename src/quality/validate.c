@@ -189,6 +189,7 @@ struct validate_profile {
     snode *nodes; /* nodes[0] is the root group when nnodes > 0 */
     size_t nnodes, ncap;
     char name[24]; /* "ORU^R01" for messages */
+    uint32_t memo_base; /* index of fields[0] in a run's clean-text memo */
 };
 
 validate_profile *validate_profile_new(const char *message, validate_error *err)
@@ -560,6 +561,7 @@ struct validator {
     size_t nlimits, limcap;
     code_index sex_ix, age_ix, limit_ix;
     hl7_type_tables composite_tables; /* found in `tables` once */
+    uint32_t nspecs; /* field specs of all profiles (the memo_base of the next) */
 };
 
 static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
@@ -668,6 +670,8 @@ validator *validator_new(const hl7_tables *tables)
     index_reset(&v->limit_ix);
     memcpy(v->sev, default_sev, sizeof(v->sev));
     v->base = baseline_profile();
+    v->base->memo_base = 0;
+    v->nspecs = (uint32_t)v->base->nfields;
     validate_status st = resolve_tables(v, v->base, NULL);
     (void)st;
     assert(st == VALIDATE_OK);
@@ -760,6 +764,8 @@ validate_status validator_add_profile(validator *v, validate_profile *p, validat
     }
     v->profiles = xgrow(v->profiles, &v->pcap, v->nprofiles + 1, sizeof(*v->profiles));
     v->profiles[v->nprofiles++] = p;
+    p->memo_base = v->nspecs;
+    v->nspecs += (uint32_t)p->nfields;
     return VALIDATE_OK;
 }
 
@@ -872,6 +878,9 @@ typedef struct segview {
     fview field[VIEW_FIELDS];
     dtm_memo dtm[VIEW_DTMS], dtm_spare;
     uint32_t ndtm;
+    uint32_t split_field; /* split_rep1(): the field split last (0: none) ... */
+    uint32_t nsplit;      /* ... its component count (see hl7_type_check_split) */
+    hl7_span split[HL7_TYPE_MAXPARTS]; /* ... and first components */
     const char *nm_p; /* nm_of(): the span last parsed (NULL: none) ... */
     size_t nm_len;
     bool nm_ok;       /* ... whether it is a number, and which */
@@ -898,6 +907,13 @@ typedef struct dtm_text {
     hl7_dtm t;
 } dtm_text;
 
+#define SPEC_MEMO 64
+#define KEYS_MAX 256 /* segment ids computed up front for messages up to this size */
+typedef struct clean_text {
+    const char *p; /* NULL: none yet */
+    size_t len;
+} clean_text;
+
 /* What one validate_message() call works with. */
 typedef struct vrun {
     const validator *v;
@@ -911,7 +927,20 @@ typedef struct vrun {
     known_code known[KNOWN_CODES]; /* t NULL: unused */
     dtm_text dtms[DTM_TEXTS]; /* a ring of valid date/times */
     uint32_t ndtms;
+    /* Per field spec (memo_base + index, below SPEC_MEMO), the last field
+     * text it found nothing wrong with: the same text in a later segment
+     * passes at the cost of a comparison (OBX-2, OBX-11, OBX-14 repeat). A
+     * spec's verdict depends only on the field's text once its occurrence
+     * and condition hold, so this changes no result. */
+    clean_text clean[SPEC_MEMO];
+    const uint32_t *keys; /* id_key() of every segment; NULL: computed on use */
 } vrun;
+
+/* The id of segment i as a number (id_key). */
+static inline uint32_t seg_key(const vrun *x, uint32_t i)
+{
+    return x->keys ? x->keys[i] : id_key(hl7_seg_at(x->m, i)->id);
+}
 
 static hl7_presence presence(hl7_span v)
 {
@@ -926,6 +955,7 @@ static void view_segment(vrun *x, uint32_t si)
     x->sv.known = 0;
     x->sv.ndtm = 0;
     x->sv.nm_p = NULL;
+    x->sv.split_field = 0;
 }
 
 /* Field `field` of the segment in view, located and split: the first
@@ -972,6 +1002,38 @@ static const fview *view_field(vrun *x, uint32_t field, fview *spare)
         load_field(x, field, fv);
     }
     return fv;
+}
+
+/* The first repetition of field `field` (viewed as fv) split into its
+ * components, as hl7_type_check_split() takes them; the last split is
+ * remembered (OBX-3: a CWE check, then the coded consistency rules). */
+static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint32_t *n)
+{
+    segview *sv = &x->sv;
+    if (sv->split_field != field) {
+        const char *p = fv->rep1.p, *end = p + fv->rep1.len;
+        char ch = x->d->comp;
+        uint32_t k = 0;
+        if (!ch) {
+            sv->split[k++] = fv->rep1;
+        } else {
+            for (;;) {
+                if (k == HL7_TYPE_MAXPARTS) { /* a separator was seen: one more */
+                    k++;
+                    break;
+                }
+                const char *q = hl7_scan2(p, end, ch, ch);
+                sv->split[k++] = (hl7_span){p, (size_t)(q - p)};
+                if (q == end) break;
+                p = q + 1;
+            }
+        }
+        sv->nsplit = k;
+        for (; k < HL7_TYPE_MAXPARTS; k++) sv->split[k] = (hl7_span){"", 0};
+        sv->split_field = field;
+    }
+    *n = sv->nsplit;
+    return sv->split;
 }
 
 /* Component 1 of raw, a repetition of field `field` of the segment in
@@ -1336,9 +1398,11 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
         case HL7_TYPE_NM:
             if (c1.len && !(plain && nm_of(x, c1, &d))) return false;
             break;
-        default:
-            if (!hl7_type_check_raw(f->type, &x->tctx, fv->whole.p, fv->whole.len, NULL, NULL))
-                return false;
+        default: {
+            uint32_t n;
+            const hl7_span *part = split_rep1(x, f->field, fv, &n);
+            if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
+        }
         }
     }
     if (!c1.len) return true;
@@ -1350,10 +1414,9 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
     return true;
 }
 
+/* Spec f on the segment in view, whose occurrence and condition hold. */
 static void check_field(vrun *x, const fspec *f, uint32_t occ)
 {
-    if (f->seg_occ && f->seg_occ != occ) return;
-    if (f->has_when && !when_holds(x, f)) return;
     fview spare;
     const fview *fv = view_field(x, f->field, &spare);
     if (f->whole_rep && field_clean(x, f, fv)) return;
@@ -1416,10 +1479,8 @@ typedef struct occ_table {
 } occ_table;
 
 
-static uint32_t next_occ(occ_table *t, const hl7_msg *m, uint32_t si)
+static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
 {
-    const hl7_seg *s = hl7_seg_at(m, si);
-    uint32_t key = id_key(s->id);
     for (size_t i = 0; i < t->n; i++)
         if (t->id[i] == key) return ++t->count[i];
     if (t->n < 48) {
@@ -1428,24 +1489,58 @@ static uint32_t next_occ(occ_table *t, const hl7_msg *m, uint32_t si)
         return 1;
     }
     uint32_t occ = 1;
-    for (uint32_t i = 0; i < si; i++) occ += !memcmp(hl7_seg_at(m, i)->id, s->id, 3);
+    for (uint32_t i = 0; i < si; i++) occ += seg_key(x, i) == key;
     return occ;
 }
 
-static void check_profile_fields(vrun *x, const validate_profile *p, const hl7_seg *s,
-                                 uint32_t occ)
+/* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
+static inline bool text_eq(const char *a, const char *b, size_t n)
 {
-    uint32_t key = id_key(s->id);
+    if (n < 8) return same_bytes(a, b, n);
+    uint64_t wa, wb;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        memcpy(&wa, a + i, 8);
+        memcpy(&wb, b + i, 8);
+        if (wa != wb) return false;
+    }
+    memcpy(&wa, a + n - 8, 8);
+    memcpy(&wb, b + n - 8, 8);
+    return wa == wb;
+}
+
+/* Spec f (memo entry `memo`, or SPEC_MEMO: none) on the segment in view. */
+static void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
+{
+    if (f->seg_occ && f->seg_occ != occ) return;
+    if (f->has_when && !when_holds(x, f)) return;
+    hl7_span text = {"", 0};
+    clean_text *c = memo < SPEC_MEMO ? &x->clean[memo] : NULL;
+    if (c) {
+        hl7_fields_get(&x->sv.f, f->field, &text);
+        if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
+    }
+    size_t problems = x->r->n;
+    check_field(x, f, occ);
+    if (c && x->r->n == problems) {
+        c->p = text.p;
+        c->len = text.len;
+    }
+}
+
+static void check_profile_fields(vrun *x, const validate_profile *p, uint32_t key, uint32_t occ)
+{
     for (size_t g = 0; g < p->ngroups; g++) {
         if (p->groups[g].key != key) continue;
         for (size_t i = p->groups[g].start; i < p->groups[g].end; i++)
-            check_field(x, &p->fields[i], occ);
+            check_spec(x, &p->fields[i], p->memo_base + (uint32_t)i, occ);
         return;
     }
 }
 
 /* --- segment structure ------------------------------------------------------------ */
 
+/* The matcher works on segment ids as numbers (id_key; 0 means "no more
+ * segments") and looks the text up only to report. */
 typedef struct smatch {
     vrun *x;
     const validate_profile *p;
@@ -1453,9 +1548,8 @@ typedef struct smatch {
     uint32_t last; /* last node a segment matched, NONE */
     uint32_t asked_key; /* the segment id in_structure() answered last (0: none) */
     bool asked_in;
-    uint32_t cur_pos; /* cur_id() answered cur for this pos last (NONE: not yet) */
-    const char *cur;
-    uint32_t cur_key; /* id_key(cur) */
+    uint32_t cur_pos; /* cur_key() answered cur for this pos last (NONE: not yet) */
+    uint32_t cur;
 } smatch;
 
 static bool key_in_structure(const validate_profile *p, uint32_t key)
@@ -1465,14 +1559,9 @@ static bool key_in_structure(const validate_profile *p, uint32_t key)
     return false;
 }
 
-static bool in_structure(const validate_profile *p, const char *id)
-{
-    return key_in_structure(p, id_key(id));
-}
-
-/* in_structure() for a segment id, remembering the last answer: the
- * matcher asks about the segment at the cursor several times. */
-static bool known_key(smatch *sm, uint32_t key)
+/* key_in_structure(), remembering the last answer: the matcher asks about
+ * the segment at the cursor several times. */
+static inline bool known_key(smatch *sm, uint32_t key)
 {
     if (key != sm->asked_key) {
         sm->asked_key = key;
@@ -1482,28 +1571,31 @@ static bool known_key(smatch *sm, uint32_t key)
 }
 
 /* Id of the segment at the cursor, Z segments unknown to the structure
- * skipped; NULL at the end. Sets sm->cur_key. */
-static const char *cur_id(smatch *sm)
+ * skipped; 0 at the end. */
+static inline uint32_t cur_key(smatch *sm)
 {
     if (sm->pos == sm->cur_pos) return sm->cur;
-    const char *id = NULL;
     uint32_t key = 0;
     for (; sm->pos < sm->n; sm->pos++) {
-        const char *at = hl7_seg_at(sm->x->m, sm->pos)->id;
-        key = id_key(at);
-        if (at[0] != 'Z' || known_key(sm, key)) {
-            id = at;
+        uint32_t k = seg_key(sm->x, sm->pos);
+        if ((k >> 16) != 'Z' || known_key(sm, k)) {
+            key = k;
             break;
         }
     }
     sm->cur_pos = sm->pos;
-    sm->cur = id;
-    sm->cur_key = key;
-    return id;
+    sm->cur = key;
+    return key;
+}
+
+/* Text of the segment id at the cursor (cur_key() not 0). */
+static const char *cur_text(const smatch *sm)
+{
+    return hl7_seg_at(sm->x->m, sm->pos)->id;
 }
 
 /* A segment with this id can start node ni. */
-static bool first_has(const validate_profile *p, uint32_t ni, uint32_t key)
+static inline bool first_has(const validate_profile *p, uint32_t ni, uint32_t key)
 {
     const snode *n = &p->nodes[ni];
     if (n->nfirst <= FIRST_MAX) {
@@ -1531,21 +1623,21 @@ static const char *first_required(const validate_profile *p, uint32_t ni)
 static void missing_segment(smatch *sm, const char *id)
 {
     hl7_path w = at(id, 0, 0, 0, 0, 0);
-    const char *next = cur_id(sm);
-    if (next)
+    if (cur_key(sm))
         add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
-            "required segment %.3s missing (expected before %s, %s structure)", id, next,
-            sm->p->name);
+            "required segment %.3s missing (expected before %s, %s structure)", id,
+            cur_text(sm), sm->p->name);
     else
         add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
             "required segment %.3s missing (expected at the end, %s structure)", id, sm->p->name);
 }
 
 /* Reports the segment at the cursor as misplaced and moves past it. */
-static void report_stray(smatch *sm, const char *id)
+static void report_stray(smatch *sm)
 {
     vrun *x = sm->x;
     const validate_profile *p = sm->p;
+    const char *id = cur_text(sm);
     uint32_t occ = 1;
     for (uint32_t i = 0; i < sm->pos; i++) occ += !memcmp(hl7_seg_at(x->m, i)->id, id, 3);
     hl7_path w = at(id, occ, 0, 0, 0, 0);
@@ -1554,7 +1646,7 @@ static void report_stray(smatch *sm, const char *id)
     if (last && !memcmp(last->id, id, 3) && !last->recurs)
         add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
             "segment %s repeats, but the %s structure allows one here", id, p->name);
-    else if (in_structure(p, id))
+    else if (key_in_structure(p, id_key(id)))
         add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
             "segment %s out of order after %s (%s structure)", id, prev, p->name);
     else
@@ -1566,42 +1658,42 @@ static void report_stray(smatch *sm, const char *id)
 /* Id at the cursor after skipping (and reporting) segments the structure
  * does not name, so that one stray segment does not cascade into "missing"
  * and "out of order" reports for everything after it. */
-static const char *next_id(smatch *sm)
+static inline uint32_t next_key(smatch *sm)
 {
-    const char *id;
-    while ((id = cur_id(sm)) != NULL && !known_key(sm, sm->cur_key)) report_stray(sm, id);
-    return id;
+    uint32_t key;
+    while ((key = cur_key(sm)) != 0 && !known_key(sm, key)) report_stray(sm);
+    return key;
 }
 
 /* A repeat of the segment matched last, which may occur only once. */
-static bool is_repeat(const smatch *sm, const char *id)
+static bool is_repeat(const smatch *sm, uint32_t key)
 {
     const snode *last = sm->last != NONE ? &sm->p->nodes[sm->last] : NULL;
-    return last && !last->recurs && !memcmp(last->id, id, 3);
+    return last && !last->recurs && last->key == key;
 }
 
 static void match_group(smatch *sm, uint32_t gi);
 
-/* Matches child c at the cursor, where id is (cur_id()); false when the
- * segment there cannot start it. */
-static bool match_child(smatch *sm, uint32_t c, const char *id)
+/* Matches child c at the cursor, where the segment id is key (0: none);
+ * false when that segment cannot start it. */
+static bool match_child(smatch *sm, uint32_t c, uint32_t key)
 {
     const snode *n = &sm->p->nodes[c];
-    if (!id) return false;
+    if (!key) return false;
     if (n->kind == NODE_SEG) {
-        if (sm->cur_key != n->key) return false;
+        if (key != n->key) return false;
         do {
             sm->pos++;
             sm->last = c;
-        } while (n->repeating && next_id(sm) && sm->cur_key == n->key);
+        } while (n->repeating && next_key(sm) == n->key);
         return true;
     }
-    if (!first_has(sm->p, c, sm->cur_key)) return false;
+    if (!first_has(sm->p, c, key)) return false;
     for (;;) {
         uint32_t before = sm->pos;
         match_group(sm, c);
-        if (sm->pos == before || !n->repeating || !next_id(sm) ||
-            !first_has(sm->p, c, sm->cur_key))
+        if (sm->pos == before || !n->repeating || !(key = next_key(sm)) ||
+            !first_has(sm->p, c, key))
             return true;
     }
 }
@@ -1610,14 +1702,14 @@ static void match_group(smatch *sm, uint32_t gi)
 {
     const validate_profile *p = sm->p;
     for (uint32_t c = p->nodes[gi].child; c != NONE; c = p->nodes[c].next) {
-        const char *id = next_id(sm);
-        if (match_child(sm, c, id) || p->nodes[c].optional) continue;
+        uint32_t key = next_key(sm);
+        if (match_child(sm, c, key) || p->nodes[c].optional) continue;
         /* A required part does not fit: drop repeats of the last segment first. */
         bool matched = false;
-        while (id && is_repeat(sm, id) && !matched) {
-            report_stray(sm, id);
-            id = next_id(sm);
-            matched = match_child(sm, c, id);
+        while (key && is_repeat(sm, key) && !matched) {
+            report_stray(sm);
+            key = next_key(sm);
+            matched = match_child(sm, c, key);
         }
         if (!matched)
             missing_segment(sm, p->nodes[c].kind == NODE_SEG ? p->nodes[c].id
@@ -1627,10 +1719,9 @@ static void match_group(smatch *sm, uint32_t gi)
 
 static void check_structure(vrun *x, const validate_profile *p)
 {
-    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, NULL, 0};
+    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, 0};
     match_group(&sm, 0);
-    const char *id;
-    while ((id = cur_id(&sm)) != NULL) report_stray(&sm, id);
+    while (cur_key(&sm)) report_stray(&sm);
 }
 /* --- consistency rules --------------------------------------------------------------- */
 
@@ -1675,28 +1766,14 @@ typedef struct coded {
     hl7_span code[2], sys[2];
 } coded;
 
-/* The first (up to) six pieces of v split by ch, in one scan; their count. */
-static uint32_t split6(hl7_span v, char ch, hl7_span part[6])
-{
-    const char *p = v.p, *end = v.p + v.len;
-    uint32_t n = 0;
-    while (n < 6) {
-        const char *q = ch ? scan_for(p, (size_t)(end - p), ch) : NULL;
-        part[n++] = (hl7_span){p, (size_t)((q ? q : end) - p)};
-        if (!q) break;
-        p = q + 1;
-    }
-    return n;
-}
-
 static void coded_pairs(vrun *x, uint32_t field, coded *out)
 {
     fview spare;
     const fview *fv = view_field(x, field, &spare);
-    hl7_span f = fv->rep1, part[6];
     out->n = 0;
-    if (fv->pres == HL7_ABSENT || presence(f) != HL7_VALUE) return;
-    uint32_t nparts = split6(f, x->d->comp, part);
+    if (fv->pres == HL7_ABSENT || presence(fv->rep1) != HL7_VALUE) return;
+    uint32_t nparts;
+    const hl7_span *part = split_rep1(x, field, fv, &nparts);
     for (uint32_t k = 0; k <= 3; k += 3) {
         size_t n = out->n;
         if (k >= nparts || presence(part[k]) != HL7_VALUE) continue;
@@ -1837,13 +1914,14 @@ static void read_patient(vrun *x, uint32_t occ, patient *pt)
     }
 }
 
-static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32_t occ)
+static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32_t key,
+                              uint32_t occ)
 {
     const patient *pt = &cs->pt;
     bool before = rule_on(x, VALIDATE_RULE_BEFORE_BIRTH);
     bool sex = rule_on(x, VALIDATE_RULE_SEX_SPECIFIC) && pt->sex && x->v->nsex;
     coded cp;
-    switch (id_key(s->id)) {
+    switch (key) {
     case MSH_KEY:
         if (x->sv.si == 0) cs->has_msh_time = read_dtm(x, 7, &cs->msh_time, NULL);
         break;
@@ -1921,6 +1999,7 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     memset(x.known, 0, sizeof(x.known));
     memset(x.dtms, 0, sizeof(x.dtms));
     x.ndtms = 0;
+    memset(x.clean, 0, (v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO) * sizeof(*x.clean));
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};
@@ -1929,19 +2008,31 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     occ_table ot = {{0}, {0}, 0};
     consistency cs = {{0}, false, {0}};
     uint32_t n = hl7_seg_count(m);
+    uint32_t keys[KEYS_MAX];
+    x.keys = NULL;
+    if (n <= KEYS_MAX) {
+        for (uint32_t si = 0; si < n; si++) keys[si] = id_key(hl7_seg_at(m, si)->id);
+        x.keys = keys;
+    }
+    /* The profiles for this message (bit i: profiles[i]; the rest asked each time). */
+    uint64_t applies = 0;
+    for (size_t i = 0; i < v->nprofiles && i < 64; i++)
+        if (profile_matches(v->profiles[i], type, event)) applies |= (uint64_t)1 << i;
     for (uint32_t si = 0; si < n; si++) {
         const hl7_seg *s = hl7_seg_at(m, si);
-        uint32_t occ = next_occ(&ot, m, si);
+        uint32_t key = seg_key(&x, si);
+        uint32_t occ = next_occ(&ot, &x, si, key);
         view_segment(&x, si);
-        if (v->baseline) check_profile_fields(&x, v->base, s, occ);
+        if (v->baseline) check_profile_fields(&x, v->base, key, occ);
         for (size_t i = 0; i < v->nprofiles; i++)
-            if (profile_matches(v->profiles[i], type, event))
-                check_profile_fields(&x, v->profiles[i], s, occ);
-        check_consistency(&x, &cs, s, occ);
+            if (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event))
+                check_profile_fields(&x, v->profiles[i], key, occ);
+        check_consistency(&x, &cs, s, key, occ);
     }
     if (rule_on(&x, VALIDATE_RULE_STRUCTURE))
         for (size_t i = 0; i < v->nprofiles; i++)
-            if (v->profiles[i]->nnodes && profile_matches(v->profiles[i], type, event))
+            if (v->profiles[i]->nnodes &&
+                (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event)))
                 check_structure(&x, v->profiles[i]);
     sort_problems(r);
     return r->nerrors;

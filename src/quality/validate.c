@@ -1496,7 +1496,15 @@ static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
 /* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
 static inline bool text_eq(const char *a, const char *b, size_t n)
 {
-    if (n < 8) return same_bytes(a, b, n);
+    if (n < 4) return n == 0 || (a[0] == b[0] && a[n - 1] == b[n - 1] && a[n / 2] == b[n / 2]);
+    if (n < 8) {
+        uint32_t ha, hb, ta, tb;
+        memcpy(&ha, a, 4);
+        memcpy(&hb, b, 4);
+        memcpy(&ta, a + n - 4, 4);
+        memcpy(&tb, b + n - 4, 4);
+        return ha == hb && ta == tb;
+    }
     uint64_t wa, wb;
     for (size_t i = 0; i + 8 <= n; i += 8) {
         memcpy(&wa, a + i, 8);
@@ -1734,10 +1742,16 @@ typedef struct patient {
     char sex; /* 'F', 'M' or 0 */
 } patient;
 
+/* The dates that check_before_birth() compares with the birth date. */
+enum { DATE_PV1_44, DATE_OBR_7, DATE_OBX_14, DATE_KINDS };
+
 typedef struct consistency {
     patient pt;
     bool has_msh_time; /* MSH-7, read with segment 0 */
     hl7_dtm msh_time;
+    /* Per kind of date, the last field text found not before the birth of
+     * the current patient (reset with the patient): a panel's OBX-14 repeat. */
+    clean_text not_before[DATE_KINDS];
 } consistency;
 
 static bool one_of(const char *alts, hl7_span v)
@@ -1875,12 +1889,20 @@ static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
     }
 }
 
-static void check_before_birth(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ,
-                               uint32_t field, const char *what)
+static void check_before_birth(vrun *x, consistency *cs, const hl7_seg *s, uint32_t occ,
+                               uint32_t field, int kind, const char *what)
 {
+    const patient *pt = &cs->pt;
     if (!pt->has_birth) return;
+    clean_text *c = &cs->not_before[kind];
+    hl7_span text = {"", 0};
+    hl7_fields_get(&x->sv.f, field, &text);
+    if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
     const dtm_memo *d = dtm_at(x, field);
-    if (d->ok && hl7_dtm_compare(&d->t, &pt->birth) < 0) {
+    if (!d->ok || hl7_dtm_compare(&d->t, &pt->birth) >= 0) {
+        c->p = text.p;
+        c->len = text.len;
+    } else {
         hl7_path w = at(s->id, occ, field, 1, 0, 0);
         add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,
             "%s %.*s is before the birth date %.*s", what, SHOWN(d->text),
@@ -1925,16 +1947,19 @@ static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32
     case MSH_KEY:
         if (x->sv.si == 0) cs->has_msh_time = read_dtm(x, 7, &cs->msh_time, NULL);
         break;
-    case SEG_KEY('P', 'I', 'D'): read_patient(x, occ, &cs->pt); break;
+    case SEG_KEY('P', 'I', 'D'):
+        read_patient(x, occ, &cs->pt);
+        memset(cs->not_before, 0, sizeof(cs->not_before));
+        break;
     case SEG_KEY('P', 'V', '1'):
-        if (before) check_before_birth(x, pt, s, occ, 44, "admission date");
+        if (before) check_before_birth(x, cs, s, occ, 44, DATE_PV1_44, "admission date");
         break;
     case SEG_KEY('O', 'B', 'R'):
-        if (before) check_before_birth(x, pt, s, occ, 7, "observation date");
+        if (before) check_before_birth(x, cs, s, occ, 7, DATE_OBR_7, "observation date");
         break;
     case SEG_KEY('O', 'B', 'X'): {
         bool physio = rule_on(x, VALIDATE_RULE_PHYSIOLOGIC) && x->v->nlimits;
-        if (before) check_before_birth(x, pt, s, occ, 14, "observation date");
+        if (before) check_before_birth(x, cs, s, occ, 14, DATE_OBX_14, "observation date");
         if (sex || physio) coded_pairs(x, 3, &cp);
         if (sex) check_sex(x, pt, s, occ, 3, &cp);
         if (physio) check_physiologic(x, occ, &cp);
@@ -2006,7 +2031,8 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     hl7_raw(m, 0, 9, 1, 1, 0, &type);
     hl7_raw(m, 0, 9, 1, 2, 0, &event);
     occ_table ot = {{0}, {0}, 0};
-    consistency cs = {{0}, false, {0}};
+    consistency cs;
+    memset(&cs, 0, sizeof(cs));
     uint32_t n = hl7_seg_count(m);
     uint32_t keys[KEYS_MAX];
     x.keys = NULL;

@@ -265,6 +265,9 @@ void hl7_unescape(const hl7_delims *d, hl7_charset cs, const char *raw, size_t l
  * each delimiter becomes its escape sequence, CR becomes \X0D\, LF \.br\
  * (\X0A\ when the message uses "." as a delimiter). */
 void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out);
+/* True when hl7_escape() would change text: it holds a delimiter of d, CR
+ * or LF. */
+bool hl7_needs_escape(const hl7_delims *d, const char *text, size_t len);
 /* Maps an MSH-18 value to a charset. */
 hl7_charset hl7_charset_from_name(const char *name, size_t len);
 
@@ -281,6 +284,13 @@ hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len,
  * message's delimiters to set a whole composite; it must not contain CR/LF. */
 hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t len,
                        hl7_error *err);
+/* hl7_set and hl7_set_raw on segment `index` (0-based) itself, for callers
+ * that hold the index: p->seg and p->seg_occ are not used, nothing is
+ * searched or created. HL7_ERR_NOT_FOUND when index is out of range. */
+hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text,
+                      size_t len, hl7_error *err);
+hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *raw,
+                          size_t len, hl7_error *err);
 /* Inserts a segment given as wire text ("NTE|1||text") before 0-based index
  * `index` (seg_count appends). MSH cannot be inserted. */
 hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,

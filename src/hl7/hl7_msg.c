@@ -152,6 +152,13 @@ void hl7_msg_free(hl7_msg *m)
 
 char *hl7_own(hl7_msg *m, const char *p, size_t n)
 {
+    char *c = hl7_own_reserve(m, n);
+    memcpy(c, p, n);
+    return c;
+}
+
+char *hl7_own_reserve(hl7_msg *m, size_t n)
+{
     if (!m->nowned || m->own_used + n + 1 > m->own_cap) {
         size_t cap = n + 1 > OWN_CHUNK ? n + 1 : OWN_CHUNK;
         m->owned = xgrow(m->owned, &m->ownedcap, m->nowned + 1, sizeof(*m->owned));
@@ -161,7 +168,6 @@ char *hl7_own(hl7_msg *m, const char *p, size_t n)
         m->own_cap = cap;
     }
     char *c = m->owned[m->nowned - 1] + m->own_used;
-    memcpy(c, p, n);
     c[n] = '\0';
     m->own_used += n + 1;
     return c;
@@ -258,6 +264,11 @@ static void ensure_fofs(hl7_msg *m, size_t extra)
 {
     if (m->nfofs + extra > m->fofscap)
         m->fofs = xgrow(m->fofs, &m->fofscap, m->nfofs + extra, sizeof(*m->fofs));
+}
+
+void hl7_fofs_reserve(hl7_msg *m, size_t extra)
+{
+    ensure_fofs(m, extra);
 }
 
 /* Starts a segment at position p; validates its id. */

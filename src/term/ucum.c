@@ -25,6 +25,7 @@
 #include <assert.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -866,7 +867,9 @@ ucum_status ucum_convert_units(double value, const ucum_unit *from, const ucum_u
                                double *out, ucum_error *err)
 {
     assert(from && to && out && err);
-    memset(err, 0, sizeof(*err));
+    err->code = UCUM_OK;
+    err->offset = 0;
+    err->text[0] = '\0';
     if (!isfinite(value)) return value_error(err, "the value to convert is not a finite number");
     if (!isfinite(molar_mass) || molar_mass < 0)
         return value_error(err, "the molar mass must be a positive number of g/mol (0 for none)");
@@ -936,37 +939,137 @@ static size_t scan_number(const char *s, int *sig)
     return i;
 }
 
+/* v in scientific notation with `digits` (1..MAX_SIG) significant digits,
+ * as printf's "%.*e" gives it (correctly rounded, ties to even): the digit
+ * characters into d[0..digits), the decimal exponent, the sign. */
+typedef struct sci {
+    char d[MAX_SIG];
+    int exp10;
+    bool neg;
+} sci;
+
+/* The same from printf, for the values sci_exact() leaves. */
+static void sci_printf(double v, int digits, sci *out)
+{
+    char m[64];
+    snprintf(m, sizeof(m), "%.*e", digits - 1, v);
+    const char *c = m;
+    out->neg = *c == '-';
+    if (out->neg) c++;
+    int nd = 0;
+    for (; *c && *c != 'e'; c++)
+        if (is_digit(*c) && nd < MAX_SIG) out->d[nd++] = *c;
+    out->exp10 = *c == 'e' ? atoi(c + 1) : 0;
+}
+
+typedef unsigned __int128 u128;
+
+/* 5^k for k <= 27 (below 2^63). */
+static uint64_t pow5(int k)
+{
+    uint64_t r = 1;
+    while (k-- > 0) r *= 5;
+    return r;
+}
+
+/* |v| = mant * 2^e2 (mant < 2^53) scaled to N = round(|v| * 10^k), exactly,
+ * in 128-bit integers; false when the numbers do not fit. */
+static bool scaled(uint64_t mant, int e2, int k, uint64_t *q, int *half)
+{
+    if (k > 27 || k < -27) return false;
+    int e = e2 + k; /* |v| * 10^k = mant * 5^k * 2^e */
+    u128 a = mant, b = 1;
+    if (k >= 0)
+        a *= pow5(k); /* below 2^53 * 2^63 */
+    else
+        b = pow5(-k);
+    if (e >= 0) {
+        if (e >= 64 || (a >> (127 - e)) != 0) return false;
+        a <<= e;
+    } else {
+        if (-e > 64 || (b >> (127 + e)) != 0) return false;
+        b <<= -e;
+    }
+    u128 quot = a / b, rest = a - quot * b;
+    if (quot >> 63) return false;
+    *q = (uint64_t)quot;
+    *half = rest * 2 < b ? -1 : rest * 2 == b ? 0 : 1; /* the rest against b / 2 */
+    return true;
+}
+
+static const uint64_t pow10_u64[] = {
+    1ull,          10ull,          100ull,          1000ull,          10000ull,
+    100000ull,     1000000ull,     10000000ull,     100000000ull,     1000000000ull,
+    10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
+};
+
+/* sci of a finite v from exact integer arithmetic; false when v is out of
+ * the range that arithmetic covers (tiny or huge values). */
+static bool sci_exact(double v, int digits, sci *out)
+{
+    out->neg = signbit(v);
+    double a = fabs(v);
+    if (a == 0) {
+        memset(out->d, '0', (size_t)digits);
+        out->exp10 = 0;
+        return true;
+    }
+    int e2;
+    double fr = frexp(a, &e2); /* a = fr * 2^e2, 0.5 <= fr < 1 */
+    uint64_t mant = (uint64_t)ldexp(fr, 53);
+    e2 -= 53;
+    int exp10 = (int)floor(log10(a));
+    uint64_t lo = pow10_u64[digits - 1], hi = pow10_u64[digits], q;
+    int half;
+    for (int tries = 0;; tries++) {
+        if (tries == 3 || !scaled(mant, e2, digits - 1 - exp10, &q, &half)) return false;
+        if (q >= hi)
+            exp10++;
+        else if (q < lo)
+            exp10--;
+        else
+            break;
+    }
+    if (half > 0 || (half == 0 && (q & 1))) q++;
+    if (q == hi) { /* 9.99.. rounded up to 10.0.. */
+        q = lo;
+        exp10++;
+    }
+    for (int i = digits - 1; i >= 0; i--) {
+        out->d[i] = (char)('0' + q % 10);
+        q /= 10;
+    }
+    out->exp10 = exp10;
+    return true;
+}
+
+static void sci_of(double v, int digits, sci *out)
+{
+    if (!sci_exact(v, digits, out)) sci_printf(v, digits, out);
+}
+
 /* Significant digits of v when printed to MAX_SIG digits with trailing zeros
  * dropped: small when v is an exact short decimal (37, 310.15, 0.01). */
 static int exact_digits(double v)
 {
-    char m[64];
-    snprintf(m, sizeof(m), "%.*e", MAX_SIG - 1, v);
-    const char *e = strchr(m, 'e');
-    int n = 0, last = 0;
-    for (const char *c = m; c < e; c++) {
-        if (!is_digit(*c)) continue;
-        n++;
-        if (*c != '0') last = n;
-    }
+    sci x;
+    sci_of(v, MAX_SIG, &x);
+    int last = 0;
+    for (int i = 0; i < MAX_SIG; i++)
+        if (x.d[i] != '0') last = i + 1;
     return last ? last : 1;
 }
 
 static void put_fixed(double v, int digits, tbuf *out)
 {
-    char m[64];
-    snprintf(m, sizeof(m), "%.*e", digits - 1, v);
-    char d[MAX_SIG + 1];
-    int nd = 0;
-    const char *c = m;
-    if (*c == '-') c++;
-    for (; *c && *c != 'e'; c++)
-        if (is_digit(*c) && nd < MAX_SIG) d[nd++] = *c;
-    int exp10 = *c == 'e' ? atoi(c + 1) : 0;
+    sci x;
+    sci_of(v, digits, &x);
+    const char *d = x.d;
+    int nd = digits, exp10 = x.exp10;
     bool zero = true;
     for (int i = 0; i < nd; i++)
         zero &= d[i] == '0';
-    if (m[0] == '-' && !zero) tbuf_putc(out, '-');
+    if (x.neg && !zero) tbuf_putc(out, '-');
     if (exp10 < 0) {
         tbuf_puts(out, "0.");
         for (int i = 0; i < -exp10 - 1; i++)
@@ -1027,6 +1130,51 @@ static size_t comparator_len(const char *s)
     return s[0] == '<' || s[0] == '>' || s[0] == '=' ? 1 : 0;
 }
 
+/* The value of the number s[0..n) (as scan_number() found it) when it has
+ * at most 15 significant digits and a decimal exponent within 22: then the
+ * digits and the power of ten are exact doubles and one multiplication or
+ * division rounds correctly, so the result is strtod's. false otherwise. */
+static bool decimal_value(const char *s, size_t n, double *out)
+{
+    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    bool neg = s[0] == '-';
+    if (s[0] == '+' || s[0] == '-') i++;
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0;
+    bool frac = false;
+    for (; i < n && (is_digit(s[i]) || s[i] == '.'); i++) {
+        if (s[i] == '.') {
+            frac = true;
+            continue;
+        }
+        if (m == 0 && s[i] == '0') { /* leading zeros count for nothing */
+            if (frac) exp10--;
+            continue;
+        }
+        if (++digits > 15) return false;
+        m = m * 10 + (uint64_t)(s[i] - '0');
+        if (frac) exp10--;
+    }
+    if (i < n) { /* e[+-]digits */
+        i++;
+        bool eneg = s[i] == '-';
+        if (s[i] == '+' || s[i] == '-') i++;
+        int e = 0;
+        for (; i < n; i++) {
+            if (e > 1000) return false;
+            e = e * 10 + (s[i] - '0');
+        }
+        exp10 += eneg ? -e : e;
+    }
+    if (exp10 < -22 || exp10 > 22) return false;
+    double v = exp10 < 0 ? (double)m / pow10[-exp10] : (double)m * pow10[exp10];
+    *out = neg ? -v : v;
+    return true;
+}
+
 /* Converts the number s[0..n) and appends it; UCUM_OK or an error. */
 static ucum_status convert_number(const char *s, size_t n, int sig, const ucum_unit *uf,
                                   const ucum_unit *ut, double mw, const char *from, const char *to,
@@ -1038,7 +1186,8 @@ static ucum_status convert_number(const char *s, size_t n, int sig, const ucum_u
                            sizeof(buf) - 1);
     memcpy(buf, s, n);
     buf[n] = '\0';
-    double v = strtod(buf, NULL), r;
+    double v, r;
+    if (!decimal_value(buf, n, &v)) v = strtod(buf, NULL);
     if (!isfinite(v)) return value_error(err, "the number '%s' is out of range", buf);
     ucum_status st = ucum_convert_units(v, uf, ut, mw, from, to, &r, err);
     if (st) return st;

@@ -254,6 +254,11 @@ hl7_presence hl7_get_raw(const hl7_msg *m, const hl7_path *p, hl7_span *out);
  * its escapes decoded. Returns what is there; appends nothing unless VALUE. */
 hl7_presence hl7_get(const hl7_msg *m, const hl7_path *p, tbuf *out);
 
+/* hl7_get_raw and hl7_get on segment `index` (0-based) itself: p->seg and
+ * p->seg_occ are not used. ABSENT when index is out of range. */
+hl7_presence hl7_get_raw_at(const hl7_msg *m, uint32_t index, const hl7_path *p, hl7_span *out);
+hl7_presence hl7_get_at(const hl7_msg *m, uint32_t index, const hl7_path *p, tbuf *out);
+
 /* --- escapes and character sets ------------------------------------------ */
 
 /* Appends raw text decoded: \F\ \S\ \T\ \R\ \E\ \P\ \Xhh..\ and the

@@ -737,25 +737,36 @@ uint32_t hl7_sub_count(const hl7_msg *m, uint32_t index, uint32_t field, uint32_
     return count_pieces(v.p, v.len, m->d.sub);
 }
 
+hl7_presence hl7_get_raw_at(const hl7_msg *m, uint32_t index, const hl7_path *p, hl7_span *out)
+{
+    return hl7_raw(m, index, p->field, p->field ? (p->rep ? p->rep : 1) : 0, p->comp,
+                   p->comp ? p->sub : 0, out);
+}
+
 hl7_presence hl7_get_raw(const hl7_msg *m, const hl7_path *p, hl7_span *out)
 {
     long idx = hl7_seg_find(m, p->seg, p->seg_occ ? p->seg_occ : 1);
     if (idx < 0) return HL7_ABSENT;
-    return hl7_raw(m, (uint32_t)idx, p->field, p->field ? (p->rep ? p->rep : 1) : 0, p->comp,
-                   p->comp ? p->sub : 0, out);
+    return hl7_get_raw_at(m, (uint32_t)idx, p, out);
 }
 
-hl7_presence hl7_get(const hl7_msg *m, const hl7_path *p, tbuf *out)
+hl7_presence hl7_get_at(const hl7_msg *m, uint32_t index, const hl7_path *p, tbuf *out)
 {
     hl7_span v;
-    hl7_presence pr = hl7_get_raw(m, p, &v);
+    hl7_presence pr = hl7_get_raw_at(m, index, p, &v);
     if (pr != HL7_VALUE) return pr;
-    long idx = hl7_seg_find(m, p->seg, p->seg_occ ? p->seg_occ : 1);
-    if (is_msh_fixed(&m->segs[idx], p->field))
+    if (is_msh_fixed(&m->segs[index], p->field))
         tbuf_put(out, v.p, v.len);
     else
         hl7_unescape(&m->d, m->cs, v.p, v.len, out);
     return pr;
+}
+
+hl7_presence hl7_get(const hl7_msg *m, const hl7_path *p, tbuf *out)
+{
+    long idx = hl7_seg_find(m, p->seg, p->seg_occ ? p->seg_occ : 1);
+    if (idx < 0) return HL7_ABSENT;
+    return hl7_get_at(m, (uint32_t)idx, p, out);
 }
 
 uint32_t hl7_index_segment(hl7_msg *m, const char *t, uint32_t len, uint32_t *nfields)

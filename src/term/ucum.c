@@ -818,11 +818,14 @@ static int mass_amount_step(const ucum_unit *from, const ucum_unit *to)
 {
     int k = from->dim[UCUM_DIM_MASS] - to->dim[UCUM_DIM_MASS];
     if (k != 1 && k != -1) return 0;
-    for (int i = 0; i < UCUM_NDIMS; i++) {
-        int want = i == UCUM_DIM_MASS ? k : i == UCUM_DIM_AMOUNT ? -k : 0;
-        if (from->dim[i] - to->dim[i] != want) return 0;
-    }
-    return k;
+    /* from's dimensions with one mass traded for one amount must be to's */
+    int amount = from->dim[UCUM_DIM_AMOUNT] + k;
+    if (amount < -128 || amount > 127) return 0;
+    signed char d[UCUM_NDIMS];
+    memcpy(d, from->dim, sizeof d);
+    d[UCUM_DIM_MASS] = to->dim[UCUM_DIM_MASS];
+    d[UCUM_DIM_AMOUNT] = (signed char)amount;
+    return memcmp(d, to->dim, sizeof d) == 0 ? k : 0;
 }
 
 static ucum_status not_commensurable(const ucum_unit *from, const ucum_unit *to,
@@ -948,6 +951,15 @@ typedef struct sci {
     bool neg;
 } sci;
 
+/* The digits of q (below 10^digits) into d[0..digits). */
+static void put_digits(uint64_t q, int digits, char *d)
+{
+    for (int i = digits - 1; i >= 0; i--) {
+        d[i] = (char)('0' + q % 10);
+        q /= 10;
+    }
+}
+
 /* The same from printf, for the values sci_exact() leaves. */
 static void sci_printf(double v, int digits, sci *out)
 {
@@ -967,9 +979,15 @@ typedef unsigned __int128 u128;
 /* 5^k for k <= 27 (below 2^63). */
 static uint64_t pow5(int k)
 {
-    uint64_t r = 1;
-    while (k-- > 0) r *= 5;
-    return r;
+    static const uint64_t p[28] = {
+        1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull, 390625ull, 1953125ull,
+        9765625ull, 48828125ull, 244140625ull, 1220703125ull, 6103515625ull, 30517578125ull,
+        152587890625ull, 762939453125ull, 3814697265625ull, 19073486328125ull,
+        95367431640625ull, 476837158203125ull, 2384185791015625ull, 11920928955078125ull,
+        59604644775390625ull, 298023223876953125ull, 1490116119384765625ull,
+        7450580596923828125ull,
+    };
+    return p[k];
 }
 
 /* |v| = mant * 2^e2 (mant < 2^53) scaled to N = round(|v| * 10^k), exactly,
@@ -990,7 +1008,14 @@ static bool scaled(uint64_t mant, int e2, int k, uint64_t *q, int *half)
         if (-e > 64 || (b >> (127 + e)) != 0) return false;
         b <<= -e;
     }
-    u128 quot = a / b, rest = a - quot * b;
+    u128 quot, rest;
+    if (k >= 0 && e < 0) { /* b is 2^-e: a shift */
+        quot = a >> -e;
+        rest = a & (b - 1);
+    } else {
+        quot = a / b;
+        rest = a - quot * b;
+    }
     if (quot >> 63) return false;
     *q = (uint64_t)quot;
     *half = rest * 2 < b ? -1 : rest * 2 == b ? 0 : 1; /* the rest against b / 2 */
@@ -1003,26 +1028,30 @@ static const uint64_t pow10_u64[] = {
     10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
 };
 
-/* sci of a finite v from exact integer arithmetic; false when v is out of
- * the range that arithmetic covers (tiny or huge values). */
-static bool sci_exact(double v, int digits, sci *out)
+/* |v| rounded to `digits` significant digits as the integer q (below
+ * 10^digits) times 10^(exp_out - digits + 1), from exact integer
+ * arithmetic; false when v is out of the range that covers (subnormal, tiny
+ * or huge). */
+static bool sci_exact_q(double v, int digits, uint64_t *qout, int *exp_out)
 {
-    out->neg = signbit(v);
     double a = fabs(v);
     if (a == 0) {
-        memset(out->d, '0', (size_t)digits);
-        out->exp10 = 0;
+        *qout = 0;
+        *exp_out = 0;
         return true;
     }
-    int e2;
-    double fr = frexp(a, &e2); /* a = fr * 2^e2, 0.5 <= fr < 1 */
-    uint64_t mant = (uint64_t)ldexp(fr, 53);
-    e2 -= 53;
-    int exp10 = (int)floor(log10(a));
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    int biased = (int)(bits >> 52);
+    if (biased == 0) return false; /* subnormal: printf's business */
+    uint64_t mant = (bits & ((1ull << 52) - 1)) | (1ull << 52); /* a = mant * 2^e2 */
+    int e2 = biased - 1075;
+    /* floor(log10(a)) or one less: log10(2) is about 78913 / 2^18 */
+    int exp10 = (int)(((int64_t)(e2 + 52) * 78913) >> 18);
     uint64_t lo = pow10_u64[digits - 1], hi = pow10_u64[digits], q;
     int half;
     for (int tries = 0;; tries++) {
-        if (tries == 3 || !scaled(mant, e2, digits - 1 - exp10, &q, &half)) return false;
+        if (tries == 4 || !scaled(mant, e2, digits - 1 - exp10, &q, &half)) return false;
         if (q >= hi)
             exp10++;
         else if (q < lo)
@@ -1035,11 +1064,19 @@ static bool sci_exact(double v, int digits, sci *out)
         q = lo;
         exp10++;
     }
-    for (int i = digits - 1; i >= 0; i--) {
-        out->d[i] = (char)('0' + q % 10);
-        q /= 10;
-    }
-    out->exp10 = exp10;
+    *qout = q;
+    *exp_out = exp10;
+    return true;
+}
+
+/* sci of a finite v from exact integer arithmetic; false when v is out of
+ * the range that arithmetic covers (tiny or huge values). */
+static bool sci_exact(double v, int digits, sci *out)
+{
+    uint64_t q;
+    if (!sci_exact_q(v, digits, &q, &out->exp10)) return false;
+    out->neg = signbit(v);
+    put_digits(q, digits, out->d);
     return true;
 }
 
@@ -1052,12 +1089,16 @@ static void sci_of(double v, int digits, sci *out)
  * dropped: small when v is an exact short decimal (37, 310.15, 0.01). */
 static int exact_digits(double v)
 {
+    uint64_t q;
+    int exp10, last = MAX_SIG;
+    if (sci_exact_q(v, MAX_SIG, &q, &exp10)) {
+        for (; last > 1 && q % 10 == 0; last--) q /= 10;
+        return last;
+    }
     sci x;
-    sci_of(v, MAX_SIG, &x);
-    int last = 0;
-    for (int i = 0; i < MAX_SIG; i++)
-        if (x.d[i] != '0') last = i + 1;
-    return last ? last : 1;
+    sci_printf(v, MAX_SIG, &x);
+    for (last = MAX_SIG; last > 1 && x.d[last - 1] == '0'; last--) continue;
+    return last;
 }
 
 static void put_fixed(double v, int digits, tbuf *out)

@@ -299,8 +299,15 @@ void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out)
     char esc = d->esc ? d->esc : '\\';
     bool dot_is_delim = esc == '.' || d->field == '.' || d->comp == '.' || d->rep == '.' || d->sub == '.' ||
                         d->trunc == '.';
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
+    byte_set special;
+    special_bytes(d, &special);
+    size_t i = 0;
+    while (i < len) {
+        size_t run = i;
+        while (run < len && !byte_set_has(&special, text[run])) run++;
+        tbuf_put(out, text + i, run - i); /* the plain bytes up to the next special one */
+        if (run == len) break;
+        char c = text[run];
         char code = 0;
         if (c == d->field)
             code = 'F';
@@ -321,13 +328,12 @@ void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out)
             tbuf_putc(out, esc);
             tbuf_puts(out, "X0D");
             tbuf_putc(out, esc);
-        } else if (c == '\n') {
+        } else {
             /* \.br\ is the readable form, but not when '.' is a delimiter */
             tbuf_putc(out, esc);
             tbuf_puts(out, dot_is_delim ? "X0A" : ".br");
             tbuf_putc(out, esc);
-        } else {
-            tbuf_putc(out, c);
         }
+        i = run + 1;
     }
 }

@@ -48,6 +48,12 @@ struct script {
     bool insn_exceeded; /* the count hook fired during this run */
     int chunk_ref, envmt_ref, seg_mt_ref;
     const void *msg_obj; /* the `msg` userdata, to recognise it cheaply */
+    const void *seg_mt;  /* the segment handles' metatable (held by the registry) */
+    /* The handle keys as the state's interned strings (held by the registry,
+     * so the same text is always the same pointer): seg_index() compares
+     * pointers first. */
+    const char *key_get, *key_set, *key_id, *key_index, *key_occurrence;
+    const codemap *map_found; /* lua_map(): the map found last in this run (host->maps holds it) */
     /* run state */
     hl7_msg *msg; /* NULL between runs */
     bool read_only;
@@ -262,6 +268,14 @@ static void parse_path(lua_State *L, const char *text, hl7_path *p)
     if (hl7_path_parse(text, p, &e) != HL7_OK) luaL_error(L, "bad path '%s': %s", text, e.text);
 }
 
+/* v holds neither the escape character nor a non-ASCII byte. */
+static bool plain_ascii(const hl7_delims *d, hl7_span v)
+{
+    for (size_t i = 0; i < v.len; i++)
+        if ((v.p[i] == d->esc && d->esc) || (unsigned char)v.p[i] >= 0x80) return false;
+    return true;
+}
+
 /* Pushes the value at p in segment `index` (p->seg and p->seg_occ are not
  * used; the rest as hl7_get): nil when absent, "" when empty, '""' for the
  * HL7 null, else the decoded text. */
@@ -285,6 +299,10 @@ static int push_value(lua_State *L, script *s, long index, const hl7_path *p)
     case HL7_VALUE:
         if (p->field <= 2 && !strcmp(hl7_seg_at(s->msg, (uint32_t)index)->id, "MSH")) {
             lua_pushlstring(L, v.p, v.len); /* the delimiters, never unescaped */
+            break;
+        }
+        if (plain_ascii(hl7_delims_of(s->msg), v)) { /* decoding changes nothing */
+            lua_pushlstring(L, v.p, v.len);
             break;
         }
         tbuf_reset(&s->scratch);
@@ -384,15 +402,26 @@ static void push_handle(lua_State *L, script *s, uint32_t uid, uint32_t pos)
     lua_setmetatable(L, -2);
 }
 
+/* push_handle() in a segments() loop, whose closure holds the metatable
+ * as upvalue 2. */
+static void push_iter_handle(lua_State *L, script *s, uint32_t uid, uint32_t pos)
+{
+    seg_handle *h = lua_newuserdatauv(L, sizeof(*h), 0);
+    h->uid = uid;
+    h->hint = pos;
+    h->gen = s->gen;
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_setmetatable(L, -2);
+}
+
 /* The segment handle at arg (not yet resolved), or a Lua error. */
 static seg_handle *to_handle(lua_State *L, int arg, script *s)
 {
     seg_handle *h = lua_touserdata(L, arg);
     bool ok = false;
     if (h && lua_getmetatable(L, arg)) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, s->seg_mt_ref);
-        ok = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
+        ok = lua_topointer(L, -1) == s->seg_mt;
+        lua_pop(L, 1);
     }
     if (!ok) luaL_typeerror(L, arg, "segment");
     return h;
@@ -418,7 +447,7 @@ static int seg_iter_next(lua_State *L)
         seg_iter_item *item = &it->items[it->pos++];
         long pos = uid_find(s, item->uid, &item->hint);
         if (pos < 0) continue; /* deleted while iterating */
-        push_handle(L, s, item->uid, (uint32_t)pos);
+        push_iter_handle(L, s, item->uid, (uint32_t)pos);
         return 1;
     }
     return 0;
@@ -440,7 +469,8 @@ static int msg_segments(lua_State *L)
         it->items[it->n].uid = s->uids[i];
         it->items[it->n++].hint = (uint32_t)i;
     }
-    lua_pushcclosure(L, seg_iter_next, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->seg_mt_ref);
+    lua_pushcclosure(L, seg_iter_next, 2);
     return 1;
 }
 
@@ -487,16 +517,54 @@ static uint32_t seg_occurrence(script *s, size_t pos)
 
 /* Parses field path `fp` ("5.1", "3[2]") within the segment at pos; the
  * occurrence is filled only when `with_occurrence` (hl7_set needs it). */
+/* A number of read_field_path(): 1 to 99999, at most 6 digits read. */
+static bool path_num(const char **s, uint32_t *out)
+{
+    const char *p = *s;
+    uint32_t v = 0;
+    while (*p >= '0' && *p <= '9' && p - *s < 6) v = v * 10 + (uint32_t)(*p++ - '0');
+    if (p == *s || v == 0 || v > 99999 || (*p >= '0' && *p <= '9')) return false;
+    *s = p;
+    *out = v;
+    return true;
+}
+
+/* "F[r].C.S" as hl7_path_parse() reads it after "SEG-", for the paths
+ * that parse; false for any other text (the caller then lets
+ * hl7_path_parse() say what is wrong). */
+static bool read_field_path(const char *fp, hl7_path *p)
+{
+    p->rep = 1;
+    p->comp = p->sub = 0;
+    if (!path_num(&fp, &p->field)) return false;
+    if (*fp == '[') {
+        fp++;
+        if (!path_num(&fp, &p->rep) || *fp != ']') return false;
+        fp++;
+    }
+    if (*fp == '\0') return true;
+    if (*fp++ != '.' || !path_num(&fp, &p->comp)) return false;
+    if (*fp == '\0') return true;
+    if (*fp++ != '.' || !path_num(&fp, &p->sub)) return false;
+    return *fp == '\0';
+}
+
 static void seg_path(lua_State *L, script *s, size_t pos, const char *fp, bool with_occurrence,
                      hl7_path *p)
 {
     char text[64];
     size_t n = strlen(fp);
     if (n > sizeof(text) - 5) luaL_error(L, "bad field path '%s': too long", fp);
-    memcpy(text, hl7_seg_at(s->msg, (uint32_t)pos)->id, 3);
-    text[3] = '-';
-    memcpy(text + 4, fp, n + 1);
-    parse_path(L, text, p);
+    const char *id = hl7_seg_at(s->msg, (uint32_t)pos)->id;
+    if (read_field_path(fp, p)) {
+        memcpy(p->seg, id, 4);
+        p->seg_occ = 1;
+    } else {
+        memcpy(text, id, 3);
+        text[3] = '-';
+        memcpy(text + 4, fp, n + 1);
+        parse_path(L, text, p);
+    }
     if (with_occurrence) p->seg_occ = seg_occurrence(s, pos);
 }
 
@@ -528,6 +596,14 @@ static int seg_index(lua_State *L)
     script *s = check_run(L);
     size_t pos = check_handle(L, 1, s);
     const char *key = luaL_checkstring(L, 2);
+    if (key == s->key_get) {
+        lua_pushcfunction(L, seg_get);
+        return 1;
+    }
+    if (key == s->key_set) {
+        lua_pushcfunction(L, seg_set);
+        return 1;
+    }
     const hl7_seg *seg = hl7_seg_at(s->msg, (uint32_t)pos);
     if (!strcmp(key, "id"))
         lua_pushstring(L, seg->id);
@@ -569,7 +645,11 @@ static int lua_map(lua_State *L)
 {
     script *s = script_of(L);
     const char *name = luaL_checkstring(L, 1);
-    const codemap *cm = s->host && s->host->maps ? codemap_registry_get(s->host->maps, name) : NULL;
+    const codemap *cm = s->map_found; /* scripts call map() on one map, over and over */
+    if (!cm || strcmp(name, codemap_name(cm)) != 0) {
+        cm = s->host && s->host->maps ? codemap_registry_get(s->host->maps, name) : NULL;
+        s->map_found = cm;
+    }
     if (!cm) return luaL_error(L, "map '%s' is not loaded (check the maps: section)", name);
     if (lua_isnoneornil(L, 2)) return 0;
     size_t len;
@@ -679,7 +759,16 @@ static void make_msg_object(lua_State *L, int base)
     lua_setfield(L, -2, "__tostring");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
+    script_of(L)->seg_mt = lua_topointer(L, -1);
     script_of(L)->seg_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    script *s = script_of(L);
+    const char **keys[] = {&s->key_get, &s->key_set, &s->key_id, &s->key_index,
+                           &s->key_occurrence};
+    const char *texts[] = {"get", "set", "id", "index", "occurrence"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        *keys[i] = lua_pushstring(L, texts[i]);
+        luaL_ref(L, LUA_REGISTRYINDEX);
+    }
 }
 
 /* Builds the base environment and the per-run environment metatable (its
@@ -879,6 +968,7 @@ static int run_chunk(script *s, hl7_msg *m, bool read_only, script_error *err, s
     s->gen++;
     s->insn_exceeded = false;
     s->mem_refused = false;
+    s->map_found = NULL; /* the host may have changed its maps between runs */
     uids_reset(s);
     lua_sethook(L, count_hook, LUA_MASKCOUNT, (int)s->lim.max_instructions);
     lua_pushcfunction(L, error_handler);

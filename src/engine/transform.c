@@ -30,7 +30,7 @@ typedef struct step {
 struct transform_chain {
     step *steps;
     size_t n;
-    tbuf a, b, c; /* scratch */
+    tbuf a, b, c, from; /* scratch */
 };
 
 static int compile_step(step *s, const config_transform *t, const codemap_registry *maps,
@@ -109,6 +109,7 @@ void transform_free(transform_chain *c)
     tbuf_free(&c->a);
     tbuf_free(&c->b);
     tbuf_free(&c->c);
+    tbuf_free(&c->from);
     free(c);
 }
 
@@ -152,58 +153,59 @@ static int apply_delete(step *s, hl7_msg *m, tbuf *err)
     return 0;
 }
 
-/* The decoded value at SEG[occ]-field.comp into out; false when absent. */
-static bool get_at(const hl7_msg *m, const char *seg, uint32_t occ, uint32_t field, uint32_t comp,
-                   tbuf *out)
+/* The decoded value at field.comp of segment idx into out (reset first);
+ * false when there is no value. */
+static bool get_at(const hl7_msg *m, uint32_t idx, uint32_t field, uint32_t comp, tbuf *out)
 {
-    hl7_path p = {.seg_occ = occ, .field = field, .rep = 1, .comp = comp};
-    memcpy(p.seg, seg, 4);
+    hl7_path p = {.field = field, .rep = 1, .comp = comp};
     tbuf_reset(out);
-    return hl7_get(m, &p, out) == HL7_VALUE;
+    return hl7_get_at(m, idx, &p, out) == HL7_VALUE;
 }
 
-static int set_at(hl7_msg *m, uint32_t occ, uint32_t field, uint32_t comp, const char *text,
+static int set_at(hl7_msg *m, uint32_t idx, uint32_t field, uint32_t comp, const char *text,
                   size_t len, hl7_error *he)
 {
-    hl7_path p = {.seg = "OBX", .seg_occ = occ, .field = field, .rep = 1, .comp = comp};
-    return hl7_set(m, &p, text, len, he) == HL7_OK ? 0 : -1;
+    hl7_path p = {.seg = "OBX", .field = field, .rep = 1, .comp = comp};
+    return hl7_set_at(m, idx, &p, text, len, he) == HL7_OK ? 0 : -1;
 }
 
-/* Converts OBX occurrence occ from its unit to the step's. */
-static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tbuf *err)
+/* Converts the OBX at index idx (occurrence occ, for messages) from its
+ * unit to the step's. */
+static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
+                       tbuf *err)
 {
     const config_transform *t = s->cfg;
-    if (!get_at(m, "OBX", occ, 6, 1, &c->a)) {
+    tbuf *from = &c->from;
+    if (!get_at(m, idx, 6, 1, from)) {
         tbuf_printf(err,
                     "transform at line %u (convert %s): OBX[%u]-6 has no unit to convert from",
                     t->line, t->code, occ);
         return -1;
     }
-    char *from = xstrdup(c->a.p);
-    int rc = 0;
-    if ((t->from && strcmp(from, t->from) != 0) || strcmp(from, t->unit) == 0) goto done;
+    const char *fu = tbuf_cstr(from);
+    if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) return 0;
     ucum_error ue;
     bool converted;
     hl7_error he;
     /* the source unit, parsed once per distinct text (feeds repeat theirs) */
-    if (!s->from_text || strcmp(s->from_text, from) != 0) {
+    if (!s->from_text || strcmp(s->from_text, fu) != 0) {
         free(s->from_text);
         s->from_text = NULL;
-        if (ucum_parse(from, &s->from_unit, &ue) != UCUM_OK) goto unit_error;
-        s->from_text = xstrdup(from);
+        if (ucum_parse(fu, &s->from_unit, &ue) != UCUM_OK) goto unit_error;
+        s->from_text = xstrdup(fu);
     }
     tbuf_reset(&c->b);
-    if (get_at(m, "OBX", occ, 5, 0, &c->a) &&
-        ucum_convert_text_units(c->a.p, &s->from_unit, &s->unit, from, t->unit, t->mw, &c->b,
+    if (get_at(m, idx, 5, 0, &c->a) &&
+        ucum_convert_text_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->b,
                                 &converted, &ue) != UCUM_OK)
         goto unit_error;
-    if (c->b.len && set_at(m, occ, 5, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
+    if (c->b.len && set_at(m, idx, 5, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
     tbuf_reset(&c->b);
-    if (get_at(m, "OBX", occ, 7, 0, &c->a) &&
-        ucum_convert_range_units(c->a.p, &s->from_unit, &s->unit, from, t->unit, t->mw, &c->b,
+    if (get_at(m, idx, 7, 0, &c->a) &&
+        ucum_convert_range_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->b,
                                  &converted, &ue) != UCUM_OK)
         goto unit_error;
-    if (c->b.len && set_at(m, occ, 7, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
+    if (c->b.len && set_at(m, idx, 7, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
     /* OBX-6 becomes unit^unit^UCUM, in one edit */
     {
         const hl7_delims *d = hl7_delims_of(m);
@@ -213,47 +215,49 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tb
         hl7_escape(d, t->unit, strlen(t->unit), &c->b); /* not a copy of b: b may move */
         tbuf_putc(&c->b, d->comp);
         tbuf_puts(&c->b, "UCUM");
-        hl7_path p6 = {.seg = "OBX", .seg_occ = occ, .field = 6, .rep = 1};
-        if (hl7_set_raw(m, &p6, c->b.p, c->b.len, &he) != HL7_OK) goto hl7_failed;
+        hl7_path p6 = {.seg = "OBX", .field = 6, .rep = 1};
+        if (hl7_set_raw_at(m, idx, &p6, c->b.p, c->b.len, &he) != HL7_OK) goto hl7_failed;
     }
-    goto done;
+    return 0;
 unit_error:
     tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line, t->code, occ,
                 ue.text);
-    rc = -1;
-    goto done;
+    return -1;
 hl7_failed:
     tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line, t->code, occ,
                 he.text);
-    rc = -1;
-done:
-    free(from);
-    return rc;
+    return -1;
 }
 
 /* Whether component 1 of field 3 of segment idx is `code` (decoded only
  * when it holds an escape). */
-static bool code_is(transform_chain *c, const hl7_msg *m, uint32_t idx, const char *code)
+static bool code_is(transform_chain *c, const hl7_msg *m, uint32_t idx, const char *code,
+                    size_t code_len)
 {
+    hl7_fields f;
     hl7_span v;
-    if (hl7_raw(m, idx, 3, 1, 1, 0, &v) != HL7_VALUE) return false;
+    if (!hl7_fields_at(m, idx, &f) || !hl7_fields_get(&f, 3, &v)) return false;
     const hl7_delims *d = hl7_delims_of(m);
+    v.len = (size_t)(hl7_scan2(v.p, v.p + v.len, d->rep ? d->rep : d->comp, d->comp) - v.p);
+    if (v.len == 0 || (v.len == 2 && v.p[0] == '"' && v.p[1] == '"')) return false;
     if (!d->esc || !memchr(v.p, d->esc, v.len))
-        return v.len == strlen(code) && memcmp(v.p, code, v.len) == 0;
+        return v.len == code_len && memcmp(v.p, code, v.len) == 0;
     tbuf_reset(&c->c);
     hl7_unescape(d, hl7_charset_of(m), v.p, v.len, &c->c);
-    return c->c.len == strlen(code) && memcmp(c->c.p, code, c->c.len) == 0;
+    return c->c.len == code_len && memcmp(c->c.p, code, c->c.len) == 0;
 }
 
 /* Segments by index (an edit never adds or removes one here), counting OBX
- * occurrences for the paths of the edits. */
+ * occurrences for the messages. */
 static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
 {
     uint32_t occ = 0, n = hl7_seg_count(m);
+    size_t code_len = strlen(s->cfg->code);
     for (uint32_t i = 1; i < n; i++) {
         if (memcmp(hl7_seg_at(m, i)->id, "OBX", 4) != 0) continue;
         occ++;
-        if (code_is(c, m, i, s->cfg->code) && convert_obx(c, s, m, occ, err) != 0) return -1;
+        if (code_is(c, m, i, s->cfg->code, code_len) && convert_obx(c, s, m, i, occ, err) != 0)
+            return -1;
     }
     return 0;
 }
@@ -265,9 +269,11 @@ static void put_escaped(const hl7_msg *m, const char *v, tbuf *out)
 }
 
 /* Maps one value (a component, or the code of a coded field: components
- * 1-3 of its first repetition rewritten in one edit) in place. Values the
- * map leaves as they are cost no edit. */
-static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tbuf *err)
+ * 1-3 of its first repetition rewritten in one edit) of segment idx, the
+ * occurrence occ of its id, in place. Values the map leaves as they are
+ * cost no edit. */
+static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
+                   tbuf *err)
 {
     const config_transform *t = s->cfg;
     hl7_path p = s->path;
@@ -275,13 +281,13 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tbuf *
     bool coded = p.comp == 0;
     if (coded) p.comp = 1;
     tbuf_reset(&c->a);
-    if (hl7_get(m, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
+    if (hl7_get_at(m, idx, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
     const char *system = NULL;
     if (coded) {
         hl7_path sp = p;
         sp.comp = 3;
         tbuf_reset(&c->b);
-        if (hl7_get(m, &sp, &c->b) == HL7_VALUE) system = c->b.p;
+        if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE) system = c->b.p;
     }
     codemap_result r;
     char where[48];
@@ -295,7 +301,7 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tbuf *
     }
     if (!coded) {
         if (strcmp(c->a.p, r.target_code) == 0) return 0;
-        if (hl7_set(m, &p, r.target_code, strlen(r.target_code), &he) != HL7_OK) goto fail;
+        if (hl7_set_at(m, idx, &p, r.target_code, strlen(r.target_code), &he) != HL7_OK) goto fail;
         return 0;
     }
     /* The repetition's raw text with components 1-3 replaced. */
@@ -303,7 +309,7 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tbuf *
     hl7_path rp = p;
     rp.comp = 0;
     hl7_span raw;
-    if (hl7_get_raw(m, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
+    if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
     tbuf_reset(&c->c);
     put_escaped(m, r.target_code, &c->c);
     tbuf_putc(&c->c, d->comp);
@@ -319,7 +325,7 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t occ, tbuf *
     if (c4) tbuf_put(&c->c, c4, (size_t)(end - c4));
     while (c->c.len && c->c.p[c->c.len - 1] == d->comp) c->c.len--; /* no empty trailing parts */
     if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
-    if (hl7_set_raw(m, &rp, c->c.p, c->c.len, &he) != HL7_OK) goto fail;
+    if (hl7_set_raw_at(m, idx, &rp, c->c.p, c->c.len, &he) != HL7_OK) goto fail;
     return 0;
 fail:
     tbuf_printf(err, "transform at line %u (map %s): %s: %s", t->line, t->map,
@@ -327,12 +333,19 @@ fail:
     return -1;
 }
 
+/* Every occurrence of the path's segment in order, or only the one the
+ * path names in brackets. */
 static int apply_map(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
 {
-    uint32_t n = hl7_seg_occurrences(m, s->path.seg);
     bool one = s->cfg->path[3] == '['; /* an explicit occurrence: only that one */
-    for (uint32_t occ = one ? s->path.seg_occ : 1; occ <= (one ? s->path.seg_occ : n); occ++)
-        if (map_one(c, s, m, occ, err) != 0) return -1;
+    uint32_t occ = 0, n = hl7_seg_count(m);
+    for (uint32_t i = 0; i < n; i++) {
+        if (memcmp(hl7_seg_at(m, i)->id, s->path.seg, 3) != 0) continue;
+        occ++;
+        if (one && occ != s->path.seg_occ) continue;
+        if (map_one(c, s, m, i, occ, err) != 0) return -1;
+        if (one) break;
+    }
     return 0;
 }
 

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/tbuf.h"
 
@@ -167,6 +168,57 @@ typedef enum hl7_presence {
 hl7_presence hl7_raw(const hl7_msg *m, uint32_t index, uint32_t field, uint32_t rep,
                      uint32_t comp, uint32_t sub, hl7_span *out);
 
+/* First byte in [p, end) equal to a or b, or end: eight bytes at a time,
+ * for the delimiter scans of field values. */
+static inline const char *hl7_scan2(const char *p, const char *end, char a, char b)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t pa = ones * (unsigned char)a, pb = ones * (unsigned char)b;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t xa = w ^ pa, xb = w ^ pb;
+        /* A zero byte of xa or xb sets its high bit; bits above a zero byte may be
+         * set too, so the lowest one is the first match. */
+        uint64_t hit = (((xa - ones) & ~xa) | ((xb - ones) & ~xb)) & highs;
+        if (hit) return p + (__builtin_ctzll(hit) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && *p != a && *p != b) p++;
+    return p;
+}
+
+/* The fields of one segment located once, for code that reads many of
+ * them (validation, conversion): a cursor into the message's index.
+ * Valid until m changes (hl7_set, hl7_seg_insert/remove, a new parse). */
+typedef struct hl7_fields {
+    const char *p;       /* segment text */
+    const uint32_t *ofs; /* piece offsets (hl7_int.h), borrowed from m */
+    uint32_t nfields;    /* as hl7_seg.nfields */
+    uint32_t msh;        /* 1 for MSH (MSH-1 is the separator, field f is piece f - 1), else 0 */
+} hl7_fields;
+
+/* Fills f for segment `index` (0-based); false when out of range. */
+bool hl7_fields_at(const hl7_msg *m, uint32_t index, hl7_fields *f);
+
+/* Raw text of field `field` with all its repetitions, as hl7_raw(m, index,
+ * field, 0, 0, 0, out); false (out untouched) when the field is absent. */
+static inline bool hl7_fields_get(const hl7_fields *f, uint32_t field, hl7_span *out)
+{
+    if (field == 0 || field > f->nfields) return false;
+    if (f->msh && field == 1) {
+        out->p = f->p + 3;
+        out->len = 1;
+        return true;
+    }
+    uint32_t piece = field - f->msh;
+    out->p = f->p + f->ofs[piece];
+    out->len = f->ofs[piece + 1] - 1 - f->ofs[piece];
+    return true;
+}
+
 /* Counts, for walking a structure: repetitions in a field, components in a
  * repetition, subcomponents in a component (0 when absent, 1 when empty). */
 uint32_t hl7_rep_count(const hl7_msg *m, uint32_t index, uint32_t field);
@@ -202,6 +254,11 @@ hl7_presence hl7_get_raw(const hl7_msg *m, const hl7_path *p, hl7_span *out);
  * its escapes decoded. Returns what is there; appends nothing unless VALUE. */
 hl7_presence hl7_get(const hl7_msg *m, const hl7_path *p, tbuf *out);
 
+/* hl7_get_raw and hl7_get on segment `index` (0-based) itself: p->seg and
+ * p->seg_occ are not used. ABSENT when index is out of range. */
+hl7_presence hl7_get_raw_at(const hl7_msg *m, uint32_t index, const hl7_path *p, hl7_span *out);
+hl7_presence hl7_get_at(const hl7_msg *m, uint32_t index, const hl7_path *p, tbuf *out);
+
 /* --- escapes and character sets ------------------------------------------ */
 
 /* Appends raw text decoded: \F\ \S\ \T\ \R\ \E\ \P\ \Xhh..\ and the
@@ -213,6 +270,9 @@ void hl7_unescape(const hl7_delims *d, hl7_charset cs, const char *raw, size_t l
  * each delimiter becomes its escape sequence, CR becomes \X0D\, LF \.br\
  * (\X0A\ when the message uses "." as a delimiter). */
 void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out);
+/* True when hl7_escape() would change text: it holds a delimiter of d, CR
+ * or LF. */
+bool hl7_needs_escape(const hl7_delims *d, const char *text, size_t len);
 /* Maps an MSH-18 value to a charset. */
 hl7_charset hl7_charset_from_name(const char *name, size_t len);
 
@@ -229,6 +289,13 @@ hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len,
  * message's delimiters to set a whole composite; it must not contain CR/LF. */
 hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t len,
                        hl7_error *err);
+/* hl7_set and hl7_set_raw on segment `index` (0-based) itself, for callers
+ * that hold the index: p->seg and p->seg_occ are not used, nothing is
+ * searched or created. HL7_ERR_NOT_FOUND when index is out of range. */
+hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text,
+                      size_t len, hl7_error *err);
+hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *raw,
+                          size_t len, hl7_error *err);
 /* Inserts a segment given as wire text ("NTE|1||text") before 0-based index
  * `index` (seg_count appends). MSH cannot be inserted. */
 hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,

@@ -74,80 +74,190 @@ static uint32_t find_or_create(hl7_msg *m, const hl7_path *p)
     }
 }
 
-hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t len,
-                       hl7_error *err)
+/* Segment idx with piece `piece` (0 is the id) replaced by fv[0..fvlen),
+ * padded with field separators when it has fewer pieces. The new text goes
+ * to owned memory and gets a new run of offsets: copied from the old run
+ * and shifted, unless fv holds a field separator (set_raw of a text with
+ * several fields), which needs a scan. */
+static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *fv, size_t fvlen)
+{
+    hl7_seg *s = &m->segs[idx];
+    const uint32_t npieces = hl7_seg_pieces(s);
+    const char fs = m->d.field;
+    size_t head, tail, pad = 0; /* kept bytes before and after the piece; separators added */
+    if (piece < npieces) {
+        const uint32_t *of = m->fofs + s->fofs;
+        head = of[piece];
+        tail = s->len - (of[piece + 1] - 1);
+    } else {
+        head = s->len;
+        tail = 0;
+        pad = piece - npieces + 1;
+    }
+    size_t len = head + pad + fvlen + tail;
+    char *t = hl7_own_reserve(m, len);
+    memcpy(t, s->p, head);
+    memset(t + head, fs, pad);
+    memcpy(t + head + pad, fv, fvlen);
+    memcpy(t + head + pad + fvlen, s->p + s->len - tail, tail);
+    if (memchr(fv, fs, fvlen)) {
+        s->p = t;
+        s->len = (uint32_t)len;
+        s->fofs = hl7_index_segment(m, t, (uint32_t)len, &s->nfields);
+        return;
+    }
+    uint32_t pieces = piece < npieces ? npieces : piece + 1;
+    hl7_fofs_reserve(m, pieces + 1);
+    const uint32_t *of = m->fofs + s->fofs; /* after the reserve: it may move */
+    uint32_t *nf = m->fofs + m->nfofs;
+    uint32_t first = (uint32_t)m->nfofs;
+    if (piece < npieces) {
+        uint32_t delta = (uint32_t)(fvlen - (of[piece + 1] - 1 - of[piece])); /* modulo 2^32 */
+        for (uint32_t k = 0; k <= piece; k++) nf[k] = of[k];
+        for (uint32_t k = piece + 1; k < npieces; k++) nf[k] = of[k] + delta;
+    } else {
+        for (uint32_t k = 0; k < npieces; k++) nf[k] = of[k];
+        for (uint32_t j = 0; j < pad; j++) nf[npieces + j] = (uint32_t)(head + 1 + j);
+    }
+    nf[pieces] = (uint32_t)len + 1;
+    m->nfofs += pieces + 1;
+    s->p = t;
+    s->len = (uint32_t)len;
+    s->fofs = first;
+    s->nfields = !memcmp(s->id, "MSH", 3) ? pieces : pieces - 1;
+}
+
+/* Stores wire text at p (its field and below) in segment idx. */
+static void set_in(hl7_msg *m, uint32_t idx, const hl7_path *p, const char *raw, size_t len)
+{
+    const hl7_seg *s = &m->segs[idx];
+    bool msh = !memcmp(s->id, "MSH", 3);
+    hl7_span f = {"", 0};
+    if (!hl7_field_span(m, s, p->field, &f)) f.len = 0;
+    uint32_t rep = p->rep ? p->rep : 1;
+    const char *val = raw;
+    size_t vlen = len;
+    /* The new field text: the value itself when it replaces the whole of a
+     * field with one repetition, else the field with its part replaced. */
+    if (p->comp || rep > 1 || (m->d.rep && memchr(f.p, m->d.rep, f.len))) {
+        tbuf *a = &m->ed[0], *b = &m->ed[1], *field = &m->ed[2];
+        tbuf_reset(a);
+        tbuf_reset(b);
+        tbuf_reset(field);
+        if (p->comp) {
+            hl7_span r = {"", 0}, c = {"", 0};
+            if (!hl7_nth(f.p, f.len, m->d.rep, rep, &r)) r.len = 0, r.p = "";
+            if (p->sub) {
+                if (!hl7_nth(r.p, r.len, m->d.comp, p->comp, &c)) c.len = 0, c.p = "";
+                replace_nth(a, c.p, c.len, m->d.sub, p->sub, val, vlen);
+                val = a->p;
+                vlen = a->len;
+            }
+            replace_nth(b, r.p, r.len, m->d.comp, p->comp, val, vlen);
+            val = b->p;
+            vlen = b->len;
+        }
+        replace_nth(field, f.p, f.len, m->d.rep, rep, val, vlen);
+        val = field->p;
+        vlen = field->len;
+    }
+    replace_piece(m, idx, msh ? p->field - 1 : p->field, val ? val : "", vlen);
+}
+
+/* The checks of hl7_set_raw() on the path and value; idx the segment, or
+ * -1 when it is still to be found or made. */
+static hl7_status check_set(const hl7_msg *m, long idx, const hl7_path *p, const char *raw,
+                            size_t len, hl7_error *err)
 {
     char pb[48];
     hl7_status st = check_raw(raw, len, err);
     if (st != HL7_OK) return st;
+    hl7_path shown = *p;
+    if (idx >= 0) memcpy(shown.seg, m->segs[idx].id, 4);
     if (p->field == 0)
         return hl7_fail(err, HL7_ERR_PATH, 0, "path '%s' names a whole segment; name a field",
-                        hl7_path_format(p, pb, sizeof(pb)));
-    bool msh = !memcmp(p->seg, "MSH", 3);
+                        hl7_path_format(&shown, pb, sizeof(pb)));
+    bool msh = !memcmp(shown.seg, "MSH", 3);
     if (msh && p->field <= 2)
         return hl7_fail(err, HL7_ERR_VALUE, 0,
                         "MSH-1 and MSH-2 hold the delimiters and cannot be set");
-    if (msh && p->seg_occ > 1)
+    if (msh && idx < 0 && p->seg_occ > 1)
         return hl7_fail(err, HL7_ERR_PATH, 0, "a message has exactly one MSH");
     if (p->field > 9999)
         return hl7_fail(err, HL7_ERR_PATH, 0, "field number %u is too large", p->field);
-
-    uint32_t idx = find_or_create(m, p);
-    const hl7_seg *s = &m->segs[idx];
-    hl7_span f = {"", 0};
-    bool have = hl7_field_span(m, s, p->field, &f);
-    if (!have) f.len = 0;
-
-    tbuf *a = &m->ed[0], *b = &m->ed[1], *field = &m->ed[2], *seg = &m->ed[3];
-    tbuf_reset(a);
-    tbuf_reset(b);
-    tbuf_reset(field);
-    tbuf_reset(seg);
-    const char *val = raw;
-    size_t vlen = len;
-    uint32_t rep = p->rep ? p->rep : 1;
-    if (p->comp) {
-        hl7_span r = {"", 0}, c = {"", 0};
-        if (!hl7_nth(f.p, f.len, m->d.rep, rep, &r)) r.len = 0, r.p = "";
-        if (p->sub) {
-            if (!hl7_nth(r.p, r.len, m->d.comp, p->comp, &c)) c.len = 0, c.p = "";
-            replace_nth(a, c.p, c.len, m->d.sub, p->sub, val, vlen);
-            val = a->p;
-            vlen = a->len;
-        }
-        replace_nth(b, r.p, r.len, m->d.comp, p->comp, val, vlen);
-        val = b->p;
-        vlen = b->len;
-    }
-    replace_nth(field, f.p, f.len, m->d.rep, rep, val, vlen);
-    /* The segment with piece `field` replaced. */
-    uint32_t piece = msh ? p->field - 1 : p->field;
-    replace_nth(seg, s->p, s->len, m->d.field, piece + 1, field->p, field->len);
-    replace_segment(m, idx, seg->p, seg->len);
     return HL7_OK;
+}
+
+hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t len,
+                       hl7_error *err)
+{
+    hl7_status st = check_set(m, -1, p, raw, len, err);
+    if (st != HL7_OK) return st;
+    set_in(m, find_or_create(m, p), p, raw, len);
+    return HL7_OK;
+}
+
+hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *raw,
+                          size_t len, hl7_error *err)
+{
+    if (index >= m->nsegs)
+        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0, "no segment at position %u (the message has %zu)",
+                        index + 1, m->nsegs);
+    hl7_status st = check_set(m, (long)index, p, raw, len, err);
+    if (st != HL7_OK) return st;
+    set_in(m, index, p, raw, len);
+    return HL7_OK;
+}
+
+/* Without an escape character a delimiter in the text cannot be written
+ * without changing the structure. */
+static hl7_status check_unescapable(const hl7_msg *m, const char *text, size_t len,
+                                    hl7_error *err)
+{
+    const hl7_delims *d = &m->d;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == d->field || (c && (c == d->comp || c == d->rep || c == d->sub || c == d->trunc)) ||
+            c == '\r' || c == '\n')
+            return hl7_fail(err, HL7_ERR_VALUE, i,
+                            "the message declares no escape character (MSH-2), so the "
+                            "delimiter or line break at byte %zu of the value cannot be "
+                            "stored",
+                            i);
+    }
+    return HL7_OK;
+}
+
+/* The text escaped for storing: the text itself when nothing in it needs
+ * an escape, else m's scratch buffer. */
+static hl7_span escaped(hl7_msg *m, const char *text, size_t len)
+{
+    if (!hl7_needs_escape(&m->d, text, len)) return (hl7_span){text, len};
+    tbuf *e = &m->ed[4];
+    tbuf_reset(e);
+    hl7_escape(&m->d, text, len, e);
+    return (hl7_span){e->p ? e->p : "", e->len};
 }
 
 hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len, hl7_error *err)
 {
     if (!m->d.esc) {
-        /* Without an escape character a delimiter in the text cannot be
-         * written without changing the structure. */
-        const hl7_delims *d = &m->d;
-        for (size_t i = 0; i < len; i++) {
-            char c = text[i];
-            if (c == d->field || (c && (c == d->comp || c == d->rep || c == d->sub ||
-                                        c == d->trunc)) || c == '\r' || c == '\n')
-                return hl7_fail(err, HL7_ERR_VALUE, i,
-                                "the message declares no escape character (MSH-2), so the "
-                                "delimiter or line break at byte %zu of the value cannot be "
-                                "stored",
-                                i);
-        }
+        hl7_status st = check_unescapable(m, text, len, err);
+        if (st != HL7_OK) return st;
     }
-    tbuf *e = &m->ed[4];
-    tbuf_reset(e);
-    hl7_escape(&m->d, text, len, e);
-    return hl7_set_raw(m, p, e->p ? e->p : "", e->len, err);
+    hl7_span e = escaped(m, text, len);
+    return hl7_set_raw(m, p, e.p, e.len, err);
+}
+
+hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text,
+                      size_t len, hl7_error *err)
+{
+    if (!m->d.esc) {
+        hl7_status st = check_unescapable(m, text, len, err);
+        if (st != HL7_OK) return st;
+    }
+    hl7_span e = escaped(m, text, len);
+    return hl7_set_raw_at(m, index, p, e.p, e.len, err);
 }
 
 hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,

@@ -257,13 +257,57 @@ void hl7_unescape(const hl7_delims *d, hl7_charset cs, const char *raw, size_t l
     }
 }
 
+/* The bytes hl7_escape() replaces, as a bit set. */
+typedef struct byte_set {
+    uint64_t w[4];
+} byte_set;
+
+static void byte_set_add(byte_set *s, char c)
+{
+    unsigned char u = (unsigned char)c;
+    s->w[u >> 6] |= (uint64_t)1 << (u & 63);
+}
+
+static bool byte_set_has(const byte_set *s, char c)
+{
+    unsigned char u = (unsigned char)c;
+    return s->w[u >> 6] >> (u & 63) & 1;
+}
+
+static void special_bytes(const hl7_delims *d, byte_set *s)
+{
+    memset(s, 0, sizeof(*s));
+    byte_set_add(s, d->field); /* even NUL: hl7_escape() escapes it then */
+    const char others[] = {d->comp, d->sub, d->rep, d->esc, d->trunc};
+    for (size_t i = 0; i < sizeof others; i++)
+        if (others[i]) byte_set_add(s, others[i]);
+    byte_set_add(s, '\r');
+    byte_set_add(s, '\n');
+}
+
+bool hl7_needs_escape(const hl7_delims *d, const char *text, size_t len)
+{
+    byte_set s;
+    special_bytes(d, &s);
+    for (size_t i = 0; i < len; i++)
+        if (byte_set_has(&s, text[i])) return true;
+    return false;
+}
+
 void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out)
 {
     char esc = d->esc ? d->esc : '\\';
     bool dot_is_delim = esc == '.' || d->field == '.' || d->comp == '.' || d->rep == '.' || d->sub == '.' ||
                         d->trunc == '.';
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
+    byte_set special;
+    special_bytes(d, &special);
+    size_t i = 0;
+    while (i < len) {
+        size_t run = i;
+        while (run < len && !byte_set_has(&special, text[run])) run++;
+        tbuf_put(out, text + i, run - i); /* the plain bytes up to the next special one */
+        if (run == len) break;
+        char c = text[run];
         char code = 0;
         if (c == d->field)
             code = 'F';
@@ -284,13 +328,12 @@ void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out)
             tbuf_putc(out, esc);
             tbuf_puts(out, "X0D");
             tbuf_putc(out, esc);
-        } else if (c == '\n') {
+        } else {
             /* \.br\ is the readable form, but not when '.' is a delimiter */
             tbuf_putc(out, esc);
             tbuf_puts(out, dot_is_delim ? "X0A" : ".br");
             tbuf_putc(out, esc);
-        } else {
-            tbuf_putc(out, c);
         }
+        i = run + 1;
     }
 }

@@ -46,6 +46,11 @@ void hl7_msg_reset(hl7_msg *m);
 uint32_t hl7_index_segment(hl7_msg *m, const char *t, uint32_t len, uint32_t *nfields);
 /* Copies n bytes into memory the message owns until reset. */
 char *hl7_own(hl7_msg *m, const char *p, size_t n);
+/* n + 1 bytes of memory the message owns until reset (the last one set to
+ * NUL), to be filled by the caller. */
+char *hl7_own_reserve(hl7_msg *m, size_t n);
+/* Makes room for `extra` more entries in m->fofs. */
+void hl7_fofs_reserve(hl7_msg *m, size_t extra);
 /* Presence of a raw span. */
 hl7_presence hl7_presence_of(const char *p, size_t len);
 /* Raw span of field `field` of segment s (see hl7_raw); false when absent. */

@@ -152,6 +152,13 @@ void hl7_msg_free(hl7_msg *m)
 
 char *hl7_own(hl7_msg *m, const char *p, size_t n)
 {
+    char *c = hl7_own_reserve(m, n);
+    memcpy(c, p, n);
+    return c;
+}
+
+char *hl7_own_reserve(hl7_msg *m, size_t n)
+{
     if (!m->nowned || m->own_used + n + 1 > m->own_cap) {
         size_t cap = n + 1 > OWN_CHUNK ? n + 1 : OWN_CHUNK;
         m->owned = xgrow(m->owned, &m->ownedcap, m->nowned + 1, sizeof(*m->owned));
@@ -161,7 +168,6 @@ char *hl7_own(hl7_msg *m, const char *p, size_t n)
         m->own_cap = cap;
     }
     char *c = m->owned[m->nowned - 1] + m->own_used;
-    memcpy(c, p, n);
     c[n] = '\0';
     m->own_used += n + 1;
     return c;
@@ -258,6 +264,11 @@ static void ensure_fofs(hl7_msg *m, size_t extra)
 {
     if (m->nfofs + extra > m->fofscap)
         m->fofs = xgrow(m->fofs, &m->fofscap, m->nfofs + extra, sizeof(*m->fofs));
+}
+
+void hl7_fofs_reserve(hl7_msg *m, size_t extra)
+{
+    ensure_fofs(m, extra);
 }
 
 /* Starts a segment at position p; validates its id. */
@@ -624,6 +635,17 @@ bool hl7_field_span(const hl7_msg *m, const hl7_seg *s, uint32_t field, hl7_span
     return true;
 }
 
+bool hl7_fields_at(const hl7_msg *m, uint32_t index, hl7_fields *f)
+{
+    if (index >= m->nsegs) return false;
+    const hl7_seg *s = &m->segs[index];
+    f->p = s->p;
+    f->ofs = m->fofs + s->fofs;
+    f->nfields = s->nfields;
+    f->msh = !memcmp(s->id, "MSH", 3);
+    return true;
+}
+
 bool hl7_nth(const char *p, size_t len, char ch, uint32_t n, hl7_span *out)
 {
     if (n == 0) return false;
@@ -715,25 +737,36 @@ uint32_t hl7_sub_count(const hl7_msg *m, uint32_t index, uint32_t field, uint32_
     return count_pieces(v.p, v.len, m->d.sub);
 }
 
+hl7_presence hl7_get_raw_at(const hl7_msg *m, uint32_t index, const hl7_path *p, hl7_span *out)
+{
+    return hl7_raw(m, index, p->field, p->field ? (p->rep ? p->rep : 1) : 0, p->comp,
+                   p->comp ? p->sub : 0, out);
+}
+
 hl7_presence hl7_get_raw(const hl7_msg *m, const hl7_path *p, hl7_span *out)
 {
     long idx = hl7_seg_find(m, p->seg, p->seg_occ ? p->seg_occ : 1);
     if (idx < 0) return HL7_ABSENT;
-    return hl7_raw(m, (uint32_t)idx, p->field, p->field ? (p->rep ? p->rep : 1) : 0, p->comp,
-                   p->comp ? p->sub : 0, out);
+    return hl7_get_raw_at(m, (uint32_t)idx, p, out);
 }
 
-hl7_presence hl7_get(const hl7_msg *m, const hl7_path *p, tbuf *out)
+hl7_presence hl7_get_at(const hl7_msg *m, uint32_t index, const hl7_path *p, tbuf *out)
 {
     hl7_span v;
-    hl7_presence pr = hl7_get_raw(m, p, &v);
+    hl7_presence pr = hl7_get_raw_at(m, index, p, &v);
     if (pr != HL7_VALUE) return pr;
-    long idx = hl7_seg_find(m, p->seg, p->seg_occ ? p->seg_occ : 1);
-    if (is_msh_fixed(&m->segs[idx], p->field))
+    if (is_msh_fixed(&m->segs[index], p->field))
         tbuf_put(out, v.p, v.len);
     else
         hl7_unescape(&m->d, m->cs, v.p, v.len, out);
     return pr;
+}
+
+hl7_presence hl7_get(const hl7_msg *m, const hl7_path *p, tbuf *out)
+{
+    long idx = hl7_seg_find(m, p->seg, p->seg_occ ? p->seg_occ : 1);
+    if (idx < 0) return HL7_ABSENT;
+    return hl7_get_at(m, (uint32_t)idx, p, out);
 }
 
 uint32_t hl7_index_segment(hl7_msg *m, const char *t, uint32_t len, uint32_t *nfields)

@@ -24,7 +24,7 @@ static inline const char *scan_for(const char *p, size_t len, char ch)
     return NULL;
 }
 
-#define MAXPARTS 14
+#define MAXPARTS HL7_TYPE_MAXPARTS
 #define SHOW 40 /* characters of a value quoted in a message */
 
 static const char *const type_names[HL7_TYPE_COUNT_] = {
@@ -716,12 +716,10 @@ static bool check_cwe(hl7_type t, const hl7_type_ctx *c, const hl7_span *p, cons
     return check_table(id.p, id.len, table, 1, 0, f);
 }
 
-bool hl7_type_check_raw(hl7_type t, const hl7_type_ctx *c, const char *raw, size_t len,
-                        const hl7_table *table, hl7_type_fault *f)
+bool hl7_type_check_split(hl7_type t, const hl7_type_ctx *c, const hl7_span *p, size_t n,
+                          const hl7_table *table, hl7_type_fault *f)
 {
-    hl7_span p[MAXPARTS];
-    char comp = c->d ? c->d->comp : '^';
-    size_t n = split(raw, len, comp, p, parts_needed(t));
+    bool empty = n == 1 && p[0].len == 0;
     switch (t) {
     case HL7_TYPE_TS: {
         hl7_span v = leaf(c, p[0]);
@@ -731,11 +729,11 @@ bool hl7_type_check_raw(hl7_type t, const hl7_type_ctx *c, const char *raw, size
         }
         return true;
     }
-    case HL7_TYPE_CX: return len == 0 || check_cx(c, p, f);
+    case HL7_TYPE_CX: return empty || check_cx(c, p, f);
     case HL7_TYPE_XPN: return check_xpn(p, f);
-    case HL7_TYPE_XAD: return len == 0 || check_xad(p, n, f);
+    case HL7_TYPE_XAD: return empty || check_xad(p, n, f);
     case HL7_TYPE_CWE:
-    case HL7_TYPE_CE: return len == 0 || check_cwe(t, c, p, table, f);
+    case HL7_TYPE_CE: return empty || check_cwe(t, c, p, table, f);
     case HL7_TYPE_HD: return check_hd(c, p, 0, false, f);
     default: {
         hl7_span v = leaf(c, p[0]);
@@ -746,4 +744,13 @@ bool hl7_type_check_raw(hl7_type t, const hl7_type_ctx *c, const char *raw, size
         return true;
     }
     }
+}
+
+bool hl7_type_check_raw(hl7_type t, const hl7_type_ctx *c, const char *raw, size_t len,
+                        const hl7_table *table, hl7_type_fault *f)
+{
+    hl7_span p[MAXPARTS];
+    char comp = c->d ? c->d->comp : '^';
+    size_t n = split(raw, len, comp, p, parts_needed(t));
+    return hl7_type_check_split(t, c, p, n, table, f);
 }

@@ -98,6 +98,16 @@ bool hl7_type_check_value(hl7_type t, const char *s, size_t len, const hl7_table
 bool hl7_type_check_raw(hl7_type t, const hl7_type_ctx *c, const char *raw, size_t len,
                         const hl7_table *table, hl7_type_fault *f);
 
+/* Components a composite check looks at, at most. */
+#define HL7_TYPE_MAXPARTS 14
+
+/* hl7_type_check_raw() of a repetition already split at c->d->comp:
+ * part[0..HL7_TYPE_MAXPARTS) holds its first components (empty past the
+ * last one) and n how many components it has (at least 1; a count that
+ * stops past HL7_TYPE_MAXPARTS will do). For callers that split anyway. */
+bool hl7_type_check_split(hl7_type t, const hl7_type_ctx *c, const hl7_span *part, size_t n,
+                          const hl7_table *table, hl7_type_fault *f);
+
 /* Checks that s[0..len) has at most max characters (UTF-8 code points). */
 bool hl7_type_check_length(const char *s, size_t len, uint32_t max, hl7_type_fault *f);
 

@@ -156,9 +156,13 @@ typedef struct fspec {
     uint32_t when_field, when_comp;
     char *when_value;
     size_t when_len;
+    bool whole_rep; /* names whole repetitions of a field split as usual (no
+                     * rep, comp, max_len; not MSH-1/2): field_clean() applies */
 } fspec;
 
 enum { NODE_SEG, NODE_GROUP };
+
+#define FIRST_MAX 6 /* segment ids kept in snode.first */
 
 typedef struct snode {
     int kind;
@@ -167,6 +171,10 @@ typedef struct snode {
     bool optional, repeating;
     bool recurs; /* it or an enclosing group repeats: may occur again later */
     uint32_t child, next; /* first child, next sibling; NONE */
+    /* The ids a segment that starts this node may have (first_has()):
+     * nfirst of them in first[], or more when nfirst > FIRST_MAX. */
+    uint32_t nfirst;
+    uint32_t first[FIRST_MAX];
 } snode;
 
 struct validate_profile {
@@ -181,6 +189,7 @@ struct validate_profile {
     snode *nodes; /* nodes[0] is the root group when nnodes > 0 */
     size_t nnodes, ncap;
     char name[24]; /* "ORU^R01" for messages */
+    uint32_t memo_base; /* index of fields[0] in a run's clean-text memo */
 };
 
 validate_profile *validate_profile_new(const char *message, validate_error *err)
@@ -281,6 +290,7 @@ validate_status validate_profile_add_field(validate_profile *pr, const validate_
                     s->min, s->max);
     if (s->when && parse_when(s->when, &f, err) != VALIDATE_OK) return err ? err->code : VALIDATE_ERR_VALUE;
     if (s->table) f.table_name = xstrdup(s->table);
+    f.whole_rep = !f.rep && !f.comp && !f.max_len && !(f.key == MSH_KEY && f.field <= 2);
     /* Keep specs grouped by segment id: insert after the last one of its id. */
     pr->fields = xgrow(pr->fields, &pr->fcap, pr->nfields + 1, sizeof(*pr->fields));
     size_t at = pr->nfields;
@@ -443,6 +453,34 @@ static void mark_recurs(validate_profile *p, uint32_t ni, bool inherited)
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) mark_recurs(p, c, n->recurs);
 }
 
+static void add_first(snode *n, uint32_t key)
+{
+    for (uint32_t i = 0; i < n->nfirst && i < FIRST_MAX; i++)
+        if (n->first[i] == key) return;
+    if (n->nfirst < FIRST_MAX) n->first[n->nfirst] = key;
+    if (n->nfirst <= FIRST_MAX) n->nfirst++;
+}
+
+/* Fills the first sets, children first: a segment's own id; for a group
+ * the ids of its children up to and including the first required one. */
+static void mark_first(validate_profile *p, uint32_t ni)
+{
+    snode *n = &p->nodes[ni];
+    n->nfirst = 0;
+    if (n->kind == NODE_SEG) {
+        add_first(n, n->key);
+        return;
+    }
+    bool open = true;
+    for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) {
+        mark_first(p, c);
+        const snode *ch = &p->nodes[c];
+        for (uint32_t i = 0; open && i < ch->nfirst && i < FIRST_MAX; i++) add_first(n, ch->first[i]);
+        if (open && ch->nfirst > FIRST_MAX) n->nfirst = FIRST_MAX + 1;
+        if (!ch->optional) open = false;
+    }
+}
+
 validate_status validate_profile_set_structure(validate_profile *p, const char *grammar,
                                                validate_error *err)
 {
@@ -455,7 +493,7 @@ validate_status validate_profile_set_structure(validate_profile *p, const char *
     if (st != VALIDATE_OK)
         p->nnodes = 0;
     else
-        mark_recurs(p, root, false);
+        mark_recurs(p, root, false), mark_first(p, root);
     return st;
 }
 
@@ -523,6 +561,7 @@ struct validator {
     size_t nlimits, limcap;
     code_index sex_ix, age_ix, limit_ix;
     hl7_type_tables composite_tables; /* found in `tables` once */
+    uint32_t nspecs; /* field specs of all profiles (the memo_base of the next) */
 };
 
 static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
@@ -631,6 +670,8 @@ validator *validator_new(const hl7_tables *tables)
     index_reset(&v->limit_ix);
     memcpy(v->sev, default_sev, sizeof(v->sev));
     v->base = baseline_profile();
+    v->base->memo_base = 0;
+    v->nspecs = (uint32_t)v->base->nfields;
     validate_status st = resolve_tables(v, v->base, NULL);
     (void)st;
     assert(st == VALIDATE_OK);
@@ -723,6 +764,8 @@ validate_status validator_add_profile(validator *v, validate_profile *p, validat
     }
     v->profiles = xgrow(v->profiles, &v->pcap, v->nprofiles + 1, sizeof(*v->profiles));
     v->profiles[v->nprofiles++] = p;
+    p->memo_base = v->nspecs;
+    v->nspecs += (uint32_t)p->nfields;
     return VALIDATE_OK;
 }
 
@@ -830,20 +873,46 @@ typedef struct fview {
 
 typedef struct segview {
     uint32_t si;
+    hl7_fields f;   /* the segment's field offsets */
     uint64_t known; /* bit f: field[f] is filled */
     fview field[VIEW_FIELDS];
-    dtm_memo dtm[VIEW_DTMS];
+    dtm_memo dtm[VIEW_DTMS], dtm_spare;
     uint32_t ndtm;
+    uint32_t split_field; /* split_rep1(): the field split last (0: none) ... */
+    uint32_t nsplit;      /* ... its component count (see hl7_type_check_split) */
+    hl7_span split[HL7_TYPE_MAXPARTS]; /* ... and first components */
+    const char *nm_p; /* nm_of(): the span last parsed (NULL: none) ... */
+    size_t nm_len;
+    bool nm_ok;       /* ... whether it is a number, and which */
+    double nm;
 } segview;
 
 /* A short code found in a table, kept (copied) so that the same code in the
- * next segments costs no table search: OBX-2, OBX-8 and OBX-11 repeat. */
-#define KNOWN_CODES 4
+ * next segments costs no table search: OBX-2, OBX-8 and OBX-11 repeat. The
+ * slot of a code is chosen by its table, length and first byte. */
+#define KNOWN_CODES 8 /* a power of two */
 typedef struct known_code {
     const hl7_table *t;
     uint8_t len;
     char code[8];
 } known_code;
+
+/* A date/time text parsed in this message and its value: the OBX-14 and
+ * OBR-7 of one panel usually carry the same time. */
+#define DTM_TEXTS 2
+#define DTM_TEXT_MAX 26
+typedef struct dtm_text {
+    uint8_t len; /* 0: unused */
+    char text[DTM_TEXT_MAX];
+    hl7_dtm t;
+} dtm_text;
+
+#define SPEC_MEMO 64
+#define KEYS_MAX 256 /* segment ids computed up front for messages up to this size */
+typedef struct clean_text {
+    const char *p; /* NULL: none yet */
+    size_t len;
+} clean_text;
 
 /* What one validate_message() call works with. */
 typedef struct vrun {
@@ -852,37 +921,59 @@ typedef struct vrun {
     validate_result *r;
     hl7_type_ctx tctx;
     const hl7_delims *d;
+    bool types_on, range_on; /* the datatype and range rules are not off */
     hl7_dtm now;
     segview sv;
-    known_code known[KNOWN_CODES]; /* a ring; t NULL: unused */
-    uint32_t nknown;
+    known_code known[KNOWN_CODES]; /* t NULL: unused */
+    dtm_text dtms[DTM_TEXTS]; /* a ring of valid date/times */
+    uint32_t ndtms;
+    /* Per field spec (memo_base + index, below SPEC_MEMO), the last field
+     * text it found nothing wrong with: the same text in a later segment
+     * passes at the cost of a comparison (OBX-2, OBX-11, OBX-14 repeat). A
+     * spec's verdict depends only on the field's text once its occurrence
+     * and condition hold, so this changes no result. */
+    clean_text clean[SPEC_MEMO];
+    const uint32_t *keys; /* id_key() of every segment; NULL: computed on use */
 } vrun;
+
+/* The id of segment i as a number (id_key). */
+static inline uint32_t seg_key(const vrun *x, uint32_t i)
+{
+    return x->keys ? x->keys[i] : id_key(hl7_seg_at(x->m, i)->id);
+}
+
+static hl7_presence presence(hl7_span v)
+{
+    if (v.len == 0) return HL7_EMPTY;
+    return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
+}
 
 static void view_segment(vrun *x, uint32_t si)
 {
     x->sv.si = si;
+    hl7_fields_at(x->m, si, &x->sv.f);
     x->sv.known = 0;
     x->sv.ndtm = 0;
+    x->sv.nm_p = NULL;
+    x->sv.split_field = 0;
 }
 
-/* Field `field` of the segment in view, located and split once; NULL
- * beyond VIEW_FIELDS. */
-static const fview *view_field(vrun *x, uint32_t field)
+/* Field `field` of the segment in view, located and split: the first
+ * repetition and its first component, found in one scan. */
+static void load_field(const vrun *x, uint32_t field, fview *fv)
 {
-    segview *sv = &x->sv;
-    if (field >= VIEW_FIELDS) return NULL;
-    fview *fv = &sv->field[field];
-    uint64_t bit = (uint64_t)1 << field;
-    if (sv->known & bit) return fv;
-    sv->known |= bit;
-    fv->pres = hl7_raw(x->m, sv->si, field, 0, 0, 0, &fv->whole);
-    if (fv->pres == HL7_ABSENT) fv->whole = (hl7_span){"", 0};
+    if (hl7_fields_get(&x->sv.f, field, &fv->whole)) {
+        fv->pres = presence(fv->whole);
+    } else {
+        fv->pres = HL7_ABSENT;
+        fv->whole = (hl7_span){"", 0};
+    }
     const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
     char rep = x->d->rep, comp = x->d->comp;
     if (rep && comp) {
-        while (p < end && *p != rep && *p != comp) p++;
+        p = hl7_scan2(p, end, rep, comp);
         comp_end = p;
-        while (p < end && *p != rep) p++;
+        if (p < end && *p != rep) p = hl7_scan2(p, end, rep, rep);
     } else {
         comp_end = NULL;
         for (; p < end; p++) {
@@ -893,7 +984,56 @@ static const fview *view_field(vrun *x, uint32_t field)
     }
     fv->rep1 = (hl7_span){fv->whole.p, (size_t)(p - fv->whole.p)};
     fv->comp1 = (hl7_span){fv->whole.p, (size_t)(comp_end - fv->whole.p)};
+}
+
+/* Field `field` of the segment in view, loaded once (fields from
+ * VIEW_FIELDS on: into *spare at each call). Never NULL. */
+static const fview *view_field(vrun *x, uint32_t field, fview *spare)
+{
+    segview *sv = &x->sv;
+    if (field >= VIEW_FIELDS) {
+        load_field(x, field, spare);
+        return spare;
+    }
+    fview *fv = &sv->field[field];
+    uint64_t bit = (uint64_t)1 << field;
+    if (!(sv->known & bit)) {
+        sv->known |= bit;
+        load_field(x, field, fv);
+    }
     return fv;
+}
+
+/* The first repetition of field `field` (viewed as fv) split into its
+ * components, as hl7_type_check_split() takes them; the last split is
+ * remembered (OBX-3: a CWE check, then the coded consistency rules). */
+static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint32_t *n)
+{
+    segview *sv = &x->sv;
+    if (sv->split_field != field) {
+        const char *p = fv->rep1.p, *end = p + fv->rep1.len;
+        char ch = x->d->comp;
+        uint32_t k = 0;
+        if (!ch) {
+            sv->split[k++] = fv->rep1;
+        } else {
+            for (;;) {
+                if (k == HL7_TYPE_MAXPARTS) { /* a separator was seen: one more */
+                    k++;
+                    break;
+                }
+                const char *q = hl7_scan2(p, end, ch, ch);
+                sv->split[k++] = (hl7_span){p, (size_t)(q - p)};
+                if (q == end) break;
+                p = q + 1;
+            }
+        }
+        sv->nsplit = k;
+        for (; k < HL7_TYPE_MAXPARTS; k++) sv->split[k] = (hl7_span){"", 0};
+        sv->split_field = field;
+    }
+    *n = sv->nsplit;
+    return sv->split;
 }
 
 /* Component 1 of raw, a repetition of field `field` of the segment in
@@ -907,15 +1047,6 @@ static hl7_span first_comp(const vrun *x, uint32_t field, hl7_span raw)
     const char *q = x->d->comp ? scan_for(raw.p, raw.len, x->d->comp) : NULL;
     if (q) raw.len = (size_t)(q - raw.p);
     return raw;
-}
-
-/* Field `field` (all repetitions, raw) of the segment in view. */
-static hl7_presence field_at(vrun *x, uint32_t field, hl7_span *out)
-{
-    const fview *fv = view_field(x, field);
-    if (!fv) return hl7_raw(x->m, x->sv.si, field, 0, 0, 0, out);
-    *out = fv->whole;
-    return fv->pres;
 }
 
 static bool rule_on(const vrun *x, validate_rule rule)
@@ -956,13 +1087,18 @@ static hl7_path at(const char *seg, uint32_t occ, uint32_t field, uint32_t rep, 
     return p;
 }
 
-/* The value decoded when it holds an escape (into the scratch buffer). */
-static hl7_span decoded(vrun *x, hl7_span v)
+static hl7_span decode_into_scratch(vrun *x, hl7_span v)
 {
-    if (!x->d->esc || !scan_for(v.p, v.len, x->d->esc)) return v;
     tbuf_reset(&x->r->scratch);
     hl7_unescape(x->d, hl7_charset_of(x->m), v.p, v.len, &x->r->scratch);
     return (hl7_span){x->r->scratch.p ? x->r->scratch.p : "", x->r->scratch.len};
+}
+
+/* The value decoded when it holds an escape (into the scratch buffer). */
+static inline hl7_span decoded(vrun *x, hl7_span v)
+{
+    if (!x->d->esc || !scan_for(v.p, v.len, x->d->esc)) return v;
+    return decode_into_scratch(x, v);
 }
 
 /* The n-th (1-based) piece of v split by ch; false when there are fewer. */
@@ -991,12 +1127,6 @@ static uint32_t count_pieces(hl7_span v, char ch)
     return n;
 }
 
-static hl7_presence presence(hl7_span v)
-{
-    if (v.len == 0) return HL7_EMPTY;
-    return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
-}
-
 /* Element comp/sub (0: the whole enclosing one) of one repetition's raw text. */
 static hl7_presence inside(const vrun *x, hl7_span v, uint32_t comp, uint32_t sub,
                            hl7_span *out)
@@ -1023,50 +1153,62 @@ static hl7_presence element(const vrun *x, hl7_span field, uint32_t rep, uint32_
 /* Component comp of the first repetition of field `field` of the segment in view. */
 static hl7_presence comp_at(vrun *x, uint32_t field, uint32_t comp, hl7_span *out)
 {
-    const fview *fv = view_field(x, field);
-    hl7_span f;
-    if (!fv) {
-        if (field_at(x, field, &f) == HL7_ABSENT) return HL7_ABSENT;
-        return element(x, f, 1, comp, 0, out);
-    }
+    fview spare;
+    const fview *fv = view_field(x, field, &spare);
     if (fv->pres == HL7_ABSENT) return HL7_ABSENT;
     if (comp != 1) return inside(x, fv->rep1, comp, 0, out);
     *out = fv->comp1;
     return presence(fv->comp1);
 }
 
-static dtm_memo *find_dtm(vrun *x, uint32_t field)
+/* hl7_dtm_parse() without a fault, remembering the valid texts of the message. */
+static bool parse_dtm_text(vrun *x, hl7_span s, hl7_dtm *out)
 {
-    for (uint32_t i = 0; i < x->sv.ndtm; i++)
-        if (x->sv.dtm[i].field == field) return &x->sv.dtm[i];
-    return NULL;
+    for (uint32_t i = 0; i < DTM_TEXTS; i++) {
+        const dtm_text *d = &x->dtms[i];
+        if (d->len == s.len && s.len && !memcmp(d->text, s.p, s.len)) {
+            *out = d->t;
+            return true;
+        }
+    }
+    if (!hl7_dtm_parse(s.p, s.len, out, NULL)) return false;
+    if (s.len < DTM_TEXT_MAX) {
+        dtm_text *d = &x->dtms[x->ndtms++ % DTM_TEXTS];
+        d->len = (uint8_t)s.len;
+        memcpy(d->text, s.p, s.len);
+        d->t = *out;
+    }
+    return true;
 }
 
-static void remember_dtm(vrun *x, uint32_t field, bool ok, const hl7_dtm *t, hl7_span text)
+/* The date/time of field `field` (component 1 of its first repetition) in
+ * the segment in view: from the memo, else parsed now and remembered (when
+ * the memo is full, into its spare entry, refilled at each call). Never
+ * NULL; ok says whether there is a valid DTM. */
+static const dtm_memo *dtm_parse_field(vrun *x, uint32_t field);
+
+static inline const dtm_memo *dtm_at(vrun *x, uint32_t field)
 {
-    if (x->sv.ndtm == VIEW_DTMS || find_dtm(x, field)) return;
-    dtm_memo *d = &x->sv.dtm[x->sv.ndtm++];
+    segview *sv = &x->sv;
+    for (uint32_t i = 0; i < sv->ndtm; i++)
+        if (sv->dtm[i].field == field) return &sv->dtm[i];
+    return dtm_parse_field(x, field);
+}
+
+static const dtm_memo *dtm_parse_field(vrun *x, uint32_t field)
+{
+    segview *sv = &x->sv;
+    dtm_memo *d = sv->ndtm < VIEW_DTMS ? &sv->dtm[sv->ndtm++] : &sv->dtm_spare;
     d->field = field;
-    d->ok = ok;
-    if (ok) d->t = *t;
-    d->text = text;
+    d->text = (hl7_span){"", 0};
+    d->ok = comp_at(x, field, 1, &d->text) == HL7_VALUE && parse_dtm_text(x, d->text, &d->t);
+    return d;
 }
 
 /* Component 1 of field `field` (first repetition) parsed as a DTM. */
 static bool read_dtm(vrun *x, uint32_t field, hl7_dtm *out, hl7_span *text)
 {
-    const dtm_memo *d = find_dtm(x, field);
-    if (!d) {
-        hl7_span s = {"", 0};
-        hl7_dtm t;
-        bool ok = comp_at(x, field, 1, &s) == HL7_VALUE && hl7_dtm_parse(s.p, s.len, &t, NULL);
-        remember_dtm(x, field, ok, &t, s);
-        if (!(d = find_dtm(x, field))) { /* memo full */
-            if (ok) *out = t;
-            if (ok && text) *text = s;
-            return ok;
-        }
-    }
+    const dtm_memo *d = dtm_at(x, field);
     if (d->ok) {
         *out = d->t;
         if (text) *text = d->text;
@@ -1074,37 +1216,35 @@ static bool read_dtm(vrun *x, uint32_t field, hl7_dtm *out, hl7_span *text)
     return d->ok;
 }
 
-/* A TS on the first repetition (component 1 raw, no escape in it) parsed
- * directly, so that the consistency rules reuse it; NULL-fault parse first,
- * the full check (for its message) only when that fails. */
-static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep, hl7_span raw)
+/* A TS on the first repetition whose component 1 is a plain valid DTM:
+ * what the full check says, without its cost. false: check the long way
+ * (which also describes what is wrong). */
+static bool check_ts_fast(vrun *x, const fspec *f, uint32_t rep)
 {
-    if (f->type != HL7_TYPE_TS || f->comp || rep != 1 || find_dtm(x, f->field)) return false;
-    hl7_span c1 = first_comp(x, f->field, raw);
-    if (c1.len == 0 || (x->d->esc && scan_for(c1.p, c1.len, x->d->esc))) return false;
-    hl7_dtm t;
-    if (!hl7_dtm_parse(c1.p, c1.len, &t, NULL)) return false;
-    remember_dtm(x, f->field, true, &t, c1);
-    return true;
+    return f->type == HL7_TYPE_TS && !f->comp && rep == 1 && dtm_at(x, f->field)->ok;
 }
 
 #define SHOWN(s) (int)((s).len < 40 ? (s).len : 40), (s).p
 
-/* hl7_table_has(), remembering the last codes found. */
-static bool in_table(vrun *x, const hl7_table *t, hl7_span v)
+/* in_table() when the code is not remembered: the table search. */
+static bool in_table_search(known_code *k, const hl7_table *t, hl7_span v)
 {
-    for (uint32_t i = 0; i < KNOWN_CODES; i++) {
-        const known_code *k = &x->known[i];
-        if (k->t == t && k->len == v.len && same_bytes(k->code, v.p, v.len)) return true;
-    }
     if (!hl7_table_has(t, v.p, v.len)) return false;
-    if (v.len <= sizeof(x->known[0].code)) {
-        known_code *k = &x->known[x->nknown++ % KNOWN_CODES];
+    if (v.len <= sizeof(k->code)) {
         k->t = t;
         k->len = (uint8_t)v.len;
         memcpy(k->code, v.p, v.len);
     }
     return true;
+}
+
+/* hl7_table_has() of a non-empty value, remembering the codes found. */
+static inline bool in_table(vrun *x, const hl7_table *t, hl7_span v)
+{
+    size_t slot = ((uintptr_t)t / 16 + v.len * 7 + (unsigned char)v.p[0]) & (KNOWN_CODES - 1);
+    known_code *k = &x->known[slot];
+    if (k->t == t && k->len == v.len && same_bytes(k->code, v.p, v.len)) return true;
+    return in_table_search(k, t, v);
 }
 
 /* --- field specs ----------------------------------------------------------------- */
@@ -1119,63 +1259,104 @@ static validate_rule rule_of_fault(const hl7_type_fault *f)
     }
 }
 
-/* Checks one present value (a repetition, or the component the spec names). */
-static void check_value(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint32_t rep,
-                        hl7_span raw)
+/* Where a problem of spec f on repetition rep of occurrence occ is. */
+static hl7_path spec_at(const fspec *f, uint32_t occ, uint32_t rep)
 {
-    hl7_path where = at(f->seg, occ, f->field, rep, f->comp, f->sub);
-    hl7_type_fault flt;
-    if (f->type != HL7_TYPE_NONE && rule_on(x, VALIDATE_RULE_DATATYPE) &&
-        !check_ts_fast(x, f, rep, raw)) {
-        hl7_type_ctx c = x->tctx;
-        hl7_delims inner;
-        if (f->comp && !f->sub) { /* a composite inside a component: parts are subcomponents */
-            inner = *x->d;
-            inner.comp = inner.sub;
-            inner.sub = '\0';
-            c.d = &inner;
-        }
-        if (!hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) {
-            hl7_path w = where;
-            if (!f->comp) {
-                w.comp = flt.comp;
-                w.sub = flt.comp ? flt.sub : 0;
-            } else if (!f->sub) {
-                w.sub = flt.comp;
-            }
-            add(x, rule_of_fault(&flt), flt.code, si, &w, "%s: %s", hl7_type_name(f->type),
-                flt.text);
-        }
+    return at(f->seg, occ, f->field, rep, f->comp, f->sub);
+}
+
+/* hl7_nm_parse() of a raw span of the segment in view, remembered for the
+ * next check of the same span (OBX-5: a datatype check, then a range). */
+static inline bool nm_of(vrun *x, hl7_span v, double *out)
+{
+    segview *sv = &x->sv;
+    if (sv->nm_p != v.p || sv->nm_len != v.len) {
+        sv->nm_p = v.p;
+        sv->nm_len = v.len;
+        sv->nm_ok = hl7_nm_parse(v.p, v.len, &sv->nm, NULL);
     }
+    *out = sv->nm;
+    return sv->nm_ok;
+}
+
+/* The NM check of a whole repetition without escapes, from nm_of(): what
+ * hl7_type_check_raw() says when it passes. false: check the long way. */
+static bool check_nm_fast(vrun *x, const fspec *f, hl7_span raw)
+{
+    if (f->type != HL7_TYPE_NM || f->comp) return false;
+    hl7_span c1 = first_comp(x, f->field, raw);
+    if (x->d->esc && scan_for(c1.p, c1.len, x->d->esc)) return false;
+    double d;
+    return c1.len == 0 || nm_of(x, c1, &d);
+}
+
+static void check_type(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span raw)
+{
+    if (check_ts_fast(x, f, rep) || check_nm_fast(x, f, raw)) return;
+    hl7_type_ctx c = x->tctx;
+    hl7_delims inner;
+    if (f->comp && !f->sub) { /* a composite inside a component: parts are subcomponents */
+        inner = *x->d;
+        inner.comp = inner.sub;
+        inner.sub = '\0';
+        c.d = &inner;
+    }
+    hl7_type_fault flt;
+    if (hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) return;
+    hl7_path w = spec_at(f, occ, rep);
+    if (!f->comp) {
+        w.comp = flt.comp;
+        w.sub = flt.comp ? flt.sub : 0;
+    } else if (!f->sub) {
+        w.sub = flt.comp;
+    }
+    add(x, rule_of_fault(&flt), flt.code, x->sv.si, &w, "%s: %s", hl7_type_name(f->type),
+        flt.text);
+}
+
+static void check_range(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span val,
+                        bool raw)
+{
+    double d;
+    bool ok = raw ? nm_of(x, val, &d) : hl7_nm_parse(val.p, val.len, &d, NULL);
+    hl7_path where = spec_at(f, occ, rep);
+    if (!ok) {
+        if (f->type != HL7_TYPE_NM)
+            add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, x->sv.si, &where,
+                "not a number: '%.*s' (a range is set)", SHOWN(val));
+    } else if (f->has_min && d < f->min) {
+        add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, x->sv.si, &where,
+            "%.*s is below the minimum %g", SHOWN(val), f->min);
+    } else if (f->has_max && d > f->max) {
+        add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, x->sv.si, &where,
+            "%.*s is above the maximum %g", SHOWN(val), f->max);
+    }
+}
+
+/* Checks one present value (a repetition, or the component the spec names). */
+static void check_value(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span raw)
+{
+    if (f->type != HL7_TYPE_NONE && x->types_on) check_type(x, f, occ, rep, raw);
     if (!f->table && !f->max_len && !f->has_min && !f->has_max) return;
     hl7_span first = f->comp ? raw : first_comp(x, f->field, raw);
     hl7_span val = decoded(x, first);
     if (f->table && val.len && !in_table(x, f->table, val)) {
-        hl7_path w = where;
+        hl7_path w = spec_at(f, occ, rep);
         if (!f->comp && first.len != raw.len) w.comp = 1;
-        add(x, VALIDATE_RULE_TABLE, HL7_ACK_ERR_TABLE_VALUE, si, &w,
+        add(x, VALIDATE_RULE_TABLE, HL7_ACK_ERR_TABLE_VALUE, x->sv.si, &w,
             "'%.*s' is not in table %s (%s)", SHOWN(val), f->table->name, f->table->title);
     }
     if (f->max_len) {
+        hl7_type_fault flt;
         hl7_span whole = f->comp ? val : decoded(x, raw);
-        if (!hl7_type_check_length(whole.p, whole.len, f->max_len, &flt))
-            add(x, VALIDATE_RULE_LENGTH, flt.code, si, &where, "too long: %s", flt.text);
+        if (!hl7_type_check_length(whole.p, whole.len, f->max_len, &flt)) {
+            hl7_path where = spec_at(f, occ, rep);
+            add(x, VALIDATE_RULE_LENGTH, flt.code, x->sv.si, &where, "too long: %s", flt.text);
+        }
         val = decoded(x, first);
     }
-    if ((f->has_min || f->has_max) && val.len && rule_on(x, VALIDATE_RULE_RANGE)) {
-        double d;
-        if (!hl7_nm_parse(val.p, val.len, &d, NULL)) {
-            if (f->type != HL7_TYPE_NM)
-                add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, si, &where,
-                    "not a number: '%.*s' (a range is set)", SHOWN(val));
-        } else if (f->has_min && d < f->min) {
-            add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, si, &where,
-                "%.*s is below the minimum %g", SHOWN(val), f->min);
-        } else if (f->has_max && d > f->max) {
-            add(x, VALIDATE_RULE_RANGE, HL7_ACK_ERR_DATA_TYPE, si, &where,
-                "%.*s is above the maximum %g", SHOWN(val), f->max);
-        }
-    }
+    if ((f->has_min || f->has_max) && val.len && rule_on(x, VALIDATE_RULE_RANGE))
+        check_range(x, f, occ, rep, val, val.p == first.p);
 }
 
 static bool when_holds(vrun *x, const fspec *f)
@@ -1187,61 +1368,98 @@ static bool when_holds(vrun *x, const fspec *f)
 }
 
 /* One repetition (or the component the spec names in it). */
-static void check_rep(vrun *x, const fspec *f, uint32_t si, uint32_t occ, uint32_t rep,
-                      hl7_presence pr, hl7_span val)
+static void check_rep(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_presence pr,
+                      hl7_span val)
 {
     if (pr == HL7_VALUE) {
-        check_value(x, f, si, occ, rep, val);
+        check_value(x, f, occ, rep, val);
     } else if (pr != HL7_NULL_VALUE && f->required && (f->comp || f->rep)) {
-        hl7_path w = at(f->seg, occ, f->field, rep, f->comp, f->sub);
+        hl7_path w = spec_at(f, occ, rep);
         char path[40];
-        add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w, "required %s missing",
-            hl7_path_format(&w, path, sizeof(path)));
+        add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, x->sv.si, &w,
+            "required %s missing", hl7_path_format(&w, path, sizeof(path)));
     }
 }
 
-static void check_field(vrun *x, const fspec *f, uint32_t si, uint32_t occ)
+/* True when spec f (whole_rep) finds nothing to report in a field of one
+ * plain repetition, shown cheaply with the memos of the run; false when
+ * that is not shown, and check_field() then checks the long way. */
+static bool field_clean(vrun *x, const fspec *f, const fview *fv)
 {
-    if (f->seg_occ && f->seg_occ != occ) return;
-    if (f->has_when && !when_holds(x, f)) return;
-    hl7_span whole;
-    hl7_presence pr = field_at(x, f->field, &whole);
-    if (pr == HL7_ABSENT || pr == HL7_EMPTY) {
+    if (fv->pres != HL7_VALUE || fv->rep1.len != fv->whole.len) return false;
+    hl7_span c1 = fv->comp1;
+    bool plain = !x->d->esc || !scan_for(c1.p, c1.len, x->d->esc);
+    double d;
+    if (f->type != HL7_TYPE_NONE && x->types_on) {
+        switch (f->type) {
+        case HL7_TYPE_TS:
+            if (c1.len && !(plain && dtm_at(x, f->field)->ok)) return false;
+            break;
+        case HL7_TYPE_NM:
+            if (c1.len && !(plain && nm_of(x, c1, &d))) return false;
+            break;
+        default: {
+            uint32_t n;
+            const hl7_span *part = split_rep1(x, f->field, fv, &n);
+            if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
+        }
+        }
+    }
+    if (!c1.len) return true;
+    if (f->table && !(plain && in_table(x, f->table, c1))) return false;
+    if ((f->has_min || f->has_max) && x->range_on) {
+        if (!plain || !nm_of(x, c1, &d)) return false;
+        if ((f->has_min && d < f->min) || (f->has_max && d > f->max)) return false;
+    }
+    return true;
+}
+
+/* Spec f on the segment in view, whose occurrence and condition hold. */
+static void check_field(vrun *x, const fspec *f, uint32_t occ)
+{
+    fview spare;
+    const fview *fv = view_field(x, f->field, &spare);
+    if (f->whole_rep && field_clean(x, f, fv)) return;
+    hl7_span whole = fv->whole;
+    if (fv->pres == HL7_ABSENT || fv->pres == HL7_EMPTY) {
         if (f->required) {
             hl7_path w = at(f->seg, occ, f->field, f->rep, f->comp, f->sub);
-            add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, si, &w,
+            add(x, VALIDATE_RULE_REQUIRED, HL7_ACK_ERR_REQUIRED_FIELD, x->sv.si, &w,
                 "required field %s-%u missing", f->seg, f->field);
         }
         return;
     }
-    if (pr == HL7_NULL_VALUE) return;
+    if (fv->pres == HL7_NULL_VALUE) return;
     /* MSH-1 and MSH-2 hold delimiters and are never split. */
     bool fixed = f->field <= 2 && f->key == MSH_KEY;
     if (f->max_reps) {
         uint32_t nreps = fixed ? 1 : count_pieces(whole, x->d->rep);
         if (nreps > f->max_reps) {
             hl7_path w = at(f->seg, occ, f->field, 0, 0, 0);
-            add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, si, &w,
+            add(x, VALIDATE_RULE_REPETITION, HL7_ACK_ERR_DATA_TYPE, x->sv.si, &w,
                 "field repeats %u times, at most %u allowed", nreps, f->max_reps);
         }
     }
     if (fixed) {
-        check_rep(x, f, si, occ, 1, presence(whole), whole);
+        check_rep(x, f, occ, 1, presence(whole), whole);
     } else if (f->rep) {
         hl7_span val = whole;
-        check_rep(x, f, si, occ, f->rep, element(x, whole, f->rep, f->comp, f->sub, &val), val);
-    } else if (f->field < VIEW_FIELDS && x->sv.field[f->field].rep1.len == whole.len) {
-        const fview *fv = &x->sv.field[f->field]; /* one repetition */
-        hl7_span val = whole;
-        hl7_presence vp = f->comp == 1 && !f->sub ? (val = fv->comp1, presence(fv->comp1))
-                                                  : inside(x, whole, f->comp, f->sub, &val);
-        check_rep(x, f, si, occ, 1, vp, val);
+        check_rep(x, f, occ, f->rep, element(x, whole, f->rep, f->comp, f->sub, &val), val);
+    } else if (fv->rep1.len == whole.len) { /* one repetition */
+        if (f->comp == 0) {
+            check_value(x, f, occ, 1, whole); /* present: whole is a VALUE */
+        } else if (f->comp == 1 && !f->sub) {
+            check_rep(x, f, occ, 1, presence(fv->comp1), fv->comp1);
+        } else {
+            hl7_span val = whole;
+            check_rep(x, f, occ, 1, inside(x, whole, f->comp, f->sub, &val), val);
+        }
     } else { /* every repetition, in one pass over the field */
         const char *p = whole.p, *end = whole.p + whole.len;
         for (uint32_t rep = 1;; rep++) {
             const char *q = x->d->rep ? scan_for(p, (size_t)(end - p), x->d->rep) : NULL;
             hl7_span r = {p, (size_t)((q ? q : end) - p)}, val = r;
-            check_rep(x, f, si, occ, rep, inside(x, r, f->comp, f->sub, &val), val);
+            check_rep(x, f, occ, rep, inside(x, r, f->comp, f->sub, &val), val);
             if (!q) break;
             p = q + 1;
         }
@@ -1261,10 +1479,8 @@ typedef struct occ_table {
 } occ_table;
 
 
-static uint32_t next_occ(occ_table *t, const hl7_msg *m, uint32_t si)
+static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
 {
-    const hl7_seg *s = hl7_seg_at(m, si);
-    uint32_t key = id_key(s->id);
     for (size_t i = 0; i < t->n; i++)
         if (t->id[i] == key) return ++t->count[i];
     if (t->n < 48) {
@@ -1273,24 +1489,66 @@ static uint32_t next_occ(occ_table *t, const hl7_msg *m, uint32_t si)
         return 1;
     }
     uint32_t occ = 1;
-    for (uint32_t i = 0; i < si; i++) occ += !memcmp(hl7_seg_at(m, i)->id, s->id, 3);
+    for (uint32_t i = 0; i < si; i++) occ += seg_key(x, i) == key;
     return occ;
 }
 
-static void check_profile_fields(vrun *x, const validate_profile *p, const hl7_seg *s,
-                                 uint32_t occ)
+/* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
+static inline bool text_eq(const char *a, const char *b, size_t n)
 {
-    uint32_t key = id_key(s->id);
+    if (n < 4) return n == 0 || (a[0] == b[0] && a[n - 1] == b[n - 1] && a[n / 2] == b[n / 2]);
+    if (n < 8) {
+        uint32_t ha, hb, ta, tb;
+        memcpy(&ha, a, 4);
+        memcpy(&hb, b, 4);
+        memcpy(&ta, a + n - 4, 4);
+        memcpy(&tb, b + n - 4, 4);
+        return ha == hb && ta == tb;
+    }
+    uint64_t wa, wb;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        memcpy(&wa, a + i, 8);
+        memcpy(&wb, b + i, 8);
+        if (wa != wb) return false;
+    }
+    memcpy(&wa, a + n - 8, 8);
+    memcpy(&wb, b + n - 8, 8);
+    return wa == wb;
+}
+
+/* Spec f (memo entry `memo`, or SPEC_MEMO: none) on the segment in view. */
+static void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
+{
+    if (f->seg_occ && f->seg_occ != occ) return;
+    if (f->has_when && !when_holds(x, f)) return;
+    hl7_span text = {"", 0};
+    clean_text *c = memo < SPEC_MEMO ? &x->clean[memo] : NULL;
+    if (c) {
+        hl7_fields_get(&x->sv.f, f->field, &text);
+        if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
+    }
+    size_t problems = x->r->n;
+    check_field(x, f, occ);
+    if (c && x->r->n == problems) {
+        c->p = text.p;
+        c->len = text.len;
+    }
+}
+
+static void check_profile_fields(vrun *x, const validate_profile *p, uint32_t key, uint32_t occ)
+{
     for (size_t g = 0; g < p->ngroups; g++) {
         if (p->groups[g].key != key) continue;
         for (size_t i = p->groups[g].start; i < p->groups[g].end; i++)
-            check_field(x, &p->fields[i], x->sv.si, occ);
+            check_spec(x, &p->fields[i], p->memo_base + (uint32_t)i, occ);
         return;
     }
 }
 
 /* --- segment structure ------------------------------------------------------------ */
 
+/* The matcher works on segment ids as numbers (id_key; 0 means "no more
+ * segments") and looks the text up only to report. */
 typedef struct smatch {
     vrun *x;
     const validate_profile *p;
@@ -1298,54 +1556,63 @@ typedef struct smatch {
     uint32_t last; /* last node a segment matched, NONE */
     uint32_t asked_key; /* the segment id in_structure() answered last (0: none) */
     bool asked_in;
-    uint32_t cur_pos; /* cur_id() answered cur for this pos last (NONE: not yet) */
-    const char *cur;
+    uint32_t cur_pos; /* cur_key() answered cur for this pos last (NONE: not yet) */
+    uint32_t cur;
 } smatch;
 
-static bool in_structure(const validate_profile *p, const char *id)
+static bool key_in_structure(const validate_profile *p, uint32_t key)
 {
-    uint32_t key = id_key(id);
     for (size_t i = 0; i < p->nnodes; i++)
         if (p->nodes[i].kind == NODE_SEG && p->nodes[i].key == key) return true;
     return false;
 }
 
-/* in_structure() for the segment id, remembering the last answer: the
- * matcher asks about the segment at the cursor several times. */
-static bool known_id(smatch *sm, const char *id)
+/* key_in_structure(), remembering the last answer: the matcher asks about
+ * the segment at the cursor several times. */
+static inline bool known_key(smatch *sm, uint32_t key)
 {
-    uint32_t key = id_key(id);
     if (key != sm->asked_key) {
         sm->asked_key = key;
-        sm->asked_in = in_structure(sm->p, id);
+        sm->asked_in = key_in_structure(sm->p, key);
     }
     return sm->asked_in;
 }
 
 /* Id of the segment at the cursor, Z segments unknown to the structure
- * skipped; NULL at the end. */
-static const char *cur_id(smatch *sm)
+ * skipped; 0 at the end. */
+static inline uint32_t cur_key(smatch *sm)
 {
     if (sm->pos == sm->cur_pos) return sm->cur;
-    const char *id = NULL;
+    uint32_t key = 0;
     for (; sm->pos < sm->n; sm->pos++) {
-        const char *at = hl7_seg_at(sm->x->m, sm->pos)->id;
-        if (at[0] != 'Z' || known_id(sm, at)) {
-            id = at;
+        uint32_t k = seg_key(sm->x, sm->pos);
+        if ((k >> 16) != 'Z' || known_key(sm, k)) {
+            key = k;
             break;
         }
     }
     sm->cur_pos = sm->pos;
-    sm->cur = id;
-    return id;
+    sm->cur = key;
+    return key;
 }
 
-static bool first_has(const validate_profile *p, uint32_t ni, const char *id)
+/* Text of the segment id at the cursor (cur_key() not 0). */
+static const char *cur_text(const smatch *sm)
+{
+    return hl7_seg_at(sm->x->m, sm->pos)->id;
+}
+
+/* A segment with this id can start node ni. */
+static inline bool first_has(const validate_profile *p, uint32_t ni, uint32_t key)
 {
     const snode *n = &p->nodes[ni];
-    if (n->kind == NODE_SEG) return n->key == id_key(id);
+    if (n->nfirst <= FIRST_MAX) {
+        for (uint32_t i = 0; i < n->nfirst; i++)
+            if (n->first[i] == key) return true;
+        return false;
+    }
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) {
-        if (first_has(p, c, id)) return true;
+        if (first_has(p, c, key)) return true;
         if (!p->nodes[c].optional) return false;
     }
     return false;
@@ -1364,21 +1631,21 @@ static const char *first_required(const validate_profile *p, uint32_t ni)
 static void missing_segment(smatch *sm, const char *id)
 {
     hl7_path w = at(id, 0, 0, 0, 0, 0);
-    const char *next = cur_id(sm);
-    if (next)
+    if (cur_key(sm))
         add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
-            "required segment %.3s missing (expected before %s, %s structure)", id, next,
-            sm->p->name);
+            "required segment %.3s missing (expected before %s, %s structure)", id,
+            cur_text(sm), sm->p->name);
     else
         add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
             "required segment %.3s missing (expected at the end, %s structure)", id, sm->p->name);
 }
 
 /* Reports the segment at the cursor as misplaced and moves past it. */
-static void report_stray(smatch *sm, const char *id)
+static void report_stray(smatch *sm)
 {
     vrun *x = sm->x;
     const validate_profile *p = sm->p;
+    const char *id = cur_text(sm);
     uint32_t occ = 1;
     for (uint32_t i = 0; i < sm->pos; i++) occ += !memcmp(hl7_seg_at(x->m, i)->id, id, 3);
     hl7_path w = at(id, occ, 0, 0, 0, 0);
@@ -1387,7 +1654,7 @@ static void report_stray(smatch *sm, const char *id)
     if (last && !memcmp(last->id, id, 3) && !last->recurs)
         add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
             "segment %s repeats, but the %s structure allows one here", id, p->name);
-    else if (in_structure(p, id))
+    else if (key_in_structure(p, id_key(id)))
         add(x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, sm->pos, &w,
             "segment %s out of order after %s (%s structure)", id, prev, p->name);
     else
@@ -1399,40 +1666,42 @@ static void report_stray(smatch *sm, const char *id)
 /* Id at the cursor after skipping (and reporting) segments the structure
  * does not name, so that one stray segment does not cascade into "missing"
  * and "out of order" reports for everything after it. */
-static const char *next_id(smatch *sm)
+static inline uint32_t next_key(smatch *sm)
 {
-    const char *id;
-    while ((id = cur_id(sm)) != NULL && !known_id(sm, id)) report_stray(sm, id);
-    return id;
+    uint32_t key;
+    while ((key = cur_key(sm)) != 0 && !known_key(sm, key)) report_stray(sm);
+    return key;
 }
 
 /* A repeat of the segment matched last, which may occur only once. */
-static bool is_repeat(const smatch *sm, const char *id)
+static bool is_repeat(const smatch *sm, uint32_t key)
 {
     const snode *last = sm->last != NONE ? &sm->p->nodes[sm->last] : NULL;
-    return last && !last->recurs && !memcmp(last->id, id, 3);
+    return last && !last->recurs && last->key == key;
 }
 
 static void match_group(smatch *sm, uint32_t gi);
 
-/* Matches child c at the cursor; false when the segment there cannot start it. */
-static bool match_child(smatch *sm, uint32_t c, const char *id)
+/* Matches child c at the cursor, where the segment id is key (0: none);
+ * false when that segment cannot start it. */
+static bool match_child(smatch *sm, uint32_t c, uint32_t key)
 {
     const snode *n = &sm->p->nodes[c];
-    if (!id) return false;
+    if (!key) return false;
     if (n->kind == NODE_SEG) {
-        if (id_key(id) != n->key) return false;
+        if (key != n->key) return false;
         do {
             sm->pos++;
             sm->last = c;
-        } while (n->repeating && (id = next_id(sm)) && id_key(id) == n->key);
+        } while (n->repeating && next_key(sm) == n->key);
         return true;
     }
-    if (!first_has(sm->p, c, id)) return false;
+    if (!first_has(sm->p, c, key)) return false;
     for (;;) {
         uint32_t before = sm->pos;
         match_group(sm, c);
-        if (sm->pos == before || !n->repeating || !(id = next_id(sm)) || !first_has(sm->p, c, id))
+        if (sm->pos == before || !n->repeating || !(key = next_key(sm)) ||
+            !first_has(sm->p, c, key))
             return true;
     }
 }
@@ -1441,14 +1710,14 @@ static void match_group(smatch *sm, uint32_t gi)
 {
     const validate_profile *p = sm->p;
     for (uint32_t c = p->nodes[gi].child; c != NONE; c = p->nodes[c].next) {
-        const char *id = next_id(sm);
-        if (match_child(sm, c, id) || p->nodes[c].optional) continue;
+        uint32_t key = next_key(sm);
+        if (match_child(sm, c, key) || p->nodes[c].optional) continue;
         /* A required part does not fit: drop repeats of the last segment first. */
         bool matched = false;
-        while (id && is_repeat(sm, id) && !matched) {
-            report_stray(sm, id);
-            id = next_id(sm);
-            matched = match_child(sm, c, id);
+        while (key && is_repeat(sm, key) && !matched) {
+            report_stray(sm);
+            key = next_key(sm);
+            matched = match_child(sm, c, key);
         }
         if (!matched)
             missing_segment(sm, p->nodes[c].kind == NODE_SEG ? p->nodes[c].id
@@ -1458,10 +1727,9 @@ static void match_group(smatch *sm, uint32_t gi)
 
 static void check_structure(vrun *x, const validate_profile *p)
 {
-    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, NULL};
+    smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, 0};
     match_group(&sm, 0);
-    const char *id;
-    while ((id = cur_id(&sm)) != NULL) report_stray(&sm, id);
+    while (cur_key(&sm)) report_stray(&sm);
 }
 /* --- consistency rules --------------------------------------------------------------- */
 
@@ -1474,10 +1742,16 @@ typedef struct patient {
     char sex; /* 'F', 'M' or 0 */
 } patient;
 
+/* The dates that check_before_birth() compares with the birth date. */
+enum { DATE_PV1_44, DATE_OBR_7, DATE_OBX_14, DATE_KINDS };
+
 typedef struct consistency {
     patient pt;
     bool has_msh_time; /* MSH-7, read with segment 0 */
     hl7_dtm msh_time;
+    /* Per kind of date, the last field text found not before the birth of
+     * the current patient (reset with the patient): a panel's OBX-14 repeat. */
+    clean_text not_before[DATE_KINDS];
 } consistency;
 
 static bool one_of(const char *alts, hl7_span v)
@@ -1506,28 +1780,14 @@ typedef struct coded {
     hl7_span code[2], sys[2];
 } coded;
 
-/* The first (up to) six pieces of v split by ch, in one scan; their count. */
-static uint32_t split6(hl7_span v, char ch, hl7_span part[6])
-{
-    const char *p = v.p, *end = v.p + v.len;
-    uint32_t n = 0;
-    while (n < 6) {
-        const char *q = ch ? scan_for(p, (size_t)(end - p), ch) : NULL;
-        part[n++] = (hl7_span){p, (size_t)((q ? q : end) - p)};
-        if (!q) break;
-        p = q + 1;
-    }
-    return n;
-}
-
 static void coded_pairs(vrun *x, uint32_t field, coded *out)
 {
-    const fview *fv = view_field(x, field);
-    assert(fv); /* field < VIEW_FIELDS */
-    hl7_span f = fv->rep1, part[6];
+    fview spare;
+    const fview *fv = view_field(x, field, &spare);
     out->n = 0;
-    if (fv->pres == HL7_ABSENT || presence(f) != HL7_VALUE) return;
-    uint32_t nparts = split6(f, x->d->comp, part);
+    if (fv->pres == HL7_ABSENT || presence(fv->rep1) != HL7_VALUE) return;
+    uint32_t nparts;
+    const hl7_span *part = split_rep1(x, field, fv, &nparts);
     for (uint32_t k = 0; k <= 3; k += 3) {
         size_t n = out->n;
         if (k >= nparts || presence(part[k]) != HL7_VALUE) continue;
@@ -1629,16 +1889,24 @@ static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
     }
 }
 
-static void check_before_birth(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ,
-                               uint32_t field, const char *what)
+static void check_before_birth(vrun *x, consistency *cs, const hl7_seg *s, uint32_t occ,
+                               uint32_t field, int kind, const char *what)
 {
-    hl7_dtm t;
-    hl7_span text;
-    if (!pt->has_birth || !read_dtm(x, field, &t, &text)) return;
-    if (hl7_dtm_compare(&t, &pt->birth) < 0) {
+    const patient *pt = &cs->pt;
+    if (!pt->has_birth) return;
+    clean_text *c = &cs->not_before[kind];
+    hl7_span text = {"", 0};
+    hl7_fields_get(&x->sv.f, field, &text);
+    if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
+    const dtm_memo *d = dtm_at(x, field);
+    if (!d->ok || hl7_dtm_compare(&d->t, &pt->birth) >= 0) {
+        c->p = text.p;
+        c->len = text.len;
+    } else {
         hl7_path w = at(s->id, occ, field, 1, 0, 0);
         add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,
-            "%s %.*s is before the birth date %.*s", what, SHOWN(text), SHOWN(pt->birth_text));
+            "%s %.*s is before the birth date %.*s", what, SHOWN(d->text),
+            SHOWN(pt->birth_text));
     }
 }
 
@@ -1668,26 +1936,30 @@ static void read_patient(vrun *x, uint32_t occ, patient *pt)
     }
 }
 
-static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32_t occ)
+static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32_t key,
+                              uint32_t occ)
 {
     const patient *pt = &cs->pt;
     bool before = rule_on(x, VALIDATE_RULE_BEFORE_BIRTH);
     bool sex = rule_on(x, VALIDATE_RULE_SEX_SPECIFIC) && pt->sex && x->v->nsex;
     coded cp;
-    switch (id_key(s->id)) {
+    switch (key) {
     case MSH_KEY:
         if (x->sv.si == 0) cs->has_msh_time = read_dtm(x, 7, &cs->msh_time, NULL);
         break;
-    case SEG_KEY('P', 'I', 'D'): read_patient(x, occ, &cs->pt); break;
+    case SEG_KEY('P', 'I', 'D'):
+        read_patient(x, occ, &cs->pt);
+        memset(cs->not_before, 0, sizeof(cs->not_before));
+        break;
     case SEG_KEY('P', 'V', '1'):
-        if (before) check_before_birth(x, pt, s, occ, 44, "admission date");
+        if (before) check_before_birth(x, cs, s, occ, 44, DATE_PV1_44, "admission date");
         break;
     case SEG_KEY('O', 'B', 'R'):
-        if (before) check_before_birth(x, pt, s, occ, 7, "observation date");
+        if (before) check_before_birth(x, cs, s, occ, 7, DATE_OBR_7, "observation date");
         break;
     case SEG_KEY('O', 'B', 'X'): {
         bool physio = rule_on(x, VALIDATE_RULE_PHYSIOLOGIC) && x->v->nlimits;
-        if (before) check_before_birth(x, pt, s, occ, 14, "observation date");
+        if (before) check_before_birth(x, cs, s, occ, 14, DATE_OBX_14, "observation date");
         if (sex || physio) coded_pairs(x, 3, &cp);
         if (sex) check_sex(x, pt, s, occ, 3, &cp);
         if (physio) check_physiologic(x, occ, &cp);
@@ -1747,29 +2019,46 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.tctx = (hl7_type_ctx){hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch,
                             &v->composite_tables};
     x.d = hl7_delims_of(m);
+    x.types_on = rule_on(&x, VALIDATE_RULE_DATATYPE);
+    x.range_on = rule_on(&x, VALIDATE_RULE_RANGE);
     memset(x.known, 0, sizeof(x.known));
-    x.nknown = 0;
+    memset(x.dtms, 0, sizeof(x.dtms));
+    x.ndtms = 0;
+    memset(x.clean, 0, (v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO) * sizeof(*x.clean));
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};
     hl7_raw(m, 0, 9, 1, 1, 0, &type);
     hl7_raw(m, 0, 9, 1, 2, 0, &event);
     occ_table ot = {{0}, {0}, 0};
-    consistency cs = {{0}, false, {0}};
+    consistency cs;
+    memset(&cs, 0, sizeof(cs));
     uint32_t n = hl7_seg_count(m);
+    uint32_t keys[KEYS_MAX];
+    x.keys = NULL;
+    if (n <= KEYS_MAX) {
+        for (uint32_t si = 0; si < n; si++) keys[si] = id_key(hl7_seg_at(m, si)->id);
+        x.keys = keys;
+    }
+    /* The profiles for this message (bit i: profiles[i]; the rest asked each time). */
+    uint64_t applies = 0;
+    for (size_t i = 0; i < v->nprofiles && i < 64; i++)
+        if (profile_matches(v->profiles[i], type, event)) applies |= (uint64_t)1 << i;
     for (uint32_t si = 0; si < n; si++) {
         const hl7_seg *s = hl7_seg_at(m, si);
-        uint32_t occ = next_occ(&ot, m, si);
+        uint32_t key = seg_key(&x, si);
+        uint32_t occ = next_occ(&ot, &x, si, key);
         view_segment(&x, si);
-        if (v->baseline) check_profile_fields(&x, v->base, s, occ);
+        if (v->baseline) check_profile_fields(&x, v->base, key, occ);
         for (size_t i = 0; i < v->nprofiles; i++)
-            if (profile_matches(v->profiles[i], type, event))
-                check_profile_fields(&x, v->profiles[i], s, occ);
-        check_consistency(&x, &cs, s, occ);
+            if (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event))
+                check_profile_fields(&x, v->profiles[i], key, occ);
+        check_consistency(&x, &cs, s, key, occ);
     }
     if (rule_on(&x, VALIDATE_RULE_STRUCTURE))
         for (size_t i = 0; i < v->nprofiles; i++)
-            if (v->profiles[i]->nnodes && profile_matches(v->profiles[i], type, event))
+            if (v->profiles[i]->nnodes &&
+                (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event)))
                 check_structure(&x, v->profiles[i]);
     sort_problems(r);
     return r->nerrors;

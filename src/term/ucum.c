@@ -25,6 +25,7 @@
 #include <assert.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -817,11 +818,14 @@ static int mass_amount_step(const ucum_unit *from, const ucum_unit *to)
 {
     int k = from->dim[UCUM_DIM_MASS] - to->dim[UCUM_DIM_MASS];
     if (k != 1 && k != -1) return 0;
-    for (int i = 0; i < UCUM_NDIMS; i++) {
-        int want = i == UCUM_DIM_MASS ? k : i == UCUM_DIM_AMOUNT ? -k : 0;
-        if (from->dim[i] - to->dim[i] != want) return 0;
-    }
-    return k;
+    /* from's dimensions with one mass traded for one amount must be to's */
+    int amount = from->dim[UCUM_DIM_AMOUNT] + k;
+    if (amount < -128 || amount > 127) return 0;
+    signed char d[UCUM_NDIMS];
+    memcpy(d, from->dim, sizeof d);
+    d[UCUM_DIM_MASS] = to->dim[UCUM_DIM_MASS];
+    d[UCUM_DIM_AMOUNT] = (signed char)amount;
+    return memcmp(d, to->dim, sizeof d) == 0 ? k : 0;
 }
 
 static ucum_status not_commensurable(const ucum_unit *from, const ucum_unit *to,
@@ -866,7 +870,9 @@ ucum_status ucum_convert_units(double value, const ucum_unit *from, const ucum_u
                                double *out, ucum_error *err)
 {
     assert(from && to && out && err);
-    memset(err, 0, sizeof(*err));
+    err->code = UCUM_OK;
+    err->offset = 0;
+    err->text[0] = '\0';
     if (!isfinite(value)) return value_error(err, "the value to convert is not a finite number");
     if (!isfinite(molar_mass) || molar_mass < 0)
         return value_error(err, "the molar mass must be a positive number of g/mol (0 for none)");
@@ -936,37 +942,175 @@ static size_t scan_number(const char *s, int *sig)
     return i;
 }
 
+/* v in scientific notation with `digits` (1..MAX_SIG) significant digits,
+ * as printf's "%.*e" gives it (correctly rounded, ties to even): the digit
+ * characters into d[0..digits), the decimal exponent, the sign. */
+typedef struct sci {
+    char d[MAX_SIG];
+    int exp10;
+    bool neg;
+} sci;
+
+/* The digits of q (below 10^digits) into d[0..digits). */
+static void put_digits(uint64_t q, int digits, char *d)
+{
+    for (int i = digits - 1; i >= 0; i--) {
+        d[i] = (char)('0' + q % 10);
+        q /= 10;
+    }
+}
+
+/* The same from printf, for the values sci_exact() leaves. */
+static void sci_printf(double v, int digits, sci *out)
+{
+    char m[64];
+    snprintf(m, sizeof(m), "%.*e", digits - 1, v);
+    const char *c = m;
+    out->neg = *c == '-';
+    if (out->neg) c++;
+    int nd = 0;
+    for (; *c && *c != 'e'; c++)
+        if (is_digit(*c) && nd < MAX_SIG) out->d[nd++] = *c;
+    out->exp10 = *c == 'e' ? atoi(c + 1) : 0;
+}
+
+typedef unsigned __int128 u128;
+
+/* 5^k for k <= 27 (below 2^63). */
+static uint64_t pow5(int k)
+{
+    static const uint64_t p[28] = {
+        1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull, 390625ull, 1953125ull,
+        9765625ull, 48828125ull, 244140625ull, 1220703125ull, 6103515625ull, 30517578125ull,
+        152587890625ull, 762939453125ull, 3814697265625ull, 19073486328125ull,
+        95367431640625ull, 476837158203125ull, 2384185791015625ull, 11920928955078125ull,
+        59604644775390625ull, 298023223876953125ull, 1490116119384765625ull,
+        7450580596923828125ull,
+    };
+    return p[k];
+}
+
+/* |v| = mant * 2^e2 (mant < 2^53) scaled to N = round(|v| * 10^k), exactly,
+ * in 128-bit integers; false when the numbers do not fit. */
+static bool scaled(uint64_t mant, int e2, int k, uint64_t *q, int *half)
+{
+    if (k > 27 || k < -27) return false;
+    int e = e2 + k; /* |v| * 10^k = mant * 5^k * 2^e */
+    u128 a = mant, b = 1;
+    if (k >= 0)
+        a *= pow5(k); /* below 2^53 * 2^63 */
+    else
+        b = pow5(-k);
+    if (e >= 0) {
+        if (e >= 64 || (a >> (127 - e)) != 0) return false;
+        a <<= e;
+    } else {
+        if (-e > 64 || (b >> (127 + e)) != 0) return false;
+        b <<= -e;
+    }
+    u128 quot, rest;
+    if (k >= 0 && e < 0) { /* b is 2^-e: a shift */
+        quot = a >> -e;
+        rest = a & (b - 1);
+    } else {
+        quot = a / b;
+        rest = a - quot * b;
+    }
+    if (quot >> 63) return false;
+    *q = (uint64_t)quot;
+    *half = rest * 2 < b ? -1 : rest * 2 == b ? 0 : 1; /* the rest against b / 2 */
+    return true;
+}
+
+static const uint64_t pow10_u64[] = {
+    1ull,          10ull,          100ull,          1000ull,          10000ull,
+    100000ull,     1000000ull,     10000000ull,     100000000ull,     1000000000ull,
+    10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
+};
+
+/* |v| rounded to `digits` significant digits as the integer q (below
+ * 10^digits) times 10^(exp_out - digits + 1), from exact integer
+ * arithmetic; false when v is out of the range that covers (subnormal, tiny
+ * or huge). */
+static bool sci_exact_q(double v, int digits, uint64_t *qout, int *exp_out)
+{
+    double a = fabs(v);
+    if (a == 0) {
+        *qout = 0;
+        *exp_out = 0;
+        return true;
+    }
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    int biased = (int)(bits >> 52);
+    if (biased == 0) return false; /* subnormal: printf's business */
+    uint64_t mant = (bits & ((1ull << 52) - 1)) | (1ull << 52); /* a = mant * 2^e2 */
+    int e2 = biased - 1075;
+    /* floor(log10(a)) or one less: log10(2) is about 78913 / 2^18 */
+    int exp10 = (int)(((int64_t)(e2 + 52) * 78913) >> 18);
+    uint64_t lo = pow10_u64[digits - 1], hi = pow10_u64[digits], q;
+    int half;
+    for (int tries = 0;; tries++) {
+        if (tries == 4 || !scaled(mant, e2, digits - 1 - exp10, &q, &half)) return false;
+        if (q >= hi)
+            exp10++;
+        else if (q < lo)
+            exp10--;
+        else
+            break;
+    }
+    if (half > 0 || (half == 0 && (q & 1))) q++;
+    if (q == hi) { /* 9.99.. rounded up to 10.0.. */
+        q = lo;
+        exp10++;
+    }
+    *qout = q;
+    *exp_out = exp10;
+    return true;
+}
+
+/* sci of a finite v from exact integer arithmetic; false when v is out of
+ * the range that arithmetic covers (tiny or huge values). */
+static bool sci_exact(double v, int digits, sci *out)
+{
+    uint64_t q;
+    if (!sci_exact_q(v, digits, &q, &out->exp10)) return false;
+    out->neg = signbit(v);
+    put_digits(q, digits, out->d);
+    return true;
+}
+
+static void sci_of(double v, int digits, sci *out)
+{
+    if (!sci_exact(v, digits, out)) sci_printf(v, digits, out);
+}
+
 /* Significant digits of v when printed to MAX_SIG digits with trailing zeros
  * dropped: small when v is an exact short decimal (37, 310.15, 0.01). */
 static int exact_digits(double v)
 {
-    char m[64];
-    snprintf(m, sizeof(m), "%.*e", MAX_SIG - 1, v);
-    const char *e = strchr(m, 'e');
-    int n = 0, last = 0;
-    for (const char *c = m; c < e; c++) {
-        if (!is_digit(*c)) continue;
-        n++;
-        if (*c != '0') last = n;
+    uint64_t q;
+    int exp10, last = MAX_SIG;
+    if (sci_exact_q(v, MAX_SIG, &q, &exp10)) {
+        for (; last > 1 && q % 10 == 0; last--) q /= 10;
+        return last;
     }
-    return last ? last : 1;
+    sci x;
+    sci_printf(v, MAX_SIG, &x);
+    for (last = MAX_SIG; last > 1 && x.d[last - 1] == '0'; last--) continue;
+    return last;
 }
 
 static void put_fixed(double v, int digits, tbuf *out)
 {
-    char m[64];
-    snprintf(m, sizeof(m), "%.*e", digits - 1, v);
-    char d[MAX_SIG + 1];
-    int nd = 0;
-    const char *c = m;
-    if (*c == '-') c++;
-    for (; *c && *c != 'e'; c++)
-        if (is_digit(*c) && nd < MAX_SIG) d[nd++] = *c;
-    int exp10 = *c == 'e' ? atoi(c + 1) : 0;
+    sci x;
+    sci_of(v, digits, &x);
+    const char *d = x.d;
+    int nd = digits, exp10 = x.exp10;
     bool zero = true;
     for (int i = 0; i < nd; i++)
         zero &= d[i] == '0';
-    if (m[0] == '-' && !zero) tbuf_putc(out, '-');
+    if (x.neg && !zero) tbuf_putc(out, '-');
     if (exp10 < 0) {
         tbuf_puts(out, "0.");
         for (int i = 0; i < -exp10 - 1; i++)
@@ -1027,6 +1171,51 @@ static size_t comparator_len(const char *s)
     return s[0] == '<' || s[0] == '>' || s[0] == '=' ? 1 : 0;
 }
 
+/* The value of the number s[0..n) (as scan_number() found it) when it has
+ * at most 15 significant digits and a decimal exponent within 22: then the
+ * digits and the power of ten are exact doubles and one multiplication or
+ * division rounds correctly, so the result is strtod's. false otherwise. */
+static bool decimal_value(const char *s, size_t n, double *out)
+{
+    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    bool neg = s[0] == '-';
+    if (s[0] == '+' || s[0] == '-') i++;
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0;
+    bool frac = false;
+    for (; i < n && (is_digit(s[i]) || s[i] == '.'); i++) {
+        if (s[i] == '.') {
+            frac = true;
+            continue;
+        }
+        if (m == 0 && s[i] == '0') { /* leading zeros count for nothing */
+            if (frac) exp10--;
+            continue;
+        }
+        if (++digits > 15) return false;
+        m = m * 10 + (uint64_t)(s[i] - '0');
+        if (frac) exp10--;
+    }
+    if (i < n) { /* e[+-]digits */
+        i++;
+        bool eneg = s[i] == '-';
+        if (s[i] == '+' || s[i] == '-') i++;
+        int e = 0;
+        for (; i < n; i++) {
+            if (e > 1000) return false;
+            e = e * 10 + (s[i] - '0');
+        }
+        exp10 += eneg ? -e : e;
+    }
+    if (exp10 < -22 || exp10 > 22) return false;
+    double v = exp10 < 0 ? (double)m / pow10[-exp10] : (double)m * pow10[exp10];
+    *out = neg ? -v : v;
+    return true;
+}
+
 /* Converts the number s[0..n) and appends it; UCUM_OK or an error. */
 static ucum_status convert_number(const char *s, size_t n, int sig, const ucum_unit *uf,
                                   const ucum_unit *ut, double mw, const char *from, const char *to,
@@ -1038,7 +1227,8 @@ static ucum_status convert_number(const char *s, size_t n, int sig, const ucum_u
                            sizeof(buf) - 1);
     memcpy(buf, s, n);
     buf[n] = '\0';
-    double v = strtod(buf, NULL), r;
+    double v, r;
+    if (!decimal_value(buf, n, &v)) v = strtod(buf, NULL);
     if (!isfinite(v)) return value_error(err, "the number '%s' is out of range", buf);
     ucum_status st = ucum_convert_units(v, uf, ut, mw, from, to, &r, err);
     if (st) return st;

@@ -4,7 +4,9 @@
  * transaction Bundle that fhir_convert() makes of it, as pretty JSON, one
  * Bundle after another. A message that does not parse or is not converted
  * is reported on stderr (FILE: message N (MSH-10 ID): reason) and makes the
- * exit code 1; the others are still printed.
+ * exit code 1; the others are still printed. One converter (with the
+ * Bundle's arena) and one text buffer serve every message. --compact writes the tree
+ * directly (ftree_write); the indented form goes through jansson.
  */
 #include "cli/cli.h"
 
@@ -14,7 +16,6 @@
 #include <string.h>
 
 #include "fhir/fhir_convert.h"
-#include "fhir/fhir_json.h"
 #include "hl7/hl7_batch.h"
 
 static const char convert_usage[] =
@@ -40,9 +41,10 @@ static const char convert_usage[] =
 
 typedef struct crun {
     fhir_options opt;
-    size_t flags;
     bool compact;
     size_t failed;
+    fhir_converter *cv; /* holds the Bundle of the message at hand */
+    tbuf text;   /* its text */
 } crun;
 
 static void message_id(const hl7_msg *m, char *out, size_t cap)
@@ -55,9 +57,9 @@ static void message_id(const hl7_msg *m, char *out, size_t cap)
 
 static void convert_one(crun *cr, const char *path, const hl7_msg *m, size_t index)
 {
-    json_t *bundle = NULL;
+    ftree_node *bundle = NULL;
     fhir_error err;
-    if (fhir_convert(m, &cr->opt, &bundle, &err) != FHIR_OK) {
+    if (fhir_convert(cr->cv, m, &cr->opt, &bundle, &err) != FHIR_OK) {
         char id[72];
         message_id(m, id, sizeof id);
         fprintf(stderr, "tern convert: %s: message %zu (MSH-10 %s): %s\n", path, index,
@@ -65,18 +67,18 @@ static void convert_one(crun *cr, const char *path, const hl7_msg *m, size_t ind
         cr->failed++;
         return;
     }
-    if (cr->compact) { /* the fast writer: the same bytes as json_dumps */
-        tbuf text = TBUF_INIT;
-        fhir_json_write(bundle, 15, &text);
-        tbuf_putc(&text, '\n');
-        fwrite(text.p, 1, text.len, stdout);
-        tbuf_free(&text);
+    if (cr->compact) { /* the same bytes as json_dumps(JSON_COMPACT | JSON_REAL_PRECISION(15)) */
+        tbuf_reset(&cr->text);
+        ftree_write(bundle, 15, &cr->text);
+        tbuf_putc(&cr->text, '\n');
+        fwrite(cr->text.p, 1, cr->text.len, stdout);
     } else {
-        char *text = json_dumps(bundle, cr->flags);
+        json_t *j = ftree_to_json(bundle);
+        char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
         puts(text);
         free(text);
+        json_decref(j);
     }
-    json_decref(bundle);
 }
 
 static void run_file(crun *cr, const char *path)
@@ -117,7 +119,7 @@ int cli_convert(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    crun cr = {.flags = JSON_INDENT(2) | JSON_REAL_PRECISION(15)};
+    crun cr = {.compact = false};
     const char *tables_path = NULL;
     int c;
     optind = 1;
@@ -134,7 +136,6 @@ int cli_convert(int argc, char **argv)
             tables_path = optarg;
             break;
         case 'C':
-            cr.flags = JSON_COMPACT | JSON_REAL_PRECISION(15);
             cr.compact = true;
             break;
         case 'h':
@@ -163,8 +164,11 @@ int cli_convert(int argc, char **argv)
             return cli_usage_error("convert", "--tables %s", err);
         cr.opt.tables = tables;
     }
+    cr.cv = fhir_converter_new();
     for (int i = optind; i < argc; i++)
         run_file(&cr, argv[i]);
+    fhir_converter_free(cr.cv);
+    tbuf_free(&cr.text);
     fhir_tables_free(tables);
     return cr.failed ? CLI_INVALID : CLI_OK;
 }

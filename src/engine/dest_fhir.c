@@ -25,6 +25,8 @@
 
 typedef struct fhir_post_dest {
     hl7_msg *msg;
+    fhir_converter *cv;  /* holds the Bundle of the message at hand */
+    tbuf body;           /* its compact JSON text */
     fhir_options opt;    /* borrows the engine's tables */
     char *authorization; /* owned; "Bearer <token>" or NULL */
     eng_http_post *http;
@@ -35,6 +37,8 @@ static void fhir_post_free(fhir_post_dest *f)
     if (!f) return;
     eng_http_post_free(f->http);
     hl7_msg_free(f->msg);
+    fhir_converter_free(f->cv);
+    tbuf_free(&f->body);
     if (f->authorization) {
         memset(f->authorization, 0, strlen(f->authorization));
         free(f->authorization);
@@ -71,6 +75,7 @@ static int fhir_post_open(eng_dest *d, tbuf *err)
     fhir_post_dest *f = xcalloc(1, sizeof(*f));
     if (read_token(cfg, &f->authorization, err) != 0) goto fail;
     f->msg = hl7_msg_new(NULL);
+    f->cv = fhir_converter_new();
     f->opt.tables = eng_channel_fhir_tables(eng_dest_channel(d));
     eng_http_post_opts o = {.url = cfg->http.url,
                             .timeout_ms = cfg->http.timeout_ms,
@@ -89,22 +94,20 @@ fail:
 static void fhir_post_deliver(eng_dest *d, const eng_delivery *dl)
 {
     fhir_post_dest *f = eng_dest_impl(d);
-    json_t *bundle = NULL;
+    ftree_node *bundle = NULL;
     fhir_error ferr;
-    char *body = NULL;
     tbuf why = TBUF_INIT;
     if (hl7_parse(f->msg, dl->raw, dl->len, NULL) != HL7_OK)
         tbuf_puts(&why, "the message does not parse as HL7 v2; it cannot be converted to FHIR");
-    else if (fhir_convert(f->msg, &f->opt, &bundle, &ferr) != FHIR_OK)
+    else if (fhir_convert(f->cv, f->msg, &f->opt, &bundle, &ferr) != FHIR_OK)
         tbuf_printf(&why, "FHIR conversion: %s", ferr.text);
-    else if (!(body = json_dumps(bundle, JSON_COMPACT)))
-        tbuf_puts(&why, "cannot serialize the Bundle (out of memory)");
-    if (body)
-        eng_http_post_send(f->http, dl->id, body, strlen(body));
-    else
+    if (bundle) { /* compact, reals with 17 digits: json_dumps(JSON_COMPACT) */
+        tbuf_reset(&f->body);
+        ftree_write(bundle, 17, &f->body);
+        eng_http_post_send(f->http, dl->id, f->body.p, f->body.len);
+    } else {
         eng_dest_result(d, dl->id, STORE_FAILED, tbuf_cstr(&why));
-    free(body);
-    json_decref(bundle);
+    }
     tbuf_free(&why);
 }
 

@@ -21,6 +21,7 @@
 
 typedef struct fhir_dest {
     hl7_msg *msg;
+    fhir_converter *cv; /* holds the Bundle of the message at hand */
     fhir_rest *api; /* the engine's; borrowed */
     fhir_options opt; /* borrows the engine's tables (fhir.tables) */
 } fhir_dest;
@@ -34,6 +35,7 @@ static int fhir_open(eng_dest *d, tbuf *err)
     }
     fhir_dest *f = xcalloc(1, sizeof(*f));
     f->msg = hl7_msg_new(NULL);
+    f->cv = fhir_converter_new();
     f->api = api;
     f->opt.tables = eng_channel_fhir_tables(eng_dest_channel(d));
     eng_dest_set_impl(d, f);
@@ -44,20 +46,22 @@ static void fhir_deliver(eng_dest *d, const eng_delivery *dl)
 {
     fhir_dest *f = eng_dest_impl(d);
     tbuf why = TBUF_INIT;
-    json_t *bundle = NULL;
+    ftree_node *bundle = NULL;
+    json_t *json = NULL;
     fhir_error ferr;
     store_outcome outcome = STORE_FAILED;
     if (hl7_parse(f->msg, dl->raw, dl->len, NULL) != HL7_OK) {
         tbuf_puts(&why, "the message does not parse as HL7 v2; it cannot be converted to FHIR");
-    } else if (fhir_convert(f->msg, &f->opt, &bundle, &ferr) != FHIR_OK) {
+    } else if (fhir_convert(f->cv, f->msg, &f->opt, &bundle, &ferr) != FHIR_OK) {
         tbuf_printf(&why, "FHIR conversion: %s", ferr.text);
-    } else {
-        fhir_apply_status st = fhir_rest_apply_bundle(f->api, bundle, &why);
+    } else { /* the store works on jansson values */
+        json = ftree_to_json(bundle);
+        fhir_apply_status st = fhir_rest_apply_bundle(f->api, json, &why);
         outcome = st == FHIR_APPLY_OK      ? STORE_SENT
                   : st == FHIR_APPLY_RETRY ? STORE_RETRY
                                            : STORE_FAILED;
     }
-    json_decref(bundle);
+    json_decref(json);
     eng_dest_result(d, dl->id, outcome, outcome == STORE_SENT ? NULL : tbuf_cstr(&why));
     tbuf_free(&why);
 }
@@ -67,6 +71,7 @@ static void fhir_close(eng_dest *d)
     fhir_dest *f = eng_dest_impl(d);
     if (!f) return;
     hl7_msg_free(f->msg);
+    fhir_converter_free(f->cv);
     free(f);
     eng_dest_set_impl(d, NULL);
 }

@@ -15,36 +15,58 @@
  *   fhir_conv_pharmacy.c  RDE MedicationRequest + Medication, VXU Immunization
  *   fhir_conv_sched.c     SIU Appointment
  *
- * Every helper takes the conversion context `fc`. Decoded values (fc_val)
- * live in a ring of VAL_RING buffers: a value stays valid for the next
- * FC_RING - 1 calls to fc_val, enough to build one element; copy it to keep
- * it longer. References are "Type/<32 hex>" strings of at most FC_REF bytes.
+ * Every helper takes the conversion context `fc`. The Bundle is built in
+ * the converter's ftree (src/fhir/ftree.h): nodes, strings and the decoded
+ * values of fc_val all live in its arena until the tree is cleared, so a
+ * value stays valid for the whole conversion and nothing is freed piece by
+ * piece (a node left out of the Bundle is simply never written). Keys are
+ * string literals (borrowed by the tree). References are "Type/<32 hex>"
+ * strings of at most FC_REF bytes.
  */
 #ifndef TERN_FHIR_CONV_H
 #define TERN_FHIR_CONV_H
 
-#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "fhir/fhir_convert.h"
 #include "fhir/fhir_tables.h"
+#include "fhir/ftree.h"
 
-#define FC_RING 8
 #define FC_REF 64
+#define FC_COMPS 16
 
+/* The components of the field repetition fc_val read last: the helpers
+ * read several components of one repetition in a row (a CWE, an XPN), so
+ * it is split once. */
+typedef struct fc_rep {
+    long seg; /* -1: nothing cached */
+    uint32_t f, r;
+    uint32_t n; /* components kept; 0 when the repetition is absent */
+    bool more;  /* it has more than FC_COMPS components */
+    hl7_span comp[FC_COMPS];
+} fc_rep;
+
+/* What a converter keeps from one message to the next (fhir_convert.h). */
+struct fhir_converter {
+    ftree *tree;  /* the last Bundle, its values and strings */
+    tbuf scratch; /* fc_val's decoding buffer */
+    tbuf date;    /* fc_date's output */
+    tbuf ids;     /* the 32-character ids in the Bundle, back to back (dedup) */
+    EVP_MD *sha256; /* NULL when no provider has it: fhir_stable_id() then */
+    EVP_MD_CTX *md_ctx;
+};
+
+/* One conversion. */
 typedef struct fc {
+    fhir_converter *cv;
     const hl7_msg *m;
     const fhir_options *opt;
     const fhir_tables *tables; /* opt->tables or NULL (built-ins) */
     const char *trigger;       /* MSH-9.2 */
-    json_t *entries;
+    ftree *t;            /* cv->tree */
+    ftree_node *entries; /* Bundle.entry */
     char offset[8]; /* "+05:30", "Z": for times without their own offset */
-    tbuf ring[FC_RING];
-    unsigned next;
-    tbuf date; /* fc_date's output, reused */
-    tbuf ids;  /* the 32-character ids in the Bundle, back to back (dedup) */
-    EVP_MD *sha256;
-    EVP_MD_CTX *md_ctx;
+    fc_rep rep;     /* fc_val's last repetition */
     char org_ref[FC_REF];       /* sending facility (MSH-4); "" when none */
     char patient_ref[FC_REF];   /* "Patient/<id>" */
     char encounter_ref[FC_REF]; /* "" when no Encounter */
@@ -59,7 +81,8 @@ typedef struct fc {
 /* --- values and JSON ------------------------------------------------------ */
 
 /* Decoded value at (seg index, field, rep, comp, sub), or NULL when empty,
- * absent or the explicit null "". comp/sub 0 = the whole element. */
+ * absent or the explicit null "". comp/sub 0 = the whole element. The text
+ * is in the tree's arena: valid for the whole conversion. */
 const char *fc_val(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, uint32_t sub);
 /* Table lookup through the conversion's tables (user first, built-in). */
 const char *fc_lookup(fc *c, fhir_table_id t, const char *key);
@@ -67,18 +90,29 @@ const char *fc_lookup(fc *c, fhir_table_id t, const char *key);
  * (cap bytes); false when v is NULL or the part is empty. */
 bool fc_part(const char *v, int part, char *out, size_t cap);
 
-/* Sets key to s when s is non-empty valid UTF-8 (else nothing). */
-void fc_str(json_t *o, const char *key, const char *s);
-/* Sets key to a string known to be valid UTF-8 (constants, ids). */
-void fc_const(json_t *o, const char *key, const char *s);
-/* Appends item to the array o[key], creating it; steals item. */
-void fc_push(json_t *o, const char *key, json_t *item);
-/* Sets o[key] = v when v is a non-empty object or array, else frees v. */
-void fc_set_nonempty(json_t *o, const char *key, json_t *v);
-/* {"reference": ref}; new reference. */
-json_t *fc_ref(const char *ref);
-/* {"coding":[{system, code, display}]} (display may be NULL); all ASCII. */
-json_t *fc_concept(const char *system, const char *code, const char *display);
+/* A new empty object in the conversion's tree. */
+ftree_node *fc_obj(fc *c);
+/* Sets key to a copy of s when s is non-empty valid UTF-8 (else nothing:
+ * a charset passed through undecoded, a value cut inside a character). */
+void fc_str(fc *c, ftree_node *o, const char *key, const char *s);
+/* Sets key to a copy of s, known to be valid UTF-8 (table values, ids). */
+void fc_const(fc *c, ftree_node *o, const char *key, const char *s);
+/* Sets key to the string literal s, borrowed (not copied). */
+#define fc_lit(c, o, key, s) ftree_set((o), (key), ftree_string_borrowed((c)->t, "" s))
+/* Appends item to the array o[key], creating it; item NULL: nothing. */
+void fc_push(fc *c, ftree_node *o, const char *key, ftree_node *item);
+/* Sets o[key] = v when v is a non-empty object or array (else nothing). */
+void fc_set_nonempty(ftree_node *o, const char *key, ftree_node *v);
+/* {"reference": ref}; ref is copied. */
+ftree_node *fc_ref(fc *c, const char *ref);
+/* {"system": system, "code": code}, or NULL when code is not valid UTF-8
+ * (as jansson's json_pack refused it); system is a string literal. */
+#define fc_coding(c, system, code) fc_coding_((c), "" system, (code))
+ftree_node *fc_coding_(fc *c, const char *system, const char *code);
+/* {"coding":[{system, code, display}]} (display may be NULL); system is a
+ * string literal, code and display valid UTF-8 (copied). */
+#define fc_concept(c, system, code, display) fc_concept_((c), "" system, (code), (display))
+ftree_node *fc_concept_(fc *c, const char *system, const char *code, const char *display);
 
 /* --- resources and ids ------------------------------------------------------ */
 
@@ -86,13 +120,15 @@ json_t *fc_concept(const char *system, const char *code, const char *display);
 void fc_stable_id(fc *c, const char *key, char out[33]);
 /* Derives the id from key, or from MSH-10 and label when key is empty. */
 void fc_id_from(fc *c, tbuf *key, const char *type, const char *label, char id[33]);
-/* New {"resourceType": type, "id": id}. */
-json_t *fc_resource(const char *type, const char *id);
+/* New {"resourceType": type, "id": id}; type is a string literal, id is
+ * copied. */
+#define fc_resource(c, type, id) fc_resource_((c), "" type, (id))
+ftree_node *fc_resource_(fc *c, const char *type, const char *id);
 /* Adds r to the Bundle as PUT Type/id and writes "Type/id" to ref (may be
- * NULL); steals r. A resource whose id is already in the Bundle (the same
+ * NULL). A resource whose id is already in the Bundle (the same
  * doctor as attending and admitting) is dropped: a transaction may not
  * hold two entries for one resource. */
-void fc_add(fc *c, json_t *r, char *ref);
+void fc_add(fc *c, ftree_node *r, char *ref);
 
 /* --- datatypes ---------------------------------------------------------------- */
 
@@ -101,33 +137,33 @@ enum { FC_DATETIME = 0, FC_DATE = 1, FC_INSTANT = 2, FC_INSTANT_MIN = 3 };
  * FC_DATETIME, FC_DATE, FC_INSTANT (only when the value has seconds) or
  * FC_INSTANT_MIN (seconds padded when it has at least minutes). comp 0 is
  * the first component. */
-void fc_date(fc *c, json_t *o, const char *key, long seg, uint32_t f, uint32_t comp, int kind);
+void fc_date(fc *c, ftree_node *o, const char *key, long seg, uint32_t f, uint32_t comp, int kind);
 /* Appends the FHIR system URI for a coding system name (CWE-3). */
 void fc_code_system(fc *c, const char *name, tbuf *out);
 /* CodeableConcept from the CWE at (seg, f, r); comp 0: the field's
  * components 1..3, comp > 0: the subcomponents of component comp. Also
  * reads the alternate code (CWE-4..6). NULL when empty. */
-json_t *fc_codeable(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp);
+ftree_node *fc_codeable(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp);
 /* fc_codeable or {"text": "unknown"} (for required elements). */
-json_t *fc_codeable_req(fc *c, long seg, uint32_t f);
+ftree_node *fc_codeable_req(fc *c, long seg, uint32_t f);
 /* Identifier system from the HD at (seg, f, r, comp) (comp 0: the field is
  * the HD); false when there is none. */
 bool fc_hd_system(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, tbuf *out);
 /* Identifier from CX/EI/XCN-like (seg, f, r): value component 1, system
  * from the HD at hd_comp, type code (v2-0203) when given. key (may be NULL)
  * gets "res_type|system|value". NULL when no value. */
-json_t *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_comp, const char *type,
-                      const char *res_type, tbuf *key);
+ftree_node *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_comp,
+                          const char *type, const char *res_type, tbuf *key);
 /* HumanName from the XPN at (seg, f, r) starting at component `first`
  * (1 for XPN, 2 for XCN); NULL when empty. */
-json_t *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first);
+ftree_node *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first);
 /* Address from the XAD at (seg, f, r); NULL when empty. */
-json_t *fc_address(fc *c, long seg, uint32_t f, uint32_t r);
+ftree_node *fc_address(fc *c, long seg, uint32_t f, uint32_t r);
 /* Every repetition of the XTN at (seg, f) pushed to res.telecom. */
-void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, json_t *res);
+void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, ftree_node *res);
 /* Quantity {value, unit, system, code}: unit mapped to UCUM through the
  * units table unless unit_sys names another system. */
-json_t *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys);
+ftree_node *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys);
 /* Parses a whole decimal; false if anything else. */
 bool fc_number(const char *s, double *out);
 /* The segment index of the first seg_id after `from` and before the next
@@ -146,7 +182,7 @@ bool fc_organization(fc *c, const char *system, const char *value, const char *n
 /* Location from the PL at (seg, f); writes ref. */
 bool fc_location(fc *c, long seg, uint32_t f, char ref[FC_REF]);
 /* Patient from PID (sets c->patient_ref). */
-json_t *fc_patient(fc *c, long pid); /* returns the resource, borrowed */
+ftree_node *fc_patient(fc *c, long pid); /* returns the resource (in the Bundle) */
 /* Encounter from PV1 (+ PV2) with its Location and Practitioners (sets
  * c->encounter_ref). status NULL: from the trigger and PV1-45. */
 void fc_encounter(fc *c, long pv1, const char *status);
@@ -163,7 +199,7 @@ void fc_condition(fc *c, long dg1, char ref[FC_REF]);
  * "Order|msh10|<MSH-10>|pos". Pushes the identifiers, typed types[i], to
  * res (may be NULL). */
 void fc_order_key(fc *c, long seg, const uint32_t fields[2], const char *types[2], unsigned pos,
-                  json_t *res, tbuf *key);
+                  ftree_node *res, tbuf *key);
 /* request-status of an order: ORC-5, else ORC-1, else "unknown". */
 const char *fc_request_status(fc *c, long orc);
 /* The Observation for the OBX at index obx (obr: fallback for the time, may

@@ -20,85 +20,89 @@
 
 /* US Core race (PID-10) or ethnicity (PID-22): ombCategory for CDC codes
  * (NNNN-N), text always (US Core requires it). */
-static void us_core_ext(fc *c, long pid, uint32_t f, const char *name, json_t *p)
+static void us_core_ext(fc *c, long pid, uint32_t f, const char *name, ftree_node *p)
 {
     uint32_t n = hl7_rep_count(c->m, (uint32_t)pid, f);
-    json_t *ext = json_object();
+    ftree_node *ext = fc_obj(c);
     tbuf text = TBUF_INIT;
     for (uint32_t r = 1; r <= n; r++) {
         const char *code = fc_val(c, pid, f, r, 1, 1);
         const char *display = fc_val(c, pid, f, r, 2, 1);
         if (code && strlen(code) == 6 && isdigit((unsigned char)code[0]) && code[4] == '-' &&
             strspn(code, "0123456789") == 4 && isdigit((unsigned char)code[5])) {
-            json_t *coding =
-                json_pack("{s:s,s:s}", "system", "urn:oid:2.16.840.1.113883.6.238", "code", code);
-            fc_str(coding, "display", display);
-            fc_push(ext, "extension",
-                    json_pack("{s:s,s:o}", "url", "ombCategory", "valueCoding", coding));
+            ftree_node *coding = fc_coding(c, "urn:oid:2.16.840.1.113883.6.238", code);
+            fc_str(c, coding, "display", display);
+            ftree_node *omb = fc_obj(c);
+            fc_lit(c, omb, "url", "ombCategory");
+            ftree_set(omb, "valueCoding", coding);
+            fc_push(c, ext, "extension", omb);
         }
         if (!text.len && (display || code)) tbuf_puts(&text, display ? display : code);
     }
     if (text.len) {
-        fc_push(ext, "extension", json_pack("{s:s,s:s}", "url", "text", "valueString", text.p));
+        ftree_node *value = ftree_string(c->t, text.p);
+        if (value) {
+            ftree_node *t = fc_obj(c);
+            fc_lit(c, t, "url", "text");
+            ftree_set(t, "valueString", value);
+            fc_push(c, ext, "extension", t);
+        }
         tbuf_reset(&text);
         tbuf_printf(&text, US_CORE "%s", name);
-        json_object_set_new(ext, "url", json_string(text.p));
-        fc_push(p, "extension", ext);
-    } else {
-        json_decref(ext);
+        fc_const(c, ext, "url", text.p);
+        fc_push(c, p, "extension", ext);
     }
     tbuf_free(&text);
 }
 
 /* Identifiers of the CX list at (seg, f) pushed to res; the first one's key
  * goes to key. */
-static void cx_list(fc *c, long seg, uint32_t f, json_t *res, tbuf *key)
+static void cx_list(fc *c, long seg, uint32_t f, ftree_node *res, tbuf *key)
 {
     uint32_t n = hl7_rep_count(c->m, (uint32_t)seg, f);
     for (uint32_t r = 1; r <= n; r++)
-        fc_push(res, "identifier",
+        fc_push(c, res, "identifier",
                 fc_identifier(c, seg, f, r, 4, fc_val(c, seg, f, r, 5, 1), "Patient",
                               key->len ? NULL : key));
 }
 
-json_t *fc_patient(fc *c, long pid)
+ftree_node *fc_patient(fc *c, long pid)
 {
-    json_t *ids = json_object();
+    ftree_node *ids = fc_obj(c);
     tbuf key = TBUF_INIT;
     cx_list(c, pid, 3, ids, &key);
     char id[33];
     fc_id_from(c, &key, "Patient", "PID", id);
     tbuf_free(&key);
-    json_t *p = fc_resource("Patient", id);
-    json_object_update(p, ids);
-    json_decref(ids);
+    ftree_node *p = fc_resource(c, "Patient", id);
+    ftree_take_members(p, ids);
     us_core_ext(c, pid, 10, "us-core-race", p);
     us_core_ext(c, pid, 22, "us-core-ethnicity", p);
     uint32_t n = hl7_rep_count(c->m, (uint32_t)pid, 5);
     for (uint32_t r = 1; r <= n; r++)
-        fc_push(p, "name", fc_name(c, pid, 5, r, 1));
+        fc_push(c, p, "name", fc_name(c, pid, 5, r, 1));
     fc_telecoms(c, pid, 13, "home", p);
     fc_telecoms(c, pid, 14, "work", p);
-    fc_str(p, "gender", fc_lookup(c, FHIR_TAB_GENDERS, fc_val(c, pid, 8, 1, 1, 1)));
+    fc_str(c, p, "gender", fc_lookup(c, FHIR_TAB_GENDERS, fc_val(c, pid, 8, 1, 1, 1)));
     fc_date(c, p, "birthDate", pid, 7, 0, FC_DATE);
     const char *dead = fc_val(c, pid, 30, 1, 1, 1);
     if (dead && !strcmp(dead, "Y")) {
         fc_date(c, p, "deceasedDateTime", pid, 29, 0, FC_DATETIME);
-        if (!json_object_get(p, "deceasedDateTime"))
-            json_object_set_new(p, "deceasedBoolean", json_true());
+        if (!ftree_get(p, "deceasedDateTime"))
+            ftree_set(p, "deceasedBoolean", ftree_bool(c->t, true));
     }
     n = hl7_rep_count(c->m, (uint32_t)pid, 11);
     for (uint32_t r = 1; r <= n; r++)
-        fc_push(p, "address", fc_address(c, pid, 11, r));
-    json_t *marital = fc_codeable(c, pid, 16, 1, 0);
-    if (marital) json_object_set_new(p, "maritalStatus", marital);
-    json_t *lang = fc_codeable(c, pid, 15, 1, 0);
+        fc_push(c, p, "address", fc_address(c, pid, 11, r));
+    ftree_node *marital = fc_codeable(c, pid, 16, 1, 0);
+    if (marital) ftree_set(p, "maritalStatus", marital);
+    ftree_node *lang = fc_codeable(c, pid, 15, 1, 0);
     if (lang) {
-        json_t *comm = json_object();
-        json_object_set_new(comm, "language", lang);
-        fc_push(p, "communication", comm);
+        ftree_node *comm = fc_obj(c);
+        ftree_set(comm, "language", lang);
+        fc_push(c, p, "communication", comm);
     }
-    if (c->org_ref[0]) json_object_set_new(p, "managingOrganization", fc_ref(c->org_ref));
+    if (c->org_ref[0]) ftree_set(p, "managingOrganization", fc_ref(c, c->org_ref));
     snprintf(c->patient_ref, sizeof c->patient_ref, "Patient/%s", id);
     fc_add(c, p, NULL);
     return p;
@@ -118,14 +122,14 @@ bool fc_organization(fc *c, const char *system, const char *value, const char *n
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *o = fc_resource("Organization", id);
+    ftree_node *o = fc_resource(c, "Organization", id);
     if (value) {
-        json_t *ident = json_object();
-        fc_str(ident, "system", system);
-        fc_str(ident, "value", value);
-        fc_push(o, "identifier", ident);
+        ftree_node *ident = fc_obj(c);
+        fc_str(c, ident, "system", system);
+        fc_str(c, ident, "value", value);
+        fc_push(c, o, "identifier", ident);
     }
-    fc_str(o, "name", name);
+    fc_str(c, o, "name", name);
     fc_add(c, o, ref);
     return true;
 }
@@ -147,17 +151,17 @@ void fc_sending_org(fc *c)
 bool fc_practitioner(fc *c, long seg, uint32_t f, uint32_t r, char ref[FC_REF])
 {
     tbuf key = TBUF_INIT;
-    json_t *ident =
+    ftree_node *ident =
         fc_identifier(c, seg, f, r, 9, fc_val(c, seg, f, r, 13, 1), "Practitioner", &key);
-    json_t *name = fc_name(c, seg, f, r, 2);
+    ftree_node *name = fc_name(c, seg, f, r, 2);
     if (!ident && !name) return false;
     if (!key.len) tbuf_printf(&key, "Practitioner|name|%s", fc_val(c, seg, f, r, 2, 1));
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *p = fc_resource("Practitioner", id);
-    fc_push(p, "identifier", ident);
-    fc_push(p, "name", name);
+    ftree_node *p = fc_resource(c, "Practitioner", id);
+    fc_push(c, p, "identifier", ident);
+    fc_push(c, p, "name", name);
     fc_add(c, p, ref);
     return true;
 }
@@ -179,18 +183,18 @@ bool fc_location(fc *c, long seg, uint32_t f, char ref[FC_REF])
     fc_stable_id(c, key.p, id);
     for (int i = 0; i < 3; i++)
         if (part[i][0]) tbuf_printf(&name, "%s%s", name.len ? " " : "", part[i]);
-    json_t *l = fc_resource("Location", id);
-    fc_const(l, "status", "active");
-    fc_str(l, "name", name.p);
-    fc_str(l, "description", fc_val(c, seg, f, 1, 9, 1));
-    fc_const(l, "mode", "instance");
+    ftree_node *l = fc_resource(c, "Location", id);
+    fc_lit(c, l, "status", "active");
+    fc_str(c, l, "name", name.p);
+    fc_str(c, l, "description", fc_val(c, seg, f, 1, 9, 1));
+    fc_lit(c, l, "mode", "instance");
     const char *kind = part[2][0] ? "bd|Bed" : part[1][0] ? "ro|Room" : "wa|Ward";
     char code[8], display[8];
     fc_part(kind, 0, code, sizeof code);
     fc_part(kind, 1, display, sizeof display);
-    json_object_set_new(
+    ftree_set(
         l, "physicalType",
-        fc_concept("http://terminology.hl7.org/CodeSystem/location-physical-type", code, display));
+        fc_concept(c, "http://terminology.hl7.org/CodeSystem/location-physical-type", code, display));
     fc_add(c, l, ref);
     tbuf_free(&key);
     tbuf_free(&name);
@@ -199,24 +203,25 @@ bool fc_location(fc *c, long seg, uint32_t f, char ref[FC_REF])
 
 /* --- Encounter ------------------------------------------------------------------- */
 
-static void encounter_class(fc *c, long pv1, json_t *e)
+static void encounter_class(fc *c, long pv1, ftree_node *e)
 {
     const char *cls = fc_lookup(c, FHIR_TAB_ENCOUNTER_CLASSES, fc_val(c, pv1, 2, 1, 1, 1));
     char code[32], display[64];
     if (!fc_part(cls, 0, code, sizeof code)) {
-        json_object_set_new(e, "class",
-                            json_pack("{s:s,s:s,s:s}", "system",
-                                      "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code",
-                                      "UNK", "display", "unknown"));
+        ftree_node *unknown = fc_obj(c);
+        fc_lit(c, unknown, "system", "http://terminology.hl7.org/CodeSystem/v3-NullFlavor");
+        fc_lit(c, unknown, "code", "UNK");
+        fc_lit(c, unknown, "display", "unknown");
+        ftree_set(e, "class", unknown);
         return;
     }
-    json_t *coding = json_pack("{s:s,s:s}", "system", SYS_ACTCODE, "code", code);
-    if (fc_part(cls, 1, display, sizeof display)) fc_str(coding, "display", display);
-    json_object_set_new(e, "class", coding);
+    ftree_node *coding = fc_coding(c, SYS_ACTCODE, code);
+    if (coding && fc_part(cls, 1, display, sizeof display)) fc_str(c, coding, "display", display);
+    ftree_set(e, "class", coding);
 }
 
 /* PV1-7/8/9/17 (every repetition) as participants of their type. */
-static void encounter_participants(fc *c, long pv1, json_t *e)
+static void encounter_participants(fc *c, long pv1, ftree_node *e)
 {
     static const struct {
         uint32_t field;
@@ -230,22 +235,22 @@ static void encounter_participants(fc *c, long pv1, json_t *e)
         for (uint32_t r = 1; r <= n; r++) {
             char ref[FC_REF];
             if (!fc_practitioner(c, pv1, roles[i].field, r, ref)) continue;
-            json_t *p = json_object();
-            fc_push(p, "type", fc_concept(SYS_PARTICIPATION, roles[i].code, roles[i].display));
-            json_object_set_new(p, "individual", fc_ref(ref));
-            fc_push(e, "participant", p);
+            ftree_node *p = fc_obj(c);
+            fc_push(c, p, "type", fc_concept(c, SYS_PARTICIPATION, roles[i].code, roles[i].display));
+            ftree_set(p, "individual", fc_ref(c, ref));
+            fc_push(c, e, "participant", p);
         }
     }
 }
 
-static void encounter_location(fc *c, long pv1, uint32_t f, const char *status, json_t *e)
+static void encounter_location(fc *c, long pv1, uint32_t f, const char *status, ftree_node *e)
 {
     char ref[FC_REF];
     if (!fc_location(c, pv1, f, ref)) return;
-    json_t *l = json_object();
-    json_object_set_new(l, "location", fc_ref(ref));
-    fc_const(l, "status", status);
-    fc_push(e, "location", l);
+    ftree_node *l = fc_obj(c);
+    ftree_set(l, "location", fc_ref(c, ref));
+    fc_const(c, l, "status", status);
+    fc_push(c, e, "location", l);
 }
 
 static const char *encounter_status(fc *c, long pv1)
@@ -261,36 +266,36 @@ static const char *encounter_status(fc *c, long pv1)
 void fc_encounter(fc *c, long pv1, const char *status)
 {
     tbuf key = TBUF_INIT;
-    json_t *ident = fc_identifier(c, pv1, 19, 1, 4, "VN", "Encounter", &key);
+    ftree_node *ident = fc_identifier(c, pv1, 19, 1, 4, "VN", "Encounter", &key);
     char id[33];
     fc_id_from(c, &key, "Encounter", c->patient_ref, id);
     tbuf_free(&key);
-    json_t *e = fc_resource("Encounter", id);
-    fc_push(e, "identifier", ident);
+    ftree_node *e = fc_resource(c, "Encounter", id);
+    fc_push(c, e, "identifier", ident);
     if (!status) status = encounter_status(c, pv1);
-    fc_const(e, "status", status);
+    fc_const(c, e, "status", status);
     encounter_class(c, pv1, e);
-    json_t *type = fc_codeable(c, pv1, 4, 1, 0);
-    if (type) fc_push(e, "type", type);
-    json_object_set_new(e, "subject", fc_ref(c->patient_ref));
+    ftree_node *type = fc_codeable(c, pv1, 4, 1, 0);
+    if (type) fc_push(c, e, "type", type);
+    ftree_set(e, "subject", fc_ref(c, c->patient_ref));
     encounter_participants(c, pv1, e);
-    json_t *period = json_object();
+    ftree_node *period = fc_obj(c);
     fc_date(c, period, "start", pv1, 44, 0, FC_DATETIME);
     if (strcmp(c->trigger, "A13")) fc_date(c, period, "end", pv1, 45, 0, FC_DATETIME);
     fc_set_nonempty(e, "period", period);
     long pv2 = hl7_seg_find(c->m, "PV2", 1);
-    json_t *reason = pv2 >= 0 ? fc_codeable(c, pv2, 3, 1, 0) : NULL;
-    if (reason) fc_push(e, "reasonCode", reason);
-    json_t *hosp = json_object();
-    json_t *src = fc_codeable(c, pv1, 14, 1, 0);
-    if (src) json_object_set_new(hosp, "admitSource", src);
-    json_t *disp = fc_codeable(c, pv1, 36, 1, 0);
-    if (disp) json_object_set_new(hosp, "dischargeDisposition", disp);
+    ftree_node *reason = pv2 >= 0 ? fc_codeable(c, pv2, 3, 1, 0) : NULL;
+    if (reason) fc_push(c, e, "reasonCode", reason);
+    ftree_node *hosp = fc_obj(c);
+    ftree_node *src = fc_codeable(c, pv1, 14, 1, 0);
+    if (src) ftree_set(hosp, "admitSource", src);
+    ftree_node *disp = fc_codeable(c, pv1, 36, 1, 0);
+    if (disp) ftree_set(hosp, "dischargeDisposition", disp);
     fc_set_nonempty(e, "hospitalization", hosp);
     bool done = !strcmp(status, "finished") || !strcmp(status, "cancelled");
     encounter_location(c, pv1, 3, done ? "completed" : "active", e);
     if (!strcmp(c->trigger, "A02")) encounter_location(c, pv1, 6, "completed", e);
-    if (c->org_ref[0]) json_object_set_new(e, "serviceProvider", fc_ref(c->org_ref));
+    if (c->org_ref[0]) ftree_set(e, "serviceProvider", fc_ref(c, c->org_ref));
     snprintf(c->encounter_ref, sizeof c->encounter_ref, "Encounter/%s", id);
     fc_add(c, e, NULL);
 }
@@ -317,11 +322,11 @@ void fc_convert_adt(fc *c)
     fc_clinical_segments(c);
 }
 
-static json_t *link(const char *other, const char *type)
+static ftree_node *link(fc *c, const char *other, const char *type)
 {
-    json_t *l = json_object();
-    json_object_set_new(l, "other", fc_ref(other));
-    fc_const(l, "type", type);
+    ftree_node *l = fc_obj(c);
+    ftree_set(l, "other", fc_ref(c, other));
+    fc_const(c, l, "type", type);
     return l;
 }
 
@@ -332,27 +337,23 @@ static json_t *link(const char *other, const char *type)
 void fc_convert_merge(fc *c)
 {
     fc_sending_org(c);
-    json_t *survivor = fc_patient(c, hl7_seg_find(c->m, "PID", 1));
+    ftree_node *survivor = fc_patient(c, hl7_seg_find(c->m, "PID", 1));
     long mrg = hl7_seg_find(c->m, "MRG", 1);
     if (mrg < 0 || !fc_val(c, mrg, 1, 1, 1, 1)) return;
-    json_t *old = json_object();
+    ftree_node *old = fc_obj(c);
     tbuf key = TBUF_INIT;
     cx_list(c, mrg, 1, old, &key);
     char id[33], old_ref[FC_REF];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
     snprintf(old_ref, sizeof old_ref, "Patient/%s", id);
-    if (!strcmp(old_ref, c->patient_ref)) { /* MRG-1 names the survivor: nothing to merge */
-        json_decref(old);
-        return;
-    }
-    json_t *p = fc_resource("Patient", id);
-    json_object_update(p, old);
-    json_decref(old);
-    json_object_set_new(p, "active", json_false());
-    fc_push(p, "name", fc_name(c, mrg, 7, 1, 1));
-    fc_push(p, "link", link(c->patient_ref, "replaced-by"));
+    if (!strcmp(old_ref, c->patient_ref)) return; /* MRG-1 names the survivor: nothing to merge */
+    ftree_node *p = fc_resource(c, "Patient", id);
+    ftree_take_members(p, old);
+    ftree_set(p, "active", ftree_bool(c->t, false));
+    fc_push(c, p, "name", fc_name(c, mrg, 7, 1, 1));
+    fc_push(c, p, "link", link(c, c->patient_ref, "replaced-by"));
     fc_add(c, p, old_ref);
-    fc_push(survivor, "link", link(old_ref, "replaces"));
-    json_object_set_new(survivor, "active", json_true());
+    fc_push(c, survivor, "link", link(c, old_ref, "replaces"));
+    ftree_set(survivor, "active", ftree_bool(c->t, true));
 }

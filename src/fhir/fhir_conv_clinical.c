@@ -26,9 +26,9 @@
 static void related_person(fc *c, long nk1)
 {
     tbuf key = TBUF_INIT;
-    json_t *ident =
+    ftree_node *ident =
         fc_identifier(c, nk1, 33, 1, 4, fc_val(c, nk1, 33, 1, 5, 1), "RelatedPerson", &key);
-    json_t *name = fc_name(c, nk1, 2, 1, 1);
+    ftree_node *name = fc_name(c, nk1, 2, 1, 1);
     const char *rel = fc_val(c, nk1, 3, 1, 1, 1);
     if (!ident && !name) {
         tbuf_free(&key);
@@ -45,33 +45,31 @@ static void related_person(fc *c, long nk1)
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *p = fc_resource("RelatedPerson", id);
-    fc_push(p, "identifier", ident);
-    json_object_set_new(p, "patient", fc_ref(c->patient_ref));
+    ftree_node *p = fc_resource(c, "RelatedPerson", id);
+    fc_push(c, p, "identifier", ident);
+    ftree_set(p, "patient", fc_ref(c, c->patient_ref));
     rel = fc_val(c, nk1, 3, 1, 1, 1);
     const char *role = fc_lookup(c, FHIR_TAB_RELATIONSHIPS, rel);
-    json_t *cc = fc_codeable(c, nk1, 3, 1, 0);
-    if (cc && role) {
-        json_t *coding = json_pack("{s:s,s:s}", "system", SYS_ROLECODE, "code", role);
-        json_array_insert_new(json_object_get(cc, "coding"), 0, coding);
-    }
-    fc_push(p, "relationship", cc);
+    ftree_node *cc = fc_codeable(c, nk1, 3, 1, 0);
+    ftree_node *codings = cc && role ? ftree_get(cc, "coding") : NULL;
+    if (codings) ftree_prepend(codings, fc_coding(c, SYS_ROLECODE, role));
+    fc_push(c, p, "relationship", cc);
     const char *contact = fc_val(c, nk1, 7, 1, 1, 1);
     if (contact) {
-        json_t *cr = json_object();
-        json_t *coding = json_object();
-        fc_const(coding, "system", "http://terminology.hl7.org/CodeSystem/v2-0131");
-        fc_str(coding, "code", contact);
-        fc_push(cr, "coding", coding);
-        fc_push(p, "relationship", cr);
+        ftree_node *cr = fc_obj(c);
+        ftree_node *coding = fc_obj(c);
+        fc_lit(c, coding, "system", "http://terminology.hl7.org/CodeSystem/v2-0131");
+        fc_str(c, coding, "code", contact);
+        fc_push(c, cr, "coding", coding);
+        fc_push(c, p, "relationship", cr);
     }
-    fc_push(p, "name", name);
+    fc_push(c, p, "name", name);
     fc_telecoms(c, nk1, 5, "home", p);
     fc_telecoms(c, nk1, 6, "work", p);
-    fc_str(p, "gender", fc_lookup(c, FHIR_TAB_GENDERS, fc_val(c, nk1, 15, 1, 1, 1)));
+    fc_str(c, p, "gender", fc_lookup(c, FHIR_TAB_GENDERS, fc_val(c, nk1, 15, 1, 1, 1)));
     fc_date(c, p, "birthDate", nk1, 16, 0, FC_DATE);
-    fc_push(p, "address", fc_address(c, nk1, 4, 1));
-    json_t *period = json_object();
+    fc_push(c, p, "address", fc_address(c, nk1, 4, 1));
+    ftree_node *period = fc_obj(c);
     fc_date(c, period, "start", nk1, 8, 0, FC_DATETIME);
     fc_date(c, period, "end", nk1, 9, 0, FC_DATETIME);
     fc_set_nonempty(p, "period", period);
@@ -82,7 +80,7 @@ static void related_person(fc *c, long nk1)
 
 static void allergy(fc *c, long al1)
 {
-    json_t *code = fc_codeable(c, al1, 3, 1, 0);
+    ftree_node *code = fc_codeable(c, al1, 3, 1, 0);
     if (!code) return;
     const char *what = fc_val(c, al1, 3, 1, 1, 1);
     if (!what) what = fc_val(c, al1, 3, 1, 2, 1);
@@ -91,35 +89,33 @@ static void allergy(fc *c, long al1)
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *a = fc_resource("AllergyIntolerance", id);
-    json_object_set_new(a, "clinicalStatus", fc_concept(SYS_ALLERGY_CLINICAL, "active", "Active"));
-    json_object_set_new(a, "verificationStatus",
-                        fc_concept(SYS_ALLERGY_VERIF, "confirmed", "Confirmed"));
+    ftree_node *a = fc_resource(c, "AllergyIntolerance", id);
+    ftree_set(a, "clinicalStatus", fc_concept(c, SYS_ALLERGY_CLINICAL, "active", "Active"));
+    ftree_set(a, "verificationStatus",
+                        fc_concept(c, SYS_ALLERGY_VERIF, "confirmed", "Confirmed"));
     const char *kind = fc_lookup(c, FHIR_TAB_ALLERGY_TYPES, fc_val(c, al1, 2, 1, 1, 1));
     char part[32];
-    if (fc_part(kind, 0, part, sizeof part)) fc_str(a, "type", part);
-    if (fc_part(kind, 1, part, sizeof part)) fc_push(a, "category", json_string(part));
+    if (fc_part(kind, 0, part, sizeof part)) fc_str(c, a, "type", part);
+    if (fc_part(kind, 1, part, sizeof part)) fc_push(c, a, "category", ftree_string(c->t, part));
     const char *sev = fc_lookup(c, FHIR_TAB_ALLERGY_SEVERITIES, fc_val(c, al1, 4, 1, 1, 1));
     char severity[32] = "";
     fc_part(sev, 0, severity, sizeof severity);
-    if (fc_part(sev, 1, part, sizeof part)) fc_str(a, "criticality", part);
-    json_object_set_new(a, "code", code);
-    json_object_set_new(a, "patient", fc_ref(c->patient_ref));
+    if (fc_part(sev, 1, part, sizeof part)) fc_str(c, a, "criticality", part);
+    ftree_set(a, "code", code);
+    ftree_set(a, "patient", fc_ref(c, c->patient_ref));
     fc_date(c, a, "onsetDateTime", al1, 6, 0, FC_DATETIME);
-    json_t *reaction = json_object();
+    ftree_node *reaction = fc_obj(c);
     uint32_t n = hl7_rep_count(c->m, (uint32_t)al1, 5);
     for (uint32_t r = 1; r <= n; r++) {
         const char *text = fc_val(c, al1, 5, r, 0, 0);
         if (!text) continue;
-        json_t *m = json_object();
-        fc_str(m, "text", text);
-        fc_push(reaction, "manifestation", m);
+        ftree_node *m = fc_obj(c);
+        fc_str(c, m, "text", text);
+        fc_push(c, reaction, "manifestation", m);
     }
-    if (json_object_get(reaction, "manifestation")) {
-        fc_str(reaction, "severity", severity);
-        fc_push(a, "reaction", reaction);
-    } else {
-        json_decref(reaction);
+    if (ftree_get(reaction, "manifestation")) {
+        fc_str(c, reaction, "severity", severity);
+        fc_push(c, a, "reaction", reaction);
     }
     fc_add(c, a, NULL);
 }
@@ -129,7 +125,7 @@ static void allergy(fc *c, long al1)
 void fc_condition(fc *c, long dg1, char ref[FC_REF])
 {
     tbuf key = TBUF_INIT;
-    json_t *ident = fc_identifier(c, dg1, 20, 1, 2, NULL, "Condition", &key);
+    ftree_node *ident = fc_identifier(c, dg1, 20, 1, 2, NULL, "Condition", &key);
     if (!key.len) {
         const char *code = fc_val(c, dg1, 3, 1, 1, 1);
         if (!code) code = fc_val(c, dg1, 4, 1, 1, 1);
@@ -141,25 +137,25 @@ void fc_condition(fc *c, long dg1, char ref[FC_REF])
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *d = fc_resource("Condition", id);
-    fc_push(d, "identifier", ident);
+    ftree_node *d = fc_resource(c, "Condition", id);
+    fc_push(c, d, "identifier", ident);
     const char *type = fc_val(c, dg1, 6, 1, 1, 1);
     const char *verif = type && !strcmp(type, "F") ? "confirmed" : "provisional";
-    json_object_set_new(d, "verificationStatus", fc_concept(SYS_CONDITION_VERIF, verif, NULL));
+    ftree_set(d, "verificationStatus", fc_concept(c, SYS_CONDITION_VERIF, verif, NULL));
     const char *cat = fc_lookup(c, FHIR_TAB_DIAGNOSIS_TYPES, type);
-    fc_push(d, "category", fc_concept(SYS_CONDITION_CAT, cat ? cat : "encounter-diagnosis", NULL));
-    json_t *code = fc_codeable(c, dg1, 3, 1, 0);
+    fc_push(c, d, "category", fc_concept(c, SYS_CONDITION_CAT, cat ? cat : "encounter-diagnosis", NULL));
+    ftree_node *code = fc_codeable(c, dg1, 3, 1, 0);
     if (!code) {
-        code = json_object();
-        fc_str(code, "text", fc_val(c, dg1, 4, 1, 1, 1));
+        code = fc_obj(c);
+        fc_str(c, code, "text", fc_val(c, dg1, 4, 1, 1, 1));
     }
     fc_set_nonempty(d, "code", code);
-    json_object_set_new(d, "subject", fc_ref(c->patient_ref));
-    if (c->encounter_ref[0]) json_object_set_new(d, "encounter", fc_ref(c->encounter_ref));
+    ftree_set(d, "subject", fc_ref(c, c->patient_ref));
+    if (c->encounter_ref[0]) ftree_set(d, "encounter", fc_ref(c, c->encounter_ref));
     fc_date(c, d, "onsetDateTime", dg1, 5, 0, FC_DATETIME);
     fc_date(c, d, "recordedDate", dg1, 19, 0, FC_DATETIME);
     char doctor[FC_REF];
-    if (fc_practitioner(c, dg1, 16, 1, doctor)) json_object_set_new(d, "asserter", fc_ref(doctor));
+    if (fc_practitioner(c, dg1, 16, 1, doctor)) ftree_set(d, "asserter", fc_ref(c, doctor));
     fc_add(c, d, ref);
 }
 
@@ -200,14 +196,14 @@ static void coverage(fc *c, long in1)
     }
     char id[33];
     fc_stable_id(c, key.p, id);
-    json_t *cv = fc_resource("Coverage", id);
+    ftree_node *cv = fc_resource(c, "Coverage", id);
     policy = fc_val(c, in1, 36, 1, 1, 1);
     if (policy) {
-        json_t *ident = json_object();
-        json_object_set_new(ident, "type", fc_concept(SYS_V2_0203, "MB", "Member Number"));
-        fc_str(ident, "value", policy);
-        fc_push(cv, "identifier", ident);
-        fc_str(cv, "subscriberId", policy);
+        ftree_node *ident = fc_obj(c);
+        ftree_set(ident, "type", fc_concept(c, SYS_V2_0203, "MB", "Member Number"));
+        fc_str(c, ident, "value", policy);
+        fc_push(c, cv, "identifier", ident);
+        fc_str(c, cv, "subscriberId", policy);
     }
     long in2 = fc_is(c, in1 + 1, "IN2") ? in1 + 1 : -1;
     static const struct {
@@ -217,35 +213,35 @@ static void coverage(fc *c, long in1)
     for (size_t i = 0; in2 >= 0 && i < 2; i++) {
         const char *v = fc_val(c, in2, in2_ids[i].f, 1, 1, 1);
         if (!v) continue;
-        json_t *ident = json_object();
-        json_object_set_new(ident, "type",
-                            fc_concept(SYS_V2_0203, in2_ids[i].type, in2_ids[i].display));
-        fc_str(ident, "value", v);
-        fc_push(cv, "identifier", ident);
+        ftree_node *ident = fc_obj(c);
+        ftree_set(ident, "type",
+                            fc_concept(c, SYS_V2_0203, in2_ids[i].type, in2_ids[i].display));
+        fc_str(c, ident, "value", v);
+        fc_push(c, cv, "identifier", ident);
     }
-    fc_const(cv, "status", "active");
-    json_t *type = fc_codeable(c, in1, 15, 1, 0);
-    if (type) json_object_set_new(cv, "type", type);
-    json_object_set_new(cv, "beneficiary", fc_ref(c->patient_ref));
+    fc_lit(c, cv, "status", "active");
+    ftree_node *type = fc_codeable(c, in1, 15, 1, 0);
+    if (type) ftree_set(cv, "type", type);
+    ftree_set(cv, "beneficiary", fc_ref(c, c->patient_ref));
     const char *rel = subscriber_relationship(fc_val(c, in1, 17, 1, 1, 1));
     if (rel)
-        json_object_set_new(
+        ftree_set(
             cv, "relationship",
-            fc_concept("http://terminology.hl7.org/CodeSystem/subscriber-relationship", rel, NULL));
-    json_t *period = json_object();
+            fc_concept(c, "http://terminology.hl7.org/CodeSystem/subscriber-relationship", rel, NULL));
+    ftree_node *period = fc_obj(c);
     fc_date(c, period, "start", in1, 12, 0, FC_DATETIME);
     fc_date(c, period, "end", in1, 13, 0, FC_DATETIME);
     fc_set_nonempty(cv, "period", period);
-    fc_push(cv, "payor", fc_ref(payer));
+    fc_push(c, cv, "payor", fc_ref(c, payer));
     const char *group = fc_val(c, in1, 8, 1, 1, 1);
     if (group) {
-        json_t *cls = json_object();
-        json_object_set_new(
+        ftree_node *cls = fc_obj(c);
+        ftree_set(
             cls, "type",
-            fc_concept("http://terminology.hl7.org/CodeSystem/coverage-class", "group", "Group"));
-        fc_str(cls, "value", group);
-        fc_str(cls, "name", fc_val(c, in1, 9, 1, 1, 1));
-        fc_push(cv, "class", cls);
+            fc_concept(c, "http://terminology.hl7.org/CodeSystem/coverage-class", "group", "Group"));
+        fc_str(c, cls, "value", group);
+        fc_str(c, cls, "name", fc_val(c, in1, 9, 1, 1, 1));
+        fc_push(c, cv, "class", cls);
     }
     fc_add(c, cv, NULL);
     tbuf_free(&sys);

@@ -24,7 +24,7 @@
 
 /* --- Observation ------------------------------------------------------------- */
 
-static void obs_value(fc *c, long obx, json_t *o)
+static void obs_value(fc *c, long obx, ftree_node *o)
 {
     const char *type = fc_val(c, obx, 2, 1, 1, 1);
     const char *whole = fc_val(c, obx, 5, 1, 0, 0);
@@ -37,7 +37,7 @@ static void obs_value(fc *c, long obx, json_t *o)
     if (!strcmp(t, "NM") && fc_number(fc_val(c, obx, 5, 1, 0, 0), &v)) {
         unit = fc_val(c, obx, 6, 1, 1, 1);
         unit_sys = fc_val(c, obx, 6, 1, 3, 1);
-        json_object_set_new(o, "valueQuantity", fc_quantity(c, v, unit, unit_sys));
+        ftree_set(o, "valueQuantity", fc_quantity(c, v, unit, unit_sys));
     } else if (!strcmp(t, "SN")) {
         char cmp[4] = "";
         const char *s = fc_val(c, obx, 5, 1, 1, 1);
@@ -48,64 +48,64 @@ static void obs_value(fc *c, long obx, json_t *o)
         if (simple && cmp_ok && fc_number(fc_val(c, obx, 5, 1, 2, 1), &v)) {
             unit = fc_val(c, obx, 6, 1, 1, 1);
             unit_sys = fc_val(c, obx, 6, 1, 3, 1);
-            json_t *q = fc_quantity(c, v, unit, unit_sys);
-            fc_str(q, "comparator", cmp);
-            json_object_set_new(o, "valueQuantity", q);
+            ftree_node *q = fc_quantity(c, v, unit, unit_sys);
+            fc_str(c, q, "comparator", cmp);
+            ftree_set(o, "valueQuantity", q);
         } else {
-            fc_str(o, "valueString", fc_val(c, obx, 5, 1, 0, 0));
+            fc_str(c, o, "valueString", fc_val(c, obx, 5, 1, 0, 0));
         }
     } else if (!strcmp(t, "CWE") || !strcmp(t, "CE") || !strcmp(t, "CNE")) {
-        json_t *cc = fc_codeable(c, obx, 5, 1, 0);
-        if (cc) json_object_set_new(o, "valueCodeableConcept", cc);
+        ftree_node *cc = fc_codeable(c, obx, 5, 1, 0);
+        if (cc) ftree_set(o, "valueCodeableConcept", cc);
     } else if (!strcmp(t, "DT") || !strcmp(t, "DTM") || !strcmp(t, "TS")) {
         fc_date(c, o, "valueDateTime", obx, 5, 0, FC_DATETIME);
     } else {
-        fc_str(o, "valueString", whole);
+        fc_str(c, o, "valueString", whole);
     }
 }
 
 /* OBX-7: "LOW-HIGH", "<X"/"<=X" (high), ">X"/">=X" (low), else text. */
-static void obs_range(fc *c, long obx, json_t *o)
+static void obs_range(fc *c, long obx, ftree_node *o)
 {
     const char *r = fc_val(c, obx, 7, 1, 0, 0);
     if (!r) return;
     const char *unit = fc_val(c, obx, 6, 1, 1, 1), *unit_sys = fc_val(c, obx, 6, 1, 3, 1);
-    json_t *rr = json_object();
+    ftree_node *rr = fc_obj(c);
     double lo, hi;
     char *end;
     if (*r == '<' || *r == '>') {
         const char *num = r + 1 + (r[1] == '=');
         if (fc_number(num, &hi))
-            json_object_set_new(rr, *r == '<' ? "high" : "low", fc_quantity(c, hi, unit, unit_sys));
+            ftree_set(rr, *r == '<' ? "high" : "low", fc_quantity(c, hi, unit, unit_sys));
     } else {
         lo = strtod(r, &end);
         if (end != r && *end == '-' && fc_number(end + 1, &hi)) {
-            json_object_set_new(rr, "low", fc_quantity(c, lo, unit, unit_sys));
-            json_object_set_new(rr, "high", fc_quantity(c, hi, unit, unit_sys));
+            ftree_set(rr, "low", fc_quantity(c, lo, unit, unit_sys));
+            ftree_set(rr, "high", fc_quantity(c, hi, unit, unit_sys));
         }
     }
-    if (!json_object_size(rr)) fc_str(rr, "text", r);
-    fc_push(o, "referenceRange", rr);
+    if (!ftree_size(rr)) fc_str(c, rr, "text", r);
+    fc_push(c, o, "referenceRange", rr);
 }
 
-static void obs_interpretation(fc *c, long obx, json_t *o)
+static void obs_interpretation(fc *c, long obx, ftree_node *o)
 {
     uint32_t n = hl7_rep_count(c->m, (uint32_t)obx, 8);
     for (uint32_t r = 1; r <= n; r++) {
         const char *code = fc_val(c, obx, 8, r, 1, 1);
         const char *display = fc_lookup(c, FHIR_TAB_INTERPRETATIONS, code);
         if (!code) continue;
-        json_t *cc = json_object();
+        ftree_node *cc = fc_obj(c);
         if (display) {
-            json_t *coding = json_object();
-            fc_const(coding, "system", SYS_INTERP);
-            fc_str(coding, "code", code);
-            fc_str(coding, "display", display);
-            fc_push(cc, "coding", coding);
+            ftree_node *coding = fc_obj(c);
+            fc_lit(c, coding, "system", SYS_INTERP);
+            fc_str(c, coding, "code", code);
+            fc_str(c, coding, "display", display);
+            fc_push(c, cc, "coding", coding);
         } else {
-            fc_str(cc, "text", code);
+            fc_str(c, cc, "text", code);
         }
-        fc_push(o, "interpretation", cc);
+        fc_push(c, o, "interpretation", cc);
     }
 }
 
@@ -120,20 +120,20 @@ void fc_observation(fc *c, long obx, long obr, const char *order_key, unsigned n
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *o = fc_resource("Observation", id);
-    if (part_of) fc_push(o, "partOf", fc_ref(part_of));
+    ftree_node *o = fc_resource(c, "Observation", id);
+    if (part_of) fc_push(c, o, "partOf", fc_ref(c, part_of));
     const char *st = fc_lookup(c, FHIR_TAB_OBS_STATUSES, fc_val(c, obx, 11, 1, 1, 1));
-    fc_str(o, "status", st ? st : "unknown");
+    fc_str(c, o, "status", st ? st : "unknown");
     if (category) {
-        json_t *cat = json_object();
-        fc_push(cat, "coding", json_pack("{s:s,s:s}", "system", SYS_OBS_CAT, "code", category));
-        fc_push(o, "category", cat);
+        ftree_node *cat = fc_obj(c);
+        fc_push(c, cat, "coding", fc_coding(c, SYS_OBS_CAT, category));
+        fc_push(c, o, "category", cat);
     }
-    json_object_set_new(o, "code", fc_codeable_req(c, obx, 3));
-    json_object_set_new(o, "subject", fc_ref(c->patient_ref));
-    if (c->encounter_ref[0]) json_object_set_new(o, "encounter", fc_ref(c->encounter_ref));
+    ftree_set(o, "code", fc_codeable_req(c, obx, 3));
+    ftree_set(o, "subject", fc_ref(c, c->patient_ref));
+    if (c->encounter_ref[0]) ftree_set(o, "encounter", fc_ref(c, c->encounter_ref));
     fc_date(c, o, "effectiveDateTime", obx, 14, 0, FC_DATETIME);
-    if (!json_object_get(o, "effectiveDateTime"))
+    if (!ftree_get(o, "effectiveDateTime"))
         fc_date(c, o, "effectiveDateTime", obr, 7, 0, FC_DATETIME);
     obs_value(c, obx, o);
     obs_interpretation(c, obx, o);
@@ -144,15 +144,12 @@ void fc_observation(fc *c, long obx, long obr, const char *order_key, unsigned n
 /* --- DiagnosticReport and ORU ------------------------------------------------- */
 
 void fc_order_key(fc *c, long seg, const uint32_t fields[2], const char *types[2], unsigned pos,
-                  json_t *res, tbuf *key)
+                  ftree_node *res, tbuf *key)
 {
     for (size_t i = 0; i < 2 && seg >= 0; i++) {
         tbuf k = TBUF_INIT;
-        json_t *id = fc_identifier(c, seg, fields[i], 1, 2, types[i], "Order", &k);
-        if (id && res)
-            fc_push(res, "identifier", id);
-        else
-            json_decref(id);
+        ftree_node *id = fc_identifier(c, seg, fields[i], 1, 2, types[i], "Order", &k);
+        if (res) fc_push(c, res, "identifier", id);
         if (id && !key->len) tbuf_puts(key, k.p);
         tbuf_free(&k);
     }
@@ -166,7 +163,7 @@ static void report(fc *c, long obr, unsigned pos, long first_obx, long end)
 {
     static const uint32_t fields[2] = {3, 2};
     static const char *types[2] = {"FILL", "PLAC"};
-    json_t *rep = json_object();
+    ftree_node *rep = fc_obj(c);
     tbuf key = TBUF_INIT;
     fc_order_key(c, obr, fields, types, pos, rep, &key);
     unsigned n = 0;
@@ -174,10 +171,9 @@ static void report(fc *c, long obr, unsigned pos, long first_obx, long end)
         if (!fc_is(c, i, "OBX")) continue;
         char ref[FC_REF];
         fc_observation(c, i, obr, key.p, ++n, "laboratory", NULL, ref);
-        fc_push(rep, "result", fc_ref(ref));
+        fc_push(c, rep, "result", fc_ref(c, ref));
     }
     if (obr < 0) { /* OBX without OBR: Observations only */
-        json_decref(rep);
         tbuf_free(&key);
         return;
     }
@@ -185,19 +181,16 @@ static void report(fc *c, long obr, unsigned pos, long first_obx, long end)
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *r = fc_resource("DiagnosticReport", id);
-    json_object_update(r, rep);
-    json_decref(rep);
+    ftree_node *r = fc_resource(c, "DiagnosticReport", id);
+    ftree_take_members(r, rep);
     const char *st = fc_lookup(c, FHIR_TAB_REPORT_STATUSES, fc_val(c, obr, 25, 1, 1, 1));
-    fc_str(r, "status", st ? st : "unknown");
-    json_t *cat = json_object();
-    fc_push(cat, "coding",
-            json_pack("{s:s,s:s}", "system", "http://terminology.hl7.org/CodeSystem/v2-0074",
-                      "code", "LAB"));
-    fc_push(r, "category", cat);
-    json_object_set_new(r, "code", fc_codeable_req(c, obr, 4));
-    json_object_set_new(r, "subject", fc_ref(c->patient_ref));
-    if (c->encounter_ref[0]) json_object_set_new(r, "encounter", fc_ref(c->encounter_ref));
+    fc_str(c, r, "status", st ? st : "unknown");
+    ftree_node *cat = fc_obj(c);
+    fc_push(c, cat, "coding", fc_coding(c, "http://terminology.hl7.org/CodeSystem/v2-0074", "LAB"));
+    fc_push(c, r, "category", cat);
+    ftree_set(r, "code", fc_codeable_req(c, obr, 4));
+    ftree_set(r, "subject", fc_ref(c, c->patient_ref));
+    if (c->encounter_ref[0]) ftree_set(r, "encounter", fc_ref(c, c->encounter_ref));
     fc_date(c, r, "effectiveDateTime", obr, 7, 0, FC_DATETIME);
     fc_date(c, r, "issued", obr, 22, 0, FC_INSTANT);
     fc_add(c, r, NULL);
@@ -235,12 +228,12 @@ static void specimen_spm(fc *c, long spm, const char *order, unsigned n, const c
                          char ref[FC_REF])
 {
     tbuf key = TBUF_INIT;
-    json_t *idents = json_array();
+    ftree_node *idents = ftree_array(c->t);
     for (uint32_t part = 1; part <= 2; part++) {
         const char *value = fc_val(c, spm, 2, 1, part, 1);
         if (!value) continue;
-        json_t *ident = json_object();
-        fc_str(ident, "value", value);
+        ftree_node *ident = fc_obj(c);
+        fc_str(c, ident, "value", value);
         const char *ns = fc_val(c, spm, 2, 1, part, 2);
         tbuf sys = TBUF_INIT;
         if (ns) {
@@ -251,34 +244,34 @@ static void specimen_spm(fc *c, long spm, const char *order, unsigned n, const c
                 tbuf_printf(&sys, "urn:tern:id:%s", ns);
             for (char *p = sys.p + (known ? sys.len : 12); *p; p++)
                 if (!isalnum((unsigned char)*p) && !strchr("-._~", *p)) *p = '_';
-            fc_str(ident, "system", sys.p);
+            fc_str(c, ident, "system", sys.p);
         }
         if (!key.len) {
             value = fc_val(c, spm, 2, 1, part, 1);
             tbuf_printf(&key, "Specimen|%s|%s", sys.len ? sys.p : "", value);
         }
         tbuf_free(&sys);
-        json_array_append_new(idents, ident);
+        ftree_append(idents, ident);
     }
     if (!key.len) tbuf_printf(&key, "Specimen|%s|%u", order, n);
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *s = fc_resource("Specimen", id);
+    ftree_node *s = fc_resource(c, "Specimen", id);
     fc_set_nonempty(s, "identifier", idents);
-    json_t *type = fc_codeable(c, spm, 4, 1, 0);
-    if (type) json_object_set_new(s, "type", type);
-    json_object_set_new(s, "subject", fc_ref(c->patient_ref));
+    ftree_node *type = fc_codeable(c, spm, 4, 1, 0);
+    if (type) ftree_set(s, "type", type);
+    ftree_set(s, "subject", fc_ref(c, c->patient_ref));
     fc_date(c, s, "receivedTime", spm, 18, 0, FC_DATETIME);
-    if (request) fc_push(s, "request", fc_ref(request));
-    json_t *coll = json_object();
+    if (request) fc_push(c, s, "request", fc_ref(c, request));
+    ftree_node *coll = fc_obj(c);
     fc_date(c, coll, "collectedDateTime", spm, 17, 1, FC_DATETIME);
-    json_t *site = fc_codeable(c, spm, 8, 1, 0);
-    if (site) json_object_set_new(coll, "bodySite", site);
+    ftree_node *site = fc_codeable(c, spm, 8, 1, 0);
+    if (site) ftree_set(coll, "bodySite", site);
     double qty;
     if (fc_number(fc_val(c, spm, 12, 1, 1, 1), &qty)) {
         const char *unit = fc_val(c, spm, 12, 1, 2, 1);
-        json_object_set_new(coll, "quantity", fc_quantity(c, qty, unit, NULL));
+        ftree_set(coll, "quantity", fc_quantity(c, qty, unit, NULL));
     }
     fc_set_nonempty(s, "collection", coll);
     fc_add(c, s, ref);
@@ -288,21 +281,21 @@ static void specimen_spm(fc *c, long spm, const char *order, unsigned n, const c
  * component 4) collected at OBR-7. */
 static bool specimen_obr(fc *c, long obr, const char *order, const char *request, char ref[FC_REF])
 {
-    json_t *type = fc_codeable(c, obr, 15, 1, 1);
+    ftree_node *type = fc_codeable(c, obr, 15, 1, 1);
     if (!type) return false;
     tbuf key = TBUF_INIT;
     tbuf_printf(&key, "Specimen|%s|obr15", order);
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *s = fc_resource("Specimen", id);
-    json_object_set_new(s, "type", type);
-    json_object_set_new(s, "subject", fc_ref(c->patient_ref));
-    if (request) fc_push(s, "request", fc_ref(request));
-    json_t *coll = json_object();
+    ftree_node *s = fc_resource(c, "Specimen", id);
+    ftree_set(s, "type", type);
+    ftree_set(s, "subject", fc_ref(c, c->patient_ref));
+    if (request) fc_push(c, s, "request", fc_ref(c, request));
+    ftree_node *coll = fc_obj(c);
     fc_date(c, coll, "collectedDateTime", obr, 7, 0, FC_DATETIME);
-    json_t *site = fc_codeable(c, obr, 15, 1, 4);
-    if (site) json_object_set_new(coll, "bodySite", site);
+    ftree_node *site = fc_codeable(c, obr, 15, 1, 4);
+    if (site) ftree_set(coll, "bodySite", site);
     fc_set_nonempty(s, "collection", coll);
     fc_add(c, s, ref);
     return true;
@@ -329,7 +322,7 @@ static void service_request(fc *c, long orc, long from, long end, unsigned pos)
 {
     long obr = in_range(c, from, end, "OBR");
     long tq1 = in_range(c, from, end, "TQ1");
-    json_t *sr = json_object();
+    ftree_node *sr = fc_obj(c);
     tbuf key = TBUF_INIT;
     /* placer and filler numbers, from the ORC else the OBR */
     static const uint32_t fields[2] = {2, 3};
@@ -356,29 +349,28 @@ static void service_request(fc *c, long orc, long from, long end, unsigned pos)
     if (!(orc >= 0 && fc_practitioner(c, orc, 12, 1, doctor)) && obr >= 0)
         fc_practitioner(c, obr, 16, 1, doctor);
 
-    json_t *r = fc_resource("ServiceRequest", id);
-    json_object_update(r, sr);
-    json_decref(sr);
-    fc_const(r, "status", orc >= 0 ? fc_request_status(c, orc) : "active");
-    fc_const(r, "intent", "order");
+    ftree_node *r = fc_resource(c, "ServiceRequest", id);
+    ftree_take_members(r, sr);
+    fc_const(c, r, "status", orc >= 0 ? fc_request_status(c, orc) : "active");
+    fc_lit(c, r, "intent", "order");
     const char *prio = priority(fc_val(c, tq1, 9, 1, 1, 1));
-    if (prio) fc_const(r, "priority", prio);
-    if (obr >= 0) json_object_set_new(r, "code", fc_codeable_req(c, obr, 4));
-    json_object_set_new(r, "subject", fc_ref(c->patient_ref));
-    if (c->encounter_ref[0]) json_object_set_new(r, "encounter", fc_ref(c->encounter_ref));
+    if (prio) fc_const(c, r, "priority", prio);
+    if (obr >= 0) ftree_set(r, "code", fc_codeable_req(c, obr, 4));
+    ftree_set(r, "subject", fc_ref(c, c->patient_ref));
+    if (c->encounter_ref[0]) ftree_set(r, "encounter", fc_ref(c, c->encounter_ref));
     fc_date(c, r, "occurrenceDateTime", tq1, 7, 0, FC_DATETIME);
-    if (!json_object_get(r, "occurrenceDateTime"))
+    if (!ftree_get(r, "occurrenceDateTime"))
         fc_date(c, r, "occurrenceDateTime", obr, 27, 4, FC_DATETIME);
-    if (!json_object_get(r, "occurrenceDateTime"))
+    if (!ftree_get(r, "occurrenceDateTime"))
         fc_date(c, r, "occurrenceDateTime", obr, 6, 0, FC_DATETIME);
     fc_date(c, r, "authoredOn", orc, 9, 0, FC_DATETIME);
-    if (doctor[0]) json_object_set_new(r, "requester", fc_ref(doctor));
+    if (doctor[0]) ftree_set(r, "requester", fc_ref(c, doctor));
     uint32_t n = obr >= 0 ? hl7_rep_count(c->m, (uint32_t)obr, 31) : 0;
     for (uint32_t rep = 1; rep <= n; rep++)
-        fc_push(r, "reasonCode", fc_codeable(c, obr, 31, rep, 0));
+        fc_push(c, r, "reasonCode", fc_codeable(c, obr, 31, rep, 0));
     for (long i = from; i < end; i++)
-        if (fc_is(c, i, "DG1")) fc_push(r, "reasonCode", fc_codeable(c, i, 3, 1, 0));
-    if (spec[0]) fc_push(r, "specimen", fc_ref(spec));
+        if (fc_is(c, i, "DG1")) fc_push(c, r, "reasonCode", fc_codeable(c, i, 3, 1, 0));
+    if (spec[0]) fc_push(c, r, "specimen", fc_ref(c, spec));
     fc_add(c, r, NULL);
 }
 
@@ -399,11 +391,11 @@ void fc_convert_order(fc *c)
 
 /* --- DocumentReference ------------------------------------------------------------ */
 
-static json_t *attachment(const char *content_type, const unsigned char *data, size_t len,
+static ftree_node *attachment(fc *c, const char *content_type, const unsigned char *data, size_t len,
                           bool encoded)
 {
-    json_t *a = json_object();
-    fc_str(a, "contentType", content_type);
+    ftree_node *a = fc_obj(c);
+    fc_str(c, a, "contentType", content_type);
     tbuf b64 = TBUF_INIT;
     if (encoded) { /* already base64: keep only its alphabet (line breaks go) */
         for (size_t i = 0; i < len; i++)
@@ -415,7 +407,7 @@ static json_t *attachment(const char *content_type, const unsigned char *data, s
         b64.len = n > 0 ? (size_t)n : 0;
         b64.p[b64.len] = '\0';
     }
-    if (b64.len) fc_const(a, "data", b64.p);
+    if (b64.len) fc_const(c, a, "data", b64.p);
     tbuf_free(&b64);
     return a;
 }
@@ -441,7 +433,7 @@ static void ed_mime(fc *c, long obx, char *out, size_t cap)
         *p = (char)tolower((unsigned char)*p);
 }
 
-static void document_content(fc *c, json_t *d)
+static void document_content(fc *c, ftree_node *d)
 {
     tbuf text = TBUF_INIT;
     uint32_t nseg = hl7_seg_count(c->m);
@@ -456,10 +448,10 @@ static void document_content(fc *c, json_t *d)
             bool b64 = enc && !strcasecmp(enc, "Base64");
             const char *data = fc_val(c, i, 5, 1, 5, 1);
             if (!data) continue;
-            json_t *content = json_object();
-            json_object_set_new(content, "attachment",
-                                attachment(mime, (const unsigned char *)data, strlen(data), b64));
-            fc_push(d, "content", content);
+            ftree_node *content = fc_obj(c);
+            ftree_set(content, "attachment",
+                                attachment(c, mime, (const unsigned char *)data, strlen(data), b64));
+            fc_push(c, d, "content", content);
             continue;
         }
         uint32_t n = hl7_rep_count(c->m, i, 5);
@@ -470,11 +462,11 @@ static void document_content(fc *c, json_t *d)
         }
     }
     if (text.len) {
-        json_t *content = json_object();
-        json_object_set_new(content, "attachment",
-                            attachment("text/plain; charset=utf-8", (const unsigned char *)text.p,
+        ftree_node *content = fc_obj(c);
+        ftree_set(content, "attachment",
+                            attachment(c, "text/plain; charset=utf-8", (const unsigned char *)text.p,
                                        text.len, false));
-        fc_push(d, "content", content);
+        fc_push(c, d, "content", content);
     }
     tbuf_free(&text);
 }
@@ -485,37 +477,38 @@ void fc_convert_mdm(fc *c)
     fc_context(c);
     long txa = hl7_seg_find(c->m, "TXA", 1);
     tbuf key = TBUF_INIT;
-    json_t *ident = fc_identifier(c, txa, 12, 1, 2, NULL, "DocumentReference", &key);
+    ftree_node *ident = fc_identifier(c, txa, 12, 1, 2, NULL, "DocumentReference", &key);
     char id[33];
     fc_id_from(c, &key, "DocumentReference", "TXA", id);
     tbuf_free(&key);
     char author[FC_REF] = "";
     if (!fc_practitioner(c, txa, 9, 1, author)) fc_practitioner(c, txa, 5, 1, author);
-    json_t *d = fc_resource("DocumentReference", id);
-    if (ident) json_object_set_new(d, "masterIdentifier", json_deep_copy(ident));
-    fc_push(d, "identifier", ident);
-    fc_const(d, "status", "current");
-    fc_str(d, "docStatus", fc_lookup(c, FHIR_TAB_DOCUMENT_STATUSES, fc_val(c, txa, 17, 1, 1, 1)));
-    json_t *type = fc_codeable(c, txa, 2, 1, 0);
-    if (type) json_object_set_new(d, "type", type);
-    fc_push(d, "category",
-            fc_concept("http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+    ftree_node *d = fc_resource(c, "DocumentReference", id);
+    if (ident) ftree_set(d, "masterIdentifier", ftree_copy(c->t, ident));
+    fc_push(c, d, "identifier", ident);
+    fc_lit(c, d, "status", "current");
+    fc_str(c, d, "docStatus", fc_lookup(c, FHIR_TAB_DOCUMENT_STATUSES, fc_val(c, txa, 17, 1, 1, 1)));
+    ftree_node *type = fc_codeable(c, txa, 2, 1, 0);
+    if (type) ftree_set(d, "type", type);
+    fc_push(c, d, "category",
+            fc_concept(c, "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
                        "clinical-note", "Clinical Note"));
-    json_object_set_new(d, "subject", fc_ref(c->patient_ref));
+    ftree_set(d, "subject", fc_ref(c, c->patient_ref));
     fc_date(c, d, "date", txa, 4, 0, FC_INSTANT_MIN);
-    if (!json_object_get(d, "date")) fc_date(c, d, "date", txa, 6, 0, FC_INSTANT_MIN);
-    if (author[0]) fc_push(d, "author", fc_ref(author));
+    if (!ftree_get(d, "date")) fc_date(c, d, "date", txa, 6, 0, FC_INSTANT_MIN);
+    if (author[0]) fc_push(c, d, "author", fc_ref(c, author));
     document_content(c, d);
-    if (!json_object_get(d, "content")) { /* content is required: say there is none */
-        json_t *content = json_object();
-        json_object_set_new(content, "attachment",
-                            json_pack("{s:s}", "title", "no content in the message"));
-        fc_push(d, "content", content);
+    if (!ftree_get(d, "content")) { /* content is required: say there is none */
+        ftree_node *content = fc_obj(c);
+        ftree_node *none = fc_obj(c);
+        fc_lit(c, none, "title", "no content in the message");
+        ftree_set(content, "attachment", none);
+        fc_push(c, d, "content", content);
     }
     if (c->encounter_ref[0]) {
-        json_t *ctx = json_object();
-        fc_push(ctx, "encounter", fc_ref(c->encounter_ref));
-        json_object_set_new(d, "context", ctx);
+        ftree_node *ctx = fc_obj(c);
+        fc_push(c, ctx, "encounter", fc_ref(c, c->encounter_ref));
+        ftree_set(d, "context", ctx);
     }
     fc_add(c, d, NULL);
 }

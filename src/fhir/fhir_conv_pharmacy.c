@@ -30,7 +30,7 @@ static long in_range(fc *c, long from, long end, const char *id)
 
 static bool medication(fc *c, long rxe, char ref[FC_REF])
 {
-    json_t *code = fc_codeable(c, rxe, 2, 1, 0);
+    ftree_node *code = fc_codeable(c, rxe, 2, 1, 0);
     if (!code) return false;
     const char *sys = fc_val(c, rxe, 2, 1, 3, 1);
     tbuf key = TBUF_INIT;
@@ -41,20 +41,28 @@ static bool medication(fc *c, long rxe, char ref[FC_REF])
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *m = fc_resource("Medication", id);
-    json_object_set_new(m, "code", code);
-    json_t *form = fc_codeable(c, rxe, 6, 1, 0);
-    if (form) json_object_set_new(m, "form", form);
+    ftree_node *m = fc_resource(c, "Medication", id);
+    ftree_set(m, "code", code);
+    ftree_node *form = fc_codeable(c, rxe, 6, 1, 0);
+    if (form) ftree_set(m, "form", form);
     fc_add(c, m, ref);
     return true;
 }
 
-static json_t *dosage(fc *c, long rxe, long tq1, long rxr)
+/* {"allowedBoolean": allowed} */
+static ftree_node *substitution(fc *c, bool allowed)
 {
-    json_t *d = json_object();
-    json_t *instr = fc_codeable(c, rxe, 7, 1, 0);
-    if (instr) fc_push(d, "additionalInstruction", instr);
-    json_t *timing = json_object(), *repeat = json_object(), *bounds = json_object();
+    ftree_node *s = fc_obj(c);
+    ftree_set(s, "allowedBoolean", ftree_bool(c->t, allowed));
+    return s;
+}
+
+static ftree_node *dosage(fc *c, long rxe, long tq1, long rxr)
+{
+    ftree_node *d = fc_obj(c);
+    ftree_node *instr = fc_codeable(c, rxe, 7, 1, 0);
+    if (instr) fc_push(c, d, "additionalInstruction", instr);
+    ftree_node *timing = fc_obj(c), *repeat = fc_obj(c), *bounds = fc_obj(c);
     if (tq1 >= 0) {
         fc_date(c, bounds, "start", tq1, 7, 0, FC_DATETIME);
         fc_date(c, bounds, "end", tq1, 8, 0, FC_DATETIME);
@@ -66,34 +74,34 @@ static json_t *dosage(fc *c, long rxe, long tq1, long rxr)
     fc_set_nonempty(timing, "repeat", repeat);
     const char *pattern = tq1 >= 0 ? fc_val(c, tq1, 3, 1, 1, 1) : fc_val(c, rxe, 1, 1, 2, 1);
     if (pattern) {
-        json_t *code = json_object();
-        fc_str(code, "text", pattern);
-        json_object_set_new(timing, "code", code);
+        ftree_node *code = fc_obj(c);
+        fc_str(c, code, "text", pattern);
+        ftree_set(timing, "code", code);
     }
     fc_set_nonempty(d, "timing", timing);
-    json_t *route = fc_codeable(c, rxr, 1, 1, 0);
-    if (route) json_object_set_new(d, "route", route);
-    json_t *site = fc_codeable(c, rxr, 2, 1, 0);
-    if (site) json_object_set_new(d, "site", site);
+    ftree_node *route = fc_codeable(c, rxr, 1, 1, 0);
+    if (route) ftree_set(d, "route", route);
+    ftree_node *site = fc_codeable(c, rxr, 2, 1, 0);
+    if (site) ftree_set(d, "site", site);
     double lo, hi;
     const char *unit = NULL, *unit_sys = NULL;
     bool has_lo = fc_number(fc_val(c, rxe, 3, 1, 1, 1), &lo);
     bool has_hi = fc_number(fc_val(c, rxe, 4, 1, 1, 1), &hi);
     if (has_lo) {
-        json_t *dr = json_object();
+        ftree_node *dr = fc_obj(c);
         unit = fc_val(c, rxe, 5, 1, 1, 1);
         unit_sys = fc_val(c, rxe, 5, 1, 3, 1);
         if (has_hi && hi != lo) {
-            json_t *range = json_object();
-            json_object_set_new(range, "low", fc_quantity(c, lo, unit, unit_sys));
+            ftree_node *range = fc_obj(c);
+            ftree_set(range, "low", fc_quantity(c, lo, unit, unit_sys));
             unit = fc_val(c, rxe, 5, 1, 1, 1);
             unit_sys = fc_val(c, rxe, 5, 1, 3, 1);
-            json_object_set_new(range, "high", fc_quantity(c, hi, unit, unit_sys));
-            json_object_set_new(dr, "doseRange", range);
+            ftree_set(range, "high", fc_quantity(c, hi, unit, unit_sys));
+            ftree_set(dr, "doseRange", range);
         } else {
-            json_object_set_new(dr, "doseQuantity", fc_quantity(c, lo, unit, unit_sys));
+            ftree_set(dr, "doseQuantity", fc_quantity(c, lo, unit, unit_sys));
         }
-        fc_push(d, "doseAndRate", dr);
+        fc_push(c, d, "doseAndRate", dr);
     }
     return d;
 }
@@ -105,7 +113,7 @@ static void medication_request(fc *c, long orc, long from, long end, unsigned po
     long rxr = in_range(c, from, end, "RXR");
     char med[FC_REF];
     if (rxe < 0 || !medication(c, rxe, med)) return; /* medication[x] is required */
-    json_t *mr = json_object();
+    ftree_node *mr = fc_obj(c);
     tbuf key = TBUF_INIT;
     static const uint32_t fields[2] = {2, 3};
     static const char *types[2] = {"PLAC", "FILL"};
@@ -117,32 +125,31 @@ static void medication_request(fc *c, long orc, long from, long end, unsigned po
     char doctor[FC_REF] = "";
     if (!(orc >= 0 && fc_practitioner(c, orc, 12, 1, doctor)))
         fc_practitioner(c, rxe, 13, 1, doctor);
-    json_t *r = fc_resource("MedicationRequest", id);
-    json_object_update(r, mr);
-    json_decref(mr);
-    fc_const(r, "status", orc >= 0 ? fc_request_status(c, orc) : "active");
-    fc_const(r, "intent", "order");
-    json_object_set_new(r, "medicationReference", fc_ref(med));
-    json_object_set_new(r, "subject", fc_ref(c->patient_ref));
-    if (c->encounter_ref[0]) json_object_set_new(r, "encounter", fc_ref(c->encounter_ref));
+    ftree_node *r = fc_resource(c, "MedicationRequest", id);
+    ftree_take_members(r, mr);
+    fc_const(c, r, "status", orc >= 0 ? fc_request_status(c, orc) : "active");
+    fc_lit(c, r, "intent", "order");
+    ftree_set(r, "medicationReference", fc_ref(c, med));
+    ftree_set(r, "subject", fc_ref(c, c->patient_ref));
+    if (c->encounter_ref[0]) ftree_set(r, "encounter", fc_ref(c, c->encounter_ref));
     fc_date(c, r, "authoredOn", orc, 9, 0, FC_DATETIME);
-    if (doctor[0]) json_object_set_new(r, "requester", fc_ref(doctor));
-    fc_push(r, "dosageInstruction", dosage(c, rxe, tq1, rxr));
-    json_t *disp = json_object();
+    if (doctor[0]) ftree_set(r, "requester", fc_ref(c, doctor));
+    fc_push(c, r, "dosageInstruction", dosage(c, rxe, tq1, rxr));
+    ftree_node *disp = fc_obj(c);
     double qty;
     if (fc_number(fc_val(c, rxe, 10, 1, 1, 1), &qty)) {
         const char *unit = fc_val(c, rxe, 11, 1, 1, 1);
         const char *unit_sys = fc_val(c, rxe, 11, 1, 3, 1);
-        json_object_set_new(disp, "quantity", fc_quantity(c, qty, unit, unit_sys));
+        ftree_set(disp, "quantity", fc_quantity(c, qty, unit, unit_sys));
     }
     double refills;
     if (fc_number(fc_val(c, rxe, 12, 1, 1, 1), &refills) && refills >= 0 && refills < 1e6)
-        json_object_set_new(disp, "numberOfRepeatsAllowed", json_integer((json_int_t)refills));
+        ftree_set(disp, "numberOfRepeatsAllowed", ftree_integer(c->t, (long long)refills));
     fc_set_nonempty(r, "dispenseRequest", disp);
     const char *subst = fc_val(c, rxe, 9, 1, 1, 1);
     if (subst && (!strcmp(subst, "N") || !strcmp(subst, "G") || !strcmp(subst, "T")))
-        json_object_set_new(r, "substitution",
-                            json_pack("{s:b}", "allowedBoolean", strcmp(subst, "N") != 0));
+        ftree_set(r, "substitution",
+                            substitution(c, strcmp(subst, "N") != 0));
     fc_add(c, r, NULL);
 }
 
@@ -177,20 +184,20 @@ static bool manufacturer(fc *c, long rxa, char ref[FC_REF])
 }
 
 static void performer(fc *c, long seg, uint32_t f, const char *function, const char *display,
-                      json_t *imm)
+                      ftree_node *imm)
 {
     char ref[FC_REF];
     if (seg < 0 || !fc_practitioner(c, seg, f, 1, ref)) return;
-    json_t *p = json_object();
-    json_object_set_new(p, "function", fc_concept(SYS_PERFORMER_FUNCTION, function, display));
-    json_object_set_new(p, "actor", fc_ref(ref));
-    fc_push(imm, "performer", p);
+    ftree_node *p = fc_obj(c);
+    ftree_set(p, "function", fc_concept(c, SYS_PERFORMER_FUNCTION, function, display));
+    ftree_set(p, "actor", fc_ref(c, ref));
+    fc_push(c, imm, "performer", p);
 }
 
 static void immunization(fc *c, long orc, long rxa, long end)
 {
     tbuf key = TBUF_INIT;
-    json_t *ids = json_object();
+    ftree_node *ids = fc_obj(c);
     static const uint32_t fields[2] = {3, 2};
     static const char *types[2] = {"FILL", "PLAC"};
     if (orc >= 0 && (fc_val(c, orc, 3, 1, 1, 1) || fc_val(c, orc, 2, 1, 1, 1)))
@@ -206,45 +213,44 @@ static void immunization(fc *c, long orc, long rxa, long end)
     fc_stable_id(c, key.p, id);
     snprintf(self, sizeof self, "Immunization/%s", id);
     bool has_mvx = manufacturer(c, rxa, mvx);
-    json_t *imm = fc_resource("Immunization", id);
-    json_object_update(imm, ids);
-    json_decref(ids);
+    ftree_node *imm = fc_resource(c, "Immunization", id);
+    ftree_take_members(imm, ids);
     const char *st = fc_lookup(c, FHIR_TAB_IMMUNIZATION_STATUSES, fc_val(c, rxa, 20, 1, 1, 1));
     const char *action = fc_val(c, rxa, 21, 1, 1, 1);
     if (action && !strcmp(action, "D")) st = "entered-in-error";
-    fc_const(imm, "status", st ? st : "completed");
+    fc_const(c, imm, "status", st ? st : "completed");
     if (st && !strcmp(st, "not-done")) {
-        json_t *reason = fc_codeable(c, rxa, 18, 1, 0);
-        if (reason) json_object_set_new(imm, "statusReason", reason);
+        ftree_node *reason = fc_codeable(c, rxa, 18, 1, 0);
+        if (reason) ftree_set(imm, "statusReason", reason);
     }
-    json_object_set_new(imm, "vaccineCode", fc_codeable_req(c, rxa, 5));
-    json_object_set_new(imm, "patient", fc_ref(c->patient_ref));
-    if (c->encounter_ref[0]) json_object_set_new(imm, "encounter", fc_ref(c->encounter_ref));
+    ftree_set(imm, "vaccineCode", fc_codeable_req(c, rxa, 5));
+    ftree_set(imm, "patient", fc_ref(c, c->patient_ref));
+    if (c->encounter_ref[0]) ftree_set(imm, "encounter", fc_ref(c, c->encounter_ref));
     fc_date(c, imm, "occurrenceDateTime", rxa, 3, 0, FC_DATETIME);
-    if (!json_object_get(imm, "occurrenceDateTime")) fc_const(imm, "occurrenceString", "unknown");
+    if (!ftree_get(imm, "occurrenceDateTime")) fc_lit(c, imm, "occurrenceString", "unknown");
     fc_date(c, imm, "recorded", rxa, 22, 0, FC_DATETIME);
     const char *source = fc_val(c, rxa, 9, 1, 1, 1);
     if (source) {
         bool primary = !strcmp(source, "00");
-        json_object_set_new(imm, "primarySource", json_boolean(primary));
-        json_t *origin = primary ? NULL : fc_codeable(c, rxa, 9, 1, 0);
-        if (origin) json_object_set_new(imm, "reportOrigin", origin);
+        ftree_set(imm, "primarySource", ftree_bool(c->t, primary));
+        ftree_node *origin = primary ? NULL : fc_codeable(c, rxa, 9, 1, 0);
+        if (origin) ftree_set(imm, "reportOrigin", origin);
     }
-    if (has_mvx) json_object_set_new(imm, "manufacturer", fc_ref(mvx));
-    fc_str(imm, "lotNumber", fc_val(c, rxa, 15, 1, 1, 1));
+    if (has_mvx) ftree_set(imm, "manufacturer", fc_ref(c, mvx));
+    fc_str(c, imm, "lotNumber", fc_val(c, rxa, 15, 1, 1, 1));
     fc_date(c, imm, "expirationDate", rxa, 16, 0, FC_DATE);
     long rxr = -1;
     for (long i = rxa + 1; i < end && rxr < 0; i++)
         if (fc_is(c, i, "RXR")) rxr = i;
-    json_t *site = fc_codeable(c, rxr, 2, 1, 0);
-    if (site) json_object_set_new(imm, "site", site);
-    json_t *route = fc_codeable(c, rxr, 1, 1, 0);
-    if (route) json_object_set_new(imm, "route", route);
+    ftree_node *site = fc_codeable(c, rxr, 2, 1, 0);
+    if (site) ftree_set(imm, "site", site);
+    ftree_node *route = fc_codeable(c, rxr, 1, 1, 0);
+    if (route) ftree_set(imm, "route", route);
     double dose;
     if (fc_number(fc_val(c, rxa, 6, 1, 1, 1), &dose) && dose != 999) {
         const char *unit = fc_val(c, rxa, 7, 1, 1, 1);
         const char *unit_sys = fc_val(c, rxa, 7, 1, 3, 1);
-        json_object_set_new(imm, "doseQuantity", fc_quantity(c, dose, unit, unit_sys));
+        ftree_set(imm, "doseQuantity", fc_quantity(c, dose, unit, unit_sys));
     }
     performer(c, rxa, 10, "AP", "Administering Provider", imm);
     performer(c, orc, 12, "OP", "Ordering Provider", imm);
@@ -254,13 +260,12 @@ static void immunization(fc *c, long orc, long rxa, long end)
         const char *obs = fc_val(c, i, 3, 1, 1, 1);
         char code[32];
         snprintf(code, sizeof code, "%s", obs ? obs : "");
-        json_t *v = fc_codeable(c, i, 5, 1, 0);
+        ftree_node *v = fc_codeable(c, i, 5, 1, 0);
         if (v && !strcmp(code, "64994-7"))
-            fc_push(imm, "programEligibility", v);
-        else if (v && !strcmp(code, "30963-3") && !json_object_get(imm, "fundingSource"))
-            json_object_set_new(imm, "fundingSource", v);
+            fc_push(c, imm, "programEligibility", v);
+        else if (v && !strcmp(code, "30963-3") && !ftree_get(imm, "fundingSource"))
+            ftree_set(imm, "fundingSource", v);
         else {
-            json_decref(v);
             char ref[FC_REF];
             fc_observation(c, i, -1, key.p, ++n, NULL, self, ref);
         }

@@ -16,37 +16,37 @@
 #include <string.h>
 #include <strings.h>
 
-static json_t *participant(const char *ref, const char *display, json_t *type)
+static ftree_node *participant(fc *c, const char *ref, const char *display, ftree_node *type)
 {
-    json_t *p = json_object();
-    if (type) fc_push(p, "type", type);
-    json_t *actor = ref ? fc_ref(ref) : json_object();
-    fc_str(actor, "display", display);
-    json_object_set_new(p, "actor", actor);
-    fc_const(p, "status", "accepted");
+    ftree_node *p = fc_obj(c);
+    if (type) fc_push(c, p, "type", type);
+    ftree_node *actor = ref ? fc_ref(c, ref) : fc_obj(c);
+    fc_str(c, actor, "display", display);
+    ftree_set(p, "actor", actor);
+    fc_lit(c, p, "status", "accepted");
     return p;
 }
 
-static void resources(fc *c, json_t *a)
+static void resources(fc *c, ftree_node *a)
 {
     uint32_t nseg = hl7_seg_count(c->m);
     for (uint32_t i = 1; i < nseg; i++) {
         char ref[FC_REF];
         if (fc_is(c, i, "AIS")) {
-            json_t *svc = fc_codeable(c, i, 3, 1, 0);
-            if (svc) fc_push(a, "serviceType", svc);
-            if (!json_object_get(a, "start")) fc_date(c, a, "start", i, 4, 0, FC_INSTANT_MIN);
+            ftree_node *svc = fc_codeable(c, i, 3, 1, 0);
+            if (svc) fc_push(c, a, "serviceType", svc);
+            if (!ftree_get(a, "start")) fc_date(c, a, "start", i, 4, 0, FC_INSTANT_MIN);
         } else if (fc_is(c, i, "AIP") && fc_practitioner(c, i, 3, 1, ref)) {
-            fc_push(a, "participant", participant(ref, NULL, fc_codeable(c, i, 4, 1, 0)));
+            fc_push(c, a, "participant", participant(c, ref, NULL, fc_codeable(c, i, 4, 1, 0)));
         } else if (fc_is(c, i, "AIL") && fc_location(c, i, 3, ref)) {
-            fc_push(a, "participant", participant(ref, NULL, fc_codeable(c, i, 4, 1, 0)));
+            fc_push(c, a, "participant", participant(c, ref, NULL, fc_codeable(c, i, 4, 1, 0)));
         } else if (fc_is(c, i, "AIG")) {
             const char *name = fc_val(c, i, 3, 1, 2, 1);
             if (!name) name = fc_val(c, i, 3, 1, 1, 1);
             if (!name) continue;
             char display[128];
             snprintf(display, sizeof display, "%s", name);
-            fc_push(a, "participant", participant(NULL, display, fc_codeable(c, i, 4, 1, 0)));
+            fc_push(c, a, "participant", participant(c, NULL, display, fc_codeable(c, i, 4, 1, 0)));
         }
     }
 }
@@ -67,7 +67,7 @@ void fc_convert_siu(fc *c)
 {
     fc_context(c);
     long sch = hl7_seg_find(c->m, "SCH", 1);
-    json_t *ids = json_object();
+    ftree_node *ids = fc_obj(c);
     tbuf key = TBUF_INIT;
     static const uint32_t fields[2] = {2, 1};
     static const char *types[2] = {"FILL", "PLAC"};
@@ -76,15 +76,14 @@ void fc_convert_siu(fc *c)
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    json_t *a = fc_resource("Appointment", id);
-    json_object_update(a, ids);
-    json_decref(ids);
+    ftree_node *a = fc_resource(c, "Appointment", id);
+    ftree_take_members(a, ids);
     const char *st = fc_lookup(c, FHIR_TAB_APPOINTMENT_STATUSES, fc_val(c, sch, 25, 1, 1, 1));
-    fc_const(a, "status", st ? st : "booked");
-    json_t *type = fc_codeable(c, sch, 8, 1, 0);
-    if (type) json_object_set_new(a, "appointmentType", type);
-    json_t *reason = fc_codeable(c, sch, 7, 1, 0);
-    if (reason) fc_push(a, "reasonCode", reason);
+    fc_const(c, a, "status", st ? st : "booked");
+    ftree_node *type = fc_codeable(c, sch, 8, 1, 0);
+    if (type) ftree_set(a, "appointmentType", type);
+    ftree_node *reason = fc_codeable(c, sch, 7, 1, 0);
+    if (reason) fc_push(c, a, "reasonCode", reason);
     fc_date(c, a, "start", sch, 11, 4, FC_INSTANT_MIN);
     fc_date(c, a, "end", sch, 11, 5, FC_INSTANT_MIN);
     char dur[32] = "";
@@ -98,13 +97,13 @@ void fc_convert_siu(fc *c)
         snprintf(dur, sizeof dur, "%s", d ? d : "");
         mins = minutes(dur, fc_val(c, ais, 8, 1, 1, 1));
     }
-    if (mins) json_object_set_new(a, "minutesDuration", json_integer(mins));
-    if (json_object_get(a, "end") && !json_object_get(a, "start")) json_object_del(a, "end");
-    json_t *patient = participant(c->patient_ref, NULL, NULL);
-    json_t *parts = json_object_get(a, "participant");
+    if (mins) ftree_set(a, "minutesDuration", ftree_integer(c->t, mins));
+    if (ftree_get(a, "end") && !ftree_get(a, "start")) ftree_del(a, "end");
+    ftree_node *patient = participant(c, c->patient_ref, NULL, NULL);
+    ftree_node *parts = ftree_get(a, "participant");
     if (parts)
-        json_array_insert_new(parts, 0, patient);
+        ftree_prepend(parts, patient);
     else
-        fc_push(a, "participant", patient);
+        fc_push(c, a, "participant", patient);
     fc_add(c, a, NULL);
 }

@@ -3,9 +3,9 @@
  * the core shared by the per-family files listed in fhir_conv.h.
  *
  * A conversion runs on one `fc` context: the message, the options and
- * tables, the Bundle's entry array and a ring of scratch buffers holding
- * decoded field values. Resources are built as jansson objects and added
- * to the Bundle in dependency order (Organization, Practitioner, Location,
+ * tables, the caller's ftree (arena) and the Bundle's entry array in it.
+ * Decoded field values go to the same arena. Resources are built as ftree
+ * objects and added to the Bundle in dependency order (Organization, Practitioner, Location,
  * Patient, Encounter, then what the message carries). Code maps come from
  * fhir_tables (built-ins overridable by a JSON file). Empty and "" (null)
  * HL7 values produce no element. This file holds the generic parts: ids,
@@ -15,12 +15,15 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/sha.h>
+
+#include "base/mem.h"
 
 const char *fhir_strerror(fhir_status s)
 {
@@ -60,22 +63,91 @@ void fc_stable_id(fc *c, const char *key, char out[33])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!c->md_ctx || !EVP_DigestInit_ex2(c->md_ctx, c->sha256, NULL) ||
-        !EVP_DigestUpdate(c->md_ctx, key, strlen(key)) || !EVP_DigestFinal_ex(c->md_ctx, md, &n)) {
+    if (!c->cv->md_ctx || !EVP_DigestInit_ex2(c->cv->md_ctx, c->cv->sha256, NULL) ||
+        !EVP_DigestUpdate(c->cv->md_ctx, key, strlen(key)) || !EVP_DigestFinal_ex(c->cv->md_ctx, md, &n)) {
         fhir_stable_id(key, out);
         return;
     }
     hex32(md, out);
 }
 
+/* True when raw text decodes to itself: ASCII without the escape
+ * character (the decoder copies ASCII unchanged whatever the charset). */
+static bool decodes_to_itself(const char *p, size_t len, char esc)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] >= 0x80 || p[i] == esc) return false;
+    return true;
+}
+
+/* The n-th (1-based) piece of s split at ch, as hl7_raw counts them (an
+ * undeclared delimiter, '\0', leaves one piece). */
+static bool nth_piece(hl7_span s, char ch, uint32_t n, hl7_span *out)
+{
+    if (!ch) {
+        *out = s;
+        return n == 1;
+    }
+    const char *p = s.p, *end = s.p + s.len;
+    while (--n) {
+        const char *q = memchr(p, ch, (size_t)(end - p));
+        if (!q) return false;
+        p = q + 1;
+    }
+    const char *q = memchr(p, ch, (size_t)(end - p));
+    *out = (hl7_span){p, (size_t)((q ? q : end) - p)};
+    return true;
+}
+
+/* Splits repetition r of field f of segment seg into c->rep. */
+static void split_rep(fc *c, long seg, uint32_t f, uint32_t r)
+{
+    fc_rep *k = &c->rep;
+    *k = (fc_rep){.seg = seg, .f = f, .r = r};
+    hl7_span v;
+    if (hl7_raw(c->m, (uint32_t)seg, f, r, 0, 0, &v) == HL7_ABSENT) return;
+    char ch = hl7_delims_of(c->m)->comp;
+    const char *p = v.p, *end = v.p + v.len;
+    for (;;) {
+        const char *q = ch ? memchr(p, ch, (size_t)(end - p)) : NULL;
+        if (k->n == FC_COMPS) {
+            k->more = true;
+            return;
+        }
+        k->comp[k->n++] = (hl7_span){p, (size_t)((q ? q : end) - p)};
+        if (!q) return;
+        p = q + 1;
+    }
+}
+
+/* hl7_raw(...) == HL7_VALUE, reading components through c->rep. */
+static bool raw_value(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, uint32_t sub,
+                      hl7_span *out)
+{
+    if (seg < 0) return false;
+    if (comp && r && !(f <= 2 && fc_is(c, seg, "MSH"))) { /* MSH-1, MSH-2 are not split */
+        const fc_rep *k = &c->rep;
+        if (k->seg != seg || k->f != f || k->r != r) split_rep(c, seg, f, r);
+        if (comp <= k->n) {
+            hl7_span s = k->comp[comp - 1];
+            if (sub && !nth_piece(s, hl7_delims_of(c->m)->sub, sub, &s)) return false;
+            *out = s;
+            return s.len && !(s.len == 2 && s.p[0] == '"' && s.p[1] == '"');
+        }
+        if (!k->more) return false;
+    }
+    return hl7_raw(c->m, (uint32_t)seg, f, r, comp, sub, out) == HL7_VALUE;
+}
+
 const char *fc_val(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, uint32_t sub)
 {
     hl7_span s;
-    if (seg < 0 || hl7_raw(c->m, (uint32_t)seg, f, r, comp, sub, &s) != HL7_VALUE) return NULL;
-    tbuf *b = &c->ring[c->next++ % FC_RING];
-    tbuf_reset(b);
-    hl7_unescape(hl7_delims_of(c->m), hl7_charset_of(c->m), s.p, s.len, b);
-    return b->len ? tbuf_cstr(b) : NULL;
+    if (!raw_value(c, seg, f, r, comp, sub, &s)) return NULL;
+    const hl7_delims *d = hl7_delims_of(c->m);
+    if (decodes_to_itself(s.p, s.len, d->esc)) return ftree_strndup(c->t, s.p, s.len);
+    tbuf_reset(&c->cv->scratch);
+    hl7_unescape(d, hl7_charset_of(c->m), s.p, s.len, &c->cv->scratch);
+    return c->cv->scratch.len ? ftree_strndup(c->t, c->cv->scratch.p, c->cv->scratch.len) : NULL;
 }
 
 const char *fc_lookup(fc *c, fhir_table_id t, const char *key)
@@ -93,54 +165,65 @@ bool fc_part(const char *v, int part, char *out, size_t cap)
     return n > 0;
 }
 
+ftree_node *fc_obj(fc *c)
+{
+    return ftree_object(c->t);
+}
+
 /* Keys are string constants (valid UTF-8), so only values are checked: a
- * value that is not valid UTF-8 (a charset passed through undecoded)
- * produces no element, as json_string() refuses it. */
-void fc_str(json_t *o, const char *key, const char *s)
+ * value that is not valid UTF-8 produces no element (ftree_string refuses
+ * it, as jansson's json_string did). */
+void fc_str(fc *c, ftree_node *o, const char *key, const char *s)
 {
-    if (s && *s) json_object_set_new_nocheck(o, key, json_string(s));
+    if (s && *s) ftree_set(o, key, ftree_string(c->t, s));
 }
 
-void fc_const(json_t *o, const char *key, const char *s)
+void fc_const(fc *c, ftree_node *o, const char *key, const char *s)
 {
-    json_object_set_new_nocheck(o, key, json_string_nocheck(s));
+    ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s)));
 }
 
-void fc_push(json_t *o, const char *key, json_t *item)
+void fc_push(fc *c, ftree_node *o, const char *key, ftree_node *item)
 {
     if (!item) return;
-    json_t *a = json_object_get(o, key);
+    ftree_node *a = ftree_get(o, key);
     if (!a) {
-        a = json_array();
-        json_object_set_new_nocheck(o, key, a);
+        a = ftree_array(c->t);
+        ftree_set(o, key, a);
     }
-    json_array_append_new(a, item);
+    ftree_append(a, item);
 }
 
-void fc_set_nonempty(json_t *o, const char *key, json_t *v)
+void fc_set_nonempty(ftree_node *o, const char *key, ftree_node *v)
 {
-    if (!v) return;
-    if ((json_is_object(v) && json_object_size(v)) || (json_is_array(v) && json_array_size(v)))
-        json_object_set_new_nocheck(o, key, v);
-    else
-        json_decref(v);
+    if (v && ftree_size(v)) ftree_set(o, key, v);
 }
 
-json_t *fc_ref(const char *ref)
+ftree_node *fc_ref(fc *c, const char *ref)
 {
-    json_t *r = json_object();
-    fc_const(r, "reference", ref);
+    ftree_node *r = fc_obj(c);
+    fc_const(c, r, "reference", ref);
     return r;
 }
 
-json_t *fc_concept(const char *system, const char *code, const char *display)
+ftree_node *fc_coding_(fc *c, const char *system, const char *code)
 {
-    json_t *coding = json_object();
-    fc_const(coding, "system", system);
-    fc_const(coding, "code", code);
-    if (display) fc_const(coding, "display", display);
-    json_t *cc = json_object();
-    fc_push(cc, "coding", coding);
+    ftree_node *value = code ? ftree_string(c->t, code) : NULL;
+    if (!value) return NULL;
+    ftree_node *coding = fc_obj(c);
+    ftree_set(coding, "system", ftree_string_borrowed(c->t, system));
+    ftree_set(coding, "code", value);
+    return coding;
+}
+
+ftree_node *fc_concept_(fc *c, const char *system, const char *code, const char *display)
+{
+    ftree_node *coding = fc_obj(c);
+    ftree_set(coding, "system", ftree_string_borrowed(c->t, system));
+    fc_const(c, coding, "code", code);
+    if (display) fc_const(c, coding, "display", display);
+    ftree_node *cc = fc_obj(c);
+    fc_push(c, cc, "coding", coding);
     return cc;
 }
 
@@ -263,60 +346,57 @@ bool fhir_datetime(const char *dtm, const char *offset, bool date_only, tbuf *ou
     return true;
 }
 
-void fc_date(fc *c, json_t *o, const char *key, long seg, uint32_t f, uint32_t comp, int kind)
+void fc_date(fc *c, ftree_node *o, const char *key, long seg, uint32_t f, uint32_t comp, int kind)
 {
     const char *v = comp ? fc_val(c, seg, f, 1, comp, 1) : fc_val(c, seg, f, 1, 1, 1);
     if (!v) return;
     size_t whole = strcspn(v, ".+-");
     if (kind == FC_INSTANT && whole < 14) return;
     if (kind == FC_INSTANT_MIN && whole < 12) return;
-    tbuf_reset(&c->date);
-    if (fhir_datetime(v, c->offset, kind == FC_DATE, &c->date)) fc_str(o, key, c->date.p);
+    tbuf_reset(&c->cv->date);
+    if (fhir_datetime(v, c->offset, kind == FC_DATE, &c->cv->date)) fc_str(c, o, key, c->cv->date.p);
 }
 
 /* --- data types ------------------------------------------------------------ */
 
-static json_t *coding_at(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, uint32_t first)
+static ftree_node *coding_at(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp,
+                             uint32_t first)
 {
 #define PART(i)                                                                                    \
     (comp ? fc_val(c, seg, f, r, comp, first + (i)) : fc_val(c, seg, f, r, first + (i), 1))
     const char *code = PART(0);
     if (!code) return NULL;
-    json_t *coding = json_object();
+    ftree_node *coding = fc_obj(c);
     const char *sys = PART(2);
     if (sys) {
         tbuf b = TBUF_INIT;
         fc_code_system(c, sys, &b);
-        fc_str(coding, "system", b.p);
+        fc_str(c, coding, "system", b.p);
         tbuf_free(&b);
     }
-    fc_str(coding, "code", PART(0));
-    fc_str(coding, "display", PART(1));
+    fc_str(c, coding, "code", code);
+    fc_str(c, coding, "display", PART(1));
 #undef PART
     return coding;
 }
 
-json_t *fc_codeable(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp)
+ftree_node *fc_codeable(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp)
 {
-    json_t *cc = json_object();
-    fc_push(cc, "coding", coding_at(c, seg, f, r, comp, 1));
-    fc_push(cc, "coding", coding_at(c, seg, f, r, comp, 4));
+    ftree_node *cc = fc_obj(c);
+    fc_push(c, cc, "coding", coding_at(c, seg, f, r, comp, 1));
+    fc_push(c, cc, "coding", coding_at(c, seg, f, r, comp, 4));
     const char *text = comp ? fc_val(c, seg, f, r, comp, 2) : fc_val(c, seg, f, r, 2, 1);
     if (!text) text = comp ? fc_val(c, seg, f, r, comp, 5) : fc_val(c, seg, f, r, 5, 1);
-    fc_str(cc, "text", text);
-    if (!json_object_size(cc)) {
-        json_decref(cc);
-        return NULL;
-    }
-    return cc;
+    fc_str(c, cc, "text", text);
+    return ftree_size(cc) ? cc : NULL;
 }
 
-json_t *fc_codeable_req(fc *c, long seg, uint32_t f)
+ftree_node *fc_codeable_req(fc *c, long seg, uint32_t f)
 {
-    json_t *cc = fc_codeable(c, seg, f, 1, 0);
+    ftree_node *cc = fc_codeable(c, seg, f, 1, 0);
     if (cc) return cc;
-    cc = json_object();
-    fc_const(cc, "text", "unknown");
+    cc = fc_obj(c);
+    fc_lit(c, cc, "text", "unknown");
     return cc;
 }
 
@@ -350,71 +430,65 @@ bool fc_hd_system(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, tbuf *
     return true;
 }
 
-json_t *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_comp, const char *type,
-                      const char *res_type, tbuf *key)
+ftree_node *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_comp,
+                          const char *type, const char *res_type, tbuf *key)
 {
-    if (!fc_val(c, seg, f, r, 1, 1)) return NULL;
-    json_t *id = json_object();
+    const char *value = fc_val(c, seg, f, r, 1, 1);
+    if (!value) return NULL;
+    ftree_node *id = fc_obj(c);
     tbuf sys = TBUF_INIT;
     if (type) {
-        json_t *cc = json_object();
-        fc_push(cc, "coding", json_pack("{s:s,s:s}", "system", SYS_V2_0203, "code", type));
-        json_object_set_new(id, "type", cc);
+        ftree_node *cc = fc_obj(c);
+        fc_push(c, cc, "coding", fc_coding(c, SYS_V2_0203, type));
+        ftree_set(id, "type", cc);
     }
-    if (fc_hd_system(c, seg, f, r, hd_comp, &sys)) fc_str(id, "system", sys.p);
-    const char *value = fc_val(c, seg, f, r, 1, 1);
-    fc_str(id, "value", value);
+    if (fc_hd_system(c, seg, f, r, hd_comp, &sys)) fc_str(c, id, "system", sys.p);
+    fc_str(c, id, "value", value);
     if (key) tbuf_printf(key, "%s|%s|%s", res_type, sys.len ? sys.p : "", value);
     tbuf_free(&sys);
     return id;
 }
 
-json_t *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first)
+ftree_node *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first)
 {
     /* XPN: 1 family, 2 given, 3 middle, 4 suffix, 5 prefix, 6 degree, 7 use;
      * XCN is the same shifted by one (XCN-1 is the id). */
     uint32_t o = first - 1;
-    json_t *name = json_object();
-    fc_str(name, "family", fc_val(c, seg, f, r, o + 1, 1));
+    ftree_node *name = fc_obj(c);
+    fc_str(c, name, "family", fc_val(c, seg, f, r, o + 1, 1));
     for (uint32_t comp = 2; comp <= 3; comp++) {
         const char *g = fc_val(c, seg, f, r, o + comp, 1);
-        if (g) fc_push(name, "given", json_string(g));
+        if (g) fc_push(c, name, "given", ftree_string(c->t, g));
     }
     const char *prefix = fc_val(c, seg, f, r, o + 5, 1);
-    if (prefix) fc_push(name, "prefix", json_string(prefix));
+    if (prefix) fc_push(c, name, "prefix", ftree_string(c->t, prefix));
     for (uint32_t comp = 4; comp <= 6; comp += 2) {
         const char *s = fc_val(c, seg, f, r, o + comp, 1);
-        if (s) fc_push(name, "suffix", json_string(s));
+        if (s) fc_push(c, name, "suffix", ftree_string(c->t, s));
     }
-    if (!json_object_size(name)) {
-        json_decref(name);
-        return NULL;
-    }
+    if (!ftree_size(name)) return NULL;
     if (first == 1)
-        fc_str(name, "use", fc_lookup(c, FHIR_TAB_NAME_USES, fc_val(c, seg, f, r, 7, 1)));
+        fc_str(c, name, "use", fc_lookup(c, FHIR_TAB_NAME_USES, fc_val(c, seg, f, r, 7, 1)));
     return name;
 }
 
-json_t *fc_address(fc *c, long seg, uint32_t f, uint32_t r)
+ftree_node *fc_address(fc *c, long seg, uint32_t f, uint32_t r)
 {
-    json_t *a = json_object();
+    ftree_node *a = fc_obj(c);
     for (uint32_t comp = 1; comp <= 2; comp++) {
         const char *line = fc_val(c, seg, f, r, comp, 1);
-        if (line) fc_push(a, "line", json_string(line));
+        if (line) fc_push(c, a, "line", ftree_string(c->t, line));
     }
-    fc_str(a, "city", fc_val(c, seg, f, r, 3, 1));
-    fc_str(a, "state", fc_val(c, seg, f, r, 4, 1));
-    fc_str(a, "postalCode", fc_val(c, seg, f, r, 5, 1));
-    fc_str(a, "country", fc_val(c, seg, f, r, 6, 1));
-    if (!json_object_size(a)) {
-        json_decref(a);
-        return NULL;
-    }
-    fc_str(a, "use", fc_lookup(c, FHIR_TAB_ADDRESS_USES, fc_val(c, seg, f, r, 7, 1)));
+    fc_str(c, a, "city", fc_val(c, seg, f, r, 3, 1));
+    fc_str(c, a, "state", fc_val(c, seg, f, r, 4, 1));
+    fc_str(c, a, "postalCode", fc_val(c, seg, f, r, 5, 1));
+    fc_str(c, a, "country", fc_val(c, seg, f, r, 6, 1));
+    if (!ftree_size(a)) return NULL;
+    fc_str(c, a, "use", fc_lookup(c, FHIR_TAB_ADDRESS_USES, fc_val(c, seg, f, r, 7, 1)));
     return a;
 }
 
-void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, json_t *res)
+void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, ftree_node *res)
 {
     uint32_t n = seg < 0 ? 0 : hl7_rep_count(c->m, (uint32_t)seg, f);
     for (uint32_t r = 1; r <= n; r++) {
@@ -444,12 +518,12 @@ void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, json_t *r
             tbuf_free(&number);
             continue;
         }
-        json_t *t = json_object();
-        fc_str(t, "system", system ? system : (use && !strcmp(use, "NET")) ? "email" : "phone");
-        fc_str(t, "value", value);
+        ftree_node *t = fc_obj(c);
+        fc_str(c, t, "system", system ? system : (use && !strcmp(use, "NET")) ? "email" : "phone");
+        fc_str(c, t, "value", value);
         const char *u = fc_lookup(c, FHIR_TAB_TELECOM_USES, use);
-        fc_str(t, "use", equip && !strcmp(equip, "CP") ? "mobile" : u ? u : default_use);
-        fc_push(res, "telecom", t);
+        fc_str(c, t, "use", equip && !strcmp(equip, "CP") ? "mobile" : u ? u : default_use);
+        fc_push(c, res, "telecom", t);
         tbuf_free(&number);
     }
 }
@@ -462,22 +536,25 @@ bool fc_number(const char *s, double *out)
     return end != s && *end == '\0' && strspn(s, "+-0123456789.") == strlen(s);
 }
 
-static json_t *number(double v)
+/* An integer when v is one, else a real; NULL when v is not finite (a
+ * value too large for a double), as jansson's json_real refused it. */
+static ftree_node *number(fc *c, double v)
 {
-    if (v > -1e15 && v < 1e15 && v == (double)(long long)v) return json_integer((long long)v);
-    return json_real(v);
+    if (!isfinite(v)) return NULL;
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v) return ftree_integer(c->t, (long long)v);
+    return ftree_real(c->t, v);
 }
 
-json_t *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys)
+ftree_node *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys)
 {
-    json_t *q = json_object();
-    json_object_set_new(q, "value", number(v));
+    ftree_node *q = fc_obj(c);
+    ftree_set(q, "value", number(c, v));
     if (unit) {
-        fc_str(q, "unit", unit);
+        fc_str(c, q, "unit", unit);
         const char *ucum = fc_lookup(c, FHIR_TAB_UNITS, unit);
         if (!unit_sys || !strcmp(unit_sys, "UCUM") || !strcmp(unit_sys, "ISO+")) {
-            fc_str(q, "system", SYS_UCUM);
-            fc_str(q, "code", ucum ? ucum : unit);
+            fc_lit(c, q, "system", SYS_UCUM);
+            fc_str(c, q, "code", ucum ? ucum : unit);
         }
     }
     return q;
@@ -485,40 +562,37 @@ json_t *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys)
 
 /* --- resources and entries --------------------------------------------------- */
 
-json_t *fc_resource(const char *type, const char *id)
+ftree_node *fc_resource_(fc *c, const char *type, const char *id)
 {
-    json_t *r = json_object();
-    fc_const(r, "resourceType", type);
-    fc_const(r, "id", id);
+    ftree_node *r = fc_obj(c);
+    ftree_set(r, "resourceType", ftree_string_borrowed(c->t, type));
+    fc_const(c, r, "id", id);
     return r;
 }
 
-void fc_add(fc *c, json_t *r, char *ref)
+void fc_add(fc *c, ftree_node *r, char *ref)
 {
-    const char *type = json_string_value(json_object_get(r, "resourceType"));
-    const char *id = json_string_value(json_object_get(r, "id"));
+    const char *type = ftree_str(ftree_get(r, "resourceType"));
+    const char *id = ftree_str(ftree_get(r, "id"));
     char url[FC_REF];
     snprintf(url, sizeof url, "%s/%s", type, id);
     if (ref) memcpy(ref, url, sizeof url);
-    for (size_t i = 0; i + 32 <= c->ids.len; i += 32)
-        if (!memcmp(c->ids.p + i, id, 32)) {
-            json_decref(r);
-            return;
-        }
-    tbuf_put(&c->ids, id, 32);
-    json_t *e = json_object();
+    for (size_t i = 0; i + 32 <= c->cv->ids.len; i += 32)
+        if (!memcmp(c->cv->ids.p + i, id, 32)) return; /* r stays out of the Bundle */
+    tbuf_put(&c->cv->ids, id, 32);
+    ftree_node *e = fc_obj(c);
     if (c->opt && c->opt->base_url) {
         tbuf full = TBUF_INIT;
         tbuf_printf(&full, "%s/%s", c->opt->base_url, url);
-        fc_str(e, "fullUrl", full.p);
+        fc_str(c, e, "fullUrl", full.p);
         tbuf_free(&full);
     }
-    json_object_set_new_nocheck(e, "resource", r);
-    json_t *req = json_object();
-    fc_const(req, "method", "PUT");
-    fc_const(req, "url", url);
-    json_object_set_new_nocheck(e, "request", req);
-    json_array_append_new(c->entries, e);
+    ftree_set(e, "resource", r);
+    ftree_node *req = fc_obj(c);
+    fc_lit(c, req, "method", "PUT");
+    fc_const(c, req, "url", url);
+    ftree_set(e, "request", req);
+    ftree_append(c->entries, e);
 }
 
 void fc_id_from(fc *c, tbuf *key, const char *type, const char *label, char id[33])
@@ -571,12 +645,40 @@ static fhir_status fail(fhir_error *err, fhir_status code, const char *fmt, ...)
     return code;
 }
 
-fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out, fhir_error *err)
+fhir_converter *fhir_converter_new(void)
 {
-    assert(m && out);
-    *out = NULL;
-    fc c = {.m = m, .opt = opt, .tables = opt ? opt->tables : NULL};
-    fhir_status st = FHIR_OK;
+    fhir_converter *cv = xcalloc(1, sizeof(*cv));
+    cv->tree = ftree_new();
+    cv->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    cv->md_ctx = cv->sha256 ? EVP_MD_CTX_new() : NULL;
+    return cv;
+}
+
+void fhir_converter_free(fhir_converter *cv)
+{
+    if (!cv) return;
+    ftree_free(cv->tree);
+    tbuf_free(&cv->scratch);
+    tbuf_free(&cv->date);
+    tbuf_free(&cv->ids);
+    EVP_MD_CTX_free(cv->md_ctx);
+    EVP_MD_free(cv->sha256);
+    free(cv);
+}
+
+fhir_status fhir_convert(fhir_converter *cv, const hl7_msg *m, const fhir_options *opt,
+                         ftree_node **bundle, fhir_error *err)
+{
+    assert(cv && m && bundle);
+    *bundle = NULL;
+    ftree_clear(cv->tree);
+    tbuf_reset(&cv->ids);
+    fc c = {.cv = cv,
+            .m = m,
+            .opt = opt,
+            .tables = opt ? opt->tables : NULL,
+            .t = cv->tree,
+            .rep.seg = -1};
     char type[16] = "", trigger[16] = "";
     const char *t = fc_val(&c, 0, 9, 1, 1, 1);
     snprintf(type, sizeof type, "%s", t ? t : "");
@@ -587,40 +689,28 @@ fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out
     for (size_t i = 0; i < sizeof converters / sizeof converters[0]; i++)
         if (!strcmp(converters[i].type, type) && !strcmp(converters[i].trigger, trigger))
             conv_fn = &converters[i];
-    if (!conv_fn) {
-        st =
-            fail(err, FHIR_ERR_UNSUPPORTED, "%s^%s is not converted yet (supported: " SUPPORTED ")",
-                 type[0] ? type : "(no MSH-9)", trigger);
-        goto done;
-    }
+    if (!conv_fn)
+        return fail(err, FHIR_ERR_UNSUPPORTED,
+                    "%s^%s is not converted yet (supported: " SUPPORTED ")",
+                    type[0] ? type : "(no MSH-9)", trigger);
     uint32_t npid = hl7_seg_occurrences(m, "PID");
-    if (npid > 1) {
-        st = fail(err, FHIR_ERR_UNSUPPORTED,
-                  "a message with %u PID segments (several patients) is not converted yet", npid);
-        goto done;
-    }
-    if (hl7_seg_find(m, "PID", 1) < 0) {
-        st = fail(err, FHIR_ERR_MISSING, "%s^%s has no PID segment: a Patient cannot be built",
-                  type, trigger);
-        goto done;
-    }
+    if (npid > 1)
+        return fail(err, FHIR_ERR_UNSUPPORTED,
+                    "a message with %u PID segments (several patients) is not converted yet", npid);
+    if (hl7_seg_find(m, "PID", 1) < 0)
+        return fail(err, FHIR_ERR_MISSING, "%s^%s has no PID segment: a Patient cannot be built",
+                    type, trigger);
     const char *msh7 = fc_val(&c, 0, 7, 1, 1, 1);
     const char *off = msh7 ? msh7 + strcspn(msh7, "+-") : "";
     if (!*off || !parse_offset(off, c.offset))
         snprintf(c.offset, sizeof c.offset, "%s",
                  opt && opt->default_offset ? opt->default_offset : "Z");
-    c.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    c.md_ctx = c.sha256 ? EVP_MD_CTX_new() : NULL;
-    c.entries = json_array();
+    c.entries = ftree_array(c.t);
     conv_fn->run(&c);
-    *out = json_pack("{s:s,s:s,s:o}", "resourceType", "Bundle", "type", "transaction", "entry",
-                     c.entries);
-done:
-    for (int i = 0; i < FC_RING; i++)
-        tbuf_free(&c.ring[i]);
-    tbuf_free(&c.date);
-    tbuf_free(&c.ids);
-    EVP_MD_CTX_free(c.md_ctx);
-    EVP_MD_free(c.sha256);
-    return st;
+    ftree_node *b = fc_obj(&c);
+    fc_lit(&c, b, "resourceType", "Bundle");
+    fc_lit(&c, b, "type", "transaction");
+    ftree_set(b, "entry", c.entries);
+    *bundle = b;
+    return FHIR_OK;
 }

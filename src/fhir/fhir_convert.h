@@ -18,9 +18,8 @@
 #ifndef TERN_FHIR_CONVERT_H
 #define TERN_FHIR_CONVERT_H
 
-#include <jansson.h>
-
 #include "fhir/fhir_tables.h"
+#include "fhir/ftree.h"
 #include "hl7/hl7.h"
 
 typedef enum fhir_status {
@@ -52,9 +51,24 @@ typedef struct fhir_options {
 /* The supported message types as text ("ADT^A01 A02 ..., ORU^R01, ..."). */
 const char *fhir_supported_types(void);
 
-/* Converts m. On FHIR_OK *out is a new Bundle the caller owns (json_decref);
- * otherwise *out is NULL and err (may be NULL) says why. opt may be NULL. */
-fhir_status fhir_convert(const hl7_msg *m, const fhir_options *opt, json_t **out, fhir_error *err);
+/* What conversions reuse from one message to the next: the arena the
+ * Bundle is built in (an ftree), the digest context of the ids, scratch
+ * buffers. Create one per thread and convert message after message with
+ * it: after the first messages a conversion allocates nothing. */
+typedef struct fhir_converter fhir_converter;
+
+/* A new converter; never NULL. Free with fhir_converter_free(). */
+fhir_converter *fhir_converter_new(void);
+/* Frees cv and the last Bundle it made; NULL is fine. */
+void fhir_converter_free(fhir_converter *cv);
+
+/* Converts m with cv. On FHIR_OK *bundle is the Bundle, owned by cv and
+ * valid until the next fhir_convert() with cv or fhir_converter_free():
+ * write it with ftree_write(), or ftree_to_json() for jansson. Otherwise
+ * *bundle is NULL and err (may be NULL) says why. opt may be NULL; it is
+ * borrowed for the call. */
+fhir_status fhir_convert(fhir_converter *cv, const hl7_msg *m, const fhir_options *opt,
+                         ftree_node **bundle, fhir_error *err);
 
 /* HL7 DTM/DT/TS text -> FHIR dateTime (date_only: FHIR date) appended to
  * out, keeping the precision (YYYY, YYYY-MM, YYYY-MM-DD, or a time to the

@@ -45,6 +45,31 @@
     "OBX|4|CWE|883-9^ABO group^LN||A^Group A^SCT||||||X\r"                                         \
     "OBX|5|FT|8251-1^Comment^LN||Fasting\\.br\\ok||||||F\r"
 
+/* fhir_convert() with the Bundle as jansson (the assertions below read it
+ * with jansson's accessors); also checks that ftree_write() gives what
+ * json_dumps() gives for it. On failure *out is NULL. */
+static fhir_status convert_json(const hl7_msg *m, const fhir_options *opt, json_t **out,
+                                fhir_error *err)
+{
+    fhir_converter *cv = fhir_converter_new();
+    ftree_node *bundle = (ftree_node *)1;
+    fhir_status st = fhir_convert(cv, m, opt, &bundle, err);
+    *out = NULL;
+    if (st == FHIR_OK) {
+        *out = ftree_to_json(bundle);
+        tbuf text = TBUF_INIT;
+        ftree_write(bundle, 17, &text);
+        char *want = json_dumps(*out, JSON_COMPACT);
+        assert_string_equal(tbuf_cstr(&text), want);
+        free(want);
+        tbuf_free(&text);
+    } else {
+        assert_null(bundle);
+    }
+    fhir_converter_free(cv);
+    return st;
+}
+
 static json_t *convert(const char *text, fhir_status want)
 {
     hl7_msg *m = hl7_msg_new(NULL);
@@ -52,7 +77,7 @@ static json_t *convert(const char *text, fhir_status want)
     assert_int_equal(hl7_parse(m, text, strlen(text), &perr), HL7_OK);
     json_t *b = NULL;
     fhir_error err;
-    assert_int_equal(fhir_convert(m, NULL, &b, &err), want);
+    assert_int_equal(convert_json(m, NULL, &b, &err), want);
     hl7_msg_free(m);
     return b;
 }
@@ -313,21 +338,21 @@ static void test_errors(void **state)
     assert_int_equal(hl7_parse(m, orm, strlen(orm), &perr), HL7_OK);
     json_t *b = (json_t *)1;
     fhir_error err;
-    assert_int_equal(fhir_convert(m, NULL, &b, &err), FHIR_ERR_UNSUPPORTED);
+    assert_int_equal(convert_json(m, NULL, &b, &err), FHIR_ERR_UNSUPPORTED);
     assert_null(b);
     assert_int_equal(err.code, FHIR_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.text, "ADT^A17 is not converted yet"));
 
     const char *nopid = "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|X2|P|2.5\rPV1|1|O\r";
     assert_int_equal(hl7_parse(m, nopid, strlen(nopid), &perr), HL7_OK);
-    assert_int_equal(fhir_convert(m, NULL, &b, &err), FHIR_ERR_MISSING);
+    assert_int_equal(convert_json(m, NULL, &b, &err), FHIR_ERR_MISSING);
     assert_non_null(strstr(err.text, "no PID"));
     assert_string_equal(fhir_strerror(FHIR_ERR_MISSING), "required segment missing");
 
     const char *two = "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|X4|P|2.5\rPID|1||1^^^H^MR\r"
                       "OBX|1|NM|1^A^L||1\rPID|2||2^^^H^MR\rOBX|1|NM|1^A^L||2\r";
     assert_int_equal(hl7_parse(m, two, strlen(two), &perr), HL7_OK);
-    assert_int_equal(fhir_convert(m, NULL, &b, &err), FHIR_ERR_UNSUPPORTED);
+    assert_int_equal(convert_json(m, NULL, &b, &err), FHIR_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.text, "2 PID segments"));
     hl7_msg_free(m);
 }
@@ -342,7 +367,7 @@ static void test_options(void **state)
     assert_int_equal(hl7_parse(m, msg, strlen(msg), &perr), HL7_OK);
     fhir_options opt = {.default_offset = "+02:00", .base_url = "https://fhir.example.org/r4"};
     json_t *b;
-    assert_int_equal(fhir_convert(m, &opt, &b, NULL), FHIR_OK);
+    assert_int_equal(convert_json(m, &opt, &b, NULL), FHIR_OK);
     json_t *e = nth(b, "Encounter", 0);
     assert_string_equal(str(e, "status"), "finished");
     assert_string_equal(str(e, "class.code"), "EMER");
@@ -373,7 +398,7 @@ static json_t *convert_file_opt(const char *name, const fhir_options *opt)
     assert_int_equal(hl7_parse(m, text, n, &perr), HL7_OK);
     json_t *b = NULL;
     fhir_error err;
-    assert_int_equal(fhir_convert(m, opt, &b, &err), FHIR_OK);
+    assert_int_equal(convert_json(m, opt, &b, &err), FHIR_OK);
     hl7_msg_free(m);
     return b;
 }
@@ -561,7 +586,7 @@ static void test_adt_merge(void **state)
     hl7_msg *m = hl7_msg_new(NULL);
     hl7_error perr;
     assert_int_equal(hl7_parse(m, self, strlen(self), &perr), HL7_OK);
-    assert_int_equal(fhir_convert(m, NULL, &b, NULL), FHIR_OK);
+    assert_int_equal(convert_json(m, NULL, &b, NULL), FHIR_OK);
     assert_int_equal(count(b, "Patient"), 1);
     assert_null(at(nth(b, "Patient", 0), "link"));
     json_decref(b);
@@ -626,7 +651,7 @@ static void test_order_update(void **state)
         hl7_error perr;
         assert_int_equal(hl7_parse(m, text, strlen(text), &perr), HL7_OK);
         json_t *b;
-        assert_int_equal(fhir_convert(m, NULL, &b, NULL), FHIR_OK);
+        assert_int_equal(convert_json(m, NULL, &b, NULL), FHIR_OK);
         json_t *sr = nth(b, "ServiceRequest", 0);
         assert_string_equal(str(sr, "status"), want[i]);
         if (!first[0]) snprintf(first, sizeof first, "%s", str(sr, "id"));
@@ -705,7 +730,7 @@ static void test_vxu(void **state)
     hl7_msg *m = hl7_msg_new(NULL);
     hl7_error perr;
     assert_int_equal(hl7_parse(m, msg, strlen(msg), &perr), HL7_OK);
-    assert_int_equal(fhir_convert(m, NULL, &b, NULL), FHIR_OK);
+    assert_int_equal(convert_json(m, NULL, &b, NULL), FHIR_OK);
     im = nth(b, "Immunization", 0);
     assert_string_equal(str(im, "status"), "not-done");
     assert_string_equal(str(im, "statusReason.coding.0.code"), "00");

@@ -229,7 +229,11 @@ static void test_round_trip(void **state)
     json_t *bundle = NULL;
     fhir_options fo = {.tables = t};
     fhir_error err;
-    fhir_status st = fhir_convert(msg, &fo, &bundle, &err);
+    fhir_converter *cv = fhir_converter_new();
+    ftree_node *root = NULL;
+    fhir_status st = fhir_convert(cv, msg, &fo, &root, &err);
+    if (st == FHIR_OK) bundle = ftree_to_json(root);
+    fhir_converter_free(cv);
     if (st != FHIR_OK) fprintf(stderr, "%s\n", err.text);
     assert_int_equal(st, FHIR_OK);
     assert_string_equal(system_of(bundle, "Patient", "identifier"), "http://hosp.example.org/mrn");

@@ -48,7 +48,7 @@ check "... on a channel it is not bound to: AR, not authorized" sh -c "echo '$ou
 out=$(send "$P1" intruder C3)
 check "a certificate from the CA that is not registered: AR" \
     sh -c "echo '$out' | grep -q '^C3 AR.*not a registered identity'"
-q() { sqlite3 -cmd ".timeout 5000" "$tmp/var/tern.db" "$1"; }
+q() { caught_up "$tmp/var/tern.db"; sqlite3 -cmd ".timeout 5000" "$tmp/var/tern.db" "$1"; }
 check "only the allowed message was stored" [ "$(q "select group_concat(control_id) from messages")" = C1 ]
 export TERN_TOKEN=$ROOT
 check "the allowed post is audited as the certificate identity" \

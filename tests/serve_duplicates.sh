@@ -12,7 +12,7 @@ fail=0
 tmp=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-q() { sqlite3 -cmd ".timeout 5000" "$tmp/var/tern.db" "$1"; }
+q() { caught_up "$tmp/var/tern.db"; sqlite3 -cmd ".timeout 5000" "$tmp/var/tern.db" "$1"; }
 
 P1=$(free_port); P2=$(free_port)
 cat >"$tmp/tern.yaml" <<YAML

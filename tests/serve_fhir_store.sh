@@ -12,7 +12,7 @@ src=$2
 fail=0
 work_dir
 need sqlite3 curl python3
-q() { sqlite3 -cmd ".timeout 5000" "$tmp/var/tern.db" "$1"; }
+q() { caught_up "$tmp/var/tern.db"; sqlite3 -cmd ".timeout 5000" "$tmp/var/tern.db" "$1"; }
 
 IN=$(free_port)
 HTTP=$(free_port)

@@ -30,7 +30,7 @@ fail=0
 work_dir
 
 need sqlite3 curl python3
-q() { sqlite3 -cmd ".timeout 5000" "$db" "$1"; }
+q() { caught_up "$db"; sqlite3 -cmd ".timeout 5000" "$db" "$1"; }
 # raw_of SQL: the exact bytes of every message the query's ids select, one
 # after the other (bodies live in the body log, not in a column)
 raw_of() {

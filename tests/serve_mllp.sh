@@ -21,7 +21,7 @@ work_dir
 [ -n "${KEEP:-}" ] && trap "for p in \$pids; do kill -9 \$p 2>/dev/null; done; echo kept \$tmp" EXIT
 
 if ! command -v sqlite3 >/dev/null; then echo "FAIL: sqlite3 missing (scripts/deps.sh installs it)"; exit 1; fi
-q() { sqlite3 -cmd ".timeout 5000" "$1" "$2"; }
+q() { caught_up "$1"; sqlite3 -cmd ".timeout 5000" "$1" "$2"; }
 # waits until sqlite query $2 on $1 prints $3 (30 s at most)
 wait_query() {
     i=0

@@ -28,7 +28,7 @@ work_dir
 for tool in openssl curl sqlite3; do
     command -v $tool >/dev/null || { echo "FAIL: $tool missing (scripts/deps.sh installs it)"; exit 1; }
 done
-q() { sqlite3 -cmd ".timeout 5000" "$1" "$2"; }
+q() { caught_up "$1"; sqlite3 -cmd ".timeout 5000" "$1" "$2"; }
 
 C=$tmp/certs
 make_certs "$C"

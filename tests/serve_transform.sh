@@ -69,7 +69,7 @@ channels:
 security: { auth: false }   # not about authentication (tests/security_*.sh are)
 YAML
 db="$tmp/var/tern.db"
-q() { sqlite3 -cmd ".timeout 5000" "$db" "$1"; }
+q() { caught_up "$db"; sqlite3 -cmd ".timeout 5000" "$db" "$1"; }
 
 "$tern" serve -c "$tmp/tern.yaml" >"$tmp/serve.log" 2>&1 &
 serve_pid=$!

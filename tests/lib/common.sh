@@ -113,3 +113,26 @@ first_admin() {
     printf 'password of root\n' | "$tern" login -c "$1" --user root --password-stdin \
         --totp "$(totp "$(sed -n 's/^TOTP secret: //p' "$2")")"
 }
+
+# caught_up DB: waits (up to 5 s) until the rows of store DB cover what a
+# running engine has acknowledged, i.e. the end of the body log it published
+# in DB-bodies/LOCK (docs/store.md). `tern messages` waits so by itself; a
+# raw sqlite3 read right after an ACK could otherwise miss rows the engine
+# writes a few milliseconds later.
+caught_up() {
+    [ -s "$1-bodies/LOCK" ] || return 0
+    # shellcheck disable=SC2046 # two numbers, split on purpose
+    set -- "$1" $(od -An -t u8 -N 16 "$1-bodies/LOCK")
+    [ $# -eq 3 ] || return 0
+    _i=0
+    while [ "$_i" -lt 500 ]; do
+        # shellcheck disable=SC2046
+        set -- "$1" "$2" "$3" $(sqlite3 -cmd ".timeout 5000" "$1" "select seg, off from body_log" 2>/dev/null | tr '|' ' ')
+        if [ $# -eq 5 ] && { [ "$4" -gt "$2" ] || { [ "$4" -eq "$2" ] && [ "$5" -ge "$3" ]; }; }; then
+            return 0
+        fi
+        set -- "$1" "$2" "$3"
+        sleep 0.01
+        _i=$((_i + 1))
+    done
+}

@@ -52,6 +52,7 @@ struct fhir_converter {
     tbuf scratch; /* fc_val's decoding buffer */
     tbuf date;    /* fc_date's output */
     tbuf ids;     /* the 32-character ids in the Bundle, back to back (dedup) */
+    tbuf text;    /* short-lived text of coding_at and fc_identifier (never nested) */
     EVP_MD *sha256; /* NULL when no provider has it: fhir_stable_id() then */
     EVP_MD_CTX *md_ctx;
 };
@@ -90,17 +91,43 @@ const char *fc_lookup(fc *c, fhir_table_id t, const char *key);
  * (cap bytes); false when v is NULL or the part is empty. */
 bool fc_part(const char *v, int part, char *out, size_t cap);
 
+/* The helpers that take a key are inline: keys are literals, so their
+ * lengths are known where they are written. */
+
 /* A new empty object in the conversion's tree. */
-ftree_node *fc_obj(fc *c);
+static inline ftree_node *fc_obj(fc *c)
+{
+    return ftree_object(c->t);
+}
+
 /* Sets key to a copy of s when s is non-empty valid UTF-8 (else nothing:
- * a charset passed through undecoded, a value cut inside a character). */
-void fc_str(fc *c, ftree_node *o, const char *key, const char *s);
+ * a value cut inside a character), as jansson's json_string refused it. */
+static inline void fc_str(fc *c, ftree_node *o, const char *key, const char *s)
+{
+    if (s && *s) ftree_set(o, key, ftree_string(c->t, s));
+}
+
 /* Sets key to a copy of s, known to be valid UTF-8 (table values, ids). */
-void fc_const(fc *c, ftree_node *o, const char *key, const char *s);
+static inline void fc_const(fc *c, ftree_node *o, const char *key, const char *s)
+{
+    ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s)));
+}
+
 /* Sets key to the string literal s, borrowed (not copied). */
-#define fc_lit(c, o, key, s) ftree_set((o), (key), ftree_string_borrowed((c)->t, "" s))
+#define fc_lit(c, o, key, s)                                                                       \
+    ftree_set((o), (key), ftree_string_borrowed((c)->t, "" s, sizeof("" s) - 1))
+
 /* Appends item to the array o[key], creating it; item NULL: nothing. */
-void fc_push(fc *c, ftree_node *o, const char *key, ftree_node *item);
+static inline void fc_push(fc *c, ftree_node *o, const char *key, ftree_node *item)
+{
+    if (!item) return;
+    ftree_node *a = ftree_get(o, key);
+    if (!a) {
+        a = ftree_array(c->t);
+        ftree_set(o, key, a);
+    }
+    ftree_append(a, item);
+}
 /* Sets o[key] = v when v is a non-empty object or array (else nothing). */
 void fc_set_nonempty(ftree_node *o, const char *key, ftree_node *v);
 /* {"reference": ref}; ref is copied. */
@@ -116,6 +143,10 @@ ftree_node *fc_concept_(fc *c, const char *system, const char *code, const char 
 
 /* --- resources and ids ------------------------------------------------------ */
 
+/* "type/id" into ref, cut to FC_REF - 1 bytes (as snprintf would). */
+void fc_ref_of(char ref[FC_REF], const char *type, const char *id);
+/* Appends the decimal digits of n to out. */
+void fc_put_uint(tbuf *out, unsigned n);
 /* Writes the id of key (see fhir_stable_id). */
 void fc_stable_id(fc *c, const char *key, char out[33]);
 /* Derives the id from key, or from MSH-10 and label when key is empty. */
@@ -161,11 +192,23 @@ ftree_node *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first);
 ftree_node *fc_address(fc *c, long seg, uint32_t f, uint32_t r);
 /* Every repetition of the XTN at (seg, f) pushed to res.telecom. */
 void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, ftree_node *res);
-/* Quantity {value, unit, system, code}: unit mapped to UCUM through the
- * units table unless unit_sys names another system. */
-ftree_node *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys);
+/* A unit, its coding system and the UCUM code the units table maps it to,
+ * looked up once for the quantities that share it (a result and its
+ * range). Any of them may be NULL. */
+typedef struct fc_unit {
+    const char *text, *system, *ucum;
+} fc_unit;
+fc_unit fc_unit_of(fc *c, const char *text, const char *system);
+/* The unit of the CWE at (seg, f): component 1, its system component 3. */
+fc_unit fc_unit_at(fc *c, long seg, uint32_t f);
+/* Quantity {value, unit, system, code}: the unit's UCUM code unless its
+ * system names another one than UCUM. No value when v is not finite. */
+ftree_node *fc_quantity(fc *c, double v, const fc_unit *u);
 /* Parses a whole decimal; false if anything else. */
 bool fc_number(const char *s, double *out);
+/* strtod(s, end): the number at the start of s (0 and *end == s when
+ * there is none). */
+double fc_number_prefix(const char *s, const char **end);
 /* The segment index of the first seg_id after `from` and before the next
  * segment named in `stop` (space-separated ids, e.g. "ORC OBR"), or -1. */
 long fc_find_after(fc *c, long from, const char *seg_id, const char *stop);

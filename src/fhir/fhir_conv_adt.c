@@ -103,7 +103,7 @@ ftree_node *fc_patient(fc *c, long pid)
         fc_push(c, p, "communication", comm);
     }
     if (c->org_ref[0]) ftree_set(p, "managingOrganization", fc_ref(c, c->org_ref));
-    snprintf(c->patient_ref, sizeof c->patient_ref, "Patient/%s", id);
+    fc_ref_of(c->patient_ref, "Patient", id);
     fc_add(c, p, NULL);
     return p;
 }
@@ -296,7 +296,7 @@ void fc_encounter(fc *c, long pv1, const char *status)
     encounter_location(c, pv1, 3, done ? "completed" : "active", e);
     if (!strcmp(c->trigger, "A02")) encounter_location(c, pv1, 6, "completed", e);
     if (c->org_ref[0]) ftree_set(e, "serviceProvider", fc_ref(c, c->org_ref));
-    snprintf(c->encounter_ref, sizeof c->encounter_ref, "Encounter/%s", id);
+    fc_ref_of(c->encounter_ref, "Encounter", id);
     fc_add(c, e, NULL);
 }
 
@@ -346,7 +346,7 @@ void fc_convert_merge(fc *c)
     char id[33], old_ref[FC_REF];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    snprintf(old_ref, sizeof old_ref, "Patient/%s", id);
+    fc_ref_of(old_ref, "Patient", id);
     if (!strcmp(old_ref, c->patient_ref)) return; /* MRG-1 names the survivor: nothing to merge */
     ftree_node *p = fc_resource(c, "Patient", id);
     ftree_take_members(p, old);

@@ -72,10 +72,21 @@ void fc_stable_id(fc *c, const char *key, char out[33])
 }
 
 /* True when raw text decodes to itself: ASCII without the escape
- * character (the decoder copies ASCII unchanged whatever the charset). */
+ * character (the decoder copies ASCII unchanged whatever the charset).
+ * Eight bytes at a time: a high bit, or a byte equal to esc (the classic
+ * "has a zero byte" test on v ^ esc...). */
 static bool decodes_to_itself(const char *p, size_t len, char esc)
 {
-    for (size_t i = 0; i < len; i++)
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t e = ones * (unsigned char)esc;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v, x;
+        memcpy(&v, p + i, 8);
+        x = v ^ e;
+        if ((v | ((x - ones) & ~x)) & highs) return false;
+    }
+    for (; i < len; i++)
         if ((unsigned char)p[i] >= 0x80 || p[i] == esc) return false;
     return true;
 }
@@ -103,7 +114,11 @@ static bool nth_piece(hl7_span s, char ch, uint32_t n, hl7_span *out)
 static void split_rep(fc *c, long seg, uint32_t f, uint32_t r)
 {
     fc_rep *k = &c->rep;
-    *k = (fc_rep){.seg = seg, .f = f, .r = r};
+    k->seg = seg;
+    k->f = f;
+    k->r = r;
+    k->n = 0;
+    k->more = false;
     hl7_span v;
     if (hl7_raw(c->m, (uint32_t)seg, f, r, 0, 0, &v) == HL7_ABSENT) return;
     char ch = hl7_delims_of(c->m)->comp;
@@ -165,35 +180,6 @@ bool fc_part(const char *v, int part, char *out, size_t cap)
     return n > 0;
 }
 
-ftree_node *fc_obj(fc *c)
-{
-    return ftree_object(c->t);
-}
-
-/* Keys are string constants (valid UTF-8), so only values are checked: a
- * value that is not valid UTF-8 produces no element (ftree_string refuses
- * it, as jansson's json_string did). */
-void fc_str(fc *c, ftree_node *o, const char *key, const char *s)
-{
-    if (s && *s) ftree_set(o, key, ftree_string(c->t, s));
-}
-
-void fc_const(fc *c, ftree_node *o, const char *key, const char *s)
-{
-    ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s)));
-}
-
-void fc_push(fc *c, ftree_node *o, const char *key, ftree_node *item)
-{
-    if (!item) return;
-    ftree_node *a = ftree_get(o, key);
-    if (!a) {
-        a = ftree_array(c->t);
-        ftree_set(o, key, a);
-    }
-    ftree_append(a, item);
-}
-
 void fc_set_nonempty(ftree_node *o, const char *key, ftree_node *v)
 {
     if (v && ftree_size(v)) ftree_set(o, key, v);
@@ -211,7 +197,7 @@ ftree_node *fc_coding_(fc *c, const char *system, const char *code)
     ftree_node *value = code ? ftree_string(c->t, code) : NULL;
     if (!value) return NULL;
     ftree_node *coding = fc_obj(c);
-    ftree_set(coding, "system", ftree_string_borrowed(c->t, system));
+    ftree_set(coding, "system", ftree_string_borrowed(c->t, system, strlen(system)));
     ftree_set(coding, "code", value);
     return coding;
 }
@@ -219,7 +205,7 @@ ftree_node *fc_coding_(fc *c, const char *system, const char *code)
 ftree_node *fc_concept_(fc *c, const char *system, const char *code, const char *display)
 {
     ftree_node *coding = fc_obj(c);
-    ftree_set(coding, "system", ftree_string_borrowed(c->t, system));
+    ftree_set(coding, "system", ftree_string_borrowed(c->t, system, strlen(system)));
     fc_const(c, coding, "code", code);
     if (display) fc_const(c, coding, "display", display);
     ftree_node *cc = fc_obj(c);
@@ -264,8 +250,9 @@ void fc_code_system(fc *c, const char *name, tbuf *out)
 
 bool fc_is(fc *c, long i, const char *id)
 {
-    return i >= 0 && (uint32_t)i < hl7_seg_count(c->m) &&
-           !strcmp(hl7_seg_at(c->m, (uint32_t)i)->id, id);
+    if (i < 0 || (uint32_t)i >= hl7_seg_count(c->m)) return false;
+    const char *s = hl7_seg_at(c->m, (uint32_t)i)->id; /* NUL-terminated in 4 bytes */
+    return s[0] == id[0] && !strcmp(s, id);
 }
 
 long fc_find_after(fc *c, long from, const char *seg_id, const char *stop)
@@ -369,10 +356,10 @@ static ftree_node *coding_at(fc *c, long seg, uint32_t f, uint32_t r, uint32_t c
     ftree_node *coding = fc_obj(c);
     const char *sys = PART(2);
     if (sys) {
-        tbuf b = TBUF_INIT;
-        fc_code_system(c, sys, &b);
-        fc_str(c, coding, "system", b.p);
-        tbuf_free(&b);
+        tbuf *b = &c->cv->text;
+        tbuf_reset(b);
+        fc_code_system(c, sys, b);
+        fc_str(c, coding, "system", b->p);
     }
     fc_str(c, coding, "code", code);
     fc_str(c, coding, "display", PART(1));
@@ -412,7 +399,8 @@ bool fc_hd_system(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, tbuf *
     const char *uid = comp ? fc_val(c, seg, f, r, comp, 2) : fc_val(c, seg, f, r, 2, 1);
     const char *type = comp ? fc_val(c, seg, f, r, comp, 3) : fc_val(c, seg, f, r, 3, 1);
     if (uid && (is_oid(uid) || (type && !strcmp(type, "ISO")))) {
-        tbuf_printf(out, "urn:oid:%s", uid);
+        tbuf_puts(out, "urn:oid:");
+        tbuf_puts(out, uid);
     } else if (uid && type && !strcmp(type, "UUID")) {
         tbuf_puts(out, "urn:uuid:");
         for (const char *p = uid; *p; p++)
@@ -436,16 +424,22 @@ ftree_node *fc_identifier(fc *c, long seg, uint32_t f, uint32_t r, uint32_t hd_c
     const char *value = fc_val(c, seg, f, r, 1, 1);
     if (!value) return NULL;
     ftree_node *id = fc_obj(c);
-    tbuf sys = TBUF_INIT;
+    tbuf *sys = &c->cv->text;
+    tbuf_reset(sys);
     if (type) {
         ftree_node *cc = fc_obj(c);
         fc_push(c, cc, "coding", fc_coding(c, SYS_V2_0203, type));
         ftree_set(id, "type", cc);
     }
-    if (fc_hd_system(c, seg, f, r, hd_comp, &sys)) fc_str(c, id, "system", sys.p);
+    if (fc_hd_system(c, seg, f, r, hd_comp, sys)) fc_str(c, id, "system", sys->p);
     fc_str(c, id, "value", value);
-    if (key) tbuf_printf(key, "%s|%s|%s", res_type, sys.len ? sys.p : "", value);
-    tbuf_free(&sys);
+    if (key) { /* res_type|system|value */
+        tbuf_puts(key, res_type);
+        tbuf_putc(key, '|');
+        tbuf_put(key, sys->p, sys->len);
+        tbuf_putc(key, '|');
+        tbuf_puts(key, value);
+    }
     return id;
 }
 
@@ -528,12 +522,60 @@ void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, ftree_nod
     }
 }
 
+/* The common "[+-]digits[.digits]" with at most 15 digits, read exactly as
+ * strtod reads it: the digits make an integer m < 2^53 and 10^k (k <= 15)
+ * is exact, so m / 10^k is one correctly rounded division (Clinger's fast
+ * path). Returns where the number ends, or NULL when s is not of that form
+ * or what follows could make strtod read on ("1e5", "0x1p3", "12345..."). */
+static const char *simple_decimal(const char *s, double *out)
+{
+    const char *p = s;
+    bool neg = *p == '-';
+    if (*p == '-' || *p == '+') p++;
+    uint64_t m = 0;
+    int digits = 0, frac = 0;
+    bool point = false;
+    for (;; p++) {
+        if (*p >= '0' && *p <= '9') {
+            m = m * 10 + (uint64_t)(*p - '0');
+            digits++;
+            frac += point;
+        } else if (*p == '.' && !point) {
+            point = true;
+        } else {
+            break;
+        }
+    }
+    if (!digits || digits > 15 || isalnum((unsigned char)*p)) return NULL;
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    double v = (double)m / pow10[frac];
+    *out = neg ? -v : v;
+    return p;
+}
+
 bool fc_number(const char *s, double *out)
 {
     char *end;
     if (!s || !*s || isspace((unsigned char)*s)) return false;
+    const char *p = simple_decimal(s, out);
+    if (p) return *p == '\0';
     *out = strtod(s, &end);
     return end != s && *end == '\0' && strspn(s, "+-0123456789.") == strlen(s);
+}
+
+double fc_number_prefix(const char *s, const char **end)
+{
+    double v;
+    const char *p = simple_decimal(s, &v);
+    if (p) {
+        *end = p;
+        return v;
+    }
+    char *e;
+    v = strtod(s, &e);
+    *end = e;
+    return v;
 }
 
 /* An integer when v is one, else a real; NULL when v is not finite (a
@@ -545,16 +587,26 @@ static ftree_node *number(fc *c, double v)
     return ftree_real(c->t, v);
 }
 
-ftree_node *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys)
+fc_unit fc_unit_of(fc *c, const char *text, const char *system)
+{
+    return (fc_unit){text, system, fc_lookup(c, FHIR_TAB_UNITS, text)};
+}
+
+fc_unit fc_unit_at(fc *c, long seg, uint32_t f)
+{
+    const char *text = fc_val(c, seg, f, 1, 1, 1);
+    return fc_unit_of(c, text, fc_val(c, seg, f, 1, 3, 1));
+}
+
+ftree_node *fc_quantity(fc *c, double v, const fc_unit *u)
 {
     ftree_node *q = fc_obj(c);
     ftree_set(q, "value", number(c, v));
-    if (unit) {
-        fc_str(c, q, "unit", unit);
-        const char *ucum = fc_lookup(c, FHIR_TAB_UNITS, unit);
-        if (!unit_sys || !strcmp(unit_sys, "UCUM") || !strcmp(unit_sys, "ISO+")) {
+    if (u->text) {
+        fc_str(c, q, "unit", u->text);
+        if (!u->system || !strcmp(u->system, "UCUM") || !strcmp(u->system, "ISO+")) {
             fc_lit(c, q, "system", SYS_UCUM);
-            fc_str(c, q, "code", ucum ? ucum : unit);
+            fc_str(c, q, "code", u->ucum ? u->ucum : u->text);
         }
     }
     return q;
@@ -565,18 +617,40 @@ ftree_node *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys)
 ftree_node *fc_resource_(fc *c, const char *type, const char *id)
 {
     ftree_node *r = fc_obj(c);
-    ftree_set(r, "resourceType", ftree_string_borrowed(c->t, type));
+    ftree_set(r, "resourceType", ftree_string_borrowed(c->t, type, strlen(type)));
     fc_const(c, r, "id", id);
     return r;
+}
+
+void fc_ref_of(char ref[FC_REF], const char *type, const char *id)
+{
+    size_t tl = strlen(type), il = strlen(id);
+    if (tl > FC_REF - 1) tl = FC_REF - 1;
+    memcpy(ref, type, tl);
+    if (tl < FC_REF - 1) ref[tl++] = '/';
+    if (il > FC_REF - 1 - tl) il = FC_REF - 1 - tl;
+    memcpy(ref + tl, id, il);
+    ref[tl + il] = '\0';
+}
+
+void fc_put_uint(tbuf *out, unsigned n)
+{
+    char buf[16];
+    char *p = buf + sizeof buf;
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    tbuf_put(out, p, (size_t)(buf + sizeof buf - p));
 }
 
 void fc_add(fc *c, ftree_node *r, char *ref)
 {
     const char *type = ftree_str(ftree_get(r, "resourceType"));
     const char *id = ftree_str(ftree_get(r, "id"));
-    char url[FC_REF];
-    snprintf(url, sizeof url, "%s/%s", type, id);
-    if (ref) memcpy(ref, url, sizeof url);
+    char *url = ftree_alloc(c->t, FC_REF);
+    fc_ref_of(url, type, id);
+    if (ref) memcpy(ref, url, FC_REF);
     for (size_t i = 0; i + 32 <= c->cv->ids.len; i += 32)
         if (!memcmp(c->cv->ids.p + i, id, 32)) return; /* r stays out of the Bundle */
     tbuf_put(&c->cv->ids, id, 32);
@@ -590,7 +664,7 @@ void fc_add(fc *c, ftree_node *r, char *ref)
     ftree_set(e, "resource", r);
     ftree_node *req = fc_obj(c);
     fc_lit(c, req, "method", "PUT");
-    fc_const(c, req, "url", url);
+    ftree_set(req, "url", ftree_string_borrowed(c->t, url, strlen(url)));
     ftree_set(e, "request", req);
     ftree_append(c->entries, e);
 }
@@ -661,6 +735,7 @@ void fhir_converter_free(fhir_converter *cv)
     tbuf_free(&cv->scratch);
     tbuf_free(&cv->date);
     tbuf_free(&cv->ids);
+    tbuf_free(&cv->text);
     EVP_MD_CTX_free(cv->md_ctx);
     EVP_MD_free(cv->sha256);
     free(cv);

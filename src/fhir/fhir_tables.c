@@ -224,8 +224,8 @@ const char *fhir_table_lookup(const fhir_tables *t, fhir_table_id id, const char
         json_t *user = json_object_get(json_object_get(t->root, tables[id].name), key);
         if (user) return json_string_value(user);
     }
-    for (const pair *p = tables[id].builtin; p->from; p++)
-        if (!strcmp(p->from, key)) return p->to;
+    for (const pair *p = tables[id].builtin; p->from; p++) /* first bytes first: most differ */
+        if (p->from[0] == key[0] && !strcmp(p->from, key)) return p->to;
     return NULL;
 }
 

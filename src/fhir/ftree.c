@@ -11,7 +11,10 @@
  * object, its key and the key's length: a container is a singly linked
  * list (first, last) of its children, so append, prepend and
  * replace-in-place are O(1) once the position is found; a key lookup
- * compares lengths before bytes. Strings keep their length. The writer
+ * compares lengths before bytes. An object also keeps a 64-bit mask of
+ * the keys it holds (one bit per key, from its length and end bytes): a
+ * key whose bit is not set is not there, so most sets append without a
+ * scan and most failed lookups stop at once. Strings keep their length. The writer
  * copies a string 8 bytes at a time while checking them for bytes JSON
  * escapes ('"', '\\', control characters), and escapes byte by byte only
  * from the first such chunk on, so no string is scanned when it is made.
@@ -142,6 +145,26 @@ char *ftree_strndup(ftree *t, const char *s, size_t len)
 
 /* --- values ---------------------------------------------------------------------------- */
 
+/* An object: a node and the mask of its keys. */
+typedef struct object {
+    ftree_node n; /* first: an object's node is its address */
+    uint64_t keys;
+} object;
+
+static uint64_t *key_mask(ftree_node *obj)
+{
+    assert(obj->type == FTREE_OBJECT);
+    return &((object *)obj)->keys;
+}
+
+/* The mask bit of a key. */
+static inline uint64_t key_bit(const char *key, size_t len)
+{
+    unsigned h = len ? (unsigned)len * 7 + (unsigned char)key[0] * 3 + (unsigned char)key[len - 1]
+                     : 0;
+    return 1ull << (h & 63);
+}
+
 static ftree_node *node(ftree *t, ftree_type type)
 {
     ftree_node *n = ftree_alloc(t, sizeof(*n));
@@ -152,7 +175,10 @@ static ftree_node *node(ftree *t, ftree_type type)
 
 ftree_node *ftree_object(ftree *t)
 {
-    return node(t, FTREE_OBJECT);
+    object *o = ftree_alloc(t, sizeof(*o));
+    memset(o, 0, sizeof(*o));
+    o->n.type = FTREE_OBJECT;
+    return &o->n;
 }
 
 ftree_node *ftree_array(ftree *t)
@@ -234,9 +260,10 @@ ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len)
     return string_node(t, ftree_strndup(t, s, len), len);
 }
 
-ftree_node *ftree_string_borrowed(ftree *t, const char *s)
+ftree_node *ftree_string_borrowed(ftree *t, const char *s, size_t len)
 {
-    return string_node(t, s, strlen(s));
+    assert(!s[len]);
+    return string_node(t, s, len);
 }
 
 ftree_node *ftree_integer(ftree *t, long long v)
@@ -267,20 +294,21 @@ ftree_node *ftree_null(ftree *t)
 ftree_node *ftree_copy(ftree *t, const ftree_node *n)
 {
     assert(n);
+    if (n->type == FTREE_OBJECT) {
+        ftree_node *c = ftree_object(t);
+        for (const ftree_node *k = n->u.kids.first; k; k = k->next)
+            ftree_setn(c, k->key, k->keylen, ftree_copy(t, k));
+        return c;
+    }
     ftree_node *c = node(t, (ftree_type)n->type);
-    c->u = n->u;
-    c->len = n->type == FTREE_STRING ? n->len : 0;
-    if (n->type == FTREE_STRING) {
+    if (n->type == FTREE_ARRAY) {
+        for (const ftree_node *k = n->u.kids.first; k; k = k->next)
+            ftree_append(c, ftree_copy(t, k));
+    } else if (n->type == FTREE_STRING) {
         c->u.s = ftree_strndup(t, n->u.s, n->len);
-    } else if (n->type == FTREE_OBJECT || n->type == FTREE_ARRAY) {
-        c->u.kids.first = c->u.kids.last = NULL;
-        for (const ftree_node *k = n->u.kids.first; k; k = k->next) {
-            ftree_node *kc = ftree_copy(t, k);
-            if (n->type == FTREE_OBJECT)
-                ftree_set(c, k->key, kc);
-            else
-                ftree_append(c, kc);
-        }
+        c->len = n->len;
+    } else {
+        c->u = n->u;
     }
     return c;
 }
@@ -299,35 +327,48 @@ static void link_last(ftree_node *parent, ftree_node *v)
     parent->len++;
 }
 
-void ftree_set(ftree_node *obj, const char *key, ftree_node *v)
+/* Puts v (its key set) in the place of the member with the same key;
+ * false when there is none. Kept out of ftree_setn so that its common
+ * path (a new key) stays a leaf that saves no registers. */
+__attribute__((noinline)) static bool replace_member(ftree_node *obj, ftree_node *v)
 {
-    assert(obj && obj->type == FTREE_OBJECT && key);
-    if (!v) return;
-    assert(!(v->flags & F_LINKED));
-    size_t len = strlen(key);
-    assert(len <= KEY_MAX);
-    v->key = key;
-    v->keylen = (uint16_t)len;
     ftree_node *prev = NULL;
     for (ftree_node *k = obj->u.kids.first; k; prev = k, k = k->next) {
-        if (k->keylen != len || (k->key != key && memcmp(k->key, key, len))) continue;
-        v->next = k->next; /* the old value's place */
+        if (k->keylen != v->keylen || (k->key != v->key && memcmp(k->key, v->key, v->keylen)))
+            continue;
+        v->next = k->next;
         v->flags |= F_LINKED;
         if (prev)
             prev->next = v;
         else
             obj->u.kids.first = v;
         if (obj->u.kids.last == k) obj->u.kids.last = v;
-        return;
+        return true;
+    }
+    return false;
+}
+
+void ftree_setn(ftree_node *obj, const char *key, size_t len, ftree_node *v)
+{
+    assert(obj && obj->type == FTREE_OBJECT && key && len <= KEY_MAX);
+    if (!v) return;
+    assert(!(v->flags & F_LINKED));
+    v->key = key;
+    v->keylen = (uint16_t)len;
+    uint64_t *mask = key_mask(obj), bit = key_bit(key, len);
+    if (*mask & bit) { /* maybe there */
+        if (replace_member(obj, v)) return;
+    } else {
+        *mask |= bit;
     }
     link_last(obj, v);
 }
 
-ftree_node *ftree_get(const ftree_node *obj, const char *key)
+ftree_node *ftree_getn(const ftree_node *obj, const char *key, size_t len)
 {
     assert(obj && key);
-    if (obj->type != FTREE_OBJECT) return NULL;
-    size_t len = strlen(key);
+    if (obj->type != FTREE_OBJECT || !(*key_mask((ftree_node *)obj) & key_bit(key, len)))
+        return NULL;
     for (ftree_node *k = obj->u.kids.first; k; k = k->next)
         if (k->keylen == len && (k->key == key || !memcmp(k->key, key, len))) return k;
     return NULL;
@@ -357,10 +398,11 @@ void ftree_take_members(ftree_node *dst, ftree_node *src)
     ftree_node *k = src->u.kids.first;
     src->u.kids.first = src->u.kids.last = NULL;
     src->len = 0;
+    *key_mask(src) = 0;
     while (k) {
         ftree_node *next = k->next;
         k->flags &= (uint8_t)~F_LINKED;
-        ftree_set(dst, k->key, k);
+        ftree_setn(dst, k->key, k->keylen, k);
         k = next;
     }
 }
@@ -519,6 +561,82 @@ static size_t big_digits(bignum *b, char d[DIGITS_MAX])
     return DIGITS_MAX - end;
 }
 
+__extension__ typedef unsigned __int128 u128;
+
+/* round_digits for the common case, in 128-bit integers: with X the
+ * decimal exponent of v and k = prec - 1 - X, v * 10^k = m * 5^k *
+ * 2^(e2 + k) is an integer q (prec digits, or one more when the estimate
+ * of X was one low) plus an exact binary fraction, which decides the
+ * rounding. Needs 0 <= k <= 27 (5^k in 64 bits) and the fraction within
+ * 127 bits; returns false otherwise (values far from 1: then bignums). */
+static bool round_digits_fast(uint64_t m, int e2, int prec, char *d, int *exp10)
+{
+    static const uint64_t pow10[19] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull};
+    int bits = 64 - __builtin_clzll(m);
+    int e = e2 + bits - 1;                       /* 2^e <= v < 2^(e+1) */
+    if (e < -200 || e > 200) return false;
+    int x = (e * 78913) >> 18;                   /* floor(e * log10(2)): X or X - 1 */
+    int k = prec - 1 - x;
+    if (k < 0 || k > 27) return false;
+    uint64_t p5 = 1;
+    for (int i = 0; i < k; i++)
+        p5 *= 5;
+    u128 big = (u128)m * p5;
+    int sh = e2 + k;
+    u128 rem = 0, half = 0;
+    if (sh >= 0) {
+        if (sh > 12) return false;
+        big <<= sh;
+    } else {
+        if (sh < -127) return false;
+        rem = big & (((u128)1 << -sh) - 1);
+        half = (u128)1 << (-sh - 1);
+        big >>= -sh;
+    }
+    if (big >= pow10[prec + 1 > 18 ? 18 : prec + 1] || big < pow10[prec - 1]) return false;
+    uint64_t q = (uint64_t)big;
+    int above; /* the dropped part against one half: -1 below, 0 equal, 1 above */
+    if (q >= pow10[prec]) { /* one digit too many: drop it into the fraction */
+        unsigned last = (unsigned)(q % 10);
+        q /= 10;
+        x++;
+        above = last > 5 || (last == 5 && rem) ? 1 : last == 5 ? 0 : -1;
+    } else {
+        above = sh >= 0 ? -1 : rem > half ? 1 : rem == half ? 0 : -1;
+    }
+    if (above > 0 || (above == 0 && (q & 1))) {
+        q++;
+        if (q == pow10[prec]) { /* 9.99 -> 10.0 */
+            q = pow10[prec - 1];
+            x++;
+        }
+    }
+    for (int i = prec - 1; i >= 0; i--) {
+        d[i] = (char)('0' + q % 10);
+        q /= 10;
+    }
+    *exp10 = x;
+    return true;
+}
+
 /* |v| (finite, not zero) rounded to prec significant digits, ties to even
  * on the exact binary value as glibc's printf does: the digits go to
  * d[0..prec) (trailing zeros included) and the return value is the
@@ -535,6 +653,8 @@ static int round_digits(double v, int prec, char d[DIGITS_MAX])
         m >>= 1;
         e2++;
     }
+    int fast;
+    if (round_digits_fast(m, e2, prec, d, &fast)) return fast;
     bignum b = {{(uint32_t)m, (uint32_t)(m >> 32)}, m >> 32 ? 2 : 1};
     int scale = 0; /* v = digits * 10^-scale */
     if (e2 >= 0) {

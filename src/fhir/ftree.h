@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -68,9 +69,10 @@ ftree_node *ftree_string(ftree *t, const char *s);
 /* Copies s[0..len), which the caller knows is valid UTF-8 (no check, like
  * json_stringn_nocheck); it may hold NUL bytes. */
 ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len);
-/* Borrows the C string s, which must outlive the tree (a string literal,
- * or memory from ftree_alloc) and be valid UTF-8 (not checked). */
-ftree_node *ftree_string_borrowed(ftree *t, const char *s);
+/* Borrows s[0..len), which must outlive the tree (a string literal, or
+ * memory from ftree_alloc), be valid UTF-8 (not checked) and be followed
+ * by a NUL (s[len] == '\0'). */
+ftree_node *ftree_string_borrowed(ftree *t, const char *s, size_t len);
 ftree_node *ftree_integer(ftree *t, long long v);
 /* v must be finite (JSON has no NaN or infinity; jansson's json_real
  * refuses them). */
@@ -86,9 +88,17 @@ ftree_node *ftree_copy(ftree *t, const ftree_node *n);
  * the tree). A key already there keeps its place and gets v (the old value
  * is dropped); a new key goes last. v NULL: nothing happens. v must not be
  * in a container. */
-void ftree_set(ftree_node *obj, const char *key, ftree_node *v);
-/* The value of key in obj, or NULL. */
-ftree_node *ftree_get(const ftree_node *obj, const char *key);
+void ftree_setn(ftree_node *obj, const char *key, size_t keylen, ftree_node *v);
+static inline void ftree_set(ftree_node *obj, const char *key, ftree_node *v)
+{
+    ftree_setn(obj, key, strlen(key), v); /* strlen of a literal costs nothing */
+}
+/* The value of key in obj, or NULL (also when obj is not an object). */
+ftree_node *ftree_getn(const ftree_node *obj, const char *key, size_t keylen);
+static inline ftree_node *ftree_get(const ftree_node *obj, const char *key)
+{
+    return ftree_getn(obj, key, strlen(key));
+}
 /* Removes key from obj; false when it was not there. */
 bool ftree_del(ftree_node *obj, const char *key);
 /* Moves every member of src into dst as ftree_set() would, in src's order

@@ -41,10 +41,23 @@
 typedef struct fc_rep {
     long seg; /* -1: nothing cached */
     uint32_t f, r;
-    uint32_t n; /* components kept; 0 when the repetition is absent */
-    bool more;  /* it has more than FC_COMPS components */
-    hl7_span comp[FC_COMPS];
+    uint32_t n;    /* components kept; 0 when the repetition is absent */
+    bool more;     /* it has more than FC_COMPS components */
+    uint32_t subs; /* bit i: component i + 1 holds a subcomponent delimiter */
+    const char *cp[FC_COMPS]; /* component i + 1 is cp[i][0..cl[i]) */
+    uint32_t cl[FC_COMPS];
 } fc_rep;
+
+#define FC_RECENT 4
+
+/* The last values fc_val returned, which are valid UTF-8 and live in the
+ * tree: fc_text borrows them instead of copying and checking them again. */
+typedef struct fc_recent {
+    const char *p[FC_RECENT];
+    uint32_t len[FC_RECENT];
+    bool plain[FC_RECENT]; /* holds no byte JSON escapes */
+    unsigned next;
+} fc_recent;
 
 /* What a converter keeps from one message to the next (fhir_convert.h). */
 struct fhir_converter {
@@ -61,6 +74,7 @@ struct fhir_converter {
 typedef struct fc {
     fhir_converter *cv;
     const hl7_msg *m;
+    const hl7_delims *d; /* m's */
     const fhir_options *opt;
     const fhir_tables *tables; /* opt->tables or NULL (built-ins) */
     const char *trigger;       /* MSH-9.2 */
@@ -68,6 +82,7 @@ typedef struct fc {
     ftree_node *entries; /* Bundle.entry */
     char offset[8]; /* "+05:30", "Z": for times without their own offset */
     fc_rep rep;     /* fc_val's last repetition */
+    fc_recent recent;
     char org_ref[FC_REF];       /* sending facility (MSH-4); "" when none */
     char patient_ref[FC_REF];   /* "Patient/<id>" */
     char encounter_ref[FC_REF]; /* "" when no Encounter */
@@ -95,30 +110,36 @@ bool fc_part(const char *v, int part, char *out, size_t cap);
  * lengths are known where they are written. */
 
 /* A new empty object in the conversion's tree. */
-static inline ftree_node *fc_obj(fc *c)
+__attribute__((always_inline)) static inline ftree_node *fc_obj(fc *c)
 {
     return ftree_object(c->t);
 }
 
-/* Sets key to a copy of s when s is non-empty valid UTF-8 (else nothing:
- * a value cut inside a character), as jansson's json_string refused it. */
-static inline void fc_str(fc *c, ftree_node *o, const char *key, const char *s)
+/* A string node for s: s itself when fc_val returned it lately, else a
+ * copy; NULL when s is not valid UTF-8 (a value cut inside a character),
+ * as jansson's json_string refused it. */
+ftree_node *fc_text(fc *c, const char *s);
+
+/* Sets key to s (fc_text) when s is non-empty valid UTF-8 (else nothing). */
+__attribute__((always_inline)) static inline void fc_str(fc *c, ftree_node *o, const char *key, const char *s)
 {
-    if (s && *s) ftree_set(o, key, ftree_string(c->t, s));
+    if (s && *s) ftree_set(o, key, fc_text(c, s));
 }
 
 /* Sets key to a copy of s, known to be valid UTF-8 (table values, ids). */
-static inline void fc_const(fc *c, ftree_node *o, const char *key, const char *s)
+__attribute__((always_inline)) static inline void fc_const(fc *c, ftree_node *o, const char *key, const char *s)
 {
     ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s)));
 }
 
 /* Sets key to the string literal s, borrowed (not copied). */
-#define fc_lit(c, o, key, s)                                                                       \
-    ftree_set((o), (key), ftree_string_borrowed((c)->t, "" s, sizeof("" s) - 1))
+#define fc_lit(c, o, key, s) ftree_set((o), (key), fc_literal(c, s))
+/* A string node borrowing the literal s. */
+#define fc_literal(c, s)                                                                           \
+    ftree_string_borrowed((c)->t, "" s, sizeof("" s) - 1, FTREE_PLAIN("" s, sizeof("" s) - 1))
 
 /* Appends item to the array o[key], creating it; item NULL: nothing. */
-static inline void fc_push(fc *c, ftree_node *o, const char *key, ftree_node *item)
+__attribute__((always_inline)) static inline void fc_push(fc *c, ftree_node *o, const char *key, ftree_node *item)
 {
     if (!item) return;
     ftree_node *a = ftree_get(o, key);
@@ -134,12 +155,13 @@ void fc_set_nonempty(ftree_node *o, const char *key, ftree_node *v);
 ftree_node *fc_ref(fc *c, const char *ref);
 /* {"system": system, "code": code}, or NULL when code is not valid UTF-8
  * (as jansson's json_pack refused it); system is a string literal. */
-#define fc_coding(c, system, code) fc_coding_((c), "" system, (code))
-ftree_node *fc_coding_(fc *c, const char *system, const char *code);
+#define fc_coding(c, system, code) fc_coding_((c), fc_literal(c, system), (code))
+ftree_node *fc_coding_(fc *c, ftree_node *system, const char *code);
 /* {"coding":[{system, code, display}]} (display may be NULL); system is a
  * string literal, code and display valid UTF-8 (copied). */
-#define fc_concept(c, system, code, display) fc_concept_((c), "" system, (code), (display))
-ftree_node *fc_concept_(fc *c, const char *system, const char *code, const char *display);
+#define fc_concept(c, system, code, display)                                                       \
+    fc_concept_((c), fc_literal(c, system), (code), (display))
+ftree_node *fc_concept_(fc *c, ftree_node *system, const char *code, const char *display);
 
 /* --- resources and ids ------------------------------------------------------ */
 
@@ -153,8 +175,8 @@ void fc_stable_id(fc *c, const char *key, char out[33]);
 void fc_id_from(fc *c, tbuf *key, const char *type, const char *label, char id[33]);
 /* New {"resourceType": type, "id": id}; type is a string literal, id is
  * copied. */
-#define fc_resource(c, type, id) fc_resource_((c), "" type, (id))
-ftree_node *fc_resource_(fc *c, const char *type, const char *id);
+#define fc_resource(c, type, id) fc_resource_((c), fc_literal(c, type), (id))
+ftree_node *fc_resource_(fc *c, ftree_node *type, const char *id);
 /* Adds r to the Bundle as PUT Type/id and writes "Type/id" to ref (may be
  * NULL). A resource whose id is already in the Bundle (the same
  * doctor as attending and admitting) is dropped: a transaction may not

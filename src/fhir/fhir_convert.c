@@ -71,42 +71,73 @@ void fc_stable_id(fc *c, const char *key, char out[33])
     hex32(md, out);
 }
 
-/* True when raw text decodes to itself: ASCII without the escape
- * character (the decoder copies ASCII unchanged whatever the charset).
- * Eight bytes at a time: a high bit, or a byte equal to esc (the classic
- * "has a zero byte" test on v ^ esc...). */
-static bool decodes_to_itself(const char *p, size_t len, char esc)
+enum {
+    RAW_CHANGES = 1, /* decoding may change it: a byte >= 0x80 or the escape character */
+    RAW_SPECIAL = 2, /* it holds a byte JSON escapes: '"', '\\', a control character */
+};
+
+/* Folds the 8 bytes of v into the two masks (the classic exact "has a
+ * byte equal to c / less than n" tests). */
+static inline void scan8(uint64_t v, uint64_t esc, uint64_t *changes, uint64_t *special)
 {
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    const uint64_t e = ones * (unsigned char)esc;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t v, x;
-        memcpy(&v, p + i, 8);
-        x = v ^ e;
-        if ((v | ((x - ones) & ~x)) & highs) return false;
-    }
-    for (; i < len; i++)
-        if ((unsigned char)p[i] >= 0x80 || p[i] == esc) return false;
-    return true;
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t x = v ^ esc, q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    *changes |= v | ((x - ones) & ~x);
+    *special |= ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b);
 }
 
-/* The n-th (1-based) piece of s split at ch, as hl7_raw counts them (an
- * undeclared delimiter, '\0', leaves one piece). */
-static bool nth_piece(hl7_span s, char ch, uint32_t n, hl7_span *out)
+/* RAW_* of raw text. Text without RAW_CHANGES decodes to itself: the
+ * decoder copies ASCII unchanged whatever the charset. Eight bytes at a
+ * time, the last chunk overlapping the one before it. */
+static unsigned scan_raw(const char *p, size_t len, char esc)
 {
-    if (!ch) {
-        *out = s;
-        return n == 1;
+    const uint64_t e = 0x0101010101010101ull * (unsigned char)esc;
+    uint64_t changes = 0, special = 0, v;
+    if (len >= 8) {
+        for (size_t i = 0; i + 8 < len; i += 8) {
+            memcpy(&v, p + i, 8);
+            scan8(v, e, &changes, &special);
+        }
+        memcpy(&v, p + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + len - 4, 4);
+        v = (uint64_t)a | (uint64_t)b << 32;
+    } else {
+        v = 0x2020202020202020ull; /* spaces: plain, ASCII */
+        for (size_t i = 0; i < len; i++)
+            v = (v & ~(0xFFull << 8 * i)) | (uint64_t)(unsigned char)p[i] << 8 * i;
     }
-    const char *p = s.p, *end = s.p + s.len;
+    scan8(v, e, &changes, &special);
+    const uint64_t highs = 0x8080808080808080ull;
+    return (changes & highs ? RAW_CHANGES : 0) | (special & highs ? RAW_SPECIAL : 0);
+}
+
+/* The first ch in [p, end), or end. HL7 pieces are a few bytes long: a
+ * loop beats memchr's setup. ch is never '\0' (no NUL in a message). */
+static inline const char *find_char(const char *p, const char *end, char ch)
+{
+    while (p < end && *p != ch)
+        p++;
+    return p;
+}
+
+/* The n-th (1-based) piece of [*p, *p + *len) split at ch, as hl7_raw
+ * counts them (an undeclared delimiter, '\0', leaves one piece); it
+ * replaces *p and *len. Scalars, not an hl7_span: copies of a span just
+ * stored stall store forwarding. */
+static inline bool nth_piece(const char **p, size_t *len, char ch, uint32_t n)
+{
+    if (!ch) return n == 1;
+    const char *s = *p, *end = s + *len;
     while (--n) {
-        const char *q = memchr(p, ch, (size_t)(end - p));
-        if (!q) return false;
-        p = q + 1;
+        s = find_char(s, end, ch);
+        if (s == end) return false;
+        s++;
     }
-    const char *q = memchr(p, ch, (size_t)(end - p));
-    *out = (hl7_span){p, (size_t)((q ? q : end) - p)};
+    *p = s;
+    *len = (size_t)(find_char(s, end, ch) - s);
     return true;
 }
 
@@ -119,50 +150,99 @@ static void split_rep(fc *c, long seg, uint32_t f, uint32_t r)
     k->r = r;
     k->n = 0;
     k->more = false;
-    hl7_span v;
-    if (hl7_raw(c->m, (uint32_t)seg, f, r, 0, 0, &v) == HL7_ABSENT) return;
-    char ch = hl7_delims_of(c->m)->comp;
-    const char *p = v.p, *end = v.p + v.len;
-    for (;;) {
-        const char *q = ch ? memchr(p, ch, (size_t)(end - p)) : NULL;
+    k->subs = 0;
+    hl7_span field;
+    if (hl7_raw(c->m, (uint32_t)seg, f, 0, 0, 0, &field) == HL7_ABSENT) return;
+    /* an undeclared delimiter ('\0') is replaced by the field separator,
+     * which a field never holds: then it splits nothing */
+    char rep = c->d->rep ? c->d->rep : c->d->field;
+    char comp = c->d->comp ? c->d->comp : c->d->field;
+    char sub = c->d->sub ? c->d->sub : c->d->field;
+    const char *p = field.p, *end = field.p + field.len;
+    for (uint32_t i = 1; i < r; i++) { /* to repetition r */
+        p = find_char(p, end, rep);
+        if (p == end) return;
+        p++;
+    }
+    /* one pass over it: component boundaries, and which hold a subcomponent */
+    const char *start = p;
+    for (;; p++) {
+        if (p < end && *p != comp && *p != rep) {
+            if (*p == sub && k->n < 32) k->subs |= 1u << k->n;
+            continue;
+        }
         if (k->n == FC_COMPS) {
             k->more = true;
             return;
         }
-        k->comp[k->n++] = (hl7_span){p, (size_t)((q ? q : end) - p)};
-        if (!q) return;
-        p = q + 1;
+        k->cp[k->n] = start;
+        k->cl[k->n] = (uint32_t)(p - start);
+        k->n++;
+        if (p == end || *p == rep) return;
+        start = p + 1;
     }
 }
 
-/* hl7_raw(...) == HL7_VALUE, reading components through c->rep. */
+/* hl7_raw(...) == HL7_VALUE, reading components through c->rep; the text
+ * goes to *p and *len. */
 static bool raw_value(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, uint32_t sub,
-                      hl7_span *out)
+                      const char **p, size_t *len)
 {
     if (seg < 0) return false;
     if (comp && r && !(f <= 2 && fc_is(c, seg, "MSH"))) { /* MSH-1, MSH-2 are not split */
         const fc_rep *k = &c->rep;
         if (k->seg != seg || k->f != f || k->r != r) split_rep(c, seg, f, r);
         if (comp <= k->n) {
-            hl7_span s = k->comp[comp - 1];
-            if (sub && !nth_piece(s, hl7_delims_of(c->m)->sub, sub, &s)) return false;
-            *out = s;
-            return s.len && !(s.len == 2 && s.p[0] == '"' && s.p[1] == '"');
+            *p = k->cp[comp - 1];
+            *len = k->cl[comp - 1];
+            if (sub > 1 || (sub == 1 && (k->subs >> (comp - 1) & 1)))
+                if (!nth_piece(p, len, c->d->sub, sub)) return false;
+            return *len && !(*len == 2 && (*p)[0] == '"' && (*p)[1] == '"');
         }
         if (!k->more) return false;
     }
-    return hl7_raw(c->m, (uint32_t)seg, f, r, comp, sub, out) == HL7_VALUE;
+    hl7_span s;
+    if (hl7_raw(c->m, (uint32_t)seg, f, r, comp, sub, &s) != HL7_VALUE) return false;
+    *p = s.p;
+    *len = s.len;
+    return true;
+}
+
+/* Remembers v (len bytes to its first NUL; plain: no byte JSON escapes)
+ * for fc_text. */
+static const char *recent(fc *c, const char *v, size_t len, bool plain)
+{
+    fc_recent *r = &c->recent;
+    unsigned i = r->next++ % FC_RECENT;
+    r->p[i] = v;
+    r->len[i] = (uint32_t)len;
+    r->plain[i] = plain;
+    return v;
 }
 
 const char *fc_val(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, uint32_t sub)
 {
-    hl7_span s;
-    if (!raw_value(c, seg, f, r, comp, sub, &s)) return NULL;
-    const hl7_delims *d = hl7_delims_of(c->m);
-    if (decodes_to_itself(s.p, s.len, d->esc)) return ftree_strndup(c->t, s.p, s.len);
-    tbuf_reset(&c->cv->scratch);
-    hl7_unescape(d, hl7_charset_of(c->m), s.p, s.len, &c->cv->scratch);
-    return c->cv->scratch.len ? ftree_strndup(c->t, c->cv->scratch.p, c->cv->scratch.len) : NULL;
+    const char *p;
+    size_t len;
+    if (!raw_value(c, seg, f, r, comp, sub, &p, &len)) return NULL;
+    unsigned raw = scan_raw(p, len, c->d->esc);
+    if (!(raw & RAW_CHANGES))
+        return recent(c, ftree_strndup(c->t, p, len), len, !(raw & RAW_SPECIAL));
+    tbuf *b = &c->cv->scratch;
+    tbuf_reset(b);
+    hl7_unescape(c->d, hl7_charset_of(c->m), p, len, b);
+    if (!b->len) return NULL;
+    const char *v = ftree_strndup(c->t, b->p, b->len);
+    /* decoded text is valid UTF-8 (hl7_unescape's promise); a \X00\ ends it */
+    return recent(c, v, strlen(v), false);
+}
+
+ftree_node *fc_text(fc *c, const char *s)
+{
+    const fc_recent *r = &c->recent;
+    for (unsigned i = 0; i < FC_RECENT; i++)
+        if (r->p[i] == s) return ftree_string_borrowed(c->t, s, r->len[i], r->plain[i]);
+    return ftree_string(c->t, s);
 }
 
 const char *fc_lookup(fc *c, fhir_table_id t, const char *key)
@@ -192,20 +272,20 @@ ftree_node *fc_ref(fc *c, const char *ref)
     return r;
 }
 
-ftree_node *fc_coding_(fc *c, const char *system, const char *code)
+ftree_node *fc_coding_(fc *c, ftree_node *system, const char *code)
 {
     ftree_node *value = code ? ftree_string(c->t, code) : NULL;
     if (!value) return NULL;
     ftree_node *coding = fc_obj(c);
-    ftree_set(coding, "system", ftree_string_borrowed(c->t, system, strlen(system)));
+    ftree_set(coding, "system", system);
     ftree_set(coding, "code", value);
     return coding;
 }
 
-ftree_node *fc_concept_(fc *c, const char *system, const char *code, const char *display)
+ftree_node *fc_concept_(fc *c, ftree_node *system, const char *code, const char *display)
 {
     ftree_node *coding = fc_obj(c);
-    ftree_set(coding, "system", ftree_string_borrowed(c->t, system, strlen(system)));
+    ftree_set(coding, "system", system);
     fc_const(c, coding, "code", code);
     if (display) fc_const(c, coding, "display", display);
     ftree_node *cc = fc_obj(c);
@@ -452,13 +532,13 @@ ftree_node *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first)
     fc_str(c, name, "family", fc_val(c, seg, f, r, o + 1, 1));
     for (uint32_t comp = 2; comp <= 3; comp++) {
         const char *g = fc_val(c, seg, f, r, o + comp, 1);
-        if (g) fc_push(c, name, "given", ftree_string(c->t, g));
+        if (g) fc_push(c, name, "given", fc_text(c, g));
     }
     const char *prefix = fc_val(c, seg, f, r, o + 5, 1);
-    if (prefix) fc_push(c, name, "prefix", ftree_string(c->t, prefix));
+    if (prefix) fc_push(c, name, "prefix", fc_text(c, prefix));
     for (uint32_t comp = 4; comp <= 6; comp += 2) {
         const char *s = fc_val(c, seg, f, r, o + comp, 1);
-        if (s) fc_push(c, name, "suffix", ftree_string(c->t, s));
+        if (s) fc_push(c, name, "suffix", fc_text(c, s));
     }
     if (!ftree_size(name)) return NULL;
     if (first == 1)
@@ -471,7 +551,7 @@ ftree_node *fc_address(fc *c, long seg, uint32_t f, uint32_t r)
     ftree_node *a = fc_obj(c);
     for (uint32_t comp = 1; comp <= 2; comp++) {
         const char *line = fc_val(c, seg, f, r, comp, 1);
-        if (line) fc_push(c, a, "line", ftree_string(c->t, line));
+        if (line) fc_push(c, a, "line", fc_text(c, line));
     }
     fc_str(c, a, "city", fc_val(c, seg, f, r, 3, 1));
     fc_str(c, a, "state", fc_val(c, seg, f, r, 4, 1));
@@ -614,10 +694,10 @@ ftree_node *fc_quantity(fc *c, double v, const fc_unit *u)
 
 /* --- resources and entries --------------------------------------------------- */
 
-ftree_node *fc_resource_(fc *c, const char *type, const char *id)
+ftree_node *fc_resource_(fc *c, ftree_node *type, const char *id)
 {
     ftree_node *r = fc_obj(c);
-    ftree_set(r, "resourceType", ftree_string_borrowed(c->t, type, strlen(type)));
+    ftree_set(r, "resourceType", type);
     fc_const(c, r, "id", id);
     return r;
 }
@@ -664,7 +744,7 @@ void fc_add(fc *c, ftree_node *r, char *ref)
     ftree_set(e, "resource", r);
     ftree_node *req = fc_obj(c);
     fc_lit(c, req, "method", "PUT");
-    ftree_set(req, "url", ftree_string_borrowed(c->t, url, strlen(url)));
+    ftree_set(req, "url", ftree_string_borrowed(c->t, url, strlen(url), true)); /* Type/hex */
     ftree_set(e, "request", req);
     ftree_append(c->entries, e);
 }
@@ -750,6 +830,7 @@ fhir_status fhir_convert(fhir_converter *cv, const hl7_msg *m, const fhir_option
     tbuf_reset(&cv->ids);
     fc c = {.cv = cv,
             .m = m,
+            .d = hl7_delims_of(m),
             .opt = opt,
             .tables = opt ? opt->tables : NULL,
             .t = cv->tree,

@@ -38,41 +38,13 @@
 
 #define BLOCK_MIN (16u << 10)
 #define BLOCK_MAX (1u << 20)
-#define ALIGN 8u
+#define ALIGN FTREE_ALIGN_
 
-typedef struct block {
-    struct block *next;
+struct ftree_block {
+    struct ftree_block *next;
     size_t size; /* bytes of data after the header */
-} block;
-
-struct ftree {
-    block *blocks; /* newest first */
-    char *ptr, *end;
-    size_t total; /* sum of the blocks' sizes */
 };
-
-enum {
-    F_LINKED = 1, /* in a container */
-};
-
-#define KEY_MAX UINT16_MAX
-
-struct ftree_node {
-    ftree_node *next;
-    const char *key; /* member name inside an object */
-    uint32_t len;    /* string bytes, or the number of children */
-    uint16_t keylen;
-    uint8_t type;
-    uint8_t flags;
-    union {
-        struct {
-            ftree_node *first, *last;
-        } kids;
-        const char *s;
-        long long i;
-        double d;
-    } u;
-};
+typedef struct ftree_block block;
 
 /* --- arena ----------------------------------------------------------------------------- */
 
@@ -126,10 +98,9 @@ void ftree_clear(ftree *t)
     t->ptr = (char *)(t->blocks + 1);
 }
 
-void *ftree_alloc(ftree *t, size_t n)
+void *ftree_alloc_slow_(ftree *t, size_t n)
 {
-    n = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
-    if ((size_t)(t->end - t->ptr) < n) add_block(t, n);
+    add_block(t, n);
     void *p = t->ptr;
     t->ptr += n;
     return p;
@@ -145,11 +116,7 @@ char *ftree_strndup(ftree *t, const char *s, size_t len)
 
 /* --- values ---------------------------------------------------------------------------- */
 
-/* An object: a node and the mask of its keys. */
-typedef struct object {
-    ftree_node n; /* first: an object's node is its address */
-    uint64_t keys;
-} object;
+typedef ftree_object_ object;
 
 static uint64_t *key_mask(ftree_node *obj)
 {
@@ -157,34 +124,8 @@ static uint64_t *key_mask(ftree_node *obj)
     return &((object *)obj)->keys;
 }
 
-/* The mask bit of a key. */
-static inline uint64_t key_bit(const char *key, size_t len)
-{
-    unsigned h = len ? (unsigned)len * 7 + (unsigned char)key[0] * 3 + (unsigned char)key[len - 1]
-                     : 0;
-    return 1ull << (h & 63);
-}
-
-static ftree_node *node(ftree *t, ftree_type type)
-{
-    ftree_node *n = ftree_alloc(t, sizeof(*n));
-    memset(n, 0, sizeof(*n));
-    n->type = (uint8_t)type;
-    return n;
-}
-
-ftree_node *ftree_object(ftree *t)
-{
-    object *o = ftree_alloc(t, sizeof(*o));
-    memset(o, 0, sizeof(*o));
-    o->n.type = FTREE_OBJECT;
-    return &o->n;
-}
-
-ftree_node *ftree_array(ftree *t)
-{
-    return node(t, FTREE_ARRAY);
-}
+#define key_bit ftree_key_bit_
+#define node ftree_node_
 
 /* Bytes JSON writes as they are: all but '"', '\\' and control characters
  * (bytes >= 0x80 are UTF-8 and kept). */
@@ -215,29 +156,28 @@ static size_t utf8_len(const unsigned char *p)
     return 4;
 }
 
-static ftree_node *string_node(ftree *t, const char *s, size_t len)
-{
-    ftree_node *n = node(t, FTREE_STRING);
-    assert(len <= UINT32_MAX);
-    n->u.s = s;
-    n->len = (uint32_t)len;
-    return n;
-}
+#define string_node ftree_string_node_
 
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* True when s[0..len) is valid UTF-8 (8 ASCII bytes at a time). */
-static bool valid_utf8(const char *s, size_t len)
+static inline uint64_t special8(uint64_t v);
+
+/* True when s[0..len) is valid UTF-8 (8 ASCII bytes at a time); *plain
+ * tells whether it holds no byte JSON escapes. */
+static bool valid_utf8(const char *s, size_t len, bool *is_plain)
 {
     size_t i = 0;
+    bool special = false;
     while (i < len) {
         uint64_t v;
         if (i + 8 <= len && (memcpy(&v, s + i, 8), !(v & HIGHS))) {
+            special |= special8(v) != 0;
             i += 8;
             continue;
         }
         if ((unsigned char)s[i] < 0x80) {
+            special |= !plain((unsigned char)s[i]);
             i++;
             continue;
         }
@@ -245,25 +185,28 @@ static bool valid_utf8(const char *s, size_t len)
         if (!k || k > len - i) return false;
         i += k;
     }
+    *is_plain = !special;
+    return true;
+}
+
+bool ftree_plain_(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!plain((unsigned char)s[i])) return false;
     return true;
 }
 
 ftree_node *ftree_string(ftree *t, const char *s)
 {
     size_t len = strlen(s);
-    if (!valid_utf8(s, len)) return NULL;
-    return string_node(t, ftree_strndup(t, s, len), len);
+    bool is_plain;
+    if (!valid_utf8(s, len, &is_plain)) return NULL;
+    return string_node(t, ftree_strndup(t, s, len), len, is_plain);
 }
 
 ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len)
 {
-    return string_node(t, ftree_strndup(t, s, len), len);
-}
-
-ftree_node *ftree_string_borrowed(ftree *t, const char *s, size_t len)
-{
-    assert(!s[len]);
-    return string_node(t, s, len);
+    return string_node(t, ftree_strndup(t, s, len), len, false);
 }
 
 ftree_node *ftree_integer(ftree *t, long long v)
@@ -307,6 +250,7 @@ ftree_node *ftree_copy(ftree *t, const ftree_node *n)
     } else if (n->type == FTREE_STRING) {
         c->u.s = ftree_strndup(t, n->u.s, n->len);
         c->len = n->len;
+        c->flags = n->flags & FTREE_PLAIN_STR_;
     } else {
         c->u = n->u;
     }
@@ -315,29 +259,17 @@ ftree_node *ftree_copy(ftree *t, const ftree_node *n)
 
 /* --- containers ------------------------------------------------------------------------- */
 
-static void link_last(ftree_node *parent, ftree_node *v)
-{
-    v->next = NULL;
-    v->flags |= F_LINKED;
-    if (parent->u.kids.last)
-        parent->u.kids.last->next = v;
-    else
-        parent->u.kids.first = v;
-    parent->u.kids.last = v;
-    parent->len++;
-}
+#define link_last ftree_link_last_
 
 /* Puts v (its key set) in the place of the member with the same key;
- * false when there is none. Kept out of ftree_setn so that its common
- * path (a new key) stays a leaf that saves no registers. */
-__attribute__((noinline)) static bool replace_member(ftree_node *obj, ftree_node *v)
+ * false when there is none. */
+static bool replace_member(ftree_node *obj, ftree_node *v)
 {
     ftree_node *prev = NULL;
     for (ftree_node *k = obj->u.kids.first; k; prev = k, k = k->next) {
         if (k->keylen != v->keylen || (k->key != v->key && memcmp(k->key, v->key, v->keylen)))
             continue;
         v->next = k->next;
-        v->flags |= F_LINKED;
         if (prev)
             prev->next = v;
         else
@@ -348,27 +280,13 @@ __attribute__((noinline)) static bool replace_member(ftree_node *obj, ftree_node
     return false;
 }
 
-void ftree_setn(ftree_node *obj, const char *key, size_t len, ftree_node *v)
+void ftree_set_slow_(ftree_node *obj, ftree_node *v)
 {
-    assert(obj && obj->type == FTREE_OBJECT && key && len <= KEY_MAX);
-    if (!v) return;
-    assert(!(v->flags & F_LINKED));
-    v->key = key;
-    v->keylen = (uint16_t)len;
-    uint64_t *mask = key_mask(obj), bit = key_bit(key, len);
-    if (*mask & bit) { /* maybe there */
-        if (replace_member(obj, v)) return;
-    } else {
-        *mask |= bit;
-    }
-    link_last(obj, v);
+    if (!replace_member(obj, v)) link_last(obj, v);
 }
 
-ftree_node *ftree_getn(const ftree_node *obj, const char *key, size_t len)
+ftree_node *ftree_get_slow_(const ftree_node *obj, const char *key, size_t len)
 {
-    assert(obj && key);
-    if (obj->type != FTREE_OBJECT || !(*key_mask((ftree_node *)obj) & key_bit(key, len)))
-        return NULL;
     for (ftree_node *k = obj->u.kids.first; k; k = k->next)
         if (k->keylen == len && (k->key == key || !memcmp(k->key, key, len))) return k;
     return NULL;
@@ -401,28 +319,16 @@ void ftree_take_members(ftree_node *dst, ftree_node *src)
     *key_mask(src) = 0;
     while (k) {
         ftree_node *next = k->next;
-        k->flags &= (uint8_t)~F_LINKED;
         ftree_setn(dst, k->key, k->keylen, k);
         k = next;
     }
-}
-
-void ftree_append(ftree_node *arr, ftree_node *v)
-{
-    assert(arr && arr->type == FTREE_ARRAY);
-    if (!v) return;
-    assert(!(v->flags & F_LINKED));
-    v->key = NULL;
-    link_last(arr, v);
 }
 
 void ftree_prepend(ftree_node *arr, ftree_node *v)
 {
     assert(arr && arr->type == FTREE_ARRAY);
     if (!v) return;
-    assert(!(v->flags & F_LINKED));
     v->key = NULL;
-    v->flags |= F_LINKED;
     v->next = arr->u.kids.first;
     arr->u.kids.first = v;
     if (!arr->u.kids.last) arr->u.kids.last = v;
@@ -790,7 +696,7 @@ static inline uint32_t special4(uint32_t v)
 /* Copies s[0..len) to dst when no byte needs an escape (false otherwise,
  * dst partly written): 8 or 4 bytes at a time, the last chunk overlapping
  * the one before it. */
-static inline bool copy_plain(char *dst, const char *s, size_t len)
+__attribute__((always_inline)) static inline bool copy_plain(char *dst, const char *s, size_t len)
 {
     if (len >= 8) {
         uint64_t v;
@@ -853,12 +759,35 @@ static void write_escaped(writer *w, const char *s, size_t len)
     *w->p++ = '"';
 }
 
+/* Copies s[0..len), known to need no escape, to dst: 8 or 4 bytes at a
+ * time, the last chunk overlapping the one before it (s is not read past
+ * its end: it may be a literal). */
+__attribute__((always_inline)) static inline void copy_known(char *dst, const char *s, size_t len)
+{
+    if (len >= 8) {
+        for (size_t i = 0; i + 8 < len; i += 8)
+            memcpy(dst + i, s + i, 8);
+        memcpy(dst + len - 8, s + len - 8, 8);
+    } else if (len >= 4) {
+        memcpy(dst, s, 4);
+        memcpy(dst + len - 4, s + len - 4, 4);
+    } else {
+        for (size_t i = 0; i < len; i++)
+            dst[i] = s[i];
+    }
+}
+
 /* "s" at p (room for len + 2 bytes); returns the end, or NULL when s
- * needs an escape (then the caller writes it with write_escaped). */
-static inline char *put_plain(char *p, const char *s, size_t len)
+ * needs an escape (then the caller writes it with write_escaped). known:
+ * s is known to need none. */
+__attribute__((always_inline)) static inline char *put_plain(char *p, const char *s, size_t len,
+                                                            bool known)
 {
     *p = '"';
-    if (!copy_plain(p + 1, s, len)) return NULL;
+    if (known)
+        copy_known(p + 1, s, len);
+    else if (!copy_plain(p + 1, s, len))
+        return NULL;
     p[len + 1] = '"';
     return p + len + 2;
 }
@@ -927,7 +856,7 @@ static void write_container(writer *w, const ftree_node *n)
         char *p = w->p;
         if (k != n->u.kids.first) *p++ = ',';
         if (obj) {
-            char *end = put_plain(p, k->key, k->keylen);
+            char *end = put_plain(p, k->key, k->keylen, k->flags & FTREE_PLAIN_KEY_);
             if (!end) {
                 w->p = p;
                 write_escaped(w, k->key, k->keylen);
@@ -938,7 +867,7 @@ static void write_container(writer *w, const ftree_node *n)
             *p++ = ':';
         }
         if (str) {
-            char *end = put_plain(p, k->u.s, k->len);
+            char *end = put_plain(p, k->u.s, k->len, k->flags & FTREE_PLAIN_STR_);
             if (!end) {
                 w->p = p;
                 write_escaped(w, k->u.s, k->len);
@@ -964,7 +893,7 @@ static void write_top(writer *w, const ftree_node *n)
         write_container(w, n);
     } else if (n->type == FTREE_STRING) {
         ensure(w, (size_t)n->len + 2);
-        char *end = put_plain(w->p, n->u.s, n->len);
+        char *end = put_plain(w->p, n->u.s, n->len, n->flags & FTREE_PLAIN_STR_);
         if (end)
             w->p = end;
         else

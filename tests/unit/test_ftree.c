@@ -56,7 +56,9 @@ static void test_values(void **state)
                                          "e \xe2\x82\xac \xf0\x9f\x98\x80"));
     ftree_set(o, "nul", ftree_stringn_nocheck(t, "a\0b", 3));
     ftree_set(o, "empty", ftree_string(t, ""));
-    ftree_set(o, "borrowed", ftree_string_borrowed(t, "a literal of more than eight bytes", 34));
+    ftree_set(o, "borrowed", ftree_string_borrowed(t, "a literal of more than eight bytes",
+                                                      sizeof "a literal of more than eight bytes" - 1,
+                                                      true));
     ftree_set(o, "zero", ftree_integer(t, 0));
     ftree_set(o, "min", ftree_integer(t, INT64_MIN));
     ftree_set(o, "max", ftree_integer(t, INT64_MAX));

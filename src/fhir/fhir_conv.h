@@ -67,6 +67,7 @@ struct fhir_converter {
     tbuf ids;     /* the 32-character ids in the Bundle, back to back (dedup) */
     tbuf text;    /* short-lived text of coding_at and fc_identifier (never nested) */
     EVP_MD *sha256; /* NULL when no provider has it: fhir_stable_id() then */
+    EVP_MD_CTX *md_init; /* initialised once: copying it is cheaper than an init */
     EVP_MD_CTX *md_ctx;
 };
 
@@ -83,6 +84,7 @@ typedef struct fc {
     char offset[8]; /* "+05:30", "Z": for times without their own offset */
     fc_rep rep;     /* fc_val's last repetition */
     fc_recent recent;
+    uint64_t id_seen[16]; /* bit per id head in cv->ids: a clear bit means a new id */
     char org_ref[FC_REF];       /* sending facility (MSH-4); "" when none */
     char patient_ref[FC_REF];   /* "Patient/<id>" */
     char encounter_ref[FC_REF]; /* "" when no Encounter */
@@ -169,6 +171,10 @@ ftree_node *fc_concept_(fc *c, ftree_node *system, const char *code, const char 
 void fc_ref_of(char ref[FC_REF], const char *type, const char *id);
 /* Appends the decimal digits of n to out. */
 void fc_put_uint(tbuf *out, unsigned n);
+/* Appends the strings of the list, which ends with NULL, to out. */
+void fc_cat(tbuf *out, ...) __attribute__((sentinel));
+/* s (NULL: "") cut to cap - 1 bytes into out, as snprintf "%s" would. */
+void fc_copy(char *out, size_t cap, const char *s);
 /* Writes the id of key (see fhir_stable_id). */
 void fc_stable_id(fc *c, const char *key, char out[33]);
 /* Derives the id from key, or from MSH-10 and label when key is empty. */
@@ -231,11 +237,14 @@ bool fc_number(const char *s, double *out);
 /* strtod(s, end): the number at the start of s (0 and *end == s when
  * there is none). */
 double fc_number_prefix(const char *s, const char **end);
-/* The segment index of the first seg_id after `from` and before the next
- * segment named in `stop` (space-separated ids, e.g. "ORC OBR"), or -1. */
-long fc_find_after(fc *c, long from, const char *seg_id, const char *stop);
-/* True when segment i is named id. */
+/* True when segment i is named id (three letters). */
 bool fc_is(fc *c, long i, const char *id);
+/* True when a segment id (4 bytes, NUL-terminated) is want (a 3-letter
+ * literal): one 32-bit compare. */
+static inline bool fc_id_is(const char id[4], const char *want)
+{
+    return !memcmp(id, want, 4);
+}
 
 /* --- resource builders shared by the families ------------------------------ */
 

@@ -116,9 +116,9 @@ bool fc_organization(fc *c, const char *system, const char *value, const char *n
     if (!value && !name) return false;
     tbuf key = TBUF_INIT;
     if (value)
-        tbuf_printf(&key, "Organization|%s|%s", system ? system : "", value);
+        fc_cat(&key, "Organization|", system ? system : "", "|", value, NULL);
     else
-        tbuf_printf(&key, "Organization|name|%s", name);
+        fc_cat(&key, "Organization|name|", name, NULL);
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
@@ -155,7 +155,10 @@ bool fc_practitioner(fc *c, long seg, uint32_t f, uint32_t r, char ref[FC_REF])
         fc_identifier(c, seg, f, r, 9, fc_val(c, seg, f, r, 13, 1), "Practitioner", &key);
     ftree_node *name = fc_name(c, seg, f, r, 2);
     if (!ident && !name) return false;
-    if (!key.len) tbuf_printf(&key, "Practitioner|name|%s", fc_val(c, seg, f, r, 2, 1));
+    if (!key.len) { /* printf wrote "(null)" for no family name: kept, ids depend on it */
+        const char *family = fc_val(c, seg, f, r, 2, 1);
+        fc_cat(&key, "Practitioner|name|", family ? family : "(null)", NULL);
+    }
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
@@ -173,16 +176,17 @@ bool fc_location(fc *c, long seg, uint32_t f, char ref[FC_REF])
     char part[3][64] = {"", "", ""};
     for (uint32_t i = 0; i < 3; i++) {
         const char *v = fc_val(c, seg, f, 1, i + 1, 1);
-        snprintf(part[i], sizeof part[i], "%s", v ? v : "");
+        fc_copy(part[i], sizeof part[i], v);
     }
     if (!part[0][0] && !part[1][0] && !part[2][0]) return false;
     const char *facility = fc_val(c, seg, f, 1, 4, 1);
     tbuf key = TBUF_INIT, name = TBUF_INIT;
-    tbuf_printf(&key, "Location|%s|%s|%s|%s", facility ? facility : "", part[0], part[1], part[2]);
+    fc_cat(&key, "Location|", facility ? facility : "", "|", part[0], "|", part[1], "|", part[2],
+           NULL);
     char id[33];
     fc_stable_id(c, key.p, id);
     for (int i = 0; i < 3; i++)
-        if (part[i][0]) tbuf_printf(&name, "%s%s", name.len ? " " : "", part[i]);
+        if (part[i][0]) fc_cat(&name, name.len ? " " : "", part[i], NULL);
     ftree_node *l = fc_resource(c, "Location", id);
     fc_lit(c, l, "status", "active");
     fc_str(c, l, "name", name.p);

@@ -253,13 +253,13 @@ void fc_clinical_segments(fc *c)
     uint32_t n = hl7_seg_count(c->m);
     for (uint32_t i = 1; i < n; i++) {
         const char *id = hl7_seg_at(c->m, i)->id;
-        if (!strcmp(id, "NK1"))
+        if (fc_id_is(id, "NK1"))
             related_person(c, i);
-        else if (!strcmp(id, "AL1"))
+        else if (fc_id_is(id, "AL1"))
             allergy(c, i);
-        else if (!strcmp(id, "DG1"))
+        else if (fc_id_is(id, "DG1"))
             fc_condition(c, i, NULL);
-        else if (!strcmp(id, "IN1"))
+        else if (fc_id_is(id, "IN1"))
             coverage(c, i);
     }
 }

@@ -154,7 +154,8 @@ void fc_order_key(fc *c, long seg, const uint32_t fields[2], const char *types[2
     }
     if (!key->len) {
         const char *ctl = fc_val(c, 0, 10, 1, 1, 1);
-        tbuf_printf(key, "Order|msh10|%s|%u", ctl ? ctl : "", pos);
+        fc_cat(key, "Order|msh10|", ctl ? ctl : "", "|", NULL);
+        fc_put_uint(key, pos);
     }
 }
 

@@ -63,7 +63,7 @@ void fc_stable_id(fc *c, const char *key, char out[33])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!c->cv->md_ctx || !EVP_DigestInit_ex2(c->cv->md_ctx, c->cv->sha256, NULL) ||
+    if (!c->cv->md_ctx || !EVP_MD_CTX_copy_ex(c->cv->md_ctx, c->cv->md_init) ||
         !EVP_DigestUpdate(c->cv->md_ctx, key, strlen(key)) || !EVP_DigestFinal_ex(c->cv->md_ctx, md, &n)) {
         fhir_stable_id(key, out);
         return;
@@ -256,7 +256,9 @@ bool fc_part(const char *v, int part, char *out, size_t cap)
     const char *bar = strchr(v, '|');
     const char *p = part == 0 ? v : bar ? bar + 1 : "";
     size_t n = part == 0 && bar ? (size_t)(bar - v) : strlen(p);
-    snprintf(out, cap, "%.*s", (int)n, p);
+    size_t k = n < cap - 1 ? n : cap - 1;
+    memcpy(out, p, k);
+    out[k] = '\0';
     return n > 0;
 }
 
@@ -331,19 +333,7 @@ void fc_code_system(fc *c, const char *name, tbuf *out)
 bool fc_is(fc *c, long i, const char *id)
 {
     if (i < 0 || (uint32_t)i >= hl7_seg_count(c->m)) return false;
-    const char *s = hl7_seg_at(c->m, (uint32_t)i)->id; /* NUL-terminated in 4 bytes */
-    return s[0] == id[0] && !strcmp(s, id);
-}
-
-long fc_find_after(fc *c, long from, const char *seg_id, const char *stop)
-{
-    uint32_t n = hl7_seg_count(c->m);
-    for (uint32_t i = (uint32_t)from + 1; i < n; i++) {
-        const char *id = hl7_seg_at(c->m, i)->id;
-        if (!strcmp(id, seg_id)) return i;
-        if (stop && strlen(id) == 3 && strstr(stop, id)) return -1;
-    }
-    return -1;
+    return fc_id_is(hl7_seg_at(c->m, (uint32_t)i)->id, id);
 }
 
 /* --- dates ---------------------------------------------------------------- */
@@ -365,17 +355,27 @@ static bool parse_offset(const char *s, char out[8])
 {
     if ((*s != '+' && *s != '-') || strlen(s) != 5 || !digits(s + 1, 4)) return false;
     if (num2(s + 1) > 14 || num2(s + 3) > 59) return false;
-    snprintf(out, 8, "%c%.2s:%.2s", *s, s + 1, s + 3);
+    const char text[7] = {s[0], s[1], s[2], ':', s[3], s[4], '\0'};
+    memcpy(out, text, sizeof text);
     return true;
+}
+
+/* Length of the start of s before any of '.', '+', '-' (strcspn). */
+static size_t whole_len(const char *s)
+{
+    size_t n = 0;
+    while (s[n] && s[n] != '.' && s[n] != '+' && s[n] != '-')
+        n++;
+    return n;
 }
 
 bool fhir_datetime(const char *dtm, const char *offset, bool date_only, tbuf *out)
 {
     char tz[8] = "";
-    size_t n = strcspn(dtm, "+-");
+    size_t int_len = whole_len(dtm), n = int_len; /* n: up to the offset */
+    while (dtm[n] && dtm[n] != '+' && dtm[n] != '-')
+        n++;
     if (dtm[n] && !parse_offset(dtm + n, tz)) return false;
-    size_t int_len = strcspn(dtm, ".+-");
-    if (int_len > n) int_len = n;
     if (int_len < 4 || int_len % 2 || int_len > 14 || !digits(dtm, (int)int_len)) return false;
     const char *frac = dtm[int_len] == '.' ? dtm + int_len + 1 : NULL;
     size_t frac_len = frac ? n - int_len - 1 : 0;
@@ -387,29 +387,34 @@ bool fhir_datetime(const char *dtm, const char *offset, bool date_only, tbuf *ou
     if (int_len >= 14 && num2(dtm + 12) > 60) return false;
     if (!strncmp(dtm, "0000", 4)) return false;
 
-    char text[32]; /* "YYYY-MM-DDTHH:MM:SS": the fixed-width part */
-    size_t len = 0;
-    memcpy(text, dtm, 4);
-    len = 4;
+    /* "YYYY-MM-DD", then "THH:MM:SS", fraction and zone for a time */
+    const char *zone = tz[0] ? tz : offset && *offset ? offset : "Z";
+    size_t zone_len = strlen(zone);
+    tbuf_grow(out, 20 + frac_len + zone_len);
+    char *p = out->p + out->len;
+    memcpy(p, dtm, 4);
+    p += 4;
     for (size_t i = 4; i < 8 && i < int_len; i += 2) {
-        text[len++] = '-';
-        memcpy(text + len, dtm + i, 2);
-        len += 2;
+        *p++ = '-';
+        memcpy(p, dtm + i, 2);
+        p += 2;
     }
-    tbuf_put(out, text, len);
-    if (int_len <= 8 || date_only) return true;
-    len = 0;
-    for (size_t i = 8; i < 14; i += 2) {
-        text[len++] = i == 8 ? 'T' : ':';
-        memcpy(text + len, i < int_len ? dtm + i : "00", 2);
-        len += 2;
+    if (int_len > 8 && !date_only) {
+        for (size_t i = 8; i < 14; i += 2) {
+            *p++ = i == 8 ? 'T' : ':';
+            memcpy(p, i < int_len ? dtm + i : "00", 2);
+            p += 2;
+        }
+        if (frac) {
+            *p++ = '.';
+            memcpy(p, frac, frac_len);
+            p += frac_len;
+        }
+        memcpy(p, zone, zone_len);
+        p += zone_len;
     }
-    tbuf_put(out, text, len);
-    if (frac) {
-        tbuf_putc(out, '.');
-        tbuf_put(out, frac, frac_len);
-    }
-    tbuf_puts(out, tz[0] ? tz : offset && *offset ? offset : "Z");
+    out->len = (size_t)(p - out->p);
+    out->p[out->len] = '\0';
     return true;
 }
 
@@ -417,7 +422,7 @@ void fc_date(fc *c, ftree_node *o, const char *key, long seg, uint32_t f, uint32
 {
     const char *v = comp ? fc_val(c, seg, f, 1, comp, 1) : fc_val(c, seg, f, 1, 1, 1);
     if (!v) return;
-    size_t whole = strcspn(v, ".+-");
+    size_t whole = whole_len(v);
     if (kind == FC_INSTANT && whole < 14) return;
     if (kind == FC_INSTANT_MIN && whole < 12) return;
     tbuf_reset(&c->cv->date);
@@ -713,6 +718,23 @@ void fc_ref_of(char ref[FC_REF], const char *type, const char *id)
     ref[tl + il] = '\0';
 }
 
+void fc_cat(tbuf *out, ...)
+{
+    va_list ap;
+    va_start(ap, out);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        tbuf_puts(out, s);
+    va_end(ap);
+}
+
+void fc_copy(char *out, size_t cap, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n > cap - 1) n = cap - 1;
+    memcpy(out, s ? s : "", n);
+    out[n] = '\0';
+}
+
 void fc_put_uint(tbuf *out, unsigned n)
 {
     char buf[16];
@@ -731,8 +753,14 @@ void fc_add(fc *c, ftree_node *r, char *ref)
     char *url = ftree_alloc(c->t, FC_REF);
     fc_ref_of(url, type, id);
     if (ref) memcpy(ref, url, FC_REF);
-    for (size_t i = 0; i + 32 <= c->cv->ids.len; i += 32)
-        if (!memcmp(c->cv->ids.p + i, id, 32)) return; /* r stays out of the Bundle */
+    uint64_t head; /* ids are hex digests: their first bytes are as good as a hash */
+    memcpy(&head, id, 8);
+    unsigned bit = (unsigned)(head ^ head >> 29 ^ head >> 43) & 1023;
+    if (c->id_seen[bit / 64] >> (bit % 64) & 1) {
+        for (size_t i = 0; i + 32 <= c->cv->ids.len; i += 32)
+            if (!memcmp(c->cv->ids.p + i, id, 32)) return; /* r stays out of the Bundle */
+    }
+    c->id_seen[bit / 64] |= 1ull << (bit % 64);
     tbuf_put(&c->cv->ids, id, 32);
     ftree_node *e = fc_obj(c);
     if (c->opt && c->opt->base_url) {
@@ -753,7 +781,7 @@ void fc_id_from(fc *c, tbuf *key, const char *type, const char *label, char id[3
 {
     if (!key->len) {
         const char *ctl = fc_val(c, 0, 10, 1, 1, 1);
-        tbuf_printf(key, "%s|msh10|%s|%s", type, ctl ? ctl : "", label);
+        fc_cat(key, type, "|msh10|", ctl ? ctl : "", "|", label, NULL);
     }
     fc_stable_id(c, key->p, id);
 }
@@ -804,7 +832,9 @@ fhir_converter *fhir_converter_new(void)
     fhir_converter *cv = xcalloc(1, sizeof(*cv));
     cv->tree = ftree_new();
     cv->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    cv->md_ctx = cv->sha256 ? EVP_MD_CTX_new() : NULL;
+    cv->md_init = cv->sha256 ? EVP_MD_CTX_new() : NULL;
+    if (cv->md_init && EVP_DigestInit_ex2(cv->md_init, cv->sha256, NULL))
+        cv->md_ctx = EVP_MD_CTX_new(); /* else NULL: fhir_stable_id() */
     return cv;
 }
 
@@ -817,6 +847,7 @@ void fhir_converter_free(fhir_converter *cv)
     tbuf_free(&cv->ids);
     tbuf_free(&cv->text);
     EVP_MD_CTX_free(cv->md_ctx);
+    EVP_MD_CTX_free(cv->md_init);
     EVP_MD_free(cv->sha256);
     free(cv);
 }
@@ -837,9 +868,9 @@ fhir_status fhir_convert(fhir_converter *cv, const hl7_msg *m, const fhir_option
             .rep.seg = -1};
     char type[16] = "", trigger[16] = "";
     const char *t = fc_val(&c, 0, 9, 1, 1, 1);
-    snprintf(type, sizeof type, "%s", t ? t : "");
+    fc_copy(type, sizeof type, t);
     t = fc_val(&c, 0, 9, 1, 2, 1);
-    snprintf(trigger, sizeof trigger, "%s", t ? t : "");
+    fc_copy(trigger, sizeof trigger, t);
     c.trigger = trigger;
     const converter *conv_fn = NULL;
     for (size_t i = 0; i < sizeof converters / sizeof converters[0]; i++)

@@ -217,6 +217,14 @@ const char *fhir_table_name(fhir_table_id id)
     return (unsigned)id < FHIR_TAB_COUNT ? tables[id].name : "unknown";
 }
 
+/* a == b: the codes of the tables are a few bytes, so a loop beats a call */
+static bool same(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
 const char *fhir_table_lookup(const fhir_tables *t, fhir_table_id id, const char *key)
 {
     if (!key || (unsigned)id >= FHIR_TAB_COUNT) return NULL;
@@ -224,8 +232,8 @@ const char *fhir_table_lookup(const fhir_tables *t, fhir_table_id id, const char
         json_t *user = json_object_get(json_object_get(t->root, tables[id].name), key);
         if (user) return json_string_value(user);
     }
-    for (const pair *p = tables[id].builtin; p->from; p++) /* first bytes first: most differ */
-        if (p->from[0] == key[0] && !strcmp(p->from, key)) return p->to;
+    for (const pair *p = tables[id].builtin; p->from; p++)
+        if (same(p->from, key)) return p->to;
     return NULL;
 }
 

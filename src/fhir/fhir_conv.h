@@ -131,7 +131,15 @@ __attribute__((always_inline)) static inline void fc_str(fc *c, ftree_node *o, c
 /* Sets key to a copy of s, known to be valid UTF-8 (table values, ids). */
 __attribute__((always_inline)) static inline void fc_const(fc *c, ftree_node *o, const char *key, const char *s)
 {
-    ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s)));
+    ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s), false));
+}
+
+/* Sets key to a copy of s, made here of ASCII that needs no JSON escape
+ * (ids, references "Type/<hex>"). */
+__attribute__((always_inline)) static inline void fc_plain(fc *c, ftree_node *o, const char *key,
+                                                           const char *s)
+{
+    ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s), true));
 }
 
 /* Sets key to the string literal s, borrowed (not copied). */
@@ -153,7 +161,7 @@ __attribute__((always_inline)) static inline void fc_push(fc *c, ftree_node *o, 
 }
 /* Sets o[key] = v when v is a non-empty object or array (else nothing). */
 void fc_set_nonempty(ftree_node *o, const char *key, ftree_node *v);
-/* {"reference": ref}; ref is copied. */
+/* {"reference": ref}; ref ("Type/<hex>", from fc_add or fc_ref_of) is copied. */
 ftree_node *fc_ref(fc *c, const char *ref);
 /* {"system": system, "code": code}, or NULL when code is not valid UTF-8
  * (as jansson's json_pack refused it); system is a string literal. */

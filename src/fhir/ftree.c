@@ -204,9 +204,9 @@ ftree_node *ftree_string(ftree *t, const char *s)
     return string_node(t, ftree_strndup(t, s, len), len, is_plain);
 }
 
-ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len)
+ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len, bool plain)
 {
-    return string_node(t, ftree_strndup(t, s, len), len, false);
+    return string_node(t, ftree_strndup(t, s, len), len, plain);
 }
 
 ftree_node *ftree_integer(ftree *t, long long v)

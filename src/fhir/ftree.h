@@ -69,8 +69,9 @@ static inline ftree_node *ftree_array(ftree *t);
  * UTF-8, as jansson's json_string() refuses it. */
 ftree_node *ftree_string(ftree *t, const char *s);
 /* Copies s[0..len), which the caller knows is valid UTF-8 (no check, like
- * json_stringn_nocheck); it may hold NUL bytes. */
-ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len);
+ * json_stringn_nocheck); it may hold NUL bytes. plain: as for
+ * ftree_string_borrowed. */
+ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len, bool plain);
 /* Borrows s[0..len), which must outlive the tree (a string literal, or
  * memory from ftree_alloc), be valid UTF-8 (not checked) and be followed
  * by a NUL (s[len] == '\0'). plain: the caller knows s holds no byte JSON

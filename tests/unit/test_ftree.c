@@ -54,7 +54,7 @@ static void test_values(void **state)
               ftree_string(t, "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f end, and a longer tail \" here"));
     ftree_set(o, "utf8", ftree_string(t, "Ren\xc3\xa9"
                                          "e \xe2\x82\xac \xf0\x9f\x98\x80"));
-    ftree_set(o, "nul", ftree_stringn_nocheck(t, "a\0b", 3));
+    ftree_set(o, "nul", ftree_stringn_nocheck(t, "a\0b", 3, false));
     ftree_set(o, "empty", ftree_string(t, ""));
     ftree_set(o, "borrowed", ftree_string_borrowed(t, "a literal of more than eight bytes",
                                                       sizeof "a literal of more than eight bytes" - 1,

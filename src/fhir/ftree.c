@@ -106,13 +106,7 @@ void *ftree_alloc_slow_(ftree *t, size_t n)
     return p;
 }
 
-char *ftree_strndup(ftree *t, const char *s, size_t len)
-{
-    char *p = ftree_alloc(t, len + 1);
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
+
 
 /* --- values ---------------------------------------------------------------------------- */
 
@@ -502,10 +496,35 @@ static bool round_digits_fast(uint64_t m, int e2, int prec, char *d, int *exp10)
     int x = (e * 78913) >> 18;                   /* floor(e * log10(2)): X or X - 1 */
     int k = prec - 1 - x;
     if (k < 0 || k > 27) return false;
-    uint64_t p5 = 1;
-    for (int i = 0; i < k; i++)
-        p5 *= 5;
-    u128 big = (u128)m * p5;
+    static const uint64_t pow5[28] = {1ull,
+                                      5ull,
+                                      25ull,
+                                      125ull,
+                                      625ull,
+                                      3125ull,
+                                      15625ull,
+                                      78125ull,
+                                      390625ull,
+                                      1953125ull,
+                                      9765625ull,
+                                      48828125ull,
+                                      244140625ull,
+                                      1220703125ull,
+                                      6103515625ull,
+                                      30517578125ull,
+                                      152587890625ull,
+                                      762939453125ull,
+                                      3814697265625ull,
+                                      19073486328125ull,
+                                      95367431640625ull,
+                                      476837158203125ull,
+                                      2384185791015625ull,
+                                      11920928955078125ull,
+                                      59604644775390625ull,
+                                      298023223876953125ull,
+                                      1490116119384765625ull,
+                                      7450580596923828125ull};
+    u128 big = (u128)m * pow5[k];
     int sh = e2 + k;
     u128 rem = 0, half = 0;
     if (sh >= 0) {

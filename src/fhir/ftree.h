@@ -58,8 +58,8 @@ void ftree_clear(ftree *t);
 /* n bytes (aligned for any node) from t's arena, valid until the next
  * clear; never NULL. (Inline, below.) */
 static inline void *ftree_alloc(ftree *t, size_t n);
-/* A NUL-terminated copy of s[0..len) in t's arena; never NULL. */
-char *ftree_strndup(ftree *t, const char *s, size_t len);
+/* A NUL-terminated copy of s[0..len) in t's arena; never NULL. (Inline.) */
+static inline char *ftree_strndup(ftree *t, const char *s, size_t len);
 
 /* --- values (each new, not yet in a container) ----------------------------------------- */
 
@@ -202,6 +202,33 @@ static inline void *ftree_alloc(ftree *t, size_t n)
     if ((size_t)(t->end - t->ptr) < n) return ftree_alloc_slow_(t, n);
     void *p = t->ptr;
     t->ptr += n;
+    return p;
+}
+
+/* Most copies are a few bytes: whole words (overlapping at the end, never
+ * reading s past len) beat a call to memcpy. */
+static inline char *ftree_strndup(ftree *t, const char *s, size_t len)
+{
+    char *p = ftree_alloc(t, len + 1);
+    if (len >= 8 && len <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + len - 8, 8);
+        memcpy(p, &a, 8);
+        memcpy(p + len - 8, &b, 8);
+    } else if (len >= 4 && len < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + len - 4, 4);
+        memcpy(p, &a, 4);
+        memcpy(p + len - 4, &b, 4);
+    } else if (len < 4) {
+        for (size_t i = 0; i < len; i++)
+            p[i] = s[i];
+    } else {
+        memcpy(p, s, len);
+    }
+    p[len] = '\0';
     return p;
 }
 

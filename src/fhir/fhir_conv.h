@@ -230,9 +230,12 @@ ftree_node *fc_address(fc *c, long seg, uint32_t f, uint32_t r);
 void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, ftree_node *res);
 /* A unit, its coding system and the UCUM code the units table maps it to,
  * looked up once for the quantities that share it (a result and its
- * range). Any of them may be NULL. */
+ * range): their strings are made once too, each quantity gets nodes that
+ * share their text. Any of them may be NULL. */
 typedef struct fc_unit {
     const char *text, *system, *ucum;
+    ftree_node *unit, *code; /* the strings of "unit" and "code"; NULL: none */
+    bool ucum_system;        /* system is UCUM (or none): "system" and "code" are set */
 } fc_unit;
 fc_unit fc_unit_of(fc *c, const char *text, const char *system);
 /* The unit of the CWE at (seg, f): component 1, its system component 3. */

@@ -746,7 +746,14 @@ static ftree_node *number(fc *c, double v)
 
 fc_unit fc_unit_of(fc *c, const char *text, const char *system)
 {
-    return (fc_unit){text, system, fc_lookup(c, FHIR_TAB_UNITS, text)};
+    fc_unit u = {text, system, fc_lookup(c, FHIR_TAB_UNITS, text), NULL, NULL, false};
+    if (!text) return u;
+    /* what fc_str would set, made once */
+    u.unit = *text ? fc_text(c, text) : NULL;
+    u.ucum_system = !system || !strcmp(system, "UCUM") || !strcmp(system, "ISO+");
+    const char *code = u.ucum ? u.ucum : text;
+    if (u.ucum_system && *code) u.code = code == text ? u.unit : fc_text(c, code);
+    return u;
 }
 
 fc_unit fc_unit_at(fc *c, long seg, uint32_t f)
@@ -760,10 +767,10 @@ ftree_node *fc_quantity(fc *c, double v, const fc_unit *u)
     ftree_node *q = fc_obj(c);
     ftree_set(q, "value", number(c, v));
     if (u->text) {
-        fc_str(c, q, "unit", u->text);
-        if (!u->system || !strcmp(u->system, "UCUM") || !strcmp(u->system, "ISO+")) {
+        if (u->unit) ftree_set(q, "unit", ftree_string_share(c->t, u->unit));
+        if (u->ucum_system) {
             fc_lit(c, q, "system", SYS_UCUM);
-            fc_str(c, q, "code", u->ucum ? u->ucum : u->text);
+            if (u->code) ftree_set(q, "code", ftree_string_share(c->t, u->code));
         }
     }
     return q;

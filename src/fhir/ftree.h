@@ -78,6 +78,9 @@ ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len, bool plai
  * escapes ('"', '\\', control characters), so the writer copies it as it
  * is; false when unknown. FTREE_PLAIN(s, len) tells, folded for a literal. */
 static inline ftree_node *ftree_string_borrowed(ftree *t, const char *s, size_t len, bool plain);
+/* A new string node with the text of the string s (which lives as long as
+ * the tree: it is shared, not copied). */
+static inline ftree_node *ftree_string_share(ftree *t, const ftree_node *s);
 #define FTREE_PLAIN(s, len)                                                                        \
     (__builtin_constant_p(strcspn((s), FTREE_SPECIALS_))                                           \
          ? strcspn((s), FTREE_SPECIALS_) == (len)                                                  \
@@ -266,6 +269,12 @@ static inline ftree_node *ftree_string_borrowed(ftree *t, const char *s, size_t 
 {
     assert(!s[len]);
     return ftree_string_node_(t, s, len, plain);
+}
+
+static inline ftree_node *ftree_string_share(ftree *t, const ftree_node *s)
+{
+    assert(s->type == FTREE_STRING);
+    return ftree_string_node_(t, s->u.s, s->len, s->flags & FTREE_PLAIN_STR_);
 }
 
 static inline uint64_t ftree_key_bit_(const char *key, size_t len)

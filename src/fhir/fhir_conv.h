@@ -48,7 +48,7 @@ typedef struct fc_rep {
     uint32_t cl[FC_COMPS];
 } fc_rep;
 
-#define FC_RECENT 4
+#define FC_RECENT 8
 
 /* The last values fc_val returned, which are valid UTF-8 and live in the
  * tree: fc_text borrows them instead of copying and checking them again. */

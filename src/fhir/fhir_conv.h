@@ -41,9 +41,9 @@
 typedef struct fc_rep {
     long seg; /* -1: nothing cached */
     uint32_t f, r;
-    uint32_t n;    /* components kept; 0 when the repetition is absent */
-    bool more;     /* it has more than FC_COMPS components */
-    uint32_t subs; /* bit i: component i + 1 holds a subcomponent delimiter */
+    uint32_t n;               /* components kept; 0 when the repetition is absent */
+    bool more;                /* it has more than FC_COMPS components */
+    uint32_t subs;            /* bit i: component i + 1 holds a subcomponent delimiter */
     const char *cp[FC_COMPS]; /* component i + 1 is cp[i][0..cl[i]) */
     uint32_t cl[FC_COMPS];
 } fc_rep;
@@ -61,12 +61,12 @@ typedef struct fc_recent {
 
 /* What a converter keeps from one message to the next (fhir_convert.h). */
 struct fhir_converter {
-    ftree *tree;  /* the last Bundle, its values and strings */
-    tbuf scratch; /* fc_val's decoding buffer */
-    tbuf date;    /* fc_date's output */
-    tbuf ids;     /* the 32-character ids in the Bundle, back to back (dedup) */
-    tbuf text;    /* short-lived text of coding_at and fc_identifier (never nested) */
-    EVP_MD *sha256; /* NULL when no provider has it: fhir_stable_id() then */
+    ftree *tree;         /* the last Bundle, its values and strings */
+    tbuf scratch;        /* fc_val's decoding buffer */
+    tbuf date;           /* fc_date's output */
+    tbuf ids;            /* the 32-character ids in the Bundle, back to back (dedup) */
+    tbuf text;           /* short-lived text of coding_at and fc_identifier (never nested) */
+    EVP_MD *sha256;      /* NULL when no provider has it: fhir_stable_id() then */
     EVP_MD_CTX *md_init; /* initialised once: copying it is cheaper than an init */
     EVP_MD_CTX *md_ctx;
 };
@@ -79,12 +79,12 @@ typedef struct fc {
     const fhir_options *opt;
     const fhir_tables *tables; /* opt->tables or NULL (built-ins) */
     const char *trigger;       /* MSH-9.2 */
-    ftree *t;            /* cv->tree */
-    ftree_node *entries; /* Bundle.entry */
+    ftree *t;                  /* cv->tree */
+    ftree_node *entries;       /* Bundle.entry */
     char offset[8]; /* "+05:30", "Z": for times without their own offset */
     fc_rep rep;     /* fc_val's last repetition */
     fc_recent recent;
-    uint64_t id_seen[16]; /* bit per id head in cv->ids: a clear bit means a new id */
+    uint64_t id_seen[16];       /* bit per id head in cv->ids: a clear bit means a new id */
     char org_ref[FC_REF];       /* sending facility (MSH-4); "" when none */
     char patient_ref[FC_REF];   /* "Patient/<id>" */
     char encounter_ref[FC_REF]; /* "" when no Encounter */
@@ -123,13 +123,15 @@ __attribute__((always_inline)) static inline ftree_node *fc_obj(fc *c)
 ftree_node *fc_text(fc *c, const char *s);
 
 /* Sets key to s (fc_text) when s is non-empty valid UTF-8 (else nothing). */
-__attribute__((always_inline)) static inline void fc_str(fc *c, ftree_node *o, const char *key, const char *s)
+__attribute__((always_inline)) static inline void fc_str(fc *c, ftree_node *o, const char *key,
+                                                         const char *s)
 {
     if (s && *s) ftree_set(o, key, fc_text(c, s));
 }
 
 /* Sets key to a copy of s, known to be valid UTF-8 (table values, ids). */
-__attribute__((always_inline)) static inline void fc_const(fc *c, ftree_node *o, const char *key, const char *s)
+__attribute__((always_inline)) static inline void fc_const(fc *c, ftree_node *o, const char *key,
+                                                           const char *s)
 {
     ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s), false));
 }
@@ -149,7 +151,8 @@ __attribute__((always_inline)) static inline void fc_plain(fc *c, ftree_node *o,
     ftree_string_borrowed((c)->t, "" s, sizeof("" s) - 1, FTREE_PLAIN("" s, sizeof("" s) - 1))
 
 /* Appends item to the array o[key], creating it; item NULL: nothing. */
-__attribute__((always_inline)) static inline void fc_push(fc *c, ftree_node *o, const char *key, ftree_node *item)
+__attribute__((always_inline)) static inline void fc_push(fc *c, ftree_node *o, const char *key,
+                                                          ftree_node *item)
 {
     if (!item) return;
     ftree_node *a = ftree_get(o, key);

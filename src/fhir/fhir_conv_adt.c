@@ -196,9 +196,9 @@ bool fc_location(fc *c, long seg, uint32_t f, char ref[FC_REF])
     char code[8], display[8];
     fc_part(kind, 0, code, sizeof code);
     fc_part(kind, 1, display, sizeof display);
-    ftree_set(
-        l, "physicalType",
-        fc_concept(c, "http://terminology.hl7.org/CodeSystem/location-physical-type", code, display));
+    ftree_set(l, "physicalType",
+              fc_concept(c, "http://terminology.hl7.org/CodeSystem/location-physical-type", code,
+                         display));
     fc_add(c, l, ref);
     tbuf_free(&key);
     tbuf_free(&name);
@@ -240,7 +240,8 @@ static void encounter_participants(fc *c, long pv1, ftree_node *e)
             char ref[FC_REF];
             if (!fc_practitioner(c, pv1, roles[i].field, r, ref)) continue;
             ftree_node *p = fc_obj(c);
-            fc_push(c, p, "type", fc_concept(c, SYS_PARTICIPATION, roles[i].code, roles[i].display));
+            fc_push(c, p, "type",
+                    fc_concept(c, SYS_PARTICIPATION, roles[i].code, roles[i].display));
             ftree_set(p, "individual", fc_ref(c, ref));
             fc_push(c, e, "participant", p);
         }

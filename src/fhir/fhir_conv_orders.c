@@ -391,8 +391,8 @@ void fc_convert_order(fc *c)
 
 /* --- DocumentReference ------------------------------------------------------------ */
 
-static ftree_node *attachment(fc *c, const char *content_type, const unsigned char *data, size_t len,
-                          bool encoded)
+static ftree_node *attachment(fc *c, const char *content_type, const unsigned char *data,
+                              size_t len, bool encoded)
 {
     ftree_node *a = fc_obj(c);
     fc_str(c, a, "contentType", content_type);
@@ -450,7 +450,7 @@ static void document_content(fc *c, ftree_node *d)
             if (!data) continue;
             ftree_node *content = fc_obj(c);
             ftree_set(content, "attachment",
-                                attachment(c, mime, (const unsigned char *)data, strlen(data), b64));
+                      attachment(c, mime, (const unsigned char *)data, strlen(data), b64));
             fc_push(c, d, "content", content);
             continue;
         }
@@ -464,8 +464,8 @@ static void document_content(fc *c, ftree_node *d)
     if (text.len) {
         ftree_node *content = fc_obj(c);
         ftree_set(content, "attachment",
-                            attachment(c, "text/plain; charset=utf-8", (const unsigned char *)text.p,
-                                       text.len, false));
+                  attachment(c, "text/plain; charset=utf-8", (const unsigned char *)text.p,
+                             text.len, false));
         fc_push(c, d, "content", content);
     }
     tbuf_free(&text);
@@ -487,11 +487,13 @@ void fc_convert_mdm(fc *c)
     if (ident) ftree_set(d, "masterIdentifier", ftree_copy(c->t, ident));
     fc_push(c, d, "identifier", ident);
     fc_lit(c, d, "status", "current");
-    fc_str(c, d, "docStatus", fc_lookup(c, FHIR_TAB_DOCUMENT_STATUSES, fc_val(c, txa, 17, 1, 1, 1)));
+    fc_str(c, d, "docStatus",
+           fc_lookup(c, FHIR_TAB_DOCUMENT_STATUSES, fc_val(c, txa, 17, 1, 1, 1)));
     ftree_node *type = fc_codeable(c, txa, 2, 1, 0);
     if (type) ftree_set(d, "type", type);
     fc_push(c, d, "category",
-            fc_concept(c, "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+            fc_concept(c,
+                       "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
                        "clinical-note", "Clinical Note"));
     ftree_set(d, "subject", fc_ref(c, c->patient_ref));
     fc_date(c, d, "date", txa, 4, 0, FC_INSTANT_MIN);

@@ -143,8 +143,7 @@ static void medication_request(fc *c, long orc, long from, long end, unsigned po
     fc_set_nonempty(r, "dispenseRequest", disp);
     const char *subst = fc_val(c, rxe, 9, 1, 1, 1);
     if (subst && (!strcmp(subst, "N") || !strcmp(subst, "G") || !strcmp(subst, "T")))
-        ftree_set(r, "substitution",
-                            substitution(c, strcmp(subst, "N") != 0));
+        ftree_set(r, "substitution", substitution(c, strcmp(subst, "N") != 0));
     fc_add(c, r, NULL);
 }
 

@@ -64,7 +64,8 @@ void fc_stable_id(fc *c, const char *key, char out[33])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     if (!c->cv->md_ctx || !EVP_MD_CTX_copy_ex(c->cv->md_ctx, c->cv->md_init) ||
-        !EVP_DigestUpdate(c->cv->md_ctx, key, strlen(key)) || !EVP_DigestFinal_ex(c->cv->md_ctx, md, &n)) {
+        !EVP_DigestUpdate(c->cv->md_ctx, key, strlen(key)) ||
+        !EVP_DigestFinal_ex(c->cv->md_ctx, md, &n)) {
         fhir_stable_id(key, out);
         return;
     }
@@ -498,13 +499,13 @@ void fc_date(fc *c, ftree_node *o, const char *key, long seg, uint32_t f, uint32
     if (kind == FC_INSTANT && whole < 14) return;
     if (kind == FC_INSTANT_MIN && whole < 12) return;
     tbuf_reset(&c->cv->date);
-    if (fhir_datetime(v, c->offset, kind == FC_DATE, &c->cv->date)) fc_str(c, o, key, c->cv->date.p);
+    if (fhir_datetime(v, c->offset, kind == FC_DATE, &c->cv->date))
+        fc_str(c, o, key, c->cv->date.p);
 }
 
 /* --- data types ------------------------------------------------------------ */
 
-static ftree_node *coding_at(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp,
-                             uint32_t first)
+static ftree_node *coding_at(fc *c, long seg, uint32_t f, uint32_t r, uint32_t comp, uint32_t first)
 {
 #define PART(i)                                                                                    \
     (comp ? fc_val(c, seg, f, r, comp, first + (i)) : fc_val(c, seg, f, r, first + (i), 1))
@@ -740,7 +741,8 @@ double fc_number_prefix(const char *s, const char **end)
 static ftree_node *number(fc *c, double v)
 {
     if (!isfinite(v)) return NULL;
-    if (v > -1e15 && v < 1e15 && v == (double)(long long)v) return ftree_integer(c->t, (long long)v);
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
+        return ftree_integer(c->t, (long long)v);
     return ftree_real(c->t, v);
 }
 

@@ -106,8 +106,6 @@ void *ftree_alloc_slow_(ftree *t, size_t n)
     return p;
 }
 
-
-
 /* --- values ---------------------------------------------------------------------------- */
 
 typedef ftree_object_ object;
@@ -491,9 +489,9 @@ static bool round_digits_fast(uint64_t m, int e2, int prec, char *d, int *exp10)
                                        100000000000000000ull,
                                        1000000000000000000ull};
     int bits = 64 - __builtin_clzll(m);
-    int e = e2 + bits - 1;                       /* 2^e <= v < 2^(e+1) */
+    int e = e2 + bits - 1; /* 2^e <= v < 2^(e+1) */
     if (e < -200 || e > 200) return false;
-    int x = (e * 78913) >> 18;                   /* floor(e * log10(2)): X or X - 1 */
+    int x = (e * 78913) >> 18; /* floor(e * log10(2)): X or X - 1 */
     int k = prec - 1 - x;
     if (k < 0 || k > 27) return false;
     static const uint64_t pow5[28] = {1ull,
@@ -538,7 +536,7 @@ static bool round_digits_fast(uint64_t m, int e2, int prec, char *d, int *exp10)
     }
     if (big >= pow10[prec + 1 > 18 ? 18 : prec + 1] || big < pow10[prec - 1]) return false;
     uint64_t q = (uint64_t)big;
-    int above; /* the dropped part against one half: -1 below, 0 equal, 1 above */
+    int above;              /* the dropped part against one half: -1 below, 0 equal, 1 above */
     if (q >= pow10[prec]) { /* one digit too many: drop it into the fraction */
         unsigned last = (unsigned)(q % 10);
         q /= 10;
@@ -800,7 +798,7 @@ __attribute__((always_inline)) static inline void copy_known(char *dst, const ch
  * needs an escape (then the caller writes it with write_escaped). known:
  * s is known to need none. */
 __attribute__((always_inline)) static inline char *put_plain(char *p, const char *s, size_t len,
-                                                            bool known)
+                                                             bool known)
 {
     *p = '"';
     if (known)

@@ -82,9 +82,8 @@ static inline ftree_node *ftree_string_borrowed(ftree *t, const char *s, size_t 
  * the tree: it is shared, not copied). */
 static inline ftree_node *ftree_string_share(ftree *t, const ftree_node *s);
 #define FTREE_PLAIN(s, len)                                                                        \
-    (__builtin_constant_p(strcspn((s), FTREE_SPECIALS_))                                           \
-         ? strcspn((s), FTREE_SPECIALS_) == (len)                                                  \
-         : ftree_plain_((s), (len)))
+    (__builtin_constant_p(strcspn((s), FTREE_SPECIALS_)) ? strcspn((s), FTREE_SPECIALS_) == (len)  \
+                                                         : ftree_plain_((s), (len)))
 /* s[0..len) holds no byte JSON escapes (FTREE_PLAIN at run time). */
 bool ftree_plain_(const char *s, size_t len);
 ftree_node *ftree_integer(ftree *t, long long v);
@@ -157,7 +156,8 @@ json_t *ftree_to_json(const ftree_node *n);
 /* The bytes JSON escapes but NUL (strcspn stops there: a length check
  * catches it). */
 #define FTREE_SPECIALS_                                                                            \
-    "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17"    \
+    "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16" \
+    "\x17"                                                                                         \
     "\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f"
 
 enum {
@@ -279,8 +279,8 @@ static inline ftree_node *ftree_string_share(ftree *t, const ftree_node *s)
 
 static inline uint64_t ftree_key_bit_(const char *key, size_t len)
 {
-    unsigned h = len ? (unsigned)len * 7 + (unsigned char)key[0] * 3 + (unsigned char)key[len - 1]
-                     : 0;
+    unsigned h =
+        len ? (unsigned)len * 7 + (unsigned char)key[0] * 3 + (unsigned char)key[len - 1] : 0;
     return 1ull << (h & 63);
 }
 
@@ -301,7 +301,8 @@ static inline void ftree_setn(ftree_node *obj, const char *key, size_t len, ftre
     if (!v) return;
     v->key = key;
     v->keylen = (uint16_t)len;
-    v->flags = (uint8_t)((v->flags & ~FTREE_PLAIN_KEY_) | (FTREE_PLAIN(key, len) ? FTREE_PLAIN_KEY_ : 0));
+    v->flags =
+        (uint8_t)((v->flags & ~FTREE_PLAIN_KEY_) | (FTREE_PLAIN(key, len) ? FTREE_PLAIN_KEY_ : 0));
     uint64_t *mask = &((ftree_object_ *)obj)->keys, bit = ftree_key_bit_(key, len);
     if (*mask & bit) { /* maybe there: replace it, or append */
         ftree_set_slow_(obj, v);

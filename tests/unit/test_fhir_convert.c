@@ -926,12 +926,40 @@ static uint64_t next_random(uint64_t *s)
  * answer and the same bits (-0, the rounding of 15 and 16 digits). */
 static void test_numbers(void **state)
 {
-    static const char *const fixed[] = {
-        "0",     "-0",   "+0",    "1.",     ".5",         "-.5",  ".",      "-",   "+",
-        "1-2",   "1.5e3", "0x10", "inf",    "nan",        " 1",   "1 ",     "1,5", "1..2",
-        "1.2.3", "+-1",  "007",   "0.1",    "0.30000000000000004", "123456789012345",
-        "1234567890123456",      "999999999999999.9", "9007199254740993", "-12.50", "70-99",
-        "0.000001", "100000000000000000000", "4.35", "1e", "١٢"};
+    static const char *const fixed[] = {"0",
+                                        "-0",
+                                        "+0",
+                                        "1.",
+                                        ".5",
+                                        "-.5",
+                                        ".",
+                                        "-",
+                                        "+",
+                                        "1-2",
+                                        "1.5e3",
+                                        "0x10",
+                                        "inf",
+                                        "nan",
+                                        " 1",
+                                        "1 ",
+                                        "1,5",
+                                        "1..2",
+                                        "1.2.3",
+                                        "+-1",
+                                        "007",
+                                        "0.1",
+                                        "0.30000000000000004",
+                                        "123456789012345",
+                                        "1234567890123456",
+                                        "999999999999999.9",
+                                        "9007199254740993",
+                                        "-12.50",
+                                        "70-99",
+                                        "0.000001",
+                                        "100000000000000000000",
+                                        "4.35",
+                                        "1e",
+                                        "١٢"};
     double a, b;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         bool want = reference_number(fixed[i], &a), got = fc_number(fixed[i], &b);
@@ -969,16 +997,16 @@ static void test_numbers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_adt_patient), cmocka_unit_test(test_adt_encounter),
-        cmocka_unit_test(test_stable_ids),  cmocka_unit_test(test_birthdate_precision),
-        cmocka_unit_test(test_oru),         cmocka_unit_test(test_datetime),
-        cmocka_unit_test(test_errors),      cmocka_unit_test(test_options),
+        cmocka_unit_test(test_adt_patient),  cmocka_unit_test(test_adt_encounter),
+        cmocka_unit_test(test_stable_ids),   cmocka_unit_test(test_birthdate_precision),
+        cmocka_unit_test(test_oru),          cmocka_unit_test(test_datetime),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_options),
         cmocka_unit_test(test_adt_segments), cmocka_unit_test(test_adt_events),
-        cmocka_unit_test(test_adt_merge),   cmocka_unit_test(test_orders),
+        cmocka_unit_test(test_adt_merge),    cmocka_unit_test(test_orders),
         cmocka_unit_test(test_order_update), cmocka_unit_test(test_rde),
-        cmocka_unit_test(test_vxu),         cmocka_unit_test(test_mdm),
-        cmocka_unit_test(test_siu),         cmocka_unit_test(test_resend_same_ids),
-        cmocka_unit_test(test_tables),      cmocka_unit_test(test_converter_reuse),
+        cmocka_unit_test(test_vxu),          cmocka_unit_test(test_mdm),
+        cmocka_unit_test(test_siu),          cmocka_unit_test(test_resend_same_ids),
+        cmocka_unit_test(test_tables),       cmocka_unit_test(test_converter_reuse),
         cmocka_unit_test(test_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -163,7 +163,11 @@ __attribute__((always_inline)) static inline void fc_push(fc *c, ftree_node *o, 
     ftree_append(a, item);
 }
 /* Sets o[key] = v when v is a non-empty object or array (else nothing). */
-void fc_set_nonempty(ftree_node *o, const char *key, ftree_node *v);
+__attribute__((always_inline)) static inline void fc_set_nonempty(ftree_node *o, const char *key,
+                                                                  ftree_node *v)
+{
+    if (v && ftree_size(v)) ftree_set(o, key, v);
+}
 /* {"reference": ref}; ref ("Type/<hex>", from fc_add or fc_ref_of) is copied. */
 ftree_node *fc_ref(fc *c, const char *ref);
 /* {"system": system, "code": code}, or NULL when code is not valid UTF-8
@@ -203,11 +207,17 @@ void fc_add(fc *c, ftree_node *r, char *ref);
 /* --- datatypes ---------------------------------------------------------------- */
 
 enum { FC_DATETIME = 0, FC_DATE = 1, FC_INSTANT = 2, FC_INSTANT_MIN = 3 };
-/* Sets key to the FHIR form of the DTM at (seg, f, rep 1, comp); kind
- * FC_DATETIME, FC_DATE, FC_INSTANT (only when the value has seconds) or
- * FC_INSTANT_MIN (seconds padded when it has at least minutes). comp 0 is
- * the first component. */
-void fc_date(fc *c, ftree_node *o, const char *key, long seg, uint32_t f, uint32_t comp, int kind);
+/* The FHIR form of the DTM at (seg, f, rep 1, comp) as a string node, or
+ * NULL; kind FC_DATETIME, FC_DATE, FC_INSTANT (only when the value has
+ * seconds) or FC_INSTANT_MIN (seconds padded when it has at least
+ * minutes). comp 0 is the first component. fc_date sets key to it. */
+ftree_node *fc_date_node(fc *c, long seg, uint32_t f, uint32_t comp, int kind);
+__attribute__((always_inline)) static inline void fc_date(fc *c, ftree_node *o, const char *key,
+                                                          long seg, uint32_t f, uint32_t comp,
+                                                          int kind)
+{
+    ftree_set(o, key, fc_date_node(c, seg, f, comp, kind));
+}
 /* Appends the FHIR system URI for a coding system name (CWE-3). */
 void fc_code_system(fc *c, const char *name, tbuf *out);
 /* CodeableConcept from the CWE at (seg, f, r); comp 0: the field's

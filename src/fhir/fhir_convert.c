@@ -335,10 +335,6 @@ bool fc_part(const char *v, int part, char *out, size_t cap)
     return n > 0;
 }
 
-void fc_set_nonempty(ftree_node *o, const char *key, ftree_node *v)
-{
-    if (v && ftree_size(v)) ftree_set(o, key, v);
-}
 
 ftree_node *fc_ref(fc *c, const char *ref)
 {
@@ -491,16 +487,18 @@ bool fhir_datetime(const char *dtm, const char *offset, bool date_only, tbuf *ou
     return true;
 }
 
-void fc_date(fc *c, ftree_node *o, const char *key, long seg, uint32_t f, uint32_t comp, int kind)
+ftree_node *fc_date_node(fc *c, long seg, uint32_t f, uint32_t comp, int kind)
 {
     const char *v = comp ? fc_val(c, seg, f, 1, comp, 1) : fc_val(c, seg, f, 1, 1, 1);
-    if (!v) return;
+    if (!v) return NULL;
     size_t whole = whole_len(v);
-    if (kind == FC_INSTANT && whole < 14) return;
-    if (kind == FC_INSTANT_MIN && whole < 12) return;
-    tbuf_reset(&c->cv->date);
-    if (fhir_datetime(v, c->offset, kind == FC_DATE, &c->cv->date))
-        fc_str(c, o, key, c->cv->date.p);
+    if (kind == FC_INSTANT && whole < 14) return NULL;
+    if (kind == FC_INSTANT_MIN && whole < 12) return NULL;
+    tbuf *date = &c->cv->date;
+    tbuf_reset(date);
+    if (!fhir_datetime(v, c->offset, kind == FC_DATE, date)) return NULL;
+    /* never empty, and valid UTF-8 unless a configured offset is not: checked */
+    return ftree_stringn(c->t, date->p, date->len);
 }
 
 /* --- data types ------------------------------------------------------------ */

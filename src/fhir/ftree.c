@@ -190,7 +190,11 @@ bool ftree_plain_(const char *s, size_t len)
 
 ftree_node *ftree_string(ftree *t, const char *s)
 {
-    size_t len = strlen(s);
+    return ftree_stringn(t, s, strlen(s));
+}
+
+ftree_node *ftree_stringn(ftree *t, const char *s, size_t len)
+{
     bool is_plain;
     if (!valid_utf8(s, len, &is_plain)) return NULL;
     return string_node(t, ftree_strndup(t, s, len), len, is_plain);

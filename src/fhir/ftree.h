@@ -68,6 +68,8 @@ static inline ftree_node *ftree_array(ftree *t);
 /* Copies the C string s; NULL (nothing allocated) when s is not valid
  * UTF-8, as jansson's json_string() refuses it. */
 ftree_node *ftree_string(ftree *t, const char *s);
+/* Copies s[0..len); NULL (nothing allocated) when it is not valid UTF-8. */
+ftree_node *ftree_stringn(ftree *t, const char *s, size_t len);
 /* Copies s[0..len), which the caller knows is valid UTF-8 (no check, like
  * json_stringn_nocheck); it may hold NUL bytes. plain: as for
  * ftree_string_borrowed. */

@@ -3,13 +3,23 @@
  * the core shared by the per-family files listed in fhir_conv.h.
  *
  * A conversion runs on one `fc` context: the message, the options and
- * tables, the caller's ftree (arena) and the Bundle's entry array in it.
- * Decoded field values go to the same arena. Resources are built as ftree
- * objects and added to the Bundle in dependency order (Organization, Practitioner, Location,
- * Patient, Encounter, then what the message carries). Code maps come from
- * fhir_tables (built-ins overridable by a JSON file). Empty and "" (null)
- * HL7 values produce no element. This file holds the generic parts: ids,
- * entries, dates, datatypes, and the table of message types.
+ * tables, the converter (its ftree arena, digest context, buffers, kept
+ * from message to message) and the Bundle's entry array. Resources are
+ * built as ftree objects and added to the Bundle in dependency order
+ * (Organization, Practitioner, Location, Patient, Encounter, then what the
+ * message carries). Code maps come from fhir_tables (built-ins overridable
+ * by a JSON file). Empty and "" (null) HL7 values produce no element. This
+ * file holds the generic parts: field values, ids, entries, dates,
+ * datatypes, and the table of message types.
+ *
+ * Field values (fc_val): the helpers read several components of one field
+ * repetition in a row, so the last repetition read is split once (fc_rep,
+ * 8 bytes at a time); a value that decodes to itself (ASCII without the
+ * escape character) is copied to the arena as it is, while checking
+ * whether JSON would escape it; the last values returned are remembered
+ * (fc_recent), so setting one in the Bundle borrows it instead of copying
+ * and checking it again. The hot helpers are inline in fhir_conv.h so that
+ * their literal keys fold into the tree's fast paths.
  */
 #include "fhir/fhir_conv.h"
 

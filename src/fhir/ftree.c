@@ -1,5 +1,6 @@
 /*
- * ftree: JSON documents in an arena (see ftree.h).
+ * ftree: JSON documents in an arena (see ftree.h; the layouts and the hot
+ * fast paths are inline there, this file has the rest).
  *
  * Arena: a list of blocks, the newest first, allocated from by bumping a
  * pointer; a block is 16 KiB to 1 MiB (doubling), or exactly the size of
@@ -14,12 +15,17 @@
  * compares lengths before bytes. An object also keeps a 64-bit mask of
  * the keys it holds (one bit per key, from its length and end bytes): a
  * key whose bit is not set is not there, so most sets append without a
- * scan and most failed lookups stop at once. Strings keep their length. The writer
- * copies a string 8 bytes at a time while checking them for bytes JSON
- * escapes ('"', '\\', control characters), and escapes byte by byte only
- * from the first such chunk on, so no string is scanned when it is made.
+ * scan and most failed lookups stop at once. Strings keep their length
+ * and, when it is known, that they need no escape: literals (folded at
+ * compile time), checked copies, text the caller vouches for.
  *
- * Writer: jansson 2.14's compact dump rules:
+ * Writer: strings known to need no escape are copied as they are (whole
+ * words, overlapping at the end); the others are copied 8 bytes at a time
+ * while checking for bytes JSON escapes ('"', '\\', control characters),
+ * and escaped byte by byte from the first chunk that has one. Reals are
+ * formatted here, exactly as glibc's "%.*g" (digits from 128-bit integer
+ * arithmetic, bignums for values far from 1), not with snprintf. The rules
+ * are jansson 2.14's compact dump:
  * "," and ":" without spaces; only '"', '\\' and control characters
  * escaped (\b \f \n \r \t, else \u00XX; '/' and UTF-8 as they are);
  * integers in decimal; reals as "%.*g" with ".0" appended when the text
@@ -30,7 +36,6 @@
 #include <assert.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -495,7 +500,8 @@ static bool round_digits_fast(uint64_t m, int e2, int prec, char *d, int *exp10)
     int bits = 64 - __builtin_clzll(m);
     int e = e2 + bits - 1; /* 2^e <= v < 2^(e+1) */
     if (e < -200 || e > 200) return false;
-    int x = (e * 78913) >> 18; /* floor(e * log10(2)): X or X - 1 */
+    /* floor(e * log10(2)): X or X - 1 (checked below) */
+    int x = e >= 0 ? (e * 78913) >> 18 : -((-e * 78913 + (1 << 18) - 1) >> 18);
     int k = prec - 1 - x;
     if (k < 0 || k > 27) return false;
     static const uint64_t pow5[28] = {1ull,

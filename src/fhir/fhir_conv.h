@@ -33,6 +33,7 @@
 #include "fhir/ftree.h"
 
 #define FC_REF 64
+#define FC_KEEP (1u << 20) /* bytes a converter's buffer keeps for the next message */
 #define FC_COMPS 16
 
 /* The components of the field repetition fc_val read last: the helpers

@@ -988,5 +988,10 @@ fhir_status fhir_convert(fhir_converter *cv, const hl7_msg *m, const fhir_option
     fc_lit(&c, b, "type", "transaction");
     ftree_set(b, "entry", c.entries);
     *bundle = b;
+    /* a huge value (a document in an OBX) must not stay in a long-lived
+     * converter: the scratch buffers keep at most 1 MiB, like the tree */
+    tbuf *scratch[] = {&cv->scratch, &cv->date, &cv->ids, &cv->text};
+    for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++)
+        if (scratch[i]->cap > FC_KEEP) tbuf_free(scratch[i]);
     return FHIR_OK;
 }

@@ -7,7 +7,10 @@
  * (a few large blocks), so building costs no malloc per value and
  * ftree_clear() drops the whole document at once, keeping the memory for
  * the next one. Objects keep their members in insertion order, as a list
- * (objects are small; lookups are linear, no hash table).
+ * (objects are small; lookups are linear, no hash table; a 64-bit mask of
+ * the keys answers most lookups of a key that is not there). The hot
+ * operations are inline (bottom of this file) so that a literal key's
+ * length and checks fold at compile time.
  *
  * The text ftree_write() gives is byte for byte what jansson 2.14's
  * json_dumps(JSON_COMPACT | JSON_REAL_PRECISION(p)) gives for the same

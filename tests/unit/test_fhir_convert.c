@@ -7,8 +7,8 @@
  * (the key fields of every resource, references, ADT event semantics, the
  * A40 merge links, order status updates, resends giving the same ids) and
  * the tables file (fhir_tables_load, overrides through fhir_options); one
- * converter reused across messages (the same text as fresh ones); the
- * number parsing against strtod.
+ * converter reused across messages (the same text as fresh ones), also
+ * after a 3 MB document; the number parsing against strtod.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -905,6 +905,50 @@ static void test_converter_reuse(void **state)
     fhir_converter_free(NULL);
 }
 
+/* A document of 3 MB (larger than the arena's blocks and the buffers a
+ * converter keeps) converts right, twice with the same converter, and a
+ * small message after it too. */
+static void test_large_document(void **state)
+{
+    size_t size = 3u << 20;
+    tbuf msg = TBUF_INIT;
+    tbuf_puts(&msg, "MSH|^~\\&|A|B|C|D|20260114||MDM^T02|L1|P|2.5\rPID|1||7^^^H^MR||D^J\r"
+                    "TXA|1|DS||20260114\rOBX|1|ED|1^X^LN||A^application^pdf^Base64^");
+    for (size_t i = 0; i < size; i++)
+        tbuf_putc(&msg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i % 64]);
+    tbuf_puts(&msg, "||||||F\r");
+    hl7_msg *m = hl7_msg_new(NULL);
+    assert_int_equal(hl7_parse(m, msg.p, msg.len, NULL), HL7_OK);
+    fhir_converter *cv = fhir_converter_new();
+    for (int round = 0; round < 2; round++) {
+        ftree_node *b = NULL;
+        assert_int_equal(fhir_convert(cv, m, NULL, &b, NULL), FHIR_OK);
+        const ftree_node *doc = NULL;
+        for (const ftree_node *e = ftree_first(ftree_get(b, "entry")); e; e = ftree_next(e))
+            doc = ftree_get(e, "resource");
+        assert_string_equal(ftree_str(ftree_get(doc, "resourceType")), "DocumentReference");
+        const ftree_node *data =
+            ftree_get(ftree_get(ftree_first(ftree_get(doc, "content")), "attachment"), "data");
+        assert_int_equal(ftree_strlen(data), size);
+        assert_memory_equal(ftree_str(data), "ABCDEFGH", 8);
+        tbuf text = TBUF_INIT;
+        ftree_write(b, 17, &text);
+        assert_true(text.len > size);
+        tbuf_free(&text);
+    }
+    const char *small = "MSH|^~\\&|A|B|C|D|20260114||ADT^A04|S1|P|2.5\rPID|1||7^^^H^MR||D^J\r";
+    assert_int_equal(hl7_parse(m, small, strlen(small), NULL), HL7_OK);
+    fhir_converter *fresh = fhir_converter_new();
+    char *want = bundle_text(fresh, m), *got = bundle_text(cv, m);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    fhir_converter_free(fresh);
+    fhir_converter_free(cv);
+    hl7_msg_free(m);
+    tbuf_free(&msg);
+}
+
 /* fc_number as it was: strtod, the whole text, only sign, digits, point. */
 static bool reference_number(const char *s, double *out)
 {
@@ -1007,7 +1051,7 @@ int main(void)
         cmocka_unit_test(test_vxu),          cmocka_unit_test(test_mdm),
         cmocka_unit_test(test_siu),          cmocka_unit_test(test_resend_same_ids),
         cmocka_unit_test(test_tables),       cmocka_unit_test(test_converter_reuse),
-        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_numbers),      cmocka_unit_test(test_large_document),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,9 +35,12 @@ static bool medication(fc *c, long rxe, char ref[FC_REF])
     const char *sys = fc_val(c, rxe, 2, 1, 3, 1);
     tbuf key = TBUF_INIT;
     tbuf_printf(&key, "Medication|%s|", sys ? sys : "");
+    /* the code, else its text; the alternate ones (CWE-4, CWE-5) when only
+     * they are there (that used to crash: tbuf_puts of NULL) */
     const char *v = fc_val(c, rxe, 2, 1, 1, 1);
-    if (!v) v = fc_val(c, rxe, 2, 1, 2, 1);
-    tbuf_puts(&key, v);
+    for (uint32_t comp = 2; !v && comp <= 5; comp += comp == 2 ? 2 : 1)
+        v = fc_val(c, rxe, 2, 1, comp, 1);
+    tbuf_puts(&key, v ? v : "");
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);

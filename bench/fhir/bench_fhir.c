@@ -47,10 +47,10 @@ typedef struct bench_input {
     const char *msg;
     size_t len;
     hl7_msg *m;
-    fhir_converter *cv;  /* the reused converter */
-    ftree_node *bundle;  /* the last Bundle */
-    tbuf json;           /* (c): the reused output buffer */
-    size_t last;         /* bytes of JSON of the last (c) message */
+    fhir_converter *cv; /* the reused converter */
+    ftree_node *bundle; /* the last Bundle */
+    tbuf json;          /* (c): the reused output buffer */
+    size_t last;        /* bytes of JSON of the last (c) message */
 } bench_input;
 
 static void run_once(int which, bench_input *in)

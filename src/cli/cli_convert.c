@@ -44,7 +44,7 @@ typedef struct crun {
     bool compact;
     size_t failed;
     fhir_converter *cv; /* holds the Bundle of the message at hand */
-    tbuf text;   /* its text */
+    tbuf text;          /* its text */
 } crun;
 
 static void message_id(const hl7_msg *m, char *out, size_t cap)

@@ -104,7 +104,8 @@ static void fhir_post_deliver(eng_dest *d, const eng_delivery *dl)
     if (bundle) { /* compact, reals with 17 digits: json_dumps(JSON_COMPACT) */
         tbuf_reset(&f->body);
         ftree_write(bundle, 17, &f->body);
-        eng_http_post_send(f->http, dl->id, f->body.p, f->body.len);
+        eng_http_post_send(f->http, dl->id, f->body.p, f->body.len); /* copies it */
+        if (f->body.cap > (1u << 20)) tbuf_free(&f->body);           /* keep no huge buffer */
     } else {
         eng_dest_result(d, dl->id, STORE_FAILED, tbuf_cstr(&why));
     }

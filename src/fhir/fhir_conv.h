@@ -33,6 +33,7 @@
 #include "fhir/ftree.h"
 
 #define FC_REF 64
+#define FC_KEEP (1u << 20) /* bytes a converter's buffer keeps for the next message */
 #define FC_COMPS 16
 
 /* The components of the field repetition fc_val read last: the helpers
@@ -41,18 +42,33 @@
 typedef struct fc_rep {
     long seg; /* -1: nothing cached */
     uint32_t f, r;
-    uint32_t n; /* components kept; 0 when the repetition is absent */
-    bool more;  /* it has more than FC_COMPS components */
-    hl7_span comp[FC_COMPS];
+    uint32_t n;               /* components kept; 0 when the repetition is absent */
+    bool more;                /* it has more than FC_COMPS components */
+    uint32_t subs;            /* bit i: component i + 1 holds a subcomponent delimiter */
+    const char *cp[FC_COMPS]; /* component i + 1 is cp[i][0..cl[i]) */
+    uint32_t cl[FC_COMPS];
 } fc_rep;
+
+#define FC_RECENT 8
+
+/* The last values fc_val returned, which are valid UTF-8 and live in the
+ * tree: fc_text borrows them instead of copying and checking them again. */
+typedef struct fc_recent {
+    const char *p[FC_RECENT];
+    uint32_t len[FC_RECENT];
+    bool plain[FC_RECENT]; /* holds no byte JSON escapes */
+    unsigned next;
+} fc_recent;
 
 /* What a converter keeps from one message to the next (fhir_convert.h). */
 struct fhir_converter {
-    ftree *tree;  /* the last Bundle, its values and strings */
-    tbuf scratch; /* fc_val's decoding buffer */
-    tbuf date;    /* fc_date's output */
-    tbuf ids;     /* the 32-character ids in the Bundle, back to back (dedup) */
-    EVP_MD *sha256; /* NULL when no provider has it: fhir_stable_id() then */
+    ftree *tree;         /* the last Bundle, its values and strings */
+    tbuf scratch;        /* fc_val's decoding buffer */
+    tbuf date;           /* fc_date's output */
+    tbuf ids;            /* the 32-character ids in the Bundle, back to back (dedup) */
+    tbuf text;           /* short-lived text of coding_at and fc_identifier (never nested) */
+    EVP_MD *sha256;      /* NULL when no provider has it: fhir_stable_id() then */
+    EVP_MD_CTX *md_init; /* initialised once: copying it is cheaper than an init */
     EVP_MD_CTX *md_ctx;
 };
 
@@ -60,13 +76,16 @@ struct fhir_converter {
 typedef struct fc {
     fhir_converter *cv;
     const hl7_msg *m;
+    const hl7_delims *d; /* m's */
     const fhir_options *opt;
     const fhir_tables *tables; /* opt->tables or NULL (built-ins) */
     const char *trigger;       /* MSH-9.2 */
-    ftree *t;            /* cv->tree */
-    ftree_node *entries; /* Bundle.entry */
+    ftree *t;                  /* cv->tree */
+    ftree_node *entries;       /* Bundle.entry */
     char offset[8]; /* "+05:30", "Z": for times without their own offset */
     fc_rep rep;     /* fc_val's last repetition */
+    fc_recent recent;
+    uint64_t id_seen[16];       /* bit per id head in cv->ids: a clear bit means a new id */
     char org_ref[FC_REF];       /* sending facility (MSH-4); "" when none */
     char patient_ref[FC_REF];   /* "Patient/<id>" */
     char encounter_ref[FC_REF]; /* "" when no Encounter */
@@ -90,40 +109,96 @@ const char *fc_lookup(fc *c, fhir_table_id t, const char *key);
  * (cap bytes); false when v is NULL or the part is empty. */
 bool fc_part(const char *v, int part, char *out, size_t cap);
 
+/* The helpers that take a key are inline: keys are literals, so their
+ * lengths are known where they are written. */
+
 /* A new empty object in the conversion's tree. */
-ftree_node *fc_obj(fc *c);
-/* Sets key to a copy of s when s is non-empty valid UTF-8 (else nothing:
- * a charset passed through undecoded, a value cut inside a character). */
-void fc_str(fc *c, ftree_node *o, const char *key, const char *s);
+__attribute__((always_inline)) static inline ftree_node *fc_obj(fc *c)
+{
+    return ftree_object(c->t);
+}
+
+/* A string node for s: s itself when fc_val returned it lately, else a
+ * copy; NULL when s is not valid UTF-8 (a value cut inside a character),
+ * as jansson's json_string refused it. */
+ftree_node *fc_text(fc *c, const char *s);
+
+/* Sets key to s (fc_text) when s is non-empty valid UTF-8 (else nothing). */
+__attribute__((always_inline)) static inline void fc_str(fc *c, ftree_node *o, const char *key,
+                                                         const char *s)
+{
+    if (s && *s) ftree_set(o, key, fc_text(c, s));
+}
+
 /* Sets key to a copy of s, known to be valid UTF-8 (table values, ids). */
-void fc_const(fc *c, ftree_node *o, const char *key, const char *s);
+__attribute__((always_inline)) static inline void fc_const(fc *c, ftree_node *o, const char *key,
+                                                           const char *s)
+{
+    ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s), false));
+}
+
+/* Sets key to a copy of s, made here of ASCII that needs no JSON escape
+ * (ids, references "Type/<hex>"). */
+__attribute__((always_inline)) static inline void fc_plain(fc *c, ftree_node *o, const char *key,
+                                                           const char *s)
+{
+    ftree_set(o, key, ftree_stringn_nocheck(c->t, s, strlen(s), true));
+}
+
 /* Sets key to the string literal s, borrowed (not copied). */
-#define fc_lit(c, o, key, s) ftree_set((o), (key), ftree_string_borrowed((c)->t, "" s))
+#define fc_lit(c, o, key, s) ftree_set((o), (key), fc_literal(c, s))
+/* A string node borrowing the literal s. */
+#define fc_literal(c, s)                                                                           \
+    ftree_string_borrowed((c)->t, "" s, sizeof("" s) - 1, FTREE_PLAIN("" s, sizeof("" s) - 1))
+
 /* Appends item to the array o[key], creating it; item NULL: nothing. */
-void fc_push(fc *c, ftree_node *o, const char *key, ftree_node *item);
+__attribute__((always_inline)) static inline void fc_push(fc *c, ftree_node *o, const char *key,
+                                                          ftree_node *item)
+{
+    if (!item) return;
+    ftree_node *a = ftree_get(o, key);
+    if (!a) {
+        a = ftree_array(c->t);
+        ftree_set(o, key, a);
+    }
+    ftree_append(a, item);
+}
 /* Sets o[key] = v when v is a non-empty object or array (else nothing). */
-void fc_set_nonempty(ftree_node *o, const char *key, ftree_node *v);
-/* {"reference": ref}; ref is copied. */
+__attribute__((always_inline)) static inline void fc_set_nonempty(ftree_node *o, const char *key,
+                                                                  ftree_node *v)
+{
+    if (v && ftree_size(v)) ftree_set(o, key, v);
+}
+/* {"reference": ref}; ref ("Type/<hex>", from fc_add or fc_ref_of) is copied. */
 ftree_node *fc_ref(fc *c, const char *ref);
 /* {"system": system, "code": code}, or NULL when code is not valid UTF-8
  * (as jansson's json_pack refused it); system is a string literal. */
-#define fc_coding(c, system, code) fc_coding_((c), "" system, (code))
-ftree_node *fc_coding_(fc *c, const char *system, const char *code);
+#define fc_coding(c, system, code) fc_coding_((c), fc_literal(c, system), (code))
+ftree_node *fc_coding_(fc *c, ftree_node *system, const char *code);
 /* {"coding":[{system, code, display}]} (display may be NULL); system is a
  * string literal, code and display valid UTF-8 (copied). */
-#define fc_concept(c, system, code, display) fc_concept_((c), "" system, (code), (display))
-ftree_node *fc_concept_(fc *c, const char *system, const char *code, const char *display);
+#define fc_concept(c, system, code, display)                                                       \
+    fc_concept_((c), fc_literal(c, system), (code), (display))
+ftree_node *fc_concept_(fc *c, ftree_node *system, const char *code, const char *display);
 
 /* --- resources and ids ------------------------------------------------------ */
 
+/* "type/id" into ref, cut to FC_REF - 1 bytes (as snprintf would). */
+void fc_ref_of(char ref[FC_REF], const char *type, const char *id);
+/* Appends the decimal digits of n to out. */
+void fc_put_uint(tbuf *out, unsigned n);
+/* Appends the strings of the list, which ends with NULL, to out. */
+void fc_cat(tbuf *out, ...) __attribute__((sentinel));
+/* s (NULL: "") cut to cap - 1 bytes into out, as snprintf "%s" would. */
+void fc_copy(char *out, size_t cap, const char *s);
 /* Writes the id of key (see fhir_stable_id). */
 void fc_stable_id(fc *c, const char *key, char out[33]);
 /* Derives the id from key, or from MSH-10 and label when key is empty. */
 void fc_id_from(fc *c, tbuf *key, const char *type, const char *label, char id[33]);
 /* New {"resourceType": type, "id": id}; type is a string literal, id is
  * copied. */
-#define fc_resource(c, type, id) fc_resource_((c), "" type, (id))
-ftree_node *fc_resource_(fc *c, const char *type, const char *id);
+#define fc_resource(c, type, id) fc_resource_((c), fc_literal(c, type), (id))
+ftree_node *fc_resource_(fc *c, ftree_node *type, const char *id);
 /* Adds r to the Bundle as PUT Type/id and writes "Type/id" to ref (may be
  * NULL). A resource whose id is already in the Bundle (the same
  * doctor as attending and admitting) is dropped: a transaction may not
@@ -133,11 +208,17 @@ void fc_add(fc *c, ftree_node *r, char *ref);
 /* --- datatypes ---------------------------------------------------------------- */
 
 enum { FC_DATETIME = 0, FC_DATE = 1, FC_INSTANT = 2, FC_INSTANT_MIN = 3 };
-/* Sets key to the FHIR form of the DTM at (seg, f, rep 1, comp); kind
- * FC_DATETIME, FC_DATE, FC_INSTANT (only when the value has seconds) or
- * FC_INSTANT_MIN (seconds padded when it has at least minutes). comp 0 is
- * the first component. */
-void fc_date(fc *c, ftree_node *o, const char *key, long seg, uint32_t f, uint32_t comp, int kind);
+/* The FHIR form of the DTM at (seg, f, rep 1, comp) as a string node, or
+ * NULL; kind FC_DATETIME, FC_DATE, FC_INSTANT (only when the value has
+ * seconds) or FC_INSTANT_MIN (seconds padded when it has at least
+ * minutes). comp 0 is the first component. fc_date sets key to it. */
+ftree_node *fc_date_node(fc *c, long seg, uint32_t f, uint32_t comp, int kind);
+__attribute__((always_inline)) static inline void fc_date(fc *c, ftree_node *o, const char *key,
+                                                          long seg, uint32_t f, uint32_t comp,
+                                                          int kind)
+{
+    ftree_set(o, key, fc_date_node(c, seg, f, comp, kind));
+}
 /* Appends the FHIR system URI for a coding system name (CWE-3). */
 void fc_code_system(fc *c, const char *name, tbuf *out);
 /* CodeableConcept from the CWE at (seg, f, r); comp 0: the field's
@@ -161,16 +242,34 @@ ftree_node *fc_name(fc *c, long seg, uint32_t f, uint32_t r, uint32_t first);
 ftree_node *fc_address(fc *c, long seg, uint32_t f, uint32_t r);
 /* Every repetition of the XTN at (seg, f) pushed to res.telecom. */
 void fc_telecoms(fc *c, long seg, uint32_t f, const char *default_use, ftree_node *res);
-/* Quantity {value, unit, system, code}: unit mapped to UCUM through the
- * units table unless unit_sys names another system. */
-ftree_node *fc_quantity(fc *c, double v, const char *unit, const char *unit_sys);
+/* A unit, its coding system and the UCUM code the units table maps it to,
+ * looked up once for the quantities that share it (a result and its
+ * range): their strings are made once too, each quantity gets nodes that
+ * share their text. Any of them may be NULL. */
+typedef struct fc_unit {
+    const char *text, *system, *ucum;
+    ftree_node *unit, *code; /* the strings of "unit" and "code"; NULL: none */
+    bool ucum_system;        /* system is UCUM (or none): "system" and "code" are set */
+} fc_unit;
+fc_unit fc_unit_of(fc *c, const char *text, const char *system);
+/* The unit of the CWE at (seg, f): component 1, its system component 3. */
+fc_unit fc_unit_at(fc *c, long seg, uint32_t f);
+/* Quantity {value, unit, system, code}: the unit's UCUM code unless its
+ * system names another one than UCUM. No value when v is not finite. */
+ftree_node *fc_quantity(fc *c, double v, const fc_unit *u);
 /* Parses a whole decimal; false if anything else. */
 bool fc_number(const char *s, double *out);
-/* The segment index of the first seg_id after `from` and before the next
- * segment named in `stop` (space-separated ids, e.g. "ORC OBR"), or -1. */
-long fc_find_after(fc *c, long from, const char *seg_id, const char *stop);
-/* True when segment i is named id. */
+/* strtod(s, end): the number at the start of s (0 and *end == s when
+ * there is none). */
+double fc_number_prefix(const char *s, const char **end);
+/* True when segment i is named id (three letters). */
 bool fc_is(fc *c, long i, const char *id);
+/* True when a segment id (4 bytes, NUL-terminated) is want (a 3-letter
+ * literal): one 32-bit compare. */
+static inline bool fc_id_is(const char id[4], const char *want)
+{
+    return !memcmp(id, want, 4);
+}
 
 /* --- resource builders shared by the families ------------------------------ */
 

@@ -103,7 +103,7 @@ ftree_node *fc_patient(fc *c, long pid)
         fc_push(c, p, "communication", comm);
     }
     if (c->org_ref[0]) ftree_set(p, "managingOrganization", fc_ref(c, c->org_ref));
-    snprintf(c->patient_ref, sizeof c->patient_ref, "Patient/%s", id);
+    fc_ref_of(c->patient_ref, "Patient", id);
     fc_add(c, p, NULL);
     return p;
 }
@@ -116,9 +116,9 @@ bool fc_organization(fc *c, const char *system, const char *value, const char *n
     if (!value && !name) return false;
     tbuf key = TBUF_INIT;
     if (value)
-        tbuf_printf(&key, "Organization|%s|%s", system ? system : "", value);
+        fc_cat(&key, "Organization|", system ? system : "", "|", value, NULL);
     else
-        tbuf_printf(&key, "Organization|name|%s", name);
+        fc_cat(&key, "Organization|name|", name, NULL);
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
@@ -155,7 +155,10 @@ bool fc_practitioner(fc *c, long seg, uint32_t f, uint32_t r, char ref[FC_REF])
         fc_identifier(c, seg, f, r, 9, fc_val(c, seg, f, r, 13, 1), "Practitioner", &key);
     ftree_node *name = fc_name(c, seg, f, r, 2);
     if (!ident && !name) return false;
-    if (!key.len) tbuf_printf(&key, "Practitioner|name|%s", fc_val(c, seg, f, r, 2, 1));
+    if (!key.len) { /* printf wrote "(null)" for no family name: kept, ids depend on it */
+        const char *family = fc_val(c, seg, f, r, 2, 1);
+        fc_cat(&key, "Practitioner|name|", family ? family : "(null)", NULL);
+    }
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
@@ -173,16 +176,17 @@ bool fc_location(fc *c, long seg, uint32_t f, char ref[FC_REF])
     char part[3][64] = {"", "", ""};
     for (uint32_t i = 0; i < 3; i++) {
         const char *v = fc_val(c, seg, f, 1, i + 1, 1);
-        snprintf(part[i], sizeof part[i], "%s", v ? v : "");
+        fc_copy(part[i], sizeof part[i], v);
     }
     if (!part[0][0] && !part[1][0] && !part[2][0]) return false;
     const char *facility = fc_val(c, seg, f, 1, 4, 1);
     tbuf key = TBUF_INIT, name = TBUF_INIT;
-    tbuf_printf(&key, "Location|%s|%s|%s|%s", facility ? facility : "", part[0], part[1], part[2]);
+    fc_cat(&key, "Location|", facility ? facility : "", "|", part[0], "|", part[1], "|", part[2],
+           NULL);
     char id[33];
     fc_stable_id(c, key.p, id);
     for (int i = 0; i < 3; i++)
-        if (part[i][0]) tbuf_printf(&name, "%s%s", name.len ? " " : "", part[i]);
+        if (part[i][0]) fc_cat(&name, name.len ? " " : "", part[i], NULL);
     ftree_node *l = fc_resource(c, "Location", id);
     fc_lit(c, l, "status", "active");
     fc_str(c, l, "name", name.p);
@@ -192,9 +196,9 @@ bool fc_location(fc *c, long seg, uint32_t f, char ref[FC_REF])
     char code[8], display[8];
     fc_part(kind, 0, code, sizeof code);
     fc_part(kind, 1, display, sizeof display);
-    ftree_set(
-        l, "physicalType",
-        fc_concept(c, "http://terminology.hl7.org/CodeSystem/location-physical-type", code, display));
+    ftree_set(l, "physicalType",
+              fc_concept(c, "http://terminology.hl7.org/CodeSystem/location-physical-type", code,
+                         display));
     fc_add(c, l, ref);
     tbuf_free(&key);
     tbuf_free(&name);
@@ -236,7 +240,8 @@ static void encounter_participants(fc *c, long pv1, ftree_node *e)
             char ref[FC_REF];
             if (!fc_practitioner(c, pv1, roles[i].field, r, ref)) continue;
             ftree_node *p = fc_obj(c);
-            fc_push(c, p, "type", fc_concept(c, SYS_PARTICIPATION, roles[i].code, roles[i].display));
+            fc_push(c, p, "type",
+                    fc_concept(c, SYS_PARTICIPATION, roles[i].code, roles[i].display));
             ftree_set(p, "individual", fc_ref(c, ref));
             fc_push(c, e, "participant", p);
         }
@@ -296,7 +301,7 @@ void fc_encounter(fc *c, long pv1, const char *status)
     encounter_location(c, pv1, 3, done ? "completed" : "active", e);
     if (!strcmp(c->trigger, "A02")) encounter_location(c, pv1, 6, "completed", e);
     if (c->org_ref[0]) ftree_set(e, "serviceProvider", fc_ref(c, c->org_ref));
-    snprintf(c->encounter_ref, sizeof c->encounter_ref, "Encounter/%s", id);
+    fc_ref_of(c->encounter_ref, "Encounter", id);
     fc_add(c, e, NULL);
 }
 
@@ -346,7 +351,7 @@ void fc_convert_merge(fc *c)
     char id[33], old_ref[FC_REF];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    snprintf(old_ref, sizeof old_ref, "Patient/%s", id);
+    fc_ref_of(old_ref, "Patient", id);
     if (!strcmp(old_ref, c->patient_ref)) return; /* MRG-1 names the survivor: nothing to merge */
     ftree_node *p = fc_resource(c, "Patient", id);
     ftree_take_members(p, old);

@@ -91,8 +91,7 @@ static void allergy(fc *c, long al1)
     tbuf_free(&key);
     ftree_node *a = fc_resource(c, "AllergyIntolerance", id);
     ftree_set(a, "clinicalStatus", fc_concept(c, SYS_ALLERGY_CLINICAL, "active", "Active"));
-    ftree_set(a, "verificationStatus",
-                        fc_concept(c, SYS_ALLERGY_VERIF, "confirmed", "Confirmed"));
+    ftree_set(a, "verificationStatus", fc_concept(c, SYS_ALLERGY_VERIF, "confirmed", "Confirmed"));
     const char *kind = fc_lookup(c, FHIR_TAB_ALLERGY_TYPES, fc_val(c, al1, 2, 1, 1, 1));
     char part[32];
     if (fc_part(kind, 0, part, sizeof part)) fc_str(c, a, "type", part);
@@ -143,7 +142,8 @@ void fc_condition(fc *c, long dg1, char ref[FC_REF])
     const char *verif = type && !strcmp(type, "F") ? "confirmed" : "provisional";
     ftree_set(d, "verificationStatus", fc_concept(c, SYS_CONDITION_VERIF, verif, NULL));
     const char *cat = fc_lookup(c, FHIR_TAB_DIAGNOSIS_TYPES, type);
-    fc_push(c, d, "category", fc_concept(c, SYS_CONDITION_CAT, cat ? cat : "encounter-diagnosis", NULL));
+    fc_push(c, d, "category",
+            fc_concept(c, SYS_CONDITION_CAT, cat ? cat : "encounter-diagnosis", NULL));
     ftree_node *code = fc_codeable(c, dg1, 3, 1, 0);
     if (!code) {
         code = fc_obj(c);
@@ -214,8 +214,7 @@ static void coverage(fc *c, long in1)
         const char *v = fc_val(c, in2, in2_ids[i].f, 1, 1, 1);
         if (!v) continue;
         ftree_node *ident = fc_obj(c);
-        ftree_set(ident, "type",
-                            fc_concept(c, SYS_V2_0203, in2_ids[i].type, in2_ids[i].display));
+        ftree_set(ident, "type", fc_concept(c, SYS_V2_0203, in2_ids[i].type, in2_ids[i].display));
         fc_str(c, ident, "value", v);
         fc_push(c, cv, "identifier", ident);
     }
@@ -225,9 +224,9 @@ static void coverage(fc *c, long in1)
     ftree_set(cv, "beneficiary", fc_ref(c, c->patient_ref));
     const char *rel = subscriber_relationship(fc_val(c, in1, 17, 1, 1, 1));
     if (rel)
-        ftree_set(
-            cv, "relationship",
-            fc_concept(c, "http://terminology.hl7.org/CodeSystem/subscriber-relationship", rel, NULL));
+        ftree_set(cv, "relationship",
+                  fc_concept(c, "http://terminology.hl7.org/CodeSystem/subscriber-relationship",
+                             rel, NULL));
     ftree_node *period = fc_obj(c);
     fc_date(c, period, "start", in1, 12, 0, FC_DATETIME);
     fc_date(c, period, "end", in1, 13, 0, FC_DATETIME);
@@ -236,9 +235,9 @@ static void coverage(fc *c, long in1)
     const char *group = fc_val(c, in1, 8, 1, 1, 1);
     if (group) {
         ftree_node *cls = fc_obj(c);
-        ftree_set(
-            cls, "type",
-            fc_concept(c, "http://terminology.hl7.org/CodeSystem/coverage-class", "group", "Group"));
+        ftree_set(cls, "type",
+                  fc_concept(c, "http://terminology.hl7.org/CodeSystem/coverage-class", "group",
+                             "Group"));
         fc_str(c, cls, "value", group);
         fc_str(c, cls, "name", fc_val(c, in1, 9, 1, 1, 1));
         fc_push(c, cv, "class", cls);
@@ -253,13 +252,13 @@ void fc_clinical_segments(fc *c)
     uint32_t n = hl7_seg_count(c->m);
     for (uint32_t i = 1; i < n; i++) {
         const char *id = hl7_seg_at(c->m, i)->id;
-        if (!strcmp(id, "NK1"))
+        if (fc_id_is(id, "NK1"))
             related_person(c, i);
-        else if (!strcmp(id, "AL1"))
+        else if (fc_id_is(id, "AL1"))
             allergy(c, i);
-        else if (!strcmp(id, "DG1"))
+        else if (fc_id_is(id, "DG1"))
             fc_condition(c, i, NULL);
-        else if (!strcmp(id, "IN1"))
+        else if (fc_id_is(id, "IN1"))
             coverage(c, i);
     }
 }

@@ -24,35 +24,28 @@
 
 /* --- Observation ------------------------------------------------------------- */
 
-static void obs_value(fc *c, long obx, ftree_node *o)
+/* OBX-5 by its type OBX-2 (ST when none); unit: OBX-6. */
+static void obs_value(fc *c, long obx, const fc_unit *unit, ftree_node *o)
 {
-    const char *type = fc_val(c, obx, 2, 1, 1, 1);
+    const char *t = fc_val(c, obx, 2, 1, 1, 1);
     const char *whole = fc_val(c, obx, 5, 1, 0, 0);
     if (!whole) return;
-    char t[8];
-    snprintf(t, sizeof t, "%s", type ? type : "ST");
-    const char *unit = fc_val(c, obx, 6, 1, 1, 1);
-    const char *unit_sys = fc_val(c, obx, 6, 1, 3, 1);
+    if (!t) t = "ST";
     double v;
-    if (!strcmp(t, "NM") && fc_number(fc_val(c, obx, 5, 1, 0, 0), &v)) {
-        unit = fc_val(c, obx, 6, 1, 1, 1);
-        unit_sys = fc_val(c, obx, 6, 1, 3, 1);
-        ftree_set(o, "valueQuantity", fc_quantity(c, v, unit, unit_sys));
-    } else if (!strcmp(t, "SN")) {
-        char cmp[4] = "";
-        const char *s = fc_val(c, obx, 5, 1, 1, 1);
-        snprintf(cmp, sizeof cmp, "%s", s ? s : "");
+    if (!strcmp(t, "NM") && fc_number(whole, &v)) {
+        ftree_set(o, "valueQuantity", fc_quantity(c, v, unit));
+    } else if (!strcmp(t, "SN")) { /* comparator, number (a range or ratio is text) */
+        const char *cmp = fc_val(c, obx, 5, 1, 1, 1);
+        if (!cmp) cmp = "";
         bool simple = !fc_val(c, obx, 5, 1, 3, 1) && !fc_val(c, obx, 5, 1, 4, 1);
         bool cmp_ok = !cmp[0] || !strcmp(cmp, "<") || !strcmp(cmp, ">") || !strcmp(cmp, "<=") ||
                       !strcmp(cmp, ">=");
         if (simple && cmp_ok && fc_number(fc_val(c, obx, 5, 1, 2, 1), &v)) {
-            unit = fc_val(c, obx, 6, 1, 1, 1);
-            unit_sys = fc_val(c, obx, 6, 1, 3, 1);
-            ftree_node *q = fc_quantity(c, v, unit, unit_sys);
+            ftree_node *q = fc_quantity(c, v, unit);
             fc_str(c, q, "comparator", cmp);
             ftree_set(o, "valueQuantity", q);
         } else {
-            fc_str(c, o, "valueString", fc_val(c, obx, 5, 1, 0, 0));
+            fc_str(c, o, "valueString", whole);
         }
     } else if (!strcmp(t, "CWE") || !strcmp(t, "CE") || !strcmp(t, "CNE")) {
         ftree_node *cc = fc_codeable(c, obx, 5, 1, 0);
@@ -65,23 +58,22 @@ static void obs_value(fc *c, long obx, ftree_node *o)
 }
 
 /* OBX-7: "LOW-HIGH", "<X"/"<=X" (high), ">X"/">=X" (low), else text. */
-static void obs_range(fc *c, long obx, ftree_node *o)
+static void obs_range(fc *c, long obx, const fc_unit *unit, ftree_node *o)
 {
     const char *r = fc_val(c, obx, 7, 1, 0, 0);
     if (!r) return;
-    const char *unit = fc_val(c, obx, 6, 1, 1, 1), *unit_sys = fc_val(c, obx, 6, 1, 3, 1);
     ftree_node *rr = fc_obj(c);
     double lo, hi;
-    char *end;
+    const char *end;
     if (*r == '<' || *r == '>') {
         const char *num = r + 1 + (r[1] == '=');
         if (fc_number(num, &hi))
-            ftree_set(rr, *r == '<' ? "high" : "low", fc_quantity(c, hi, unit, unit_sys));
+            ftree_set(rr, *r == '<' ? "high" : "low", fc_quantity(c, hi, unit));
     } else {
-        lo = strtod(r, &end);
+        lo = fc_number_prefix(r, &end);
         if (end != r && *end == '-' && fc_number(end + 1, &hi)) {
-            ftree_set(rr, "low", fc_quantity(c, lo, unit, unit_sys));
-            ftree_set(rr, "high", fc_quantity(c, hi, unit, unit_sys));
+            ftree_set(rr, "low", fc_quantity(c, lo, unit));
+            ftree_set(rr, "high", fc_quantity(c, hi, unit));
         }
     }
     if (!ftree_size(rr)) fc_str(c, rr, "text", r);
@@ -112,14 +104,20 @@ static void obs_interpretation(fc *c, long obx, ftree_node *o)
 void fc_observation(fc *c, long obx, long obr, const char *order_key, unsigned n,
                     const char *category, const char *part_of, char ref[FC_REF])
 {
-    tbuf key = TBUF_INIT;
+    tbuf *key = &c->cv->text; /* Observation|order|n|code|sub-id */
+    tbuf_reset(key);
     const char *code = fc_val(c, obx, 3, 1, 1, 1);
-    tbuf_printf(&key, "Observation|%s|%u|%s|", order_key, n, code ? code : "");
     const char *sub = fc_val(c, obx, 4, 1, 1, 1);
-    tbuf_puts(&key, sub ? sub : "");
+    tbuf_puts(key, "Observation|");
+    tbuf_puts(key, order_key);
+    tbuf_putc(key, '|');
+    fc_put_uint(key, n);
+    tbuf_putc(key, '|');
+    tbuf_puts(key, code ? code : "");
+    tbuf_putc(key, '|');
+    tbuf_puts(key, sub ? sub : "");
     char id[33];
-    fc_stable_id(c, key.p, id);
-    tbuf_free(&key);
+    fc_stable_id(c, key->p, id);
     ftree_node *o = fc_resource(c, "Observation", id);
     if (part_of) fc_push(c, o, "partOf", fc_ref(c, part_of));
     const char *st = fc_lookup(c, FHIR_TAB_OBS_STATUSES, fc_val(c, obx, 11, 1, 1, 1));
@@ -135,9 +133,10 @@ void fc_observation(fc *c, long obx, long obr, const char *order_key, unsigned n
     fc_date(c, o, "effectiveDateTime", obx, 14, 0, FC_DATETIME);
     if (!ftree_get(o, "effectiveDateTime"))
         fc_date(c, o, "effectiveDateTime", obr, 7, 0, FC_DATETIME);
-    obs_value(c, obx, o);
+    fc_unit unit = fc_unit_at(c, obx, 6);
+    obs_value(c, obx, &unit, o);
     obs_interpretation(c, obx, o);
-    obs_range(c, obx, o);
+    obs_range(c, obx, &unit, o);
     fc_add(c, o, ref);
 }
 
@@ -155,7 +154,8 @@ void fc_order_key(fc *c, long seg, const uint32_t fields[2], const char *types[2
     }
     if (!key->len) {
         const char *ctl = fc_val(c, 0, 10, 1, 1, 1);
-        tbuf_printf(key, "Order|msh10|%s|%u", ctl ? ctl : "", pos);
+        fc_cat(key, "Order|msh10|", ctl ? ctl : "", "|", NULL);
+        fc_put_uint(key, pos);
     }
 }
 
@@ -270,8 +270,8 @@ static void specimen_spm(fc *c, long spm, const char *order, unsigned n, const c
     if (site) ftree_set(coll, "bodySite", site);
     double qty;
     if (fc_number(fc_val(c, spm, 12, 1, 1, 1), &qty)) {
-        const char *unit = fc_val(c, spm, 12, 1, 2, 1);
-        ftree_set(coll, "quantity", fc_quantity(c, qty, unit, NULL));
+        fc_unit unit = fc_unit_of(c, fc_val(c, spm, 12, 1, 2, 1), NULL);
+        ftree_set(coll, "quantity", fc_quantity(c, qty, &unit));
     }
     fc_set_nonempty(s, "collection", coll);
     fc_add(c, s, ref);
@@ -335,7 +335,7 @@ static void service_request(fc *c, long orc, long from, long end, unsigned pos)
     char id[33], self[FC_REF];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
-    snprintf(self, sizeof self, "ServiceRequest/%s", id);
+    fc_ref_of(self, "ServiceRequest", id);
 
     char spec[FC_REF] = "";
     unsigned nspm = 0;
@@ -391,8 +391,8 @@ void fc_convert_order(fc *c)
 
 /* --- DocumentReference ------------------------------------------------------------ */
 
-static ftree_node *attachment(fc *c, const char *content_type, const unsigned char *data, size_t len,
-                          bool encoded)
+static ftree_node *attachment(fc *c, const char *content_type, const unsigned char *data,
+                              size_t len, bool encoded)
 {
     ftree_node *a = fc_obj(c);
     fc_str(c, a, "contentType", content_type);
@@ -450,7 +450,7 @@ static void document_content(fc *c, ftree_node *d)
             if (!data) continue;
             ftree_node *content = fc_obj(c);
             ftree_set(content, "attachment",
-                                attachment(c, mime, (const unsigned char *)data, strlen(data), b64));
+                      attachment(c, mime, (const unsigned char *)data, strlen(data), b64));
             fc_push(c, d, "content", content);
             continue;
         }
@@ -464,8 +464,8 @@ static void document_content(fc *c, ftree_node *d)
     if (text.len) {
         ftree_node *content = fc_obj(c);
         ftree_set(content, "attachment",
-                            attachment(c, "text/plain; charset=utf-8", (const unsigned char *)text.p,
-                                       text.len, false));
+                  attachment(c, "text/plain; charset=utf-8", (const unsigned char *)text.p,
+                             text.len, false));
         fc_push(c, d, "content", content);
     }
     tbuf_free(&text);
@@ -487,11 +487,13 @@ void fc_convert_mdm(fc *c)
     if (ident) ftree_set(d, "masterIdentifier", ftree_copy(c->t, ident));
     fc_push(c, d, "identifier", ident);
     fc_lit(c, d, "status", "current");
-    fc_str(c, d, "docStatus", fc_lookup(c, FHIR_TAB_DOCUMENT_STATUSES, fc_val(c, txa, 17, 1, 1, 1)));
+    fc_str(c, d, "docStatus",
+           fc_lookup(c, FHIR_TAB_DOCUMENT_STATUSES, fc_val(c, txa, 17, 1, 1, 1)));
     ftree_node *type = fc_codeable(c, txa, 2, 1, 0);
     if (type) ftree_set(d, "type", type);
     fc_push(c, d, "category",
-            fc_concept(c, "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+            fc_concept(c,
+                       "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
                        "clinical-note", "Clinical Note"));
     ftree_set(d, "subject", fc_ref(c, c->patient_ref));
     fc_date(c, d, "date", txa, 4, 0, FC_INSTANT_MIN);

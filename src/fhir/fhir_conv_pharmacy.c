@@ -35,9 +35,12 @@ static bool medication(fc *c, long rxe, char ref[FC_REF])
     const char *sys = fc_val(c, rxe, 2, 1, 3, 1);
     tbuf key = TBUF_INIT;
     tbuf_printf(&key, "Medication|%s|", sys ? sys : "");
+    /* the code, else its text; the alternate ones (CWE-4, CWE-5) when only
+     * they are there (that used to crash: tbuf_puts of NULL) */
     const char *v = fc_val(c, rxe, 2, 1, 1, 1);
-    if (!v) v = fc_val(c, rxe, 2, 1, 2, 1);
-    tbuf_puts(&key, v);
+    for (uint32_t comp = 2; !v && comp <= 5; comp += comp == 2 ? 2 : 1)
+        v = fc_val(c, rxe, 2, 1, comp, 1);
+    tbuf_puts(&key, v ? v : "");
     char id[33];
     fc_stable_id(c, key.p, id);
     tbuf_free(&key);
@@ -84,22 +87,18 @@ static ftree_node *dosage(fc *c, long rxe, long tq1, long rxr)
     ftree_node *site = fc_codeable(c, rxr, 2, 1, 0);
     if (site) ftree_set(d, "site", site);
     double lo, hi;
-    const char *unit = NULL, *unit_sys = NULL;
     bool has_lo = fc_number(fc_val(c, rxe, 3, 1, 1, 1), &lo);
     bool has_hi = fc_number(fc_val(c, rxe, 4, 1, 1, 1), &hi);
     if (has_lo) {
         ftree_node *dr = fc_obj(c);
-        unit = fc_val(c, rxe, 5, 1, 1, 1);
-        unit_sys = fc_val(c, rxe, 5, 1, 3, 1);
+        fc_unit unit = fc_unit_at(c, rxe, 5);
         if (has_hi && hi != lo) {
             ftree_node *range = fc_obj(c);
-            ftree_set(range, "low", fc_quantity(c, lo, unit, unit_sys));
-            unit = fc_val(c, rxe, 5, 1, 1, 1);
-            unit_sys = fc_val(c, rxe, 5, 1, 3, 1);
-            ftree_set(range, "high", fc_quantity(c, hi, unit, unit_sys));
+            ftree_set(range, "low", fc_quantity(c, lo, &unit));
+            ftree_set(range, "high", fc_quantity(c, hi, &unit));
             ftree_set(dr, "doseRange", range);
         } else {
-            ftree_set(dr, "doseQuantity", fc_quantity(c, lo, unit, unit_sys));
+            ftree_set(dr, "doseQuantity", fc_quantity(c, lo, &unit));
         }
         fc_push(c, d, "doseAndRate", dr);
     }
@@ -138,9 +137,8 @@ static void medication_request(fc *c, long orc, long from, long end, unsigned po
     ftree_node *disp = fc_obj(c);
     double qty;
     if (fc_number(fc_val(c, rxe, 10, 1, 1, 1), &qty)) {
-        const char *unit = fc_val(c, rxe, 11, 1, 1, 1);
-        const char *unit_sys = fc_val(c, rxe, 11, 1, 3, 1);
-        ftree_set(disp, "quantity", fc_quantity(c, qty, unit, unit_sys));
+        fc_unit unit = fc_unit_at(c, rxe, 11);
+        ftree_set(disp, "quantity", fc_quantity(c, qty, &unit));
     }
     double refills;
     if (fc_number(fc_val(c, rxe, 12, 1, 1, 1), &refills) && refills >= 0 && refills < 1e6)
@@ -148,8 +146,7 @@ static void medication_request(fc *c, long orc, long from, long end, unsigned po
     fc_set_nonempty(r, "dispenseRequest", disp);
     const char *subst = fc_val(c, rxe, 9, 1, 1, 1);
     if (subst && (!strcmp(subst, "N") || !strcmp(subst, "G") || !strcmp(subst, "T")))
-        ftree_set(r, "substitution",
-                            substitution(c, strcmp(subst, "N") != 0));
+        ftree_set(r, "substitution", substitution(c, strcmp(subst, "N") != 0));
     fc_add(c, r, NULL);
 }
 
@@ -211,7 +208,7 @@ static void immunization(fc *c, long orc, long rxa, long end)
     tbuf_puts(&key, "|immunization");
     char id[33], self[FC_REF], mvx[FC_REF];
     fc_stable_id(c, key.p, id);
-    snprintf(self, sizeof self, "Immunization/%s", id);
+    fc_ref_of(self, "Immunization", id);
     bool has_mvx = manufacturer(c, rxa, mvx);
     ftree_node *imm = fc_resource(c, "Immunization", id);
     ftree_take_members(imm, ids);
@@ -248,9 +245,8 @@ static void immunization(fc *c, long orc, long rxa, long end)
     if (route) ftree_set(imm, "route", route);
     double dose;
     if (fc_number(fc_val(c, rxa, 6, 1, 1, 1), &dose) && dose != 999) {
-        const char *unit = fc_val(c, rxa, 7, 1, 1, 1);
-        const char *unit_sys = fc_val(c, rxa, 7, 1, 3, 1);
-        ftree_set(imm, "doseQuantity", fc_quantity(c, dose, unit, unit_sys));
+        fc_unit unit = fc_unit_at(c, rxa, 7);
+        ftree_set(imm, "doseQuantity", fc_quantity(c, dose, &unit));
     }
     performer(c, rxa, 10, "AP", "Administering Provider", imm);
     performer(c, orc, 12, "OP", "Ordering Provider", imm);

@@ -217,6 +217,14 @@ const char *fhir_table_name(fhir_table_id id)
     return (unsigned)id < FHIR_TAB_COUNT ? tables[id].name : "unknown";
 }
 
+/* a == b: the codes of the tables are a few bytes, so a loop beats a call */
+static bool same(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
 const char *fhir_table_lookup(const fhir_tables *t, fhir_table_id id, const char *key)
 {
     if (!key || (unsigned)id >= FHIR_TAB_COUNT) return NULL;
@@ -225,7 +233,7 @@ const char *fhir_table_lookup(const fhir_tables *t, fhir_table_id id, const char
         if (user) return json_string_value(user);
     }
     for (const pair *p = tables[id].builtin; p->from; p++)
-        if (!strcmp(p->from, key)) return p->to;
+        if (same(p->from, key)) return p->to;
     return NULL;
 }
 

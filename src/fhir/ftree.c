@@ -1,5 +1,6 @@
 /*
- * ftree: JSON documents in an arena (see ftree.h).
+ * ftree: JSON documents in an arena (see ftree.h; the layouts and the hot
+ * fast paths are inline there, this file has the rest).
  *
  * Arena: a list of blocks, the newest first, allocated from by bumping a
  * pointer; a block is 16 KiB to 1 MiB (doubling), or exactly the size of
@@ -11,12 +12,20 @@
  * object, its key and the key's length: a container is a singly linked
  * list (first, last) of its children, so append, prepend and
  * replace-in-place are O(1) once the position is found; a key lookup
- * compares lengths before bytes. Strings keep their length. The writer
- * copies a string 8 bytes at a time while checking them for bytes JSON
- * escapes ('"', '\\', control characters), and escapes byte by byte only
- * from the first such chunk on, so no string is scanned when it is made.
+ * compares lengths before bytes. An object also keeps a 64-bit mask of
+ * the keys it holds (one bit per key, from its length and end bytes): a
+ * key whose bit is not set is not there, so most sets append without a
+ * scan and most failed lookups stop at once. Strings keep their length
+ * and, when it is known, that they need no escape: literals (folded at
+ * compile time), checked copies, text the caller vouches for.
  *
- * Writer: jansson 2.14's compact dump rules:
+ * Writer: strings known to need no escape are copied as they are (whole
+ * words, overlapping at the end); the others are copied 8 bytes at a time
+ * while checking for bytes JSON escapes ('"', '\\', control characters),
+ * and escaped byte by byte from the first chunk that has one. Reals are
+ * formatted here, exactly as glibc's "%.*g" (digits from 128-bit integer
+ * arithmetic, bignums for values far from 1), not with snprintf. The rules
+ * are jansson 2.14's compact dump:
  * "," and ":" without spaces; only '"', '\\' and control characters
  * escaped (\b \f \n \r \t, else \u00XX; '/' and UTF-8 as they are);
  * integers in decimal; reals as "%.*g" with ".0" appended when the text
@@ -27,7 +36,6 @@
 #include <assert.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,41 +43,13 @@
 
 #define BLOCK_MIN (16u << 10)
 #define BLOCK_MAX (1u << 20)
-#define ALIGN 8u
+#define ALIGN FTREE_ALIGN_
 
-typedef struct block {
-    struct block *next;
+struct ftree_block {
+    struct ftree_block *next;
     size_t size; /* bytes of data after the header */
-} block;
-
-struct ftree {
-    block *blocks; /* newest first */
-    char *ptr, *end;
-    size_t total; /* sum of the blocks' sizes */
 };
-
-enum {
-    F_LINKED = 1, /* in a container */
-};
-
-#define KEY_MAX UINT16_MAX
-
-struct ftree_node {
-    ftree_node *next;
-    const char *key; /* member name inside an object */
-    uint32_t len;    /* string bytes, or the number of children */
-    uint16_t keylen;
-    uint8_t type;
-    uint8_t flags;
-    union {
-        struct {
-            ftree_node *first, *last;
-        } kids;
-        const char *s;
-        long long i;
-        double d;
-    } u;
-};
+typedef struct ftree_block block;
 
 /* --- arena ----------------------------------------------------------------------------- */
 
@@ -123,42 +103,26 @@ void ftree_clear(ftree *t)
     t->ptr = (char *)(t->blocks + 1);
 }
 
-void *ftree_alloc(ftree *t, size_t n)
+void *ftree_alloc_slow_(ftree *t, size_t n)
 {
-    n = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
-    if ((size_t)(t->end - t->ptr) < n) add_block(t, n);
+    add_block(t, n);
     void *p = t->ptr;
     t->ptr += n;
     return p;
 }
 
-char *ftree_strndup(ftree *t, const char *s, size_t len)
-{
-    char *p = ftree_alloc(t, len + 1);
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
-
 /* --- values ---------------------------------------------------------------------------- */
 
-static ftree_node *node(ftree *t, ftree_type type)
+typedef ftree_object_ object;
+
+static uint64_t *key_mask(ftree_node *obj)
 {
-    ftree_node *n = ftree_alloc(t, sizeof(*n));
-    memset(n, 0, sizeof(*n));
-    n->type = (uint8_t)type;
-    return n;
+    assert(obj->type == FTREE_OBJECT);
+    return &((object *)obj)->keys;
 }
 
-ftree_node *ftree_object(ftree *t)
-{
-    return node(t, FTREE_OBJECT);
-}
-
-ftree_node *ftree_array(ftree *t)
-{
-    return node(t, FTREE_ARRAY);
-}
+#define key_bit ftree_key_bit_
+#define node ftree_node_
 
 /* Bytes JSON writes as they are: all but '"', '\\' and control characters
  * (bytes >= 0x80 are UTF-8 and kept). */
@@ -189,29 +153,28 @@ static size_t utf8_len(const unsigned char *p)
     return 4;
 }
 
-static ftree_node *string_node(ftree *t, const char *s, size_t len)
-{
-    ftree_node *n = node(t, FTREE_STRING);
-    assert(len <= UINT32_MAX);
-    n->u.s = s;
-    n->len = (uint32_t)len;
-    return n;
-}
+#define string_node ftree_string_node_
 
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-/* True when s[0..len) is valid UTF-8 (8 ASCII bytes at a time). */
-static bool valid_utf8(const char *s, size_t len)
+static inline uint64_t special8(uint64_t v);
+
+/* True when s[0..len) is valid UTF-8 (8 ASCII bytes at a time); *plain
+ * tells whether it holds no byte JSON escapes. */
+static bool valid_utf8(const char *s, size_t len, bool *is_plain)
 {
     size_t i = 0;
+    bool special = false;
     while (i < len) {
         uint64_t v;
         if (i + 8 <= len && (memcpy(&v, s + i, 8), !(v & HIGHS))) {
+            special |= special8(v) != 0;
             i += 8;
             continue;
         }
         if ((unsigned char)s[i] < 0x80) {
+            special |= !plain((unsigned char)s[i]);
             i++;
             continue;
         }
@@ -219,24 +182,32 @@ static bool valid_utf8(const char *s, size_t len)
         if (!k || k > len - i) return false;
         i += k;
     }
+    *is_plain = !special;
+    return true;
+}
+
+bool ftree_plain_(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!plain((unsigned char)s[i])) return false;
     return true;
 }
 
 ftree_node *ftree_string(ftree *t, const char *s)
 {
-    size_t len = strlen(s);
-    if (!valid_utf8(s, len)) return NULL;
-    return string_node(t, ftree_strndup(t, s, len), len);
+    return ftree_stringn(t, s, strlen(s));
 }
 
-ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len)
+ftree_node *ftree_stringn(ftree *t, const char *s, size_t len)
 {
-    return string_node(t, ftree_strndup(t, s, len), len);
+    bool is_plain;
+    if (!valid_utf8(s, len, &is_plain)) return NULL;
+    return string_node(t, ftree_strndup(t, s, len), len, is_plain);
 }
 
-ftree_node *ftree_string_borrowed(ftree *t, const char *s)
+ftree_node *ftree_stringn_nocheck(ftree *t, const char *s, size_t len, bool plain)
 {
-    return string_node(t, s, strlen(s));
+    return string_node(t, ftree_strndup(t, s, len), len, plain);
 }
 
 ftree_node *ftree_integer(ftree *t, long long v)
@@ -267,67 +238,56 @@ ftree_node *ftree_null(ftree *t)
 ftree_node *ftree_copy(ftree *t, const ftree_node *n)
 {
     assert(n);
+    if (n->type == FTREE_OBJECT) {
+        ftree_node *c = ftree_object(t);
+        for (const ftree_node *k = n->u.kids.first; k; k = k->next)
+            ftree_setn(c, k->key, k->keylen, ftree_copy(t, k));
+        return c;
+    }
     ftree_node *c = node(t, (ftree_type)n->type);
-    c->u = n->u;
-    c->len = n->type == FTREE_STRING ? n->len : 0;
-    if (n->type == FTREE_STRING) {
+    if (n->type == FTREE_ARRAY) {
+        for (const ftree_node *k = n->u.kids.first; k; k = k->next)
+            ftree_append(c, ftree_copy(t, k));
+    } else if (n->type == FTREE_STRING) {
         c->u.s = ftree_strndup(t, n->u.s, n->len);
-    } else if (n->type == FTREE_OBJECT || n->type == FTREE_ARRAY) {
-        c->u.kids.first = c->u.kids.last = NULL;
-        for (const ftree_node *k = n->u.kids.first; k; k = k->next) {
-            ftree_node *kc = ftree_copy(t, k);
-            if (n->type == FTREE_OBJECT)
-                ftree_set(c, k->key, kc);
-            else
-                ftree_append(c, kc);
-        }
+        c->len = n->len;
+        c->flags = n->flags & FTREE_PLAIN_STR_;
+    } else {
+        c->u = n->u;
     }
     return c;
 }
 
 /* --- containers ------------------------------------------------------------------------- */
 
-static void link_last(ftree_node *parent, ftree_node *v)
-{
-    v->next = NULL;
-    v->flags |= F_LINKED;
-    if (parent->u.kids.last)
-        parent->u.kids.last->next = v;
-    else
-        parent->u.kids.first = v;
-    parent->u.kids.last = v;
-    parent->len++;
-}
+#define link_last ftree_link_last_
 
-void ftree_set(ftree_node *obj, const char *key, ftree_node *v)
+/* Puts v (its key set) in the place of the member with the same key;
+ * false when there is none. */
+static bool replace_member(ftree_node *obj, ftree_node *v)
 {
-    assert(obj && obj->type == FTREE_OBJECT && key);
-    if (!v) return;
-    assert(!(v->flags & F_LINKED));
-    size_t len = strlen(key);
-    assert(len <= KEY_MAX);
-    v->key = key;
-    v->keylen = (uint16_t)len;
     ftree_node *prev = NULL;
     for (ftree_node *k = obj->u.kids.first; k; prev = k, k = k->next) {
-        if (k->keylen != len || (k->key != key && memcmp(k->key, key, len))) continue;
-        v->next = k->next; /* the old value's place */
-        v->flags |= F_LINKED;
+        if (k->keylen != v->keylen || (k->key != v->key && memcmp(k->key, v->key, v->keylen)))
+            continue;
+        v->next = k->next;
         if (prev)
             prev->next = v;
         else
             obj->u.kids.first = v;
         if (obj->u.kids.last == k) obj->u.kids.last = v;
-        return;
+        return true;
     }
-    link_last(obj, v);
+    return false;
 }
 
-ftree_node *ftree_get(const ftree_node *obj, const char *key)
+void ftree_set_slow_(ftree_node *obj, ftree_node *v)
 {
-    assert(obj && key);
-    if (obj->type != FTREE_OBJECT) return NULL;
-    size_t len = strlen(key);
+    if (!replace_member(obj, v)) link_last(obj, v);
+}
+
+ftree_node *ftree_get_slow_(const ftree_node *obj, const char *key, size_t len)
+{
     for (ftree_node *k = obj->u.kids.first; k; k = k->next)
         if (k->keylen == len && (k->key == key || !memcmp(k->key, key, len))) return k;
     return NULL;
@@ -357,30 +317,19 @@ void ftree_take_members(ftree_node *dst, ftree_node *src)
     ftree_node *k = src->u.kids.first;
     src->u.kids.first = src->u.kids.last = NULL;
     src->len = 0;
+    *key_mask(src) = 0;
     while (k) {
         ftree_node *next = k->next;
-        k->flags &= (uint8_t)~F_LINKED;
-        ftree_set(dst, k->key, k);
+        ftree_setn(dst, k->key, k->keylen, k);
         k = next;
     }
-}
-
-void ftree_append(ftree_node *arr, ftree_node *v)
-{
-    assert(arr && arr->type == FTREE_ARRAY);
-    if (!v) return;
-    assert(!(v->flags & F_LINKED));
-    v->key = NULL;
-    link_last(arr, v);
 }
 
 void ftree_prepend(ftree_node *arr, ftree_node *v)
 {
     assert(arr && arr->type == FTREE_ARRAY);
     if (!v) return;
-    assert(!(v->flags & F_LINKED));
     v->key = NULL;
-    v->flags |= F_LINKED;
     v->next = arr->u.kids.first;
     arr->u.kids.first = v;
     if (!arr->u.kids.last) arr->u.kids.last = v;
@@ -519,6 +468,108 @@ static size_t big_digits(bignum *b, char d[DIGITS_MAX])
     return DIGITS_MAX - end;
 }
 
+__extension__ typedef unsigned __int128 u128;
+
+/* round_digits for the common case, in 128-bit integers: with X the
+ * decimal exponent of v and k = prec - 1 - X, v * 10^k = m * 5^k *
+ * 2^(e2 + k) is an integer q (prec digits, or one more when the estimate
+ * of X was one low) plus an exact binary fraction, which decides the
+ * rounding. Needs 0 <= k <= 27 (5^k in 64 bits) and the fraction within
+ * 127 bits; returns false otherwise (values far from 1: then bignums). */
+static bool round_digits_fast(uint64_t m, int e2, int prec, char *d, int *exp10)
+{
+    static const uint64_t pow10[19] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull};
+    int bits = 64 - __builtin_clzll(m);
+    int e = e2 + bits - 1; /* 2^e <= v < 2^(e+1) */
+    if (e < -200 || e > 200) return false;
+    /* floor(e * log10(2)): X or X - 1 (checked below) */
+    int x = e >= 0 ? (e * 78913) >> 18 : -((-e * 78913 + (1 << 18) - 1) >> 18);
+    int k = prec - 1 - x;
+    if (k < 0 || k > 27) return false;
+    static const uint64_t pow5[28] = {1ull,
+                                      5ull,
+                                      25ull,
+                                      125ull,
+                                      625ull,
+                                      3125ull,
+                                      15625ull,
+                                      78125ull,
+                                      390625ull,
+                                      1953125ull,
+                                      9765625ull,
+                                      48828125ull,
+                                      244140625ull,
+                                      1220703125ull,
+                                      6103515625ull,
+                                      30517578125ull,
+                                      152587890625ull,
+                                      762939453125ull,
+                                      3814697265625ull,
+                                      19073486328125ull,
+                                      95367431640625ull,
+                                      476837158203125ull,
+                                      2384185791015625ull,
+                                      11920928955078125ull,
+                                      59604644775390625ull,
+                                      298023223876953125ull,
+                                      1490116119384765625ull,
+                                      7450580596923828125ull};
+    u128 big = (u128)m * pow5[k];
+    int sh = e2 + k;
+    u128 rem = 0, half = 0;
+    if (sh >= 0) {
+        if (sh > 12) return false;
+        big <<= sh;
+    } else {
+        if (sh < -127) return false;
+        rem = big & (((u128)1 << -sh) - 1);
+        half = (u128)1 << (-sh - 1);
+        big >>= -sh;
+    }
+    if (big >= pow10[prec + 1 > 18 ? 18 : prec + 1] || big < pow10[prec - 1]) return false;
+    uint64_t q = (uint64_t)big;
+    int above;              /* the dropped part against one half: -1 below, 0 equal, 1 above */
+    if (q >= pow10[prec]) { /* one digit too many: drop it into the fraction */
+        unsigned last = (unsigned)(q % 10);
+        q /= 10;
+        x++;
+        above = last > 5 || (last == 5 && rem) ? 1 : last == 5 ? 0 : -1;
+    } else {
+        above = sh >= 0 ? -1 : rem > half ? 1 : rem == half ? 0 : -1;
+    }
+    if (above > 0 || (above == 0 && (q & 1))) {
+        q++;
+        if (q == pow10[prec]) { /* 9.99 -> 10.0 */
+            q = pow10[prec - 1];
+            x++;
+        }
+    }
+    for (int i = prec - 1; i >= 0; i--) {
+        d[i] = (char)('0' + q % 10);
+        q /= 10;
+    }
+    *exp10 = x;
+    return true;
+}
+
 /* |v| (finite, not zero) rounded to prec significant digits, ties to even
  * on the exact binary value as glibc's printf does: the digits go to
  * d[0..prec) (trailing zeros included) and the return value is the
@@ -535,6 +586,8 @@ static int round_digits(double v, int prec, char d[DIGITS_MAX])
         m >>= 1;
         e2++;
     }
+    int fast;
+    if (round_digits_fast(m, e2, prec, d, &fast)) return fast;
     bignum b = {{(uint32_t)m, (uint32_t)(m >> 32)}, m >> 32 ? 2 : 1};
     int scale = 0; /* v = digits * 10^-scale */
     if (e2 >= 0) {
@@ -670,7 +723,7 @@ static inline uint32_t special4(uint32_t v)
 /* Copies s[0..len) to dst when no byte needs an escape (false otherwise,
  * dst partly written): 8 or 4 bytes at a time, the last chunk overlapping
  * the one before it. */
-static inline bool copy_plain(char *dst, const char *s, size_t len)
+__attribute__((always_inline)) static inline bool copy_plain(char *dst, const char *s, size_t len)
 {
     if (len >= 8) {
         uint64_t v;
@@ -733,12 +786,35 @@ static void write_escaped(writer *w, const char *s, size_t len)
     *w->p++ = '"';
 }
 
+/* Copies s[0..len), known to need no escape, to dst: 8 or 4 bytes at a
+ * time, the last chunk overlapping the one before it (s is not read past
+ * its end: it may be a literal). */
+__attribute__((always_inline)) static inline void copy_known(char *dst, const char *s, size_t len)
+{
+    if (len >= 8) {
+        for (size_t i = 0; i + 8 < len; i += 8)
+            memcpy(dst + i, s + i, 8);
+        memcpy(dst + len - 8, s + len - 8, 8);
+    } else if (len >= 4) {
+        memcpy(dst, s, 4);
+        memcpy(dst + len - 4, s + len - 4, 4);
+    } else {
+        for (size_t i = 0; i < len; i++)
+            dst[i] = s[i];
+    }
+}
+
 /* "s" at p (room for len + 2 bytes); returns the end, or NULL when s
- * needs an escape (then the caller writes it with write_escaped). */
-static inline char *put_plain(char *p, const char *s, size_t len)
+ * needs an escape (then the caller writes it with write_escaped). known:
+ * s is known to need none. */
+__attribute__((always_inline)) static inline char *put_plain(char *p, const char *s, size_t len,
+                                                             bool known)
 {
     *p = '"';
-    if (!copy_plain(p + 1, s, len)) return NULL;
+    if (known)
+        copy_known(p + 1, s, len);
+    else if (!copy_plain(p + 1, s, len))
+        return NULL;
     p[len + 1] = '"';
     return p + len + 2;
 }
@@ -807,7 +883,7 @@ static void write_container(writer *w, const ftree_node *n)
         char *p = w->p;
         if (k != n->u.kids.first) *p++ = ',';
         if (obj) {
-            char *end = put_plain(p, k->key, k->keylen);
+            char *end = put_plain(p, k->key, k->keylen, k->flags & FTREE_PLAIN_KEY_);
             if (!end) {
                 w->p = p;
                 write_escaped(w, k->key, k->keylen);
@@ -818,7 +894,7 @@ static void write_container(writer *w, const ftree_node *n)
             *p++ = ':';
         }
         if (str) {
-            char *end = put_plain(p, k->u.s, k->len);
+            char *end = put_plain(p, k->u.s, k->len, k->flags & FTREE_PLAIN_STR_);
             if (!end) {
                 w->p = p;
                 write_escaped(w, k->u.s, k->len);
@@ -844,7 +920,7 @@ static void write_top(writer *w, const ftree_node *n)
         write_container(w, n);
     } else if (n->type == FTREE_STRING) {
         ensure(w, (size_t)n->len + 2);
-        char *end = put_plain(w->p, n->u.s, n->len);
+        char *end = put_plain(w->p, n->u.s, n->len, n->flags & FTREE_PLAIN_STR_);
         if (end)
             w->p = end;
         else

@@ -6,7 +6,9 @@
  * and a missing PID; then one sample per message type from tests/data/fhir
  * (the key fields of every resource, references, ADT event semantics, the
  * A40 merge links, order status updates, resends giving the same ids) and
- * the tables file (fhir_tables_load, overrides through fhir_options).
+ * the tables file (fhir_tables_load, overrides through fhir_options); one
+ * converter reused across messages (the same text as fresh ones), also
+ * after a 3 MB document; the number parsing against strtod.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,9 @@
 
 #include <openssl/evp.h>
 
+#include <ctype.h>
+
+#include "fhir/fhir_conv.h"
 #include "fhir/fhir_convert.h"
 
 #define ADT(ctl, pid7)                                                                             \
@@ -856,19 +861,197 @@ static void test_tables(void **state)
     fhir_tables_free(NULL);
 }
 
+/* The compact text of m's Bundle made with cv ("" when it fails). */
+static char *bundle_text(fhir_converter *cv, const hl7_msg *m)
+{
+    ftree_node *b = NULL;
+    tbuf text = TBUF_INIT;
+    if (fhir_convert(cv, m, NULL, &b, NULL) == FHIR_OK) ftree_write(b, 17, &text);
+    return tbuf_detach(&text, NULL);
+}
+
+/* One converter for message after message (its arena cleared and reused,
+ * a failure in between) writes what a fresh converter writes. */
+static void test_converter_reuse(void **state)
+{
+    static const char *const files[] = {"oru_r01", "adt_a01", "mdm_t02", "vxu_v04",
+                                        "siu_s12", "oru_r01", "adt_a40"};
+    const char *bad = "MSH|^~\\&|A|B|C|D|20240101||ADT^A17|X1|P|2.5\rPID|1||1^^^H^MR\r";
+    fhir_converter *reused = fhir_converter_new();
+    hl7_msg *m = hl7_msg_new(NULL);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/tests/data/fhir/%s.hl7", TERN_SOURCE_DIR, files[i]);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        static char text[16384];
+        size_t n = fread(text, 1, sizeof text, f);
+        fclose(f);
+        assert_int_equal(hl7_parse(m, text, n, NULL), HL7_OK);
+        fhir_converter *fresh = fhir_converter_new();
+        char *want = bundle_text(fresh, m), *got = bundle_text(reused, m);
+        assert_true(strlen(want) > 100);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        fhir_converter_free(fresh);
+        assert_int_equal(hl7_parse(m, bad, strlen(bad), NULL), HL7_OK);
+        ftree_node *b = (ftree_node *)1;
+        assert_int_equal(fhir_convert(reused, m, NULL, &b, NULL), FHIR_ERR_UNSUPPORTED);
+        assert_null(b);
+    }
+    hl7_msg_free(m);
+    fhir_converter_free(reused);
+    fhir_converter_free(NULL);
+}
+
+/* A document of 3 MB (larger than the arena's blocks and the buffers a
+ * converter keeps) converts right, twice with the same converter, and a
+ * small message after it too. */
+static void test_large_document(void **state)
+{
+    size_t size = 3u << 20;
+    tbuf msg = TBUF_INIT;
+    tbuf_puts(&msg, "MSH|^~\\&|A|B|C|D|20260114||MDM^T02|L1|P|2.5\rPID|1||7^^^H^MR||D^J\r"
+                    "TXA|1|DS||20260114\rOBX|1|ED|1^X^LN||A^application^pdf^Base64^");
+    for (size_t i = 0; i < size; i++)
+        tbuf_putc(&msg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i % 64]);
+    tbuf_puts(&msg, "||||||F\r");
+    hl7_msg *m = hl7_msg_new(NULL);
+    assert_int_equal(hl7_parse(m, msg.p, msg.len, NULL), HL7_OK);
+    fhir_converter *cv = fhir_converter_new();
+    for (int round = 0; round < 2; round++) {
+        ftree_node *b = NULL;
+        assert_int_equal(fhir_convert(cv, m, NULL, &b, NULL), FHIR_OK);
+        const ftree_node *doc = NULL;
+        for (const ftree_node *e = ftree_first(ftree_get(b, "entry")); e; e = ftree_next(e))
+            doc = ftree_get(e, "resource");
+        assert_string_equal(ftree_str(ftree_get(doc, "resourceType")), "DocumentReference");
+        const ftree_node *data =
+            ftree_get(ftree_get(ftree_first(ftree_get(doc, "content")), "attachment"), "data");
+        assert_int_equal(ftree_strlen(data), size);
+        assert_memory_equal(ftree_str(data), "ABCDEFGH", 8);
+        tbuf text = TBUF_INIT;
+        ftree_write(b, 17, &text);
+        assert_true(text.len > size);
+        tbuf_free(&text);
+    }
+    const char *small = "MSH|^~\\&|A|B|C|D|20260114||ADT^A04|S1|P|2.5\rPID|1||7^^^H^MR||D^J\r";
+    assert_int_equal(hl7_parse(m, small, strlen(small), NULL), HL7_OK);
+    fhir_converter *fresh = fhir_converter_new();
+    char *want = bundle_text(fresh, m), *got = bundle_text(cv, m);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    fhir_converter_free(fresh);
+    fhir_converter_free(cv);
+    hl7_msg_free(m);
+    tbuf_free(&msg);
+}
+
+/* fc_number as it was: strtod, the whole text, only sign, digits, point. */
+static bool reference_number(const char *s, double *out)
+{
+    char *end;
+    if (!s || !*s || isspace((unsigned char)*s)) return false;
+    *out = strtod(s, &end);
+    return end != s && *end == '\0' && strspn(s, "+-0123456789.") == strlen(s);
+}
+
+static uint64_t next_random(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+
+/* fc_number and fc_number_prefix read exactly what strtod reads: the same
+ * answer and the same bits (-0, the rounding of 15 and 16 digits). */
+static void test_numbers(void **state)
+{
+    static const char *const fixed[] = {"0",
+                                        "-0",
+                                        "+0",
+                                        "1.",
+                                        ".5",
+                                        "-.5",
+                                        ".",
+                                        "-",
+                                        "+",
+                                        "1-2",
+                                        "1.5e3",
+                                        "0x10",
+                                        "inf",
+                                        "nan",
+                                        " 1",
+                                        "1 ",
+                                        "1,5",
+                                        "1..2",
+                                        "1.2.3",
+                                        "+-1",
+                                        "007",
+                                        "0.1",
+                                        "0.30000000000000004",
+                                        "123456789012345",
+                                        "1234567890123456",
+                                        "999999999999999.9",
+                                        "9007199254740993",
+                                        "-12.50",
+                                        "70-99",
+                                        "0.000001",
+                                        "100000000000000000000",
+                                        "4.35",
+                                        "1e",
+                                        "١٢"};
+    double a, b;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        bool want = reference_number(fixed[i], &a), got = fc_number(fixed[i], &b);
+        assert_int_equal(got, want);
+        if (want) assert_memory_equal(&a, &b, sizeof a);
+        const char *end;
+        char *want_end;
+        b = fc_number_prefix(fixed[i], &end);
+        a = strtod(fixed[i], &want_end);
+        assert_ptr_equal(end, want_end);
+        assert_memory_equal(&a, &b, sizeof a);
+    }
+    uint64_t seed = 0x2545F4914F6CDD1Dull;
+    static const char pieces[] = "0123456789012345678901234567890123456789.-+e x";
+    for (int i = 0; i < 200000; i++) {
+        char s[32];
+        size_t n = 1 + next_random(&seed) % 24;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t r = next_random(&seed);
+            s[k] = r % 8 ? "0123456789"[r % 10] : pieces[r % (sizeof pieces - 1)];
+        }
+        s[n] = '\0';
+        bool want = reference_number(s, &a), got = fc_number(s, &b);
+        assert_int_equal(got, want);
+        if (want) assert_memory_equal(&a, &b, sizeof a);
+        const char *end;
+        char *want_end;
+        b = fc_number_prefix(s, &end);
+        a = strtod(s, &want_end);
+        assert_ptr_equal(end, want_end);
+        assert_memory_equal(&a, &b, sizeof a);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_adt_patient), cmocka_unit_test(test_adt_encounter),
-        cmocka_unit_test(test_stable_ids),  cmocka_unit_test(test_birthdate_precision),
-        cmocka_unit_test(test_oru),         cmocka_unit_test(test_datetime),
-        cmocka_unit_test(test_errors),      cmocka_unit_test(test_options),
+        cmocka_unit_test(test_adt_patient),  cmocka_unit_test(test_adt_encounter),
+        cmocka_unit_test(test_stable_ids),   cmocka_unit_test(test_birthdate_precision),
+        cmocka_unit_test(test_oru),          cmocka_unit_test(test_datetime),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_options),
         cmocka_unit_test(test_adt_segments), cmocka_unit_test(test_adt_events),
-        cmocka_unit_test(test_adt_merge),   cmocka_unit_test(test_orders),
+        cmocka_unit_test(test_adt_merge),    cmocka_unit_test(test_orders),
         cmocka_unit_test(test_order_update), cmocka_unit_test(test_rde),
-        cmocka_unit_test(test_vxu),         cmocka_unit_test(test_mdm),
-        cmocka_unit_test(test_siu),         cmocka_unit_test(test_resend_same_ids),
-        cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_vxu),          cmocka_unit_test(test_mdm),
+        cmocka_unit_test(test_siu),          cmocka_unit_test(test_resend_same_ids),
+        cmocka_unit_test(test_tables),       cmocka_unit_test(test_converter_reuse),
+        cmocka_unit_test(test_numbers),      cmocka_unit_test(test_large_document),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,11 +52,14 @@ static void test_values(void **state)
     ftree_set(o, "plain", ftree_string(t, "abc"));
     ftree_set(o, "escapes",
               ftree_string(t, "q\"b\\s/\b\f\n\r\t\x01\x1f\x7f end, and a longer tail \" here"));
-    ftree_set(o, "utf8", ftree_string(t, "Ren\xc3\xa9"
-                                         "e \xe2\x82\xac \xf0\x9f\x98\x80"));
-    ftree_set(o, "nul", ftree_stringn_nocheck(t, "a\0b", 3));
+    ftree_set(o, "utf8",
+              ftree_string(t, "Ren\xc3\xa9"
+                              "e \xe2\x82\xac \xf0\x9f\x98\x80"));
+    ftree_set(o, "nul", ftree_stringn_nocheck(t, "a\0b", 3, false));
     ftree_set(o, "empty", ftree_string(t, ""));
-    ftree_set(o, "borrowed", ftree_string_borrowed(t, "a literal of more than eight bytes"));
+    ftree_set(o, "borrowed",
+              ftree_string_borrowed(t, "a literal of more than eight bytes",
+                                    sizeof "a literal of more than eight bytes" - 1, true));
     ftree_set(o, "zero", ftree_integer(t, 0));
     ftree_set(o, "min", ftree_integer(t, INT64_MIN));
     ftree_set(o, "max", ftree_integer(t, INT64_MAX));
@@ -79,9 +82,9 @@ static void test_values(void **state)
     ftree_set(o, "nested", nested);
     ftree_set(o, "key \"quoted\"\n", ftree_string(t, "v"));
     ftree_set(o, "k\x01", ftree_string(t, "control in a key"));
-    const double reals[] = {0.3,    196.5,       -0.0,  0.0,    1e21,  1.5e-7,
-                            1e300,  -2.5e-300,   100.0, 0.1 + 0.2, 3.0, 123456789012345678.0,
-                            5e-324, DBL_MAX,     0.92,  -4.1,   1e-5,  12345.678};
+    const double reals[] = {0.3,    196.5,     -0.0,  0.0,       1e21, 1.5e-7,
+                            1e300,  -2.5e-300, 100.0, 0.1 + 0.2, 3.0,  123456789012345678.0,
+                            5e-324, DBL_MAX,   0.92,  -4.1,      1e-5, 12345.678};
     ftree_node *a = ftree_array(t);
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
         ftree_append(a, ftree_real(t, reals[i]));
@@ -128,8 +131,7 @@ static void test_reals(void **state)
                 v = (double)(r % 100000) / (double)(1u << ((r >> 32) % 20));
                 break;
             default: /* around powers of ten (carries: 9.99... -> 10) */
-                v = pow(10, (double)((int)((r >> 8) % 60) - 30)) *
-                    (1 - (double)(r % 1000) * 1e-17);
+                v = pow(10, (double)((int)((r >> 8) % 60) - 30)) * (1 - (double)(r % 1000) * 1e-17);
             }
             if (r >> 63) v = -v;
             ftree_append(a, ftree_real(t, v));
@@ -145,12 +147,28 @@ static void test_reals(void **state)
 /* ftree_string refuses exactly what json_string refuses. */
 static void test_utf8(void **state)
 {
-    static const char *const cases[] = {
-        "ascii",         "\xc3\xa9",         "\xc3",         "\xc3(",           "\xc0\xaf",
-        "\xc1\xbf",      "\xe0\x80\xaf",     "\xe0\xa0\x80", "\xed\x9f\xbf",    "\xed\xa0\x80",
-        "\xef\xbf\xbf",  "\xf0\x8f\xbf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf",
-        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",     "\x80",            "abcdefgh\xe9",
-        "abcdefghijklmnop\xe2\x82\xac", "abcdefghijklmnop\xe2\x82", "\xe2\x82\xac\xe2\x82\xac"};
+    static const char *const cases[] = {"ascii",
+                                        "\xc3\xa9",
+                                        "\xc3",
+                                        "\xc3(",
+                                        "\xc0\xaf",
+                                        "\xc1\xbf",
+                                        "\xe0\x80\xaf",
+                                        "\xe0\xa0\x80",
+                                        "\xed\x9f\xbf",
+                                        "\xed\xa0\x80",
+                                        "\xef\xbf\xbf",
+                                        "\xf0\x8f\xbf\xbf",
+                                        "\xf0\x90\x80\x80",
+                                        "\xf4\x8f\xbf\xbf",
+                                        "\xf4\x90\x80\x80",
+                                        "\xf5\x80\x80\x80",
+                                        "\xff",
+                                        "\x80",
+                                        "abcdefgh\xe9",
+                                        "abcdefghijklmnop\xe2\x82\xac",
+                                        "abcdefghijklmnop\xe2\x82",
+                                        "\xe2\x82\xac\xe2\x82\xac"};
     ftree *t = ftree_new();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *j = json_string(cases[i]);
@@ -183,7 +201,7 @@ static void test_containers(void **state)
     ftree_set(o, "a", ftree_integer(t, 1));
     ftree_set(o, "b", ftree_integer(t, 2));
     ftree_set(o, "c", ftree_integer(t, 3));
-    char key[] = "b"; /* same text, another pointer */
+    char key[] = "b";                        /* same text, another pointer */
     ftree_set(o, key, ftree_integer(t, 20)); /* replaced in place */
     assert_string_equal(keys_of(o, buf, sizeof buf), "a,b,c,");
     assert_int_equal(ftree_int(ftree_get(o, "b")), 20);
@@ -339,9 +357,9 @@ static void test_bundles(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_values),     cmocka_unit_test(test_reals),
-        cmocka_unit_test(test_utf8),       cmocka_unit_test(test_containers),
-        cmocka_unit_test(test_arena),      cmocka_unit_test(test_bundles),
+        cmocka_unit_test(test_values), cmocka_unit_test(test_reals),
+        cmocka_unit_test(test_utf8),   cmocka_unit_test(test_containers),
+        cmocka_unit_test(test_arena),  cmocka_unit_test(test_bundles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -268,14 +268,6 @@ static void parse_path(lua_State *L, const char *text, hl7_path *p)
     if (hl7_path_parse(text, p, &e) != HL7_OK) luaL_error(L, "bad path '%s': %s", text, e.text);
 }
 
-/* v holds neither the escape character nor a non-ASCII byte. */
-static bool plain_ascii(const hl7_delims *d, hl7_span v)
-{
-    for (size_t i = 0; i < v.len; i++)
-        if ((v.p[i] == d->esc && d->esc) || (unsigned char)v.p[i] >= 0x80) return false;
-    return true;
-}
-
 /* Pushes the value at p in segment `index` (p->seg and p->seg_occ are not
  * used; the rest as hl7_get): nil when absent, "" when empty, '""' for the
  * HL7 null, else the decoded text. */
@@ -301,7 +293,8 @@ static int push_value(lua_State *L, script *s, long index, const hl7_path *p)
             lua_pushlstring(L, v.p, v.len); /* the delimiters, never unescaped */
             break;
         }
-        if (plain_ascii(hl7_delims_of(s->msg), v)) { /* decoding changes nothing */
+        if (hl7_plain_prefix(v.p, v.len, hl7_delims_of(s->msg)->esc) == v.len) {
+            /* decoding changes nothing */
             lua_pushlstring(L, v.p, v.len);
             break;
         }

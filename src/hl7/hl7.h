@@ -190,6 +190,26 @@ static inline const char *hl7_scan2(const char *p, const char *end, char a, char
     return p;
 }
 
+/* Length of the longest prefix of p[0..len) made of ASCII bytes other
+ * than esc ('\0': none): text that decoding (hl7_unescape) leaves as it is. */
+static inline size_t hl7_plain_prefix(const char *p, size_t len, char esc)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t pe = ones * (unsigned char)(esc ? esc : 0x80);
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t x = w ^ pe;
+        uint64_t hit = (((x - ones) & ~x) | w) & highs; /* esc bytes, then high bits */
+        if (hit) return i + (size_t)(__builtin_ctzll(hit) >> 3);
+    }
+#endif
+    while (i < len && (unsigned char)p[i] < 0x80 && (p[i] != esc || !esc)) i++;
+    return i;
+}
+
 /* The fields of one segment located once, for code that reads many of
  * them (validation, conversion): a cursor into the message's index.
  * Valid until m changes (hl7_set, hl7_seg_insert/remove, a new parse). */

@@ -657,13 +657,12 @@ bool hl7_nth(const char *p, size_t len, char ch, uint32_t n, hl7_span *out)
     }
     const char *end = p + len;
     while (--n) {
-        const char *q = memchr(p, ch, (size_t)(end - p));
-        if (!q) return false;
+        const char *q = hl7_scan2(p, end, ch, ch);
+        if (q == end) return false;
         p = q + 1;
     }
-    const char *q = memchr(p, ch, (size_t)(end - p));
     out->p = p;
-    out->len = (size_t)((q ? q : end) - p);
+    out->len = (size_t)(hl7_scan2(p, end, ch, ch) - p);
     return true;
 }
 

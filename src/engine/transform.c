@@ -232,12 +232,20 @@ hl7_failed:
 /* Whether component 1 of field 3 of segment idx is `code` (decoded only
  * when it holds an escape). */
 static bool code_is(transform_chain *c, const hl7_msg *m, uint32_t idx, const char *code,
-                    size_t code_len)
+                    size_t code_len, bool plain_code)
 {
     hl7_fields f;
     hl7_span v;
     if (!hl7_fields_at(m, idx, &f) || !hl7_fields_get(&f, 3, &v)) return false;
     const hl7_delims *d = hl7_delims_of(m);
+    if (plain_code) {
+        /* Raw bytes first: up to an escape they must be the code's. */
+        size_t k = 0;
+        while (k < v.len && k < code_len && v.p[k] == code[k]) k++;
+        bool at_end = k == v.len || (v.p[k] == d->comp && d->comp) || (v.p[k] == d->rep && d->rep);
+        if (k == code_len && at_end) return true;
+        if (k == v.len || v.p[k] != d->esc || !d->esc) return false;
+    }
     v.len = (size_t)(hl7_scan2(v.p, v.p + v.len, d->rep ? d->rep : d->comp, d->comp) - v.p);
     if (v.len == 0 || (v.len == 2 && v.p[0] == '"' && v.p[1] == '"')) return false;
     if (!d->esc || !memchr(v.p, d->esc, v.len))
@@ -252,11 +260,19 @@ static bool code_is(transform_chain *c, const hl7_msg *m, uint32_t idx, const ch
 static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
 {
     uint32_t occ = 0, n = hl7_seg_count(m);
-    size_t code_len = strlen(s->cfg->code);
+    const char *code = s->cfg->code;
+    size_t code_len = strlen(code);
+    /* A code without delimiters (the usual) is compared with the raw bytes. */
+    const hl7_delims *d = hl7_delims_of(m);
+    bool plain_code = code_len > 0 && strcmp(code, "\"\"") != 0; /* "" is the null value */
+    for (size_t k = 0; k < code_len; k++)
+        if ((code[k] == d->esc && d->esc) || (code[k] == d->comp && d->comp) ||
+            (code[k] == d->rep && d->rep) || code[k] == d->field)
+            plain_code = false;
     for (uint32_t i = 1; i < n; i++) {
         if (memcmp(hl7_seg_at(m, i)->id, "OBX", 4) != 0) continue;
         occ++;
-        if (code_is(c, m, i, s->cfg->code, code_len) && convert_obx(c, s, m, i, occ, err) != 0)
+        if (code_is(c, m, i, code, code_len, plain_code) && convert_obx(c, s, m, i, occ, err) != 0)
             return -1;
     }
     return 0;

@@ -1143,7 +1143,7 @@ static void format_number(double v, int in_digits, bool allow_exact, tbuf *out)
         tbuf_puts(out, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
         return;
     }
-    int exact = exact_digits(v);
+    int exact = allow_exact ? exact_digits(v) : MAX_SIG + 1;
     int digits;
     if (allow_exact && exact <= (in_digits > 6 ? in_digits : 6))
         digits = exact > in_digits ? exact : in_digits;

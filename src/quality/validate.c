@@ -933,6 +933,10 @@ typedef struct vrun {
      * spec's verdict depends only on the field's text once its occurrence
      * and condition hold, so this changes no result. */
     clean_text clean[SPEC_MEMO];
+    /* Per field spec with a condition, the text of the field it reads last
+     * and whether the condition held on it. */
+    clean_text when_text[SPEC_MEMO];
+    bool when_held[SPEC_MEMO];
     const uint32_t *keys; /* id_key() of every segment; NULL: computed on use */
 } vrun;
 
@@ -1517,10 +1521,23 @@ static inline bool text_eq(const char *a, const char *b, size_t n)
 }
 
 /* Spec f (memo entry `memo`, or SPEC_MEMO: none) on the segment in view. */
+/* when_holds(), remembered per spec by the text of the field it reads. */
+static bool when_holds_memo(vrun *x, const fspec *f, uint32_t memo)
+{
+    if (memo >= SPEC_MEMO) return when_holds(x, f);
+    hl7_span text = {"", 0};
+    hl7_fields_get(&x->sv.f, f->when_field, &text);
+    clean_text *w = &x->when_text[memo];
+    if (w->p && w->len == text.len && text_eq(w->p, text.p, text.len)) return x->when_held[memo];
+    w->p = text.p;
+    w->len = text.len;
+    return x->when_held[memo] = when_holds(x, f);
+}
+
 static void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
 {
     if (f->seg_occ && f->seg_occ != occ) return;
-    if (f->has_when && !when_holds(x, f)) return;
+    if (f->has_when && !when_holds_memo(x, f, memo)) return;
     hl7_span text = {"", 0};
     clean_text *c = memo < SPEC_MEMO ? &x->clean[memo] : NULL;
     if (c) {
@@ -2024,7 +2041,9 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     memset(x.known, 0, sizeof(x.known));
     memset(x.dtms, 0, sizeof(x.dtms));
     x.ndtms = 0;
-    memset(x.clean, 0, (v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO) * sizeof(*x.clean));
+    size_t nmemo = v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO;
+    memset(x.clean, 0, nmemo * sizeof(*x.clean));
+    memset(x.when_text, 0, nmemo * sizeof(*x.when_text));
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};

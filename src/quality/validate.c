@@ -914,6 +914,15 @@ typedef struct clean_text {
     size_t len;
 } clean_text;
 
+/* A span of the message found a valid value of a composite type. */
+#define TYPE_MEMO 8
+typedef struct type_memo {
+    const char *p;
+    size_t len;
+    hl7_type t;
+    bool inner; /* read with subcomponents as its parts */
+} type_memo;
+
 /* What one validate_message() call works with. */
 typedef struct vrun {
     const validator *v;
@@ -938,6 +947,8 @@ typedef struct vrun {
     clean_text when_text[SPEC_MEMO];
     bool when_held[SPEC_MEMO];
     const uint32_t *keys; /* id_key() of every segment; NULL: computed on use */
+    type_memo types[TYPE_MEMO]; /* a ring (p NULL: unused) */
+    uint32_t ntypes;
 } vrun;
 
 /* The id of segment i as a number (id_key). */
@@ -1294,19 +1305,54 @@ static bool check_nm_fast(vrun *x, const fspec *f, hl7_span raw)
     return c1.len == 0 || nm_of(x, c1, &d);
 }
 
+/* Whether raw (a span of the message) was found a valid t before, read
+ * with the message's delimiters (inner false) or with subcomponents as
+ * parts (inner true): two specs often check one field (PID-3, PID-5). */
+static bool type_known(const vrun *x, hl7_type t, bool inner, hl7_span raw)
+{
+    for (uint32_t i = 0; i < TYPE_MEMO; i++) {
+        const type_memo *k = &x->types[i];
+        if (k->p == raw.p && k->len == raw.len && k->t == t && k->inner == inner) return true;
+    }
+    return false;
+}
+
+static void type_remember(vrun *x, hl7_type t, bool inner, hl7_span raw)
+{
+    type_memo *k = &x->types[x->ntypes++ % TYPE_MEMO];
+    *k = (type_memo){raw.p, raw.len, t, inner};
+}
+
+/* hl7_type_check_raw() without a fault (the parts of the first repetition
+ * split once), remembered. */
+static bool type_clean(vrun *x, const fspec *f, const fview *fv)
+{
+    if (type_known(x, f->type, false, fv->whole)) return true;
+    uint32_t n;
+    const hl7_span *part = split_rep1(x, f->field, fv, &n);
+    if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
+    type_remember(x, f->type, false, fv->whole);
+    return true;
+}
+
 static void check_type(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span raw)
 {
     if (check_ts_fast(x, f, rep) || check_nm_fast(x, f, raw)) return;
+    bool in_comp = f->comp && !f->sub;
+    if (type_known(x, f->type, in_comp, raw)) return;
     hl7_type_ctx c = x->tctx;
     hl7_delims inner;
-    if (f->comp && !f->sub) { /* a composite inside a component: parts are subcomponents */
+    if (in_comp) { /* a composite inside a component: parts are subcomponents */
         inner = *x->d;
         inner.comp = inner.sub;
         inner.sub = '\0';
         c.d = &inner;
     }
     hl7_type_fault flt;
-    if (hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) return;
+    if (hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) {
+        type_remember(x, f->type, in_comp, raw);
+        return;
+    }
     hl7_path w = spec_at(f, occ, rep);
     if (!f->comp) {
         w.comp = flt.comp;
@@ -1402,11 +1448,8 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
         case HL7_TYPE_NM:
             if (c1.len && !(plain && nm_of(x, c1, &d))) return false;
             break;
-        default: {
-            uint32_t n;
-            const hl7_span *part = split_rep1(x, f->field, fv, &n);
-            if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
-        }
+        default:
+            if (!type_clean(x, f, fv)) return false;
         }
     }
     if (!c1.len) return true;
@@ -2041,6 +2084,8 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     memset(x.known, 0, sizeof(x.known));
     memset(x.dtms, 0, sizeof(x.dtms));
     x.ndtms = 0;
+    memset(x.types, 0, sizeof(x.types));
+    x.ntypes = 0;
     size_t nmemo = v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO;
     memset(x.clean, 0, nmemo * sizeof(*x.clean));
     memset(x.when_text, 0, nmemo * sizeof(*x.when_text));

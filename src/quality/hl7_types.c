@@ -120,8 +120,34 @@ static double nm_value(const char *s, size_t len, size_t digits)
     return strtod(buf, NULL);
 }
 
+/* hl7_nm_parse() of up to 15 digits with no sign and at most one point,
+ * the common shape, in one pass; false when s has another shape. */
+static bool nm_simple(const char *s, size_t len, double *out)
+{
+    static const double pow10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    if (len == 0 || len > 16) return false;
+    uint64_t m = 0;
+    size_t dot = len; /* position of the point */
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d < 10) {
+            m = m * 10 + d;
+        } else if (s[i] == '.' && dot == len) {
+            dot = i;
+        } else {
+            return false;
+        }
+    }
+    size_t digits = dot == len ? len : len - 1, frac = dot == len ? 0 : len - 1 - dot;
+    if (digits == 0 || digits > 15) return false;
+    if (out) *out = (double)m / pow10[frac];
+    return true;
+}
+
 bool hl7_nm_parse(const char *s, size_t len, double *out, hl7_type_fault *f)
 {
+    if (nm_simple(s, len, out)) return true;
     size_t i = 0, digits = 0, dots = 0;
     if (len && (s[0] == '+' || s[0] == '-')) i++;
     for (; i < len; i++) {
@@ -492,6 +518,11 @@ static size_t parts_needed(hl7_type t)
     case HL7_TYPE_XPN: return MAXPARTS;
     default: return 1;
     }
+}
+
+size_t hl7_type_parts(hl7_type t)
+{
+    return parts_needed(t);
 }
 
 /* Leaf value decoded: into c->scratch when it holds the escape character. */

@@ -880,6 +880,7 @@ typedef struct segview {
     uint32_t ndtm;
     uint32_t split_field; /* split_rep1(): the field split last (0: none) ... */
     uint32_t nsplit;      /* ... its component count (see hl7_type_check_split) */
+    uint32_t nfilled;     /* ... entries of split[] set (past nsplit: empty) */
     hl7_span split[HL7_TYPE_MAXPARTS]; /* ... and first components */
     const char *nm_p; /* nm_of(): the span last parsed (NULL: none) ... */
     size_t nm_len;
@@ -1020,9 +1021,11 @@ static const fview *view_field(vrun *x, uint32_t field, fview *spare)
 }
 
 /* The first repetition of field `field` (viewed as fv) split into its
- * components, as hl7_type_check_split() takes them; the last split is
- * remembered (OBX-3: a CWE check, then the coded consistency rules). */
-static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint32_t *n)
+ * components, as hl7_type_check_split() takes them, with entries up to
+ * `want` set; the last split is remembered (OBX-3: a CWE check, then the
+ * coded consistency rules). */
+static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint32_t want,
+                                  uint32_t *n)
 {
     segview *sv = &x->sv;
     if (sv->split_field != field) {
@@ -1044,9 +1047,10 @@ static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint
             }
         }
         sv->nsplit = k;
-        for (; k < HL7_TYPE_MAXPARTS; k++) sv->split[k] = (hl7_span){"", 0};
+        sv->nfilled = k < HL7_TYPE_MAXPARTS ? k : HL7_TYPE_MAXPARTS;
         sv->split_field = field;
     }
+    for (; sv->nfilled < want; sv->nfilled++) sv->split[sv->nfilled] = (hl7_span){"", 0};
     *n = sv->nsplit;
     return sv->split;
 }
@@ -1329,7 +1333,7 @@ static bool type_clean(vrun *x, const fspec *f, const fview *fv)
 {
     if (type_known(x, f->type, false, fv->whole)) return true;
     uint32_t n;
-    const hl7_span *part = split_rep1(x, f->field, fv, &n);
+    const hl7_span *part = split_rep1(x, f->field, fv, (uint32_t)hl7_type_parts(f->type), &n);
     if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
     type_remember(x, f->type, false, fv->whole);
     return true;
@@ -1847,7 +1851,7 @@ static void coded_pairs(vrun *x, uint32_t field, coded *out)
     out->n = 0;
     if (fv->pres == HL7_ABSENT || presence(fv->rep1) != HL7_VALUE) return;
     uint32_t nparts;
-    const hl7_span *part = split_rep1(x, field, fv, &nparts);
+    const hl7_span *part = split_rep1(x, field, fv, 6, &nparts);
     for (uint32_t k = 0; k <= 3; k += 3) {
         size_t n = out->n;
         if (k >= nparts || presence(part[k]) != HL7_VALUE) continue;

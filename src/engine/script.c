@@ -62,6 +62,7 @@ struct script {
     size_t nuids, uidcap;
     uint32_t next_uid;
     tbuf scratch;
+    const void *checked; /* check_handle(): the userdata found a handle last in this run */
 };
 
 typedef struct seg_handle {
@@ -423,7 +424,12 @@ static seg_handle *to_handle(lua_State *L, int arg, script *s)
 /* Position of the handle at arg, or a Lua error. */
 static size_t check_handle(lua_State *L, int arg, script *s)
 {
-    seg_handle *h = to_handle(L, arg, s);
+    /* A method call checks its handle twice (seg_index, then the method):
+     * the userdata checked last is known to be a handle (only handles are
+     * made while scripts run, so one at the same address is one too). */
+    seg_handle *h = lua_touserdata(L, arg);
+    if (!h || h != s->checked) h = to_handle(L, arg, s);
+    s->checked = h;
     if (h->gen != s->gen)
         luaL_error(L, "segment handle belongs to an earlier message; handles live for one run");
     long pos = uid_find(s, h->uid, &h->hint);
@@ -962,6 +968,7 @@ static int run_chunk(script *s, hl7_msg *m, bool read_only, script_error *err, s
     s->insn_exceeded = false;
     s->mem_refused = false;
     s->map_found = NULL; /* the host may have changed its maps between runs */
+    s->checked = NULL;
     uids_reset(s);
     lua_sethook(L, count_hook, LUA_MASKCOUNT, (int)s->lim.max_instructions);
     lua_pushcfunction(L, error_handler);

@@ -284,6 +284,27 @@ static void put_escaped(const hl7_msg *m, const char *v, tbuf *out)
     if (v) hl7_escape(hl7_delims_of(m), v, strlen(v), out);
 }
 
+/* The first (up to) four components of v split at ch ('\0': none), as
+ * hl7_raw() finds them; how many there are, up to 4. */
+static uint32_t split_comps(hl7_span v, char ch, hl7_span comps[4])
+{
+    const char *p = v.p, *end = v.p + v.len;
+    uint32_t n = 0;
+    while (n < 4) {
+        const char *q = ch ? hl7_scan2(p, end, ch, ch) : end;
+        comps[n++] = (hl7_span){p, (size_t)(q - p)};
+        if (q == end) break;
+        p = q + 1;
+    }
+    return n;
+}
+
+static hl7_presence presence_of(hl7_span v)
+{
+    if (v.len == 0) return HL7_EMPTY;
+    return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
+}
+
 /* Maps one value (a component, or the code of a coded field: components
  * 1-3 of its first repetition rewritten in one edit) of segment idx, the
  * occurrence occ of its id, in place. Values the map leaves as they are
@@ -296,15 +317,35 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32
     p.seg_occ = occ;
     bool coded = p.comp == 0;
     if (coded) p.comp = 1;
-    tbuf_reset(&c->a);
-    if (hl7_get_at(m, idx, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
+    const hl7_delims *d = hl7_delims_of(m);
+    hl7_path rp = p;
+    rp.comp = 0;
+    hl7_span raw = {"", 0}, comps[4];
+    uint32_t ncomps = 0;
     const char *system = NULL;
-    if (coded) {
-        hl7_path sp = p;
-        sp.comp = 3;
+    tbuf_reset(&c->a);
+    if (coded && memcmp(hl7_seg_at(m, idx)->id, "MSH", 3) != 0) {
+        /* The repetition once, split into its first components: the code is
+         * the first, the coding system the third. */
+        if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) return 0; /* nothing to map */
+        ncomps = split_comps(raw, d->comp, comps);
+        if (presence_of(comps[0]) != HL7_VALUE) return 0;
+        hl7_unescape(d, hl7_charset_of(m), comps[0].p, comps[0].len, &c->a);
         tbuf_reset(&c->b);
-        if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE) system = c->b.p;
+        if (ncomps >= 3 && presence_of(comps[2]) == HL7_VALUE) {
+            hl7_unescape(d, hl7_charset_of(m), comps[2].p, comps[2].len, &c->b);
+            system = tbuf_cstr(&c->b);
+        }
+    } else {
+        if (hl7_get_at(m, idx, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
+        if (coded) {
+            hl7_path sp = p;
+            sp.comp = 3;
+            tbuf_reset(&c->b);
+            if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE) system = c->b.p;
+        }
     }
+    tbuf_cstr(&c->a);
     codemap_result r;
     char where[48];
     hl7_error he;
@@ -321,11 +362,7 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32
         return 0;
     }
     /* The repetition's raw text with components 1-3 replaced. */
-    const hl7_delims *d = hl7_delims_of(m);
-    hl7_path rp = p;
-    rp.comp = 0;
-    hl7_span raw;
-    if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
+    if (!ncomps && hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
     tbuf_reset(&c->c);
     put_escaped(m, r.target_code, &c->c);
     tbuf_putc(&c->c, d->comp);

@@ -39,9 +39,28 @@ static void replace_nth(tbuf *out, const char *src, size_t len, char ch, uint32_
     }
 }
 
+/* Index of the first CR, LF or NUL in raw[0..len), or len: eight bytes at a
+ * time. */
+static size_t find_break(const char *raw, size_t len)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, raw + i, 8);
+        uint64_t cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
+        uint64_t hit = ((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf);
+        if (hit & highs) break; /* the bytes one by one below */
+    }
+#endif
+    while (i < len && raw[i] != '\r' && raw[i] != '\n' && raw[i] != '\0') i++;
+    return i;
+}
+
 static hl7_status check_raw(const char *raw, size_t len, hl7_error *err)
 {
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = find_break(raw, len); i < len; i++)
         if (raw[i] == '\r' || raw[i] == '\n' || raw[i] == '\0')
             return hl7_fail(err, HL7_ERR_VALUE, i,
                             "a value may not contain CR, LF or NUL (byte %zu); "
@@ -113,10 +132,17 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
     uint32_t first = (uint32_t)m->nfofs;
     if (piece < npieces) {
         uint32_t delta = (uint32_t)(fvlen - (of[piece + 1] - 1 - of[piece])); /* modulo 2^32 */
-        for (uint32_t k = 0; k <= piece; k++) nf[k] = of[k];
-        for (uint32_t k = piece + 1; k < npieces; k++) nf[k] = of[k] + delta;
+        memcpy(nf, of, (piece + 1) * sizeof(*nf));
+        uint32_t k = piece + 1;
+        for (; k + 4 <= npieces; k += 4) {
+            nf[k] = of[k] + delta;
+            nf[k + 1] = of[k + 1] + delta;
+            nf[k + 2] = of[k + 2] + delta;
+            nf[k + 3] = of[k + 3] + delta;
+        }
+        for (; k < npieces; k++) nf[k] = of[k] + delta;
     } else {
-        for (uint32_t k = 0; k < npieces; k++) nf[k] = of[k];
+        memcpy(nf, of, npieces * sizeof(*nf));
         for (uint32_t j = 0; j < pad; j++) nf[npieces + j] = (uint32_t)(head + 1 + j);
     }
     nf[pieces] = (uint32_t)len + 1;

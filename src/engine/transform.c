@@ -231,12 +231,11 @@ hl7_failed:
 
 /* Whether component 1 of field 3 of segment idx is `code` (decoded only
  * when it holds an escape). */
-static bool code_is(transform_chain *c, const hl7_msg *m, uint32_t idx, const char *code,
-                    size_t code_len, bool plain_code)
+static bool code_is(transform_chain *c, const hl7_msg *m, const hl7_fields *f, uint32_t idx,
+                    const char *code, size_t code_len, bool plain_code)
 {
-    hl7_fields f;
     hl7_span v;
-    if (!hl7_fields_at(m, idx, &f) || !hl7_fields_get(&f, 3, &v)) return false;
+    if (!hl7_fields_get(f, 3, &v)) return false;
     const hl7_delims *d = hl7_delims_of(m);
     if (plain_code) {
         /* Raw bytes first: up to an escape they must be the code's. */
@@ -270,9 +269,11 @@ static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
             (code[k] == d->rep && d->rep) || code[k] == d->field)
             plain_code = false;
     for (uint32_t i = 1; i < n; i++) {
-        if (memcmp(hl7_seg_at(m, i)->id, "OBX", 4) != 0) continue;
+        hl7_fields f; /* its text starts with the segment id */
+        if (!hl7_fields_at(m, i, &f) || memcmp(f.p, "OBX", 3) != 0) continue;
         occ++;
-        if (code_is(c, m, i, code, code_len, plain_code) && convert_obx(c, s, m, i, occ, err) != 0)
+        if (code_is(c, m, &f, i, code, code_len, plain_code) &&
+            convert_obx(c, s, m, i, occ, err) != 0)
             return -1;
     }
     return 0;

@@ -637,6 +637,16 @@ static int seg_tostring(lua_State *L)
 
 /* --- map() and log() ------------------------------------------------------------ */
 
+/* lua_pushstring() without its cache of C string addresses, which a map's
+ * many different texts would only churn. */
+static void push_text(lua_State *L, const char *text)
+{
+    if (text)
+        lua_pushlstring(L, text, strlen(text));
+    else
+        lua_pushnil(L);
+}
+
 /* map(name, code [, system]) -> target_code, display, target_system; nil
  * when the code is nil/"" or unmapped under policy warning/pass; an error
  * under policy error. */
@@ -656,9 +666,9 @@ static int lua_map(lua_State *L)
     if (len == 0) return 0;
     codemap_result r;
     if (codemap_lookup(cm, luaL_optstring(L, 3, NULL), code, len, &r)) {
-        lua_pushstring(L, r.target_code);
-        lua_pushstring(L, r.target_display);
-        lua_pushstring(L, r.target_system);
+        push_text(L, r.target_code);
+        push_text(L, r.target_display);
+        push_text(L, r.target_system);
         return 3;
     }
     if (r.unmapped == CODEMAP_UNMAPPED_ERROR)

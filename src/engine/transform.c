@@ -229,6 +229,21 @@ hl7_failed:
     return -1;
 }
 
+/* a[0..n) equals b[0..n), a few bytes: words and overlapping words. */
+static bool same_text(const char *a, const char *b, size_t n)
+{
+    uint32_t x, y, u, w;
+    if (n < 4) return n == 0 || (a[0] == b[0]) & (a[n / 2] == b[n / 2]) & (a[n - 1] == b[n - 1]);
+    if (n <= 8) {
+        memcpy(&x, a, 4);
+        memcpy(&y, b, 4);
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&w, b + n - 4, 4);
+        return ((x ^ y) | (u ^ w)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
 /* Whether component 1 of field 3 of segment idx is `code` (decoded only
  * when it holds an escape). */
 static bool code_is(transform_chain *c, const hl7_msg *m, const hl7_fields *f, uint32_t idx,
@@ -238,12 +253,17 @@ static bool code_is(transform_chain *c, const hl7_msg *m, const hl7_fields *f, u
     if (!hl7_fields_get(f, 3, &v)) return false;
     const hl7_delims *d = hl7_delims_of(m);
     if (plain_code) {
-        /* Raw bytes first: up to an escape they must be the code's. */
-        size_t k = 0;
-        while (k < v.len && k < code_len && v.p[k] == code[k]) k++;
-        bool at_end = k == v.len || (v.p[k] == d->comp && d->comp) || (v.p[k] == d->rep && d->rep);
-        if (k == code_len && at_end) return true;
-        if (k == v.len || v.p[k] != d->esc || !d->esc) return false;
+        /* Raw bytes first (compared as words: which byte differs is hard to
+         * predict); without an escape before the first difference, a
+         * difference decides. */
+        if (v.len >= code_len && same_text(v.p, code, code_len)) {
+            if (v.len == code_len) return true;
+            char next = v.p[code_len];
+            if ((next == d->comp && d->comp) || (next == d->rep && d->rep)) return true;
+            if (next != d->esc || !d->esc) return false;
+        } else if (!d->esc || !memchr(v.p, d->esc, v.len < code_len ? v.len : code_len)) {
+            return false;
+        }
     }
     v.len = (size_t)(hl7_scan2(v.p, v.p + v.len, d->rep ? d->rep : d->comp, d->comp) - v.p);
     if (v.len == 0 || (v.len == 2 && v.p[0] == '"' && v.p[1] == '"')) return false;

@@ -210,12 +210,38 @@ static inline size_t hl7_plain_prefix(const char *p, size_t len, char esc)
     return i;
 }
 
+/* hl7_scan2() for a span [p, end) inside memory readable up to limit
+ * (the span's segment; an empty span may be anywhere): a short span is read
+ * as one word, so that the position of the first delimiter costs no
+ * hard-to-predict branch. */
+static inline const char *hl7_scan2_in(const char *p, const char *end, const char *limit, char a,
+                                       char b)
+{
+    if (p == end) return end; /* (an empty span may lie outside the segment) */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (end - p <= 8 && limit - p >= 8) {
+        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t xa = w ^ (ones * (unsigned char)a), xb = w ^ (ones * (unsigned char)b);
+        uint64_t hit = (((xa - ones) & ~xa) | ((xb - ones) & ~xb)) & highs;
+        size_t n = (size_t)(end - p);
+        if (n < 8) hit &= ((uint64_t)1 << (8 * n)) - 1; /* bytes past the span */
+        return hit ? p + (__builtin_ctzll(hit) >> 3) : end;
+    }
+#else
+    (void)limit;
+#endif
+    return hl7_scan2(p, end, a, b);
+}
+
 /* The fields of one segment located once, for code that reads many of
  * them (validation, conversion): a cursor into the message's index.
  * Valid until m changes (hl7_set, hl7_seg_insert/remove, a new parse). */
 typedef struct hl7_fields {
     const char *p;       /* segment text */
     const uint32_t *ofs; /* piece offsets (hl7_int.h), borrowed from m */
+    uint32_t len;        /* bytes of segment text (readable from p) */
     uint32_t nfields;    /* as hl7_seg.nfields */
     uint32_t msh;        /* 1 for MSH (MSH-1 is the separator, field f is piece f - 1), else 0 */
 } hl7_fields;

@@ -641,6 +641,7 @@ bool hl7_fields_at(const hl7_msg *m, uint32_t index, hl7_fields *f)
     const hl7_seg *s = &m->segs[index];
     f->p = s->p;
     f->ofs = m->fofs + s->fofs;
+    f->len = s->len;
     f->nfields = s->nfields;
     f->msh = !memcmp(s->id, "MSH", 3);
     return true;

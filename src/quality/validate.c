@@ -987,9 +987,10 @@ static void load_field(const vrun *x, uint32_t field, fview *fv)
     const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
     char rep = x->d->rep, comp = x->d->comp;
     if (rep && comp) {
-        p = hl7_scan2(p, end, rep, comp);
+        const char *limit = x->sv.f.p + x->sv.f.len;
+        p = hl7_scan2_in(p, end, limit, rep, comp);
         comp_end = p;
-        if (p < end && *p != rep) p = hl7_scan2(p, end, rep, rep);
+        if (p < end && *p != rep) p = hl7_scan2_in(p, end, limit, rep, rep);
     } else {
         comp_end = NULL;
         for (; p < end; p++) {
@@ -1030,6 +1031,7 @@ static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint
     segview *sv = &x->sv;
     if (sv->split_field != field) {
         const char *p = fv->rep1.p, *end = p + fv->rep1.len;
+        const char *limit = x->sv.f.p + x->sv.f.len; /* fv is a field of the segment */
         char ch = x->d->comp;
         uint32_t k = 0;
         if (!ch) {
@@ -1040,7 +1042,7 @@ static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint
                     k++;
                     break;
                 }
-                const char *q = hl7_scan2(p, end, ch, ch);
+                const char *q = hl7_scan2_in(p, end, limit, ch, ch);
                 sv->split[k++] = (hl7_span){p, (size_t)(q - p)};
                 if (q == end) break;
                 p = q + 1;
@@ -1442,7 +1444,9 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
 {
     if (fv->pres != HL7_VALUE || fv->rep1.len != fv->whole.len) return false;
     hl7_span c1 = fv->comp1;
-    bool plain = !x->d->esc || !scan_for(c1.p, c1.len, x->d->esc);
+    const char *limit = x->sv.f.p + x->sv.f.len;
+    bool plain = !x->d->esc ||
+                 hl7_scan2_in(c1.p, c1.p + c1.len, limit, x->d->esc, x->d->esc) == c1.p + c1.len;
     double d;
     if (f->type != HL7_TYPE_NONE && x->types_on) {
         switch (f->type) {

@@ -1750,6 +1750,36 @@ static bool is_repeat(const smatch *sm, uint32_t key)
 
 static void match_group(smatch *sm, uint32_t gi);
 
+/* A round of a repeating group that went without a problem: it used the
+ * segments from start on (len of them, one more looked at) and left last
+ * as the node matched last. The matcher reads nothing but segment ids, the
+ * cursor and `last`, so a round starting on the same len + 1 ids does the
+ * same again: then it is replayed instead of matched (a panel's OBX). */
+typedef struct replay {
+    uint32_t start, len; /* len 0: nothing to replay */
+    uint32_t last;
+} replay;
+
+static void remember_round(smatch *sm, replay *rp, uint32_t start, size_t problems)
+{
+    rp->len = 0;
+    if (sm->x->r->n != problems || sm->pos <= start || sm->pos >= sm->n || !sm->x->keys) return;
+    rp->start = start;
+    rp->len = sm->pos - start;
+    rp->last = sm->last;
+}
+
+static bool replayed(smatch *sm, const replay *rp)
+{
+    if (!rp->len || sm->pos + rp->len >= sm->n) return false;
+    const uint32_t *k = sm->x->keys;
+    for (uint32_t i = 0; i <= rp->len; i++)
+        if (k[sm->pos + i] != k[rp->start + i]) return false;
+    sm->pos += rp->len;
+    sm->last = rp->last;
+    return true;
+}
+
 /* Matches child c at the cursor, where the segment id is key (0: none);
  * false when that segment cannot start it. */
 static bool match_child(smatch *sm, uint32_t c, uint32_t key)
@@ -1765,9 +1795,14 @@ static bool match_child(smatch *sm, uint32_t c, uint32_t key)
         return true;
     }
     if (!first_has(sm->p, c, key)) return false;
+    replay rp = {0, 0, NONE};
     for (;;) {
         uint32_t before = sm->pos;
-        match_group(sm, c);
+        if (!replayed(sm, &rp)) {
+            size_t problems = sm->x->r->n;
+            match_group(sm, c);
+            remember_round(sm, &rp, before, problems);
+        }
         if (sm->pos == before || !n->repeating || !(key = next_key(sm)) ||
             !first_has(sm->p, c, key))
             return true;

@@ -30,7 +30,7 @@ typedef struct step {
 struct transform_chain {
     step *steps;
     size_t n;
-    tbuf a, b, c, from; /* scratch */
+    tbuf a, b, c, d, e, from; /* scratch */
 };
 
 static int compile_step(step *s, const config_transform *t, const codemap_registry *maps,
@@ -109,6 +109,8 @@ void transform_free(transform_chain *c)
     tbuf_free(&c->a);
     tbuf_free(&c->b);
     tbuf_free(&c->c);
+    tbuf_free(&c->d);
+    tbuf_free(&c->e);
     tbuf_free(&c->from);
     free(c);
 }
@@ -162,13 +164,6 @@ static bool get_at(const hl7_msg *m, uint32_t idx, uint32_t field, uint32_t comp
     return hl7_get_at(m, idx, &p, out) == HL7_VALUE;
 }
 
-static int set_at(hl7_msg *m, uint32_t idx, uint32_t field, uint32_t comp, const char *text,
-                  size_t len, hl7_error *he)
-{
-    hl7_path p = {.seg = "OBX", .field = field, .rep = 1, .comp = comp};
-    return hl7_set_at(m, idx, &p, text, len, he) == HL7_OK ? 0 : -1;
-}
-
 /* Converts the OBX at index idx (occurrence occ, for messages) from its
  * unit to the step's. */
 static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
@@ -194,30 +189,36 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
         if (ucum_parse(fu, &s->from_unit, &ue) != UCUM_OK) goto unit_error;
         s->from_text = xstrdup(fu);
     }
-    tbuf_reset(&c->b);
+    /* The new OBX-5 (value), OBX-7 (range) and OBX-6 (unit^unit^UCUM) are
+     * made first, escaped, and stored in one rewrite of the segment. */
+    const hl7_delims *d = hl7_delims_of(m);
+    tbuf *v5 = &c->b, *v7 = &c->c, *v6 = &c->d;
+    tbuf_reset(v5);
+    tbuf_reset(v7);
+    tbuf_reset(v6);
+    tbuf_reset(&c->e);
     if (get_at(m, idx, 5, 0, &c->a) &&
-        ucum_convert_text_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->b,
+        ucum_convert_text_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->e,
                                 &converted, &ue) != UCUM_OK)
         goto unit_error;
-    if (c->b.len && set_at(m, idx, 5, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
-    tbuf_reset(&c->b);
+    if (c->e.len && hl7_escape_for(m, c->e.p, c->e.len, v5, &he) != HL7_OK) goto hl7_failed;
+    tbuf_reset(&c->e);
     if (get_at(m, idx, 7, 0, &c->a) &&
-        ucum_convert_range_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->b,
+        ucum_convert_range_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->e,
                                  &converted, &ue) != UCUM_OK)
         goto unit_error;
-    if (c->b.len && set_at(m, idx, 7, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
-    /* OBX-6 becomes unit^unit^UCUM, in one edit */
-    {
-        const hl7_delims *d = hl7_delims_of(m);
-        tbuf_reset(&c->b);
-        hl7_escape(d, t->unit, strlen(t->unit), &c->b);
-        tbuf_putc(&c->b, d->comp);
-        hl7_escape(d, t->unit, strlen(t->unit), &c->b); /* not a copy of b: b may move */
-        tbuf_putc(&c->b, d->comp);
-        tbuf_puts(&c->b, "UCUM");
-        hl7_path p6 = {.seg = "OBX", .field = 6, .rep = 1};
-        if (hl7_set_raw_at(m, idx, &p6, c->b.p, c->b.len, &he) != HL7_OK) goto hl7_failed;
-    }
+    if (c->e.len && hl7_escape_for(m, c->e.p, c->e.len, v7, &he) != HL7_OK) goto hl7_failed;
+    hl7_escape(d, t->unit, strlen(t->unit), v6);
+    tbuf_putc(v6, d->comp);
+    hl7_escape(d, t->unit, strlen(t->unit), v6);
+    tbuf_putc(v6, d->comp);
+    tbuf_puts(v6, "UCUM");
+    hl7_field_edit edits[3];
+    size_t n = 0;
+    if (v5->len) edits[n++] = (hl7_field_edit){5, v5->p, v5->len};
+    edits[n++] = (hl7_field_edit){6, v6->p, v6->len};
+    if (v7->len) edits[n++] = (hl7_field_edit){7, v7->p, v7->len};
+    if (hl7_set_fields_raw_at(m, idx, edits, n, &he) != HL7_OK) goto hl7_failed;
     return 0;
 unit_error:
     tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line, t->code, occ,

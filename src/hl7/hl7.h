@@ -342,6 +342,27 @@ hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char 
                       size_t len, hl7_error *err);
 hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *raw,
                           size_t len, hl7_error *err);
+/* Appends text to out as hl7_set() would store it (escaped), or fails as
+ * hl7_set() would on it (no escape character to write a delimiter with, a
+ * NUL byte), appending nothing. For callers that gather several values
+ * for hl7_set_fields_raw_at(). */
+hl7_status hl7_escape_for(const hl7_msg *m, const char *text, size_t len, tbuf *out,
+                          hl7_error *err);
+
+/* The first repetition of one field, as hl7_set_raw_at() with path
+ * SEG-F (rep 1, no component) stores it. */
+typedef struct hl7_field_edit {
+    uint32_t field;
+    const char *raw; /* wire text (borrowed), no CR/LF/NUL */
+    size_t len;
+} hl7_field_edit;
+
+/* hl7_set_raw_at() of edits[0..n) on segment `index`, with the result of
+ * those calls made in that order, but in one rewrite of the segment when
+ * the fields are in increasing order and no value holds a field separator.
+ * Every edit is checked first: on failure nothing is changed. */
+hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits,
+                                 size_t n, hl7_error *err);
 /* Inserts a segment given as wire text ("NTE|1||text") before 0-based index
  * `index` (seg_count appends). MSH cannot be inserted. */
 hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,

@@ -11,6 +11,8 @@
 
 #include "base/mem.h"
 
+#include <assert.h>
+
 /* Appends src with its n-th piece (split by ch) replaced by val, adding
  * empty pieces when src has fewer than n. */
 static void replace_nth(tbuf *out, const char *src, size_t len, char ch, uint32_t n,
@@ -235,6 +237,106 @@ hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const c
     return HL7_OK;
 }
 
+/* hl7_set_fields_raw_at() in one rewrite: the edits' fields are distinct,
+ * in increasing order, and no value holds a field separator (so no edit
+ * moves another's field). Each edited piece becomes the value followed by
+ * the field's repetitions after the first; the bytes between edited pieces
+ * are copied in runs and their offsets shifted. */
+static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e, size_t n)
+{
+    hl7_seg *s = &m->segs[idx];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3);
+    const uint32_t npieces = hl7_seg_pieces(s);
+    const char fs = m->d.field, rep = m->d.rep;
+    const uint32_t last = e[n - 1].field - msh; /* the highest edited piece */
+    const uint32_t pieces = last < npieces ? npieces : last + 1;
+    hl7_fofs_reserve(m, pieces + 1);
+    const uint32_t *of = m->fofs + s->fofs; /* after the reserve: it may move */
+    /* Where each edited field's kept rest (repetitions after the first) starts. */
+    size_t len = s->len + (pieces - npieces);
+    const char *rest[8];
+    bool small = n <= sizeof rest / sizeof *rest;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = e[i].field - msh;
+        len += e[i].len;
+        if (k >= npieces) continue;
+        const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+        const char *r = rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
+        if (!r) r = fend;
+        if (small) rest[i] = r;
+        len -= (size_t)(r - f);
+    }
+    char *t = hl7_own_reserve(m, len);
+    uint32_t *nf = m->fofs + m->nfofs, first = (uint32_t)m->nfofs;
+    size_t src = 0, dst = 0; /* copied so far from the old text, written to the new */
+    uint32_t k0 = 0;         /* pieces below k0 have their offsets */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = e[i].field - msh;
+        uint32_t upto = k < npieces ? k : npieces; /* old pieces before this one */
+        size_t run = (k < npieces ? of[k] : s->len) - src;
+        memcpy(t + dst, s->p + src, run);
+        uint32_t delta = (uint32_t)(dst - src);
+        for (; k0 < upto; k0++) nf[k0] = of[k0] + delta;
+        dst += run;
+        src += run;
+        for (; k0 < k; k0++) { /* padding: empty pieces */
+            t[dst++] = fs;
+            nf[k0] = (uint32_t)dst;
+        }
+        if (k >= npieces) {
+            t[dst++] = fs;
+        }
+        nf[k0++] = (uint32_t)dst;
+        memcpy(t + dst, e[i].raw, e[i].len);
+        dst += e[i].len;
+        if (k < npieces) {
+            const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+            const char *r = small ? rest[i] : rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
+            if (!r) r = fend;
+            memcpy(t + dst, r, (size_t)(fend - r));
+            dst += (size_t)(fend - r);
+            src = (size_t)(fend - s->p);
+        }
+    }
+    memcpy(t + dst, s->p + src, s->len - src);
+    uint32_t delta = (uint32_t)(dst - src);
+    for (; k0 < npieces; k0++) nf[k0] = of[k0] + delta;
+    dst += s->len - src;
+    assert(dst == len);
+    nf[pieces] = (uint32_t)len + 1;
+    m->nfofs += pieces + 1;
+    s->p = t;
+    s->len = (uint32_t)len;
+    s->fofs = first;
+    s->nfields = msh ? pieces : pieces - 1;
+}
+
+hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits,
+                                 size_t n, hl7_error *err)
+{
+    if (index >= m->nsegs)
+        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0, "no segment at position %u (the message has %zu)",
+                        index + 1, m->nsegs);
+    bool at_once = n > 0;
+    for (size_t i = 0; i < n; i++) {
+        hl7_path p = {.field = edits[i].field, .rep = 1};
+        hl7_status st = check_set(m, (long)index, &p, edits[i].raw, edits[i].len, err);
+        if (st != HL7_OK) return st;
+        if ((i && edits[i].field <= edits[i - 1].field) ||
+            memchr(edits[i].raw, m->d.field, edits[i].len))
+            at_once = false;
+    }
+    if (at_once) {
+        set_fields_at_once(m, index, edits, n);
+        return HL7_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hl7_path p = {.field = edits[i].field, .rep = 1};
+        set_in(m, index, &p, edits[i].raw, edits[i].len);
+    }
+    return HL7_OK;
+}
+
 /* Without an escape character a delimiter in the text cannot be written
  * without changing the structure. */
 static hl7_status check_unescapable(const hl7_msg *m, const char *text, size_t len,
@@ -273,6 +375,23 @@ hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len, 
     }
     hl7_span e = escaped(m, text, len);
     return hl7_set_raw(m, p, e.p, e.len, err);
+}
+
+hl7_status hl7_escape_for(const hl7_msg *m, const char *text, size_t len, tbuf *out,
+                          hl7_error *err)
+{
+    if (!m->d.esc) {
+        hl7_status st = check_unescapable(m, text, len, err);
+        if (st != HL7_OK) return st;
+    }
+    size_t from = out->len;
+    hl7_escape(&m->d, text, len, out);
+    hl7_status st = check_raw(out->p ? out->p + from : "", out->len - from, err);
+    if (st != HL7_OK) {
+        out->len = from;
+        if (out->p) out->p[from] = '\0';
+    }
+    return st;
 }
 
 hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text,

@@ -262,8 +262,10 @@ static bool code_is(transform_chain *c, const hl7_msg *m, const hl7_fields *f, u
             char next = v.p[code_len];
             if ((next == d->comp && d->comp) || (next == d->rep && d->rep)) return true;
             if (next != d->esc || !d->esc) return false;
-        } else if (!d->esc || !memchr(v.p, d->esc, v.len < code_len ? v.len : code_len)) {
-            return false;
+        } else {
+            const char *upto = v.p + (v.len < code_len ? v.len : code_len);
+            if (!d->esc || hl7_scan2_in(v.p, upto, f->p + f->len, d->esc, d->esc) == upto)
+                return false;
         }
     }
     v.len = (size_t)(hl7_scan2(v.p, v.p + v.len, d->rep ? d->rep : d->comp, d->comp) - v.p);

@@ -158,6 +158,8 @@ typedef struct fspec {
     size_t when_len;
     bool whole_rep; /* names whole repetitions of a field split as usual (no
                      * rep, comp, max_len; not MSH-1/2): field_clean() applies */
+    bool type_shared; /* another spec checks the same type on the same values:
+                       * worth remembering the values found valid */
 } fspec;
 
 enum { NODE_SEG, NODE_GROUP };
@@ -755,6 +757,28 @@ void validator_set_local_offset(validator *v, int minutes)
     v->local_offset = minutes;
 }
 
+static bool same_type_check(const fspec *a, const fspec *b)
+{
+    return a != b && a->type != HL7_TYPE_NONE && a->type == b->type && a->key == b->key &&
+           a->field == b->field && a->comp == b->comp && a->sub == b->sub;
+}
+
+static void mark_pair(validate_profile *a, validate_profile *b)
+{
+    for (size_t i = 0; i < a->nfields; i++)
+        for (size_t j = 0; j < b->nfields; j++)
+            if (same_type_check(&a->fields[i], &b->fields[j]))
+                a->fields[i].type_shared = b->fields[j].type_shared = true;
+}
+
+/* Marks the specs of p that check a type another spec checks on the same
+ * values (in p, the baseline or an earlier profile). */
+static void mark_shared_types(validator *v, validate_profile *p)
+{
+    mark_pair(p, v->base);
+    for (size_t i = 0; i < v->nprofiles; i++) mark_pair(p, v->profiles[i]);
+}
+
 validate_status validator_add_profile(validator *v, validate_profile *p, validate_error *err)
 {
     validate_status st = resolve_tables(v, p, err);
@@ -764,6 +788,7 @@ validate_status validator_add_profile(validator *v, validate_profile *p, validat
     }
     v->profiles = xgrow(v->profiles, &v->pcap, v->nprofiles + 1, sizeof(*v->profiles));
     v->profiles[v->nprofiles++] = p;
+    mark_shared_types(v, p);
     p->memo_base = v->nspecs;
     v->nspecs += (uint32_t)p->nfields;
     return VALIDATE_OK;
@@ -1333,11 +1358,11 @@ static void type_remember(vrun *x, hl7_type t, bool inner, hl7_span raw)
  * split once), remembered. */
 static bool type_clean(vrun *x, const fspec *f, const fview *fv)
 {
-    if (type_known(x, f->type, false, fv->whole)) return true;
+    if (f->type_shared && type_known(x, f->type, false, fv->whole)) return true;
     uint32_t n;
     const hl7_span *part = split_rep1(x, f->field, fv, (uint32_t)hl7_type_parts(f->type), &n);
     if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
-    type_remember(x, f->type, false, fv->whole);
+    if (f->type_shared) type_remember(x, f->type, false, fv->whole);
     return true;
 }
 
@@ -1345,7 +1370,7 @@ static void check_type(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_
 {
     if (check_ts_fast(x, f, rep) || check_nm_fast(x, f, raw)) return;
     bool in_comp = f->comp && !f->sub;
-    if (type_known(x, f->type, in_comp, raw)) return;
+    if (f->type_shared && type_known(x, f->type, in_comp, raw)) return;
     hl7_type_ctx c = x->tctx;
     hl7_delims inner;
     if (in_comp) { /* a composite inside a component: parts are subcomponents */
@@ -1356,7 +1381,7 @@ static void check_type(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_
     }
     hl7_type_fault flt;
     if (hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) {
-        type_remember(x, f->type, in_comp, raw);
+        if (f->type_shared) type_remember(x, f->type, in_comp, raw);
         return;
     }
     hl7_path w = spec_at(f, occ, rep);

@@ -934,10 +934,12 @@ typedef struct dtm_text {
 } dtm_text;
 
 #define SPEC_MEMO 64
+#define MEMO_MISSES 3 /* a spec whose field differs that often in a row is not compared */
 #define KEYS_MAX 256 /* segment ids computed up front for messages up to this size */
 typedef struct clean_text {
     const char *p; /* NULL: none yet */
-    size_t len;
+    uint32_t len;
+    uint32_t misses; /* compared in vain in a row (check_spec() gives up at MEMO_MISSES) */
 } clean_text;
 
 /* A span of the message found a valid value of a composite type. */
@@ -1606,7 +1608,7 @@ static bool when_holds_memo(vrun *x, const fspec *f, uint32_t memo)
     clean_text *w = &x->when_text[memo];
     if (w->p && w->len == text.len && text_eq(w->p, text.p, text.len)) return x->when_held[memo];
     w->p = text.p;
-    w->len = text.len;
+    w->len = (uint32_t)text.len;
     return x->when_held[memo] = when_holds(x, f);
 }
 
@@ -1616,15 +1618,21 @@ static void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
     if (f->has_when && !when_holds_memo(x, f, memo)) return;
     hl7_span text = {"", 0};
     clean_text *c = memo < SPEC_MEMO ? &x->clean[memo] : NULL;
-    if (c) {
+    if (c && c->misses < MEMO_MISSES) { /* OBX-3 and OBX-5 differ in every OBX */
         hl7_fields_get(&x->sv.f, f->field, &text);
-        if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
+        if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) {
+            c->misses = 0;
+            return;
+        }
+        if (c->p) c->misses++;
+    } else {
+        c = NULL;
     }
     size_t problems = x->r->n;
     check_field(x, f, occ);
     if (c && x->r->n == problems) {
         c->p = text.p;
-        c->len = text.len;
+        c->len = (uint32_t)text.len;
     }
 }
 
@@ -2029,7 +2037,7 @@ static void check_before_birth(vrun *x, consistency *cs, const hl7_seg *s, uint3
     const dtm_memo *d = dtm_at(x, field);
     if (!d->ok || hl7_dtm_compare(&d->t, &pt->birth) >= 0) {
         c->p = text.p;
-        c->len = text.len;
+        c->len = (uint32_t)text.len;
     } else {
         hl7_path w = at(s->id, occ, field, 1, 0, 0);
         add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,

@@ -53,7 +53,7 @@ bool hl7_type_is_composite(hl7_type t)
 }
 
 static bool fault(hl7_type_fault *f, uint32_t comp, uint32_t sub, hl7_ack_errcode code,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6), cold));
 static bool fault(hl7_type_fault *f, uint32_t comp, uint32_t sub, hl7_ack_errcode code,
                   const char *fmt, ...)
 {

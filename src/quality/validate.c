@@ -1103,7 +1103,8 @@ static bool rule_on(const vrun *x, validate_rule rule)
 }
 
 static void add(vrun *x, validate_rule rule, hl7_ack_errcode code, uint32_t seg_index,
-                const hl7_path *where, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+                const hl7_path *where, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7), cold));
 static void add(vrun *x, validate_rule rule, hl7_ack_errcode code, uint32_t seg_index,
                 const hl7_path *where, const char *fmt, ...)
 {
@@ -1729,6 +1730,7 @@ static const char *first_required(const validate_profile *p, uint32_t ni)
     return first_required(p, n->child);
 }
 
+static void missing_segment(smatch *sm, const char *id) __attribute__((cold));
 static void missing_segment(smatch *sm, const char *id)
 {
     hl7_path w = at(id, 0, 0, 0, 0, 0);
@@ -1742,6 +1744,7 @@ static void missing_segment(smatch *sm, const char *id)
 }
 
 /* Reports the segment at the cursor as misplaced and moves past it. */
+static void report_stray(smatch *sm) __attribute__((cold));
 static void report_stray(smatch *sm)
 {
     vrun *x = sm->x;

@@ -818,14 +818,14 @@ static int mass_amount_step(const ucum_unit *from, const ucum_unit *to)
 {
     int k = from->dim[UCUM_DIM_MASS] - to->dim[UCUM_DIM_MASS];
     if (k != 1 && k != -1) return 0;
-    /* from's dimensions with one mass traded for one amount must be to's */
-    int amount = from->dim[UCUM_DIM_AMOUNT] + k;
-    if (amount < -128 || amount > 127) return 0;
-    signed char d[UCUM_NDIMS];
-    memcpy(d, from->dim, sizeof d);
-    d[UCUM_DIM_MASS] = to->dim[UCUM_DIM_MASS];
-    d[UCUM_DIM_AMOUNT] = (signed char)amount;
-    return memcmp(d, to->dim, sizeof d) == 0 ? k : 0;
+    /* one mass traded for one amount, every other dimension the same */
+    if (from->dim[UCUM_DIM_AMOUNT] - to->dim[UCUM_DIM_AMOUNT] != -k) return 0;
+    const int lo = UCUM_DIM_MASS < UCUM_DIM_AMOUNT ? UCUM_DIM_MASS : UCUM_DIM_AMOUNT;
+    const int hi = UCUM_DIM_MASS < UCUM_DIM_AMOUNT ? UCUM_DIM_AMOUNT : UCUM_DIM_MASS;
+    const signed char *a = from->dim, *b = to->dim;
+    bool same = !memcmp(a, b, (size_t)lo) && !memcmp(a + lo + 1, b + lo + 1, (size_t)(hi - lo - 1)) &&
+                !memcmp(a + hi + 1, b + hi + 1, (size_t)(UCUM_NDIMS - hi - 1));
+    return same ? k : 0;
 }
 
 static ucum_status not_commensurable(const ucum_unit *from, const ucum_unit *to,

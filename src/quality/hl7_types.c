@@ -375,18 +375,43 @@ bool hl7_tm_parse(const char *s, size_t len, hl7_dtm *out, hl7_type_fault *f)
     return true;
 }
 
+/* The civil date of day z since 1970-01-01 (the inverse of
+ * days_from_civil(); what gmtime_r() finds, without its locks). */
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
 void hl7_dtm_from_time(time_t t, int offset_min, hl7_dtm *out)
 {
     memset(out, 0, sizeof(*out));
     time_t local = t + (time_t)offset_min * 60;
-    struct tm tm;
-    gmtime_r(&local, &tm);
-    out->year = tm.tm_year + 1900;
-    out->month = tm.tm_mon + 1;
-    out->day = tm.tm_mday;
-    out->hour = tm.tm_hour;
-    out->minute = tm.tm_min;
-    out->second = tm.tm_sec;
+    /* years 0 to 9999 by arithmetic, beyond by gmtime_r() */
+    if (local >= (time_t)-62167219200 && local <= (time_t)253402300799) {
+        int64_t days = (int64_t)local / 86400, secs = (int64_t)local % 86400;
+        if (secs < 0) secs += 86400, days--;
+        civil_from_days(days, &out->year, &out->month, &out->day);
+        out->hour = (int)(secs / 3600);
+        out->minute = (int)(secs / 60 % 60);
+        out->second = (int)(secs % 60);
+    } else {
+        struct tm tm;
+        gmtime_r(&local, &tm);
+        out->year = tm.tm_year + 1900;
+        out->month = tm.tm_mon + 1;
+        out->day = tm.tm_mday;
+        out->hour = tm.tm_hour;
+        out->minute = tm.tm_min;
+        out->second = tm.tm_sec;
+    }
     out->precision = HL7_DTM_SECOND;
     out->has_offset = true;
     out->offset_min = offset_min;

@@ -1498,7 +1498,7 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
 }
 
 /* Spec f on the segment in view, whose occurrence and condition hold. */
-static void check_field(vrun *x, const fspec *f, uint32_t occ)
+static __attribute__((noinline)) void check_field(vrun *x, const fspec *f, uint32_t occ)
 {
     fview spare;
     const fview *fv = view_field(x, f->field, &spare);

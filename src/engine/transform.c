@@ -22,6 +22,9 @@ typedef struct step {
     ucum_unit unit;      /* CONVERT: the target */
     char *from_text;     /* CONVERT: the last source unit seen (owned) ... */
     ucum_unit from_unit; /* ... parsed */
+    tbuf unit_raw;       /* CONVERT: unit^unit^UCUM escaped with unit_d (kept per delimiters) */
+    hl7_delims unit_d;
+    bool unit_made;
     const codemap *map;  /* MAP */
     script *lua;         /* SCRIPT (owned) */
     script_host host;    /* SCRIPT: borrowed by lua, so it lives here */
@@ -30,7 +33,7 @@ typedef struct step {
 struct transform_chain {
     step *steps;
     size_t n;
-    tbuf a, b, c, d, e, from; /* scratch */
+    tbuf a, b, c, e, from; /* scratch */
 };
 
 static int compile_step(step *s, const config_transform *t, const codemap_registry *maps,
@@ -104,12 +107,12 @@ void transform_free(transform_chain *c)
     for (size_t i = 0; i < c->n; i++) {
         script_free(c->steps[i].lua);
         free(c->steps[i].from_text);
+        tbuf_free(&c->steps[i].unit_raw);
     }
     free(c->steps);
     tbuf_free(&c->a);
     tbuf_free(&c->b);
     tbuf_free(&c->c);
-    tbuf_free(&c->d);
     tbuf_free(&c->e);
     tbuf_free(&c->from);
     free(c);
@@ -192,10 +195,9 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     /* The new OBX-5 (value), OBX-7 (range) and OBX-6 (unit^unit^UCUM) are
      * made first, escaped, and stored in one rewrite of the segment. */
     const hl7_delims *d = hl7_delims_of(m);
-    tbuf *v5 = &c->b, *v7 = &c->c, *v6 = &c->d;
+    tbuf *v5 = &c->b, *v7 = &c->c;
     tbuf_reset(v5);
     tbuf_reset(v7);
-    tbuf_reset(v6);
     tbuf_reset(&c->e);
     if (get_at(m, idx, 5, 0, &c->a) &&
         ucum_convert_text_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->e,
@@ -208,15 +210,20 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
                                  &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (c->e.len && hl7_escape_for(m, c->e.p, c->e.len, v7, &he) != HL7_OK) goto hl7_failed;
-    hl7_escape(d, t->unit, strlen(t->unit), v6);
-    tbuf_putc(v6, d->comp);
-    hl7_escape(d, t->unit, strlen(t->unit), v6);
-    tbuf_putc(v6, d->comp);
-    tbuf_puts(v6, "UCUM");
+    if (!s->unit_made || memcmp(&s->unit_d, d, sizeof *d) != 0) {
+        tbuf_reset(&s->unit_raw);
+        hl7_escape(d, t->unit, strlen(t->unit), &s->unit_raw);
+        tbuf_putc(&s->unit_raw, d->comp);
+        hl7_escape(d, t->unit, strlen(t->unit), &s->unit_raw);
+        tbuf_putc(&s->unit_raw, d->comp);
+        tbuf_puts(&s->unit_raw, "UCUM");
+        s->unit_d = *d;
+        s->unit_made = true;
+    }
     hl7_field_edit edits[3];
     size_t n = 0;
     if (v5->len) edits[n++] = (hl7_field_edit){5, v5->p, v5->len};
-    edits[n++] = (hl7_field_edit){6, v6->p, v6->len};
+    edits[n++] = (hl7_field_edit){6, s->unit_raw.p, s->unit_raw.len};
     if (v7->len) edits[n++] = (hl7_field_edit){7, v7->p, v7->len};
     if (hl7_set_fields_raw_at(m, idx, edits, n, &he) != HL7_OK) goto hl7_failed;
     return 0;

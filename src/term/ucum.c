@@ -1110,6 +1110,26 @@ static void put_fixed(double v, int digits, tbuf *out)
     bool zero = true;
     for (int i = 0; i < nd; i++)
         zero &= d[i] == '0';
+    if (exp10 >= -8 && exp10 < 16) { /* the usual sizes: written at once */
+        char t[32];
+        size_t k = 0;
+        if (x.neg && !zero) t[k++] = '-';
+        if (exp10 < 0) {
+            t[k++] = '0';
+            t[k++] = '.';
+            for (int i = 0; i < -exp10 - 1; i++) t[k++] = '0';
+            memcpy(t + k, d, (size_t)nd), k += (size_t)nd;
+        } else if (exp10 + 1 >= nd) {
+            memcpy(t + k, d, (size_t)nd), k += (size_t)nd;
+            for (int i = nd; i < exp10 + 1; i++) t[k++] = '0';
+        } else {
+            memcpy(t + k, d, (size_t)(exp10 + 1)), k += (size_t)(exp10 + 1);
+            t[k++] = '.';
+            memcpy(t + k, d + exp10 + 1, (size_t)(nd - exp10 - 1)), k += (size_t)(nd - exp10 - 1);
+        }
+        tbuf_put(out, t, k);
+        return;
+    }
     if (x.neg && !zero) tbuf_putc(out, '-');
     if (exp10 < 0) {
         tbuf_puts(out, "0.");
@@ -1225,11 +1245,13 @@ static ucum_status convert_number(const char *s, size_t n, int sig, const ucum_u
     if (n >= sizeof(buf))
         return value_error(err, "the number '%.40s...' is longer than %zu characters", s,
                            sizeof(buf) - 1);
-    memcpy(buf, s, n);
-    buf[n] = '\0';
     double v, r;
-    if (!decimal_value(buf, n, &v)) v = strtod(buf, NULL);
-    if (!isfinite(v)) return value_error(err, "the number '%s' is out of range", buf);
+    if (!decimal_value(s, n, &v)) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        v = strtod(buf, NULL);
+        if (!isfinite(v)) return value_error(err, "the number '%s' is out of range", buf);
+    }
     ucum_status st = ucum_convert_units(v, uf, ut, mw, from, to, &r, err);
     if (st) return st;
     /* a molar mass is a measurement, not a definition: never exact */

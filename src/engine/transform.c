@@ -30,9 +30,22 @@ typedef struct step {
     script_host host;    /* SCRIPT: borrowed by lua, so it lives here */
 } step;
 
+/* An OBX of the message and its OBX-3 as it was when the first of a run of
+ * convert steps looked (converts change no OBX-3 and no segment count; the
+ * text of an edited segment stays readable until the next parse). */
+typedef struct obx_ref {
+    uint32_t idx, occ;
+    bool has_code; /* OBX-3 present */
+    hl7_span code; /* OBX-3, all of it */
+    const char *seg_end; /* the end of the segment text code lies in */
+} obx_ref;
+
 struct transform_chain {
     step *steps;
     size_t n;
+    obx_ref *obx; /* the OBX of the message for a run of converts; fresh when obx_fresh */
+    size_t nobx, obxcap;
+    bool obx_fresh;
     tbuf a, b, c, e, from; /* scratch */
 };
 
@@ -110,6 +123,7 @@ void transform_free(transform_chain *c)
         tbuf_free(&c->steps[i].unit_raw);
     }
     free(c->steps);
+    free(c->obx);
     tbuf_free(&c->a);
     tbuf_free(&c->b);
     tbuf_free(&c->c);
@@ -254,11 +268,11 @@ static bool same_text(const char *a, const char *b, size_t n)
 
 /* Whether component 1 of field 3 of segment idx is `code` (decoded only
  * when it holds an escape). */
-static bool code_is(transform_chain *c, const hl7_msg *m, const hl7_fields *f, uint32_t idx,
-                    const char *code, size_t code_len, bool plain_code)
+static bool code_is(transform_chain *c, const hl7_msg *m, const obx_ref *o, const char *code,
+                    size_t code_len, bool plain_code)
 {
-    hl7_span v;
-    if (!hl7_fields_get(f, 3, &v)) return false;
+    if (!o->has_code) return false;
+    hl7_span v = o->code;
     const hl7_delims *d = hl7_delims_of(m);
     if (plain_code) {
         /* Raw bytes first (compared as words: which byte differs is hard to
@@ -271,7 +285,7 @@ static bool code_is(transform_chain *c, const hl7_msg *m, const hl7_fields *f, u
             if (next != d->esc || !d->esc) return false;
         } else {
             const char *upto = v.p + (v.len < code_len ? v.len : code_len);
-            if (!d->esc || hl7_scan2_in(v.p, upto, f->p + f->len, d->esc, d->esc) == upto)
+            if (!d->esc || hl7_scan2_in(v.p, upto, o->seg_end, d->esc, d->esc) == upto)
                 return false;
         }
     }
@@ -298,12 +312,24 @@ static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
         if ((code[k] == d->esc && d->esc) || (code[k] == d->comp && d->comp) ||
             (code[k] == d->rep && d->rep) || code[k] == d->field)
             plain_code = false;
-    for (uint32_t i = 1; i < n; i++) {
-        hl7_fields f; /* its text starts with the segment id */
-        if (!hl7_fields_at(m, i, &f) || memcmp(f.p, "OBX", 3) != 0) continue;
-        occ++;
-        if (code_is(c, m, &f, i, code, code_len, plain_code) &&
-            convert_obx(c, s, m, i, occ, err) != 0)
+    if (!c->obx_fresh) { /* the first of a run of converts: find the OBX */
+        c->nobx = 0;
+        for (uint32_t i = 1; i < n; i++) {
+            hl7_fields f; /* its text starts with the segment id */
+            if (!hl7_fields_at(m, i, &f) || memcmp(f.p, "OBX", 3) != 0) continue;
+            c->obx = xgrow(c->obx, &c->obxcap, c->nobx + 1, sizeof(*c->obx));
+            obx_ref *o = &c->obx[c->nobx++];
+            o->idx = i;
+            o->occ = ++occ;
+            o->has_code = hl7_fields_get(&f, 3, &o->code);
+            o->seg_end = f.p + f.len;
+        }
+        c->obx_fresh = true;
+    }
+    for (size_t k = 0; k < c->nobx; k++) {
+        const obx_ref *o = &c->obx[k];
+        if (code_is(c, m, o, code, code_len, plain_code) &&
+            convert_obx(c, s, m, o->idx, o->occ, err) != 0)
             return -1;
     }
     return 0;
@@ -445,9 +471,11 @@ static int apply_script(step *s, hl7_msg *m, tbuf *err)
 
 int transform_apply(transform_chain *c, hl7_msg *m, tbuf *err)
 {
+    c->obx_fresh = false;
     for (size_t i = 0; i < c->n; i++) {
         step *s = &c->steps[i];
         int rc = 0;
+        if (s->cfg->kind != CONFIG_TX_CONVERT) c->obx_fresh = false;
         switch (s->cfg->kind) {
         case CONFIG_TX_SET: rc = apply_set(s, m, err); break;
         case CONFIG_TX_COPY: rc = apply_copy(c, s, m, err); break;

@@ -314,10 +314,10 @@ static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
             plain_code = false;
     if (!c->obx_fresh) { /* the first of a run of converts: find the OBX */
         c->nobx = 0;
+        c->obx = xgrow(c->obx, &c->obxcap, n, sizeof(*c->obx));
         for (uint32_t i = 1; i < n; i++) {
             hl7_fields f; /* its text starts with the segment id */
             if (!hl7_fields_at(m, i, &f) || memcmp(f.p, "OBX", 3) != 0) continue;
-            c->obx = xgrow(c->obx, &c->obxcap, c->nobx + 1, sizeof(*c->obx));
             obx_ref *o = &c->obx[c->nobx++];
             o->idx = i;
             o->occ = ++occ;

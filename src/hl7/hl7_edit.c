@@ -200,12 +200,14 @@ static hl7_status check_set(const hl7_msg *m, long idx, const hl7_path *p, const
     char pb[48];
     hl7_status st = check_raw(raw, len, err);
     if (st != HL7_OK) return st;
-    hl7_path shown = *p;
-    if (idx >= 0) memcpy(shown.seg, m->segs[idx].id, 4);
-    if (p->field == 0)
+    const char *seg = idx >= 0 ? m->segs[idx].id : p->seg;
+    if (p->field == 0) {
+        hl7_path shown = *p;
+        memcpy(shown.seg, seg, 4);
         return hl7_fail(err, HL7_ERR_PATH, 0, "path '%s' names a whole segment; name a field",
                         hl7_path_format(&shown, pb, sizeof(pb)));
-    bool msh = !memcmp(shown.seg, "MSH", 3);
+    }
+    bool msh = !memcmp(seg, "MSH", 3);
     if (msh && p->field <= 2)
         return hl7_fail(err, HL7_ERR_VALUE, 0,
                         "MSH-1 and MSH-2 hold the delimiters and cannot be set");

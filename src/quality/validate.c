@@ -1579,7 +1579,8 @@ static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
 /* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
 static inline bool text_eq(const char *a, const char *b, size_t n)
 {
-    if (n < 4) return n == 0 || (a[0] == b[0] && a[n - 1] == b[n - 1] && a[n / 2] == b[n / 2]);
+    if (n < 4) /* the first, middle and last byte cover 1 to 3 bytes */
+        return n == 0 || ((a[0] ^ b[0]) | (a[n / 2] ^ b[n / 2]) | (a[n - 1] ^ b[n - 1])) == 0;
     if (n < 8) {
         uint32_t ha, hb, ta, tb;
         memcpy(&ha, a, 4);

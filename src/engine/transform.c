@@ -172,13 +172,25 @@ static int apply_delete(step *s, hl7_msg *m, tbuf *err)
     return 0;
 }
 
-/* The decoded value at field.comp of segment idx into out (reset first);
- * false when there is no value. */
-static bool get_at(const hl7_msg *m, uint32_t idx, uint32_t field, uint32_t comp, tbuf *out)
+/* The decoded value of the first repetition of field (comp 0), or of its
+ * first component (comp 1), of the segment f (not MSH) into out (reset
+ * first): hl7_get_at() through the segment's cursor. false when there is
+ * no value. */
+static bool get_at(const hl7_msg *m, const hl7_fields *f, uint32_t field, uint32_t comp,
+                   tbuf *out)
 {
-    hl7_path p = {.field = field, .rep = 1, .comp = comp};
     tbuf_reset(out);
-    return hl7_get_at(m, idx, &p, out) == HL7_VALUE;
+    hl7_span v;
+    if (!hl7_fields_get(f, field, &v)) return false;
+    const hl7_delims *d = hl7_delims_of(m);
+    const char *end = v.p + v.len, *limit = f->p + f->len;
+    if (d->rep) end = hl7_scan2_in(v.p, end, limit, d->rep, d->rep);
+    if (comp && d->comp) end = hl7_scan2_in(v.p, end, limit, d->comp, d->comp);
+    v.len = (size_t)(end - v.p);
+    if (v.len == 0 || (v.len == 2 && v.p[0] == '"' && v.p[1] == '"')) return false;
+    hl7_unescape(d, hl7_charset_of(m), v.p, v.len, out);
+    tbuf_cstr(out); /* a C string even when decoding left nothing */
+    return true;
 }
 
 /* Converts the OBX at index idx (occurrence occ, for messages) from its
@@ -188,7 +200,9 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
 {
     const config_transform *t = s->cfg;
     tbuf *from = &c->from;
-    if (!get_at(m, idx, 6, 1, from)) {
+    hl7_fields obx;
+    hl7_fields_at(m, idx, &obx);
+    if (!get_at(m, &obx, 6, 1, from)) {
         tbuf_printf(err,
                     "transform at line %u (convert %s): OBX[%u]-6 has no unit to convert from",
                     t->line, t->code, occ);
@@ -213,13 +227,13 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     tbuf_reset(v5);
     tbuf_reset(v7);
     tbuf_reset(&c->e);
-    if (get_at(m, idx, 5, 0, &c->a) &&
+    if (get_at(m, &obx, 5, 0, &c->a) &&
         ucum_convert_text_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->e,
                                 &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (c->e.len && hl7_escape_for(m, c->e.p, c->e.len, v5, &he) != HL7_OK) goto hl7_failed;
     tbuf_reset(&c->e);
-    if (get_at(m, idx, 7, 0, &c->a) &&
+    if (get_at(m, &obx, 7, 0, &c->a) &&
         ucum_convert_range_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->e,
                                  &converted, &ue) != UCUM_OK)
         goto unit_error;

@@ -342,8 +342,8 @@ static const char *const SEGS[] = {
     "OBX|",
     "OBX|1|NM|2345-7^Glucose^LN||112|mg/dL^mg/dL^UCUM|70-99|H|||F",
     "ZZZ|a~b~c|^^^|&&|~||||x",
-    "NTE|1||a very long comment that goes on and on, well past a few words, to be sure "
-    "the offsets of what follows move by much|tail",
+    ("NTE|1||a very long comment that goes on and on, well past a few words, to be sure "
+     "the offsets of what follows move by much|tail"),
 };
 static const char *const VALUES[] = {"", "v", "abc^def", "x&y", "q~r", "p|q", "\"\"", "\\E\\",
                                      "12345678901234567890"};

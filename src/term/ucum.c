@@ -830,6 +830,9 @@ static int mass_amount_step(const ucum_unit *from, const ucum_unit *to)
 
 static ucum_status not_commensurable(const ucum_unit *from, const ucum_unit *to,
                                      const char *from_text, const char *to_text, int step,
+                                     ucum_error *err) __attribute__((cold));
+static ucum_status not_commensurable(const ucum_unit *from, const ucum_unit *to,
+                                     const char *from_text, const char *to_text, int step,
                                      ucum_error *err)
 {
     char df[96], dt[96];
@@ -852,7 +855,7 @@ static ucum_status not_commensurable(const ucum_unit *from, const ucum_unit *to,
 }
 
 static ucum_status value_error(ucum_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3), cold));
 
 static ucum_status value_error(ucum_error *err, const char *fmt, ...)
 {

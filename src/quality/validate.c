@@ -936,6 +936,7 @@ typedef struct dtm_text {
 #define SPEC_MEMO 64
 #define MEMO_MISSES 3 /* a spec whose field differs that often in a row is not compared */
 #define KEYS_MAX 256 /* segment ids computed up front for messages up to this size */
+#define GROUPS_KEPT 16 /* profiles whose spec group for the segment in hand is kept */
 typedef struct clean_text {
     const char *p; /* NULL: none yet */
     uint32_t len;
@@ -1558,15 +1559,20 @@ static bool profile_matches(const validate_profile *p, hl7_span type, hl7_span e
 /* Occurrence counters per segment id, for paths; falls back to a scan. */
 typedef struct occ_table {
     uint32_t id[48], count[48];
-    size_t n;
+    size_t n, last; /* entries; the one used last */
 } occ_table;
 
 
 static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
 {
+    if (t->n && t->id[t->last] == key) return ++t->count[t->last]; /* a run of one id */
     for (size_t i = 0; i < t->n; i++)
-        if (t->id[i] == key) return ++t->count[i];
+        if (t->id[i] == key) {
+            t->last = i;
+            return ++t->count[i];
+        }
     if (t->n < 48) {
+        t->last = t->n;
         t->id[t->n] = key;
         t->count[t->n++] = 1;
         return 1;
@@ -1614,7 +1620,7 @@ static bool when_holds_memo(vrun *x, const fspec *f, uint32_t memo)
     return x->when_held[memo] = when_holds(x, f);
 }
 
-static void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
+static inline void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
 {
     if (f->seg_occ && f->seg_occ != occ) return;
     if (f->has_when && !when_holds_memo(x, f, memo)) return;
@@ -1638,14 +1644,19 @@ static void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
     }
 }
 
-static void check_profile_fields(vrun *x, const validate_profile *p, uint32_t key, uint32_t occ)
+/* The specs of p for segments with this id, or NULL. */
+static const struct fgroup *find_group(const validate_profile *p, uint32_t key)
 {
-    for (size_t g = 0; g < p->ngroups; g++) {
-        if (p->groups[g].key != key) continue;
-        for (size_t i = p->groups[g].start; i < p->groups[g].end; i++)
-            check_spec(x, &p->fields[i], p->memo_base + (uint32_t)i, occ);
-        return;
-    }
+    for (size_t g = 0; g < p->ngroups; g++)
+        if (p->groups[g].key == key) return &p->groups[g];
+    return NULL;
+}
+
+static void check_group(vrun *x, const validate_profile *p, const struct fgroup *g, uint32_t occ)
+{
+    if (!g) return;
+    for (size_t i = g->start; i < g->end; i++)
+        check_spec(x, &p->fields[i], p->memo_base + (uint32_t)i, occ);
 }
 
 /* --- segment structure ------------------------------------------------------------ */
@@ -2174,7 +2185,7 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     hl7_span type = {"", 0}, event = {"", 0};
     hl7_raw(m, 0, 9, 1, 1, 0, &type);
     hl7_raw(m, 0, 9, 1, 2, 0, &event);
-    occ_table ot = {{0}, {0}, 0};
+    occ_table ot = {{0}, {0}, 0, 0};
     consistency cs;
     memset(&cs, 0, sizeof(cs));
     uint32_t n = hl7_seg_count(m);
@@ -2188,15 +2199,26 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     uint64_t applies = 0;
     for (size_t i = 0; i < v->nprofiles && i < 64; i++)
         if (profile_matches(v->profiles[i], type, event)) applies |= (uint64_t)1 << i;
+    /* The spec groups of the segment id in hand, found again only when the
+     * id changes (OBX come in runs); profiles past GROUPS_KEPT search each time. */
+    uint32_t run_key = 0;
+    const struct fgroup *base_group = NULL, *groups[GROUPS_KEPT];
     for (uint32_t si = 0; si < n; si++) {
         const hl7_seg *s = hl7_seg_at(m, si);
         uint32_t key = seg_key(&x, si);
         uint32_t occ = next_occ(&ot, &x, si, key);
         view_segment(&x, si);
-        if (v->baseline) check_profile_fields(&x, v->base, key, occ);
+        if (key != run_key) {
+            run_key = key;
+            base_group = find_group(v->base, key);
+            for (size_t i = 0; i < v->nprofiles && i < GROUPS_KEPT; i++)
+                groups[i] = find_group(v->profiles[i], key);
+        }
+        if (v->baseline) check_group(&x, v->base, base_group, occ);
         for (size_t i = 0; i < v->nprofiles; i++)
             if (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event))
-                check_profile_fields(&x, v->profiles[i], key, occ);
+                check_group(&x, v->profiles[i],
+                            i < GROUPS_KEPT ? groups[i] : find_group(v->profiles[i], key), occ);
         check_consistency(&x, &cs, s, key, occ);
     }
     if (rule_on(&x, VALIDATE_RULE_STRUCTURE))

@@ -35,9 +35,9 @@ typedef struct step {
  * text of an edited segment stays readable until the next parse). */
 typedef struct obx_ref {
     uint32_t idx, occ;
-    bool has_code; /* OBX-3 present */
-    hl7_span code; /* OBX-3, all of it */
-    const char *seg_end; /* the end of the segment text code lies in */
+    bool value;    /* OBX-3.1 (of the first repetition) has a value ... */
+    bool plain;    /* ... without an escape ... */
+    hl7_span code; /* ... which is this, raw */
 } obx_ref;
 
 struct transform_chain {
@@ -280,35 +280,16 @@ static bool same_text(const char *a, const char *b, size_t n)
     return memcmp(a, b, n) == 0;
 }
 
-/* Whether component 1 of field 3 of segment idx is `code` (decoded only
- * when it holds an escape). */
+/* Whether OBX-3.1 of o is `code`: its raw bytes when it holds no escape,
+ * else decoded. */
 static bool code_is(transform_chain *c, const hl7_msg *m, const obx_ref *o, const char *code,
-                    size_t code_len, bool plain_code)
+                    size_t code_len)
 {
-    if (!o->has_code) return false;
-    hl7_span v = o->code;
+    if (!o->value) return false;
+    if (o->plain) return o->code.len == code_len && same_text(o->code.p, code, code_len);
     const hl7_delims *d = hl7_delims_of(m);
-    if (plain_code) {
-        /* Raw bytes first (compared as words: which byte differs is hard to
-         * predict); without an escape before the first difference, a
-         * difference decides. */
-        if (v.len >= code_len && same_text(v.p, code, code_len)) {
-            if (v.len == code_len) return true;
-            char next = v.p[code_len];
-            if ((next == d->comp && d->comp) || (next == d->rep && d->rep)) return true;
-            if (next != d->esc || !d->esc) return false;
-        } else {
-            const char *upto = v.p + (v.len < code_len ? v.len : code_len);
-            if (!d->esc || hl7_scan2_in(v.p, upto, o->seg_end, d->esc, d->esc) == upto)
-                return false;
-        }
-    }
-    v.len = (size_t)(hl7_scan2(v.p, v.p + v.len, d->rep ? d->rep : d->comp, d->comp) - v.p);
-    if (v.len == 0 || (v.len == 2 && v.p[0] == '"' && v.p[1] == '"')) return false;
-    if (!d->esc || !memchr(v.p, d->esc, v.len))
-        return v.len == code_len && memcmp(v.p, code, v.len) == 0;
     tbuf_reset(&c->c);
-    hl7_unescape(d, hl7_charset_of(m), v.p, v.len, &c->c);
+    hl7_unescape(d, hl7_charset_of(m), o->code.p, o->code.len, &c->c);
     return c->c.len == code_len && memcmp(c->c.p, code, c->c.len) == 0;
 }
 
@@ -319,14 +300,9 @@ static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
     uint32_t occ = 0, n = hl7_seg_count(m);
     const char *code = s->cfg->code;
     size_t code_len = strlen(code);
-    /* A code without delimiters (the usual) is compared with the raw bytes. */
-    const hl7_delims *d = hl7_delims_of(m);
-    bool plain_code = code_len > 0 && strcmp(code, "\"\"") != 0; /* "" is the null value */
-    for (size_t k = 0; k < code_len; k++)
-        if ((code[k] == d->esc && d->esc) || (code[k] == d->comp && d->comp) ||
-            (code[k] == d->rep && d->rep) || code[k] == d->field)
-            plain_code = false;
     if (!c->obx_fresh) { /* the first of a run of converts: find the OBX */
+        const hl7_delims *d = hl7_delims_of(m);
+        char rep = d->rep ? d->rep : d->comp, comp = d->comp ? d->comp : rep;
         c->nobx = 0;
         c->obx = xgrow(c->obx, &c->obxcap, n, sizeof(*c->obx));
         for (uint32_t i = 1; i < n; i++) {
@@ -335,15 +311,20 @@ static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
             obx_ref *o = &c->obx[c->nobx++];
             o->idx = i;
             o->occ = ++occ;
-            o->has_code = hl7_fields_get(&f, 3, &o->code);
-            o->seg_end = f.p + f.len;
+            o->value = false;
+            hl7_span v;
+            if (!hl7_fields_get(&f, 3, &v)) continue;
+            const char *limit = f.p + f.len, *end = v.p + v.len;
+            if (rep) end = hl7_scan2_in(v.p, end, limit, rep, comp);
+            o->code = (hl7_span){v.p, (size_t)(end - v.p)};
+            o->value = o->code.len && !(o->code.len == 2 && v.p[0] == '"' && v.p[1] == '"');
+            o->plain = !d->esc || hl7_scan2_in(v.p, end, limit, d->esc, d->esc) == end;
         }
         c->obx_fresh = true;
     }
     for (size_t k = 0; k < c->nobx; k++) {
         const obx_ref *o = &c->obx[k];
-        if (code_is(c, m, o, code, code_len, plain_code) &&
-            convert_obx(c, s, m, o->idx, o->occ, err) != 0)
+        if (code_is(c, m, o, code, code_len) && convert_obx(c, s, m, o->idx, o->occ, err) != 0)
             return -1;
     }
     return 0;

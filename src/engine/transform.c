@@ -20,7 +20,8 @@ typedef struct step {
     const config_transform *cfg;
     hl7_path path, to;
     ucum_unit unit;      /* CONVERT: the target */
-    char *from_text;     /* CONVERT: the last source unit seen (owned) ... */
+    char *from_text;     /* CONVERT: the last source unit seen (owned), from_len bytes ... */
+    size_t from_len;
     ucum_unit from_unit; /* ... parsed */
     tbuf unit_raw;       /* CONVERT: unit^unit^UCUM escaped with unit_d (kept per delimiters) */
     hl7_delims unit_d;
@@ -172,14 +173,11 @@ static int apply_delete(step *s, hl7_msg *m, tbuf *err)
     return 0;
 }
 
-/* The decoded value of the first repetition of field (comp 0), or of its
- * first component (comp 1), of the segment f (not MSH) into out (reset
- * first): hl7_get_at() through the segment's cursor. false when there is
- * no value. */
-static bool get_at(const hl7_msg *m, const hl7_fields *f, uint32_t field, uint32_t comp,
-                   tbuf *out)
+/* The first repetition of field `field` (comp 0), or its first component
+ * (comp 1), of the segment f (not MSH), raw; false when it has no value. */
+static bool raw_at(const hl7_msg *m, const hl7_fields *f, uint32_t field, uint32_t comp,
+                   hl7_span *out)
 {
-    tbuf_reset(out);
     hl7_span v;
     if (!hl7_fields_get(f, field, &v)) return false;
     const hl7_delims *d = hl7_delims_of(m);
@@ -188,9 +186,33 @@ static bool get_at(const hl7_msg *m, const hl7_fields *f, uint32_t field, uint32
     if (comp && d->comp) end = hl7_scan2_in(v.p, end, limit, d->comp, d->comp);
     v.len = (size_t)(end - v.p);
     if (v.len == 0 || (v.len == 2 && v.p[0] == '"' && v.p[1] == '"')) return false;
-    hl7_unescape(d, hl7_charset_of(m), v.p, v.len, out);
-    tbuf_cstr(out); /* a C string even when decoding left nothing */
+    *out = v;
     return true;
+}
+
+/* The decoded text of the raw value v into out (reset first), as a C
+ * string (hl7_get_at()'s text). */
+static const char *decoded(const hl7_msg *m, hl7_span v, tbuf *out)
+{
+    tbuf_reset(out);
+    hl7_unescape(hl7_delims_of(m), hl7_charset_of(m), v.p, v.len, out);
+    return tbuf_cstr(out); /* a C string even when decoding left nothing */
+}
+
+/* text as field text for an edit: text itself when nothing in it needs an
+ * escape (what hl7_escape_for() would give), else escaped into spare. */
+static hl7_status raw_text(const hl7_msg *m, const tbuf *text, tbuf *spare, hl7_span *out,
+                           hl7_error *he)
+{
+    const hl7_delims *d = hl7_delims_of(m);
+    if (d->esc && !hl7_needs_escape(d, text->p, text->len) && !memchr(text->p, '\0', text->len)) {
+        *out = (hl7_span){text->p, text->len};
+        return HL7_OK;
+    }
+    tbuf_reset(spare);
+    hl7_status st = hl7_escape_for(m, text->p, text->len, spare, he);
+    *out = (hl7_span){spare->p, spare->len};
+    return st;
 }
 
 /* Converts the OBX at index idx (occurrence occ, for messages) from its
@@ -199,45 +221,57 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
                        tbuf *err)
 {
     const config_transform *t = s->cfg;
-    tbuf *from = &c->from;
     hl7_fields obx;
     hl7_fields_at(m, idx, &obx);
-    if (!get_at(m, &obx, 6, 1, from)) {
+    hl7_span u, v;
+    if (!raw_at(m, &obx, 6, 1, &u)) {
         tbuf_printf(err,
                     "transform at line %u (convert %s): OBX[%u]-6 has no unit to convert from",
                     t->line, t->code, occ);
         return -1;
     }
-    const char *fu = tbuf_cstr(from);
-    if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) return 0;
-    ucum_error ue;
-    bool converted;
-    hl7_error he;
-    /* the source unit, parsed once per distinct text (feeds repeat theirs) */
-    if (!s->from_text || strcmp(s->from_text, fu) != 0) {
-        free(s->from_text);
-        s->from_text = NULL;
-        if (ucum_parse(fu, &s->from_unit, &ue) != UCUM_OK) goto unit_error;
-        s->from_text = xstrdup(fu);
+    const hl7_delims *d = hl7_delims_of(m);
+    /* the source unit, parsed once per distinct text (feeds repeat theirs):
+     * raw bytes without escapes that equal the last text are that text */
+    const char *fu = s->from_text;
+    if (!fu || u.len != s->from_len || hl7_plain_prefix(u.p, u.len, d->esc) != u.len ||
+        memcmp(u.p, fu, u.len) != 0) {
+        fu = decoded(m, u, &c->from);
+        if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) return 0;
+        if (!s->from_text || strcmp(s->from_text, fu) != 0) {
+            ucum_error ue;
+            free(s->from_text);
+            s->from_text = NULL;
+            if (ucum_parse(fu, &s->from_unit, &ue) != UCUM_OK) {
+                tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line,
+                            t->code, occ, ue.text);
+                return -1;
+            }
+            s->from_text = xstrdup(fu);
+            s->from_len = strlen(fu);
+        }
+    } else if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) {
+        return 0;
     }
     /* The new OBX-5 (value), OBX-7 (range) and OBX-6 (unit^unit^UCUM) are
      * made first, escaped, and stored in one rewrite of the segment. */
-    const hl7_delims *d = hl7_delims_of(m);
+    ucum_error ue;
+    bool converted;
+    hl7_error he;
     tbuf *v5 = &c->b, *v7 = &c->c;
+    hl7_span r5 = {"", 0}, r7 = {"", 0};
     tbuf_reset(v5);
     tbuf_reset(v7);
-    tbuf_reset(&c->e);
-    if (get_at(m, &obx, 5, 0, &c->a) &&
-        ucum_convert_text_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->e,
-                                &converted, &ue) != UCUM_OK)
+    if (raw_at(m, &obx, 5, 0, &v) &&
+        ucum_convert_text_units(decoded(m, v, &c->a), &s->from_unit, &s->unit, fu, t->unit,
+                                t->mw, v5, &converted, &ue) != UCUM_OK)
         goto unit_error;
-    if (c->e.len && hl7_escape_for(m, c->e.p, c->e.len, v5, &he) != HL7_OK) goto hl7_failed;
-    tbuf_reset(&c->e);
-    if (get_at(m, &obx, 7, 0, &c->a) &&
-        ucum_convert_range_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->e,
-                                 &converted, &ue) != UCUM_OK)
+    if (v5->len && raw_text(m, v5, &c->e, &r5, &he) != HL7_OK) goto hl7_failed;
+    if (raw_at(m, &obx, 7, 0, &v) &&
+        ucum_convert_range_units(decoded(m, v, &c->a), &s->from_unit, &s->unit, fu, t->unit,
+                                 t->mw, v7, &converted, &ue) != UCUM_OK)
         goto unit_error;
-    if (c->e.len && hl7_escape_for(m, c->e.p, c->e.len, v7, &he) != HL7_OK) goto hl7_failed;
+    if (v7->len && raw_text(m, v7, &c->a, &r7, &he) != HL7_OK) goto hl7_failed;
     if (!s->unit_made || memcmp(&s->unit_d, d, sizeof *d) != 0) {
         tbuf_reset(&s->unit_raw);
         hl7_escape(d, t->unit, strlen(t->unit), &s->unit_raw);
@@ -250,9 +284,9 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     }
     hl7_field_edit edits[3];
     size_t n = 0;
-    if (v5->len) edits[n++] = (hl7_field_edit){5, v5->p, v5->len};
+    if (r5.len) edits[n++] = (hl7_field_edit){5, r5.p, r5.len};
     edits[n++] = (hl7_field_edit){6, s->unit_raw.p, s->unit_raw.len};
-    if (v7->len) edits[n++] = (hl7_field_edit){7, v7->p, v7->len};
+    if (r7.len) edits[n++] = (hl7_field_edit){7, r7.p, r7.len};
     if (hl7_set_fields_raw_at(m, idx, edits, n, &he) != HL7_OK) goto hl7_failed;
     return 0;
 unit_error:

@@ -868,6 +868,42 @@ static ucum_status value_error(ucum_error *err, const char *fmt, ...)
     return UCUM_ERR_VALUE;
 }
 
+/* A conversion between two parsed units, decided once for all the numbers
+ * of a text: whether the dimensions agree, else the molar-mass step. */
+typedef struct conv {
+    const ucum_unit *from, *to;
+    double mw;
+    const char *from_text, *to_text; /* for messages (may be NULL) */
+    bool same;                       /* commensurable */
+    int step;                        /* when not: mass_amount_step() */
+} conv;
+
+static void conv_init(conv *c, const ucum_unit *from, const ucum_unit *to, double mw,
+                      const char *from_text, const char *to_text)
+{
+    *c = (conv){from, to, mw, from_text, to_text, ucum_commensurable(from, to), 0};
+    if (!c->same) c->step = mass_amount_step(from, to);
+}
+
+/* ucum_convert_units() of one value with the decisions of c made; err is
+ * written only on failure. */
+static ucum_status conv_apply(const conv *c, double value, double *out, ucum_error *err)
+{
+    if (!isfinite(value)) return value_error(err, "the value to convert is not a finite number");
+    if (!isfinite(c->mw) || c->mw < 0)
+        return value_error(err, "the molar mass must be a positive number of g/mol (0 for none)");
+    double canonical = (value + c->from->offset) * c->from->factor;
+    if (!c->same) {
+        if (!c->step || c->mw == 0)
+            return not_commensurable(c->from, c->to, c->from_text, c->to_text, c->step, err);
+        canonical = c->step > 0 ? canonical / c->mw : canonical * c->mw;
+    }
+    double v = canonical / c->to->factor - c->to->offset;
+    if (!isfinite(v)) return value_error(err, "the converted value is out of range");
+    *out = v == 0 ? 0 : v; /* no "-0" */
+    return UCUM_OK;
+}
+
 ucum_status ucum_convert_units(double value, const ucum_unit *from, const ucum_unit *to,
                                double molar_mass, const char *from_text, const char *to_text,
                                double *out, ucum_error *err)
@@ -876,20 +912,9 @@ ucum_status ucum_convert_units(double value, const ucum_unit *from, const ucum_u
     err->code = UCUM_OK;
     err->offset = 0;
     err->text[0] = '\0';
-    if (!isfinite(value)) return value_error(err, "the value to convert is not a finite number");
-    if (!isfinite(molar_mass) || molar_mass < 0)
-        return value_error(err, "the molar mass must be a positive number of g/mol (0 for none)");
-    double canonical = (value + from->offset) * from->factor;
-    if (!ucum_commensurable(from, to)) {
-        int step = mass_amount_step(from, to);
-        if (!step || molar_mass == 0)
-            return not_commensurable(from, to, from_text, to_text, step, err);
-        canonical = step > 0 ? canonical / molar_mass : canonical * molar_mass;
-    }
-    double v = canonical / to->factor - to->offset;
-    if (!isfinite(v)) return value_error(err, "the converted value is out of range");
-    *out = v == 0 ? 0 : v; /* no "-0" */
-    return UCUM_OK;
+    conv c;
+    conv_init(&c, from, to, molar_mass, from_text, to_text);
+    return conv_apply(&c, value, out, err);
 }
 
 /* Parses both units; an error names which one failed. */
@@ -920,11 +945,12 @@ static size_t scan_number(const char *s, int *sig)
 {
     size_t i = 0;
     int ndigits = 0, nsig = 0;
-    bool leading = true;
+    bool leading = true, point = false;
     if (s[i] == '+' || s[i] == '-') i++;
     for (; is_digit(s[i]) || s[i] == '.'; i++) {
         if (s[i] == '.') {
-            if (strchr(s, '.') != s + i) break; /* a second point */
+            if (point) break; /* a second point */
+            point = true;
             continue;
         }
         ndigits++;
@@ -1240,9 +1266,8 @@ static bool decimal_value(const char *s, size_t n, double *out)
 }
 
 /* Converts the number s[0..n) and appends it; UCUM_OK or an error. */
-static ucum_status convert_number(const char *s, size_t n, int sig, const ucum_unit *uf,
-                                  const ucum_unit *ut, double mw, const char *from, const char *to,
-                                  tbuf *out, ucum_error *err)
+static ucum_status convert_number(const char *s, size_t n, int sig, const conv *c, tbuf *out,
+                                  ucum_error *err)
 {
     char buf[128];
     if (n >= sizeof(buf))
@@ -1255,20 +1280,19 @@ static ucum_status convert_number(const char *s, size_t n, int sig, const ucum_u
         v = strtod(buf, NULL);
         if (!isfinite(v)) return value_error(err, "the number '%s' is out of range", buf);
     }
-    ucum_status st = ucum_convert_units(v, uf, ut, mw, from, to, &r, err);
+    ucum_status st = conv_apply(c, v, &r, err);
     if (st) return st;
     /* a molar mass is a measurement, not a definition: never exact */
-    format_number(r, sig, ucum_commensurable(uf, ut), out);
+    format_number(r, sig, c->same, out);
     return UCUM_OK;
 }
 
 /* Appends s with the number at [a, a+n) replaced by its conversion. */
-static ucum_status replace_number(const char *s, size_t a, size_t n, int sig, const ucum_unit *uf,
-                                  const ucum_unit *ut, double mw, const char *from, const char *to,
+static ucum_status replace_number(const char *s, size_t a, size_t n, int sig, const conv *c,
                                   tbuf *out, ucum_error *err)
 {
     tbuf_put(out, s, a);
-    ucum_status st = convert_number(s + a, n, sig, uf, ut, mw, from, to, out, err);
+    ucum_status st = convert_number(s + a, n, sig, c, out, err);
     if (!st) tbuf_puts(out, s + a + n);
     return st;
 }
@@ -1305,7 +1329,9 @@ ucum_status ucum_convert_text_units(const char *value, const ucum_unit *uf, cons
         tbuf_puts(out, value);
         return UCUM_OK;
     }
-    ucum_status st = replace_number(value, a, n, sig, uf, ut, molar_mass, from, to, out, err);
+    conv c;
+    conv_init(&c, uf, ut, molar_mass, from, to);
+    ucum_status st = replace_number(value, a, n, sig, &c, out, err);
     if (st) {
         out->len = mark;
         if (out->p) out->p[mark] = '\0';
@@ -1334,7 +1360,6 @@ ucum_status ucum_convert_range_units(const char *range, const ucum_unit *ufp, co
     int sig, sig2;
     if (match_value(range, &a, &n, &sig))
         return ucum_convert_text_units(range, ufp, utp, from, to, molar_mass, out, converted, err);
-    const ucum_unit uf = *ufp, ut = *utp;
     *converted = false;
     /* low[spaces]-[spaces]high, both possibly negative */
     size_t lo = skip_spaces(range, 0);
@@ -1350,10 +1375,12 @@ ucum_status ucum_convert_range_units(const char *range, const ucum_unit *ufp, co
         return UCUM_OK;
     }
     tbuf_put(out, range, lo);
-    ucum_status st = convert_number(range + lo, nlo, sig, &uf, &ut, molar_mass, from, to, out, err);
+    conv c;
+    conv_init(&c, ufp, utp, molar_mass, from, to);
+    ucum_status st = convert_number(range + lo, nlo, sig, &c, out, err);
     if (!st) {
         tbuf_put(out, range + sep, hi - sep);
-        st = convert_number(range + hi, nhi, sig2, &uf, &ut, molar_mass, from, to, out, err);
+        st = convert_number(range + hi, nhi, sig2, &c, out, err);
         if (!st) tbuf_puts(out, range + hi + nhi);
     }
     if (st) {

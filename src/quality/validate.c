@@ -34,12 +34,11 @@
 
 
 /* memchr for the short spans of HL7 values, where a call costs more than
- * the scan. */
+ * the scan: eight bytes at a time (hl7_scan2). */
 static inline const char *scan_for(const char *p, size_t len, char ch)
 {
-    for (const char *end = p + len; p < end; p++)
-        if (*p == ch) return p;
-    return NULL;
+    const char *end = p + len, *q = hl7_scan2(p, end, ch, ch);
+    return q < end ? q : NULL;
 }
 
 #define NONE UINT32_MAX
@@ -141,25 +140,28 @@ static uint32_t id_key(const char *id)
 /* --- profiles ------------------------------------------------------------------ */
 
 typedef struct fspec {
-    char seg[4];
-    uint32_t key; /* id_key(seg) */
+    /* What every segment's check reads (check_spec(), field_clean()) first:
+     * the spec's first cache line. */
     uint32_t seg_occ; /* 0: every occurrence */
-    uint32_t field, rep /* 0: every repetition */, comp, sub;
-    bool required;
-    hl7_type type;
-    uint32_t max_len, max_reps;
-    char *table_name;
-    const hl7_table *table;
-    bool has_min, has_max;
-    double min, max;
+    uint32_t field;
     bool has_when;
-    uint32_t when_field, when_comp;
-    char *when_value;
-    size_t when_len;
     bool whole_rep; /* names whole repetitions of a field split as usual (no
                      * rep, comp, max_len; not MSH-1/2): field_clean() applies */
     bool type_shared; /* another spec checks the same type on the same values:
                        * worth remembering the values found valid */
+    bool required;
+    bool has_min, has_max;
+    hl7_type type;
+    uint32_t when_field, when_comp;
+    const hl7_table *table;
+    double min, max;
+    uint32_t rep /* 0: every repetition */, comp, sub;
+    uint32_t max_len, max_reps;
+    uint32_t key; /* id_key(seg) */
+    char seg[4];
+    char *when_value;
+    size_t when_len;
+    char *table_name;
 } fspec;
 
 enum { NODE_SEG, NODE_GROUP };
@@ -1173,7 +1175,11 @@ static uint32_t count_pieces(hl7_span v, char ch)
 {
     uint32_t n = 1;
     if (ch == '\0') return 1;
-    for (size_t i = 0; i < v.len; i++) n += v.p[i] == ch;
+    const char *p = v.p, *end = v.p + v.len;
+    while ((p = hl7_scan2(p, end, ch, ch)) < end) {
+        n++;
+        p++;
+    }
     return n;
 }
 
@@ -1444,7 +1450,7 @@ static void check_value(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7
         check_range(x, f, occ, rep, val, val.p == first.p);
 }
 
-static bool when_holds(vrun *x, const fspec *f)
+static __attribute__((noinline)) bool when_holds(vrun *x, const fspec *f)
 {
     hl7_span s;
     if (comp_at(x, f->when_field, f->when_comp ? f->when_comp : 1, &s) != HL7_VALUE)
@@ -1608,7 +1614,7 @@ static inline bool text_eq(const char *a, const char *b, size_t n)
 
 /* Spec f (memo entry `memo`, or SPEC_MEMO: none) on the segment in view. */
 /* when_holds(), remembered per spec by the text of the field it reads. */
-static bool when_holds_memo(vrun *x, const fspec *f, uint32_t memo)
+static inline bool when_holds_memo(vrun *x, const fspec *f, uint32_t memo)
 {
     if (memo >= SPEC_MEMO) return when_holds(x, f);
     hl7_span text = {"", 0};
@@ -1905,6 +1911,16 @@ typedef struct consistency {
     clean_text not_before[DATE_KINDS];
 } consistency;
 
+/* No patient and no date seen yet (a few stores: the struct is not cleared
+ * whole). */
+static void consistency_init(consistency *cs)
+{
+    cs->pt.has_birth = false;
+    cs->pt.sex = 0;
+    cs->has_msh_time = false;
+    for (size_t i = 0; i < DATE_KINDS; i++) cs->not_before[i] = (clean_text){NULL, 0, 0};
+}
+
 static bool one_of(const char *alts, hl7_span v)
 {
     const char *p = alts;
@@ -2172,22 +2188,27 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.d = hl7_delims_of(m);
     x.types_on = rule_on(&x, VALIDATE_RULE_DATATYPE);
     x.range_on = rule_on(&x, VALIDATE_RULE_RANGE);
-    memset(x.known, 0, sizeof(x.known));
-    memset(x.dtms, 0, sizeof(x.dtms));
+    /* Only what marks an entry unused is reset: small stores, where
+     * clearing the arrays whole would cost more than the run saves. */
+    for (size_t i = 0; i < KNOWN_CODES; i++) x.known[i].t = NULL;
+    for (size_t i = 0; i < DTM_TEXTS; i++) x.dtms[i].len = 0;
     x.ndtms = 0;
-    memset(x.types, 0, sizeof(x.types));
+    for (size_t i = 0; i < TYPE_MEMO; i++) x.types[i].p = NULL;
     x.ntypes = 0;
     size_t nmemo = v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO;
-    memset(x.clean, 0, nmemo * sizeof(*x.clean));
-    memset(x.when_text, 0, nmemo * sizeof(*x.when_text));
+    for (size_t i = 0; i < nmemo; i++) {
+        x.clean[i] = (clean_text){NULL, 0, 0};
+        x.when_text[i] = (clean_text){NULL, 0, 0};
+    }
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};
     hl7_raw(m, 0, 9, 1, 1, 0, &type);
     hl7_raw(m, 0, 9, 1, 2, 0, &event);
-    occ_table ot = {{0}, {0}, 0, 0};
+    occ_table ot;
+    ot.n = ot.last = 0;
     consistency cs;
-    memset(&cs, 0, sizeof(cs));
+    consistency_init(&cs);
     uint32_t n = hl7_seg_count(m);
     uint32_t keys[KEYS_MAX];
     x.keys = NULL;

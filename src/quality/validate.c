@@ -1658,7 +1658,8 @@ static const struct fgroup *find_group(const validate_profile *p, uint32_t key)
     return NULL;
 }
 
-static void check_group(vrun *x, const validate_profile *p, const struct fgroup *g, uint32_t occ)
+static __attribute__((noinline)) void check_group(vrun *x, const validate_profile *p,
+                                                  const struct fgroup *g, uint32_t occ)
 {
     if (!g) return;
     for (size_t i = g->start; i < g->end; i++)

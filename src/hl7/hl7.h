@@ -253,15 +253,15 @@ bool hl7_fields_at(const hl7_msg *m, uint32_t index, hl7_fields *f);
  * field, 0, 0, 0, out); false (out untouched) when the field is absent. */
 static inline bool hl7_fields_get(const hl7_fields *f, uint32_t field, hl7_span *out)
 {
-    if (field == 0 || field > f->nfields) return false;
-    if (f->msh && field == 1) {
+    if (field - 1 >= f->nfields) return false; /* 0 wraps around */
+    if (field <= f->msh) {                     /* MSH-1 */
         out->p = f->p + 3;
         out->len = 1;
         return true;
     }
-    uint32_t piece = field - f->msh;
-    out->p = f->p + f->ofs[piece];
-    out->len = f->ofs[piece + 1] - 1 - f->ofs[piece];
+    const uint32_t *o = f->ofs + (field - f->msh);
+    out->p = f->p + o[0];
+    out->len = o[1] - 1 - o[0];
     return true;
 }
 

@@ -523,31 +523,57 @@ typedef struct limit_rule {
 
 /* Rules of one list chained by the first byte of their code, in the order
  * they were added: a code is compared only with the rules that can match
- * it, and the first match in list order still wins. */
+ * it, and the first match in list order still wins. Before the chain, a
+ * filter on the first two bytes turns away most codes that match no rule
+ * (an OBX-3 LOINC code usually): a hashed set of the patterns' first two
+ * bytes (a one-byte code with NUL as its second), and the first bytes of
+ * one-byte prefixes (O*). */
 typedef struct code_index {
     uint32_t head[256], tail[256]; /* NONE: no rule starts with that byte */
+    uint64_t pairs[16];            /* 1024 bits, pair_bit() */
+    uint64_t leads[4];             /* 256 bits */
 } code_index;
+
+static uint32_t pair_bit(unsigned char b0, unsigned char b1)
+{
+    return ((uint32_t)b0 * 31u + b1) & 1023u;
+}
 
 static void index_reset(code_index *ix)
 {
     memset(ix->head, 0xff, sizeof(ix->head));
     memset(ix->tail, 0xff, sizeof(ix->tail));
+    memset(ix->pairs, 0, sizeof(ix->pairs));
+    memset(ix->leads, 0, sizeof(ix->leads));
 }
 
-/* Appends rule i, whose code starts with `first`; returns the rule before
- * it in its chain (whose next becomes i), NONE when i heads the chain. */
-static uint32_t index_add(code_index *ix, uint32_t i, char first)
+/* Appends rule i, whose code (or prefix, when prefix) is code[0..len), len
+ * >= 1; returns the rule before it in its chain (whose next becomes i),
+ * NONE when i heads the chain. */
+static uint32_t index_add(code_index *ix, uint32_t i, const char *code, size_t len, bool prefix)
 {
-    unsigned char b = (unsigned char)first;
+    unsigned char b = (unsigned char)code[0];
+    if (prefix && len == 1) {
+        ix->leads[b >> 6] |= (uint64_t)1 << (b & 63);
+    } else {
+        uint32_t k = pair_bit(b, len > 1 ? (unsigned char)code[1] : 0);
+        ix->pairs[k >> 6] |= (uint64_t)1 << (k & 63);
+    }
     uint32_t prev = ix->tail[b];
     if (prev == NONE) ix->head[b] = i;
     ix->tail[b] = i;
     return prev;
 }
 
-static uint32_t index_first(const code_index *ix, hl7_span code)
+/* The first rule that may match code, NONE when none can. */
+static inline uint32_t index_first(const code_index *ix, hl7_span code)
 {
-    return code.len ? ix->head[(unsigned char)code.p[0]] : NONE;
+    if (!code.len) return NONE;
+    unsigned char b = (unsigned char)code.p[0];
+    uint32_t k = pair_bit(b, code.len > 1 ? (unsigned char)code.p[1] : 0);
+    if (!(ix->pairs[k >> 6] >> (k & 63) & 1) && !(ix->leads[b >> 6] >> (b & 63) & 1))
+        return NONE;
+    return ix->head[b];
 }
 
 struct validator {
@@ -825,7 +851,7 @@ validate_status validator_add_sex_rule(validator *v, const char *pattern, const 
     if (st != VALIDATE_OK) return st;
     c.sex = sex[0];
     v->sex = xgrow(v->sex, &v->sexcap, v->nsex + 1, sizeof(*v->sex));
-    uint32_t prev = index_add(&v->sex_ix, (uint32_t)v->nsex, c.pattern[0]);
+    uint32_t prev = index_add(&v->sex_ix, (uint32_t)v->nsex, c.pattern, c.plen, c.prefix);
     if (prev != NONE) v->sex[prev].next = (uint32_t)v->nsex;
     v->sex[v->nsex++] = c;
     return VALIDATE_OK;
@@ -844,7 +870,7 @@ validate_status validator_add_age_rule(validator *v, const char *pattern, const 
     c.min_years = min_years;
     c.max_years = max_years;
     v->age = xgrow(v->age, &v->agecap, v->nage + 1, sizeof(*v->age));
-    uint32_t prev = index_add(&v->age_ix, (uint32_t)v->nage, c.pattern[0]);
+    uint32_t prev = index_add(&v->age_ix, (uint32_t)v->nage, c.pattern, c.plen, c.prefix);
     if (prev != NONE) v->age[prev].next = (uint32_t)v->nage;
     v->age[v->nage++] = c;
     return VALIDATE_OK;
@@ -857,7 +883,7 @@ validate_status validator_add_limit(validator *v, const char *code, const char *
         return fail(err, VALIDATE_ERR_VALUE, 0,
                     "physiologic limit for '%s': need a code and min <= max", code ? code : "");
     v->limits = xgrow(v->limits, &v->limcap, v->nlimits + 1, sizeof(*v->limits));
-    uint32_t prev = index_add(&v->limit_ix, (uint32_t)v->nlimits, code[0]);
+    uint32_t prev = index_add(&v->limit_ix, (uint32_t)v->nlimits, code, strlen(code), false);
     if (prev != NONE) v->limits[prev].next = (uint32_t)v->nlimits;
     v->limits[v->nlimits++] = (limit_rule){
         xstrdup(code), strlen(code), units && *units ? xstrdup(units) : NULL, min, max, NONE};

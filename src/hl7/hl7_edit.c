@@ -155,95 +155,14 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
     s->nfields = !memcmp(s->id, "MSH", 3) ? pieces : pieces - 1;
 }
 
-/* hl7_set_fields_raw_at() in one rewrite: the edits' fields are distinct,
- * in increasing order, and no value holds a field separator (so no edit
- * moves another's field). Each edited piece becomes the value followed by
- * the field's repetitions after the first; the bytes between edited pieces
- * are copied in runs and their offsets shifted. */
-static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e, size_t n)
-{
-    hl7_seg *s = &m->segs[idx];
-    const uint32_t msh = !memcmp(s->id, "MSH", 3);
-    const uint32_t npieces = hl7_seg_pieces(s);
-    const char fs = m->d.field, rep = m->d.rep;
-    const uint32_t last = e[n - 1].field - msh; /* the highest edited piece */
-    const uint32_t pieces = last < npieces ? npieces : last + 1;
-    hl7_fofs_reserve(m, pieces + 1);
-    const uint32_t *of = m->fofs + s->fofs; /* after the reserve: it may move */
-    /* Where each edited field's kept rest (repetitions after the first) starts. */
-    size_t len = s->len + (pieces - npieces);
-    const char *rest[8];
-    bool small = n <= sizeof rest / sizeof *rest;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t k = e[i].field - msh;
-        len += e[i].len;
-        if (k >= npieces) continue;
-        const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
-        const char *r = rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
-        if (!r) r = fend;
-        if (small) rest[i] = r;
-        len -= (size_t)(r - f);
-    }
-    char *t = hl7_own_reserve(m, len);
-    uint32_t *nf = m->fofs + m->nfofs, first = (uint32_t)m->nfofs;
-    size_t src = 0, dst = 0; /* copied so far from the old text, written to the new */
-    uint32_t k0 = 0;         /* pieces below k0 have their offsets */
-    for (size_t i = 0; i < n; i++) {
-        uint32_t k = e[i].field - msh;
-        uint32_t upto = k < npieces ? k : npieces; /* old pieces before this one */
-        size_t run = (k < npieces ? of[k] : s->len) - src;
-        memcpy(t + dst, s->p + src, run);
-        uint32_t delta = (uint32_t)(dst - src);
-        for (; k0 < upto; k0++) nf[k0] = of[k0] + delta;
-        dst += run;
-        src += run;
-        for (; k0 < k; k0++) { /* padding: empty pieces */
-            t[dst++] = fs;
-            nf[k0] = (uint32_t)dst;
-        }
-        if (k >= npieces) {
-            t[dst++] = fs;
-        }
-        nf[k0++] = (uint32_t)dst;
-        memcpy(t + dst, e[i].raw, e[i].len);
-        dst += e[i].len;
-        if (k < npieces) {
-            const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
-            const char *r = small ? rest[i] : rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
-            if (!r) r = fend;
-            memcpy(t + dst, r, (size_t)(fend - r));
-            dst += (size_t)(fend - r);
-            src = (size_t)(fend - s->p);
-        }
-    }
-    memcpy(t + dst, s->p + src, s->len - src);
-    uint32_t delta = (uint32_t)(dst - src);
-    for (; k0 < npieces; k0++) nf[k0] = of[k0] + delta;
-    dst += s->len - src;
-    assert(dst == len);
-    nf[pieces] = (uint32_t)len + 1;
-    m->nfofs += pieces + 1;
-    s->p = t;
-    s->len = (uint32_t)len;
-    s->fofs = first;
-    s->nfields = msh ? pieces : pieces - 1;
-}
-
 /* Stores wire text at p (its field and below) in segment idx. */
 static void set_in(hl7_msg *m, uint32_t idx, const hl7_path *p, const char *raw, size_t len)
 {
-    uint32_t rep = p->rep ? p->rep : 1;
-    if (!p->comp && rep == 1 && !(len && memchr(raw, m->d.field, len))) {
-        /* the first repetition of a field, no field separator: the edit of
-         * hl7_set_fields_raw_at() */
-        hl7_field_edit e = {p->field, len ? raw : "", len};
-        set_fields_at_once(m, idx, &e, 1);
-        return;
-    }
     const hl7_seg *s = &m->segs[idx];
     bool msh = !memcmp(s->id, "MSH", 3);
     hl7_span f = {"", 0};
     if (!hl7_field_span(m, s, p->field, &f)) f.len = 0;
+    uint32_t rep = p->rep ? p->rep : 1;
     const char *val = raw;
     size_t vlen = len;
     /* The new field text: the value itself when it replaces the whole of a
@@ -318,6 +237,80 @@ hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const c
     if (st != HL7_OK) return st;
     set_in(m, index, p, raw, len);
     return HL7_OK;
+}
+
+/* hl7_set_fields_raw_at() in one rewrite: the edits' fields are distinct,
+ * in increasing order, and no value holds a field separator (so no edit
+ * moves another's field). Each edited piece becomes the value followed by
+ * the field's repetitions after the first; the bytes between edited pieces
+ * are copied in runs and their offsets shifted. */
+static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e, size_t n)
+{
+    hl7_seg *s = &m->segs[idx];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3);
+    const uint32_t npieces = hl7_seg_pieces(s);
+    const char fs = m->d.field, rep = m->d.rep;
+    const uint32_t last = e[n - 1].field - msh; /* the highest edited piece */
+    const uint32_t pieces = last < npieces ? npieces : last + 1;
+    hl7_fofs_reserve(m, pieces + 1);
+    const uint32_t *of = m->fofs + s->fofs; /* after the reserve: it may move */
+    /* Where each edited field's kept rest (repetitions after the first) starts. */
+    size_t len = s->len + (pieces - npieces);
+    const char *rest[8];
+    bool small = n <= sizeof rest / sizeof *rest;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = e[i].field - msh;
+        len += e[i].len;
+        if (k >= npieces) continue;
+        const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+        const char *r = rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
+        if (!r) r = fend;
+        if (small) rest[i] = r;
+        len -= (size_t)(r - f);
+    }
+    char *t = hl7_own_reserve(m, len);
+    uint32_t *nf = m->fofs + m->nfofs, first = (uint32_t)m->nfofs;
+    size_t src = 0, dst = 0; /* copied so far from the old text, written to the new */
+    uint32_t k0 = 0;         /* pieces below k0 have their offsets */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = e[i].field - msh;
+        uint32_t upto = k < npieces ? k : npieces; /* old pieces before this one */
+        size_t run = (k < npieces ? of[k] : s->len) - src;
+        memcpy(t + dst, s->p + src, run);
+        uint32_t delta = (uint32_t)(dst - src);
+        for (; k0 < upto; k0++) nf[k0] = of[k0] + delta;
+        dst += run;
+        src += run;
+        for (; k0 < k; k0++) { /* padding: empty pieces */
+            t[dst++] = fs;
+            nf[k0] = (uint32_t)dst;
+        }
+        if (k >= npieces) {
+            t[dst++] = fs;
+        }
+        nf[k0++] = (uint32_t)dst;
+        memcpy(t + dst, e[i].raw, e[i].len);
+        dst += e[i].len;
+        if (k < npieces) {
+            const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+            const char *r = small ? rest[i] : rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
+            if (!r) r = fend;
+            memcpy(t + dst, r, (size_t)(fend - r));
+            dst += (size_t)(fend - r);
+            src = (size_t)(fend - s->p);
+        }
+    }
+    memcpy(t + dst, s->p + src, s->len - src);
+    uint32_t delta = (uint32_t)(dst - src);
+    for (; k0 < npieces; k0++) nf[k0] = of[k0] + delta;
+    dst += s->len - src;
+    assert(dst == len);
+    nf[pieces] = (uint32_t)len + 1;
+    m->nfofs += pieces + 1;
+    s->p = t;
+    s->len = (uint32_t)len;
+    s->fofs = first;
+    s->nfields = msh ? pieces : pieces - 1;
 }
 
 hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits,

@@ -2130,6 +2130,19 @@ static void read_patient(vrun *x, uint32_t occ, patient *pt)
     }
 }
 
+/* false when no sex rule (sex) and no limit (physio) can match the codes of
+ * OBX-3 in view: shown without splitting the field when the CWE check has
+ * split it already and found no alternate identifier (OBX-3.4), so that
+ * OBX-3.1 is the only code. */
+static bool may_have_rules(vrun *x, bool sex, bool physio)
+{
+    const segview *sv = &x->sv;
+    if (sv->split_field != 3 || sv->nsplit > 3 || !(sv->known >> 3 & 1)) return true;
+    hl7_span code = sv->field[3].comp1;
+    return (sex && index_first(&x->v->sex_ix, code) != NONE) ||
+           (physio && index_first(&x->v->limit_ix, code) != NONE);
+}
+
 static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32_t key,
                               uint32_t occ)
 {
@@ -2154,7 +2167,8 @@ static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32
     case SEG_KEY('O', 'B', 'X'): {
         bool physio = rule_on(x, VALIDATE_RULE_PHYSIOLOGIC) && x->v->nlimits;
         if (before) check_before_birth(x, cs, s, occ, 14, DATE_OBX_14, "observation date");
-        if (sex || physio) coded_pairs(x, 3, &cp);
+        if (!(sex || physio) || !may_have_rules(x, sex, physio)) break;
+        coded_pairs(x, 3, &cp);
         if (sex) check_sex(x, pt, s, occ, 3, &cp);
         if (physio) check_physiologic(x, occ, &cp);
         break;

@@ -487,6 +487,33 @@ static void test_code_rule_filter(void **state)
     validator_free(v);
 }
 
+/* With a CWE rule on OBX-3 the field is split before the consistency rules
+ * look at its codes: a code with a rule must still be found, in OBX-3.1 or
+ * OBX-3.4 (and the rule's coding system still asked for). */
+static void test_sex_specific_with_cwe_rule(void **state)
+{
+    (void)state;
+    validator *v = validator_new(NULL);
+    validate_error err;
+    validate_profile *p = validate_profile_new("ORU^R01", &err);
+    validate_field_spec f = {.path = "OBX-3", .required = true, .type = HL7_TYPE_CWE};
+    assert_int_equal(validate_profile_add_field(p, &f, &err), VALIDATE_OK);
+    assert_int_equal(validator_add_profile(v, p, &err), VALIDATE_OK);
+    assert_string_equal(run(v, MSH "ORU^R01|1|P|2.5\rPID|1||1||D^J||1980|F\r"
+                                   "OBX|1|NM|2345-7^GLU^LN||1||||||F\r"
+                                   "OBX|2|NM|2857-1^PSA^LN||1||||||F\r"
+                                   "OBX|3|NM|L1^PSA^L^2857-1^PSA^LN||1||||||F\r"
+                                   "OBX|4|NM|2857-1^^LN||1||||||F\r"
+                                   "OBX|5|NM|2857-1||1||||||F\r"),
+                        "OBX[2]-3.1: warning: code 2857-1 is specific to male patients, but PID-8 "
+                        "is F\n"
+                        "OBX[3]-3.4: warning: code 2857-1 is specific to male patients, but PID-8 "
+                        "is F\n"
+                        "OBX[4]-3.1: warning: code 2857-1 is specific to male patients, but PID-8 "
+                        "is F\n");
+    validator_free(v);
+}
+
 /* --- output ---------------------------------------------------------------------- */
 
 static void test_format_and_ack(void **state)
@@ -665,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_age_restricted),
         cmocka_unit_test(test_physiologic),
         cmocka_unit_test(test_code_rule_filter),
+        cmocka_unit_test(test_sex_specific_with_cwe_rule),
         cmocka_unit_test(test_format_and_ack),
         cmocka_unit_test(test_data_valid),
         cmocka_unit_test(test_data_unusual),

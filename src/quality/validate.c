@@ -1992,7 +1992,7 @@ static void coded_pairs(vrun *x, uint32_t field, coded *out)
     }
 }
 
-static void check_sex(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ, uint32_t field,
+static void check_sex(vrun *x, const patient *pt, uint32_t occ, uint32_t field,
                       const coded *cp)
 {
     uint32_t si = x->sv.si;
@@ -2002,7 +2002,7 @@ static void check_sex(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ
             const code_rule *c = &x->v->sex[i];
             if (!code_matches(c, cp->code[k], cp->sys[k])) continue;
             if (c->sex != pt->sex) {
-                hl7_path w = at(s->id, occ, field, 1, k ? 4 : 1, 0);
+                hl7_path w = at(hl7_seg_at(x->m, si)->id, occ, field, 1, k ? 4 : 1, 0);
                 add(x, VALIDATE_RULE_SEX_SPECIFIC, HL7_ACK_ERR_INTERNAL, si, &w,
                     "code %.*s is specific to %s patients, but PID-8 is %c", SHOWN(cp->code[k]),
                     c->sex == 'F' ? "female" : "male", pt->sex);
@@ -2083,7 +2083,7 @@ static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
     }
 }
 
-static void check_before_birth(vrun *x, consistency *cs, const hl7_seg *s, uint32_t occ,
+static void check_before_birth(vrun *x, consistency *cs, uint32_t occ,
                                uint32_t field, int kind, const char *what)
 {
     const patient *pt = &cs->pt;
@@ -2097,7 +2097,7 @@ static void check_before_birth(vrun *x, consistency *cs, const hl7_seg *s, uint3
         c->p = text.p;
         c->len = (uint32_t)text.len;
     } else {
-        hl7_path w = at(s->id, occ, field, 1, 0, 0);
+        hl7_path w = at(hl7_seg_at(x->m, x->sv.si)->id, occ, field, 1, 0, 0);
         add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,
             "%s %.*s is before the birth date %.*s", what, SHOWN(d->text),
             SHOWN(pt->birth_text));
@@ -2143,7 +2143,7 @@ static bool may_have_rules(vrun *x, bool sex, bool physio)
            (physio && index_first(&x->v->limit_ix, code) != NONE);
 }
 
-static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32_t key,
+static void check_consistency(vrun *x, consistency *cs, uint32_t key,
                               uint32_t occ)
 {
     const patient *pt = &cs->pt;
@@ -2159,24 +2159,24 @@ static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32
         memset(cs->not_before, 0, sizeof(cs->not_before));
         break;
     case SEG_KEY('P', 'V', '1'):
-        if (before) check_before_birth(x, cs, s, occ, 44, DATE_PV1_44, "admission date");
+        if (before) check_before_birth(x, cs, occ, 44, DATE_PV1_44, "admission date");
         break;
     case SEG_KEY('O', 'B', 'R'):
-        if (before) check_before_birth(x, cs, s, occ, 7, DATE_OBR_7, "observation date");
+        if (before) check_before_birth(x, cs, occ, 7, DATE_OBR_7, "observation date");
         break;
     case SEG_KEY('O', 'B', 'X'): {
         bool physio = rule_on(x, VALIDATE_RULE_PHYSIOLOGIC) && x->v->nlimits;
-        if (before) check_before_birth(x, cs, s, occ, 14, DATE_OBX_14, "observation date");
+        if (before) check_before_birth(x, cs, occ, 14, DATE_OBX_14, "observation date");
         if (!(sex || physio) || !may_have_rules(x, sex, physio)) break;
         coded_pairs(x, 3, &cp);
-        if (sex) check_sex(x, pt, s, occ, 3, &cp);
+        if (sex) check_sex(x, pt, occ, 3, &cp);
         if (physio) check_physiologic(x, occ, &cp);
         break;
     }
     case SEG_KEY('D', 'G', '1'): {
         bool age = rule_on(x, VALIDATE_RULE_AGE_RESTRICTED) && pt->has_birth && x->v->nage;
         if (sex || age) coded_pairs(x, 3, &cp);
-        if (sex) check_sex(x, pt, s, occ, 3, &cp);
+        if (sex) check_sex(x, pt, occ, 3, &cp);
         if (age) check_age(x, cs, occ, &cp);
         break;
     }
@@ -2266,7 +2266,6 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     uint32_t run_key = 0;
     const struct fgroup *base_group = NULL, *groups[GROUPS_KEPT];
     for (uint32_t si = 0; si < n; si++) {
-        const hl7_seg *s = hl7_seg_at(m, si);
         uint32_t key = seg_key(&x, si);
         uint32_t occ = next_occ(&ot, &x, si, key);
         view_segment(&x, si);
@@ -2281,7 +2280,7 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
             if (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event))
                 check_group(&x, v->profiles[i],
                             i < GROUPS_KEPT ? groups[i] : find_group(v->profiles[i], key), occ);
-        check_consistency(&x, &cs, s, key, occ);
+        check_consistency(&x, &cs, key, occ);
     }
     if (rule_on(&x, VALIDATE_RULE_STRUCTURE))
         for (size_t i = 0; i < v->nprofiles; i++)

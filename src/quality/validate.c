@@ -988,6 +988,7 @@ typedef struct vrun {
     hl7_type_ctx tctx;
     const hl7_delims *d;
     bool types_on, range_on; /* the datatype and range rules are not off */
+    bool before_on, sex_on, physio_on, age_on; /* consistency rules on (and with lists) */
     hl7_dtm now;
     segview sv;
     known_code known[KNOWN_CODES]; /* t NULL: unused */
@@ -2147,8 +2148,8 @@ static void check_consistency(vrun *x, consistency *cs, uint32_t key,
                               uint32_t occ)
 {
     const patient *pt = &cs->pt;
-    bool before = rule_on(x, VALIDATE_RULE_BEFORE_BIRTH);
-    bool sex = rule_on(x, VALIDATE_RULE_SEX_SPECIFIC) && pt->sex && x->v->nsex;
+    bool before = x->before_on;
+    bool sex = x->sex_on && pt->sex;
     coded cp;
     switch (key) {
     case MSH_KEY:
@@ -2165,7 +2166,7 @@ static void check_consistency(vrun *x, consistency *cs, uint32_t key,
         if (before) check_before_birth(x, cs, occ, 7, DATE_OBR_7, "observation date");
         break;
     case SEG_KEY('O', 'B', 'X'): {
-        bool physio = rule_on(x, VALIDATE_RULE_PHYSIOLOGIC) && x->v->nlimits;
+        bool physio = x->physio_on;
         if (before) check_before_birth(x, cs, occ, 14, DATE_OBX_14, "observation date");
         if (!(sex || physio) || !may_have_rules(x, sex, physio)) break;
         coded_pairs(x, 3, &cp);
@@ -2174,7 +2175,7 @@ static void check_consistency(vrun *x, consistency *cs, uint32_t key,
         break;
     }
     case SEG_KEY('D', 'G', '1'): {
-        bool age = rule_on(x, VALIDATE_RULE_AGE_RESTRICTED) && pt->has_birth && x->v->nage;
+        bool age = x->age_on && pt->has_birth;
         if (sex || age) coded_pairs(x, 3, &cp);
         if (sex) check_sex(x, pt, occ, 3, &cp);
         if (age) check_age(x, cs, occ, &cp);
@@ -2229,6 +2230,10 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.d = hl7_delims_of(m);
     x.types_on = rule_on(&x, VALIDATE_RULE_DATATYPE);
     x.range_on = rule_on(&x, VALIDATE_RULE_RANGE);
+    x.before_on = rule_on(&x, VALIDATE_RULE_BEFORE_BIRTH);
+    x.sex_on = rule_on(&x, VALIDATE_RULE_SEX_SPECIFIC) && v->nsex;
+    x.physio_on = rule_on(&x, VALIDATE_RULE_PHYSIOLOGIC) && v->nlimits;
+    x.age_on = rule_on(&x, VALIDATE_RULE_AGE_RESTRICTED) && v->nage;
     /* Only what marks an entry unused is reset: small stores, where
      * clearing the arrays whole would cost more than the run saves. */
     for (size_t i = 0; i < KNOWN_CODES; i++) x.known[i].t = NULL;

@@ -1094,6 +1094,9 @@ static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint
         if (!ch) {
             sv->split[k++] = fv->rep1;
         } else {
+            sv->split[k++] = fv->comp1; /* found by load_field() */
+            if (fv->comp1.len == fv->rep1.len) goto done;
+            p += fv->comp1.len + 1;
             for (;;) {
                 if (k == HL7_TYPE_MAXPARTS) { /* a separator was seen: one more */
                     k++;
@@ -1105,6 +1108,7 @@ static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint
                 p = q + 1;
             }
         }
+    done:
         sv->nsplit = k;
         sv->nfilled = k < HL7_TYPE_MAXPARTS ? k : HL7_TYPE_MAXPARTS;
         sv->split_field = field;

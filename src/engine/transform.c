@@ -190,12 +190,24 @@ static bool raw_at(const hl7_msg *m, const hl7_fields *f, uint32_t field, uint32
     return true;
 }
 
-/* The decoded text of the raw value v into out (reset first), as a C
- * string (hl7_get_at()'s text). */
-static const char *decoded(const hl7_msg *m, hl7_span v, tbuf *out)
+/* A short value without escapes, copied out as a C string. */
+typedef struct short_text {
+    char p[32];
+} short_text;
+
+/* The decoded text of the raw value v (hl7_get_at()'s text) as a C string:
+ * in *st when decoding leaves v as it is and it fits, else in out (reset
+ * first). */
+static const char *decoded(const hl7_msg *m, hl7_span v, short_text *st, tbuf *out)
 {
+    const hl7_delims *d = hl7_delims_of(m);
+    if (v.len < sizeof st->p && hl7_plain_prefix(v.p, v.len, d->esc) == v.len) {
+        memcpy(st->p, v.p, v.len);
+        st->p[v.len] = '\0';
+        return st->p;
+    }
     tbuf_reset(out);
-    hl7_unescape(hl7_delims_of(m), hl7_charset_of(m), v.p, v.len, out);
+    hl7_unescape(d, hl7_charset_of(m), v.p, v.len, out);
     return tbuf_cstr(out); /* a C string even when decoding left nothing */
 }
 
@@ -224,6 +236,7 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     hl7_fields obx;
     hl7_fields_at(m, idx, &obx);
     hl7_span u, v;
+    short_text su, sv; /* the unit's and a value's text when short */
     if (!raw_at(m, &obx, 6, 1, &u)) {
         tbuf_printf(err,
                     "transform at line %u (convert %s): OBX[%u]-6 has no unit to convert from",
@@ -236,7 +249,7 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     const char *fu = s->from_text;
     if (!fu || u.len != s->from_len || hl7_plain_prefix(u.p, u.len, d->esc) != u.len ||
         memcmp(u.p, fu, u.len) != 0) {
-        fu = decoded(m, u, &c->from);
+        fu = decoded(m, u, &su, &c->from);
         if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) return 0;
         if (!s->from_text || strcmp(s->from_text, fu) != 0) {
             ucum_error ue;
@@ -263,12 +276,12 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     tbuf_reset(v5);
     tbuf_reset(v7);
     if (raw_at(m, &obx, 5, 0, &v) &&
-        ucum_convert_text_units(decoded(m, v, &c->a), &s->from_unit, &s->unit, fu, t->unit,
+        ucum_convert_text_units(decoded(m, v, &sv, &c->a), &s->from_unit, &s->unit, fu, t->unit,
                                 t->mw, v5, &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (v5->len && raw_text(m, v5, &c->e, &r5, &he) != HL7_OK) goto hl7_failed;
     if (raw_at(m, &obx, 7, 0, &v) &&
-        ucum_convert_range_units(decoded(m, v, &c->a), &s->from_unit, &s->unit, fu, t->unit,
+        ucum_convert_range_units(decoded(m, v, &sv, &c->a), &s->from_unit, &s->unit, fu, t->unit,
                                  t->mw, v7, &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (v7->len && raw_text(m, v7, &c->a, &r7, &he) != HL7_OK) goto hl7_failed;

@@ -198,10 +198,22 @@ typedef struct short_text {
 /* The decoded text of the raw value v (hl7_get_at()'s text) as a C string:
  * in *st when decoding leaves v as it is and it fits, else in out (reset
  * first). */
-static const char *decoded(const hl7_msg *m, hl7_span v, short_text *st, tbuf *out)
+static const char *decoded(const hl7_msg *m, hl7_span v, const char *limit, short_text *st,
+                           tbuf *out)
 {
     const hl7_delims *d = hl7_delims_of(m);
-    if (v.len < sizeof st->p && hl7_plain_prefix(v.p, v.len, d->esc) == v.len) {
+    if (v.len < 8 && limit - v.p >= 8) { /* one word, its escapes and high bits found at once */
+        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        uint64_t w, x;
+        memcpy(&w, v.p, 8);
+        x = w ^ (ones * (unsigned char)(d->esc ? d->esc : 0x80));
+        uint64_t hit = (((x - ones) & ~x) | w) & highs & (((uint64_t)1 << (8 * v.len)) - 1);
+        if (!hit) {
+            memcpy(st->p, &w, 8);
+            st->p[v.len] = '\0';
+            return st->p;
+        }
+    } else if (v.len < sizeof st->p && hl7_plain_prefix(v.p, v.len, d->esc) == v.len) {
         memcpy(st->p, v.p, v.len);
         st->p[v.len] = '\0';
         return st->p;
@@ -249,7 +261,7 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     const char *fu = s->from_text;
     if (!fu || u.len != s->from_len || hl7_plain_prefix(u.p, u.len, d->esc) != u.len ||
         memcmp(u.p, fu, u.len) != 0) {
-        fu = decoded(m, u, &su, &c->from);
+        fu = decoded(m, u, obx.p + obx.len, &su, &c->from);
         if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) return 0;
         if (!s->from_text || strcmp(s->from_text, fu) != 0) {
             ucum_error ue;
@@ -276,13 +288,13 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     tbuf_reset(v5);
     tbuf_reset(v7);
     if (raw_at(m, &obx, 5, 0, &v) &&
-        ucum_convert_text_units(decoded(m, v, &sv, &c->a), &s->from_unit, &s->unit, fu, t->unit,
-                                t->mw, v5, &converted, &ue) != UCUM_OK)
+        ucum_convert_text_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit,
+                                &s->unit, fu, t->unit, t->mw, v5, &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (v5->len && raw_text(m, v5, &c->e, &r5, &he) != HL7_OK) goto hl7_failed;
     if (raw_at(m, &obx, 7, 0, &v) &&
-        ucum_convert_range_units(decoded(m, v, &sv, &c->a), &s->from_unit, &s->unit, fu, t->unit,
-                                 t->mw, v7, &converted, &ue) != UCUM_OK)
+        ucum_convert_range_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit,
+                                 &s->unit, fu, t->unit, t->mw, v7, &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (v7->len && raw_text(m, v7, &c->a, &r7, &he) != HL7_OK) goto hl7_failed;
     if (!s->unit_made || memcmp(&s->unit_d, d, sizeof *d) != 0) {

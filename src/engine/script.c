@@ -516,7 +516,8 @@ static bool path_num(const char **s, uint32_t *out)
 {
     const char *p = *s;
     uint32_t v = 0;
-    while (*p >= '0' && *p <= '9' && p - *s < 6) v = v * 10 + (uint32_t)(*p++ - '0');
+    while (*p >= '0' && *p <= '9' && p - *s < 6)
+        v = v * 10 + (uint32_t)(*p++ - '0');
     if (p == *s || v == 0 || v > 99999 || (*p >= '0' && *p <= '9')) return false;
     *s = p;
     *out = v;
@@ -761,8 +762,7 @@ static void make_msg_object(lua_State *L, int base)
     lua_pop(L, 1);
     script_of(L)->seg_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     script *s = script_of(L);
-    const char **keys[] = {&s->key_get, &s->key_set, &s->key_id, &s->key_index,
-                           &s->key_occurrence};
+    const char **keys[] = {&s->key_get, &s->key_set, &s->key_id, &s->key_index, &s->key_occurrence};
     const char *texts[] = {"get", "set", "id", "index", "occurrence"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         *keys[i] = lua_pushstring(L, texts[i]);

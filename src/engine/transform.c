@@ -268,8 +268,8 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
             free(s->from_text);
             s->from_text = NULL;
             if (ucum_parse(fu, &s->from_unit, &ue) != UCUM_OK) {
-                tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line,
-                            t->code, occ, ue.text);
+                tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line, t->code,
+                            occ, ue.text);
                 return -1;
             }
             s->from_text = xstrdup(fu);
@@ -288,8 +288,8 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     tbuf_reset(v5);
     tbuf_reset(v7);
     if (raw_at(m, &obx, 5, 0, &v) &&
-        ucum_convert_text_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit,
-                                &s->unit, fu, t->unit, t->mw, v5, &converted, &ue) != UCUM_OK)
+        ucum_convert_text_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit, &s->unit,
+                                fu, t->unit, t->mw, v5, &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (v5->len && raw_text(m, v5, &c->e, &r5, &he) != HL7_OK) goto hl7_failed;
     if (raw_at(m, &obx, 7, 0, &v) &&
@@ -420,8 +420,7 @@ static hl7_presence presence_of(hl7_span v)
  * 1-3 of its first repetition rewritten in one edit) of segment idx, the
  * occurrence occ of its id, in place. Values the map leaves as they are
  * cost no edit. */
-static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
-                   tbuf *err)
+static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ, tbuf *err)
 {
     const config_transform *t = s->cfg;
     hl7_path p = s->path;

@@ -186,7 +186,8 @@ static inline const char *hl7_scan2(const char *p, const char *end, char a, char
         p += 8;
     }
 #endif
-    while (p < end && *p != a && *p != b) p++;
+    while (p < end && *p != a && *p != b)
+        p++;
     return p;
 }
 
@@ -206,7 +207,8 @@ static inline size_t hl7_plain_prefix(const char *p, size_t len, char esc)
         if (hit) return i + (size_t)(__builtin_ctzll(hit) >> 3);
     }
 #endif
-    while (i < len && (unsigned char)p[i] < 0x80 && (p[i] != esc || !esc)) i++;
+    while (i < len && (unsigned char)p[i] < 0x80 && (p[i] != esc || !esc))
+        i++;
     return i;
 }
 
@@ -338,8 +340,8 @@ hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t le
 /* hl7_set and hl7_set_raw on segment `index` (0-based) itself, for callers
  * that hold the index: p->seg and p->seg_occ are not used, nothing is
  * searched or created. HL7_ERR_NOT_FOUND when index is out of range. */
-hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text,
-                      size_t len, hl7_error *err);
+hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text, size_t len,
+                      hl7_error *err);
 hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *raw,
                           size_t len, hl7_error *err);
 /* Appends text to out as hl7_set() would store it (escaped), or fails as
@@ -361,8 +363,8 @@ typedef struct hl7_field_edit {
  * those calls made in that order, but in one rewrite of the segment when
  * the fields are in increasing order and no value holds a field separator.
  * Every edit is checked first: on failure nothing is changed. */
-hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits,
-                                 size_t n, hl7_error *err);
+hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits, size_t n,
+                                 hl7_error *err);
 /* Inserts a segment given as wire text ("NTE|1||text") before 0-based index
  * `index` (seg_count appends). MSH cannot be inserted. */
 hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,

@@ -56,7 +56,8 @@ static size_t find_break(const char *raw, size_t len)
         if (hit & highs) break; /* the bytes one by one below */
     }
 #endif
-    while (i < len && raw[i] != '\r' && raw[i] != '\n' && raw[i] != '\0') i++;
+    while (i < len && raw[i] != '\r' && raw[i] != '\n' && raw[i] != '\0')
+        i++;
     return i;
 }
 
@@ -142,10 +143,12 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
             nf[k + 2] = of[k + 2] + delta;
             nf[k + 3] = of[k + 3] + delta;
         }
-        for (; k < npieces; k++) nf[k] = of[k] + delta;
+        for (; k < npieces; k++)
+            nf[k] = of[k] + delta;
     } else {
         memcpy(nf, of, npieces * sizeof(*nf));
-        for (uint32_t j = 0; j < pad; j++) nf[npieces + j] = (uint32_t)(head + 1 + j);
+        for (uint32_t j = 0; j < pad; j++)
+            nf[npieces + j] = (uint32_t)(head + 1 + j);
     }
     nf[pieces] = (uint32_t)len + 1;
     m->nfofs += pieces + 1;
@@ -218,8 +221,7 @@ static hl7_status check_set(const hl7_msg *m, long idx, const hl7_path *p, const
     return HL7_OK;
 }
 
-hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t len,
-                       hl7_error *err)
+hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t len, hl7_error *err)
 {
     hl7_status st = check_set(m, -1, p, raw, len, err);
     if (st != HL7_OK) return st;
@@ -231,8 +233,8 @@ hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const c
                           size_t len, hl7_error *err)
 {
     if (index >= m->nsegs)
-        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0, "no segment at position %u (the message has %zu)",
-                        index + 1, m->nsegs);
+        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0,
+                        "no segment at position %u (the message has %zu)", index + 1, m->nsegs);
     hl7_status st = check_set(m, (long)index, p, raw, len, err);
     if (st != HL7_OK) return st;
     set_in(m, index, p, raw, len);
@@ -278,7 +280,8 @@ static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e
         size_t run = (k < npieces ? of[k] : s->len) - src;
         memcpy(t + dst, s->p + src, run);
         uint32_t delta = (uint32_t)(dst - src);
-        for (; k0 < upto; k0++) nf[k0] = of[k0] + delta;
+        for (; k0 < upto; k0++)
+            nf[k0] = of[k0] + delta;
         dst += run;
         src += run;
         for (; k0 < k; k0++) { /* padding: empty pieces */
@@ -302,7 +305,8 @@ static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e
     }
     memcpy(t + dst, s->p + src, s->len - src);
     uint32_t delta = (uint32_t)(dst - src);
-    for (; k0 < npieces; k0++) nf[k0] = of[k0] + delta;
+    for (; k0 < npieces; k0++)
+        nf[k0] = of[k0] + delta;
     dst += s->len - src;
     assert(dst == len);
     nf[pieces] = (uint32_t)len + 1;
@@ -313,12 +317,12 @@ static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e
     s->nfields = msh ? pieces : pieces - 1;
 }
 
-hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits,
-                                 size_t n, hl7_error *err)
+hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits, size_t n,
+                                 hl7_error *err)
 {
     if (index >= m->nsegs)
-        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0, "no segment at position %u (the message has %zu)",
-                        index + 1, m->nsegs);
+        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0,
+                        "no segment at position %u (the message has %zu)", index + 1, m->nsegs);
     bool at_once = n > 0;
     for (size_t i = 0; i < n; i++) {
         hl7_path p = {.field = edits[i].field, .rep = 1};
@@ -341,8 +345,7 @@ hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edi
 
 /* Without an escape character a delimiter in the text cannot be written
  * without changing the structure. */
-static hl7_status check_unescapable(const hl7_msg *m, const char *text, size_t len,
-                                    hl7_error *err)
+static hl7_status check_unescapable(const hl7_msg *m, const char *text, size_t len, hl7_error *err)
 {
     const hl7_delims *d = &m->d;
     for (size_t i = 0; i < len; i++) {
@@ -379,8 +382,7 @@ hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len, 
     return hl7_set_raw(m, p, e.p, e.len, err);
 }
 
-hl7_status hl7_escape_for(const hl7_msg *m, const char *text, size_t len, tbuf *out,
-                          hl7_error *err)
+hl7_status hl7_escape_for(const hl7_msg *m, const char *text, size_t len, tbuf *out, hl7_error *err)
 {
     if (!m->d.esc) {
         hl7_status st = check_unescapable(m, text, len, err);
@@ -396,8 +398,8 @@ hl7_status hl7_escape_for(const hl7_msg *m, const char *text, size_t len, tbuf *
     return st;
 }
 
-hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text,
-                      size_t len, hl7_error *err)
+hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text, size_t len,
+                      hl7_error *err)
 {
     if (!m->d.esc) {
         hl7_status st = check_unescapable(m, text, len, err);

@@ -301,7 +301,8 @@ void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out)
     size_t i = 0;
     while (i < len) {
         size_t run = i;
-        while (run < len && !special[(unsigned char)text[run]]) run++;
+        while (run < len && !special[(unsigned char)text[run]])
+            run++;
         tbuf_put(out, text + i, run - i); /* the plain bytes up to the next special one */
         if (run == len) break;
         char c = text[run];

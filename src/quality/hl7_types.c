@@ -785,11 +785,14 @@ bool hl7_type_check_split(hl7_type t, const hl7_type_ctx *c, const hl7_span *p, 
         }
         return true;
     }
-    case HL7_TYPE_CX: return empty || check_cx(c, p, f);
+    case HL7_TYPE_CX:
+        return empty || check_cx(c, p, f);
     case HL7_TYPE_XPN: return check_xpn(p, f);
-    case HL7_TYPE_XAD: return empty || check_xad(p, n, f);
+    case HL7_TYPE_XAD:
+        return empty || check_xad(p, n, f);
     case HL7_TYPE_CWE:
-    case HL7_TYPE_CE: return empty || check_cwe(t, c, p, table, f);
+    case HL7_TYPE_CE:
+        return empty || check_cwe(t, c, p, table, f);
     case HL7_TYPE_HD: return check_hd(c, p, 0, false, f);
     default: {
         hl7_span v = leaf(c, p[0]);

@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* memchr for the short spans of HL7 values, where a call costs more than
  * the scan: eight bytes at a time (hl7_scan2). */
 static inline const char *scan_for(const char *p, size_t len, char ch)
@@ -145,8 +144,8 @@ typedef struct fspec {
     uint32_t seg_occ; /* 0: every occurrence */
     uint32_t field;
     bool has_when;
-    bool whole_rep; /* names whole repetitions of a field split as usual (no
-                     * rep, comp, max_len; not MSH-1/2): field_clean() applies */
+    bool whole_rep;   /* names whole repetitions of a field split as usual (no
+                       * rep, comp, max_len; not MSH-1/2): field_clean() applies */
     bool type_shared; /* another spec checks the same type on the same values:
                        * worth remembering the values found valid */
     bool required;
@@ -479,7 +478,8 @@ static void mark_first(validate_profile *p, uint32_t ni)
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) {
         mark_first(p, c);
         const snode *ch = &p->nodes[c];
-        for (uint32_t i = 0; open && i < ch->nfirst && i < FIRST_MAX; i++) add_first(n, ch->first[i]);
+        for (uint32_t i = 0; open && i < ch->nfirst && i < FIRST_MAX; i++)
+            add_first(n, ch->first[i]);
         if (open && ch->nfirst > FIRST_MAX) n->nfirst = FIRST_MAX + 1;
         if (!ch->optional) open = false;
     }
@@ -571,8 +571,7 @@ static inline uint32_t index_first(const code_index *ix, hl7_span code)
     if (!code.len) return NONE;
     unsigned char b = (unsigned char)code.p[0];
     uint32_t k = pair_bit(b, code.len > 1 ? (unsigned char)code.p[1] : 0);
-    if (!(ix->pairs[k >> 6] >> (k & 63) & 1) && !(ix->leads[b >> 6] >> (b & 63) & 1))
-        return NONE;
+    if (!(ix->pairs[k >> 6] >> (k & 63) & 1) && !(ix->leads[b >> 6] >> (b & 63) & 1)) return NONE;
     return ix->head[b];
 }
 
@@ -591,7 +590,7 @@ struct validator {
     size_t nlimits, limcap;
     code_index sex_ix, age_ix, limit_ix;
     hl7_type_tables composite_tables; /* found in `tables` once */
-    uint32_t nspecs; /* field specs of all profiles (the memo_base of the next) */
+    uint32_t nspecs;                  /* field specs of all profiles (the memo_base of the next) */
 };
 
 static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
@@ -804,7 +803,8 @@ static void mark_pair(validate_profile *a, validate_profile *b)
 static void mark_shared_types(validator *v, validate_profile *p)
 {
     mark_pair(p, v->base);
-    for (size_t i = 0; i < v->nprofiles; i++) mark_pair(p, v->profiles[i]);
+    for (size_t i = 0; i < v->nprofiles; i++)
+        mark_pair(p, v->profiles[i]);
 }
 
 validate_status validator_add_profile(validator *v, validate_profile *p, validate_error *err)
@@ -931,13 +931,13 @@ typedef struct segview {
     fview field[VIEW_FIELDS];
     dtm_memo dtm[VIEW_DTMS], dtm_spare;
     uint32_t ndtm;
-    uint32_t split_field; /* split_rep1(): the field split last (0: none) ... */
-    uint32_t nsplit;      /* ... its component count (see hl7_type_check_split) */
-    uint32_t nfilled;     /* ... entries of split[] set (past nsplit: empty) */
+    uint32_t split_field;              /* split_rep1(): the field split last (0: none) ... */
+    uint32_t nsplit;                   /* ... its component count (see hl7_type_check_split) */
+    uint32_t nfilled;                  /* ... entries of split[] set (past nsplit: empty) */
     hl7_span split[HL7_TYPE_MAXPARTS]; /* ... and first components */
-    const char *nm_p; /* nm_of(): the span last parsed (NULL: none) ... */
+    const char *nm_p;                  /* nm_of(): the span last parsed (NULL: none) ... */
     size_t nm_len;
-    bool nm_ok;       /* ... whether it is a number, and which */
+    bool nm_ok; /* ... whether it is a number, and which */
     double nm;
 } segview;
 
@@ -962,8 +962,8 @@ typedef struct dtm_text {
 } dtm_text;
 
 #define SPEC_MEMO 64
-#define MEMO_MISSES 3 /* a spec whose field differs that often in a row is not compared */
-#define KEYS_MAX 256 /* segment ids computed up front for messages up to this size */
+#define MEMO_MISSES 3  /* a spec whose field differs that often in a row is not compared */
+#define KEYS_MAX 256   /* segment ids computed up front for messages up to this size */
 #define GROUPS_KEPT 16 /* profiles whose spec group for the segment in hand is kept */
 typedef struct clean_text {
     const char *p; /* NULL: none yet */
@@ -987,12 +987,12 @@ typedef struct vrun {
     validate_result *r;
     hl7_type_ctx tctx;
     const hl7_delims *d;
-    bool types_on, range_on; /* the datatype and range rules are not off */
+    bool types_on, range_on;                   /* the datatype and range rules are not off */
     bool before_on, sex_on, physio_on, age_on; /* consistency rules on (and with lists) */
     hl7_dtm now;
     segview sv;
     known_code known[KNOWN_CODES]; /* t NULL: unused */
-    dtm_text dtms[DTM_TEXTS]; /* a ring of valid date/times */
+    dtm_text dtms[DTM_TEXTS];      /* a ring of valid date/times */
     uint32_t ndtms;
     /* Per field spec (memo_base + index, below SPEC_MEMO), the last field
      * text it found nothing wrong with: the same text in a later segment
@@ -1004,7 +1004,7 @@ typedef struct vrun {
      * and whether the condition held on it. */
     clean_text when_text[SPEC_MEMO];
     bool when_held[SPEC_MEMO];
-    const uint32_t *keys; /* id_key() of every segment; NULL: computed on use */
+    const uint32_t *keys;       /* id_key() of every segment; NULL: computed on use */
     type_memo types[TYPE_MEMO]; /* a ring (p NULL: unused) */
     uint32_t ntypes;
 } vrun;
@@ -1113,7 +1113,8 @@ static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint
         sv->nfilled = k < HL7_TYPE_MAXPARTS ? k : HL7_TYPE_MAXPARTS;
         sv->split_field = field;
     }
-    for (; sv->nfilled < want; sv->nfilled++) sv->split[sv->nfilled] = (hl7_span){"", 0};
+    for (; sv->nfilled < want; sv->nfilled++)
+        sv->split[sv->nfilled] = (hl7_span){"", 0};
     *n = sv->nsplit;
     return sv->split;
 }
@@ -1432,12 +1433,10 @@ static void check_type(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_
     } else if (!f->sub) {
         w.sub = flt.comp;
     }
-    add(x, rule_of_fault(&flt), flt.code, x->sv.si, &w, "%s: %s", hl7_type_name(f->type),
-        flt.text);
+    add(x, rule_of_fault(&flt), flt.code, x->sv.si, &w, "%s: %s", hl7_type_name(f->type), flt.text);
 }
 
-static void check_range(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span val,
-                        bool raw)
+static void check_range(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span val, bool raw)
 {
     double d;
     bool ok = raw ? nm_of(x, val, &d) : hl7_nm_parse(val.p, val.len, &d, NULL);
@@ -1599,7 +1598,6 @@ typedef struct occ_table {
     size_t n, last; /* entries; the one used last */
 } occ_table;
 
-
 static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
 {
     if (t->n && t->id[t->last] == key) return ++t->count[t->last]; /* a run of one id */
@@ -1615,7 +1613,8 @@ static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
         return 1;
     }
     uint32_t occ = 1;
-    for (uint32_t i = 0; i < si; i++) occ += seg_key(x, i) == key;
+    for (uint32_t i = 0; i < si; i++)
+        occ += seg_key(x, i) == key;
     return occ;
 }
 
@@ -1786,8 +1785,8 @@ static void missing_segment(smatch *sm, const char *id)
     hl7_path w = at(id, 0, 0, 0, 0, 0);
     if (cur_key(sm))
         add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
-            "required segment %.3s missing (expected before %s, %s structure)", id,
-            cur_text(sm), sm->p->name);
+            "required segment %.3s missing (expected before %s, %s structure)", id, cur_text(sm),
+            sm->p->name);
     else
         add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
             "required segment %.3s missing (expected at the end, %s structure)", id, sm->p->name);
@@ -1823,7 +1822,8 @@ static void report_stray(smatch *sm)
 static inline uint32_t next_key(smatch *sm)
 {
     uint32_t key;
-    while ((key = cur_key(sm)) != 0 && !known_key(sm, key)) report_stray(sm);
+    while ((key = cur_key(sm)) != 0 && !known_key(sm, key))
+        report_stray(sm);
     return key;
 }
 
@@ -1918,7 +1918,8 @@ static void check_structure(vrun *x, const validate_profile *p)
 {
     smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, 0};
     match_group(&sm, 0);
-    while (cur_key(&sm)) report_stray(&sm);
+    while (cur_key(&sm))
+        report_stray(&sm);
 }
 /* --- consistency rules --------------------------------------------------------------- */
 
@@ -1950,7 +1951,8 @@ static void consistency_init(consistency *cs)
     cs->pt.has_birth = false;
     cs->pt.sex = 0;
     cs->has_msh_time = false;
-    for (size_t i = 0; i < DATE_KINDS; i++) cs->not_before[i] = (clean_text){NULL, 0, 0};
+    for (size_t i = 0; i < DATE_KINDS; i++)
+        cs->not_before[i] = (clean_text){NULL, 0, 0};
 }
 
 static bool one_of(const char *alts, hl7_span v)
@@ -1997,8 +1999,7 @@ static void coded_pairs(vrun *x, uint32_t field, coded *out)
     }
 }
 
-static void check_sex(vrun *x, const patient *pt, uint32_t occ, uint32_t field,
-                      const coded *cp)
+static void check_sex(vrun *x, const patient *pt, uint32_t occ, uint32_t field, const coded *cp)
 {
     uint32_t si = x->sv.si;
     for (size_t k = 0; k < cp->n; k++)
@@ -2088,8 +2089,8 @@ static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
     }
 }
 
-static void check_before_birth(vrun *x, consistency *cs, uint32_t occ,
-                               uint32_t field, int kind, const char *what)
+static void check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field, int kind,
+                               const char *what)
 {
     const patient *pt = &cs->pt;
     if (!pt->has_birth) return;
@@ -2104,8 +2105,7 @@ static void check_before_birth(vrun *x, consistency *cs, uint32_t occ,
     } else {
         hl7_path w = at(hl7_seg_at(x->m, x->sv.si)->id, occ, field, 1, 0, 0);
         add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,
-            "%s %.*s is before the birth date %.*s", what, SHOWN(d->text),
-            SHOWN(pt->birth_text));
+            "%s %.*s is before the birth date %.*s", what, SHOWN(d->text), SHOWN(pt->birth_text));
     }
 }
 
@@ -2148,8 +2148,7 @@ static bool may_have_rules(vrun *x, bool sex, bool physio)
            (physio && index_first(&x->v->limit_ix, code) != NONE);
 }
 
-static void check_consistency(vrun *x, consistency *cs, uint32_t key,
-                              uint32_t occ)
+static void check_consistency(vrun *x, consistency *cs, uint32_t key, uint32_t occ)
 {
     const patient *pt = &cs->pt;
     bool before = x->before_on;
@@ -2240,10 +2239,13 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.age_on = rule_on(&x, VALIDATE_RULE_AGE_RESTRICTED) && v->nage;
     /* Only what marks an entry unused is reset: small stores, where
      * clearing the arrays whole would cost more than the run saves. */
-    for (size_t i = 0; i < KNOWN_CODES; i++) x.known[i].t = NULL;
-    for (size_t i = 0; i < DTM_TEXTS; i++) x.dtms[i].len = 0;
+    for (size_t i = 0; i < KNOWN_CODES; i++)
+        x.known[i].t = NULL;
+    for (size_t i = 0; i < DTM_TEXTS; i++)
+        x.dtms[i].len = 0;
     x.ndtms = 0;
-    for (size_t i = 0; i < TYPE_MEMO; i++) x.types[i].p = NULL;
+    for (size_t i = 0; i < TYPE_MEMO; i++)
+        x.types[i].p = NULL;
     x.ntypes = 0;
     size_t nmemo = v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO;
     for (size_t i = 0; i < nmemo; i++) {
@@ -2263,7 +2265,8 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     uint32_t keys[KEYS_MAX];
     x.keys = NULL;
     if (n <= KEYS_MAX) {
-        for (uint32_t si = 0; si < n; si++) keys[si] = id_key(hl7_seg_at(m, si)->id);
+        for (uint32_t si = 0; si < n; si++)
+            keys[si] = id_key(hl7_seg_at(m, si)->id);
         x.keys = keys;
     }
     /* The profiles for this message (bit i: profiles[i]; the rest asked each time). */

@@ -823,7 +823,8 @@ static int mass_amount_step(const ucum_unit *from, const ucum_unit *to)
     const int lo = UCUM_DIM_MASS < UCUM_DIM_AMOUNT ? UCUM_DIM_MASS : UCUM_DIM_AMOUNT;
     const int hi = UCUM_DIM_MASS < UCUM_DIM_AMOUNT ? UCUM_DIM_AMOUNT : UCUM_DIM_MASS;
     const signed char *a = from->dim, *b = to->dim;
-    bool same = !memcmp(a, b, (size_t)lo) && !memcmp(a + lo + 1, b + lo + 1, (size_t)(hi - lo - 1)) &&
+    bool same = !memcmp(a, b, (size_t)lo) &&
+                !memcmp(a + lo + 1, b + lo + 1, (size_t)(hi - lo - 1)) &&
                 !memcmp(a + hi + 1, b + hi + 1, (size_t)(UCUM_NDIMS - hi - 1));
     return same ? k : 0;
 }
@@ -1009,11 +1010,33 @@ typedef unsigned __int128 u128;
 static uint64_t pow5(int k)
 {
     static const uint64_t p[28] = {
-        1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull, 390625ull, 1953125ull,
-        9765625ull, 48828125ull, 244140625ull, 1220703125ull, 6103515625ull, 30517578125ull,
-        152587890625ull, 762939453125ull, 3814697265625ull, 19073486328125ull,
-        95367431640625ull, 476837158203125ull, 2384185791015625ull, 11920928955078125ull,
-        59604644775390625ull, 298023223876953125ull, 1490116119384765625ull,
+        1ull,
+        5ull,
+        25ull,
+        125ull,
+        625ull,
+        3125ull,
+        15625ull,
+        78125ull,
+        390625ull,
+        1953125ull,
+        9765625ull,
+        48828125ull,
+        244140625ull,
+        1220703125ull,
+        6103515625ull,
+        30517578125ull,
+        152587890625ull,
+        762939453125ull,
+        3814697265625ull,
+        19073486328125ull,
+        95367431640625ull,
+        476837158203125ull,
+        2384185791015625ull,
+        11920928955078125ull,
+        59604644775390625ull,
+        298023223876953125ull,
+        1490116119384765625ull,
         7450580596923828125ull,
     };
     return p[k];
@@ -1052,8 +1075,8 @@ static bool scaled(uint64_t mant, int e2, int k, uint64_t *q, int *half)
 }
 
 static const uint64_t pow10_u64[] = {
-    1ull,          10ull,          100ull,          1000ull,          10000ull,
-    100000ull,     1000000ull,     10000000ull,     100000000ull,     1000000000ull,
+    1ull,           10ull,           100ull,           1000ull,           10000ull,
+    100000ull,      1000000ull,      10000000ull,      100000000ull,      1000000000ull,
     10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
 };
 
@@ -1072,7 +1095,7 @@ static bool sci_exact_q(double v, int digits, uint64_t *qout, int *exp_out)
     uint64_t bits;
     memcpy(&bits, &a, sizeof bits);
     int biased = (int)(bits >> 52);
-    if (biased == 0) return false; /* subnormal: printf's business */
+    if (biased == 0) return false;                              /* subnormal: printf's business */
     uint64_t mant = (bits & ((1ull << 52) - 1)) | (1ull << 52); /* a = mant * 2^e2 */
     int e2 = biased - 1075;
     /* floor(log10(a)) or one less: log10(2) is about 78913 / 2^18 */
@@ -1121,12 +1144,14 @@ static int exact_digits(double v)
     uint64_t q;
     int exp10, last = MAX_SIG;
     if (sci_exact_q(v, MAX_SIG, &q, &exp10)) {
-        for (; last > 1 && q % 10 == 0; last--) q /= 10;
+        for (; last > 1 && q % 10 == 0; last--)
+            q /= 10;
         return last;
     }
     sci x;
     sci_printf(v, MAX_SIG, &x);
-    for (last = MAX_SIG; last > 1 && x.d[last - 1] == '0'; last--) continue;
+    for (last = MAX_SIG; last > 1 && x.d[last - 1] == '0'; last--)
+        continue;
     return last;
 }
 
@@ -1146,11 +1171,13 @@ static void put_fixed(double v, int digits, tbuf *out)
         if (exp10 < 0) {
             t[k++] = '0';
             t[k++] = '.';
-            for (int i = 0; i < -exp10 - 1; i++) t[k++] = '0';
+            for (int i = 0; i < -exp10 - 1; i++)
+                t[k++] = '0';
             memcpy(t + k, d, (size_t)nd), k += (size_t)nd;
         } else if (exp10 + 1 >= nd) {
             memcpy(t + k, d, (size_t)nd), k += (size_t)nd;
-            for (int i = nd; i < exp10 + 1; i++) t[k++] = '0';
+            for (int i = nd; i < exp10 + 1; i++)
+                t[k++] = '0';
         } else {
             memcpy(t + k, d, (size_t)(exp10 + 1)), k += (size_t)(exp10 + 1);
             t[k++] = '.';

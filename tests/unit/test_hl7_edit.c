@@ -242,8 +242,7 @@ static void ref_replace_nth(tbuf *out, const char *src, size_t len, char ch, uin
 }
 
 /* The piece-th (1-based) piece of src split by ch, or "" */
-static void ref_nth(const char *src, size_t len, char ch, uint32_t n, const char **p,
-                    size_t *plen)
+static void ref_nth(const char *src, size_t len, char ch, uint32_t n, const char **p, size_t *plen)
 {
     const char *end = src + len, *q = src;
     for (uint32_t k = 1; k < n; k++) {
@@ -261,8 +260,8 @@ static void ref_nth(const char *src, size_t len, char ch, uint32_t n, const char
 }
 
 /* Segment text seg with raw stored at p, the old way. */
-static void ref_set(const char *seg, size_t slen, const hl7_path *p, const char *raw,
-                    size_t rlen, tbuf *out)
+static void ref_set(const char *seg, size_t slen, const hl7_path *p, const char *raw, size_t rlen,
+                    tbuf *out)
 {
     bool msh = !memcmp(seg, "MSH", 3);
     uint32_t piece = msh ? p->field - 1 : p->field;
@@ -345,8 +344,8 @@ static const char *const SEGS[] = {
     ("NTE|1||a very long comment that goes on and on, well past a few words, to be sure "
      "the offsets of what follows move by much|tail"),
 };
-static const char *const VALUES[] = {"", "v", "abc^def", "x&y", "q~r", "p|q", "\"\"", "\\E\\",
-                                     "12345678901234567890"};
+static const char *const VALUES[] = {
+    "", "v", "abc^def", "x&y", "q~r", "p|q", "\"\"", "\\E\\", "12345678901234567890"};
 
 static void test_edits_match_reference(void **state)
 {

@@ -450,14 +450,17 @@ static void test_scans(void **state)
         const char *p = buf + from, *end = p + len;
         const char *limit = (x >> 16) % 2 ? end : buf + sizeof buf;
         const char *want = p;
-        while (want < end && *want != '^' && *want != '~') want++;
+        while (want < end && *want != '^' && *want != '~')
+            want++;
         assert_ptr_equal(hl7_scan2(p, end, '^', '~'), want);
         assert_ptr_equal(hl7_scan2_in(p, end, limit, '^', '~'), want);
         size_t plain = 0;
-        while (plain < len && (unsigned char)p[plain] < 0x80 && p[plain] != '\\') plain++;
+        while (plain < len && (unsigned char)p[plain] < 0x80 && p[plain] != '\\')
+            plain++;
         assert_int_equal(hl7_plain_prefix(p, len, '\\'), plain);
         plain = 0;
-        while (plain < len && (unsigned char)p[plain] < 0x80) plain++;
+        while (plain < len && (unsigned char)p[plain] < 0x80)
+            plain++;
         assert_int_equal(hl7_plain_prefix(p, len, '\0'), plain);
     }
 }
@@ -465,13 +468,20 @@ static void test_scans(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_basic_access),    cmocka_unit_test(test_presence),
-        cmocka_unit_test(test_escapes),         cmocka_unit_test(test_charsets),
-        cmocka_unit_test(test_custom_delimiters), cmocka_unit_test(test_terminators_roundtrip),
-        cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_paths),           cmocka_unit_test(test_counts),
-        cmocka_unit_test(test_reuse),           cmocka_unit_test(test_bom_and_leading_blank),
-        cmocka_unit_test(test_field_cursor),    cmocka_unit_test(test_scans),
+        cmocka_unit_test(test_basic_access),
+        cmocka_unit_test(test_presence),
+        cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_charsets),
+        cmocka_unit_test(test_custom_delimiters),
+        cmocka_unit_test(test_terminators_roundtrip),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_bom_and_leading_blank),
+        cmocka_unit_test(test_field_cursor),
+        cmocka_unit_test(test_scans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -473,8 +473,9 @@ static void test_handle_values(void **state)
                     "assert(first.index == 4 and z.index == 5 and first ~= z)\n"
                     "msg:delete_segment(z)\n"
                     "assert(first:get('1') == '1' and first.occurrence == 1)\n");
-    transform_fails(f, "local h = nil\nfor s in msg:segments('OBX') do h = s end\n"
-                       "msg:delete_segment(h)\nlocal x = h.id",
+    transform_fails(f,
+                    "local h = nil\nfor s in msg:segments('OBX') do h = s end\n"
+                    "msg:delete_segment(h)\nlocal x = h.id",
                     SCRIPT_ERR_RUNTIME, "t.lua:4: segment handle refers to a deleted segment");
     transform_fails(f, "msg:delete_segment(msg)", SCRIPT_ERR_RUNTIME, "segment expected");
     transform_fails(f, "msg:delete_segment(42)", SCRIPT_ERR_RUNTIME, "segment expected");

@@ -446,15 +446,18 @@ static void ref_format(double v, int in_digits, tbuf *out)
         if (*c >= '0' && *c <= '9' && nd < MAX_SIG) d[nd++] = *c;
     int exp10 = *c == 'e' ? atoi(c + 1) : 0;
     bool zero = true;
-    for (int i = 0; i < nd; i++) zero &= d[i] == '0';
+    for (int i = 0; i < nd; i++)
+        zero &= d[i] == '0';
     if (m[0] == '-' && !zero) tbuf_putc(out, '-');
     if (exp10 < 0) {
         tbuf_puts(out, "0.");
-        for (int i = 0; i < -exp10 - 1; i++) tbuf_putc(out, '0');
+        for (int i = 0; i < -exp10 - 1; i++)
+            tbuf_putc(out, '0');
         tbuf_put(out, d, (size_t)nd);
     } else if (exp10 + 1 >= nd) {
         tbuf_put(out, d, (size_t)nd);
-        for (int i = nd; i < exp10 + 1; i++) tbuf_putc(out, '0');
+        for (int i = nd; i < exp10 + 1; i++)
+            tbuf_putc(out, '0');
     } else {
         tbuf_put(out, d, (size_t)(exp10 + 1));
         tbuf_putc(out, '.');
@@ -471,12 +474,24 @@ static void test_format_matches_printf(void **state)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         double v;
         switch (i % 6) {
-        case 0: memcpy(&v, &x, sizeof v); break; /* any bit pattern */
-        case 1: v = (double)(int64_t)(x % 2000001) / pow(10, (double)(x >> 40 & 15)); break;
-        case 2: v = ((double)(x % 100000) + 0.5) / pow(10, (double)(x >> 40 & 7)); break; /* ties */
-        case 3: v = pow(10, (double)((int)(x >> 40 & 63) - 31)) * ((x & 1) ? 1 : -1); break;
-        case 4: v = (double)(x % 1000) / 8.0 - 60; break;
-        default: v = (double)(x >> 11) / 9007199254740992.0 * 180.16 / 113.12; break;
+        case 0:
+            memcpy(&v, &x, sizeof v);
+            break; /* any bit pattern */
+        case 1:
+            v = (double)(int64_t)(x % 2000001) / pow(10, (double)(x >> 40 & 15));
+            break;
+        case 2:
+            v = ((double)(x % 100000) + 0.5) / pow(10, (double)(x >> 40 & 7));
+            break; /* ties */
+        case 3:
+            v = pow(10, (double)((int)(x >> 40 & 63) - 31)) * ((x & 1) ? 1 : -1);
+            break;
+        case 4:
+            v = (double)(x % 1000) / 8.0 - 60;
+            break;
+        default:
+            v = (double)(x >> 11) / 9007199254740992.0 * 180.16 / 113.12;
+            break;
         }
         if (!isfinite(v)) continue;
         int digits = (int)((x >> 50) % 16) - 1;
@@ -484,7 +499,8 @@ static void test_format_matches_printf(void **state)
         tbuf_reset(&want);
         ucum_format_number(v, digits, &got);
         ref_format(v, digits, &want);
-        if (strcmp(got.p, want.p)) fprintf(stderr, "%.17g/%d: %s vs %s\n", v, digits, got.p, want.p);
+        if (strcmp(got.p, want.p))
+            fprintf(stderr, "%.17g/%d: %s vs %s\n", v, digits, got.p, want.p);
         assert_string_equal(got.p, want.p);
     }
     tbuf_free(&got);
@@ -632,14 +648,22 @@ static void test_strerror(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),      cmocka_unit_test(test_canonical_forms),
-        cmocka_unit_test(test_associativity),    cmocka_unit_test(test_required_examples),
-        cmocka_unit_test(test_more_conversions), cmocka_unit_test(test_molar_mass),
-        cmocka_unit_test(test_unknown_units),    cmocka_unit_test(test_syntax_errors),
-        cmocka_unit_test(test_special_units),    cmocka_unit_test(test_value_text),
-        cmocka_unit_test(test_range_text),       cmocka_unit_test(test_format),
-        cmocka_unit_test(test_format_matches_printf), cmocka_unit_test(test_read_numbers),
-        cmocka_unit_test(test_garbage),          cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_canonical_forms),
+        cmocka_unit_test(test_associativity),
+        cmocka_unit_test(test_required_examples),
+        cmocka_unit_test(test_more_conversions),
+        cmocka_unit_test(test_molar_mass),
+        cmocka_unit_test(test_unknown_units),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_special_units),
+        cmocka_unit_test(test_value_text),
+        cmocka_unit_test(test_range_text),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format_matches_printf),
+        cmocka_unit_test(test_read_numbers),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

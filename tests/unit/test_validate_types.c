@@ -469,28 +469,50 @@ static void test_from_time_and_numbers(void **state)
                          tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec);
         assert_int_equal(a.epoch, (int64_t)t);
     }
-    const char *nums[] = {"0", "7", "112", "0.92", ".5", "5.", "000123.4500", "123456789012345",
-                          "1234567890123456", "-3", "+4.", ".", "1.2.3", "", "12a"};
+    const char *nums[] = {"0",
+                          "7",
+                          "112",
+                          "0.92",
+                          ".5",
+                          "5.",
+                          "000123.4500",
+                          "123456789012345",
+                          "1234567890123456",
+                          "-3",
+                          "+4.",
+                          ".",
+                          "1.2.3",
+                          "",
+                          "12a"};
     for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
         double d = 0;
         bool ok = hl7_nm_parse(nums[i], strlen(nums[i]), &d, NULL);
         char *end;
         double want = strtod(nums[i], &end);
-        if (ok) assert_true(d == want && *end == '\0');
-        else assert_true(!nums[i][0] || *end != '\0' || !strcmp(nums[i], "."));
+        if (ok)
+            assert_true(d == want && *end == '\0');
+        else
+            assert_true(!nums[i][0] || *end != '\0' || !strcmp(nums[i], "."));
     }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),          cmocka_unit_test(test_strings),
-        cmocka_unit_test(test_nm),             cmocka_unit_test(test_si),
-        cmocka_unit_test(test_dt),             cmocka_unit_test(test_dtm),
-        cmocka_unit_test(test_tm),             cmocka_unit_test(test_dtm_compare_age),
-        cmocka_unit_test(test_id_is_tables),   cmocka_unit_test(test_cx),
-        cmocka_unit_test(test_hd),             cmocka_unit_test(test_xpn_xad_cwe_ts),
-        cmocka_unit_test(test_builtin_tables), cmocka_unit_test(test_csv_tables),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_nm),
+        cmocka_unit_test(test_si),
+        cmocka_unit_test(test_dt),
+        cmocka_unit_test(test_dtm),
+        cmocka_unit_test(test_tm),
+        cmocka_unit_test(test_dtm_compare_age),
+        cmocka_unit_test(test_id_is_tables),
+        cmocka_unit_test(test_cx),
+        cmocka_unit_test(test_hd),
+        cmocka_unit_test(test_xpn_xad_cwe_ts),
+        cmocka_unit_test(test_builtin_tables),
+        cmocka_unit_test(test_csv_tables),
         cmocka_unit_test(test_from_time_and_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,8 +3,16 @@
  *
  * Compiling parses every path and unit once, so applying a step is a few
  * lookups in the parsed message plus the edit. Values are read into the
- * chain's scratch buffers before a write, because an edit may move the
- * bytes a span points at.
+ * chain's scratch buffers (or a stack copy when short) before a write,
+ * because an edit may move the bytes a span points at.
+ *
+ * A run of convert steps finds the message's OBX and their OBX-3.1 once;
+ * a converted OBX gets its value, unit and range in one rewrite of the
+ * segment (hl7_set_fields_raw_at), with texts that need no escape written
+ * as they are. A step keeps what depends only on its configuration and the
+ * message's delimiters (the parsed source unit by text, the escaped
+ * unit^unit^UCUM text) from one message to the next; nothing about a
+ * message's values is kept.
  */
 #include "engine/transform.h"
 

@@ -11,14 +11,23 @@
  * together, then once per structure. The consistency rules keep "the
  * current patient" (the last PID seen) so that a message with several
  * patients is judged patient by patient; their code lists are chained by
- * the first byte of the code (code_index), so an OBX-3 code is compared only
- * with the entries that can match it. All rules read the segment in
- * hand through a segview: each field is located and split (first
- * repetition, first component) once, and a date/time that a TS check
- * parsed is reused by the date rules. Values are read as raw spans into the
- * message; they are decoded into the result's scratch buffer only when they
- * hold an escape sequence; a short code found in a table is remembered for
- * the rest of the message (known_code). Problems are fixed-size records in the result's
+ * the first byte of the code behind a filter on its first two bytes
+ * (code_index), so an OBX-3 code is compared only with the entries that can
+ * match it. All rules read the segment in hand through a segview: the
+ * parser's field offsets (hl7_fields), each field located and split (first
+ * repetition, first component, components) once, a date/time or number
+ * parsed once for every rule that reads it.
+ *
+ * What a run learns is reused within the message, never across messages
+ * (a validator stays read-only): per spec, the last field text it found
+ * clean (clean_text; a spec whose field differs in every segment stops
+ * comparing) and whether its condition held on the text it reads; valid
+ * composite values, date/time texts and table codes (known_code); the
+ * structure matcher replays a repeating group's clean round on the same
+ * segment ids. Each memo stands for a result the full check gives on the
+ * same text, so no result changes. Values are read as raw spans into the
+ * message and decoded into the result's scratch buffer only when they hold
+ * an escape sequence. Problems are fixed-size records in the result's
  * reusable array, sorted at the end by segment and then by phase (field
  * specs, structure, consistency), which is the order users see.
  */

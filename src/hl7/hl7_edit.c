@@ -2,7 +2,11 @@
  * hl7_edit: changing a parsed or built message.
  *
  * An edit re-renders the one segment it touches into memory the message owns
- * (hl7_own) and re-indexes it; the input buffer is never written. Setting a
+ * (hl7_own) and gives it a new run of field offsets: the old offsets copied
+ * and shifted past the changed field (a full re-index only when the new
+ * text holds field separators); the input buffer is never written. Several
+ * first repetitions of one segment can change in one rewrite
+ * (hl7_set_fields_raw_at). Setting a
  * value deeper than the message holds pads with empty fields, repetitions or
  * components, as a receiving system would expect ("PID-5.3" on "PID|1" gives
  * "PID|1|||||^^X"... with the separators needed and no more).

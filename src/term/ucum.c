@@ -18,7 +18,10 @@
  * them with something else, a prefix or an exponent is refused.
  *
  * The text helpers convert lab values and reference ranges; formatting rules
- * are in format_number() and docs/units.md.
+ * are in format_number() and docs/units.md. Numbers are read without strtod
+ * when their digits and power of ten are exact doubles, and printed by exact
+ * integer arithmetic (sci_exact_q(): the digits printf's "%.*e" gives,
+ * correctly rounded), with printf only for the values out of that range.
  */
 #include "term/ucum.h"
 

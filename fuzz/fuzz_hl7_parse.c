@@ -4,7 +4,10 @@
  * editing and serialization. Properties checked, beyond "no crash, no leak,
  * no undefined behaviour":
  *   - an accepted message serializes back to exactly the bytes it came from;
- *   - a value set with hl7_set reads back unchanged after a re-parse.
+ *   - a value set with hl7_set reads back unchanged after a re-parse;
+ *   - the field cursor reads what hl7_raw reads;
+ *   - edits leave an index equal to that of a re-parse of the result, and
+ *     several fields set at once equal the same fields set one by one.
  */
 #include "hl7/hl7.h"
 #include "hl7/hl7_json.h"
@@ -36,6 +39,26 @@ static void walk(const hl7_msg *m)
         }
     }
     tbuf_free(&out);
+}
+
+/* Every field through the cursor equals hl7_raw(); with `other`, also the
+ * other message's fields (an edited message against its re-parse). */
+static void same_fields(const hl7_msg *m, const hl7_msg *other)
+{
+    if (other && hl7_seg_count(other) != hl7_seg_count(m)) abort();
+    for (uint32_t i = 0; i < hl7_seg_count(m) && i < 64; i++) {
+        hl7_fields f;
+        if (!hl7_fields_at(m, i, &f) || f.len != hl7_seg_at(m, i)->len) abort();
+        for (uint32_t k = 1; k <= f.nfields + 1 && k < 64; k++) {
+            hl7_span a = {"", 0}, b, c;
+            bool have = hl7_fields_get(&f, k, &a);
+            hl7_presence pr = hl7_raw(m, i, k, 0, 0, 0, &b);
+            if (have != (pr != HL7_ABSENT) || (have && (a.p != b.p || a.len != b.len))) abort();
+            if (!other) continue;
+            hl7_presence po = hl7_raw(other, i, k, 0, 0, 0, &c);
+            if (po != pr || (have && (c.len != b.len || memcmp(c.p, b.p, b.len)))) abort();
+        }
+    }
 }
 
 static void roundtrip(const hl7_msg *m, const uint8_t *data, size_t size)
@@ -73,6 +96,35 @@ static void edit(hl7_msg *m)
         }
         hl7_msg_free(again);
     }
+    /* several first repetitions of the last segment at once, and one by one */
+    uint32_t last = hl7_seg_count(m) - 1;
+    if (last > 0) {
+        static const char *const vals[] = {"", "x", "a^b", "c~d", "e|f"};
+        hl7_field_edit ed[3];
+        for (size_t i = 0; i < 3; i++) {
+            const char *v = vals[(last + i * 7) % 5];
+            ed[i] = (hl7_field_edit){(uint32_t)(2 + i * (1 + last % 3)), v, strlen(v)};
+        }
+        tbuf_reset(&wire);
+        hl7_serialize(m, &wire);
+        hl7_msg *one = hl7_msg_new(NULL);
+        if (hl7_parse(one, wire.p, wire.len, &err) == HL7_OK) {
+            hl7_status a = hl7_set_fields_raw_at(m, last, ed, 3, &err), b = HL7_OK;
+            for (size_t i = 0; i < 3 && b == HL7_OK; i++) {
+                hl7_path p = {.field = ed[i].field, .rep = 1};
+                b = hl7_set_raw_at(one, last, &p, ed[i].raw, ed[i].len, &err);
+            }
+            if (a != b) abort();
+            if (a == HL7_OK) same_fields(m, one);
+        }
+        hl7_msg_free(one);
+    }
+    /* the index after all these edits is a re-parse's */
+    tbuf_reset(&wire);
+    hl7_serialize(m, &wire);
+    hl7_msg *fresh = hl7_msg_new(NULL);
+    if (hl7_parse(fresh, wire.p, wire.len, &err) == HL7_OK) same_fields(m, fresh);
+    hl7_msg_free(fresh);
     tbuf_free(&wire);
     tbuf_free(&got);
 }
@@ -87,6 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hl7_error err;
     if (hl7_parse(m, (const char *)data, size, &err) == HL7_OK) {
         roundtrip(m, data, size);
+        same_fields(m, NULL);
         walk(m);
         edit(m);
     } else if (err.text[0] == '\0' || err.offset > size) {

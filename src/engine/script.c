@@ -10,8 +10,11 @@
  * Segment handles must survive inserts and deletes that shift positions, so
  * each run gives every segment a unique id: uids[i] is the id of segment i,
  * kept in step with the message by every Lua-side edit (invariant: nuids ==
- * hl7_seg_count(msg) during a run). A handle holds its uid, a position hint
- * and the run generation; handles of an earlier run are refused.
+ * hl7_seg_count(msg) during a run). A handle is a light userdata whose
+ * value is the run generation and the uid (nothing to allocate or collect;
+ * equal handles are equal values); all light userdata share the handles'
+ * metatable, and no other light userdata reaches scripts. Handles of an
+ * earlier run are refused.
  *
  * Limits: the allocator refuses growth past max_memory (Lua then raises a
  * memory error after an emergency collection); the count hook fires after
@@ -48,7 +51,6 @@ struct script {
     bool insn_exceeded; /* the count hook fired during this run */
     int chunk_ref, envmt_ref, seg_mt_ref;
     const void *msg_obj; /* the `msg` userdata, to recognise it cheaply */
-    const void *seg_mt;  /* the segment handles' metatable (held by the registry) */
     /* The handle keys as the state's interned strings (held by the registry,
      * so the same text is always the same pointer): seg_index() compares
      * pointers first. */
@@ -62,11 +64,16 @@ struct script {
     size_t nuids, uidcap;
     uint32_t next_uid;
     tbuf scratch;
+    uint32_t last_uid, last_pos; /* uid_pos(): the uid found last and where */
 };
 
-typedef struct seg_handle {
-    uint32_t uid, hint, gen;
-} seg_handle;
+/* A handle's value: generation and uid in 64 bits. */
+_Static_assert(sizeof(uintptr_t) >= 8, "segment handles need 64-bit pointers");
+
+static void *handle_value(uint32_t gen, uint32_t uid)
+{
+    return (void *)(uintptr_t)((uint64_t)gen << 32 | uid);
+}
 
 /* The snapshot a segments() loop walks: uid and position when it started. */
 typedef struct seg_iter_item {
@@ -268,14 +275,6 @@ static void parse_path(lua_State *L, const char *text, hl7_path *p)
     if (hl7_path_parse(text, p, &e) != HL7_OK) luaL_error(L, "bad path '%s': %s", text, e.text);
 }
 
-/* v holds neither the escape character nor a non-ASCII byte. */
-static bool plain_ascii(const hl7_delims *d, hl7_span v)
-{
-    for (size_t i = 0; i < v.len; i++)
-        if ((v.p[i] == d->esc && d->esc) || (unsigned char)v.p[i] >= 0x80) return false;
-    return true;
-}
-
 /* Pushes the value at p in segment `index` (p->seg and p->seg_occ are not
  * used; the rest as hl7_get): nil when absent, "" when empty, '""' for the
  * HL7 null, else the decoded text. */
@@ -301,7 +300,8 @@ static int push_value(lua_State *L, script *s, long index, const hl7_path *p)
             lua_pushlstring(L, v.p, v.len); /* the delimiters, never unescaped */
             break;
         }
-        if (plain_ascii(hl7_delims_of(s->msg), v)) { /* decoding changes nothing */
+        if (hl7_plain_prefix(v.p, v.len, hl7_delims_of(s->msg)->esc) == v.len) {
+            /* decoding changes nothing */
             lua_pushlstring(L, v.p, v.len);
             break;
         }
@@ -392,48 +392,41 @@ static int msg_raw(lua_State *L)
     return 1;
 }
 
-static void push_handle(lua_State *L, script *s, uint32_t uid, uint32_t pos)
+static void push_handle(lua_State *L, script *s, uint32_t uid)
 {
-    seg_handle *h = lua_newuserdatauv(L, sizeof(*h), 0);
-    h->uid = uid;
-    h->hint = pos;
-    h->gen = s->gen;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->seg_mt_ref);
-    lua_setmetatable(L, -2);
+    lua_pushlightuserdata(L, handle_value(s->gen, uid));
 }
 
-/* push_handle() in a segments() loop, whose closure holds the metatable
- * as upvalue 2. */
-static void push_iter_handle(lua_State *L, script *s, uint32_t uid, uint32_t pos)
+/* The uid of the segment handle at arg (checked to be of this run), or a
+ * Lua error. */
+static uint32_t to_handle(lua_State *L, int arg, script *s)
 {
-    seg_handle *h = lua_newuserdatauv(L, sizeof(*h), 0);
-    h->uid = uid;
-    h->hint = pos;
-    h->gen = s->gen;
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_setmetatable(L, -2);
+    if (lua_type(L, arg) != LUA_TLIGHTUSERDATA) luaL_typeerror(L, arg, "segment");
+    uint64_t v = (uintptr_t)lua_touserdata(L, arg);
+    if ((uint32_t)(v >> 32) != s->gen)
+        luaL_error(L, "segment handle belongs to an earlier message; handles live for one run");
+    return (uint32_t)v;
 }
 
-/* The segment handle at arg (not yet resolved), or a Lua error. */
-static seg_handle *to_handle(lua_State *L, int arg, script *s)
+/* Position of uid now, or -1 when its segment was deleted: where it was
+ * found last, where it started (uids begin as positions + 1), else a scan. */
+static long uid_pos(script *s, uint32_t uid)
 {
-    seg_handle *h = lua_touserdata(L, arg);
-    bool ok = false;
-    if (h && lua_getmetatable(L, arg)) {
-        ok = lua_topointer(L, -1) == s->seg_mt;
-        lua_pop(L, 1);
+    if (uid == s->last_uid && s->last_pos < s->nuids && s->uids[s->last_pos] == uid)
+        return s->last_pos;
+    uint32_t hint = uid - 1;
+    long pos = uid_find(s, uid, &hint);
+    if (pos >= 0) {
+        s->last_uid = uid;
+        s->last_pos = (uint32_t)pos;
     }
-    if (!ok) luaL_typeerror(L, arg, "segment");
-    return h;
+    return pos;
 }
 
 /* Position of the handle at arg, or a Lua error. */
 static size_t check_handle(lua_State *L, int arg, script *s)
 {
-    seg_handle *h = to_handle(L, arg, s);
-    if (h->gen != s->gen)
-        luaL_error(L, "segment handle belongs to an earlier message; handles live for one run");
-    long pos = uid_find(s, h->uid, &h->hint);
+    long pos = uid_pos(s, to_handle(L, arg, s));
     if (pos < 0) luaL_error(L, "segment handle refers to a deleted segment");
     return (size_t)pos;
 }
@@ -447,7 +440,9 @@ static int seg_iter_next(lua_State *L)
         seg_iter_item *item = &it->items[it->pos++];
         long pos = uid_find(s, item->uid, &item->hint);
         if (pos < 0) continue; /* deleted while iterating */
-        push_iter_handle(L, s, item->uid, (uint32_t)pos);
+        s->last_uid = item->uid;
+        s->last_pos = (uint32_t)pos;
+        push_handle(L, s, item->uid);
         return 1;
     }
     return 0;
@@ -469,8 +464,7 @@ static int msg_segments(lua_State *L)
         it->items[it->n].uid = s->uids[i];
         it->items[it->n++].hint = (uint32_t)i;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->seg_mt_ref);
-    lua_pushcclosure(L, seg_iter_next, 2);
+    lua_pushcclosure(L, seg_iter_next, 1);
     return 1;
 }
 
@@ -487,7 +481,7 @@ static int msg_add_segment(lua_State *L)
     if (hl7_seg_insert(s->msg, (uint32_t)at, text, len, &e) != HL7_OK)
         return luaL_error(L, "cannot add segment '%s': %s", text, e.text);
     uids_insert(s, at, 1);
-    push_handle(L, s, s->uids[at], (uint32_t)at);
+    push_handle(L, s, s->uids[at]);
     return 1;
 }
 
@@ -522,7 +516,8 @@ static bool path_num(const char **s, uint32_t *out)
 {
     const char *p = *s;
     uint32_t v = 0;
-    while (*p >= '0' && *p <= '9' && p - *s < 6) v = v * 10 + (uint32_t)(*p++ - '0');
+    while (*p >= '0' && *p <= '9' && p - *s < 6)
+        v = v * 10 + (uint32_t)(*p++ - '0');
     if (p == *s || v == 0 || v > 99999 || (*p >= '0' && *p <= '9')) return false;
     *s = p;
     *out = v;
@@ -620,14 +615,6 @@ static int seg_index(lua_State *L)
     return 1;
 }
 
-static int seg_eq(lua_State *L)
-{
-    script *s = script_of(L);
-    seg_handle *a = to_handle(L, 1, s), *b = to_handle(L, 2, s);
-    lua_pushboolean(L, a->uid == b->uid && a->gen == b->gen);
-    return 1;
-}
-
 static int seg_tostring(lua_State *L)
 {
     script *s = check_run(L);
@@ -637,6 +624,16 @@ static int seg_tostring(lua_State *L)
 }
 
 /* --- map() and log() ------------------------------------------------------------ */
+
+/* lua_pushstring() without its cache of C string addresses, which a map's
+ * many different texts would only churn. */
+static void push_text(lua_State *L, const char *text)
+{
+    if (text)
+        lua_pushlstring(L, text, strlen(text));
+    else
+        lua_pushnil(L);
+}
 
 /* map(name, code [, system]) -> target_code, display, target_system; nil
  * when the code is nil/"" or unmapped under policy warning/pass; an error
@@ -657,9 +654,9 @@ static int lua_map(lua_State *L)
     if (len == 0) return 0;
     codemap_result r;
     if (codemap_lookup(cm, luaL_optstring(L, 3, NULL), code, len, &r)) {
-        lua_pushstring(L, r.target_code);
-        lua_pushstring(L, r.target_display);
-        lua_pushstring(L, r.target_system);
+        push_text(L, r.target_code);
+        push_text(L, r.target_display);
+        push_text(L, r.target_system);
         return 3;
     }
     if (r.unmapped == CODEMAP_UNMAPPED_ERROR)
@@ -750,20 +747,22 @@ static void make_msg_object(lua_State *L, int base)
     lua_setfield(L, LUA_REGISTRYINDEX, MSG_OBJ);
     lua_setfield(L, base, "msg");
 
+    /* The metatable of every light userdata: the handles (== compares their
+     * values: same generation and uid, same segment). */
     luaL_newmetatable(L, SEG_MT);
     lua_pushcfunction(L, seg_index);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, seg_eq);
-    lua_setfield(L, -2, "__eq");
     lua_pushcfunction(L, seg_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    script_of(L)->seg_mt = lua_topointer(L, -1);
+    lua_pushlightuserdata(L, NULL);
+    lua_pushvalue(L, -2);
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
     script_of(L)->seg_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     script *s = script_of(L);
-    const char **keys[] = {&s->key_get, &s->key_set, &s->key_id, &s->key_index,
-                           &s->key_occurrence};
+    const char **keys[] = {&s->key_get, &s->key_set, &s->key_id, &s->key_index, &s->key_occurrence};
     const char *texts[] = {"get", "set", "id", "index", "occurrence"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         *keys[i] = lua_pushstring(L, texts[i]);
@@ -969,6 +968,7 @@ static int run_chunk(script *s, hl7_msg *m, bool read_only, script_error *err, s
     s->insn_exceeded = false;
     s->mem_refused = false;
     s->map_found = NULL; /* the host may have changed its maps between runs */
+    s->last_uid = 0;
     uids_reset(s);
     lua_sethook(L, count_hook, LUA_MASKCOUNT, (int)s->lim.max_instructions);
     lua_pushcfunction(L, error_handler);

@@ -3,8 +3,16 @@
  *
  * Compiling parses every path and unit once, so applying a step is a few
  * lookups in the parsed message plus the edit. Values are read into the
- * chain's scratch buffers before a write, because an edit may move the
- * bytes a span points at.
+ * chain's scratch buffers (or a stack copy when short) before a write,
+ * because an edit may move the bytes a span points at.
+ *
+ * A run of convert steps finds the message's OBX and their OBX-3.1 once;
+ * a converted OBX gets its value, unit and range in one rewrite of the
+ * segment (hl7_set_fields_raw_at), with texts that need no escape written
+ * as they are. A step keeps what depends only on its configuration and the
+ * message's delimiters (the parsed source unit by text, the escaped
+ * unit^unit^UCUM text) from one message to the next; nothing about a
+ * message's values is kept.
  */
 #include "engine/transform.h"
 
@@ -20,17 +28,34 @@ typedef struct step {
     const config_transform *cfg;
     hl7_path path, to;
     ucum_unit unit;      /* CONVERT: the target */
-    char *from_text;     /* CONVERT: the last source unit seen (owned) ... */
+    char *from_text;     /* CONVERT: the last source unit seen (owned), from_len bytes ... */
+    size_t from_len;
     ucum_unit from_unit; /* ... parsed */
+    tbuf unit_raw;       /* CONVERT: unit^unit^UCUM escaped with unit_d (kept per delimiters) */
+    hl7_delims unit_d;
+    bool unit_made;
     const codemap *map;  /* MAP */
     script *lua;         /* SCRIPT (owned) */
     script_host host;    /* SCRIPT: borrowed by lua, so it lives here */
 } step;
 
+/* An OBX of the message and its OBX-3 as it was when the first of a run of
+ * convert steps looked (converts change no OBX-3 and no segment count; the
+ * text of an edited segment stays readable until the next parse). */
+typedef struct obx_ref {
+    uint32_t idx, occ;
+    bool value;    /* OBX-3.1 (of the first repetition) has a value ... */
+    bool plain;    /* ... without an escape ... */
+    hl7_span code; /* ... which is this, raw */
+} obx_ref;
+
 struct transform_chain {
     step *steps;
     size_t n;
-    tbuf a, b, c, from; /* scratch */
+    obx_ref *obx; /* the OBX of the message for a run of converts; fresh when obx_fresh */
+    size_t nobx, obxcap;
+    bool obx_fresh;
+    tbuf a, b, c, e, from; /* scratch */
 };
 
 static int compile_step(step *s, const config_transform *t, const codemap_registry *maps,
@@ -104,11 +129,14 @@ void transform_free(transform_chain *c)
     for (size_t i = 0; i < c->n; i++) {
         script_free(c->steps[i].lua);
         free(c->steps[i].from_text);
+        tbuf_free(&c->steps[i].unit_raw);
     }
     free(c->steps);
+    free(c->obx);
     tbuf_free(&c->a);
     tbuf_free(&c->b);
     tbuf_free(&c->c);
+    tbuf_free(&c->e);
     tbuf_free(&c->from);
     free(c);
 }
@@ -153,20 +181,70 @@ static int apply_delete(step *s, hl7_msg *m, tbuf *err)
     return 0;
 }
 
-/* The decoded value at field.comp of segment idx into out (reset first);
- * false when there is no value. */
-static bool get_at(const hl7_msg *m, uint32_t idx, uint32_t field, uint32_t comp, tbuf *out)
+/* The first repetition of field `field` (comp 0), or its first component
+ * (comp 1), of the segment f (not MSH), raw; false when it has no value. */
+static bool raw_at(const hl7_msg *m, const hl7_fields *f, uint32_t field, uint32_t comp,
+                   hl7_span *out)
 {
-    hl7_path p = {.field = field, .rep = 1, .comp = comp};
-    tbuf_reset(out);
-    return hl7_get_at(m, idx, &p, out) == HL7_VALUE;
+    hl7_span v;
+    if (!hl7_fields_get(f, field, &v)) return false;
+    const hl7_delims *d = hl7_delims_of(m);
+    const char *end = v.p + v.len, *limit = f->p + f->len;
+    if (d->rep) end = hl7_scan2_in(v.p, end, limit, d->rep, d->rep);
+    if (comp && d->comp) end = hl7_scan2_in(v.p, end, limit, d->comp, d->comp);
+    v.len = (size_t)(end - v.p);
+    if (v.len == 0 || (v.len == 2 && v.p[0] == '"' && v.p[1] == '"')) return false;
+    *out = v;
+    return true;
 }
 
-static int set_at(hl7_msg *m, uint32_t idx, uint32_t field, uint32_t comp, const char *text,
-                  size_t len, hl7_error *he)
+/* A short value without escapes, copied out as a C string. */
+typedef struct short_text {
+    char p[32];
+} short_text;
+
+/* The decoded text of the raw value v (hl7_get_at()'s text) as a C string:
+ * in *st when decoding leaves v as it is and it fits, else in out (reset
+ * first). */
+static const char *decoded(const hl7_msg *m, hl7_span v, const char *limit, short_text *st,
+                           tbuf *out)
 {
-    hl7_path p = {.seg = "OBX", .field = field, .rep = 1, .comp = comp};
-    return hl7_set_at(m, idx, &p, text, len, he) == HL7_OK ? 0 : -1;
+    const hl7_delims *d = hl7_delims_of(m);
+    if (v.len < 8 && limit - v.p >= 8) { /* one word, its escapes and high bits found at once */
+        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        uint64_t w, x;
+        memcpy(&w, v.p, 8);
+        x = w ^ (ones * (unsigned char)(d->esc ? d->esc : 0x80));
+        uint64_t hit = (((x - ones) & ~x) | w) & highs & (((uint64_t)1 << (8 * v.len)) - 1);
+        if (!hit) {
+            memcpy(st->p, &w, 8);
+            st->p[v.len] = '\0';
+            return st->p;
+        }
+    } else if (v.len < sizeof st->p && hl7_plain_prefix(v.p, v.len, d->esc) == v.len) {
+        memcpy(st->p, v.p, v.len);
+        st->p[v.len] = '\0';
+        return st->p;
+    }
+    tbuf_reset(out);
+    hl7_unescape(d, hl7_charset_of(m), v.p, v.len, out);
+    return tbuf_cstr(out); /* a C string even when decoding left nothing */
+}
+
+/* text as field text for an edit: text itself when nothing in it needs an
+ * escape (what hl7_escape_for() would give), else escaped into spare. */
+static hl7_status raw_text(const hl7_msg *m, const tbuf *text, tbuf *spare, hl7_span *out,
+                           hl7_error *he)
+{
+    const hl7_delims *d = hl7_delims_of(m);
+    if (d->esc && !hl7_needs_escape(d, text->p, text->len) && !memchr(text->p, '\0', text->len)) {
+        *out = (hl7_span){text->p, text->len};
+        return HL7_OK;
+    }
+    tbuf_reset(spare);
+    hl7_status st = hl7_escape_for(m, text->p, text->len, spare, he);
+    *out = (hl7_span){spare->p, spare->len};
+    return st;
 }
 
 /* Converts the OBX at index idx (occurrence occ, for messages) from its
@@ -175,49 +253,74 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
                        tbuf *err)
 {
     const config_transform *t = s->cfg;
-    tbuf *from = &c->from;
-    if (!get_at(m, idx, 6, 1, from)) {
+    hl7_fields obx;
+    hl7_fields_at(m, idx, &obx);
+    hl7_span u, v;
+    short_text su, sv; /* the unit's and a value's text when short */
+    if (!raw_at(m, &obx, 6, 1, &u)) {
         tbuf_printf(err,
                     "transform at line %u (convert %s): OBX[%u]-6 has no unit to convert from",
                     t->line, t->code, occ);
         return -1;
     }
-    const char *fu = tbuf_cstr(from);
-    if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) return 0;
+    const hl7_delims *d = hl7_delims_of(m);
+    /* the source unit, parsed once per distinct text (feeds repeat theirs):
+     * raw bytes without escapes that equal the last text are that text */
+    const char *fu = s->from_text;
+    if (!fu || u.len != s->from_len || hl7_plain_prefix(u.p, u.len, d->esc) != u.len ||
+        memcmp(u.p, fu, u.len) != 0) {
+        fu = decoded(m, u, obx.p + obx.len, &su, &c->from);
+        if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) return 0;
+        if (!s->from_text || strcmp(s->from_text, fu) != 0) {
+            ucum_error ue;
+            free(s->from_text);
+            s->from_text = NULL;
+            if (ucum_parse(fu, &s->from_unit, &ue) != UCUM_OK) {
+                tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line, t->code,
+                            occ, ue.text);
+                return -1;
+            }
+            s->from_text = xstrdup(fu);
+            s->from_len = strlen(fu);
+        }
+    } else if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) {
+        return 0;
+    }
+    /* The new OBX-5 (value), OBX-7 (range) and OBX-6 (unit^unit^UCUM) are
+     * made first, escaped, and stored in one rewrite of the segment. */
     ucum_error ue;
     bool converted;
     hl7_error he;
-    /* the source unit, parsed once per distinct text (feeds repeat theirs) */
-    if (!s->from_text || strcmp(s->from_text, fu) != 0) {
-        free(s->from_text);
-        s->from_text = NULL;
-        if (ucum_parse(fu, &s->from_unit, &ue) != UCUM_OK) goto unit_error;
-        s->from_text = xstrdup(fu);
-    }
-    tbuf_reset(&c->b);
-    if (get_at(m, idx, 5, 0, &c->a) &&
-        ucum_convert_text_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->b,
-                                &converted, &ue) != UCUM_OK)
+    tbuf *v5 = &c->b, *v7 = &c->c;
+    hl7_span r5 = {"", 0}, r7 = {"", 0};
+    tbuf_reset(v5);
+    tbuf_reset(v7);
+    if (raw_at(m, &obx, 5, 0, &v) &&
+        ucum_convert_text_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit, &s->unit,
+                                fu, t->unit, t->mw, v5, &converted, &ue) != UCUM_OK)
         goto unit_error;
-    if (c->b.len && set_at(m, idx, 5, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
-    tbuf_reset(&c->b);
-    if (get_at(m, idx, 7, 0, &c->a) &&
-        ucum_convert_range_units(c->a.p, &s->from_unit, &s->unit, fu, t->unit, t->mw, &c->b,
-                                 &converted, &ue) != UCUM_OK)
+    if (v5->len && raw_text(m, v5, &c->e, &r5, &he) != HL7_OK) goto hl7_failed;
+    if (raw_at(m, &obx, 7, 0, &v) &&
+        ucum_convert_range_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit,
+                                 &s->unit, fu, t->unit, t->mw, v7, &converted, &ue) != UCUM_OK)
         goto unit_error;
-    if (c->b.len && set_at(m, idx, 7, 0, c->b.p, c->b.len, &he) != 0) goto hl7_failed;
-    /* OBX-6 becomes unit^unit^UCUM, in one edit */
-    {
-        const hl7_delims *d = hl7_delims_of(m);
-        tbuf_reset(&c->b);
-        hl7_escape(d, t->unit, strlen(t->unit), &c->b);
-        tbuf_putc(&c->b, d->comp);
-        hl7_escape(d, t->unit, strlen(t->unit), &c->b); /* not a copy of b: b may move */
-        tbuf_putc(&c->b, d->comp);
-        tbuf_puts(&c->b, "UCUM");
-        hl7_path p6 = {.seg = "OBX", .field = 6, .rep = 1};
-        if (hl7_set_raw_at(m, idx, &p6, c->b.p, c->b.len, &he) != HL7_OK) goto hl7_failed;
+    if (v7->len && raw_text(m, v7, &c->a, &r7, &he) != HL7_OK) goto hl7_failed;
+    if (!s->unit_made || memcmp(&s->unit_d, d, sizeof *d) != 0) {
+        tbuf_reset(&s->unit_raw);
+        hl7_escape(d, t->unit, strlen(t->unit), &s->unit_raw);
+        tbuf_putc(&s->unit_raw, d->comp);
+        hl7_escape(d, t->unit, strlen(t->unit), &s->unit_raw);
+        tbuf_putc(&s->unit_raw, d->comp);
+        tbuf_puts(&s->unit_raw, "UCUM");
+        s->unit_d = *d;
+        s->unit_made = true;
     }
+    hl7_field_edit edits[3];
+    size_t n = 0;
+    if (r5.len) edits[n++] = (hl7_field_edit){5, r5.p, r5.len};
+    edits[n++] = (hl7_field_edit){6, s->unit_raw.p, s->unit_raw.len};
+    if (r7.len) edits[n++] = (hl7_field_edit){7, r7.p, r7.len};
+    if (hl7_set_fields_raw_at(m, idx, edits, n, &he) != HL7_OK) goto hl7_failed;
     return 0;
 unit_error:
     tbuf_printf(err, "transform at line %u (convert %s): OBX[%u]: %s", t->line, t->code, occ,
@@ -229,21 +332,31 @@ hl7_failed:
     return -1;
 }
 
-/* Whether component 1 of field 3 of segment idx is `code` (decoded only
- * when it holds an escape). */
-static bool code_is(transform_chain *c, const hl7_msg *m, uint32_t idx, const char *code,
+/* a[0..n) equals b[0..n), a few bytes: words and overlapping words. */
+static bool same_text(const char *a, const char *b, size_t n)
+{
+    uint32_t x, y, u, w;
+    if (n < 4) return n == 0 || (a[0] == b[0]) & (a[n / 2] == b[n / 2]) & (a[n - 1] == b[n - 1]);
+    if (n <= 8) {
+        memcpy(&x, a, 4);
+        memcpy(&y, b, 4);
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&w, b + n - 4, 4);
+        return ((x ^ y) | (u ^ w)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
+/* Whether OBX-3.1 of o is `code`: its raw bytes when it holds no escape,
+ * else decoded. */
+static bool code_is(transform_chain *c, const hl7_msg *m, const obx_ref *o, const char *code,
                     size_t code_len)
 {
-    hl7_fields f;
-    hl7_span v;
-    if (!hl7_fields_at(m, idx, &f) || !hl7_fields_get(&f, 3, &v)) return false;
+    if (!o->value) return false;
+    if (o->plain) return o->code.len == code_len && same_text(o->code.p, code, code_len);
     const hl7_delims *d = hl7_delims_of(m);
-    v.len = (size_t)(hl7_scan2(v.p, v.p + v.len, d->rep ? d->rep : d->comp, d->comp) - v.p);
-    if (v.len == 0 || (v.len == 2 && v.p[0] == '"' && v.p[1] == '"')) return false;
-    if (!d->esc || !memchr(v.p, d->esc, v.len))
-        return v.len == code_len && memcmp(v.p, code, v.len) == 0;
     tbuf_reset(&c->c);
-    hl7_unescape(d, hl7_charset_of(m), v.p, v.len, &c->c);
+    hl7_unescape(d, hl7_charset_of(m), o->code.p, o->code.len, &c->c);
     return c->c.len == code_len && memcmp(c->c.p, code, c->c.len) == 0;
 }
 
@@ -252,11 +365,33 @@ static bool code_is(transform_chain *c, const hl7_msg *m, uint32_t idx, const ch
 static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
 {
     uint32_t occ = 0, n = hl7_seg_count(m);
-    size_t code_len = strlen(s->cfg->code);
-    for (uint32_t i = 1; i < n; i++) {
-        if (memcmp(hl7_seg_at(m, i)->id, "OBX", 4) != 0) continue;
-        occ++;
-        if (code_is(c, m, i, s->cfg->code, code_len) && convert_obx(c, s, m, i, occ, err) != 0)
+    const char *code = s->cfg->code;
+    size_t code_len = strlen(code);
+    if (!c->obx_fresh) { /* the first of a run of converts: find the OBX */
+        const hl7_delims *d = hl7_delims_of(m);
+        char rep = d->rep ? d->rep : d->comp, comp = d->comp ? d->comp : rep;
+        c->nobx = 0;
+        c->obx = xgrow(c->obx, &c->obxcap, n, sizeof(*c->obx));
+        for (uint32_t i = 1; i < n; i++) {
+            hl7_fields f; /* its text starts with the segment id */
+            if (!hl7_fields_at(m, i, &f) || memcmp(f.p, "OBX", 3) != 0) continue;
+            obx_ref *o = &c->obx[c->nobx++];
+            o->idx = i;
+            o->occ = ++occ;
+            o->value = false;
+            hl7_span v;
+            if (!hl7_fields_get(&f, 3, &v)) continue;
+            const char *limit = f.p + f.len, *end = v.p + v.len;
+            if (rep) end = hl7_scan2_in(v.p, end, limit, rep, comp);
+            o->code = (hl7_span){v.p, (size_t)(end - v.p)};
+            o->value = o->code.len && !(o->code.len == 2 && v.p[0] == '"' && v.p[1] == '"');
+            o->plain = !d->esc || hl7_scan2_in(v.p, end, limit, d->esc, d->esc) == end;
+        }
+        c->obx_fresh = true;
+    }
+    for (size_t k = 0; k < c->nobx; k++) {
+        const obx_ref *o = &c->obx[k];
+        if (code_is(c, m, o, code, code_len) && convert_obx(c, s, m, o->idx, o->occ, err) != 0)
             return -1;
     }
     return 0;
@@ -268,27 +403,67 @@ static void put_escaped(const hl7_msg *m, const char *v, tbuf *out)
     if (v) hl7_escape(hl7_delims_of(m), v, strlen(v), out);
 }
 
+/* The first (up to) four components of v split at ch ('\0': none), as
+ * hl7_raw() finds them; how many there are, up to 4. */
+static uint32_t split_comps(hl7_span v, char ch, hl7_span comps[4])
+{
+    const char *p = v.p, *end = v.p + v.len;
+    uint32_t n = 0;
+    while (n < 4) {
+        const char *q = ch ? hl7_scan2(p, end, ch, ch) : end;
+        comps[n++] = (hl7_span){p, (size_t)(q - p)};
+        if (q == end) break;
+        p = q + 1;
+    }
+    return n;
+}
+
+static hl7_presence presence_of(hl7_span v)
+{
+    if (v.len == 0) return HL7_EMPTY;
+    return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
+}
+
 /* Maps one value (a component, or the code of a coded field: components
  * 1-3 of its first repetition rewritten in one edit) of segment idx, the
  * occurrence occ of its id, in place. Values the map leaves as they are
  * cost no edit. */
-static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
-                   tbuf *err)
+static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ, tbuf *err)
 {
     const config_transform *t = s->cfg;
     hl7_path p = s->path;
     p.seg_occ = occ;
     bool coded = p.comp == 0;
     if (coded) p.comp = 1;
-    tbuf_reset(&c->a);
-    if (hl7_get_at(m, idx, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
+    const hl7_delims *d = hl7_delims_of(m);
+    hl7_path rp = p;
+    rp.comp = 0;
+    hl7_span raw = {"", 0}, comps[4];
+    uint32_t ncomps = 0;
     const char *system = NULL;
-    if (coded) {
-        hl7_path sp = p;
-        sp.comp = 3;
+    tbuf_reset(&c->a);
+    if (coded && memcmp(hl7_seg_at(m, idx)->id, "MSH", 3) != 0) {
+        /* The repetition once, split into its first components: the code is
+         * the first, the coding system the third. */
+        if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) return 0; /* nothing to map */
+        ncomps = split_comps(raw, d->comp, comps);
+        if (presence_of(comps[0]) != HL7_VALUE) return 0;
+        hl7_unescape(d, hl7_charset_of(m), comps[0].p, comps[0].len, &c->a);
         tbuf_reset(&c->b);
-        if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE) system = c->b.p;
+        if (ncomps >= 3 && presence_of(comps[2]) == HL7_VALUE) {
+            hl7_unescape(d, hl7_charset_of(m), comps[2].p, comps[2].len, &c->b);
+            system = tbuf_cstr(&c->b);
+        }
+    } else {
+        if (hl7_get_at(m, idx, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
+        if (coded) {
+            hl7_path sp = p;
+            sp.comp = 3;
+            tbuf_reset(&c->b);
+            if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE) system = c->b.p;
+        }
     }
+    tbuf_cstr(&c->a);
     codemap_result r;
     char where[48];
     hl7_error he;
@@ -305,11 +480,7 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32
         return 0;
     }
     /* The repetition's raw text with components 1-3 replaced. */
-    const hl7_delims *d = hl7_delims_of(m);
-    hl7_path rp = p;
-    rp.comp = 0;
-    hl7_span raw;
-    if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
+    if (!ncomps && hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
     tbuf_reset(&c->c);
     put_escaped(m, r.target_code, &c->c);
     tbuf_putc(&c->c, d->comp);
@@ -361,9 +532,11 @@ static int apply_script(step *s, hl7_msg *m, tbuf *err)
 
 int transform_apply(transform_chain *c, hl7_msg *m, tbuf *err)
 {
+    c->obx_fresh = false;
     for (size_t i = 0; i < c->n; i++) {
         step *s = &c->steps[i];
         int rc = 0;
+        if (s->cfg->kind != CONFIG_TX_CONVERT) c->obx_fresh = false;
         switch (s->cfg->kind) {
         case CONFIG_TX_SET: rc = apply_set(s, m, err); break;
         case CONFIG_TX_COPY: rc = apply_copy(c, s, m, err); break;

@@ -186,8 +186,55 @@ static inline const char *hl7_scan2(const char *p, const char *end, char a, char
         p += 8;
     }
 #endif
-    while (p < end && *p != a && *p != b) p++;
+    while (p < end && *p != a && *p != b)
+        p++;
     return p;
+}
+
+/* Length of the longest prefix of p[0..len) made of ASCII bytes other
+ * than esc ('\0': none): text that decoding (hl7_unescape) leaves as it is. */
+static inline size_t hl7_plain_prefix(const char *p, size_t len, char esc)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t pe = ones * (unsigned char)(esc ? esc : 0x80);
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        uint64_t x = w ^ pe;
+        uint64_t hit = (((x - ones) & ~x) | w) & highs; /* esc bytes, then high bits */
+        if (hit) return i + (size_t)(__builtin_ctzll(hit) >> 3);
+    }
+#endif
+    while (i < len && (unsigned char)p[i] < 0x80 && (p[i] != esc || !esc))
+        i++;
+    return i;
+}
+
+/* hl7_scan2() for a span [p, end) inside memory readable up to limit
+ * (the span's segment; an empty span may be anywhere): a short span is read
+ * as one word, so that the position of the first delimiter costs no
+ * hard-to-predict branch. */
+static inline const char *hl7_scan2_in(const char *p, const char *end, const char *limit, char a,
+                                       char b)
+{
+    if (p == end) return end; /* (an empty span may lie outside the segment) */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (end - p <= 8 && limit - p >= 8) {
+        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t xa = w ^ (ones * (unsigned char)a), xb = w ^ (ones * (unsigned char)b);
+        uint64_t hit = (((xa - ones) & ~xa) | ((xb - ones) & ~xb)) & highs;
+        size_t n = (size_t)(end - p);
+        if (n < 8) hit &= ((uint64_t)1 << (8 * n)) - 1; /* bytes past the span */
+        return hit ? p + (__builtin_ctzll(hit) >> 3) : end;
+    }
+#else
+    (void)limit;
+#endif
+    return hl7_scan2(p, end, a, b);
 }
 
 /* The fields of one segment located once, for code that reads many of
@@ -196,6 +243,7 @@ static inline const char *hl7_scan2(const char *p, const char *end, char a, char
 typedef struct hl7_fields {
     const char *p;       /* segment text */
     const uint32_t *ofs; /* piece offsets (hl7_int.h), borrowed from m */
+    uint32_t len;        /* bytes of segment text (readable from p) */
     uint32_t nfields;    /* as hl7_seg.nfields */
     uint32_t msh;        /* 1 for MSH (MSH-1 is the separator, field f is piece f - 1), else 0 */
 } hl7_fields;
@@ -207,15 +255,15 @@ bool hl7_fields_at(const hl7_msg *m, uint32_t index, hl7_fields *f);
  * field, 0, 0, 0, out); false (out untouched) when the field is absent. */
 static inline bool hl7_fields_get(const hl7_fields *f, uint32_t field, hl7_span *out)
 {
-    if (field == 0 || field > f->nfields) return false;
-    if (f->msh && field == 1) {
+    if (field - 1 >= f->nfields) return false; /* 0 wraps around */
+    if (field <= f->msh) {                     /* MSH-1 */
         out->p = f->p + 3;
         out->len = 1;
         return true;
     }
-    uint32_t piece = field - f->msh;
-    out->p = f->p + f->ofs[piece];
-    out->len = f->ofs[piece + 1] - 1 - f->ofs[piece];
+    const uint32_t *o = f->ofs + (field - f->msh);
+    out->p = f->p + o[0];
+    out->len = o[1] - 1 - o[0];
     return true;
 }
 
@@ -292,10 +340,31 @@ hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t le
 /* hl7_set and hl7_set_raw on segment `index` (0-based) itself, for callers
  * that hold the index: p->seg and p->seg_occ are not used, nothing is
  * searched or created. HL7_ERR_NOT_FOUND when index is out of range. */
-hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text,
-                      size_t len, hl7_error *err);
+hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text, size_t len,
+                      hl7_error *err);
 hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *raw,
                           size_t len, hl7_error *err);
+/* Appends text to out as hl7_set() would store it (escaped), or fails as
+ * hl7_set() would on it (no escape character to write a delimiter with, a
+ * NUL byte), appending nothing. For callers that gather several values
+ * for hl7_set_fields_raw_at(). */
+hl7_status hl7_escape_for(const hl7_msg *m, const char *text, size_t len, tbuf *out,
+                          hl7_error *err);
+
+/* The first repetition of one field, as hl7_set_raw_at() with path
+ * SEG-F (rep 1, no component) stores it. */
+typedef struct hl7_field_edit {
+    uint32_t field;
+    const char *raw; /* wire text (borrowed), no CR/LF/NUL */
+    size_t len;
+} hl7_field_edit;
+
+/* hl7_set_raw_at() of edits[0..n) on segment `index`, with the result of
+ * those calls made in that order, but in one rewrite of the segment when
+ * the fields are in increasing order and no value holds a field separator.
+ * Every edit is checked first: on failure nothing is changed. */
+hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits, size_t n,
+                                 hl7_error *err);
 /* Inserts a segment given as wire text ("NTE|1||text") before 0-based index
  * `index` (seg_count appends). MSH cannot be inserted. */
 hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,

@@ -2,7 +2,11 @@
  * hl7_edit: changing a parsed or built message.
  *
  * An edit re-renders the one segment it touches into memory the message owns
- * (hl7_own) and re-indexes it; the input buffer is never written. Setting a
+ * (hl7_own) and gives it a new run of field offsets: the old offsets copied
+ * and shifted past the changed field (a full re-index only when the new
+ * text holds field separators); the input buffer is never written. Several
+ * first repetitions of one segment can change in one rewrite
+ * (hl7_set_fields_raw_at). Setting a
  * value deeper than the message holds pads with empty fields, repetitions or
  * components, as a receiving system would expect ("PID-5.3" on "PID|1" gives
  * "PID|1|||||^^X"... with the separators needed and no more).
@@ -10,6 +14,8 @@
 #include "hl7/hl7_int.h"
 
 #include "base/mem.h"
+
+#include <assert.h>
 
 /* Appends src with its n-th piece (split by ch) replaced by val, adding
  * empty pieces when src has fewer than n. */
@@ -39,9 +45,29 @@ static void replace_nth(tbuf *out, const char *src, size_t len, char ch, uint32_
     }
 }
 
+/* Index of the first CR, LF or NUL in raw[0..len), or len: eight bytes at a
+ * time. */
+static size_t find_break(const char *raw, size_t len)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, raw + i, 8);
+        uint64_t cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
+        uint64_t hit = ((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf);
+        if (hit & highs) break; /* the bytes one by one below */
+    }
+#endif
+    while (i < len && raw[i] != '\r' && raw[i] != '\n' && raw[i] != '\0')
+        i++;
+    return i;
+}
+
 static hl7_status check_raw(const char *raw, size_t len, hl7_error *err)
 {
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = find_break(raw, len); i < len; i++)
         if (raw[i] == '\r' || raw[i] == '\n' || raw[i] == '\0')
             return hl7_fail(err, HL7_ERR_VALUE, i,
                             "a value may not contain CR, LF or NUL (byte %zu); "
@@ -113,11 +139,20 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
     uint32_t first = (uint32_t)m->nfofs;
     if (piece < npieces) {
         uint32_t delta = (uint32_t)(fvlen - (of[piece + 1] - 1 - of[piece])); /* modulo 2^32 */
-        for (uint32_t k = 0; k <= piece; k++) nf[k] = of[k];
-        for (uint32_t k = piece + 1; k < npieces; k++) nf[k] = of[k] + delta;
+        memcpy(nf, of, (piece + 1) * sizeof(*nf));
+        uint32_t k = piece + 1;
+        for (; k + 4 <= npieces; k += 4) {
+            nf[k] = of[k] + delta;
+            nf[k + 1] = of[k + 1] + delta;
+            nf[k + 2] = of[k + 2] + delta;
+            nf[k + 3] = of[k + 3] + delta;
+        }
+        for (; k < npieces; k++)
+            nf[k] = of[k] + delta;
     } else {
-        for (uint32_t k = 0; k < npieces; k++) nf[k] = of[k];
-        for (uint32_t j = 0; j < pad; j++) nf[npieces + j] = (uint32_t)(head + 1 + j);
+        memcpy(nf, of, npieces * sizeof(*nf));
+        for (uint32_t j = 0; j < pad; j++)
+            nf[npieces + j] = (uint32_t)(head + 1 + j);
     }
     nf[pieces] = (uint32_t)len + 1;
     m->nfofs += pieces + 1;
@@ -172,12 +207,14 @@ static hl7_status check_set(const hl7_msg *m, long idx, const hl7_path *p, const
     char pb[48];
     hl7_status st = check_raw(raw, len, err);
     if (st != HL7_OK) return st;
-    hl7_path shown = *p;
-    if (idx >= 0) memcpy(shown.seg, m->segs[idx].id, 4);
-    if (p->field == 0)
+    const char *seg = idx >= 0 ? m->segs[idx].id : p->seg;
+    if (p->field == 0) {
+        hl7_path shown = *p;
+        memcpy(shown.seg, seg, 4);
         return hl7_fail(err, HL7_ERR_PATH, 0, "path '%s' names a whole segment; name a field",
                         hl7_path_format(&shown, pb, sizeof(pb)));
-    bool msh = !memcmp(shown.seg, "MSH", 3);
+    }
+    bool msh = !memcmp(seg, "MSH", 3);
     if (msh && p->field <= 2)
         return hl7_fail(err, HL7_ERR_VALUE, 0,
                         "MSH-1 and MSH-2 hold the delimiters and cannot be set");
@@ -188,8 +225,7 @@ static hl7_status check_set(const hl7_msg *m, long idx, const hl7_path *p, const
     return HL7_OK;
 }
 
-hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t len,
-                       hl7_error *err)
+hl7_status hl7_set_raw(hl7_msg *m, const hl7_path *p, const char *raw, size_t len, hl7_error *err)
 {
     hl7_status st = check_set(m, -1, p, raw, len, err);
     if (st != HL7_OK) return st;
@@ -201,18 +237,119 @@ hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const c
                           size_t len, hl7_error *err)
 {
     if (index >= m->nsegs)
-        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0, "no segment at position %u (the message has %zu)",
-                        index + 1, m->nsegs);
+        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0,
+                        "no segment at position %u (the message has %zu)", index + 1, m->nsegs);
     hl7_status st = check_set(m, (long)index, p, raw, len, err);
     if (st != HL7_OK) return st;
     set_in(m, index, p, raw, len);
     return HL7_OK;
 }
 
+/* hl7_set_fields_raw_at() in one rewrite: the edits' fields are distinct,
+ * in increasing order, and no value holds a field separator (so no edit
+ * moves another's field). Each edited piece becomes the value followed by
+ * the field's repetitions after the first; the bytes between edited pieces
+ * are copied in runs and their offsets shifted. */
+static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e, size_t n)
+{
+    hl7_seg *s = &m->segs[idx];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3);
+    const uint32_t npieces = hl7_seg_pieces(s);
+    const char fs = m->d.field, rep = m->d.rep;
+    const uint32_t last = e[n - 1].field - msh; /* the highest edited piece */
+    const uint32_t pieces = last < npieces ? npieces : last + 1;
+    hl7_fofs_reserve(m, pieces + 1);
+    const uint32_t *of = m->fofs + s->fofs; /* after the reserve: it may move */
+    /* Where each edited field's kept rest (repetitions after the first) starts. */
+    size_t len = s->len + (pieces - npieces);
+    const char *rest[8];
+    bool small = n <= sizeof rest / sizeof *rest;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = e[i].field - msh;
+        len += e[i].len;
+        if (k >= npieces) continue;
+        const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+        const char *r = rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
+        if (!r) r = fend;
+        if (small) rest[i] = r;
+        len -= (size_t)(r - f);
+    }
+    char *t = hl7_own_reserve(m, len);
+    uint32_t *nf = m->fofs + m->nfofs, first = (uint32_t)m->nfofs;
+    size_t src = 0, dst = 0; /* copied so far from the old text, written to the new */
+    uint32_t k0 = 0;         /* pieces below k0 have their offsets */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = e[i].field - msh;
+        uint32_t upto = k < npieces ? k : npieces; /* old pieces before this one */
+        size_t run = (k < npieces ? of[k] : s->len) - src;
+        memcpy(t + dst, s->p + src, run);
+        uint32_t delta = (uint32_t)(dst - src);
+        for (; k0 < upto; k0++)
+            nf[k0] = of[k0] + delta;
+        dst += run;
+        src += run;
+        for (; k0 < k; k0++) { /* padding: empty pieces */
+            t[dst++] = fs;
+            nf[k0] = (uint32_t)dst;
+        }
+        if (k >= npieces) {
+            t[dst++] = fs;
+        }
+        nf[k0++] = (uint32_t)dst;
+        memcpy(t + dst, e[i].raw, e[i].len);
+        dst += e[i].len;
+        if (k < npieces) {
+            const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+            const char *r = small ? rest[i] : rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
+            if (!r) r = fend;
+            memcpy(t + dst, r, (size_t)(fend - r));
+            dst += (size_t)(fend - r);
+            src = (size_t)(fend - s->p);
+        }
+    }
+    memcpy(t + dst, s->p + src, s->len - src);
+    uint32_t delta = (uint32_t)(dst - src);
+    for (; k0 < npieces; k0++)
+        nf[k0] = of[k0] + delta;
+    dst += s->len - src;
+    assert(dst == len);
+    nf[pieces] = (uint32_t)len + 1;
+    m->nfofs += pieces + 1;
+    s->p = t;
+    s->len = (uint32_t)len;
+    s->fofs = first;
+    s->nfields = msh ? pieces : pieces - 1;
+}
+
+hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits, size_t n,
+                                 hl7_error *err)
+{
+    if (index >= m->nsegs)
+        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0,
+                        "no segment at position %u (the message has %zu)", index + 1, m->nsegs);
+    bool at_once = n > 0;
+    for (size_t i = 0; i < n; i++) {
+        hl7_path p = {.field = edits[i].field, .rep = 1};
+        hl7_status st = check_set(m, (long)index, &p, edits[i].raw, edits[i].len, err);
+        if (st != HL7_OK) return st;
+        if ((i && edits[i].field <= edits[i - 1].field) ||
+            memchr(edits[i].raw, m->d.field, edits[i].len))
+            at_once = false;
+    }
+    if (at_once) {
+        set_fields_at_once(m, index, edits, n);
+        return HL7_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hl7_path p = {.field = edits[i].field, .rep = 1};
+        set_in(m, index, &p, edits[i].raw, edits[i].len);
+    }
+    return HL7_OK;
+}
+
 /* Without an escape character a delimiter in the text cannot be written
  * without changing the structure. */
-static hl7_status check_unescapable(const hl7_msg *m, const char *text, size_t len,
-                                    hl7_error *err)
+static hl7_status check_unescapable(const hl7_msg *m, const char *text, size_t len, hl7_error *err)
 {
     const hl7_delims *d = &m->d;
     for (size_t i = 0; i < len; i++) {
@@ -249,8 +386,24 @@ hl7_status hl7_set(hl7_msg *m, const hl7_path *p, const char *text, size_t len, 
     return hl7_set_raw(m, p, e.p, e.len, err);
 }
 
-hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text,
-                      size_t len, hl7_error *err)
+hl7_status hl7_escape_for(const hl7_msg *m, const char *text, size_t len, tbuf *out, hl7_error *err)
+{
+    if (!m->d.esc) {
+        hl7_status st = check_unescapable(m, text, len, err);
+        if (st != HL7_OK) return st;
+    }
+    size_t from = out->len;
+    hl7_escape(&m->d, text, len, out);
+    hl7_status st = check_raw(out->p ? out->p + from : "", out->len - from, err);
+    if (st != HL7_OK) {
+        out->len = from;
+        if (out->p) out->p[from] = '\0';
+    }
+    return st;
+}
+
+hl7_status hl7_set_at(hl7_msg *m, uint32_t index, const hl7_path *p, const char *text, size_t len,
+                      hl7_error *err)
 {
     if (!m->d.esc) {
         hl7_status st = check_unescapable(m, text, len, err);

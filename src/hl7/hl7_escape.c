@@ -228,6 +228,11 @@ static bool decode_escape(const hl7_delims *d, hl7_charset cs, const char *s, si
 
 void hl7_unescape(const hl7_delims *d, hl7_charset cs, const char *raw, size_t len, tbuf *out)
 {
+    size_t plain = hl7_plain_prefix(raw, len, d->esc);
+    tbuf_put(out, raw, plain);
+    if (plain == len) return;
+    raw += plain;
+    len -= plain;
     const char *end = raw + len;
     const char *p = raw;
     if (!d->esc) {
@@ -257,40 +262,32 @@ void hl7_unescape(const hl7_delims *d, hl7_charset cs, const char *raw, size_t l
     }
 }
 
-/* The bytes hl7_escape() replaces, as a bit set. */
-typedef struct byte_set {
-    uint64_t w[4];
-} byte_set;
+/* The bytes hl7_escape() replaces: a table by byte value. The standard
+ * delimiters (|^~\\&, no truncation character) have a constant one. */
+static const uint8_t std_special[256] = {
+    ['|'] = 1, ['^'] = 1, ['~'] = 1, ['\\'] = 1, ['&'] = 1, ['\r'] = 1, ['\n'] = 1,
+};
 
-static void byte_set_add(byte_set *s, char c)
+static const uint8_t *special_bytes(const hl7_delims *d, uint8_t own[256])
 {
-    unsigned char u = (unsigned char)c;
-    s->w[u >> 6] |= (uint64_t)1 << (u & 63);
-}
-
-static bool byte_set_has(const byte_set *s, char c)
-{
-    unsigned char u = (unsigned char)c;
-    return s->w[u >> 6] >> (u & 63) & 1;
-}
-
-static void special_bytes(const hl7_delims *d, byte_set *s)
-{
-    memset(s, 0, sizeof(*s));
-    byte_set_add(s, d->field); /* even NUL: hl7_escape() escapes it then */
+    if (d->field == '|' && d->comp == '^' && d->rep == '~' && d->esc == '\\' && d->sub == '&' &&
+        !d->trunc)
+        return std_special;
+    memset(own, 0, 256);
+    own[(unsigned char)d->field] = 1; /* even NUL: hl7_escape() escapes it then */
     const char others[] = {d->comp, d->sub, d->rep, d->esc, d->trunc};
     for (size_t i = 0; i < sizeof others; i++)
-        if (others[i]) byte_set_add(s, others[i]);
-    byte_set_add(s, '\r');
-    byte_set_add(s, '\n');
+        if (others[i]) own[(unsigned char)others[i]] = 1;
+    own['\r'] = own['\n'] = 1;
+    return own;
 }
 
 bool hl7_needs_escape(const hl7_delims *d, const char *text, size_t len)
 {
-    byte_set s;
-    special_bytes(d, &s);
+    uint8_t own[256];
+    const uint8_t *special = special_bytes(d, own);
     for (size_t i = 0; i < len; i++)
-        if (byte_set_has(&s, text[i])) return true;
+        if (special[(unsigned char)text[i]]) return true;
     return false;
 }
 
@@ -299,12 +296,13 @@ void hl7_escape(const hl7_delims *d, const char *text, size_t len, tbuf *out)
     char esc = d->esc ? d->esc : '\\';
     bool dot_is_delim = esc == '.' || d->field == '.' || d->comp == '.' || d->rep == '.' || d->sub == '.' ||
                         d->trunc == '.';
-    byte_set special;
-    special_bytes(d, &special);
+    uint8_t own[256];
+    const uint8_t *special = special_bytes(d, own);
     size_t i = 0;
     while (i < len) {
         size_t run = i;
-        while (run < len && !byte_set_has(&special, text[run])) run++;
+        while (run < len && !special[(unsigned char)text[run]])
+            run++;
         tbuf_put(out, text + i, run - i); /* the plain bytes up to the next special one */
         if (run == len) break;
         char c = text[run];

@@ -641,6 +641,7 @@ bool hl7_fields_at(const hl7_msg *m, uint32_t index, hl7_fields *f)
     const hl7_seg *s = &m->segs[index];
     f->p = s->p;
     f->ofs = m->fofs + s->fofs;
+    f->len = s->len;
     f->nfields = s->nfields;
     f->msh = !memcmp(s->id, "MSH", 3);
     return true;
@@ -657,13 +658,12 @@ bool hl7_nth(const char *p, size_t len, char ch, uint32_t n, hl7_span *out)
     }
     const char *end = p + len;
     while (--n) {
-        const char *q = memchr(p, ch, (size_t)(end - p));
-        if (!q) return false;
+        const char *q = hl7_scan2(p, end, ch, ch);
+        if (q == end) return false;
         p = q + 1;
     }
-    const char *q = memchr(p, ch, (size_t)(end - p));
     out->p = p;
-    out->len = (size_t)((q ? q : end) - p);
+    out->len = (size_t)(hl7_scan2(p, end, ch, ch) - p);
     return true;
 }
 

@@ -53,7 +53,7 @@ bool hl7_type_is_composite(hl7_type t)
 }
 
 static bool fault(hl7_type_fault *f, uint32_t comp, uint32_t sub, hl7_ack_errcode code,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6), cold));
 static bool fault(hl7_type_fault *f, uint32_t comp, uint32_t sub, hl7_ack_errcode code,
                   const char *fmt, ...)
 {
@@ -120,8 +120,34 @@ static double nm_value(const char *s, size_t len, size_t digits)
     return strtod(buf, NULL);
 }
 
+/* hl7_nm_parse() of up to 15 digits with no sign and at most one point,
+ * the common shape, in one pass; false when s has another shape. */
+static bool nm_simple(const char *s, size_t len, double *out)
+{
+    static const double pow10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    if (len == 0 || len > 16) return false;
+    uint64_t m = 0;
+    size_t dot = len; /* position of the point */
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d < 10) {
+            m = m * 10 + d;
+        } else if (s[i] == '.' && dot == len) {
+            dot = i;
+        } else {
+            return false;
+        }
+    }
+    size_t digits = dot == len ? len : len - 1, frac = dot == len ? 0 : len - 1 - dot;
+    if (digits == 0 || digits > 15) return false;
+    if (out) *out = (double)m / pow10[frac];
+    return true;
+}
+
 bool hl7_nm_parse(const char *s, size_t len, double *out, hl7_type_fault *f)
 {
+    if (nm_simple(s, len, out)) return true;
     size_t i = 0, digits = 0, dots = 0;
     if (len && (s[0] == '+' || s[0] == '-')) i++;
     for (; i < len; i++) {
@@ -349,18 +375,43 @@ bool hl7_tm_parse(const char *s, size_t len, hl7_dtm *out, hl7_type_fault *f)
     return true;
 }
 
+/* The civil date of day z since 1970-01-01 (the inverse of
+ * days_from_civil(); what gmtime_r() finds, without its locks). */
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
 void hl7_dtm_from_time(time_t t, int offset_min, hl7_dtm *out)
 {
     memset(out, 0, sizeof(*out));
     time_t local = t + (time_t)offset_min * 60;
-    struct tm tm;
-    gmtime_r(&local, &tm);
-    out->year = tm.tm_year + 1900;
-    out->month = tm.tm_mon + 1;
-    out->day = tm.tm_mday;
-    out->hour = tm.tm_hour;
-    out->minute = tm.tm_min;
-    out->second = tm.tm_sec;
+    /* years 0 to 9999 by arithmetic, beyond by gmtime_r() */
+    if (local >= (time_t)-62167219200 && local <= (time_t)253402300799) {
+        int64_t days = (int64_t)local / 86400, secs = (int64_t)local % 86400;
+        if (secs < 0) secs += 86400, days--;
+        civil_from_days(days, &out->year, &out->month, &out->day);
+        out->hour = (int)(secs / 3600);
+        out->minute = (int)(secs / 60 % 60);
+        out->second = (int)(secs % 60);
+    } else {
+        struct tm tm;
+        gmtime_r(&local, &tm);
+        out->year = tm.tm_year + 1900;
+        out->month = tm.tm_mon + 1;
+        out->day = tm.tm_mday;
+        out->hour = tm.tm_hour;
+        out->minute = tm.tm_min;
+        out->second = tm.tm_sec;
+    }
     out->precision = HL7_DTM_SECOND;
     out->has_offset = true;
     out->offset_min = offset_min;
@@ -492,6 +543,11 @@ static size_t parts_needed(hl7_type t)
     case HL7_TYPE_XPN: return MAXPARTS;
     default: return 1;
     }
+}
+
+size_t hl7_type_parts(hl7_type t)
+{
+    return parts_needed(t);
 }
 
 /* Leaf value decoded: into c->scratch when it holds the escape character. */
@@ -729,11 +785,14 @@ bool hl7_type_check_split(hl7_type t, const hl7_type_ctx *c, const hl7_span *p, 
         }
         return true;
     }
-    case HL7_TYPE_CX: return empty || check_cx(c, p, f);
+    case HL7_TYPE_CX:
+        return empty || check_cx(c, p, f);
     case HL7_TYPE_XPN: return check_xpn(p, f);
-    case HL7_TYPE_XAD: return empty || check_xad(p, n, f);
+    case HL7_TYPE_XAD:
+        return empty || check_xad(p, n, f);
     case HL7_TYPE_CWE:
-    case HL7_TYPE_CE: return empty || check_cwe(t, c, p, table, f);
+    case HL7_TYPE_CE:
+        return empty || check_cwe(t, c, p, table, f);
     case HL7_TYPE_HD: return check_hd(c, p, 0, false, f);
     default: {
         hl7_span v = leaf(c, p[0]);

@@ -101,10 +101,13 @@ bool hl7_type_check_raw(hl7_type t, const hl7_type_ctx *c, const char *raw, size
 /* Components a composite check looks at, at most. */
 #define HL7_TYPE_MAXPARTS 14
 
+/* How many components the check of t reads (1 to HL7_TYPE_MAXPARTS). */
+size_t hl7_type_parts(hl7_type t);
+
 /* hl7_type_check_raw() of a repetition already split at c->d->comp:
- * part[0..HL7_TYPE_MAXPARTS) holds its first components (empty past the
+ * part[0..hl7_type_parts(t)) holds its first components (empty past the
  * last one) and n how many components it has (at least 1; a count that
- * stops past HL7_TYPE_MAXPARTS will do). For callers that split anyway. */
+ * stops past hl7_type_parts(t) will do). For callers that split anyway. */
 bool hl7_type_check_split(hl7_type t, const hl7_type_ctx *c, const hl7_span *part, size_t n,
                           const hl7_table *table, hl7_type_fault *f);
 

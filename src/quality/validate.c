@@ -11,14 +11,23 @@
  * together, then once per structure. The consistency rules keep "the
  * current patient" (the last PID seen) so that a message with several
  * patients is judged patient by patient; their code lists are chained by
- * the first byte of the code (code_index), so an OBX-3 code is compared only
- * with the entries that can match it. All rules read the segment in
- * hand through a segview: each field is located and split (first
- * repetition, first component) once, and a date/time that a TS check
- * parsed is reused by the date rules. Values are read as raw spans into the
- * message; they are decoded into the result's scratch buffer only when they
- * hold an escape sequence; a short code found in a table is remembered for
- * the rest of the message (known_code). Problems are fixed-size records in the result's
+ * the first byte of the code behind a filter on its first two bytes
+ * (code_index), so an OBX-3 code is compared only with the entries that can
+ * match it. All rules read the segment in hand through a segview: the
+ * parser's field offsets (hl7_fields), each field located and split (first
+ * repetition, first component, components) once, a date/time or number
+ * parsed once for every rule that reads it.
+ *
+ * What a run learns is reused within the message, never across messages
+ * (a validator stays read-only): per spec, the last field text it found
+ * clean (clean_text; a spec whose field differs in every segment stops
+ * comparing) and whether its condition held on the text it reads; valid
+ * composite values, date/time texts and table codes (known_code); the
+ * structure matcher replays a repeating group's clean round on the same
+ * segment ids. Each memo stands for a result the full check gives on the
+ * same text, so no result changes. Values are read as raw spans into the
+ * message and decoded into the result's scratch buffer only when they hold
+ * an escape sequence. Problems are fixed-size records in the result's
  * reusable array, sorted at the end by segment and then by phase (field
  * specs, structure, consistency), which is the order users see.
  */
@@ -32,14 +41,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* memchr for the short spans of HL7 values, where a call costs more than
- * the scan. */
+ * the scan: eight bytes at a time (hl7_scan2). */
 static inline const char *scan_for(const char *p, size_t len, char ch)
 {
-    for (const char *end = p + len; p < end; p++)
-        if (*p == ch) return p;
-    return NULL;
+    const char *end = p + len, *q = hl7_scan2(p, end, ch, ch);
+    return q < end ? q : NULL;
 }
 
 #define NONE UINT32_MAX
@@ -141,23 +148,28 @@ static uint32_t id_key(const char *id)
 /* --- profiles ------------------------------------------------------------------ */
 
 typedef struct fspec {
-    char seg[4];
-    uint32_t key; /* id_key(seg) */
+    /* What every segment's check reads (check_spec(), field_clean()) first:
+     * the spec's first cache line. */
     uint32_t seg_occ; /* 0: every occurrence */
-    uint32_t field, rep /* 0: every repetition */, comp, sub;
-    bool required;
-    hl7_type type;
-    uint32_t max_len, max_reps;
-    char *table_name;
-    const hl7_table *table;
-    bool has_min, has_max;
-    double min, max;
+    uint32_t field;
     bool has_when;
+    bool whole_rep;   /* names whole repetitions of a field split as usual (no
+                       * rep, comp, max_len; not MSH-1/2): field_clean() applies */
+    bool type_shared; /* another spec checks the same type on the same values:
+                       * worth remembering the values found valid */
+    bool required;
+    bool has_min, has_max;
+    hl7_type type;
     uint32_t when_field, when_comp;
+    const hl7_table *table;
+    double min, max;
+    uint32_t rep /* 0: every repetition */, comp, sub;
+    uint32_t max_len, max_reps;
+    uint32_t key; /* id_key(seg) */
+    char seg[4];
     char *when_value;
     size_t when_len;
-    bool whole_rep; /* names whole repetitions of a field split as usual (no
-                     * rep, comp, max_len; not MSH-1/2): field_clean() applies */
+    char *table_name;
 } fspec;
 
 enum { NODE_SEG, NODE_GROUP };
@@ -475,7 +487,8 @@ static void mark_first(validate_profile *p, uint32_t ni)
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) {
         mark_first(p, c);
         const snode *ch = &p->nodes[c];
-        for (uint32_t i = 0; open && i < ch->nfirst && i < FIRST_MAX; i++) add_first(n, ch->first[i]);
+        for (uint32_t i = 0; open && i < ch->nfirst && i < FIRST_MAX; i++)
+            add_first(n, ch->first[i]);
         if (open && ch->nfirst > FIRST_MAX) n->nfirst = FIRST_MAX + 1;
         if (!ch->optional) open = false;
     }
@@ -519,31 +532,56 @@ typedef struct limit_rule {
 
 /* Rules of one list chained by the first byte of their code, in the order
  * they were added: a code is compared only with the rules that can match
- * it, and the first match in list order still wins. */
+ * it, and the first match in list order still wins. Before the chain, a
+ * filter on the first two bytes turns away most codes that match no rule
+ * (an OBX-3 LOINC code usually): a hashed set of the patterns' first two
+ * bytes (a one-byte code with NUL as its second), and the first bytes of
+ * one-byte prefixes (O*). */
 typedef struct code_index {
     uint32_t head[256], tail[256]; /* NONE: no rule starts with that byte */
+    uint64_t pairs[16];            /* 1024 bits, pair_bit() */
+    uint64_t leads[4];             /* 256 bits */
 } code_index;
+
+static uint32_t pair_bit(unsigned char b0, unsigned char b1)
+{
+    return ((uint32_t)b0 * 31u + b1) & 1023u;
+}
 
 static void index_reset(code_index *ix)
 {
     memset(ix->head, 0xff, sizeof(ix->head));
     memset(ix->tail, 0xff, sizeof(ix->tail));
+    memset(ix->pairs, 0, sizeof(ix->pairs));
+    memset(ix->leads, 0, sizeof(ix->leads));
 }
 
-/* Appends rule i, whose code starts with `first`; returns the rule before
- * it in its chain (whose next becomes i), NONE when i heads the chain. */
-static uint32_t index_add(code_index *ix, uint32_t i, char first)
+/* Appends rule i, whose code (or prefix, when prefix) is code[0..len), len
+ * >= 1; returns the rule before it in its chain (whose next becomes i),
+ * NONE when i heads the chain. */
+static uint32_t index_add(code_index *ix, uint32_t i, const char *code, size_t len, bool prefix)
 {
-    unsigned char b = (unsigned char)first;
+    unsigned char b = (unsigned char)code[0];
+    if (prefix && len == 1) {
+        ix->leads[b >> 6] |= (uint64_t)1 << (b & 63);
+    } else {
+        uint32_t k = pair_bit(b, len > 1 ? (unsigned char)code[1] : 0);
+        ix->pairs[k >> 6] |= (uint64_t)1 << (k & 63);
+    }
     uint32_t prev = ix->tail[b];
     if (prev == NONE) ix->head[b] = i;
     ix->tail[b] = i;
     return prev;
 }
 
-static uint32_t index_first(const code_index *ix, hl7_span code)
+/* The first rule that may match code, NONE when none can. */
+static inline uint32_t index_first(const code_index *ix, hl7_span code)
 {
-    return code.len ? ix->head[(unsigned char)code.p[0]] : NONE;
+    if (!code.len) return NONE;
+    unsigned char b = (unsigned char)code.p[0];
+    uint32_t k = pair_bit(b, code.len > 1 ? (unsigned char)code.p[1] : 0);
+    if (!(ix->pairs[k >> 6] >> (k & 63) & 1) && !(ix->leads[b >> 6] >> (b & 63) & 1)) return NONE;
+    return ix->head[b];
 }
 
 struct validator {
@@ -561,7 +599,7 @@ struct validator {
     size_t nlimits, limcap;
     code_index sex_ix, age_ix, limit_ix;
     hl7_type_tables composite_tables; /* found in `tables` once */
-    uint32_t nspecs; /* field specs of all profiles (the memo_base of the next) */
+    uint32_t nspecs;                  /* field specs of all profiles (the memo_base of the next) */
 };
 
 static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
@@ -755,6 +793,29 @@ void validator_set_local_offset(validator *v, int minutes)
     v->local_offset = minutes;
 }
 
+static bool same_type_check(const fspec *a, const fspec *b)
+{
+    return a != b && a->type != HL7_TYPE_NONE && a->type == b->type && a->key == b->key &&
+           a->field == b->field && a->comp == b->comp && a->sub == b->sub;
+}
+
+static void mark_pair(validate_profile *a, validate_profile *b)
+{
+    for (size_t i = 0; i < a->nfields; i++)
+        for (size_t j = 0; j < b->nfields; j++)
+            if (same_type_check(&a->fields[i], &b->fields[j]))
+                a->fields[i].type_shared = b->fields[j].type_shared = true;
+}
+
+/* Marks the specs of p that check a type another spec checks on the same
+ * values (in p, the baseline or an earlier profile). */
+static void mark_shared_types(validator *v, validate_profile *p)
+{
+    mark_pair(p, v->base);
+    for (size_t i = 0; i < v->nprofiles; i++)
+        mark_pair(p, v->profiles[i]);
+}
+
 validate_status validator_add_profile(validator *v, validate_profile *p, validate_error *err)
 {
     validate_status st = resolve_tables(v, p, err);
@@ -764,6 +825,7 @@ validate_status validator_add_profile(validator *v, validate_profile *p, validat
     }
     v->profiles = xgrow(v->profiles, &v->pcap, v->nprofiles + 1, sizeof(*v->profiles));
     v->profiles[v->nprofiles++] = p;
+    mark_shared_types(v, p);
     p->memo_base = v->nspecs;
     v->nspecs += (uint32_t)p->nfields;
     return VALIDATE_OK;
@@ -798,7 +860,7 @@ validate_status validator_add_sex_rule(validator *v, const char *pattern, const 
     if (st != VALIDATE_OK) return st;
     c.sex = sex[0];
     v->sex = xgrow(v->sex, &v->sexcap, v->nsex + 1, sizeof(*v->sex));
-    uint32_t prev = index_add(&v->sex_ix, (uint32_t)v->nsex, c.pattern[0]);
+    uint32_t prev = index_add(&v->sex_ix, (uint32_t)v->nsex, c.pattern, c.plen, c.prefix);
     if (prev != NONE) v->sex[prev].next = (uint32_t)v->nsex;
     v->sex[v->nsex++] = c;
     return VALIDATE_OK;
@@ -817,7 +879,7 @@ validate_status validator_add_age_rule(validator *v, const char *pattern, const 
     c.min_years = min_years;
     c.max_years = max_years;
     v->age = xgrow(v->age, &v->agecap, v->nage + 1, sizeof(*v->age));
-    uint32_t prev = index_add(&v->age_ix, (uint32_t)v->nage, c.pattern[0]);
+    uint32_t prev = index_add(&v->age_ix, (uint32_t)v->nage, c.pattern, c.plen, c.prefix);
     if (prev != NONE) v->age[prev].next = (uint32_t)v->nage;
     v->age[v->nage++] = c;
     return VALIDATE_OK;
@@ -830,7 +892,7 @@ validate_status validator_add_limit(validator *v, const char *code, const char *
         return fail(err, VALIDATE_ERR_VALUE, 0,
                     "physiologic limit for '%s': need a code and min <= max", code ? code : "");
     v->limits = xgrow(v->limits, &v->limcap, v->nlimits + 1, sizeof(*v->limits));
-    uint32_t prev = index_add(&v->limit_ix, (uint32_t)v->nlimits, code[0]);
+    uint32_t prev = index_add(&v->limit_ix, (uint32_t)v->nlimits, code, strlen(code), false);
     if (prev != NONE) v->limits[prev].next = (uint32_t)v->nlimits;
     v->limits[v->nlimits++] = (limit_rule){
         xstrdup(code), strlen(code), units && *units ? xstrdup(units) : NULL, min, max, NONE};
@@ -878,12 +940,13 @@ typedef struct segview {
     fview field[VIEW_FIELDS];
     dtm_memo dtm[VIEW_DTMS], dtm_spare;
     uint32_t ndtm;
-    uint32_t split_field; /* split_rep1(): the field split last (0: none) ... */
-    uint32_t nsplit;      /* ... its component count (see hl7_type_check_split) */
+    uint32_t split_field;              /* split_rep1(): the field split last (0: none) ... */
+    uint32_t nsplit;                   /* ... its component count (see hl7_type_check_split) */
+    uint32_t nfilled;                  /* ... entries of split[] set (past nsplit: empty) */
     hl7_span split[HL7_TYPE_MAXPARTS]; /* ... and first components */
-    const char *nm_p; /* nm_of(): the span last parsed (NULL: none) ... */
+    const char *nm_p;                  /* nm_of(): the span last parsed (NULL: none) ... */
     size_t nm_len;
-    bool nm_ok;       /* ... whether it is a number, and which */
+    bool nm_ok; /* ... whether it is a number, and which */
     double nm;
 } segview;
 
@@ -908,11 +971,23 @@ typedef struct dtm_text {
 } dtm_text;
 
 #define SPEC_MEMO 64
-#define KEYS_MAX 256 /* segment ids computed up front for messages up to this size */
+#define MEMO_MISSES 3  /* a spec whose field differs that often in a row is not compared */
+#define KEYS_MAX 256   /* segment ids computed up front for messages up to this size */
+#define GROUPS_KEPT 16 /* profiles whose spec group for the segment in hand is kept */
 typedef struct clean_text {
     const char *p; /* NULL: none yet */
-    size_t len;
+    uint32_t len;
+    uint32_t misses; /* compared in vain in a row (check_spec() gives up at MEMO_MISSES) */
 } clean_text;
+
+/* A span of the message found a valid value of a composite type. */
+#define TYPE_MEMO 8
+typedef struct type_memo {
+    const char *p;
+    size_t len;
+    hl7_type t;
+    bool inner; /* read with subcomponents as its parts */
+} type_memo;
 
 /* What one validate_message() call works with. */
 typedef struct vrun {
@@ -921,11 +996,12 @@ typedef struct vrun {
     validate_result *r;
     hl7_type_ctx tctx;
     const hl7_delims *d;
-    bool types_on, range_on; /* the datatype and range rules are not off */
+    bool types_on, range_on;                   /* the datatype and range rules are not off */
+    bool before_on, sex_on, physio_on, age_on; /* consistency rules on (and with lists) */
     hl7_dtm now;
     segview sv;
     known_code known[KNOWN_CODES]; /* t NULL: unused */
-    dtm_text dtms[DTM_TEXTS]; /* a ring of valid date/times */
+    dtm_text dtms[DTM_TEXTS];      /* a ring of valid date/times */
     uint32_t ndtms;
     /* Per field spec (memo_base + index, below SPEC_MEMO), the last field
      * text it found nothing wrong with: the same text in a later segment
@@ -933,7 +1009,13 @@ typedef struct vrun {
      * spec's verdict depends only on the field's text once its occurrence
      * and condition hold, so this changes no result. */
     clean_text clean[SPEC_MEMO];
-    const uint32_t *keys; /* id_key() of every segment; NULL: computed on use */
+    /* Per field spec with a condition, the text of the field it reads last
+     * and whether the condition held on it. */
+    clean_text when_text[SPEC_MEMO];
+    bool when_held[SPEC_MEMO];
+    const uint32_t *keys;       /* id_key() of every segment; NULL: computed on use */
+    type_memo types[TYPE_MEMO]; /* a ring (p NULL: unused) */
+    uint32_t ntypes;
 } vrun;
 
 /* The id of segment i as a number (id_key). */
@@ -971,9 +1053,10 @@ static void load_field(const vrun *x, uint32_t field, fview *fv)
     const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
     char rep = x->d->rep, comp = x->d->comp;
     if (rep && comp) {
-        p = hl7_scan2(p, end, rep, comp);
+        const char *limit = x->sv.f.p + x->sv.f.len;
+        p = hl7_scan2_in(p, end, limit, rep, comp);
         comp_end = p;
-        if (p < end && *p != rep) p = hl7_scan2(p, end, rep, rep);
+        if (p < end && *p != rep) p = hl7_scan2_in(p, end, limit, rep, rep);
     } else {
         comp_end = NULL;
         for (; p < end; p++) {
@@ -1005,33 +1088,42 @@ static const fview *view_field(vrun *x, uint32_t field, fview *spare)
 }
 
 /* The first repetition of field `field` (viewed as fv) split into its
- * components, as hl7_type_check_split() takes them; the last split is
- * remembered (OBX-3: a CWE check, then the coded consistency rules). */
-static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint32_t *n)
+ * components, as hl7_type_check_split() takes them, with entries up to
+ * `want` set; the last split is remembered (OBX-3: a CWE check, then the
+ * coded consistency rules). */
+static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint32_t want,
+                                  uint32_t *n)
 {
     segview *sv = &x->sv;
     if (sv->split_field != field) {
         const char *p = fv->rep1.p, *end = p + fv->rep1.len;
+        const char *limit = x->sv.f.p + x->sv.f.len; /* fv is a field of the segment */
         char ch = x->d->comp;
         uint32_t k = 0;
         if (!ch) {
             sv->split[k++] = fv->rep1;
         } else {
+            sv->split[k++] = fv->comp1; /* found by load_field() */
+            if (fv->comp1.len == fv->rep1.len) goto done;
+            p += fv->comp1.len + 1;
             for (;;) {
                 if (k == HL7_TYPE_MAXPARTS) { /* a separator was seen: one more */
                     k++;
                     break;
                 }
-                const char *q = hl7_scan2(p, end, ch, ch);
+                const char *q = hl7_scan2_in(p, end, limit, ch, ch);
                 sv->split[k++] = (hl7_span){p, (size_t)(q - p)};
                 if (q == end) break;
                 p = q + 1;
             }
         }
+    done:
         sv->nsplit = k;
-        for (; k < HL7_TYPE_MAXPARTS; k++) sv->split[k] = (hl7_span){"", 0};
+        sv->nfilled = k < HL7_TYPE_MAXPARTS ? k : HL7_TYPE_MAXPARTS;
         sv->split_field = field;
     }
+    for (; sv->nfilled < want; sv->nfilled++)
+        sv->split[sv->nfilled] = (hl7_span){"", 0};
     *n = sv->nsplit;
     return sv->split;
 }
@@ -1055,7 +1147,8 @@ static bool rule_on(const vrun *x, validate_rule rule)
 }
 
 static void add(vrun *x, validate_rule rule, hl7_ack_errcode code, uint32_t seg_index,
-                const hl7_path *where, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+                const hl7_path *where, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7), cold));
 static void add(vrun *x, validate_rule rule, hl7_ack_errcode code, uint32_t seg_index,
                 const hl7_path *where, const char *fmt, ...)
 {
@@ -1123,7 +1216,11 @@ static uint32_t count_pieces(hl7_span v, char ch)
 {
     uint32_t n = 1;
     if (ch == '\0') return 1;
-    for (size_t i = 0; i < v.len; i++) n += v.p[i] == ch;
+    const char *p = v.p, *end = v.p + v.len;
+    while ((p = hl7_scan2(p, end, ch, ch)) < end) {
+        n++;
+        p++;
+    }
     return n;
 }
 
@@ -1290,19 +1387,54 @@ static bool check_nm_fast(vrun *x, const fspec *f, hl7_span raw)
     return c1.len == 0 || nm_of(x, c1, &d);
 }
 
+/* Whether raw (a span of the message) was found a valid t before, read
+ * with the message's delimiters (inner false) or with subcomponents as
+ * parts (inner true): two specs often check one field (PID-3, PID-5). */
+static bool type_known(const vrun *x, hl7_type t, bool inner, hl7_span raw)
+{
+    for (uint32_t i = 0; i < TYPE_MEMO; i++) {
+        const type_memo *k = &x->types[i];
+        if (k->p == raw.p && k->len == raw.len && k->t == t && k->inner == inner) return true;
+    }
+    return false;
+}
+
+static void type_remember(vrun *x, hl7_type t, bool inner, hl7_span raw)
+{
+    type_memo *k = &x->types[x->ntypes++ % TYPE_MEMO];
+    *k = (type_memo){raw.p, raw.len, t, inner};
+}
+
+/* hl7_type_check_raw() without a fault (the parts of the first repetition
+ * split once), remembered. */
+static bool type_clean(vrun *x, const fspec *f, const fview *fv)
+{
+    if (f->type_shared && type_known(x, f->type, false, fv->whole)) return true;
+    uint32_t n;
+    const hl7_span *part = split_rep1(x, f->field, fv, (uint32_t)hl7_type_parts(f->type), &n);
+    if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
+    if (f->type_shared) type_remember(x, f->type, false, fv->whole);
+    return true;
+}
+
 static void check_type(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span raw)
 {
     if (check_ts_fast(x, f, rep) || check_nm_fast(x, f, raw)) return;
+    bool in_comp = f->comp && !f->sub;
+    if (f->type_shared && type_known(x, f->type, in_comp, raw)) return;
     hl7_type_ctx c = x->tctx;
     hl7_delims inner;
-    if (f->comp && !f->sub) { /* a composite inside a component: parts are subcomponents */
+    if (in_comp) { /* a composite inside a component: parts are subcomponents */
         inner = *x->d;
         inner.comp = inner.sub;
         inner.sub = '\0';
         c.d = &inner;
     }
     hl7_type_fault flt;
-    if (hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) return;
+    if (hl7_type_check_raw(f->type, &c, raw.p, raw.len, NULL, &flt)) {
+        if (f->type_shared) type_remember(x, f->type, in_comp, raw);
+        return;
+    }
     hl7_path w = spec_at(f, occ, rep);
     if (!f->comp) {
         w.comp = flt.comp;
@@ -1310,12 +1442,10 @@ static void check_type(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_
     } else if (!f->sub) {
         w.sub = flt.comp;
     }
-    add(x, rule_of_fault(&flt), flt.code, x->sv.si, &w, "%s: %s", hl7_type_name(f->type),
-        flt.text);
+    add(x, rule_of_fault(&flt), flt.code, x->sv.si, &w, "%s: %s", hl7_type_name(f->type), flt.text);
 }
 
-static void check_range(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span val,
-                        bool raw)
+static void check_range(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_span val, bool raw)
 {
     double d;
     bool ok = raw ? nm_of(x, val, &d) : hl7_nm_parse(val.p, val.len, &d, NULL);
@@ -1359,7 +1489,7 @@ static void check_value(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7
         check_range(x, f, occ, rep, val, val.p == first.p);
 }
 
-static bool when_holds(vrun *x, const fspec *f)
+static __attribute__((noinline)) bool when_holds(vrun *x, const fspec *f)
 {
     hl7_span s;
     if (comp_at(x, f->when_field, f->when_comp ? f->when_comp : 1, &s) != HL7_VALUE)
@@ -1388,7 +1518,9 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
 {
     if (fv->pres != HL7_VALUE || fv->rep1.len != fv->whole.len) return false;
     hl7_span c1 = fv->comp1;
-    bool plain = !x->d->esc || !scan_for(c1.p, c1.len, x->d->esc);
+    const char *limit = x->sv.f.p + x->sv.f.len;
+    bool plain = !x->d->esc ||
+                 hl7_scan2_in(c1.p, c1.p + c1.len, limit, x->d->esc, x->d->esc) == c1.p + c1.len;
     double d;
     if (f->type != HL7_TYPE_NONE && x->types_on) {
         switch (f->type) {
@@ -1398,11 +1530,8 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
         case HL7_TYPE_NM:
             if (c1.len && !(plain && nm_of(x, c1, &d))) return false;
             break;
-        default: {
-            uint32_t n;
-            const hl7_span *part = split_rep1(x, f->field, fv, &n);
-            if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
-        }
+        default:
+            if (!type_clean(x, f, fv)) return false;
         }
     }
     if (!c1.len) return true;
@@ -1415,7 +1544,7 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
 }
 
 /* Spec f on the segment in view, whose occurrence and condition hold. */
-static void check_field(vrun *x, const fspec *f, uint32_t occ)
+static __attribute__((noinline)) void check_field(vrun *x, const fspec *f, uint32_t occ)
 {
     fview spare;
     const fview *fv = view_field(x, f->field, &spare);
@@ -1475,28 +1604,34 @@ static bool profile_matches(const validate_profile *p, hl7_span type, hl7_span e
 /* Occurrence counters per segment id, for paths; falls back to a scan. */
 typedef struct occ_table {
     uint32_t id[48], count[48];
-    size_t n;
+    size_t n, last; /* entries; the one used last */
 } occ_table;
-
 
 static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
 {
+    if (t->n && t->id[t->last] == key) return ++t->count[t->last]; /* a run of one id */
     for (size_t i = 0; i < t->n; i++)
-        if (t->id[i] == key) return ++t->count[i];
+        if (t->id[i] == key) {
+            t->last = i;
+            return ++t->count[i];
+        }
     if (t->n < 48) {
+        t->last = t->n;
         t->id[t->n] = key;
         t->count[t->n++] = 1;
         return 1;
     }
     uint32_t occ = 1;
-    for (uint32_t i = 0; i < si; i++) occ += seg_key(x, i) == key;
+    for (uint32_t i = 0; i < si; i++)
+        occ += seg_key(x, i) == key;
     return occ;
 }
 
 /* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
 static inline bool text_eq(const char *a, const char *b, size_t n)
 {
-    if (n < 4) return n == 0 || (a[0] == b[0] && a[n - 1] == b[n - 1] && a[n / 2] == b[n / 2]);
+    if (n < 4) /* the first, middle and last byte cover 1 to 3 bytes */
+        return n == 0 || ((a[0] ^ b[0]) | (a[n / 2] ^ b[n / 2]) | (a[n - 1] ^ b[n - 1])) == 0;
     if (n < 8) {
         uint32_t ha, hb, ta, tb;
         memcpy(&ha, a, 4);
@@ -1517,32 +1652,57 @@ static inline bool text_eq(const char *a, const char *b, size_t n)
 }
 
 /* Spec f (memo entry `memo`, or SPEC_MEMO: none) on the segment in view. */
-static void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
+/* when_holds(), remembered per spec by the text of the field it reads. */
+static inline bool when_holds_memo(vrun *x, const fspec *f, uint32_t memo)
+{
+    if (memo >= SPEC_MEMO) return when_holds(x, f);
+    hl7_span text = {"", 0};
+    hl7_fields_get(&x->sv.f, f->when_field, &text);
+    clean_text *w = &x->when_text[memo];
+    if (w->p && w->len == text.len && text_eq(w->p, text.p, text.len)) return x->when_held[memo];
+    w->p = text.p;
+    w->len = (uint32_t)text.len;
+    return x->when_held[memo] = when_holds(x, f);
+}
+
+static inline void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
 {
     if (f->seg_occ && f->seg_occ != occ) return;
-    if (f->has_when && !when_holds(x, f)) return;
+    if (f->has_when && !when_holds_memo(x, f, memo)) return;
     hl7_span text = {"", 0};
     clean_text *c = memo < SPEC_MEMO ? &x->clean[memo] : NULL;
-    if (c) {
+    if (c && c->misses < MEMO_MISSES) { /* OBX-3 and OBX-5 differ in every OBX */
         hl7_fields_get(&x->sv.f, f->field, &text);
-        if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
+        if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) {
+            c->misses = 0;
+            return;
+        }
+        if (c->p) c->misses++;
+    } else {
+        c = NULL;
     }
     size_t problems = x->r->n;
     check_field(x, f, occ);
     if (c && x->r->n == problems) {
         c->p = text.p;
-        c->len = text.len;
+        c->len = (uint32_t)text.len;
     }
 }
 
-static void check_profile_fields(vrun *x, const validate_profile *p, uint32_t key, uint32_t occ)
+/* The specs of p for segments with this id, or NULL. */
+static const struct fgroup *find_group(const validate_profile *p, uint32_t key)
 {
-    for (size_t g = 0; g < p->ngroups; g++) {
-        if (p->groups[g].key != key) continue;
-        for (size_t i = p->groups[g].start; i < p->groups[g].end; i++)
-            check_spec(x, &p->fields[i], p->memo_base + (uint32_t)i, occ);
-        return;
-    }
+    for (size_t g = 0; g < p->ngroups; g++)
+        if (p->groups[g].key == key) return &p->groups[g];
+    return NULL;
+}
+
+static __attribute__((noinline)) void check_group(vrun *x, const validate_profile *p,
+                                                  const struct fgroup *g, uint32_t occ)
+{
+    if (!g) return;
+    for (size_t i = g->start; i < g->end; i++)
+        check_spec(x, &p->fields[i], p->memo_base + (uint32_t)i, occ);
 }
 
 /* --- segment structure ------------------------------------------------------------ */
@@ -1628,19 +1788,21 @@ static const char *first_required(const validate_profile *p, uint32_t ni)
     return first_required(p, n->child);
 }
 
+static void missing_segment(smatch *sm, const char *id) __attribute__((cold));
 static void missing_segment(smatch *sm, const char *id)
 {
     hl7_path w = at(id, 0, 0, 0, 0, 0);
     if (cur_key(sm))
         add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
-            "required segment %.3s missing (expected before %s, %s structure)", id,
-            cur_text(sm), sm->p->name);
+            "required segment %.3s missing (expected before %s, %s structure)", id, cur_text(sm),
+            sm->p->name);
     else
         add(sm->x, VALIDATE_RULE_STRUCTURE, HL7_ACK_ERR_SEGMENT_SEQUENCE, NONE, &w,
             "required segment %.3s missing (expected at the end, %s structure)", id, sm->p->name);
 }
 
 /* Reports the segment at the cursor as misplaced and moves past it. */
+static void report_stray(smatch *sm) __attribute__((cold));
 static void report_stray(smatch *sm)
 {
     vrun *x = sm->x;
@@ -1669,7 +1831,8 @@ static void report_stray(smatch *sm)
 static inline uint32_t next_key(smatch *sm)
 {
     uint32_t key;
-    while ((key = cur_key(sm)) != 0 && !known_key(sm, key)) report_stray(sm);
+    while ((key = cur_key(sm)) != 0 && !known_key(sm, key))
+        report_stray(sm);
     return key;
 }
 
@@ -1681,6 +1844,36 @@ static bool is_repeat(const smatch *sm, uint32_t key)
 }
 
 static void match_group(smatch *sm, uint32_t gi);
+
+/* A round of a repeating group that went without a problem: it used the
+ * segments from start on (len of them, one more looked at) and left last
+ * as the node matched last. The matcher reads nothing but segment ids, the
+ * cursor and `last`, so a round starting on the same len + 1 ids does the
+ * same again: then it is replayed instead of matched (a panel's OBX). */
+typedef struct replay {
+    uint32_t start, len; /* len 0: nothing to replay */
+    uint32_t last;
+} replay;
+
+static void remember_round(smatch *sm, replay *rp, uint32_t start, size_t problems)
+{
+    rp->len = 0;
+    if (sm->x->r->n != problems || sm->pos <= start || sm->pos >= sm->n || !sm->x->keys) return;
+    rp->start = start;
+    rp->len = sm->pos - start;
+    rp->last = sm->last;
+}
+
+static bool replayed(smatch *sm, const replay *rp)
+{
+    if (!rp->len || sm->pos + rp->len >= sm->n) return false;
+    const uint32_t *k = sm->x->keys;
+    for (uint32_t i = 0; i <= rp->len; i++)
+        if (k[sm->pos + i] != k[rp->start + i]) return false;
+    sm->pos += rp->len;
+    sm->last = rp->last;
+    return true;
+}
 
 /* Matches child c at the cursor, where the segment id is key (0: none);
  * false when that segment cannot start it. */
@@ -1697,9 +1890,14 @@ static bool match_child(smatch *sm, uint32_t c, uint32_t key)
         return true;
     }
     if (!first_has(sm->p, c, key)) return false;
+    replay rp = {0, 0, NONE};
     for (;;) {
         uint32_t before = sm->pos;
-        match_group(sm, c);
+        if (!replayed(sm, &rp)) {
+            size_t problems = sm->x->r->n;
+            match_group(sm, c);
+            remember_round(sm, &rp, before, problems);
+        }
         if (sm->pos == before || !n->repeating || !(key = next_key(sm)) ||
             !first_has(sm->p, c, key))
             return true;
@@ -1729,7 +1927,8 @@ static void check_structure(vrun *x, const validate_profile *p)
 {
     smatch sm = {x, p, 0, hl7_seg_count(x->m), NONE, 0, false, NONE, 0};
     match_group(&sm, 0);
-    while (cur_key(&sm)) report_stray(&sm);
+    while (cur_key(&sm))
+        report_stray(&sm);
 }
 /* --- consistency rules --------------------------------------------------------------- */
 
@@ -1753,6 +1952,17 @@ typedef struct consistency {
      * the current patient (reset with the patient): a panel's OBX-14 repeat. */
     clean_text not_before[DATE_KINDS];
 } consistency;
+
+/* No patient and no date seen yet (a few stores: the struct is not cleared
+ * whole). */
+static void consistency_init(consistency *cs)
+{
+    cs->pt.has_birth = false;
+    cs->pt.sex = 0;
+    cs->has_msh_time = false;
+    for (size_t i = 0; i < DATE_KINDS; i++)
+        cs->not_before[i] = (clean_text){NULL, 0, 0};
+}
 
 static bool one_of(const char *alts, hl7_span v)
 {
@@ -1787,7 +1997,7 @@ static void coded_pairs(vrun *x, uint32_t field, coded *out)
     out->n = 0;
     if (fv->pres == HL7_ABSENT || presence(fv->rep1) != HL7_VALUE) return;
     uint32_t nparts;
-    const hl7_span *part = split_rep1(x, field, fv, &nparts);
+    const hl7_span *part = split_rep1(x, field, fv, 6, &nparts);
     for (uint32_t k = 0; k <= 3; k += 3) {
         size_t n = out->n;
         if (k >= nparts || presence(part[k]) != HL7_VALUE) continue;
@@ -1798,8 +2008,7 @@ static void coded_pairs(vrun *x, uint32_t field, coded *out)
     }
 }
 
-static void check_sex(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ, uint32_t field,
-                      const coded *cp)
+static void check_sex(vrun *x, const patient *pt, uint32_t occ, uint32_t field, const coded *cp)
 {
     uint32_t si = x->sv.si;
     for (size_t k = 0; k < cp->n; k++)
@@ -1808,7 +2017,7 @@ static void check_sex(vrun *x, const patient *pt, const hl7_seg *s, uint32_t occ
             const code_rule *c = &x->v->sex[i];
             if (!code_matches(c, cp->code[k], cp->sys[k])) continue;
             if (c->sex != pt->sex) {
-                hl7_path w = at(s->id, occ, field, 1, k ? 4 : 1, 0);
+                hl7_path w = at(hl7_seg_at(x->m, si)->id, occ, field, 1, k ? 4 : 1, 0);
                 add(x, VALIDATE_RULE_SEX_SPECIFIC, HL7_ACK_ERR_INTERNAL, si, &w,
                     "code %.*s is specific to %s patients, but PID-8 is %c", SHOWN(cp->code[k]),
                     c->sex == 'F' ? "female" : "male", pt->sex);
@@ -1889,8 +2098,8 @@ static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
     }
 }
 
-static void check_before_birth(vrun *x, consistency *cs, const hl7_seg *s, uint32_t occ,
-                               uint32_t field, int kind, const char *what)
+static void check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field, int kind,
+                               const char *what)
 {
     const patient *pt = &cs->pt;
     if (!pt->has_birth) return;
@@ -1901,12 +2110,11 @@ static void check_before_birth(vrun *x, consistency *cs, const hl7_seg *s, uint3
     const dtm_memo *d = dtm_at(x, field);
     if (!d->ok || hl7_dtm_compare(&d->t, &pt->birth) >= 0) {
         c->p = text.p;
-        c->len = text.len;
+        c->len = (uint32_t)text.len;
     } else {
-        hl7_path w = at(s->id, occ, field, 1, 0, 0);
+        hl7_path w = at(hl7_seg_at(x->m, x->sv.si)->id, occ, field, 1, 0, 0);
         add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,
-            "%s %.*s is before the birth date %.*s", what, SHOWN(d->text),
-            SHOWN(pt->birth_text));
+            "%s %.*s is before the birth date %.*s", what, SHOWN(d->text), SHOWN(pt->birth_text));
     }
 }
 
@@ -1936,12 +2144,24 @@ static void read_patient(vrun *x, uint32_t occ, patient *pt)
     }
 }
 
-static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32_t key,
-                              uint32_t occ)
+/* false when no sex rule (sex) and no limit (physio) can match the codes of
+ * OBX-3 in view: shown without splitting the field when the CWE check has
+ * split it already and found no alternate identifier (OBX-3.4), so that
+ * OBX-3.1 is the only code. */
+static bool may_have_rules(vrun *x, bool sex, bool physio)
+{
+    const segview *sv = &x->sv;
+    if (sv->split_field != 3 || sv->nsplit > 3 || !(sv->known >> 3 & 1)) return true;
+    hl7_span code = sv->field[3].comp1;
+    return (sex && index_first(&x->v->sex_ix, code) != NONE) ||
+           (physio && index_first(&x->v->limit_ix, code) != NONE);
+}
+
+static void check_consistency(vrun *x, consistency *cs, uint32_t key, uint32_t occ)
 {
     const patient *pt = &cs->pt;
-    bool before = rule_on(x, VALIDATE_RULE_BEFORE_BIRTH);
-    bool sex = rule_on(x, VALIDATE_RULE_SEX_SPECIFIC) && pt->sex && x->v->nsex;
+    bool before = x->before_on;
+    bool sex = x->sex_on && pt->sex;
     coded cp;
     switch (key) {
     case MSH_KEY:
@@ -1952,23 +2172,24 @@ static void check_consistency(vrun *x, consistency *cs, const hl7_seg *s, uint32
         memset(cs->not_before, 0, sizeof(cs->not_before));
         break;
     case SEG_KEY('P', 'V', '1'):
-        if (before) check_before_birth(x, cs, s, occ, 44, DATE_PV1_44, "admission date");
+        if (before) check_before_birth(x, cs, occ, 44, DATE_PV1_44, "admission date");
         break;
     case SEG_KEY('O', 'B', 'R'):
-        if (before) check_before_birth(x, cs, s, occ, 7, DATE_OBR_7, "observation date");
+        if (before) check_before_birth(x, cs, occ, 7, DATE_OBR_7, "observation date");
         break;
     case SEG_KEY('O', 'B', 'X'): {
-        bool physio = rule_on(x, VALIDATE_RULE_PHYSIOLOGIC) && x->v->nlimits;
-        if (before) check_before_birth(x, cs, s, occ, 14, DATE_OBX_14, "observation date");
-        if (sex || physio) coded_pairs(x, 3, &cp);
-        if (sex) check_sex(x, pt, s, occ, 3, &cp);
+        bool physio = x->physio_on;
+        if (before) check_before_birth(x, cs, occ, 14, DATE_OBX_14, "observation date");
+        if (!(sex || physio) || !may_have_rules(x, sex, physio)) break;
+        coded_pairs(x, 3, &cp);
+        if (sex) check_sex(x, pt, occ, 3, &cp);
         if (physio) check_physiologic(x, occ, &cp);
         break;
     }
     case SEG_KEY('D', 'G', '1'): {
-        bool age = rule_on(x, VALIDATE_RULE_AGE_RESTRICTED) && pt->has_birth && x->v->nage;
+        bool age = x->age_on && pt->has_birth;
         if (sex || age) coded_pairs(x, 3, &cp);
-        if (sex) check_sex(x, pt, s, occ, 3, &cp);
+        if (sex) check_sex(x, pt, occ, 3, &cp);
         if (age) check_age(x, cs, occ, &cp);
         break;
     }
@@ -2021,39 +2242,66 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.d = hl7_delims_of(m);
     x.types_on = rule_on(&x, VALIDATE_RULE_DATATYPE);
     x.range_on = rule_on(&x, VALIDATE_RULE_RANGE);
-    memset(x.known, 0, sizeof(x.known));
-    memset(x.dtms, 0, sizeof(x.dtms));
+    x.before_on = rule_on(&x, VALIDATE_RULE_BEFORE_BIRTH);
+    x.sex_on = rule_on(&x, VALIDATE_RULE_SEX_SPECIFIC) && v->nsex;
+    x.physio_on = rule_on(&x, VALIDATE_RULE_PHYSIOLOGIC) && v->nlimits;
+    x.age_on = rule_on(&x, VALIDATE_RULE_AGE_RESTRICTED) && v->nage;
+    /* Only what marks an entry unused is reset: small stores, where
+     * clearing the arrays whole would cost more than the run saves. */
+    for (size_t i = 0; i < KNOWN_CODES; i++)
+        x.known[i].t = NULL;
+    for (size_t i = 0; i < DTM_TEXTS; i++)
+        x.dtms[i].len = 0;
     x.ndtms = 0;
-    memset(x.clean, 0, (v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO) * sizeof(*x.clean));
+    for (size_t i = 0; i < TYPE_MEMO; i++)
+        x.types[i].p = NULL;
+    x.ntypes = 0;
+    size_t nmemo = v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO;
+    for (size_t i = 0; i < nmemo; i++) {
+        x.clean[i] = (clean_text){NULL, 0, 0};
+        x.when_text[i] = (clean_text){NULL, 0, 0};
+    }
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     hl7_span type = {"", 0}, event = {"", 0};
     hl7_raw(m, 0, 9, 1, 1, 0, &type);
     hl7_raw(m, 0, 9, 1, 2, 0, &event);
-    occ_table ot = {{0}, {0}, 0};
+    occ_table ot;
+    ot.n = ot.last = 0;
     consistency cs;
-    memset(&cs, 0, sizeof(cs));
+    consistency_init(&cs);
     uint32_t n = hl7_seg_count(m);
     uint32_t keys[KEYS_MAX];
     x.keys = NULL;
     if (n <= KEYS_MAX) {
-        for (uint32_t si = 0; si < n; si++) keys[si] = id_key(hl7_seg_at(m, si)->id);
+        for (uint32_t si = 0; si < n; si++)
+            keys[si] = id_key(hl7_seg_at(m, si)->id);
         x.keys = keys;
     }
     /* The profiles for this message (bit i: profiles[i]; the rest asked each time). */
     uint64_t applies = 0;
     for (size_t i = 0; i < v->nprofiles && i < 64; i++)
         if (profile_matches(v->profiles[i], type, event)) applies |= (uint64_t)1 << i;
+    /* The spec groups of the segment id in hand, found again only when the
+     * id changes (OBX come in runs); profiles past GROUPS_KEPT search each time. */
+    uint32_t run_key = 0;
+    const struct fgroup *base_group = NULL, *groups[GROUPS_KEPT];
     for (uint32_t si = 0; si < n; si++) {
-        const hl7_seg *s = hl7_seg_at(m, si);
         uint32_t key = seg_key(&x, si);
         uint32_t occ = next_occ(&ot, &x, si, key);
         view_segment(&x, si);
-        if (v->baseline) check_profile_fields(&x, v->base, key, occ);
+        if (key != run_key) {
+            run_key = key;
+            base_group = find_group(v->base, key);
+            for (size_t i = 0; i < v->nprofiles && i < GROUPS_KEPT; i++)
+                groups[i] = find_group(v->profiles[i], key);
+        }
+        if (v->baseline) check_group(&x, v->base, base_group, occ);
         for (size_t i = 0; i < v->nprofiles; i++)
             if (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event))
-                check_profile_fields(&x, v->profiles[i], key, occ);
-        check_consistency(&x, &cs, s, key, occ);
+                check_group(&x, v->profiles[i],
+                            i < GROUPS_KEPT ? groups[i] : find_group(v->profiles[i], key), occ);
+        check_consistency(&x, &cs, key, occ);
     }
     if (rule_on(&x, VALIDATE_RULE_STRUCTURE))
         for (size_t i = 0; i < v->nprofiles; i++)

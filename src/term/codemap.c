@@ -29,6 +29,7 @@
 typedef struct codemap_row {
     uint64_t hash;
     uint32_t source_system, source_code; /* pool offsets; 0 = absent */
+    uint32_t code_len;                   /* strlen of the source code */
     uint32_t target_system, target_code, display;
     uint32_t line; /* where it came from (CSV line), 0 if unknown */
 } codemap_row;
@@ -253,7 +254,7 @@ static const codemap_row *find_row(const codemap *m, uint64_t h, const char *key
         const codemap_row *r = &m->rows[m->slots[i] - 1];
         if (r->hash != h) continue;
         const char *code = m->pool.p + r->source_code;
-        if (strlen(code) != klen || memcmp(code, key, klen)) continue;
+        if (r->code_len != klen || memcmp(code, key, klen)) continue;
         const char *rs = pool_str(m, r->source_system);
         if (exact_system) {
             if ((!rs && !system) || same_system(rs, system)) return r;
@@ -304,6 +305,7 @@ static codemap_status add_row(codemap *m, const char *ssys, const char *scode, c
     codemap_row *r = &m->rows[m->nrows];
     r->hash = h;
     r->source_code = pool_add(m, tbuf_cstr(&key));
+    r->code_len = (uint32_t)key.len;
     r->source_system = pool_add(m, ssys);
     r->target_system = pool_add(m, tsys);
     r->target_code = pool_add(m, tcode);
@@ -350,6 +352,7 @@ bool codemap_lookup(const codemap *m, const char *source_system, const char *cod
                     codemap_result *out)
 {
     char small[256];
+    small[0] = '\0'; /* read only after normalize_small() filled it */
     tbuf heap = TBUF_INIT;
     const char *key = code;
     size_t klen = len;
@@ -364,7 +367,7 @@ bool codemap_lookup(const codemap *m, const char *source_system, const char *cod
     }
     if (source_system && !*source_system) source_system = NULL;
     const codemap_row *r = find_row(m, hash_bytes(key, klen), key, klen, source_system, false);
-    tbuf_free(&heap);
+    if (heap.p) tbuf_free(&heap);
     out->unmapped = m->opt.unmapped;
     out->found = r != NULL;
     out->target_system = r ? pool_str(m, r->target_system) : NULL;

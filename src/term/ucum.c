@@ -18,7 +18,10 @@
  * them with something else, a prefix or an exponent is refused.
  *
  * The text helpers convert lab values and reference ranges; formatting rules
- * are in format_number() and docs/units.md.
+ * are in format_number() and docs/units.md. Numbers are read without strtod
+ * when their digits and power of ten are exact doubles, and printed by exact
+ * integer arithmetic (sci_exact_q(): the digits printf's "%.*e" gives,
+ * correctly rounded), with printf only for the values out of that range.
  */
 #include "term/ucum.h"
 
@@ -818,16 +821,20 @@ static int mass_amount_step(const ucum_unit *from, const ucum_unit *to)
 {
     int k = from->dim[UCUM_DIM_MASS] - to->dim[UCUM_DIM_MASS];
     if (k != 1 && k != -1) return 0;
-    /* from's dimensions with one mass traded for one amount must be to's */
-    int amount = from->dim[UCUM_DIM_AMOUNT] + k;
-    if (amount < -128 || amount > 127) return 0;
-    signed char d[UCUM_NDIMS];
-    memcpy(d, from->dim, sizeof d);
-    d[UCUM_DIM_MASS] = to->dim[UCUM_DIM_MASS];
-    d[UCUM_DIM_AMOUNT] = (signed char)amount;
-    return memcmp(d, to->dim, sizeof d) == 0 ? k : 0;
+    /* one mass traded for one amount, every other dimension the same */
+    if (from->dim[UCUM_DIM_AMOUNT] - to->dim[UCUM_DIM_AMOUNT] != -k) return 0;
+    const int lo = UCUM_DIM_MASS < UCUM_DIM_AMOUNT ? UCUM_DIM_MASS : UCUM_DIM_AMOUNT;
+    const int hi = UCUM_DIM_MASS < UCUM_DIM_AMOUNT ? UCUM_DIM_AMOUNT : UCUM_DIM_MASS;
+    const signed char *a = from->dim, *b = to->dim;
+    bool same = !memcmp(a, b, (size_t)lo) &&
+                !memcmp(a + lo + 1, b + lo + 1, (size_t)(hi - lo - 1)) &&
+                !memcmp(a + hi + 1, b + hi + 1, (size_t)(UCUM_NDIMS - hi - 1));
+    return same ? k : 0;
 }
 
+static ucum_status not_commensurable(const ucum_unit *from, const ucum_unit *to,
+                                     const char *from_text, const char *to_text, int step,
+                                     ucum_error *err) __attribute__((cold));
 static ucum_status not_commensurable(const ucum_unit *from, const ucum_unit *to,
                                      const char *from_text, const char *to_text, int step,
                                      ucum_error *err)
@@ -852,7 +859,7 @@ static ucum_status not_commensurable(const ucum_unit *from, const ucum_unit *to,
 }
 
 static ucum_status value_error(ucum_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3), cold));
 
 static ucum_status value_error(ucum_error *err, const char *fmt, ...)
 {
@@ -865,6 +872,42 @@ static ucum_status value_error(ucum_error *err, const char *fmt, ...)
     return UCUM_ERR_VALUE;
 }
 
+/* A conversion between two parsed units, decided once for all the numbers
+ * of a text: whether the dimensions agree, else the molar-mass step. */
+typedef struct conv {
+    const ucum_unit *from, *to;
+    double mw;
+    const char *from_text, *to_text; /* for messages (may be NULL) */
+    bool same;                       /* commensurable */
+    int step;                        /* when not: mass_amount_step() */
+} conv;
+
+static void conv_init(conv *c, const ucum_unit *from, const ucum_unit *to, double mw,
+                      const char *from_text, const char *to_text)
+{
+    *c = (conv){from, to, mw, from_text, to_text, ucum_commensurable(from, to), 0};
+    if (!c->same) c->step = mass_amount_step(from, to);
+}
+
+/* ucum_convert_units() of one value with the decisions of c made; err is
+ * written only on failure. */
+static ucum_status conv_apply(const conv *c, double value, double *out, ucum_error *err)
+{
+    if (!isfinite(value)) return value_error(err, "the value to convert is not a finite number");
+    if (!isfinite(c->mw) || c->mw < 0)
+        return value_error(err, "the molar mass must be a positive number of g/mol (0 for none)");
+    double canonical = (value + c->from->offset) * c->from->factor;
+    if (!c->same) {
+        if (!c->step || c->mw == 0)
+            return not_commensurable(c->from, c->to, c->from_text, c->to_text, c->step, err);
+        canonical = c->step > 0 ? canonical / c->mw : canonical * c->mw;
+    }
+    double v = canonical / c->to->factor - c->to->offset;
+    if (!isfinite(v)) return value_error(err, "the converted value is out of range");
+    *out = v == 0 ? 0 : v; /* no "-0" */
+    return UCUM_OK;
+}
+
 ucum_status ucum_convert_units(double value, const ucum_unit *from, const ucum_unit *to,
                                double molar_mass, const char *from_text, const char *to_text,
                                double *out, ucum_error *err)
@@ -873,20 +916,9 @@ ucum_status ucum_convert_units(double value, const ucum_unit *from, const ucum_u
     err->code = UCUM_OK;
     err->offset = 0;
     err->text[0] = '\0';
-    if (!isfinite(value)) return value_error(err, "the value to convert is not a finite number");
-    if (!isfinite(molar_mass) || molar_mass < 0)
-        return value_error(err, "the molar mass must be a positive number of g/mol (0 for none)");
-    double canonical = (value + from->offset) * from->factor;
-    if (!ucum_commensurable(from, to)) {
-        int step = mass_amount_step(from, to);
-        if (!step || molar_mass == 0)
-            return not_commensurable(from, to, from_text, to_text, step, err);
-        canonical = step > 0 ? canonical / molar_mass : canonical * molar_mass;
-    }
-    double v = canonical / to->factor - to->offset;
-    if (!isfinite(v)) return value_error(err, "the converted value is out of range");
-    *out = v == 0 ? 0 : v; /* no "-0" */
-    return UCUM_OK;
+    conv c;
+    conv_init(&c, from, to, molar_mass, from_text, to_text);
+    return conv_apply(&c, value, out, err);
 }
 
 /* Parses both units; an error names which one failed. */
@@ -917,11 +949,12 @@ static size_t scan_number(const char *s, int *sig)
 {
     size_t i = 0;
     int ndigits = 0, nsig = 0;
-    bool leading = true;
+    bool leading = true, point = false;
     if (s[i] == '+' || s[i] == '-') i++;
     for (; is_digit(s[i]) || s[i] == '.'; i++) {
         if (s[i] == '.') {
-            if (strchr(s, '.') != s + i) break; /* a second point */
+            if (point) break; /* a second point */
+            point = true;
             continue;
         }
         ndigits++;
@@ -980,11 +1013,33 @@ typedef unsigned __int128 u128;
 static uint64_t pow5(int k)
 {
     static const uint64_t p[28] = {
-        1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull, 390625ull, 1953125ull,
-        9765625ull, 48828125ull, 244140625ull, 1220703125ull, 6103515625ull, 30517578125ull,
-        152587890625ull, 762939453125ull, 3814697265625ull, 19073486328125ull,
-        95367431640625ull, 476837158203125ull, 2384185791015625ull, 11920928955078125ull,
-        59604644775390625ull, 298023223876953125ull, 1490116119384765625ull,
+        1ull,
+        5ull,
+        25ull,
+        125ull,
+        625ull,
+        3125ull,
+        15625ull,
+        78125ull,
+        390625ull,
+        1953125ull,
+        9765625ull,
+        48828125ull,
+        244140625ull,
+        1220703125ull,
+        6103515625ull,
+        30517578125ull,
+        152587890625ull,
+        762939453125ull,
+        3814697265625ull,
+        19073486328125ull,
+        95367431640625ull,
+        476837158203125ull,
+        2384185791015625ull,
+        11920928955078125ull,
+        59604644775390625ull,
+        298023223876953125ull,
+        1490116119384765625ull,
         7450580596923828125ull,
     };
     return p[k];
@@ -1023,8 +1078,8 @@ static bool scaled(uint64_t mant, int e2, int k, uint64_t *q, int *half)
 }
 
 static const uint64_t pow10_u64[] = {
-    1ull,          10ull,          100ull,          1000ull,          10000ull,
-    100000ull,     1000000ull,     10000000ull,     100000000ull,     1000000000ull,
+    1ull,           10ull,           100ull,           1000ull,           10000ull,
+    100000ull,      1000000ull,      10000000ull,      100000000ull,      1000000000ull,
     10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
 };
 
@@ -1043,7 +1098,7 @@ static bool sci_exact_q(double v, int digits, uint64_t *qout, int *exp_out)
     uint64_t bits;
     memcpy(&bits, &a, sizeof bits);
     int biased = (int)(bits >> 52);
-    if (biased == 0) return false; /* subnormal: printf's business */
+    if (biased == 0) return false;                              /* subnormal: printf's business */
     uint64_t mant = (bits & ((1ull << 52) - 1)) | (1ull << 52); /* a = mant * 2^e2 */
     int e2 = biased - 1075;
     /* floor(log10(a)) or one less: log10(2) is about 78913 / 2^18 */
@@ -1092,12 +1147,14 @@ static int exact_digits(double v)
     uint64_t q;
     int exp10, last = MAX_SIG;
     if (sci_exact_q(v, MAX_SIG, &q, &exp10)) {
-        for (; last > 1 && q % 10 == 0; last--) q /= 10;
+        for (; last > 1 && q % 10 == 0; last--)
+            q /= 10;
         return last;
     }
     sci x;
     sci_printf(v, MAX_SIG, &x);
-    for (last = MAX_SIG; last > 1 && x.d[last - 1] == '0'; last--) continue;
+    for (last = MAX_SIG; last > 1 && x.d[last - 1] == '0'; last--)
+        continue;
     return last;
 }
 
@@ -1110,6 +1167,28 @@ static void put_fixed(double v, int digits, tbuf *out)
     bool zero = true;
     for (int i = 0; i < nd; i++)
         zero &= d[i] == '0';
+    if (exp10 >= -8 && exp10 < 16) { /* the usual sizes: written at once */
+        char t[32];
+        size_t k = 0;
+        if (x.neg && !zero) t[k++] = '-';
+        if (exp10 < 0) {
+            t[k++] = '0';
+            t[k++] = '.';
+            for (int i = 0; i < -exp10 - 1; i++)
+                t[k++] = '0';
+            memcpy(t + k, d, (size_t)nd), k += (size_t)nd;
+        } else if (exp10 + 1 >= nd) {
+            memcpy(t + k, d, (size_t)nd), k += (size_t)nd;
+            for (int i = nd; i < exp10 + 1; i++)
+                t[k++] = '0';
+        } else {
+            memcpy(t + k, d, (size_t)(exp10 + 1)), k += (size_t)(exp10 + 1);
+            t[k++] = '.';
+            memcpy(t + k, d + exp10 + 1, (size_t)(nd - exp10 - 1)), k += (size_t)(nd - exp10 - 1);
+        }
+        tbuf_put(out, t, k);
+        return;
+    }
     if (x.neg && !zero) tbuf_putc(out, '-');
     if (exp10 < 0) {
         tbuf_puts(out, "0.");
@@ -1143,7 +1222,7 @@ static void format_number(double v, int in_digits, bool allow_exact, tbuf *out)
         tbuf_puts(out, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
         return;
     }
-    int exact = exact_digits(v);
+    int exact = allow_exact ? exact_digits(v) : MAX_SIG + 1;
     int digits;
     if (allow_exact && exact <= (in_digits > 6 ? in_digits : 6))
         digits = exact > in_digits ? exact : in_digits;
@@ -1217,33 +1296,33 @@ static bool decimal_value(const char *s, size_t n, double *out)
 }
 
 /* Converts the number s[0..n) and appends it; UCUM_OK or an error. */
-static ucum_status convert_number(const char *s, size_t n, int sig, const ucum_unit *uf,
-                                  const ucum_unit *ut, double mw, const char *from, const char *to,
-                                  tbuf *out, ucum_error *err)
+static ucum_status convert_number(const char *s, size_t n, int sig, const conv *c, tbuf *out,
+                                  ucum_error *err)
 {
     char buf[128];
     if (n >= sizeof(buf))
         return value_error(err, "the number '%.40s...' is longer than %zu characters", s,
                            sizeof(buf) - 1);
-    memcpy(buf, s, n);
-    buf[n] = '\0';
     double v, r;
-    if (!decimal_value(buf, n, &v)) v = strtod(buf, NULL);
-    if (!isfinite(v)) return value_error(err, "the number '%s' is out of range", buf);
-    ucum_status st = ucum_convert_units(v, uf, ut, mw, from, to, &r, err);
+    if (!decimal_value(s, n, &v)) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        v = strtod(buf, NULL);
+        if (!isfinite(v)) return value_error(err, "the number '%s' is out of range", buf);
+    }
+    ucum_status st = conv_apply(c, v, &r, err);
     if (st) return st;
     /* a molar mass is a measurement, not a definition: never exact */
-    format_number(r, sig, ucum_commensurable(uf, ut), out);
+    format_number(r, sig, c->same, out);
     return UCUM_OK;
 }
 
 /* Appends s with the number at [a, a+n) replaced by its conversion. */
-static ucum_status replace_number(const char *s, size_t a, size_t n, int sig, const ucum_unit *uf,
-                                  const ucum_unit *ut, double mw, const char *from, const char *to,
+static ucum_status replace_number(const char *s, size_t a, size_t n, int sig, const conv *c,
                                   tbuf *out, ucum_error *err)
 {
     tbuf_put(out, s, a);
-    ucum_status st = convert_number(s + a, n, sig, uf, ut, mw, from, to, out, err);
+    ucum_status st = convert_number(s + a, n, sig, c, out, err);
     if (!st) tbuf_puts(out, s + a + n);
     return st;
 }
@@ -1280,7 +1359,9 @@ ucum_status ucum_convert_text_units(const char *value, const ucum_unit *uf, cons
         tbuf_puts(out, value);
         return UCUM_OK;
     }
-    ucum_status st = replace_number(value, a, n, sig, uf, ut, molar_mass, from, to, out, err);
+    conv c;
+    conv_init(&c, uf, ut, molar_mass, from, to);
+    ucum_status st = replace_number(value, a, n, sig, &c, out, err);
     if (st) {
         out->len = mark;
         if (out->p) out->p[mark] = '\0';
@@ -1309,7 +1390,6 @@ ucum_status ucum_convert_range_units(const char *range, const ucum_unit *ufp, co
     int sig, sig2;
     if (match_value(range, &a, &n, &sig))
         return ucum_convert_text_units(range, ufp, utp, from, to, molar_mass, out, converted, err);
-    const ucum_unit uf = *ufp, ut = *utp;
     *converted = false;
     /* low[spaces]-[spaces]high, both possibly negative */
     size_t lo = skip_spaces(range, 0);
@@ -1325,10 +1405,12 @@ ucum_status ucum_convert_range_units(const char *range, const ucum_unit *ufp, co
         return UCUM_OK;
     }
     tbuf_put(out, range, lo);
-    ucum_status st = convert_number(range + lo, nlo, sig, &uf, &ut, molar_mass, from, to, out, err);
+    conv c;
+    conv_init(&c, ufp, utp, molar_mass, from, to);
+    ucum_status st = convert_number(range + lo, nlo, sig, &c, out, err);
     if (!st) {
         tbuf_put(out, range + sep, hi - sep);
-        st = convert_number(range + hi, nhi, sig2, &uf, &ut, molar_mass, from, to, out, err);
+        st = convert_number(range + hi, nhi, sig2, &c, out, err);
         if (!st) tbuf_puts(out, range + hi + nhi);
     }
     if (st) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -209,6 +210,243 @@ static void test_no_escape_character(void **state)
     hl7_msg_free(m);
 }
 
+/* --- edits against a reference ------------------------------------------------------
+ * Edits write the new segment once and shift its offsets instead of
+ * re-rendering it piece by piece and re-indexing it. The reference below is
+ * that old way, in the test: the segment text with the n-th piece (of the
+ * segment, the field, the repetition, the component) replaced, padded with
+ * separators. After every edit the message must equal the reference text,
+ * and every field read from the edited message must equal the same field
+ * of a fresh parse of its serialization (the shifted offsets are right). */
+
+static void ref_replace_nth(tbuf *out, const char *src, size_t len, char ch, uint32_t n,
+                            const char *val, size_t vlen)
+{
+    const char *end = src + len, *p = src;
+    for (uint32_t k = 1; k < n; k++) {
+        const char *q = p ? memchr(p, ch, (size_t)(end - p)) : NULL;
+        if (!q) {
+            if (p) tbuf_put(out, p, (size_t)(end - p));
+            p = NULL;
+            tbuf_putc(out, ch);
+        } else {
+            tbuf_put(out, p, (size_t)(q - p + 1));
+            p = q + 1;
+        }
+    }
+    tbuf_put(out, val, vlen);
+    if (p) {
+        const char *q = memchr(p, ch, (size_t)(end - p));
+        if (q) tbuf_put(out, q, (size_t)(end - q));
+    }
+}
+
+/* The piece-th (1-based) piece of src split by ch, or "" */
+static void ref_nth(const char *src, size_t len, char ch, uint32_t n, const char **p, size_t *plen)
+{
+    const char *end = src + len, *q = src;
+    for (uint32_t k = 1; k < n; k++) {
+        q = memchr(q, ch, (size_t)(end - q));
+        if (!q) {
+            *p = "";
+            *plen = 0;
+            return;
+        }
+        q++;
+    }
+    const char *e = memchr(q, ch, (size_t)(end - q));
+    *p = q;
+    *plen = (size_t)((e ? e : end) - q);
+}
+
+/* Segment text seg with raw stored at p, the old way. */
+static void ref_set(const char *seg, size_t slen, const hl7_path *p, const char *raw, size_t rlen,
+                    tbuf *out)
+{
+    bool msh = !memcmp(seg, "MSH", 3);
+    uint32_t piece = msh ? p->field - 1 : p->field;
+    const char *f, *r, *c;
+    size_t flen, rlen2, clen;
+    ref_nth(seg, slen, '|', piece + 1, &f, &flen);
+    tbuf a = TBUF_INIT, b = TBUF_INIT, field = TBUF_INIT;
+    const char *val = raw;
+    size_t vlen = rlen;
+    uint32_t rep = p->rep ? p->rep : 1;
+    if (p->comp) {
+        ref_nth(f, flen, '~', rep, &r, &rlen2);
+        if (p->sub) {
+            ref_nth(r, rlen2, '^', p->comp, &c, &clen);
+            ref_replace_nth(&a, c, clen, '&', p->sub, val, vlen);
+            val = a.p ? a.p : "";
+            vlen = a.len;
+        }
+        ref_replace_nth(&b, r, rlen2, '^', p->comp, val, vlen);
+        val = b.p ? b.p : "";
+        vlen = b.len;
+    }
+    ref_replace_nth(&field, f, flen, '~', rep, val, vlen);
+    ref_replace_nth(out, seg, slen, '|', piece + 1, field.p ? field.p : "", field.len);
+    tbuf_free(&a);
+    tbuf_free(&b);
+    tbuf_free(&field);
+}
+
+/* Every field, repetition and component of segment 1 of m reads as in a
+ * fresh parse of m's serialization. */
+static void check_index(const hl7_msg *m)
+{
+    tbuf out = TBUF_INIT;
+    hl7_serialize(m, &out);
+    hl7_msg *fresh = parse(out.p);
+    assert_int_equal(hl7_seg_count(fresh), hl7_seg_count(m));
+    for (uint32_t i = 0; i < hl7_seg_count(m); i++) {
+        assert_int_equal(hl7_seg_at(m, i)->nfields, hl7_seg_at(fresh, i)->nfields);
+        hl7_fields fa, fb;
+        assert_true(hl7_fields_at(m, i, &fa));
+        assert_true(hl7_fields_at(fresh, i, &fb));
+        assert_int_equal(fa.len, fb.len);
+        for (uint32_t f = 1; f <= hl7_seg_at(m, i)->nfields + 1; f++) {
+            hl7_span a, b;
+            hl7_presence pa = hl7_raw(m, i, f, 0, 0, 0, &a), pb = hl7_raw(fresh, i, f, 0, 0, 0, &b);
+            assert_int_equal(pa, pb);
+            assert_int_equal(hl7_fields_get(&fa, f, &a), pa != HL7_ABSENT);
+            if (pa == HL7_ABSENT) continue;
+            assert_int_equal(a.len, b.len);
+            assert_memory_equal(a.p, b.p, a.len);
+            for (uint32_t r = 1; r <= 3; r++)
+                for (uint32_t c = 1; c <= 3; c++) {
+                    pa = hl7_raw(m, i, f, r, c, 0, &a);
+                    pb = hl7_raw(fresh, i, f, r, c, 0, &b);
+                    assert_int_equal(pa, pb);
+                    if (pa != HL7_ABSENT) assert_true(a.len == b.len && !memcmp(a.p, b.p, a.len));
+                }
+        }
+    }
+    hl7_msg_free(fresh);
+    tbuf_free(&out);
+}
+
+static uint64_t rnd_state = 88172645463325252ull;
+static uint32_t rnd(uint32_t n)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (uint32_t)(rnd_state % n);
+}
+
+static const char *const SEGS[] = {
+    "PID|1||123^^^H^MR~456^^^S||DOE^JOHN",
+    "OBX",
+    "OBX|",
+    "OBX|1|NM|2345-7^Glucose^LN||112|mg/dL^mg/dL^UCUM|70-99|H|||F",
+    "ZZZ|a~b~c|^^^|&&|~||||x",
+    ("NTE|1||a very long comment that goes on and on, well past a few words, to be sure "
+     "the offsets of what follows move by much|tail"),
+};
+static const char *const VALUES[] = {
+    "", "v", "abc^def", "x&y", "q~r", "p|q", "\"\"", "\\E\\", "12345678901234567890"};
+
+static void test_edits_match_reference(void **state)
+{
+    (void)state;
+    for (int it = 0; it < 3000; it++) {
+        const char *seg = SEGS[rnd(sizeof SEGS / sizeof *SEGS)];
+        char text[512];
+        snprintf(text, sizeof text, "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5\r%s\rNTE|9\r", seg);
+        hl7_msg *m = parse(text);
+        for (int k = 0; k < 6; k++) {
+            hl7_path p = {.seg_occ = 1, .field = 1 + rnd(14), .rep = 1 + rnd(3)};
+            if (rnd(2)) p.comp = 1 + rnd(4);
+            if (p.comp && rnd(3) == 0) p.sub = 1 + rnd(3);
+            bool on_msh = rnd(8) == 0;
+            uint32_t idx = on_msh ? 0 : 1;
+            if (on_msh && p.field <= 2) p.field += 3;
+            memcpy(p.seg, hl7_seg_at(m, idx)->id, 4);
+            const char *v = VALUES[rnd(sizeof VALUES / sizeof *VALUES)];
+            const hl7_seg *s = hl7_seg_at(m, idx);
+            tbuf want = TBUF_INIT;
+            ref_set(s->p, s->len, &p, v, strlen(v), &want);
+            hl7_error e;
+            hl7_status st = rnd(2) ? hl7_set_raw(m, &p, v, strlen(v), &e)
+                                   : hl7_set_raw_at(m, idx, &p, v, strlen(v), &e);
+            assert_int_equal(st, HL7_OK);
+            s = hl7_seg_at(m, idx);
+            assert_int_equal(s->len, want.len);
+            assert_memory_equal(s->p, want.p, want.len);
+            tbuf_free(&want);
+            check_index(m);
+        }
+        hl7_msg_free(m);
+    }
+}
+
+static void test_set_fields_matches_one_by_one(void **state)
+{
+    (void)state;
+    for (int it = 0; it < 3000; it++) {
+        const char *seg = SEGS[rnd(sizeof SEGS / sizeof *SEGS)];
+        char text[512];
+        snprintf(text, sizeof text, "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5\r%s\r", seg);
+        hl7_msg *a = parse(text), *b = parse(text);
+        hl7_field_edit ed[4];
+        size_t n = 1 + rnd(4);
+        uint32_t f = 0;
+        for (size_t i = 0; i < n; i++) {
+            f += rnd(5) == 0 ? 0 : 1 + rnd(4); /* sometimes the same field again */
+            if (f == 0) f = 1;
+            const char *v = VALUES[rnd(sizeof VALUES / sizeof *VALUES)];
+            ed[i] = (hl7_field_edit){f, v, strlen(v)};
+        }
+        hl7_error e;
+        hl7_status sa = hl7_set_fields_raw_at(a, 1, ed, n, &e), sb = HL7_OK;
+        for (size_t i = 0; i < n && sb == HL7_OK; i++) {
+            hl7_path p = {.field = ed[i].field, .rep = 1};
+            sb = hl7_set_raw_at(b, 1, &p, ed[i].raw, ed[i].len, &e);
+        }
+        assert_int_equal(sa, sb);
+        if (sa == HL7_OK) {
+            tbuf ta = TBUF_INIT, tb = TBUF_INIT;
+            hl7_serialize(a, &ta);
+            hl7_serialize(b, &tb);
+            assert_string_equal(ta.p, tb.p);
+            tbuf_free(&ta);
+            tbuf_free(&tb);
+            check_index(a);
+        }
+        hl7_msg_free(a);
+        hl7_msg_free(b);
+    }
+    /* a bad value: nothing changes */
+    hl7_msg *m = parse(BASE);
+    hl7_field_edit bad[2] = {{2, "ok", 2}, {3, "a\rb", 3}};
+    hl7_error e;
+    assert_int_equal(hl7_set_fields_raw_at(m, 1, bad, 2, &e), HL7_ERR_VALUE);
+    expect(m, BASE);
+    assert_int_equal(hl7_set_fields_raw_at(m, 9, bad, 1, &e), HL7_ERR_NOT_FOUND);
+    hl7_msg_free(m);
+}
+
+static void test_escape_for(void **state)
+{
+    (void)state;
+    hl7_msg *m = parse(BASE);
+    tbuf out = TBUF_INIT;
+    hl7_error e;
+    assert_int_equal(hl7_escape_for(m, "a|b\n", 4, &out, &e), HL7_OK);
+    assert_string_equal(out.p, "a\\F\\b\\.br\\");
+    assert_true(hl7_needs_escape(hl7_delims_of(m), "a|b", 3));
+    assert_false(hl7_needs_escape(hl7_delims_of(m), "plain text", 10));
+    assert_int_equal(hl7_escape_for(m, "a\0b", 3, &out, &e), HL7_ERR_VALUE);
+    assert_string_equal(out.p, "a\\F\\b\\.br\\"); /* nothing appended */
+    hl7_msg_free(m);
+    m = parse("MSH|^~|A|B|C|D|1||ADT^A01|1|P|2.5\rPID|1\r"); /* no escape character */
+    assert_int_equal(hl7_escape_for(m, "a^b", 3, &out, &e), HL7_ERR_VALUE);
+    assert_int_equal(e.offset, 1);
+    hl7_msg_free(m);
+    tbuf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +458,9 @@ int main(void)
         cmocka_unit_test(test_build_from_scratch),
         cmocka_unit_test(test_untouched_bytes_survive),
         cmocka_unit_test(test_no_escape_character),
+        cmocka_unit_test(test_edits_match_reference),
+        cmocka_unit_test(test_set_fields_matches_one_by_one),
+        cmocka_unit_test(test_escape_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

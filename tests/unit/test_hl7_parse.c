@@ -412,15 +412,76 @@ static void test_bom_and_leading_blank(void **state)
     hl7_msg_free(m);
 }
 
+/* The field cursor reads what hl7_raw() reads, MSH included. */
+static void test_field_cursor(void **state)
+{
+    (void)state;
+    hl7_msg *m = parse_ok(ADT);
+    hl7_fields f;
+    for (uint32_t i = 0; i < hl7_seg_count(m); i++) {
+        assert_true(hl7_fields_at(m, i, &f));
+        assert_int_equal(f.len, hl7_seg_at(m, i)->len);
+        assert_int_equal(f.msh, i == 0);
+        for (uint32_t k = 0; k <= hl7_seg_at(m, i)->nfields + 2; k++) {
+            hl7_span a = {"x", 1}, b;
+            hl7_presence pr = k ? hl7_raw(m, i, k, 0, 0, 0, &b) : HL7_ABSENT;
+            assert_int_equal(hl7_fields_get(&f, k, &a), pr != HL7_ABSENT);
+            if (pr != HL7_ABSENT) assert_true(a.p == b.p && a.len == b.len);
+        }
+    }
+    assert_false(hl7_fields_at(m, hl7_seg_count(m), &f));
+    hl7_msg_free(m);
+}
+
+/* The word-at-a-time scans against byte loops, at every offset and length
+ * (and with a readable limit right at the end, where no word may be read). */
+static void test_scans(void **state)
+{
+    (void)state;
+    char buf[64];
+    uint64_t x = 12345;
+    for (int it = 0; it < 20000; it++) {
+        for (size_t i = 0; i < sizeof buf; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const char pool[] = "ab^~\\|&\x80\xc3 0";
+            buf[i] = pool[x % (sizeof pool - 1)];
+        }
+        size_t from = x % 24, len = (x >> 8) % 40;
+        const char *p = buf + from, *end = p + len;
+        const char *limit = (x >> 16) % 2 ? end : buf + sizeof buf;
+        const char *want = p;
+        while (want < end && *want != '^' && *want != '~')
+            want++;
+        assert_ptr_equal(hl7_scan2(p, end, '^', '~'), want);
+        assert_ptr_equal(hl7_scan2_in(p, end, limit, '^', '~'), want);
+        size_t plain = 0;
+        while (plain < len && (unsigned char)p[plain] < 0x80 && p[plain] != '\\')
+            plain++;
+        assert_int_equal(hl7_plain_prefix(p, len, '\\'), plain);
+        plain = 0;
+        while (plain < len && (unsigned char)p[plain] < 0x80)
+            plain++;
+        assert_int_equal(hl7_plain_prefix(p, len, '\0'), plain);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_basic_access),    cmocka_unit_test(test_presence),
-        cmocka_unit_test(test_escapes),         cmocka_unit_test(test_charsets),
-        cmocka_unit_test(test_custom_delimiters), cmocka_unit_test(test_terminators_roundtrip),
-        cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_paths),           cmocka_unit_test(test_counts),
-        cmocka_unit_test(test_reuse),           cmocka_unit_test(test_bom_and_leading_blank),
+        cmocka_unit_test(test_basic_access),
+        cmocka_unit_test(test_presence),
+        cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_charsets),
+        cmocka_unit_test(test_custom_delimiters),
+        cmocka_unit_test(test_terminators_roundtrip),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_bom_and_leading_blank),
+        cmocka_unit_test(test_field_cursor),
+        cmocka_unit_test(test_scans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

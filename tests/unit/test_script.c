@@ -451,6 +451,36 @@ static void test_segments(void **state)
     transform_fails(f, "msg:delete_segment({})", SCRIPT_ERR_RUNTIME, "segment expected");
 }
 
+/* Handles are values: two handles to one segment are equal (also as table
+ * keys), handles to two segments are not; they print their segment; a
+ * handle of a moved segment still finds it. */
+static void test_handle_values(void **state)
+{
+    fixture *f = *state;
+    oru(f, 3);
+    transform_ok(f, "local first, seen = nil, {}\n"
+                    "for obx in msg:segments('OBX') do first = first or obx; seen[obx] = true end\n"
+                    "local again = nil\n"
+                    "for obx in msg:segments('OBX') do again = again or obx end\n"
+                    "assert(first == again and rawequal(first, again) and seen[again])\n"
+                    "local n = 0\n"
+                    "for _ in pairs(seen) do n = n + 1 end\n"
+                    "assert(n == 3)\n"
+                    "assert(type(first) == 'userdata' and getmetatable(first) == false)\n"
+                    "assert(tostring(first) == 'segment OBX (#4)', tostring(first))\n"
+                    "msg:add_segment('ZZ1', msg:add_segment('ZZ0'))\n"
+                    "local z = msg:add_segment('NTE|1', first)\n"
+                    "assert(first.index == 4 and z.index == 5 and first ~= z)\n"
+                    "msg:delete_segment(z)\n"
+                    "assert(first:get('1') == '1' and first.occurrence == 1)\n");
+    transform_fails(f,
+                    "local h = nil\nfor s in msg:segments('OBX') do h = s end\n"
+                    "msg:delete_segment(h)\nlocal x = h.id",
+                    SCRIPT_ERR_RUNTIME, "t.lua:4: segment handle refers to a deleted segment");
+    transform_fails(f, "msg:delete_segment(msg)", SCRIPT_ERR_RUNTIME, "segment expected");
+    transform_fails(f, "msg:delete_segment(42)", SCRIPT_ERR_RUNTIME, "segment expected");
+}
+
 static void test_stale_handles(void **state)
 {
     fixture *f = *state;
@@ -614,6 +644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_example_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handle_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_and_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_messages, setup, teardown),

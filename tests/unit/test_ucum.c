@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,6 +415,135 @@ static void test_format(void **state)
     format_is(1.0 / 3, 20, "0.333333333333");
 }
 
+/* Numbers are printed from exact integer arithmetic, no longer from
+ * printf's "%.*e": the reference below is the printf way, and both must
+ * agree digit for digit on many values (ties, powers of ten, huge and tiny
+ * ones, negative zero), at every precision. */
+static void ref_format(double v, int in_digits, tbuf *out)
+{
+    enum { MAX_SIG = 12 };
+    if (in_digits > MAX_SIG) in_digits = MAX_SIG;
+    if (in_digits < 0) in_digits = 0;
+    if (!isfinite(v)) {
+        tbuf_puts(out, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+        return;
+    }
+    char m[64];
+    snprintf(m, sizeof m, "%.*e", MAX_SIG - 1, v);
+    int n = 0, last = 0;
+    for (const char *c = m; *c && *c != 'e'; c++)
+        if (*c >= '0' && *c <= '9' && ++n && *c != '0') last = n;
+    int exact = last ? last : 1, digits;
+    if (exact <= (in_digits > 6 ? in_digits : 6))
+        digits = exact > in_digits ? exact : in_digits;
+    else
+        digits = in_digits > 3 ? in_digits : 3;
+    snprintf(m, sizeof m, "%.*e", digits - 1, v);
+    char d[MAX_SIG + 1];
+    int nd = 0;
+    const char *c = m + (m[0] == '-');
+    for (; *c && *c != 'e'; c++)
+        if (*c >= '0' && *c <= '9' && nd < MAX_SIG) d[nd++] = *c;
+    int exp10 = *c == 'e' ? atoi(c + 1) : 0;
+    bool zero = true;
+    for (int i = 0; i < nd; i++)
+        zero &= d[i] == '0';
+    if (m[0] == '-' && !zero) tbuf_putc(out, '-');
+    if (exp10 < 0) {
+        tbuf_puts(out, "0.");
+        for (int i = 0; i < -exp10 - 1; i++)
+            tbuf_putc(out, '0');
+        tbuf_put(out, d, (size_t)nd);
+    } else if (exp10 + 1 >= nd) {
+        tbuf_put(out, d, (size_t)nd);
+        for (int i = nd; i < exp10 + 1; i++)
+            tbuf_putc(out, '0');
+    } else {
+        tbuf_put(out, d, (size_t)(exp10 + 1));
+        tbuf_putc(out, '.');
+        tbuf_put(out, d + exp10 + 1, (size_t)(nd - exp10 - 1));
+    }
+}
+
+static void test_format_matches_printf(void **state)
+{
+    (void)state;
+    uint64_t x = 88172645463325252ull;
+    tbuf got = TBUF_INIT, want = TBUF_INIT;
+    for (long i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double v;
+        switch (i % 6) {
+        case 0:
+            memcpy(&v, &x, sizeof v);
+            break; /* any bit pattern */
+        case 1:
+            v = (double)(int64_t)(x % 2000001) / pow(10, (double)(x >> 40 & 15));
+            break;
+        case 2:
+            v = ((double)(x % 100000) + 0.5) / pow(10, (double)(x >> 40 & 7));
+            break; /* ties */
+        case 3:
+            v = pow(10, (double)((int)(x >> 40 & 63) - 31)) * ((x & 1) ? 1 : -1);
+            break;
+        case 4:
+            v = (double)(x % 1000) / 8.0 - 60;
+            break;
+        default:
+            v = (double)(x >> 11) / 9007199254740992.0 * 180.16 / 113.12;
+            break;
+        }
+        if (!isfinite(v)) continue;
+        int digits = (int)((x >> 50) % 16) - 1;
+        tbuf_reset(&got);
+        tbuf_reset(&want);
+        ucum_format_number(v, digits, &got);
+        ref_format(v, digits, &want);
+        if (strcmp(got.p, want.p))
+            fprintf(stderr, "%.17g/%d: %s vs %s\n", v, digits, got.p, want.p);
+        assert_string_equal(got.p, want.p);
+    }
+    tbuf_free(&got);
+    tbuf_free(&want);
+}
+
+/* Numbers are read without strtod when that is exact: converting them by a
+ * power of ten must give what strtod's value gives. */
+static void test_read_numbers(void **state)
+{
+    (void)state;
+    uint64_t x = 1234567;
+    char text[64];
+    tbuf got = TBUF_INIT, want = TBUF_INIT;
+    ucum_error err;
+    bool converted;
+    for (long i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int len = 0, nd = 1 + (int)(x % 18), dot = (int)((x >> 8) % (uint64_t)(nd + 2)) - 1;
+        if (x >> 16 & 1) text[len++] = "+-"[x >> 17 & 1];
+        for (int k = 0; k < nd; k++) {
+            if (k == dot) text[len++] = '.';
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            text[len++] = (char)('0' + (x % 4 ? x % 10 : 0));
+        }
+        if (x >> 20 & 1) len += snprintf(text + len, 8, "e%d", (int)((x >> 24) % 30) - 15);
+        text[len] = '\0';
+        tbuf_reset(&got);
+        tbuf_reset(&want);
+        assert_int_equal(ucum_convert_text(text, "mg", "g", 0, &got, &converted, &err), UCUM_OK);
+        int sig = 0;
+        bool lead = true;
+        for (const char *c = text; *c && *c != 'e'; c++)
+            if (*c >= '0' && *c <= '9' && (*c != '0' || !lead)) lead = false, sig++;
+        double r;
+        assert_int_equal(ucum_convert(strtod(text, NULL), "mg", "g", 0, &r, &err), UCUM_OK);
+        ucum_format_number(r, sig ? sig : 1, &want);
+        assert_string_equal(got.p, want.p);
+    }
+    tbuf_free(&got);
+    tbuf_free(&want);
+}
+
 /* Deterministic garbage: every input yields a status, and every error a text
  * and an offset inside the input. */
 static void test_garbage(void **state)
@@ -518,13 +648,22 @@ static void test_strerror(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),      cmocka_unit_test(test_canonical_forms),
-        cmocka_unit_test(test_associativity),    cmocka_unit_test(test_required_examples),
-        cmocka_unit_test(test_more_conversions), cmocka_unit_test(test_molar_mass),
-        cmocka_unit_test(test_unknown_units),    cmocka_unit_test(test_syntax_errors),
-        cmocka_unit_test(test_special_units),    cmocka_unit_test(test_value_text),
-        cmocka_unit_test(test_range_text),       cmocka_unit_test(test_format),
-        cmocka_unit_test(test_garbage),          cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_canonical_forms),
+        cmocka_unit_test(test_associativity),
+        cmocka_unit_test(test_required_examples),
+        cmocka_unit_test(test_more_conversions),
+        cmocka_unit_test(test_molar_mass),
+        cmocka_unit_test(test_unknown_units),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_special_units),
+        cmocka_unit_test(test_value_text),
+        cmocka_unit_test(test_range_text),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format_matches_printf),
+        cmocka_unit_test(test_read_numbers),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -449,6 +449,71 @@ static void test_physiologic(void **state)
     validator_free(v);
 }
 
+/* The rule lists are looked up through a filter on the first two bytes of
+ * a code: one-byte codes and patterns, one-byte prefixes and codes that
+ * share only a first byte with a rule must come out as without it. */
+static void test_code_rule_filter(void **state)
+{
+    (void)state;
+    validator *v = validator_new(NULL);
+    validator_clear_sex_rules(v);
+    validator_clear_limits(v);
+    const char *pats[] = {"X", "Q*", "AB*", "CD1"};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(validator_add_sex_rule(v, pats[i], NULL, "F", NULL), VALIDATE_OK);
+    assert_int_equal(validator_add_limit(v, "Z", NULL, 0, 1, NULL), VALIDATE_OK);
+    assert_string_equal(run(v, MSH "ORU^R01|1|P|2.5\rPID|1||1||D^J||1980|M\r"
+                                   "OBX|1|NM|X||0||||||F\rOBX|2|NM|XY||0||||||F\r"
+                                   "OBX|3|NM|Q||0||||||F\rOBX|4|NM|QZZ||0||||||F\r"
+                                   "OBX|5|NM|AB||0||||||F\rOBX|6|NM|ABC||0||||||F\r"
+                                   "OBX|7|NM|AC||0||||||F\rOBX|8|NM|A||0||||||F\r"
+                                   "OBX|9|NM|CD1||0||||||F\rOBX|10|NM|CD||0||||||F\r"
+                                   "OBX|11|NM|CD12||0||||||F\rOBX|12|NM|x^y^L^AB9||0||||||F\r"
+                                   "OBX|13|NM|Z||5||||||F\rOBX|14|NM|ZZ||5||||||F\r"),
+                        "OBX-3.1: warning: code X is specific to female patients, but PID-8 is M\n"
+                        "OBX[3]-3.1: warning: code Q is specific to female patients, but PID-8 is "
+                        "M\n"
+                        "OBX[4]-3.1: warning: code QZZ is specific to female patients, but PID-8 "
+                        "is M\n"
+                        "OBX[5]-3.1: warning: code AB is specific to female patients, but PID-8 is "
+                        "M\n"
+                        "OBX[6]-3.1: warning: code ABC is specific to female patients, but PID-8 "
+                        "is M\n"
+                        "OBX[9]-3.1: warning: code CD1 is specific to female patients, but PID-8 "
+                        "is M\n"
+                        "OBX[12]-3.4: warning: code AB9 is specific to female patients, but PID-8 "
+                        "is M\n"
+                        "OBX[13]-5: warning: Z value 5 is outside the physiologic limits 0 to 1\n");
+    validator_free(v);
+}
+
+/* With a CWE rule on OBX-3 the field is split before the consistency rules
+ * look at its codes: a code with a rule must still be found, in OBX-3.1 or
+ * OBX-3.4 (and the rule's coding system still asked for). */
+static void test_sex_specific_with_cwe_rule(void **state)
+{
+    (void)state;
+    validator *v = validator_new(NULL);
+    validate_error err;
+    validate_profile *p = validate_profile_new("ORU^R01", &err);
+    validate_field_spec f = {.path = "OBX-3", .required = true, .type = HL7_TYPE_CWE};
+    assert_int_equal(validate_profile_add_field(p, &f, &err), VALIDATE_OK);
+    assert_int_equal(validator_add_profile(v, p, &err), VALIDATE_OK);
+    assert_string_equal(run(v, MSH "ORU^R01|1|P|2.5\rPID|1||1||D^J||1980|F\r"
+                                   "OBX|1|NM|2345-7^GLU^LN||1||||||F\r"
+                                   "OBX|2|NM|2857-1^PSA^LN||1||||||F\r"
+                                   "OBX|3|NM|L1^PSA^L^2857-1^PSA^LN||1||||||F\r"
+                                   "OBX|4|NM|2857-1^^LN||1||||||F\r"
+                                   "OBX|5|NM|2857-1||1||||||F\r"),
+                        "OBX[2]-3.1: warning: code 2857-1 is specific to male patients, but PID-8 "
+                        "is F\n"
+                        "OBX[3]-3.4: warning: code 2857-1 is specific to male patients, but PID-8 "
+                        "is F\n"
+                        "OBX[4]-3.1: warning: code 2857-1 is specific to male patients, but PID-8 "
+                        "is F\n");
+    validator_free(v);
+}
+
 /* --- output ---------------------------------------------------------------------- */
 
 static void test_format_and_ack(void **state)
@@ -626,6 +691,8 @@ int main(void)
         cmocka_unit_test(test_sex_specific),
         cmocka_unit_test(test_age_restricted),
         cmocka_unit_test(test_physiologic),
+        cmocka_unit_test(test_code_rule_filter),
+        cmocka_unit_test(test_sex_specific_with_cwe_rule),
         cmocka_unit_test(test_format_and_ack),
         cmocka_unit_test(test_data_valid),
         cmocka_unit_test(test_data_unusual),

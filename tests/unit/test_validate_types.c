@@ -445,16 +445,75 @@ static void test_csv_tables(void **state)
     hl7_tables_free(r);
 }
 
+/* "now" as a date and time by arithmetic, as gmtime_r() gives it, over
+ * years 0 to 9999 and time zone offsets of +-14 h; and the NM shapes read
+ * in one pass equal the general reading. */
+static void test_from_time_and_numbers(void **state)
+{
+    (void)state;
+    uint64_t x = 99;
+    for (long i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        time_t t = (time_t)((int64_t)(x % 315569520000ull) - 62167219200LL);
+        if (i % 3 == 0) t = (time_t)((int64_t)(x % 4000000000ull) - 2000000000LL);
+        int off = (int)((x >> 40) % 1681) - 840;
+        hl7_dtm a;
+        hl7_dtm_from_time(t, off, &a);
+        time_t local = t + (time_t)off * 60;
+        struct tm tm;
+        if (!gmtime_r(&local, &tm)) continue;
+        assert_int_equal(a.year, tm.tm_year + 1900);
+        assert_int_equal(a.month, tm.tm_mon + 1);
+        assert_int_equal(a.day, tm.tm_mday);
+        assert_int_equal(a.hour * 3600 + a.minute * 60 + a.second,
+                         tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec);
+        assert_int_equal(a.epoch, (int64_t)t);
+    }
+    const char *nums[] = {"0",
+                          "7",
+                          "112",
+                          "0.92",
+                          ".5",
+                          "5.",
+                          "000123.4500",
+                          "123456789012345",
+                          "1234567890123456",
+                          "-3",
+                          "+4.",
+                          ".",
+                          "1.2.3",
+                          "",
+                          "12a"};
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        double d = 0;
+        bool ok = hl7_nm_parse(nums[i], strlen(nums[i]), &d, NULL);
+        char *end;
+        double want = strtod(nums[i], &end);
+        if (ok)
+            assert_true(d == want && *end == '\0');
+        else
+            assert_true(!nums[i][0] || *end != '\0' || !strcmp(nums[i], "."));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),          cmocka_unit_test(test_strings),
-        cmocka_unit_test(test_nm),             cmocka_unit_test(test_si),
-        cmocka_unit_test(test_dt),             cmocka_unit_test(test_dtm),
-        cmocka_unit_test(test_tm),             cmocka_unit_test(test_dtm_compare_age),
-        cmocka_unit_test(test_id_is_tables),   cmocka_unit_test(test_cx),
-        cmocka_unit_test(test_hd),             cmocka_unit_test(test_xpn_xad_cwe_ts),
-        cmocka_unit_test(test_builtin_tables), cmocka_unit_test(test_csv_tables),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_nm),
+        cmocka_unit_test(test_si),
+        cmocka_unit_test(test_dt),
+        cmocka_unit_test(test_dtm),
+        cmocka_unit_test(test_tm),
+        cmocka_unit_test(test_dtm_compare_age),
+        cmocka_unit_test(test_id_is_tables),
+        cmocka_unit_test(test_cx),
+        cmocka_unit_test(test_hd),
+        cmocka_unit_test(test_xpn_xad_cwe_ts),
+        cmocka_unit_test(test_builtin_tables),
+        cmocka_unit_test(test_csv_tables),
+        cmocka_unit_test(test_from_time_and_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -308,11 +308,6 @@ typedef struct sq_store {
     blob_log *blobs;
     enum { BODIES_UNTRIED, BODIES_WRITER, BODIES_INLINE } bodies;
     uint64_t segment_bytes;
-    blob_body *batch_bodies;
-    blob_ref *batch_refs;
-    size_t *journal_offs;
-    size_t cap_bodies, cap_refs, cap_offs;
-    tbuf journal; /* the batch's journal records (store_journal.h) */
     size_t recovered; /* messages recovery brought back (for tests, logs) */
     struct q_agg *qagg; /* a batch's quality counts per (channel, hour) */
     size_t n_qagg, cap_qagg;
@@ -782,11 +777,7 @@ static void sq_close(store *s)
     free(q->dests);
     free(q->scratch);
     blob_close(q->blobs);
-    free(q->batch_bodies);
-    free(q->batch_refs);
-    free(q->journal_offs);
     free(q->qagg);
-    tbuf_free(&q->journal);
     tbuf_free(&q->body);
     free(q->path);
     free(q);
@@ -1062,73 +1053,104 @@ static store_status recover_bodies(sq_store *q, store_error *err)
     return r;
 }
 
-static store_status sq_put_batch(store *s, const store_put *items, size_t n, int64_t *ids_out,
-                                 store_error *err)
+/* Appends the bodies of items[0..n) with their journal records (what
+ * rebuilds their rows) to the body log; refs[i] says where item i went. Not
+ * yet durable: blob_sync. Uses no scratch of the handle, so it may run on
+ * the logging thread (store_log_batch). */
+static store_status append_bodies(sq_store *q, const store_put *items, size_t n, blob_ref *refs,
+                                  store_error *err)
 {
-    sq_store *q = sq(s);
-    sqlite3_stmt *msg, *dlv;
-    size_t total = 0;
+    tbuf journal = TBUF_INIT;
+    size_t *offs = xmalloc((n + 1) * sizeof *offs);
+    blob_body *bodies = xmalloc((n ? n : 1) * sizeof *bodies);
+    for (size_t i = 0; i < n; i++) {
+        offs[i] = journal.len;
+        journal_encode(&items[i], &journal);
+    }
+    offs[n] = journal.len;
     for (size_t i = 0; i < n; i++)
-        total += items[i].n_dests;
-    q->scratch = xgrow(q->scratch, &q->cap_scratch, total, sizeof *q->scratch);
+        bodies[i] = (blob_body){items[i].raw, items[i].raw_len, journal.p + offs[i],
+                                offs[i + 1] - offs[i]};
+    store_status st = blob_append(q->blobs, bodies, n, refs, err);
+    free(bodies);
+    free(offs);
+    tbuf_free(&journal);
+    return st;
+}
 
-    store_status st = stmt_get(q, ST_PUT_MSG, &msg, err);
-    if (st == STORE_OK) st = stmt_get(q, ST_PUT_DLV, &dlv, err);
-    size_t k = 0;
+/* The ids of every destination of items[0..n), created as needed, from
+ * q->scratch[*k] on (outside any transaction, see the top of the file). */
+static store_status dest_ids(sq_store *q, const store_put *items, size_t n, size_t *k,
+                             store_error *err)
+{
+    store_status st = STORE_OK;
     for (size_t i = 0; st == STORE_OK && i < n; i++)
         for (size_t d = 0; st == STORE_OK && d < items[i].n_dests; d++)
-            st = dest_id(q, items[i].channel, items[i].dests[d].name, true, &q->scratch[k++], err);
-    if (st != STORE_OK) return st;
+            st = dest_id(q, items[i].channel, items[i].dests[d].name, true, &q->scratch[(*k)++],
+                         err);
+    return st;
+}
 
-    /* Bodies first (not yet durable), rows next, then one sync of the
-     * bodies before the commit makes the rows, which point at them, durable. */
-    st = blobs_open(q, true, err);
-    if (st != STORE_OK) return st;
-    bool in_log = q->bodies == BODIES_WRITER;
-    if (in_log) {
-        q->batch_bodies = xgrow(q->batch_bodies, &q->cap_bodies, n, sizeof *q->batch_bodies);
-        q->batch_refs = xgrow(q->batch_refs, &q->cap_refs, n, sizeof *q->batch_refs);
-        q->journal_offs = xgrow(q->journal_offs, &q->cap_offs, n + 1, sizeof *q->journal_offs);
-        tbuf_reset(&q->journal);
-        for (size_t i = 0; i < n; i++) {
-            q->journal_offs[i] = q->journal.len;
-            journal_encode(&items[i], &q->journal);
-        }
-        q->journal_offs[n] = q->journal.len;
-        for (size_t i = 0; i < n; i++)
-            q->batch_bodies[i] = (blob_body){items[i].raw, items[i].raw_len,
-                                             q->journal.p + q->journal_offs[i],
-                                             q->journal_offs[i + 1] - q->journal_offs[i]};
-        st = blob_append(q->blobs, q->batch_bodies, n, q->batch_refs, err);
-        if (st != STORE_OK) return st;
-        blob_sync_start(q->blobs); /* the flush overlaps with the inserts below */
-    }
-    char doing[64];
-    snprintf(doing, sizeof doing, "storing a batch of %zu messages", n);
-    st = begin(q, err, doing);
-    if (st != STORE_OK) goto fail;
-    k = 0;
+/* Inside the caller's transaction: the rows of items[0..n) (bodies at
+ * refs, or in the rows when refs is NULL), the destination ids from
+ * q->scratch[*k] on, the segment they fill and their quality counts;
+ * ids_out (may be NULL) gets their ids. */
+static store_status put_rows(sq_store *q, const store_put *items, size_t n, const blob_ref *refs,
+                             size_t *k, int64_t *ids_out, store_error *err)
+{
+    sqlite3_stmt *msg, *dlv;
+    store_status st = stmt_get(q, ST_PUT_MSG, &msg, err);
+    if (st == STORE_OK) st = stmt_get(q, ST_PUT_DLV, &dlv, err);
     int64_t first = 0, last = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; st == STORE_OK && i < n; i++) {
         int64_t id;
-        st = put_one(q, msg, dlv, &items[i], in_log ? &q->batch_refs[i] : NULL, &q->scratch[k],
-                     &id, err);
-        if (st != STORE_OK) goto fail;
-        k += items[i].n_dests;
+        st = put_one(q, msg, dlv, &items[i], refs ? &refs[i] : NULL, &q->scratch[*k], &id, err);
+        *k += items[i].n_dests;
         if (ids_out) ids_out[i] = id;
         if (!first) first = id;
         last = id;
     }
     /* a batch never spans two segments (store_blob.h) */
-    if (in_log && n) st = note_segment(q, q->batch_refs[0].seg, first, last, err);
+    if (st == STORE_OK && refs && n) st = note_segment(q, refs[0].seg, first, last, err);
     if (st == STORE_OK) st = put_quality(q, items, n, err);
-    if (st != STORE_OK) goto fail;
-    if (in_log) st = set_log_end(q, blob_end(q->blobs), err);
-    if (in_log && st == STORE_OK) st = blob_sync(q->blobs, err);
+    return st;
+}
+
+static store_status sq_put_batch(store *s, const store_put *items, size_t n, int64_t *ids_out,
+                                 store_error *err)
+{
+    sq_store *q = sq(s);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += items[i].n_dests;
+    q->scratch = xgrow(q->scratch, &q->cap_scratch, total + 1, sizeof *q->scratch);
+    size_t k = 0;
+    store_status st = dest_ids(q, items, n, &k, err);
+    if (st == STORE_OK) st = blobs_open(q, true, err);
+    if (st != STORE_OK) return st;
+
+    /* Bodies first (not yet durable), rows next, then one sync of the
+     * bodies before the commit makes the rows, which point at them, durable. */
+    bool in_log = q->bodies == BODIES_WRITER;
+    blob_ref *refs = in_log ? xmalloc((n ? n : 1) * sizeof *refs) : NULL;
+    if (in_log) {
+        st = append_bodies(q, items, n, refs, err);
+        if (st != STORE_OK) {
+            free(refs);
+            return st;
+        }
+        blob_sync_start(q->blobs); /* the flush overlaps with the inserts below */
+    }
+    char doing[64];
+    snprintf(doing, sizeof doing, "storing a batch of %zu messages", n);
+    st = begin(q, err, doing);
+    k = 0;
+    if (st == STORE_OK) st = put_rows(q, items, n, refs, &k, ids_out, err);
+    if (st == STORE_OK && in_log) st = set_log_end(q, blob_end(q->blobs), err);
+    if (st == STORE_OK && in_log) st = blob_sync(q->blobs, err);
     if (st == STORE_OK) st = commit(q, err, doing);
-    if (st != STORE_OK) goto fail;
-    return STORE_OK;
-fail:
+    free(refs);
+    if (st == STORE_OK) return STORE_OK;
     rollback(q);
     if (in_log) blob_rollback(q->blobs);
     return st;
@@ -1150,38 +1172,23 @@ static store_status sq_log_batch(store *s, store_logged *b, store_error *err)
     sq_store *q = sq(s);
     b->durable = false;
     if (q->bodies != BODIES_WRITER) return STORE_OK; /* bodies go into the rows */
-    size_t n = b->n;
-    tbuf journal = TBUF_INIT;
-    size_t *offs = xmalloc((n + 1) * sizeof *offs);
-    blob_body *bodies = xmalloc(n * sizeof *bodies);
-    for (size_t i = 0; i < n; i++) {
-        offs[i] = journal.len;
-        journal_encode(&b->items[i], &journal);
-    }
-    offs[n] = journal.len;
-    for (size_t i = 0; i < n; i++)
-        bodies[i] = (blob_body){b->items[i].raw, b->items[i].raw_len, journal.p + offs[i],
-                                offs[i + 1] - offs[i]};
     sq_logged *lg = xcalloc(1, sizeof *lg);
-    lg->refs = xmalloc(n * sizeof *lg->refs);
-    store_status st = blob_append(q->blobs, bodies, n, lg->refs, err);
+    lg->refs = xmalloc(b->n * sizeof *lg->refs);
+    store_status st = append_bodies(q, b->items, b->n, lg->refs, err);
     if (st == STORE_OK) {
         st = blob_sync(q->blobs, err);
         if (st != STORE_OK) blob_rollback(q->blobs);
     }
-    if (st == STORE_OK) {
-        lg->end = blob_end(q->blobs);
-        blob_publish(q->blobs);
-        b->backend = lg;
-        b->durable = true;
-    } else {
+    if (st != STORE_OK) {
         free(lg->refs);
         free(lg);
+        return st;
     }
-    free(bodies);
-    free(offs);
-    tbuf_free(&journal);
-    return st;
+    lg->end = blob_end(q->blobs);
+    blob_publish(q->blobs);
+    b->backend = lg;
+    b->durable = true;
+    return STORE_OK;
 }
 
 static void sq_logged_free(store *s, store_logged *b)
@@ -1203,43 +1210,22 @@ static store_status sq_index_batches(store *s, store_logged *const *bs, size_t n
     for (size_t b = 0; b < nb; b++)
         for (size_t i = 0; i < bs[b]->n; i++) total += bs[b]->items[i].n_dests;
     q->scratch = xgrow(q->scratch, &q->cap_scratch, total + 1, sizeof *q->scratch);
-    sqlite3_stmt *msg, *dlv;
-    store_status st = stmt_get(q, ST_PUT_MSG, &msg, err);
-    if (st == STORE_OK) st = stmt_get(q, ST_PUT_DLV, &dlv, err);
     size_t k = 0;
+    store_status st = STORE_OK;
     for (size_t b = 0; st == STORE_OK && b < nb; b++)
-        for (size_t i = 0; st == STORE_OK && i < bs[b]->n; i++)
-            for (size_t d = 0; st == STORE_OK && d < bs[b]->items[i].n_dests; d++)
-                st = dest_id(q, bs[b]->items[i].channel, bs[b]->items[i].dests[d].name, true,
-                             &q->scratch[k++], err);
+        st = dest_ids(q, bs[b]->items, bs[b]->n, &k, err);
     if (st != STORE_OK) return st;
     char doing[64];
     snprintf(doing, sizeof doing, "storing the rows of %zu logged batches", nb);
     st = begin(q, err, doing);
-    if (st != STORE_OK) return st;
     k = 0;
-    bool logged = false;
-    blob_ref end = {0, 0};
+    const sq_logged *last = NULL;
     for (size_t b = 0; st == STORE_OK && b < nb; b++) {
         const sq_logged *lg = bs[b]->backend;
-        int64_t first = 0, last = 0;
-        for (size_t i = 0; st == STORE_OK && i < bs[b]->n; i++) {
-            int64_t id;
-            st = put_one(q, msg, dlv, &bs[b]->items[i], lg ? &lg->refs[i] : NULL, &q->scratch[k],
-                         &id, err);
-            k += bs[b]->items[i].n_dests;
-            if (!first) first = id;
-            last = id;
-        }
-        /* a logged batch never spans two segments (store_blob.h) */
-        if (st == STORE_OK && lg && bs[b]->n) {
-            st = note_segment(q, lg->refs[0].seg, first, last, err);
-            logged = true;
-            end = lg->end;
-        }
-        if (st == STORE_OK) st = put_quality(q, bs[b]->items, bs[b]->n, err);
+        st = put_rows(q, bs[b]->items, bs[b]->n, lg ? lg->refs : NULL, &k, NULL, err);
+        if (lg) last = lg;
     }
-    if (st == STORE_OK && logged) st = set_log_end(q, end, err);
+    if (st == STORE_OK && last) st = set_log_end(q, last->end, err);
     if (st == STORE_OK) st = commit(q, err, doing);
     if (st != STORE_OK) rollback(q);
     return st;

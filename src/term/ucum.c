@@ -19,9 +19,8 @@
  *
  * The text helpers convert lab values and reference ranges; formatting rules
  * are in format_number() and docs/units.md. Numbers are read without strtod
- * when their digits and power of ten are exact doubles, and printed by exact
- * integer arithmetic (sci_exact_q(): the digits printf's "%.*e" gives,
- * correctly rounded), with printf only for the values out of that range.
+ * when their digits and power of ten are exact doubles, and printed from
+ * base/dround.h (the digits printf's "%.*e" gives, correctly rounded).
  */
 #include "term/ucum.h"
 
@@ -33,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "base/dround.h"
 
 #define UCUM_PI 3.14159265358979323846
 #define UCUM_MAX_DIM 100 /* |exponent| of one dimension in a canonical unit */
@@ -984,177 +985,28 @@ typedef struct sci {
     bool neg;
 } sci;
 
-/* The digits of q (below 10^digits) into d[0..digits). */
-static void put_digits(uint64_t q, int digits, char *d)
-{
-    for (int i = digits - 1; i >= 0; i--) {
-        d[i] = (char)('0' + q % 10);
-        q /= 10;
-    }
-}
-
-/* The same from printf, for the values sci_exact() leaves. */
-static void sci_printf(double v, int digits, sci *out)
-{
-    char m[64];
-    snprintf(m, sizeof(m), "%.*e", digits - 1, v);
-    const char *c = m;
-    out->neg = *c == '-';
-    if (out->neg) c++;
-    int nd = 0;
-    for (; *c && *c != 'e'; c++)
-        if (is_digit(*c) && nd < MAX_SIG) out->d[nd++] = *c;
-    out->exp10 = *c == 'e' ? atoi(c + 1) : 0;
-}
-
-typedef unsigned __int128 u128;
-
-/* 5^k for k <= 27 (below 2^63). */
-static uint64_t pow5(int k)
-{
-    static const uint64_t p[28] = {
-        1ull,
-        5ull,
-        25ull,
-        125ull,
-        625ull,
-        3125ull,
-        15625ull,
-        78125ull,
-        390625ull,
-        1953125ull,
-        9765625ull,
-        48828125ull,
-        244140625ull,
-        1220703125ull,
-        6103515625ull,
-        30517578125ull,
-        152587890625ull,
-        762939453125ull,
-        3814697265625ull,
-        19073486328125ull,
-        95367431640625ull,
-        476837158203125ull,
-        2384185791015625ull,
-        11920928955078125ull,
-        59604644775390625ull,
-        298023223876953125ull,
-        1490116119384765625ull,
-        7450580596923828125ull,
-    };
-    return p[k];
-}
-
-/* |v| = mant * 2^e2 (mant < 2^53) scaled to N = round(|v| * 10^k), exactly,
- * in 128-bit integers; false when the numbers do not fit. */
-static bool scaled(uint64_t mant, int e2, int k, uint64_t *q, int *half)
-{
-    if (k > 27 || k < -27) return false;
-    int e = e2 + k; /* |v| * 10^k = mant * 5^k * 2^e */
-    u128 a = mant, b = 1;
-    if (k >= 0)
-        a *= pow5(k); /* below 2^53 * 2^63 */
-    else
-        b = pow5(-k);
-    if (e >= 0) {
-        if (e >= 64 || (a >> (127 - e)) != 0) return false;
-        a <<= e;
-    } else {
-        if (-e > 64 || (b >> (127 + e)) != 0) return false;
-        b <<= -e;
-    }
-    u128 quot, rest;
-    if (k >= 0 && e < 0) { /* b is 2^-e: a shift */
-        quot = a >> -e;
-        rest = a & (b - 1);
-    } else {
-        quot = a / b;
-        rest = a - quot * b;
-    }
-    if (quot >> 63) return false;
-    *q = (uint64_t)quot;
-    *half = rest * 2 < b ? -1 : rest * 2 == b ? 0 : 1; /* the rest against b / 2 */
-    return true;
-}
-
-static const uint64_t pow10_u64[] = {
-    1ull,           10ull,           100ull,           1000ull,           10000ull,
-    100000ull,      1000000ull,      10000000ull,      100000000ull,      1000000000ull,
-    10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
-};
-
-/* |v| rounded to `digits` significant digits as the integer q (below
- * 10^digits) times 10^(exp_out - digits + 1), from exact integer
- * arithmetic; false when v is out of the range that covers (subnormal, tiny
- * or huge). */
-static bool sci_exact_q(double v, int digits, uint64_t *qout, int *exp_out)
-{
-    double a = fabs(v);
-    if (a == 0) {
-        *qout = 0;
-        *exp_out = 0;
-        return true;
-    }
-    uint64_t bits;
-    memcpy(&bits, &a, sizeof bits);
-    int biased = (int)(bits >> 52);
-    if (biased == 0) return false;                              /* subnormal: printf's business */
-    uint64_t mant = (bits & ((1ull << 52) - 1)) | (1ull << 52); /* a = mant * 2^e2 */
-    int e2 = biased - 1075;
-    /* floor(log10(a)) or one less: log10(2) is about 78913 / 2^18 */
-    int exp10 = (int)(((int64_t)(e2 + 52) * 78913) >> 18);
-    uint64_t lo = pow10_u64[digits - 1], hi = pow10_u64[digits], q;
-    int half;
-    for (int tries = 0;; tries++) {
-        if (tries == 4 || !scaled(mant, e2, digits - 1 - exp10, &q, &half)) return false;
-        if (q >= hi)
-            exp10++;
-        else if (q < lo)
-            exp10--;
-        else
-            break;
-    }
-    if (half > 0 || (half == 0 && (q & 1))) q++;
-    if (q == hi) { /* 9.99.. rounded up to 10.0.. */
-        q = lo;
-        exp10++;
-    }
-    *qout = q;
-    *exp_out = exp10;
-    return true;
-}
-
-/* sci of a finite v from exact integer arithmetic; false when v is out of
- * the range that arithmetic covers (tiny or huge values). */
-static bool sci_exact(double v, int digits, sci *out)
-{
-    uint64_t q;
-    if (!sci_exact_q(v, digits, &q, &out->exp10)) return false;
-    out->neg = signbit(v);
-    put_digits(q, digits, out->d);
-    return true;
-}
-
 static void sci_of(double v, int digits, sci *out)
 {
-    if (!sci_exact(v, digits, out)) sci_printf(v, digits, out);
+    out->neg = signbit(v);
+    if (v == 0) {
+        memset(out->d, '0', (size_t)digits);
+        out->exp10 = 0;
+        return;
+    }
+    char d[DROUND_MAX];
+    out->exp10 = dround(v, digits, d);
+    memcpy(out->d, d, (size_t)digits);
 }
 
 /* Significant digits of v when printed to MAX_SIG digits with trailing zeros
  * dropped: small when v is an exact short decimal (37, 310.15, 0.01). */
 static int exact_digits(double v)
 {
-    uint64_t q;
-    int exp10, last = MAX_SIG;
-    if (sci_exact_q(v, MAX_SIG, &q, &exp10)) {
-        for (; last > 1 && q % 10 == 0; last--)
-            q /= 10;
-        return last;
-    }
     sci x;
-    sci_printf(v, MAX_SIG, &x);
-    for (last = MAX_SIG; last > 1 && x.d[last - 1] == '0'; last--)
-        continue;
+    sci_of(v, MAX_SIG, &x);
+    int last = MAX_SIG;
+    while (last > 1 && x.d[last - 1] == '0')
+        last--;
     return last;
 }
 

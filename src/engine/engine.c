@@ -789,6 +789,17 @@ static bool retention_wanted(const tern_config *c)
     return false;
 }
 
+/* pthread_cond_timedwait for at most ms milliseconds from now (mu held). */
+static void wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)(ms * 1000000L);
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* Copies the write-ahead log into the database every CHECKPOINT_MS on its
  * own handle and thread (a PASSIVE checkpoint: it never blocks the writer);
  * every prune_every, prunes by retention (first at start). */
@@ -799,12 +810,7 @@ static void *checkpointer_main(void *arg)
     int64_t next_prune = now_ms();
     pthread_mutex_lock(&e->mu);
     while (!e->quit) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += CHECKPOINT_MS * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&e->ck_cv, &e->mu, &ts);
+        wait_ms(&e->ck_cv, &e->mu, CHECKPOINT_MS);
         if (e->quit) break;
         pthread_mutex_unlock(&e->mu);
         store_error err;
@@ -889,12 +895,7 @@ static void *indexer_main(void *arg)
         if (!e->ix_head) break;
         int64_t due = e->ix_head->logged_at + INDEX_WAIT_MS;
         if (e->ix_backlog < INDEX_MIN && now_ms() < due && !e->quit && !e->ix_now) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (due - now_ms()) * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
-            pthread_cond_timedwait(&e->ix_cv, &e->mu, &ts);
+            wait_ms(&e->ix_cv, &e->mu, due - now_ms());
             continue;
         }
         size_t n = ix_take(e, &js, &cap);
@@ -908,12 +909,7 @@ static void *indexer_main(void *arg)
                            "messages are safe in the body log): %s", n, err.text);
                 last_complaint = now_ms();
             }
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
-            pthread_cond_timedwait(&e->ix_cv, &e->mu, &ts);
+            wait_ms(&e->ix_cv, &e->mu, 200);
             continue;
         }
         /* indexed (or quitting: what failed is recovered from the log at

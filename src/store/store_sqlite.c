@@ -503,6 +503,15 @@ static store_status dest_id(sq_store *q, const char *channel, const char *name, 
 
 /* --- the body log ------------------------------------------------------------------------ */
 
+/* PATH-bodies, the body log's directory; malloc'ed, caller frees. */
+static char *bodies_dir(const sq_store *q)
+{
+    char *dir = xmalloc(strlen(q->path) + sizeof "-bodies");
+    strcpy(dir, q->path);
+    strcat(dir, "-bodies");
+    return dir;
+}
+
 static store_status recover_bodies(sq_store *q, store_error *err);
 
 /* Opens the body log (PATH-bodies) if this handle has not yet: with write,
@@ -513,9 +522,7 @@ static store_status recover_bodies(sq_store *q, store_error *err);
 static store_status blobs_open(sq_store *q, bool write, store_error *err)
 {
     if (q->blobs && (!write || q->bodies != BODIES_UNTRIED)) return STORE_OK;
-    char *dir = xmalloc(strlen(q->path) + sizeof "-bodies");
-    strcpy(dir, q->path);
-    strcat(dir, "-bodies");
+    char *dir = bodies_dir(q);
     blob_close(q->blobs);
     q->blobs = NULL;
     bool writer = false;
@@ -660,9 +667,7 @@ static void sq_close(store *s);
  * that `tern messages` after `tern send` sees every acknowledged message. */
 static void catch_up(sq_store *q)
 {
-    char *dir = xmalloc(strlen(q->path) + sizeof "-bodies");
-    strcpy(dir, q->path);
-    strcat(dir, "-bodies");
+    char *dir = bodies_dir(q);
     blob_ref want;
     bool wait = blob_published(dir, &want);
     free(dir);

@@ -9,12 +9,14 @@
  * are then durable and the loop sends their ACKs. The committer queues the
  * batch for the indexer thread, which writes the rows of every batch
  * waiting (and the delivery outcomes gathered with them) in one transaction
- * (store_index_batches), letting batches gather for up to INDEX_WAIT_MS so
- * that a transaction carries hundreds of messages; only then are queue
- * workers kicked and the batch freed. While a batch is being logged the
- * loop goes on reading, parsing and building ACKs, and what it gathers
- * becomes the next batch, so batches grow with the load. An ACK waits for
- * one append and one fsync, never for the database; a crash between the two
+ * (store_index_batches), letting batches gather for a few milliseconds
+ * (longer under load) so that a transaction carries hundreds of messages
+ * or more; only then are queue workers kicked and the batch freed. While a
+ * batch is being logged the loop goes on reading, parsing and building
+ * ACKs, and what it gathers becomes the next batch, so batches grow with the
+ * load; the loop hands that next batch over before it sends the ACKs of the
+ * one just logged, so its fsync overlaps with them. An ACK waits for one
+ * append and one fsync, never for the database; a crash between the two
  * stages loses nothing: opening the store indexes what the log holds beyond
  * the rows (store.h). The indexer trails the committer by at most
  * BACKLOG_MAX messages, so memory stays bounded.
@@ -621,11 +623,16 @@ static commit_job *job_take(engine *e)
  * (the memory they hold stays bounded). */
 #define INDEX_MAX 8192
 #define BACKLOG_MAX 32768
-/* The indexer lets logged jobs gather for up to INDEX_WAIT_MS unless
- * INDEX_MIN messages wait: bigger transactions write fewer pages per
- * message; rows (searches, queue workers) lag the ACKs by that much. */
-#define INDEX_MIN 512
+/* The indexer lets logged jobs gather before writing their rows: bigger
+ * transactions write fewer pages per message (every random index, such as
+ * the patient tokens', costs about a page per message in a small one).
+ * Light traffic waits INDEX_WAIT_MS, so rows (searches, queue workers) lag
+ * the ACKs by a few milliseconds; once a transaction has carried
+ * INDEX_BUSY messages or more the engine is under load and jobs gather for
+ * up to INDEX_BUSY_WAIT_MS, until traffic slows down again. */
 #define INDEX_WAIT_MS 4
+#define INDEX_BUSY 256
+#define INDEX_BUSY_WAIT_MS 50
 
 /* The committer's part: the batch into the body log, synced. */
 static void job_log(store *wr, commit_job *j)
@@ -805,6 +812,7 @@ static void wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
  * every prune_every, prunes by retention (first at start). */
 static void *checkpointer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tern-checkpoint");
     engine *e = arg;
     bool retention = retention_wanted(e->cfg);
     int64_t next_prune = now_ms();
@@ -837,6 +845,7 @@ static void notify_loop(engine *e)
  * BACKLOG_MAX messages behind. */
 static void *committer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tern-commit");
     engine *e = arg;
     pthread_mutex_lock(&e->mu);
     for (;;) {
@@ -885,16 +894,18 @@ static size_t ix_take(engine *e, commit_job ***js, size_t *cap)
  * logged batch must never be skipped (store.h). */
 static void *indexer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tern-index");
     engine *e = arg;
     commit_job **js = NULL;
     size_t cap = 0;
     int64_t last_complaint = 0;
+    bool busy = false; /* the last transaction carried INDEX_BUSY messages or more */
     pthread_mutex_lock(&e->mu);
     for (;;) {
         while (!e->ix_head && !e->quit) pthread_cond_wait(&e->ix_cv, &e->mu);
         if (!e->ix_head) break;
-        int64_t due = e->ix_head->logged_at + INDEX_WAIT_MS;
-        if (e->ix_backlog < INDEX_MIN && now_ms() < due && !e->quit && !e->ix_now) {
+        int64_t due = e->ix_head->logged_at + (busy ? INDEX_BUSY_WAIT_MS : INDEX_WAIT_MS);
+        if (e->ix_backlog < INDEX_MAX && now_ms() < due && !e->quit && !e->ix_now) {
             wait_ms(&e->ix_cv, &e->mu, due - now_ms());
             continue;
         }
@@ -927,6 +938,7 @@ static void *indexer_main(void *arg)
             msgs += j->npend;
         }
         e->ix_backlog -= msgs;
+        busy = msgs >= INDEX_BUSY;
         e->ix_runs++;
         e->ix_msgs += msgs;
         pthread_cond_broadcast(&e->cv); /* the committer may wait for the backlog */
@@ -951,12 +963,13 @@ static void drain_done(engine *e, bool start_next)
     e->indexed = NULL;
     e->indexed_end = &e->indexed;
     pthread_mutex_unlock(&e->mu);
+    if (logged) e->job_busy = false;
+    /* the next batch first: its append and fsync overlap with these ACKs */
+    if (start_next) commit_start(e);
     for (commit_job *j = logged, *next; j; j = next) {
         next = j->lnext;
-        e->job_busy = false;
         job_logged(j);
     }
-    if (start_next) commit_start(e); /* its fsync overlaps with the ACKs below */
     for (commit_job *j = indexed, *next; j; j = next) {
         next = j->inext;
         job_finish(e, j);

@@ -222,6 +222,7 @@ static sec_status write_batch(sec_audit *a, pending **batch, size_t n, bool fina
 
 static void *writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tern-audit");
     sec_audit *a = arg;
     pending **batch = xcalloc(BATCH, sizeof *batch);
     pthread_mutex_lock(&a->mu);

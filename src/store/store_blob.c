@@ -393,6 +393,7 @@ store_status blob_append(blob_log *b, const blob_body *bodies, size_t n, blob_re
  * that the flush overlaps with the caller's work (blob_sync_start). */
 static void *syncer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tern-sync");
     blob_log *b = arg;
     pthread_mutex_lock(&b->mu);
     for (;;) {

@@ -174,6 +174,8 @@ struct engine {
     struct keyring *keys; /* PHI at rest; NULL when encryption is off */
     codemap_registry *maps; /* the configuration's code maps */
     uint64_t commits, committed, commit_ns; /* committer statistics, under mu */
+    char ack_time[HL7_ACK_TIME_SIZE];       /* MSH-7 of ACKs, for ack_time_at (the loop's) */
+    time_t ack_time_at;
     uint64_t ix_runs, ix_msgs;              /* indexer statistics, under mu */
     pthread_t committer, indexer, checkpointer;
     pthread_cond_t ck_cv, ix_cv;
@@ -419,6 +421,17 @@ static void key_fields(const hl7_msg *m, store_quality *q)
     if (numeric && all) q->present |= 1u << STORE_QF_OBX6;
 }
 
+/* MSH-7 of the ACKs built now: formatted once a second, not per message. */
+static const char *ack_now(engine *e)
+{
+    time_t t = time(NULL);
+    if (t != e->ack_time_at) {
+        hl7_ack_format_time(t, e->ack_time);
+        e->ack_time_at = t;
+    }
+    return e->ack_time;
+}
+
 /* Validates the parsed message (ch->msg). With errors: rejected, stored
  * with every problem, and NAKed (AE/CE) with one ERR segment per error;
  * returns true. Warnings are kept in the message's error text, prefixed
@@ -451,6 +464,7 @@ static bool validate(eng_channel *ch, pending *p)
     size_t np = validate_ack_problems(r, probs, MAX_ERR_SEGMENTS);
     if (np > MAX_ERR_SEGMENTS) np = MAX_ERR_SEGMENTS; /* it counts them all */
     hl7_ack_opts o = {.code = p->accepted ? HL7_ACK_AA : HL7_ACK_AUTO,
+                      .timestamp = ack_now(ch->e),
                       .problems = probs,
                       .nproblems = np};
     hl7_error aerr;
@@ -535,7 +549,8 @@ static void classify(engine *e, eng_channel *ch, pending *p)
         p->state = STORE_MSG_RECEIVED;
     p->accepted = true;
     hl7_error aerr;
-    if (hl7_ack_build(m, NULL, &p->ack, &aerr) != HL7_OK)
+    hl7_ack_opts o = {.timestamp = ack_now(e)};
+    if (hl7_ack_build(m, &o, &p->ack, &aerr) != HL7_OK)
         hl7_ack_build_nak(p->raw, p->len, &aerr, NULL, &p->ack);
 }
 

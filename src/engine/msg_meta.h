@@ -4,8 +4,9 @@
  * on arrival, `tern messages edit` for a corrected revision).
  *
  * Values are decoded (escapes resolved, UTF-8), as a person would type them
- * in a search. The struct owns its strings; msg_meta_view() lends them to a
- * store_meta for the duration of a store call.
+ * in a search. The struct owns its strings (all in strs, which the fields
+ * point into); msg_meta_view() lends them to a store_meta for the duration
+ * of a store call.
  */
 #ifndef TERN_MSG_META_H
 #define TERN_MSG_META_H
@@ -20,6 +21,7 @@ typedef struct msg_meta {
     char *patient_id; /* PID-3.1 */
     char **orders;    /* ORC-2.1, ORC-3.1, OBR-2.1, OBR-3.1 of every occurrence, once each */
     size_t norders;
+    char *strs;       /* owns every string above */
 } msg_meta;
 
 /* Fills out (which must be zeroed or freed) from m; absent values are NULL. */

@@ -486,14 +486,21 @@ static void put_control(ackw *w, unsigned char c)
 }
 
 /* Echoes wire text, escaping control characters. */
+static bool is_control(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
 static void put_raw(ackw *w, hl7_span v)
 {
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.p[i];
-        if (c < 0x20 || c == 0x7f)
-            put_control(w, c);
-        else
-            tbuf_putc(w->out, (char)c);
+    size_t i = 0;
+    while (i < v.len) {
+        size_t run = i;
+        while (run < v.len && !is_control((unsigned char)v.p[run])) run++;
+        tbuf_put(w->out, v.p + i, run - i); /* the common case: all of it */
+        if (run == v.len) break;
+        put_control(w, (unsigned char)v.p[run]);
+        i = run + 1;
     }
 }
 
@@ -552,6 +559,10 @@ static void put_text(ackw *w, const char *s, size_t n)
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
+        size_t run = i; /* printable ASCII other than delimiters goes as it is */
+        while (run < n && u[run] >= 0x20 && u[run] < 0x7f && !is_delim(w->d, (char)u[run])) run++;
+        tbuf_put(w->out, s + i, run - i);
+        if ((i = run) == n) break;
         long cp;
         size_t k = utf8_decode(u + i, n - i, &cp);
         if (cp < 0) {

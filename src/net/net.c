@@ -9,6 +9,12 @@
  * bufferevent while running its callbacks, which makes freeing from inside
  * them safe.
  *
+ * Plain TCP connections read outside the bufferevent (on_sock_read): one
+ * readv() into the bufferevent's input buffer per readable event, then the
+ * same callbacks, EOF and error reports. The socket bufferevent would ask
+ * the kernel first how much is waiting (ioctl FIONREAD), a second system
+ * call per message received. Writes and the connect stay with it.
+ *
  * Outgoing connections make their own non-blocking socket and call
  * connect() themselves, so that the socket options are in place before the
  * first byte and an immediate refusal is reported with its real errno. The
@@ -62,6 +68,8 @@
 
 struct net_conn {
     struct bufferevent *bev;
+    struct event *rd; /* plain TCP, once connected: reads (see on_sock_read) */
+    bool read_on;     /* the user wants reads (net_conn_read_enable) */
     net_conn_cbs cbs;
     void *arg;
     bool connecting;
@@ -278,6 +286,12 @@ static void set_sock_opts(evutil_socket_t fd)
 
 /* --- connections -------------------------------------------------------------- */
 
+static void no_memory(void)
+{
+    fprintf(stderr, "tern: out of memory (bufferevent)\n");
+    abort();
+}
+
 static void on_bev_read(struct bufferevent *bev, void *ctx)
 {
     net_conn *c = ctx;
@@ -292,6 +306,54 @@ static void on_bev_write(struct bufferevent *bev, void *ctx)
 
 static int start_connect(net_conn *c, int *sys);
 static bool start_tls_client(net_conn *c);
+static void conn_failed(net_conn *c, short what, int sys);
+
+/* Plain TCP reads: one readv() into the input buffer per readable event.
+ * The socket bufferevent would first ask the kernel how much is waiting
+ * (ioctl FIONREAD), a second system call for every message received; it
+ * keeps doing the writes and the connect. The callbacks may free c. */
+#define READ_CHUNK 16384
+
+static void on_sock_read(evutil_socket_t fd, short what, void *ctx)
+{
+    net_conn *c = ctx;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec v[2];
+    evbuffer_unfreeze(in, 0); /* the bufferevent keeps its input's end frozen */
+    int nv = evbuffer_reserve_space(in, READ_CHUNK, v, 2);
+    if (nv < 1) no_memory();
+    struct iovec iov[2];
+    for (int i = 0; i < nv; i++) iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+    ssize_t n = readv(fd, iov, nv);
+    int sys = n < 0 ? errno : 0;
+    if (n <= 0) evbuffer_freeze(in, 0);
+    if (n < 0 && (sys == EAGAIN || sys == EWOULDBLOCK || sys == EINTR)) return;
+    if (n <= 0) {
+        event_del(c->rd);
+        conn_failed(c, n == 0 ? (BEV_EVENT_READING | BEV_EVENT_EOF)
+                              : (BEV_EVENT_READING | BEV_EVENT_ERROR), sys);
+        return;
+    }
+    size_t left = (size_t)n;
+    for (int i = 0; i < nv; i++) {
+        size_t k = left < v[i].iov_len ? left : v[i].iov_len;
+        v[i].iov_len = k;
+        left -= k;
+    }
+    evbuffer_commit_space(in, v, nv);
+    evbuffer_freeze(in, 0);
+    if (c->cbs.on_read) c->cbs.on_read(c, c->arg);
+}
+
+/* A plain connection is up: reads go through on_sock_read from now on. */
+static void plain_reads_start(net_conn *c)
+{
+    bufferevent_disable(c->bev, EV_READ);
+    c->rd = event_new(bufferevent_get_base(c->bev), bufferevent_getfd(c->bev), EV_READ | EV_PERSIST,
+                      on_sock_read, c);
+    if (!c->rd) no_memory();
+    if (c->read_on) event_add(c->rd, NULL);
+}
 
 /* The handshake failed (or the peer left during it): says why. */
 static void handshake_failed(net_conn *c, short what, int sys)
@@ -337,6 +399,7 @@ static void on_bev_event(struct bufferevent *bev, short what, void *ctx)
             }
             return;
         }
+        if (c->connecting && !c->tls) plain_reads_start(c);
         c->connecting = false;
         if (c->handshaking) bufferevent_set_timeouts(c->bev, NULL, NULL);
         c->handshaking = false;
@@ -361,6 +424,13 @@ static void on_bev_event(struct bufferevent *bev, short what, void *ctx)
         if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_ERROR, &err, c->arg);
         return;
     }
+    conn_failed(c, what, sys);
+}
+
+/* An established connection ended: EOF, or an error with its reason. */
+static void conn_failed(net_conn *c, short what, int sys)
+{
+    net_error err;
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
         fail(&err, NET_ERR_IO, 0, "%s closed the connection", c->peer);
         if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_EOF, &err, c->arg);
@@ -377,12 +447,6 @@ static void on_bev_event(struct bufferevent *bev, short what, void *ctx)
     fail(&err, NET_ERR_IO, sys, "connection with %s failed: %s", c->peer,
          why[0] ? why : sys ? strerror(sys) : "unknown error");
     if (c->cbs.on_event) c->cbs.on_event(c, NET_EV_ERROR, &err, c->arg);
-}
-
-static void no_memory(void)
-{
-    fprintf(stderr, "tern: out of memory (bufferevent)\n");
-    abort();
 }
 
 /* The one place where a connection's transport is made (see net.h on TLS):
@@ -409,6 +473,7 @@ static net_conn *conn_new(struct event_base *base, evutil_socket_t fd, const str
     }
     if (!c->bev) no_memory();
     bufferevent_setcb(c->bev, on_bev_read, on_bev_write, on_bev_event, c);
+    if (!tls && fd >= 0) plain_reads_start(c); /* accepted: already connected */
     return c;
 }
 
@@ -449,7 +514,12 @@ void net_conn_set_cbs(net_conn *c, const net_conn_cbs *cbs, void *arg)
 {
     c->cbs = *cbs;
     c->arg = arg;
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (c->tls) {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    bufferevent_enable(c->bev, EV_WRITE);
+    net_conn_read_enable(c, true);
 }
 
 struct evbuffer *net_conn_input(net_conn *c)
@@ -497,10 +567,19 @@ void net_conn_writev(net_conn *c, const struct iovec *iov, int n)
 
 void net_conn_read_enable(net_conn *c, bool on)
 {
+    if (c->tls) {
+        if (on)
+            bufferevent_enable(c->bev, EV_READ);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    c->read_on = on;
+    if (!c->rd) return; /* still connecting: plain_reads_start adds it */
     if (on)
-        bufferevent_enable(c->bev, EV_READ);
+        event_add(c->rd, NULL);
     else
-        bufferevent_disable(c->bev, EV_READ);
+        event_del(c->rd);
 }
 
 const char *net_conn_peer(const net_conn *c)
@@ -532,6 +611,7 @@ void net_conn_free(net_conn *c)
     if (!c) return;
     SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
     if (ssl) SSL_set_app_data(ssl, NULL); /* the bufferevent may outlive c */
+    if (c->rd) event_free(c->rd);
     bufferevent_free(c->bev);
     free(c);
 }

@@ -372,9 +372,10 @@ static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
         char rep = d->rep ? d->rep : d->comp, comp = d->comp ? d->comp : rep;
         c->nobx = 0;
         c->obx = xgrow(c->obx, &c->obxcap, n, sizeof(*c->obx));
+        const hl7_seg *segs = hl7_segs(m);
         for (uint32_t i = 1; i < n; i++) {
-            hl7_fields f; /* its text starts with the segment id */
-            if (!hl7_fields_at(m, i, &f) || memcmp(f.p, "OBX", 3) != 0) continue;
+            hl7_fields f;
+            if (memcmp(segs[i].id, "OBX", 3) != 0 || !hl7_fields_at(m, i, &f)) continue;
             obx_ref *o = &c->obx[c->nobx++];
             o->idx = i;
             o->occ = ++occ;

@@ -145,6 +145,9 @@ hl7_charset hl7_charset_of(const hl7_msg *m);
 uint32_t hl7_seg_count(const hl7_msg *m);
 /* 0-based index; NULL when out of range. Valid until m changes. */
 const hl7_seg *hl7_seg_at(const hl7_msg *m, uint32_t index);
+/* All hl7_seg_count(m) segments as an array (NULL when there are none), for
+ * loops over many segments. Valid until m changes. */
+const hl7_seg *hl7_segs(const hl7_msg *m);
 /* 0-based index of the n-th (1-based) segment with this id, or -1. */
 long hl7_seg_find(const hl7_msg *m, const char *id, uint32_t n);
 /* Number of segments with this id. */

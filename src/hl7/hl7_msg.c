@@ -594,6 +594,11 @@ const hl7_seg *hl7_seg_at(const hl7_msg *m, uint32_t index)
     return index < m->nsegs ? &m->segs[index] : NULL;
 }
 
+const hl7_seg *hl7_segs(const hl7_msg *m)
+{
+    return m->nsegs ? m->segs : NULL;
+}
+
 long hl7_seg_find(const hl7_msg *m, const char *id, uint32_t n)
 {
     if (n == 0) return -1;

@@ -2098,15 +2098,12 @@ static void check_physiologic(vrun *x, uint32_t occ, const coded *cp)
     }
 }
 
-static void check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field, int kind,
-                               const char *what)
+/* check_before_birth() once the field's text is not the one found clean last. */
+static __attribute__((noinline)) void before_birth_date(vrun *x, consistency *cs, uint32_t occ,
+                                                        uint32_t field, hl7_span text,
+                                                        clean_text *c, const char *what)
 {
     const patient *pt = &cs->pt;
-    if (!pt->has_birth) return;
-    clean_text *c = &cs->not_before[kind];
-    hl7_span text = {"", 0};
-    hl7_fields_get(&x->sv.f, field, &text);
-    if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
     const dtm_memo *d = dtm_at(x, field);
     if (!d->ok || hl7_dtm_compare(&d->t, &pt->birth) >= 0) {
         c->p = text.p;
@@ -2116,6 +2113,19 @@ static void check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t 
         add(x, VALIDATE_RULE_BEFORE_BIRTH, HL7_ACK_ERR_INTERNAL, x->sv.si, &w,
             "%s %.*s is before the birth date %.*s", what, SHOWN(d->text), SHOWN(pt->birth_text));
     }
+}
+
+/* The date of field `field` not before the current patient's birth: a
+ * panel's dates repeat, so the text found clean last is compared first. */
+static inline void check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field,
+                                      int kind, const char *what)
+{
+    if (!cs->pt.has_birth) return;
+    clean_text *c = &cs->not_before[kind];
+    hl7_span text = {"", 0};
+    hl7_fields_get(&x->sv.f, field, &text);
+    if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
+    before_birth_date(x, cs, occ, field, text, c, what);
 }
 
 static void read_patient(vrun *x, uint32_t occ, patient *pt)
@@ -2263,9 +2273,9 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     }
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
-    hl7_span type = {"", 0}, event = {"", 0};
-    hl7_raw(m, 0, 9, 1, 1, 0, &type);
-    hl7_raw(m, 0, 9, 1, 2, 0, &event);
+    hl7_span type = {"", 0}, event = {"", 0}; /* MSH-9.1 and 9.2, read through the view */
+    if (hl7_seg_count(m) && comp_at(&x, 9, 1, &type) != HL7_ABSENT)
+        comp_at(&x, 9, 2, &event);
     occ_table ot;
     ot.n = ot.last = 0;
     consistency cs;
@@ -2274,8 +2284,9 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     uint32_t keys[KEYS_MAX];
     x.keys = NULL;
     if (n <= KEYS_MAX) {
+        const hl7_seg *segs = hl7_segs(m);
         for (uint32_t si = 0; si < n; si++)
-            keys[si] = id_key(hl7_seg_at(m, si)->id);
+            keys[si] = id_key(segs[si].id);
         x.keys = keys;
     }
     /* The profiles for this message (bit i: profiles[i]; the rest asked each time). */

@@ -225,6 +225,16 @@ static void test_terminators_roundtrip(void **state)
     assert_int_equal(hl7_seg_count(m), 2);
     assert_int_equal(hl7_seg_at(m, 1)->nfields, 0);
     hl7_msg_free(m);
+    /* hl7_segs(): the same segments as hl7_seg_at(), as one array */
+    m = parse_ok(cases[7]);
+    const hl7_seg *all = hl7_segs(m);
+    assert_non_null(all);
+    for (uint32_t i = 0; i < hl7_seg_count(m); i++) assert_ptr_equal(&all[i], hl7_seg_at(m, i));
+    assert_string_equal(all[1].id, "PID");
+    hl7_msg_free(m);
+    m = hl7_msg_new(NULL);
+    assert_null(hl7_segs(m));
+    hl7_msg_free(m);
 }
 
 static hl7_status parse_err(const char *t, size_t len, hl7_error *err)

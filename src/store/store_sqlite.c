@@ -892,12 +892,10 @@ static void q_count(sq_store *q, const store_put *p)
     }
 }
 
-/* Adds the quality counts of items[0..n) inside the caller's transaction. */
-static store_status put_quality(sq_store *q, const store_put *items, size_t n, store_error *err)
+/* Adds the counts gathered in q->qagg (q_count) to the quality tables and
+ * empties it: one upsert per channel and hour, however many messages. */
+static store_status flush_quality(sq_store *q, store_error *err)
 {
-    q->n_qagg = 0;
-    for (size_t i = 0; i < n; i++)
-        q_count(q, &items[i]);
     if (!q->n_qagg) return STORE_OK;
     sqlite3_stmt *add, *fadd;
     store_status r = stmt_get(q, ST_Q_ADD, &add, err);
@@ -923,7 +921,17 @@ static store_status put_quality(sq_store *q, const store_put *items, size_t n, s
         }
     }
     if (r == STORE_OK && rc != SQLITE_OK) r = sq_fail(q, rc, err, "counting data quality");
+    q->n_qagg = 0;
     return r;
+}
+
+/* Adds the quality counts of items[0..n) inside the caller's transaction. */
+static store_status put_quality(sq_store *q, const store_put *items, size_t n, store_error *err)
+{
+    q->n_qagg = 0;
+    for (size_t i = 0; i < n; i++)
+        q_count(q, &items[i]);
+    return flush_quality(q, err);
 }
 
 static store_status sq_quality_report(store *s, const char *channel, int64_t since,
@@ -1098,10 +1106,11 @@ static store_status dest_ids(sq_store *q, const store_put *items, size_t n, size
 
 /* Inside the caller's transaction: the rows of items[0..n) (bodies at
  * refs, or in the rows when refs is NULL), the destination ids from
- * q->scratch[*k] on, the segment they fill and their quality counts;
- * ids_out (may be NULL) gets their ids. */
+ * q->scratch[*k] on, the segment they fill and their quality counts
+ * (count_only: added to q->qagg for the caller's flush_quality); ids_out
+ * (may be NULL) gets their ids. */
 static store_status put_rows(sq_store *q, const store_put *items, size_t n, const blob_ref *refs,
-                             size_t *k, int64_t *ids_out, store_error *err)
+                             size_t *k, int64_t *ids_out, bool count_only, store_error *err)
 {
     sqlite3_stmt *msg, *dlv;
     store_status st = stmt_get(q, ST_PUT_MSG, &msg, err);
@@ -1117,7 +1126,10 @@ static store_status put_rows(sq_store *q, const store_put *items, size_t n, cons
     }
     /* a batch never spans two segments (store_blob.h) */
     if (st == STORE_OK && refs && n) st = note_segment(q, refs[0].seg, first, last, err);
-    if (st == STORE_OK) st = put_quality(q, items, n, err);
+    if (st == STORE_OK && count_only)
+        for (size_t i = 0; i < n; i++) q_count(q, &items[i]);
+    else if (st == STORE_OK)
+        st = put_quality(q, items, n, err);
     return st;
 }
 
@@ -1150,7 +1162,7 @@ static store_status sq_put_batch(store *s, const store_put *items, size_t n, int
     snprintf(doing, sizeof doing, "storing a batch of %zu messages", n);
     st = begin(q, err, doing);
     k = 0;
-    if (st == STORE_OK) st = put_rows(q, items, n, refs, &k, ids_out, err);
+    if (st == STORE_OK) st = put_rows(q, items, n, refs, &k, ids_out, false, err);
     if (st == STORE_OK && in_log) st = set_log_end(q, blob_end(q->blobs), err);
     if (st == STORE_OK && in_log) st = blob_sync(q->blobs, err);
     if (st == STORE_OK) st = commit(q, err, doing);
@@ -1225,11 +1237,13 @@ static store_status sq_index_batches(store *s, store_logged *const *bs, size_t n
     st = begin(q, err, doing);
     k = 0;
     const sq_logged *last = NULL;
+    q->n_qagg = 0; /* quality counts of all the batches, added once */
     for (size_t b = 0; st == STORE_OK && b < nb; b++) {
         const sq_logged *lg = bs[b]->backend;
-        st = put_rows(q, bs[b]->items, bs[b]->n, lg ? lg->refs : NULL, &k, NULL, err);
+        st = put_rows(q, bs[b]->items, bs[b]->n, lg ? lg->refs : NULL, &k, NULL, true, err);
         if (lg) last = lg;
     }
+    if (st == STORE_OK) st = flush_quality(q, err);
     if (st == STORE_OK && last) st = set_log_end(q, last->end, err);
     if (st == STORE_OK) st = commit(q, err, doing);
     if (st != STORE_OK) rollback(q);

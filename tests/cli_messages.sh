@@ -121,7 +121,7 @@ assert r["deliveries"][1] == dict(r["deliveries"][1], dest="downstream", state="
 assert r["received_at"].endswith("+00:00")
 ' <"$tmp/out"; then ok "--json: one valid object per line, with deliveries"; else bad "--json"; head -2 "$tmp/out"; fi
 
-run $C list --patient PAT1 --plan; has "--plan --patient uses messages_patient" "messages_patient"
+run $C list --patient PAT1 --plan; has "--plan --patient uses patient_keys" "SEARCH patient_keys USING PRIMARY KEY"
 run $C list --control-id MSG00001 --plan; has "--plan --control-id uses messages_control" "messages_control"
 run $C list --state error --plan; has "--plan --state error uses deliveries_error" "deliveries_error"
 

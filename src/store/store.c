@@ -175,6 +175,7 @@ store_status store_open(const char *location, const store_options *opt, store **
     if (opt && opt->busy_timeout_ms > 0) defaults.busy_timeout_ms = opt->busy_timeout_ms;
     if (opt && opt->checkpoint_pages) defaults.checkpoint_pages = opt->checkpoint_pages;
     if (opt) defaults.segment_bytes = opt->segment_bytes;
+    if (opt) defaults.key_merge_rows = opt->key_merge_rows;
     if (opt) defaults.writer = opt->writer;
     store_status st = ops->open(rest, &defaults, out, err);
     if (st != STORE_OK) *out = NULL;

@@ -93,6 +93,10 @@ typedef struct store_options {
     /* SQLite: start a new file of the body log (store_blob.h) past this
      * many bytes; 0: BLOB_SEGMENT_BYTES (64 MiB). Pruning frees whole files. */
     uint64_t segment_bytes;
+    /* SQLite: rows stored before the patient index takes them in, sorted, in
+     * one go (store_sqlite.c, merge_patient_keys); 0: STORE_KEY_MERGE_ROWS.
+     * Searches by patient scan at most about this many recent rows. */
+    uint32_t key_merge_rows;
     /* This handle stores the received messages (store_put_batch): take the
      * body log now, bringing back what a power loss took from the database,
      * rather than at the first batch. */
@@ -105,6 +109,7 @@ typedef struct store_options {
 } store_options;
 
 #define STORE_CHECKPOINT_PAGES 10000 /* about 40 MB of log */
+#define STORE_KEY_MERGE_ROWS 16384
 
 /* Opens (creating files, directories and schema as needed) the store at
  * `location`: a path, "sqlite:PATH", or "postgres://..." (not yet built:

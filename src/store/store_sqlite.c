@@ -8,7 +8,11 @@
  *   messages      one row per stored message or revision; raw bytes are
  *                 never updated. Indexed by id (rowid, AUTOINCREMENT so ids
  *                 are never reused after pruning), received_at, channel,
- *                 patient_id, (control_id, send_fac, received_at), send_fac.
+ *                 (control_id, send_fac, received_at), send_fac.
+ *   patient_keys  (patient_id, message_id) of every row up to
+ *                 key_marks.upto, merged in sorted bulk (merge_patient_keys)
+ *                 rather than per insert; searches by patient add the rows
+ *                 past the mark by scanning them.
  *   destinations  (channel, name) -> small integer id; rows are never
  *                 deleted, so the per-handle cache of them never goes stale.
  *   deliveries    (message_id, dest_id) -> state, attempts, retry time;
@@ -125,6 +129,16 @@ static const char *const MIGRATIONS[] = {
      * envelope of a row's PHI: the patient id to show (patient_id then
      * holds its keyed hash) and the body's plaintext length */
     "ALTER TABLE messages ADD COLUMN sealed TEXT;",
+    /* 6 -> 7: the patient index out of the insert path (merge_patient_keys):
+     * patient ids (or their keyed hashes) are random, so an index on them
+     * cost every insert about a page of writes; rows past key_marks.upto
+     * are found by scanning them instead */
+    "CREATE TABLE patient_keys(patient_id TEXT NOT NULL, message_id INTEGER NOT NULL,"
+    " PRIMARY KEY(patient_id, message_id)) WITHOUT ROWID;"
+    "INSERT INTO patient_keys SELECT patient_id, id FROM messages WHERE patient_id IS NOT NULL;"
+    "CREATE TABLE key_marks(name TEXT PRIMARY KEY, upto INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO key_marks VALUES('patient', coalesce((SELECT max(id) FROM messages), 0));"
+    "DROP INDEX messages_patient;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -177,6 +191,10 @@ enum stmt_id {
     ST_PRUNE_MSG,
     ST_PUT_KEY,
     ST_PRUNE_KEYS,
+    ST_PRUNE_PATIENT,
+    ST_PK_UPTO,
+    ST_PK_MERGE,
+    ST_PK_MARK,
     ST_AUDIT_ADD,
     ST_AUDIT_LIST,
     ST_SEG_USED,
@@ -266,6 +284,14 @@ static const char *const SQL[ST_COUNT] = {
     [ST_PRUNE_MSG] = "DELETE FROM messages WHERE id = ?1",
     [ST_PUT_KEY] = "INSERT INTO message_keys(message_id, kind, value) VALUES(?1, 'order', ?2)",
     [ST_PRUNE_KEYS] = "DELETE FROM message_keys WHERE message_id = ?1",
+    [ST_PRUNE_PATIENT] = "DELETE FROM patient_keys WHERE message_id = ?1"
+                         " AND patient_id = (SELECT patient_id FROM messages WHERE id = ?1)",
+    [ST_PK_UPTO] = "SELECT (SELECT upto FROM key_marks WHERE name = 'patient'),"
+                   " (SELECT max(id) FROM messages)",
+    [ST_PK_MERGE] = "INSERT INTO patient_keys SELECT patient_id, id FROM messages"
+                    " WHERE id > ?1 AND id <= ?2 AND patient_id IS NOT NULL"
+                    " ORDER BY patient_id, id",
+    [ST_PK_MARK] = "UPDATE key_marks SET upto = ?1 WHERE name = 'patient'",
     [ST_AUDIT_ADD] = "INSERT INTO audit(at, who, why, action, what) VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_AUDIT_LIST] = "SELECT id, at, who, why, action, what FROM audit ORDER BY id DESC LIMIT ?1",
     [ST_SEG_USED] = "SELECT 1 FROM body_segments s, messages m WHERE s.seg = ?1"
@@ -309,6 +335,8 @@ typedef struct sq_store {
     enum { BODIES_UNTRIED, BODIES_WRITER, BODIES_INLINE } bodies;
     uint64_t segment_bytes;
     size_t recovered; /* messages recovery brought back (for tests, logs) */
+    uint32_t key_merge_rows; /* merge_patient_keys once this many rows wait */
+    uint32_t since_merge;    /* rows this handle stored since it last looked */
     struct q_agg *qagg; /* a batch's quality counts per (channel, hour) */
     size_t n_qagg, cap_qagg;
     tbuf body;    /* one body read back */
@@ -694,6 +722,8 @@ static store_status sq_open(const char *path, const store_options *opt, store **
     q->base.ops = &store_sqlite_ops;
     q->path = xstrdup(path);
     q->segment_bytes = opt->segment_bytes;
+    q->key_merge_rows = opt->key_merge_rows ? opt->key_merge_rows : STORE_KEY_MERGE_ROWS;
+    q->since_merge = q->key_merge_rows; /* look at the first batch: rows may wait already */
     store_status st = make_parent_dirs(path, err);
     if (st != STORE_OK) goto fail;
 
@@ -1104,6 +1134,43 @@ static store_status dest_ids(sq_store *q, const store_put *items, size_t n, size
     return st;
 }
 
+/* The patient index, merged in bulk. Rows reach patient_keys not one by
+ * one but key_merge_rows at a time, sorted, in the transaction of the
+ * batch that crosses the mark: every page of the index is then written
+ * once per merge instead of about once per message. Searches read
+ * patient_keys and scan the rows past key_marks.upto (at most about
+ * key_merge_rows, recent, in id order: milliseconds). */
+static store_status merge_patient_keys(sq_store *q, size_t added, store_error *err)
+{
+    q->since_merge += (uint32_t)added;
+    if (q->since_merge < q->key_merge_rows) return STORE_OK;
+    sqlite3_stmt *st;
+    store_status r = stmt_get(q, ST_PK_UPTO, &st, err);
+    if (r != STORE_OK) return r;
+    int rc = sqlite3_step(st);
+    int64_t upto = sqlite3_column_int64(st, 0), last = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) return sq_fail(q, rc, err, "reading the patient index mark");
+    if (last - upto < (int64_t)q->key_merge_rows) { /* others merged meanwhile */
+        q->since_merge = (uint32_t)(last - upto);
+        return STORE_OK;
+    }
+    sqlite3_stmt *merge, *mark;
+    r = stmt_get(q, ST_PK_MERGE, &merge, err);
+    if (r == STORE_OK) r = stmt_get(q, ST_PK_MARK, &mark, err);
+    if (r != STORE_OK) return r;
+    sqlite3_bind_int64(merge, 1, upto);
+    sqlite3_bind_int64(merge, 2, last);
+    rc = run(merge);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(mark, 1, last);
+        rc = run(mark);
+    }
+    if (rc != SQLITE_OK) return sq_fail(q, rc, err, "merging the patient index");
+    q->since_merge = 0;
+    return STORE_OK;
+}
+
 /* Inside the caller's transaction: the rows of items[0..n) (bodies at
  * refs, or in the rows when refs is NULL), the destination ids from
  * q->scratch[*k] on, the segment they fill and their quality counts
@@ -1126,6 +1193,7 @@ static store_status put_rows(sq_store *q, const store_put *items, size_t n, cons
     }
     /* a batch never spans two segments (store_blob.h) */
     if (st == STORE_OK && refs && n) st = note_segment(q, refs[0].seg, first, last, err);
+    if (st == STORE_OK) st = merge_patient_keys(q, n, err);
     if (st == STORE_OK && count_only)
         for (size_t i = 0; i < n; i++) q_count(q, &items[i]);
     else if (st == STORE_OK)
@@ -1470,7 +1538,16 @@ static void build_list(const store_filter *f, sq_query *b)
                f->order_id);
     if (f->control_id) q_cond(b, by == BY_CONTROL ? "" : "+", "m.control_id = ?", f->control_id);
     if (f->send_fac) q_cond(b, by == BY_FACILITY ? "" : "+", "m.send_fac = ?", f->send_fac);
-    if (f->patient_id) q_cond(b, by == BY_PATIENT ? "" : "+", "m.patient_id = ?", f->patient_id);
+    if (f->patient_id && by == BY_PATIENT) {
+        /* the merged index, then the rows past its mark (merge_patient_keys) */
+        q_text(b, " AND m.id IN (SELECT message_id FROM patient_keys WHERE patient_id = ?",
+               f->patient_id);
+        q_text(b, " UNION ALL SELECT id FROM messages WHERE id > (SELECT upto FROM key_marks"
+                  " WHERE name = 'patient') AND patient_id = ?)",
+               f->patient_id);
+    } else if (f->patient_id) {
+        q_cond(b, "+", "m.patient_id = ?", f->patient_id);
+    }
     if (f->channel) q_cond(b, plus, "m.channel = ?", f->channel);
     if (f->state) q_cond(b, "", "m.state = ?", store_msg_state_name(f->state));
     if (f->msh9 && strchr(f->msh9, '^')) {
@@ -1903,11 +1980,12 @@ typedef struct prune_spans {
 static store_status prune_chunk(sq_store *q, const char *channel, int64_t before,
                                 int64_t cursor[2], size_t *n, prune_spans *sp, store_error *err)
 {
-    sqlite3_stmt *sel, *del_dlv, *del_msg, *del_keys;
+    sqlite3_stmt *sel, *del_dlv, *del_msg, *del_keys, *del_pat;
     store_status r = stmt_get(q, ST_PRUNE_SELECT, &sel, err);
     if (r == STORE_OK) r = stmt_get(q, ST_PRUNE_DLV, &del_dlv, err);
     if (r == STORE_OK) r = stmt_get(q, ST_PRUNE_MSG, &del_msg, err);
     if (r == STORE_OK) r = stmt_get(q, ST_PRUNE_KEYS, &del_keys, err);
+    if (r == STORE_OK) r = stmt_get(q, ST_PRUNE_PATIENT, &del_pat, err);
     if (r == STORE_OK) r = begin(q, err, "pruning");
     if (r != STORE_OK) return r;
     *n = 0;
@@ -1938,8 +2016,10 @@ static store_status prune_chunk(sq_store *q, const char *channel, int64_t before
         sqlite3_bind_int64(del_dlv, 1, ids[i]);
         sqlite3_bind_int64(del_msg, 1, ids[i]);
         sqlite3_bind_int64(del_keys, 1, ids[i]);
+        sqlite3_bind_int64(del_pat, 1, ids[i]);
         rc = run(del_dlv);
         if (rc == SQLITE_OK) rc = run(del_keys);
+        if (rc == SQLITE_OK) rc = run(del_pat);
         if (rc == SQLITE_OK) rc = run(del_msg);
         if (rc == SQLITE_OK) rc = SQLITE_DONE;
     }

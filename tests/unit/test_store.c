@@ -471,6 +471,53 @@ static void test_order_numbers(void **state)
     assert_int_equal(pragma(f, "SELECT count(*) FROM message_keys"), 0);
 }
 
+/* The patient index takes rows in sorted bulk every key_merge_rows rows;
+ * a search finds merged rows and the ones past the mark alike, pruning
+ * takes rows out of it, and a reopened handle merges what waits. */
+static void test_patient_keys_merge(void **state)
+{
+    fixture *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    store_options o = {.key_merge_rows = 10};
+    store_error err;
+    ok(topen(f->path, &o, &f->s, &err), &err);
+    static const char *pats[] = {"P0", "P1", "P2", "P3"};
+    for (int b = 0; b < 9; b++) { /* 27 rows, batches of 3 */
+        store_put items[3];
+        for (int i = 0; i < 3; i++) {
+            int n = b * 3 + i;
+            items[i] = msg("adt", "MSH|x", T0 + n * 1000, NULL, 0);
+            items[i].meta.patient_id = pats[n % 4];
+        }
+        ok(store_put_batch(f->s, items, 3, NULL, &err), &err);
+    }
+    int64_t upto = pragma(f, "SELECT upto FROM key_marks WHERE name = 'patient'");
+    assert_true(upto >= 20 && upto < 27); /* merged twice, the rest waits */
+    assert_int_equal(pragma(f, "SELECT count(*) FROM patient_keys"), upto);
+    collected c = {0};
+    assert_int_equal(list(f, &(store_filter){.patient_id = "P1"}, &c), 7); /* 1, 5, ..., 25 */
+    for (size_t i = 0; i < c.n; i++) assert_int_equal((c.ids[i] - 1) % 4, 1);
+    assert_int_equal(list(f, &(store_filter){.patient_id = "P1", .channel = "adt"}, &c), 7);
+    assert_int_equal(list(f, &(store_filter){.patient_id = "P9"}, &c), 0);
+    /* pruning the first ten rows takes them out of the index too */
+    store_prune_result pr;
+    ok(store_prune(f->s, T0 + 10 * 1000, &WHO, T0 + DAY, &pr, &err), &err);
+    assert_int_equal(pr.messages, 10);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM patient_keys WHERE message_id <= 10"), 0);
+    assert_int_equal(list(f, &(store_filter){.patient_id = "P1"}, &c), 4); /* 13, 17, 21, 25 */
+    /* a new handle looks at the rows waiting at its first batch */
+    store_close(f->s);
+    f->s = NULL;
+    o.key_merge_rows = 3;
+    ok(topen(f->path, &o, &f->s, &err), &err);
+    store_put one = msg("adt", "MSH|x", T0 + 99 * 1000, NULL, 0);
+    one.meta.patient_id = "P1";
+    ok(store_put_batch(f->s, &one, 1, NULL, &err), &err);
+    assert_int_equal(pragma(f, "SELECT upto FROM key_marks WHERE name = 'patient'"), 28);
+    assert_int_equal(list(f, &(store_filter){.patient_id = "P1"}, &c), 5);
+}
+
 static void test_queue_order_and_paging(void **state)
 {
     fixture *f = *state;
@@ -1407,13 +1454,13 @@ static void test_search_uses_indexes(void **state)
     }
     double put_s = now_s() - t;
 
-    expect_plan(f, &(store_filter){.patient_id = "PAT123"}, "messages_patient");
+    expect_plan(f, &(store_filter){.patient_id = "PAT123"}, "patient_keys");
     expect_plan(f, &(store_filter){.patient_id = "PAT123", .channel = "adt", .since = T0},
-                "messages_patient");
+                "patient_keys");
     expect_plan(f, &(store_filter){.control_id = "CTL99"}, "messages_control");
     expect_plan(f, &(store_filter){.control_id = "CTL99", .send_fac = "FAC19"}, "messages_control");
     expect_plan(f, &(store_filter){.send_fac = "FAC7", .channel = "adt"}, "messages_send_fac");
-    expect_plan(f, &(store_filter){.send_fac = "FAC7", .patient_id = "PAT7"}, "messages_patient");
+    expect_plan(f, &(store_filter){.send_fac = "FAC7", .patient_id = "PAT7"}, "patient_keys");
     expect_plan(f, &(store_filter){.channel = "adt"}, "messages_channel");
     expect_plan(f, &(store_filter){.dlv_state = STORE_DLV_ERROR}, "deliveries_error");
 
@@ -1708,6 +1755,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_batch_and_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patient_keys_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_order_and_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_schedule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_queue, setup, teardown),

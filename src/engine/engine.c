@@ -349,13 +349,20 @@ void eng_dest_set_impl(eng_dest *d, void *impl)
 /* --- submit ------------------------------------------------------------------- */
 
 /* The raw value at path as a new string, or NULL when there is none. */
-static char *raw_value(const hl7_msg *m, const char *path)
+/* Whether the channel's type filter takes m (MSH-9.1 and MSH-9.2 as sent). */
+static bool type_filter_accepts(const eng_channel *ch, const hl7_msg *m)
 {
-    hl7_path p;
-    hl7_span v;
-    if (hl7_path_parse(path, &p, NULL) != HL7_OK) return NULL;
-    if (hl7_get_raw(m, &p, &v) != HL7_VALUE) return NULL;
-    return xstrndup(v.p, v.len);
+    const config_filter *f = &ch->cfg->filter;
+    if (!f->ntypes && !f->nexclude) return true;
+    char *v[2] = {NULL, NULL};
+    for (uint32_t c = 0; c < 2; c++) {
+        hl7_span s;
+        if (hl7_raw(m, 0, 9, 1, c + 1, 0, &s) == HL7_VALUE) v[c] = xstrndup(s.p, s.len);
+    }
+    bool in = config_filter_accepts(f, v[0] ? v[0] : "", v[1] ? v[1] : "");
+    free(v[0]);
+    free(v[1]);
+    return in;
 }
 
 static bool same_key(const pending *q, const eng_channel *ch, const char *fac, const char *ctl)
@@ -531,10 +538,7 @@ static void classify(engine *e, eng_channel *ch, pending *p)
     }
     msg_meta_extract(m, &p->meta);
     if (validate(ch, p)) return;
-    char *type = raw_value(m, "MSH-9.1"), *event = raw_value(m, "MSH-9.2");
-    bool pass = config_filter_accepts(&ch->cfg->filter, type ? type : "", event ? event : "");
-    free(type);
-    free(event);
+    bool pass = type_filter_accepts(ch, m);
     ch->filter_failed = false;
     if (pass && ch->filter) pass = run_filter_script(ch, p);
     if (ch->filter_failed) {

@@ -9,7 +9,9 @@
  * deadline, while UP it is (at the latest) the ACK deadline of the oldest
  * sent request.
  * A "kick" event does the work that send() must not do inline (connecting,
- * writing), so that completion callbacks never run inside send(). All
+ * writing behind others), so that completion callbacks never run inside
+ * send(); on an established connection with nothing waiting, send() writes
+ * at once, since a write completes no request. All
  * completions happen in loop callbacks (read, connection events, timer,
  * kick); a completion callback may queue new requests, which only touches
  * the waiting FIFO and schedules a kick.
@@ -341,7 +343,10 @@ void mllp_client_send(mllp_client *c, const char *msg, size_t len, mllp_done_fn 
     r->frame[len + 1] = MLLP_END_BLOCK;
     r->frame[len + 2] = MLLP_CR;
     q_push(&c->waiting, r);
-    event_active(c->kick, 0, 1);
+    if (c->state == C_UP && c->waiting.n == 1 && c->sent.n < c->o.window)
+        pump(c); /* a write completes nothing, so it may happen here */
+    else
+        event_active(c->kick, 0, 1);
 }
 
 size_t mllp_client_pending(const mllp_client *c)

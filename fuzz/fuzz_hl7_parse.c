@@ -7,8 +7,10 @@
  *   - a value set with hl7_set reads back unchanged after a re-parse;
  *   - the field cursor reads what hl7_raw reads;
  *   - edits leave an index equal to that of a re-parse of the result, and
- *     several fields set at once equal the same fields set one by one.
+ *     several fields set at once equal the same fields set one by one;
+ *   - the search fields (msg_meta) equal what hl7_get reads at their paths.
  */
+#include "engine/msg_meta.h"
 #include "hl7/hl7.h"
 #include "hl7/hl7_json.h"
 
@@ -129,6 +131,46 @@ static void edit(hl7_msg *m)
     tbuf_free(&got);
 }
 
+/* v (NULL: no value) is what hl7_get reads at path. */
+static void same_as_path(const hl7_msg *m, const char *path, const char *v)
+{
+    hl7_path p;
+    if (hl7_path_parse(path, &p, NULL) != HL7_OK) abort();
+    tbuf t = TBUF_INIT;
+    bool have = hl7_get(m, &p, &t) == HL7_VALUE;
+    if (have != (v != NULL) || (have && strcmp(tbuf_cstr(&t), v) != 0)) abort();
+    tbuf_free(&t);
+}
+
+static void meta(const hl7_msg *m)
+{
+    msg_meta mm;
+    msg_meta_extract(m, &mm);
+    same_as_path(m, "MSH-10", mm.control_id);
+    same_as_path(m, "MSH-3", mm.send_app);
+    same_as_path(m, "MSH-4", mm.send_fac);
+    same_as_path(m, "MSH-5", mm.recv_app);
+    same_as_path(m, "MSH-6", mm.recv_fac);
+    same_as_path(m, "PID-3.1", mm.patient_id);
+    /* "TYPE^EVENT", the type alone, or nothing without a type */
+    hl7_path p1, p2;
+    hl7_path_parse("MSH-9.1", &p1, NULL);
+    hl7_path_parse("MSH-9.2", &p2, NULL);
+    tbuf want = TBUF_INIT, event = TBUF_INIT;
+    bool type = hl7_get(m, &p1, &want) == HL7_VALUE;
+    if (type && hl7_get(m, &p2, &event) == HL7_VALUE) {
+        tbuf_putc(&want, '^');
+        tbuf_puts(&want, tbuf_cstr(&event));
+    }
+    if (type != (mm.msh9 != NULL) || (type && strcmp(tbuf_cstr(&want), mm.msh9) != 0)) abort();
+    tbuf_free(&want);
+    tbuf_free(&event);
+    for (size_t i = 0; i < mm.norders; i++)
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(mm.orders[i], mm.orders[k])) abort(); /* once each */
+    msg_meta_free(&mm);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     hl7_limits lim;
@@ -141,6 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         roundtrip(m, data, size);
         same_fields(m, NULL);
         walk(m);
+        meta(m);
         edit(m);
     } else if (err.text[0] == '\0' || err.offset > size) {
         abort(); /* every error explains itself and points inside the input */

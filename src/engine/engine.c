@@ -348,7 +348,6 @@ void eng_dest_set_impl(eng_dest *d, void *impl)
 
 /* --- submit ------------------------------------------------------------------- */
 
-/* The raw value at path as a new string, or NULL when there is none. */
 /* Whether the channel's type filter takes m (MSH-9.1 and MSH-9.2 as sent). */
 static bool type_filter_accepts(const eng_channel *ch, const hl7_msg *m)
 {

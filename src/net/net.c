@@ -308,10 +308,8 @@ static int start_connect(net_conn *c, int *sys);
 static bool start_tls_client(net_conn *c);
 static void conn_failed(net_conn *c, short what, int sys);
 
-/* Plain TCP reads: one readv() into the input buffer per readable event.
- * The socket bufferevent would first ask the kernel how much is waiting
- * (ioctl FIONREAD), a second system call for every message received; it
- * keeps doing the writes and the connect. The callbacks may free c. */
+/* Plain TCP reads (see the top of the file): at most READ_CHUNK bytes per
+ * readable event. The callbacks may free c. */
 #define READ_CHUNK 16384
 
 static void on_sock_read(evutil_socket_t fd, short what, void *ctx)

@@ -152,6 +152,13 @@ send --port "$ae_port" --count 50 --concurrency 2 "$msgs/adt_a01.hl7"
 expect_rc "load: not accepted gives exit 1" 1 $?
 expect_grep "load: counts the refusals" "$tmp/out" "^accepted 0, not accepted 50, no ACK 0$"
 
+closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') # nothing listens there
+send --port "$closed" --count 40 --concurrency 4 "$msgs/adt_a01.hl7"
+expect_rc "load: an unreachable receiver gives exit 1" 1 $?
+expect_grep "load: nothing counted as sent when nothing could be" "$tmp/out" "^sent 0 messages to "
+expect_grep "load: no latency without ACKs" "$tmp/out" "^ACK latency ms: p50 0.000 p95 0.000 p99 0.000 max 0.000$"
+expect_grep "load: says why it stopped" "$tmp/err" "cannot be reached"
+
 # --- usage ------------------------------------------------------------------------
 send "$msgs/adt_a01.hl7"
 expect_rc "usage: --port is required" 2 $?

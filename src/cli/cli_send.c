@@ -370,6 +370,7 @@ struct load {
     hl7_msg *ack;
     tbuf buf, code, text;
     uint64_t accepted, refused, noack;
+    uint64_t unsent; /* of noack: never written (the receiver could not be reached) */
     mllp_error first_err;
     bool have_err;
     hist h;
@@ -445,10 +446,10 @@ static void load_done(const mllp_result *res, void *arg)
     lconn *c = arg;
     load *L = c->L;
     double now = mono_now();
-    hist_add(&L->h, (uint64_t)((now - c->t0) * 1e6));
     L->completed++;
     L->last = now;
     if (res->status == MLLP_OK) {
+        hist_add(&L->h, (uint64_t)((now - c->t0) * 1e6)); /* ACK latency: answered ones */
         char why[300];
         tbuf_reset(&L->code);
         tbuf_reset(&L->text);
@@ -477,7 +478,10 @@ static void load_done(const mllp_result *res, void *arg)
             L->have_err = true;
             L->first_err = *res->err;
         }
-        if (res->status == MLLP_ERR_CONNECT || res->status == MLLP_ERR_ADDRESS) L->stop = true;
+        if (res->status == MLLP_ERR_CONNECT || res->status == MLLP_ERR_ADDRESS) {
+            L->stop = true;
+            L->unsent++;
+        }
     }
     L->idle[L->nidle++] = c;
     dispatch(L);
@@ -569,9 +573,10 @@ static int run_load(const send_cfg *cfg, char **files, int nfiles)
     fmt_ms(p95, sizeof(p95), hist_pct(&L->h, 0.95));
     fmt_ms(p99, sizeof(p99), hist_pct(&L->h, 0.99));
     fmt_ms(pmax, sizeof(pmax), L->h.max);
+    uint64_t sent = L->completed - L->unsent;
     printf("sent %llu messages to %s over %u connection%s in %.3f s: %.0f messages/s\n",
-           (unsigned long long)L->completed, cfg->where, cfg->concurrency,
-           cfg->concurrency == 1 ? "" : "s", secs, secs > 0 ? (double)L->completed / secs : 0.0);
+           (unsigned long long)sent, cfg->where, cfg->concurrency, cfg->concurrency == 1 ? "" : "s",
+           secs, secs > 0 ? (double)sent / secs : 0.0);
     printf("accepted %llu, not accepted %llu, no ACK %llu\n", (unsigned long long)L->accepted,
            (unsigned long long)L->refused, (unsigned long long)L->noack);
     printf("ACK latency ms: p50 %s p95 %s p99 %s max %s\n", p50, p95, p99, pmax);

@@ -11,11 +11,12 @@
  * segment (hl7_set_fields_raw_at), with texts that need no escape written
  * as they are. A step keeps what depends only on its configuration and the
  * message's delimiters (the parsed source unit by text, the escaped
- * unit^unit^UCUM text) from one message to the next; nothing about a
- * message's values is kept.
+ * unit^unit^UCUM text, a map row's escaped target) from one message to the
+ * next; nothing about a message's values is kept.
  */
 #include "engine/transform.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,23 @@ typedef struct step {
     hl7_delims unit_d;
     bool unit_made;
     const codemap *map;  /* MAP */
+    struct esc_row *esc; /* MAP: escaped targets of rows seen, ESC_SLOTS (owned) ... */
+    hl7_delims esc_d;    /* ... for these delimiters */
     script *lua;         /* SCRIPT (owned) */
     script_host host;    /* SCRIPT: borrowed by lua, so it lives here */
 } step;
+
+/* MAP: a row's target code, display and system escaped for the step's
+ * delimiters, kept by the row (its strings' addresses: the map is const
+ * while the chain lives) in a small direct-mapped table: escaping them again
+ * for every mapped value cost more than the lookup. */
+#define ESC_SLOTS 64
+#define ESC_NONE UINT32_MAX
+typedef struct esc_row {
+    const char *key, *disp, *sys; /* the row's target strings; key NULL: an empty slot */
+    tbuf text;       /* code, display, system escaped, one after the other */
+    uint32_t code_len, disp_len, sys_len; /* ESC_NONE: the row has no display, system */
+} esc_row;
 
 /* An OBX of the message and its OBX-3 as it was when the first of a run of
  * convert steps looked (converts change no OBX-3 and no segment count; the
@@ -130,6 +145,9 @@ void transform_free(transform_chain *c)
         script_free(c->steps[i].lua);
         free(c->steps[i].from_text);
         tbuf_free(&c->steps[i].unit_raw);
+        if (c->steps[i].esc)
+            for (size_t k = 0; k < ESC_SLOTS; k++) tbuf_free(&c->steps[i].esc[k].text);
+        free(c->steps[i].esc);
     }
     free(c->steps);
     free(c->obx);
@@ -404,6 +422,39 @@ static void put_escaped(const hl7_msg *m, const char *v, tbuf *out)
     if (v) hl7_escape(hl7_delims_of(m), v, strlen(v), out);
 }
 
+static uint32_t put_escaped_len(const hl7_msg *m, const char *v, tbuf *out)
+{
+    if (!v) return ESC_NONE;
+    size_t before = out->len;
+    put_escaped(m, v, out);
+    return (uint32_t)(out->len - before);
+}
+
+/* The escaped target of the row r found (see esc_row). */
+static const esc_row *escaped_target(step *s, const hl7_msg *m, const codemap_result *r)
+{
+    const hl7_delims *d = hl7_delims_of(m);
+    if (!s->esc) {
+        s->esc = xcalloc(ESC_SLOTS, sizeof *s->esc);
+        s->esc_d = *d;
+    } else if (memcmp(&s->esc_d, d, sizeof *d) != 0) {
+        for (size_t k = 0; k < ESC_SLOTS; k++) s->esc[k].key = NULL;
+        s->esc_d = *d;
+    }
+    uintptr_t h = (uintptr_t)r->target_code;
+    esc_row *e = &s->esc[(h ^ (h >> 6) ^ (h >> 12)) % ESC_SLOTS];
+    if (e->key == r->target_code && e->disp == r->target_display && e->sys == r->target_system)
+        return e;
+    tbuf_reset(&e->text);
+    e->code_len = put_escaped_len(m, r->target_code, &e->text);
+    e->disp_len = put_escaped_len(m, r->target_display, &e->text);
+    e->sys_len = put_escaped_len(m, r->target_system, &e->text);
+    e->key = r->target_code;
+    e->disp = r->target_display;
+    e->sys = r->target_system;
+    return e;
+}
+
 /* The first (up to) four components of v split at ch ('\0': none), as
  * hl7_raw() finds them; how many there are, up to 4. */
 static uint32_t split_comps(hl7_span v, char ch, hl7_span comps[4])
@@ -482,17 +533,24 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32
     }
     /* The repetition's raw text with components 1-3 replaced. */
     if (!ncomps && hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
+    const esc_row *e = escaped_target(s, m, &r);
+    const char *et = e->text.p;
     tbuf_reset(&c->c);
-    put_escaped(m, r.target_code, &c->c);
+    tbuf_put(&c->c, et, e->code_len);
+    et += e->code_len;
     tbuf_putc(&c->c, d->comp);
     const char *rest = raw.p, *end = raw.p + raw.len;
     const char *c2 = memchr(rest, d->comp, raw.len);
     const char *c3 = c2 ? memchr(c2 + 1, d->comp, (size_t)(end - c2 - 1)) : NULL;
     const char *c4 = c3 ? memchr(c3 + 1, d->comp, (size_t)(end - c3 - 1)) : NULL;
-    if (r.target_display) put_escaped(m, r.target_display, &c->c);
-    else if (c2) tbuf_put(&c->c, c2 + 1, (size_t)((c3 ? c3 : end) - c2 - 1));
+    if (e->disp_len != ESC_NONE) {
+        tbuf_put(&c->c, et, e->disp_len);
+        et += e->disp_len;
+    } else if (c2) {
+        tbuf_put(&c->c, c2 + 1, (size_t)((c3 ? c3 : end) - c2 - 1));
+    }
     tbuf_putc(&c->c, d->comp);
-    if (r.target_system) put_escaped(m, r.target_system, &c->c);
+    if (e->sys_len != ESC_NONE) tbuf_put(&c->c, et, e->sys_len);
     else if (c3) tbuf_put(&c->c, c3 + 1, (size_t)((c4 ? c4 : end) - c3 - 1));
     if (c4) tbuf_put(&c->c, c4, (size_t)(end - c4));
     while (c->c.len && c->c.p[c->c.len - 1] == d->comp) c->c.len--; /* no empty trailing parts */

@@ -135,7 +135,8 @@ static const char *const MIGRATIONS[] = {
      * are found by scanning them instead */
     "CREATE TABLE patient_keys(patient_id TEXT NOT NULL, message_id INTEGER NOT NULL,"
     " PRIMARY KEY(patient_id, message_id)) WITHOUT ROWID;"
-    "INSERT INTO patient_keys SELECT patient_id, id FROM messages WHERE patient_id IS NOT NULL;"
+    "INSERT INTO patient_keys SELECT patient_id, id FROM messages WHERE patient_id IS NOT NULL"
+    " ORDER BY patient_id, id;"
     "CREATE TABLE key_marks(name TEXT PRIMARY KEY, upto INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO key_marks VALUES('patient', coalesce((SELECT max(id) FROM messages), 0));"
     "DROP INDEX messages_patient;",

@@ -137,6 +137,7 @@ int cli_serve(int argc, char **argv)
     config_errors_free(&errs);
     net_ignore_sigpipe();
     serve_ctx ctx = {.base = event_base_new(), .grace = grace};
+    if (ctx.base) event_base_priority_init(ctx.base, ENGINE_PRIORITIES);
     tbuf err = TBUF_INIT;
     ctx.e = engine_new(cfg, ctx.base, &err);
     if (!ctx.e) {

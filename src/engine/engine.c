@@ -1543,6 +1543,9 @@ static int start_threads(engine *e, tbuf *err)
     }
     e->threads = true;
     e->notify_ev = event_new(e->base, e->notify[0], EV_READ | EV_PERSIST, on_job_done, e);
+    /* First in its loop turn when the base has priorities (engine.h): the
+     * committer waits for the next batch until the loop has seen this. */
+    event_priority_set(e->notify_ev, 0);
     event_add(e->notify_ev, NULL);
     return 0;
 }

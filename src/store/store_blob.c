@@ -28,10 +28,12 @@
 
 #define MAGIC 0x31524254u /* "TBR1" read as a little-endian u32 */
 #define READ_FDS 4
-/* The writer extends its segment by this many zero bytes at a time, so that
- * the fdatasync of an append does not also have to write the inode (the
- * file size did not change): one disk write per sync instead of two. */
+/* The writer extends its segment this many bytes at a time, ahead of its
+ * appends (see preallocate). */
 #define PREALLOC_BYTES (4u << 20)
+/* Appends of at least this many bytes (a loaded engine's batches) get their
+ * space from fallocate rather than from written zeros. */
+#define PREALLOC_BIG_APPEND (64u << 10)
 
 typedef struct read_fd {
     int64_t seg;
@@ -295,15 +297,28 @@ static int write_all(int fd, struct iovec *iov, size_t n, uint64_t off)
     return 0;
 }
 
-/* Zero-fills the writer's segment from alloc to at least need (a chunk of
- * PREALLOC_BYTES, not past the segment size unless need is). Real zeros,
- * not fallocate: ext4 would convert unwritten extents at every sync. */
-static store_status preallocate(blob_log *b, uint64_t need, store_error *err)
+/* Extends the writer's segment from alloc to at least need (a chunk of
+ * PREALLOC_BYTES, not past the segment size unless need is), so that an
+ * append's fdatasync finds the file size unchanged and the blocks there.
+ * For small appends (light load, where a sync's latency is each ACK's) the
+ * chunk is written with real zeros: the sync then writes the data blocks
+ * only, while space from fallocate would make every sync also record which
+ * blocks now hold data (ext4's unwritten extents). For big appends
+ * (PREALLOC_BIG_APPEND: batches under load, where bytes per sync count)
+ * the chunk comes from fallocate: zeros would double what goes to disk,
+ * since a sync writes them out before the data that replaces them, and the
+ * extra record is small next to the batch. Both read back as zeros. */
+static store_status preallocate(blob_log *b, uint64_t need, uint64_t append, store_error *err)
 {
     static const char zeros[65536];
     uint64_t target = b->alloc + PREALLOC_BYTES;
     if (target > b->segment_bytes) target = b->segment_bytes;
     if (target < need) target = need;
+    if (append >= PREALLOC_BIG_APPEND &&
+        fallocate(b->seg_fd, 0, (off_t)b->alloc, (off_t)(target - b->alloc)) == 0) {
+        b->alloc = target;
+        return STORE_OK;
+    } /* else (or where fallocate is not supported) zeros */
     while (b->alloc < target) {
         size_t n = target - b->alloc < sizeof zeros ? (size_t)(target - b->alloc) : sizeof zeros;
         ssize_t w = pwrite(b->seg_fd, zeros, n, (off_t)b->alloc);
@@ -354,7 +369,7 @@ store_status blob_append(blob_log *b, const blob_body *bodies, size_t n, blob_re
         if (st != STORE_OK) return st;
     }
     if (b->size + total > b->alloc) {
-        store_status st = preallocate(b, b->size + total, err);
+        store_status st = preallocate(b, b->size + total, total, err);
         if (st != STORE_OK) return st;
     }
     b->iov = xgrow(b->iov, &b->cap_iov, 3 * n, sizeof *b->iov);

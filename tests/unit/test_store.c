@@ -1487,9 +1487,22 @@ static void test_search_uses_indexes(void **state)
 
 /* --- crash: kill -9 while writing ----------------------------------------------- */
 
-/* The child stores batches forever and, after each commit returns, writes
- * the batch's first and last id to the pipe. */
-static void crash_child(const char *path, int fd)
+/* The crash tests' message body: the payload, padded with 'x' to len. */
+static char *crash_body(size_t len)
+{
+    static const char head[] = "MSH|^~\\&|crash test payload";
+    if (len < sizeof head - 1) len = sizeof head - 1;
+    char *b = malloc(len + 1);
+    memset(b, 'x', len);
+    memcpy(b, head, sizeof head - 1);
+    b[len] = '\0';
+    return b;
+}
+
+/* The child stores batches of 50 bodies of body_len bytes forever and,
+ * after each commit returns, writes the batch's first and last id to the
+ * pipe. */
+static void crash_child(const char *path, int fd, size_t body_len)
 {
     store *s;
     store_error err;
@@ -1497,8 +1510,9 @@ static void crash_child(const char *path, int fd)
     store_dest d = {"down", STORE_DLV_QUEUED};
     store_put items[50];
     int64_t ids[50];
+    char *body = crash_body(body_len);
     for (int i = 0; i < 50; i++)
-        items[i] = msg("adt", "MSH|^~\\&|crash test payload", T0, &d, 1);
+        items[i] = msg("adt", body, T0, &d, 1);
     for (;;) {
         if (store_put_batch(s, items, 50, ids, &err) != STORE_OK) _exit(3);
         int64_t range[2] = {ids[0], ids[49]};
@@ -1506,9 +1520,11 @@ static void crash_child(const char *path, int fd)
     }
 }
 
-static void test_crash_durability(void **state)
+/* kill -9 while a child stores: every batch it reported is there, whole.
+ * Bodies of 3,000 bytes make batches of 150 kB, whose segment space comes
+ * from fallocate rather than written zeros (store_blob.c). */
+static void crash_test(fixture *f, size_t body_len)
 {
-    fixture *f = *state;
     store_close(f->s); /* the child is the only writer */
     f->s = NULL;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
@@ -1521,7 +1537,7 @@ static void test_crash_durability(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        crash_child(f->path, fds[1]);
+        crash_child(f->path, fds[1], body_len);
     }
     close(fds[1]);
     usleep((useconds_t)delay_ms * 1000);
@@ -1552,8 +1568,13 @@ static void test_crash_durability(void **state)
              last);
     assert_int_equal(pragma(f, sql), (int64_t)expected);
     store_message m = STORE_MESSAGE_INIT;
+    char *body = crash_body(body_len);
     get(f, last, &m);
-    assert_memory_equal(m.raw, "MSH|^~\\&|crash test payload", m.sum.raw_len);
+    assert_int_equal(m.sum.raw_len, strlen(body));
+    assert_memory_equal(m.raw, body, m.sum.raw_len);
+    get(f, ranges[0], &m);
+    assert_memory_equal(m.raw, body, m.sum.raw_len);
+    free(body);
     store_message_free(&m);
     uint64_t q = queued(f, "adt", "down");
     assert_true(q >= expected);
@@ -1562,10 +1583,20 @@ static void test_crash_durability(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
     sqlite3_finalize(st);
-    print_message("    killed after %d ms (seed %u): %" PRIu64 " acknowledged messages, all "
-                  "present; %" PRIu64 " queued\n",
-                  delay_ms, seed, expected, q);
+    print_message("    killed after %d ms (seed %u, bodies of %zu bytes): %" PRIu64
+                  " acknowledged messages, all present; %" PRIu64 " queued\n",
+                  delay_ms, seed, body_len, expected, q);
     free(ranges);
+}
+
+static void test_crash_durability(void **state)
+{
+    crash_test(*state, 0);
+}
+
+static void test_crash_durability_big_batches(void **state)
+{
+    crash_test(*state, 3000);
 }
 
 /* --- throughput (opt-in) ------------------------------------------------------------ */
@@ -1775,6 +1806,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_uses_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_durability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_durability_big_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bench_put_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encryption_at_rest, setup, teardown),
     };

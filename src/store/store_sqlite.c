@@ -1174,11 +1174,11 @@ static store_status merge_patient_keys(sq_store *q, size_t added, store_error *e
 
 /* Inside the caller's transaction: the rows of items[0..n) (bodies at
  * refs, or in the rows when refs is NULL), the destination ids from
- * q->scratch[*k] on, the segment they fill and their quality counts
- * (count_only: added to q->qagg for the caller's flush_quality); ids_out
- * (may be NULL) gets their ids. */
+ * q->scratch[*k] on and the segment they fill; their quality counts go to
+ * q->qagg, for the caller's flush_quality. ids_out (may be NULL) gets
+ * their ids. */
 static store_status put_rows(sq_store *q, const store_put *items, size_t n, const blob_ref *refs,
-                             size_t *k, int64_t *ids_out, bool count_only, store_error *err)
+                             size_t *k, int64_t *ids_out, store_error *err)
 {
     sqlite3_stmt *msg, *dlv;
     store_status st = stmt_get(q, ST_PUT_MSG, &msg, err);
@@ -1195,10 +1195,8 @@ static store_status put_rows(sq_store *q, const store_put *items, size_t n, cons
     /* a batch never spans two segments (store_blob.h) */
     if (st == STORE_OK && refs && n) st = note_segment(q, refs[0].seg, first, last, err);
     if (st == STORE_OK) st = merge_patient_keys(q, n, err);
-    if (st == STORE_OK && count_only)
+    if (st == STORE_OK)
         for (size_t i = 0; i < n; i++) q_count(q, &items[i]);
-    else if (st == STORE_OK)
-        st = put_quality(q, items, n, err);
     return st;
 }
 
@@ -1231,7 +1229,9 @@ static store_status sq_put_batch(store *s, const store_put *items, size_t n, int
     snprintf(doing, sizeof doing, "storing a batch of %zu messages", n);
     st = begin(q, err, doing);
     k = 0;
-    if (st == STORE_OK) st = put_rows(q, items, n, refs, &k, ids_out, false, err);
+    q->n_qagg = 0;
+    if (st == STORE_OK) st = put_rows(q, items, n, refs, &k, ids_out, err);
+    if (st == STORE_OK) st = flush_quality(q, err);
     if (st == STORE_OK && in_log) st = set_log_end(q, blob_end(q->blobs), err);
     if (st == STORE_OK && in_log) st = blob_sync(q->blobs, err);
     if (st == STORE_OK) st = commit(q, err, doing);
@@ -1309,7 +1309,7 @@ static store_status sq_index_batches(store *s, store_logged *const *bs, size_t n
     q->n_qagg = 0; /* quality counts of all the batches, added once */
     for (size_t b = 0; st == STORE_OK && b < nb; b++) {
         const sq_logged *lg = bs[b]->backend;
-        st = put_rows(q, bs[b]->items, bs[b]->n, lg ? lg->refs : NULL, &k, NULL, true, err);
+        st = put_rows(q, bs[b]->items, bs[b]->n, lg ? lg->refs : NULL, &k, NULL, err);
         if (lg) last = lg;
     }
     if (st == STORE_OK) st = flush_quality(q, err);

@@ -381,6 +381,54 @@ static size_t list(fixture *f, const store_filter *flt, collected *c)
     return c->n;
 }
 
+/* A batch of 71 rows goes in as two multi-row statements of 32 and seven
+ * single rows (store_sqlite.c, PUT_CHUNK): every id must name its own
+ * message, with its own text, keys, state and deliveries. */
+static void test_put_batch_multi_row(void **state)
+{
+    fixture *f = *state;
+    enum { N = 71 };
+    store_dest two[] = {{"archive", STORE_DLV_QUEUED}, {"down", STORE_DLV_FILTERED}};
+    store_dest one[] = {{"archive", STORE_DLV_ERROR}};
+    char raws[N][32], ctls[N][16], orders[N][16];
+    const char *order_ids[N][1];
+    store_put items[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(raws[i], sizeof raws[i], "MSH|^~\\&|raw %d|\r", i);
+        snprintf(ctls[i], sizeof ctls[i], "C%d", i);
+        snprintf(orders[i], sizeof orders[i], "ORD-%d", i);
+        items[i] = msg(i % 3 ? "adt" : "lab", raws[i], T0 + i, i % 2 ? two : one, i % 2 ? 2 : 1);
+        items[i].meta.control_id = ctls[i];
+        order_ids[i][0] = orders[i];
+        items[i].meta.order_ids = order_ids[i];
+        items[i].meta.n_order_ids = 1;
+        if (i % 2 == 0) items[i].error = "bad";
+        if (i == 40) items[i].state = STORE_MSG_FILTERED;
+    }
+    int64_t ids[N];
+    store_error err;
+    ok(store_put_batch(f->s, items, N, ids, &err), &err);
+    store_message m = STORE_MESSAGE_INIT;
+    for (int i = 0; i < N; i++) {
+        if (i) assert_int_equal(ids[i], ids[i - 1] + 1);
+        get(f, ids[i], &m);
+        assert_string_equal(m.raw, raws[i]);
+        assert_string_equal(m.sum.meta.control_id, ctls[i]);
+        assert_string_equal(m.sum.channel, i % 3 ? "adt" : "lab");
+        assert_int_equal(m.sum.received_at, T0 + i);
+        assert_int_equal(m.sum.state, i == 40 ? STORE_MSG_FILTERED : STORE_MSG_RECEIVED);
+        assert_int_equal(m.n_deliveries, i % 2 ? 2 : 1);
+        assert_int_equal(delivery(&m, "archive")->state, i % 2 ? STORE_DLV_QUEUED : STORE_DLV_ERROR);
+        if (i % 2 == 0) assert_string_equal(delivery(&m, "archive")->last_error, "bad");
+        collected c = {.stop_after = 0};
+        store_filter flt = {.order_id = orders[i]};
+        assert_int_equal(list(f, &flt, &c), 1);
+        assert_int_equal(c.ids[0], ids[i]);
+    }
+    store_message_free(&m);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM deliveries"), N + N / 2);
+}
+
 static void test_list_filters(void **state)
 {
     fixture *f = *state;
@@ -1783,6 +1831,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_schema_and_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_and_invalid_puts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_batch_multi_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_batch_and_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_numbers, setup, teardown),

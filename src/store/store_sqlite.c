@@ -350,6 +350,10 @@ typedef struct sq_store {
     struct q_agg *qagg; /* a batch's quality counts per (channel, hour) */
     size_t n_qagg, cap_qagg;
     tbuf body;    /* one body read back */
+    /* the items of several logged batches end to end (flatten_logged) */
+    store_put *flat_items;
+    blob_ref *flat_refs;
+    size_t n_flat, cap_flat_items, cap_flat_refs;
 } sq_store;
 
 static sq_store *sq(store *s)
@@ -837,6 +841,8 @@ static void sq_close(store *s)
     free(q->scratch);
     blob_close(q->blobs);
     free(q->qagg);
+    free(q->flat_items);
+    free(q->flat_refs);
     tbuf_free(&q->body);
     free(q->path);
     free(q);
@@ -1248,7 +1254,8 @@ static store_status put_rows(sq_store *q, const store_put *items, size_t n, cons
     store_status st = stmt_get(q, ST_PUT_MSG, &msg, err);
     if (st == STORE_OK) st = stmt_get(q, ST_PUT_DLV, &dlv, err);
     if (st == STORE_OK && n >= PUT_CHUNK) st = stmt_get(q, ST_PUT_MSGS, &msgs, err);
-    int64_t first = 0, last = 0;
+    int64_t first = 0, last = 0; /* ids of the rows of segment refs[run] */
+    size_t run = 0;
     for (size_t i = 0; st == STORE_OK && i < n;) {
         int64_t ids[PUT_CHUNK];
         size_t m = n - i >= PUT_CHUNK ? PUT_CHUNK : 1;
@@ -1261,13 +1268,19 @@ static store_status put_rows(sq_store *q, const store_put *items, size_t n, cons
         }
         for (size_t r = 0; st == STORE_OK && r < m; r++) {
             if (ids_out) ids_out[i + r] = ids[r];
+            /* the items may come from several batches, so from two
+             * segments (one batch never spans two, store_blob.h) */
+            if (refs && refs[i + r].seg != refs[run].seg) {
+                st = note_segment(q, refs[run].seg, first, last, err);
+                run = i + r;
+                first = 0;
+            }
             if (!first) first = ids[r];
             last = ids[r];
         }
         i += m;
     }
-    /* a batch never spans two segments (store_blob.h) */
-    if (st == STORE_OK && refs && n) st = note_segment(q, refs[0].seg, first, last, err);
+    if (st == STORE_OK && refs && n) st = note_segment(q, refs[run].seg, first, last, err);
     if (st == STORE_OK) st = merge_patient_keys(q, n, err);
     if (st == STORE_OK)
         for (size_t i = 0; i < n; i++) q_count(q, &items[i]);
@@ -1360,6 +1373,28 @@ static void sq_logged_free(store *s, store_logged *b)
     b->backend = NULL;
 }
 
+/* Copies the items and body refs of batches bs[0..nb) end to end into
+ * q->flat_items and q->flat_refs, when every batch has its bodies in the
+ * log (else false: the caller stores batch by batch). */
+static bool flatten_logged(sq_store *q, store_logged *const *bs, size_t nb)
+{
+    size_t total = 0;
+    for (size_t b = 0; b < nb; b++) {
+        if (!bs[b]->backend) return false;
+        total += bs[b]->n;
+    }
+    q->flat_items = xgrow(q->flat_items, &q->cap_flat_items, total, sizeof *q->flat_items);
+    q->flat_refs = xgrow(q->flat_refs, &q->cap_flat_refs, total, sizeof *q->flat_refs);
+    q->n_flat = 0;
+    for (size_t b = 0; b < nb; b++) {
+        const sq_logged *lg = bs[b]->backend;
+        memcpy(q->flat_items + q->n_flat, bs[b]->items, bs[b]->n * sizeof *q->flat_items);
+        memcpy(q->flat_refs + q->n_flat, lg->refs, bs[b]->n * sizeof *q->flat_refs);
+        q->n_flat += bs[b]->n;
+    }
+    return true;
+}
+
 /* The rows of logged batches, in one transaction; the body log is never
  * rolled back here: what it holds is durable and acknowledged. */
 static store_status sq_index_batches(store *s, store_logged *const *bs, size_t nb,
@@ -1381,10 +1416,16 @@ static store_status sq_index_batches(store *s, store_logged *const *bs, size_t n
     k = 0;
     const sq_logged *last = NULL;
     q->n_qagg = 0; /* quality counts of all the batches, added once */
-    for (size_t b = 0; st == STORE_OK && b < nb; b++) {
-        const sq_logged *lg = bs[b]->backend;
-        st = put_rows(q, bs[b]->items, bs[b]->n, lg ? lg->refs : NULL, &k, NULL, err);
-        if (lg) last = lg;
+    if (st == STORE_OK && nb > 1 && flatten_logged(q, bs, nb)) {
+        /* as one run of rows: multi-row statements across batch ends */
+        st = put_rows(q, q->flat_items, q->n_flat, q->flat_refs, &k, NULL, err);
+        last = bs[nb - 1]->backend;
+    } else {
+        for (size_t b = 0; st == STORE_OK && b < nb; b++) {
+            const sq_logged *lg = bs[b]->backend;
+            st = put_rows(q, bs[b]->items, bs[b]->n, lg ? lg->refs : NULL, &k, NULL, err);
+            if (lg) last = lg;
+        }
     }
     if (st == STORE_OK) st = flush_quality(q, err);
     if (st == STORE_OK && last) st = set_log_end(q, last->end, err);

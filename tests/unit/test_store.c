@@ -1388,6 +1388,54 @@ static void test_log_then_index(void **state)
     assert_int_equal(pragma(f, "SELECT count(*) FROM messages"), 6);
 }
 
+/* Several logged batches are indexed as one run of rows (multi-row
+ * statements across batch ends, store_sqlite.c flatten_logged), over body
+ * segments that change between batches: every row keeps its own body and
+ * deliveries, and body_segments covers each segment's ids exactly. */
+static void test_index_batches_as_one_run(void **state)
+{
+    fixture *f = *state;
+    store_error err;
+    store_close(f->s);
+    store_options wo = {.writer = true, .segment_bytes = 8192};
+    ok(topen(f->path, &wo, &f->s, &err), &err);
+    enum { N = 75 };
+    static const size_t sizes[] = {20, 30, 25};
+    store_dest dests[2] = {{"out", STORE_DLV_QUEUED}, {"arch", STORE_DLV_FILTERED}};
+    static char raws[N][64];
+    store_put p[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(raws[i], sizeof raws[i], "MSH|^~\\&|R%d\rPID|1||P%d\r", i, i);
+        p[i] = msg("lab", raws[i], T0 + i, dests, i % 3 ? 1 : 2);
+    }
+    store_logged *b[3];
+    size_t at = 0;
+    for (int i = 0; i < 3; i++) {
+        ok(store_log_batch(f->s, p + at, sizes[i], &b[i], &err), &err);
+        at += sizes[i];
+    }
+    ok(store_index_batches(f->s, b, 3, &err), &err);
+    for (int i = 0; i < 3; i++) store_logged_free(f->s, b[i]);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM messages"), N);
+    assert_true(pragma(f, "SELECT count(DISTINCT body_seg) FROM messages") >= 2);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM body_segments"),
+                     pragma(f, "SELECT count(DISTINCT body_seg) FROM messages"));
+    assert_int_equal(pragma(f, "SELECT count(*) FROM messages m JOIN body_segments s"
+                               " ON s.seg = m.body_seg WHERE m.id BETWEEN s.first_id AND s.last_id"),
+                     N);
+    assert_int_equal(pragma(f, "SELECT count(*) FROM messages m, body_segments s WHERE"
+                               " m.id BETWEEN s.first_id AND s.last_id AND m.body_seg <> s.seg"),
+                     0);
+    assert_int_equal(queued(f, "lab", "out"), N);
+    store_message m = STORE_MESSAGE_INIT;
+    for (int i = 0; i < N; i++) {
+        get(f, i + 1, &m);
+        assert_string_equal(m.raw, raws[i]);
+        assert_int_equal(m.n_deliveries, i % 3 ? 1 : 2);
+    }
+    store_message_free(&m);
+}
+
 /* Journal records survive a round trip, and garbage never decodes. */
 static void test_journal_decode(void **state)
 {
@@ -1832,6 +1880,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_and_invalid_puts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_batch_multi_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_batches_as_one_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_batch_and_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_numbers, setup, teardown),

@@ -180,6 +180,7 @@ store_status store_open(const char *location, const store_options *opt, store **
     store_status st = ops->open(rest, &defaults, out, err);
     if (st != STORE_OK) *out = NULL;
     if (st == STORE_OK && opt) (*out)->keys = opt->keys;
+    if (st == STORE_OK && (*out)->keys) (*out)->crypt_pool = crypt_pool_new();
     return finish(st, err);
 }
 
@@ -187,6 +188,7 @@ void store_close(store *s)
 {
     if (!s) return;
     store_crypt_free(s);
+    crypt_pool_free(s->crypt_pool);
     s->ops->close(s);
 }
 
@@ -300,6 +302,7 @@ store_status store_log_batch(store *s, const store_put *items, size_t n, store_l
     }
     store_logged *b = xcalloc(1, sizeof *b);
     b->n = n;
+    b->crypt = crypt_pool_take(s->crypt_pool);
     store_status st = crypt_puts(s, &b->crypt, items, n, &b->items, err);
     if (st == STORE_OK && n && s->ops->log_batch) st = s->ops->log_batch(s, b, err);
     if (st != STORE_OK) {
@@ -335,7 +338,7 @@ void store_logged_free(store *s, store_logged *b)
 {
     if (!b) return;
     if (b->backend && s->ops->logged_free) s->ops->logged_free(s, b);
-    store_crypt_scratch_free(b->crypt);
+    crypt_pool_give(s->crypt_pool, b->crypt);
     free(b);
 }
 

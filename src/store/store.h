@@ -552,6 +552,7 @@ struct store {
     const store_ops *ops;  /* never NULL */
     struct keyring *keys;  /* store_options.keys; set by store_open */
     struct store_crypt *crypt; /* store_crypt.c's scratch, made on first use */
+    struct store_crypt_pool *crypt_pool; /* scratches of logged batches, reused */
 };
 
 extern const store_ops store_sqlite_ops;

@@ -5,6 +5,7 @@
 #include "store/store_crypt.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,63 @@ struct store_crypt {
     char patient_tok[KEYS_TOKEN_LEN + 1], order_tok[KEYS_TOKEN_LEN + 1]; /* filters */
     tbuf plain, work;
 };
+
+/* Scratches of logged batches kept for the next batches (crypt_pool_take):
+ * at most POOL_MAX, and none that holds more than POOL_KEEP_BYTES, so the
+ * memory kept stays bounded whatever the messages' size. */
+#define POOL_MAX 32
+#define POOL_KEEP_BYTES (4u << 20)
+
+struct store_crypt_pool {
+    pthread_mutex_t mu;
+    struct store_crypt *free[POOL_MAX];
+    size_t n;
+};
+
+struct store_crypt_pool *crypt_pool_new(void)
+{
+    struct store_crypt_pool *p = xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    return p;
+}
+
+void crypt_pool_free(struct store_crypt_pool *p)
+{
+    if (!p) return;
+    for (size_t i = 0; i < p->n; i++) store_crypt_scratch_free(p->free[i]);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+struct store_crypt *crypt_pool_take(struct store_crypt_pool *p)
+{
+    struct store_crypt *c = NULL;
+    if (!p) return NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->n) c = p->free[--p->n];
+    pthread_mutex_unlock(&p->mu);
+    return c;
+}
+
+static size_t scratch_bytes(const struct store_crypt *c)
+{
+    size_t n = c->n_bufs * sizeof *c->bufs + c->cap_puts * sizeof *c->puts;
+    for (size_t i = 0; i < c->n_bufs; i++) n += c->bufs[i].cap;
+    return n;
+}
+
+void crypt_pool_give(struct store_crypt_pool *p, struct store_crypt *c)
+{
+    if (!c) return;
+    if (p && scratch_bytes(c) <= POOL_KEEP_BYTES) {
+        pthread_mutex_lock(&p->mu);
+        bool kept = p->n < POOL_MAX;
+        if (kept) p->free[p->n++] = c;
+        pthread_mutex_unlock(&p->mu);
+        if (kept) return;
+    }
+    store_crypt_scratch_free(c);
+}
 
 static struct store_crypt *scratch_in(struct store_crypt **slot, size_t bufs)
 {

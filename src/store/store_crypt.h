@@ -32,6 +32,17 @@ void store_crypt_free(store *s);
 /* Frees a scratch made by crypt_puts in a slot of the caller's. */
 void store_crypt_scratch_free(struct store_crypt *c);
 
+/* A pool of scratches for logged batches (store_log_batch), shared by the
+ * threads that log batches and free them (a mutex inside): a batch's
+ * sealed copies are made in the memory of an earlier batch, with no
+ * allocation per message once the pool is warm. take returns NULL when
+ * the pool is empty (crypt_puts then makes a scratch); give keeps c or
+ * frees it (too big, pool full). */
+struct store_crypt_pool *crypt_pool_new(void);
+void crypt_pool_free(struct store_crypt_pool *p);
+struct store_crypt *crypt_pool_take(struct store_crypt_pool *p);
+void crypt_pool_give(struct store_crypt_pool *p, struct store_crypt *c);
+
 /* Sets *out to items as the backend must store them (items itself when the
  * handle has no keyring), in the scratch *slot (made on first use; &s->crypt
  * or one of the caller's, which then frees it with store_crypt_scratch_free);

@@ -1796,6 +1796,46 @@ static bool dir_holds(const char *dir, const char *needle, char *where, size_t c
 /* With a keyring: no PHI in any file of the store (database, WAL, body
  * log), searches by patient id and order number still work, and a handle
  * without the key refuses to hand out the sealed data. */
+/* With encryption, a logged batch's sealed copies are made in the scratch
+ * of a batch freed before it (store_crypt.c's pool): reused memory must
+ * hold the new batch's data, batch after batch, bigger and smaller. */
+static void test_encryption_scratch_reuse(void **state)
+{
+    fixture *f = *state;
+    if (!g_keys) skip();
+    store_error err;
+    store_close(f->s);
+    store_options wo = {.writer = true};
+    ok(topen(f->path, &wo, &f->s, &err), &err);
+    static char raws[3][40][80];
+    static char pats[3][40][16];
+    static const size_t sizes[3] = {10, 40, 5};
+    struct store_crypt *prev = NULL;
+    int64_t id = 0;
+    for (int r = 0; r < 3; r++) {
+        store_put p[40];
+        for (size_t i = 0; i < sizes[r]; i++) {
+            snprintf(raws[r][i], sizeof raws[r][i], "MSH|^~\\&|round %d message %zu\r", r, i);
+            snprintf(pats[r][i], sizeof pats[r][i], "MRN-%d-%zu", r, i);
+            p[i] = msg("adt", raws[r][i], T0 + r, NULL, 0);
+            p[i].meta.patient_id = pats[r][i];
+        }
+        store_logged *b;
+        ok(store_log_batch(f->s, p, sizes[r], &b, &err), &err);
+        if (prev) assert_ptr_equal(b->crypt, prev); /* the freed batch's scratch */
+        ok(store_index_batches(f->s, &b, 1, &err), &err);
+        prev = b->crypt;
+        store_logged_free(f->s, b);
+        store_message m = STORE_MESSAGE_INIT;
+        for (size_t i = 0; i < sizes[r]; i++) {
+            ok(store_get(f->s, ++id, &m, &err), &err);
+            assert_string_equal(m.raw, raws[r][i]);
+            assert_string_equal(m.sum.meta.patient_id, pats[r][i]);
+        }
+        store_message_free(&m);
+    }
+}
+
 static void test_encryption_at_rest(void **state)
 {
     fixture *f = *state;
@@ -1906,6 +1946,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_durability_big_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bench_put_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encryption_scratch_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encryption_at_rest, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("store", tests, NULL, NULL);

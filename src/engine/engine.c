@@ -52,6 +52,7 @@
 #include "quality/quality_config.h"
 #include "term/codemap.h"
 
+#include "base/arena.h"
 #include "base/mem.h"
 #include "hl7/hl7_ack.h"
 #include "sec/sec_http.h"
@@ -163,6 +164,7 @@ struct commit_job {
     int64_t logged_at;         /* now_ms() when logged */
     commit_job *lnext;         /* in the committer's done list */
     commit_job *inext;         /* in the indexer's queue, then its done list */
+    arena raws;                /* the raw bytes of pend[] */
 };
 
 struct engine {
@@ -190,6 +192,8 @@ struct engine {
     commit_job *indexed, **indexed_end; /* indexer -> loop: done */
     bool job_busy;                   /* loop side: the committer has a job */
     commit_job **out;                /* loop side: jobs handed out, not yet finished */
+    arena raws;                      /* loop side: the raw bytes of pend[] */
+    arena_pool raw_pool;             /* loop side: blocks of finished jobs' raws */
     size_t nout, outcap;
     bool quit;
     int notify[2]; /* committer and indexer -> loop: look at the done lists */
@@ -569,7 +573,7 @@ void eng_submit(eng_channel *ch, const char *raw, size_t len, eng_done_fn done, 
     pending *p = &e->pend[e->npend++];
     memset(p, 0, sizeof(*p));
     p->ch = ch;
-    p->raw = xmalloc(len + 1);
+    p->raw = arena_alloc(&e->raws, &e->raw_pool, len + 1);
     memcpy(p->raw, raw, len);
     p->raw[len] = '\0';
     p->len = len;
@@ -579,9 +583,9 @@ void eng_submit(eng_channel *ch, const char *raw, size_t len, eng_done_fn done, 
     commit_soon(e);
 }
 
+/* (p->raw is in its job's arena) */
 static void pending_free(pending *p)
 {
-    free(p->raw);
     msg_meta_free(&p->meta);
     free(p->error);
     tbuf_free(&p->ack);
@@ -597,6 +601,8 @@ static commit_job *job_take(engine *e)
     commit_job *j = xcalloc(1, sizeof(*j));
     j->pend = e->pend;
     j->npend = e->npend;
+    j->raws = e->raws;
+    e->raws = (arena)ARENA_INIT;
     e->pend = NULL;
     e->npend = e->pendcap = 0;
     j->marks = e->marks;
@@ -752,6 +758,7 @@ static void job_finish(engine *e, commit_job *j)
         engine_log("recording %zu delivery outcomes failed (they will be sent again): %s",
                    j->nmarks, j->mark_err.text);
     for (size_t i = 0; i < j->npend; i++) pending_free(&j->pend[i]);
+    arena_release(&j->raws, &e->raw_pool);
     for (size_t i = 0; i < j->nmarks; i++) {
         eng_dest *d = find_dest(e, j->marks[i].channel, j->marks[i].dest);
         if (d && d->w.unmarked) d->w.unmarked--;
@@ -1680,6 +1687,8 @@ void engine_free(engine *e)
         tbuf_free(&ch->tx_out);
     }
     free(e->channels);
+    arena_release(&e->raws, &e->raw_pool);
+    arena_pool_free(&e->raw_pool);
     codemap_registry_free(e->maps);
     if (e->http) evhttp_free(e->http);
     fhir_rest_free(e->fhir);

@@ -1808,7 +1808,7 @@ static void test_encryption_scratch_reuse(void **state)
     store_options wo = {.writer = true};
     ok(topen(f->path, &wo, &f->s, &err), &err);
     static char raws[3][40][80];
-    static char pats[3][40][16];
+    static char pats[3][40][40];
     static const size_t sizes[3] = {10, 40, 5};
     struct store_crypt *prev = NULL;
     int64_t id = 0;

@@ -368,7 +368,7 @@ struct load {
     double start, last;
     bool stop;
     hl7_msg *ack;
-    tbuf buf, code, text;
+    tbuf code, text;
     uint64_t accepted, refused, noack;
     uint64_t unsent; /* of noack: never written (the receiver could not be reached) */
     mllp_error first_err;
@@ -514,13 +514,10 @@ static void dispatch(load *L)
         const tmpl *t = &L->t[L->next % L->nt];
         char seq[40];
         int n = snprintf(seq, sizeof(seq), "%s%llu", L->runid, (unsigned long long)L->next + 1);
-        tbuf_reset(&L->buf);
-        tbuf_put(&L->buf, t->pre, t->npre);
-        tbuf_put(&L->buf, seq, (size_t)n);
-        tbuf_put(&L->buf, t->post, t->npost);
+        struct iovec parts[3] = {{t->pre, t->npre}, {seq, (size_t)n}, {t->post, t->npost}};
         c->t0 = due;
         L->next++;
-        mllp_client_send(c->cl, L->buf.p, L->buf.len, load_done, c);
+        mllp_client_sendv(c->cl, parts, 3, load_done, c);
     }
     if (L->completed == L->next && (L->stop || L->next >= cfg->count))
         event_base_loopbreak(L->base);
@@ -599,7 +596,6 @@ done:
     free(L->conns);
     free(L->idle);
     hl7_msg_free(L->ack);
-    tbuf_free(&L->buf);
     tbuf_free(&L->code);
     tbuf_free(&L->text);
     if (L->timer) event_free(L->timer);

@@ -331,22 +331,60 @@ void mllp_client_free(mllp_client *c)
     free(c);
 }
 
-void mllp_client_send(mllp_client *c, const char *msg, size_t len, mllp_done_fn done, void *arg)
+/* Most parts of a message mllp_client_sendv writes at once (with the two
+ * frame marks); more go through a copy. */
+#define SEND_PARTS 8
+
+void mllp_client_sendv(mllp_client *c, const struct iovec *parts, int nparts, mllp_done_fn done,
+                       void *arg)
 {
-    assert(c && (msg || len == 0) && done);
+    assert(c && (parts || nparts == 0) && nparts >= 0 && done);
+    if (c->state == C_UP && !c->waiting.head && c->sent.n < c->o.window &&
+        nparts <= SEND_PARTS) {
+        /* idle connection: the parts go to the socket (what it does not
+         * take is copied to the output buffer), and the request, waiting
+         * for its ACK only, needs no copy of the frame */
+        static const char start = MLLP_START_BLOCK, end[2] = {MLLP_END_BLOCK, MLLP_CR};
+        struct iovec iov[SEND_PARTS + 2];
+        iov[0] = (struct iovec){(void *)&start, 1};
+        for (int i = 0; i < nparts; i++) iov[i + 1] = parts[i];
+        iov[nparts + 1] = (struct iovec){(void *)end, 2};
+        creq *r = xmalloc(sizeof(*r));
+        r->done = done;
+        r->arg = arg;
+        r->len = 0;
+        struct timeval now, wait = ms_tv(c->o.ack_timeout_ms);
+        event_base_gettimeofday_cached(c->base, &now);
+        net_conn_writev(c->nc, iov, nparts + 2);
+        evutil_timeradd(&now, &wait, &r->deadline);
+        q_push(&c->sent, r);
+        c->st.sent++;
+        arm_ack_timer(c);
+        return;
+    }
+    size_t len = 0;
+    for (int i = 0; i < nparts; i++) len += parts[i].iov_len;
     creq *r = xmalloc(sizeof(*r) + len + 3);
     r->done = done;
     r->arg = arg;
     r->len = len + 3;
     r->frame[0] = MLLP_START_BLOCK;
-    if (len) memcpy(r->frame + 1, msg, len);
-    r->frame[len + 1] = MLLP_END_BLOCK;
-    r->frame[len + 2] = MLLP_CR;
+    size_t at = 1;
+    for (int i = 0; i < nparts; i++) {
+        if (parts[i].iov_len) memcpy(r->frame + at, parts[i].iov_base, parts[i].iov_len);
+        at += parts[i].iov_len;
+    }
+    r->frame[at] = MLLP_END_BLOCK;
+    r->frame[at + 1] = MLLP_CR;
     q_push(&c->waiting, r);
-    if (c->state == C_UP && c->waiting.n == 1 && c->sent.n < c->o.window)
-        pump(c); /* a write completes nothing, so it may happen here */
-    else
-        event_active(c->kick, 0, 1);
+    event_active(c->kick, 0, 1);
+}
+
+void mllp_client_send(mllp_client *c, const char *msg, size_t len, mllp_done_fn done, void *arg)
+{
+    assert(c && (msg || len == 0) && done);
+    struct iovec one = {(void *)msg, len};
+    mllp_client_sendv(c, &one, 1, done, arg);
 }
 
 size_t mllp_client_pending(const mllp_client *c)

@@ -82,6 +82,11 @@ void mllp_client_free(mllp_client *c);
 /* Queues msg[0..len) (copied; it must not hold 0x0B or 0x1C 0x0D) and starts
  * connecting if needed. done is called exactly once with the outcome. */
 void mllp_client_send(mllp_client *c, const char *msg, size_t len, mllp_done_fn done, void *arg);
+/* The same with the message in nparts pieces, sent as one frame (a load
+ * generator's template around a fresh control id): on an idle connection
+ * the pieces are written as they are, without a copy. */
+void mllp_client_sendv(mllp_client *c, const struct iovec *parts, int nparts, mllp_done_fn done,
+                       void *arg);
 
 /* Requests queued or on the wire, not yet completed. */
 size_t mllp_client_pending(const mllp_client *c);

@@ -413,6 +413,53 @@ static void test_many_connections_many_messages(void **state)
     assert_int_equal(st.replies, NCLIENTS * NMSGS);
 }
 
+/* A message in pieces (mllp_client_sendv) arrives as one frame, whether
+ * the pieces are written as they are (idle connection), copied because the
+ * client is connecting or its window is full, or too many to write at once. */
+static void sendv_req(mllp_client *c, req *r, int nparts)
+{
+    static const char *words[] = {"MSH|", "a", "", "bc", "|d", "e", "f", "g", "h", "i", "j"};
+    struct iovec parts[11];
+    r->msg[0] = '\0';
+    for (int i = 0; i < nparts; i++) {
+        parts[i] = (struct iovec){(void *)words[i], strlen(words[i])};
+        strcat(r->msg, words[i]);
+    }
+    mllp_client_sendv(c, parts, nparts, on_done, r);
+}
+
+static void test_client_sendv_pieces(void **state)
+{
+    start_server(NULL);
+    completions = 0;
+    static req r[5];
+    memset(r, 0, sizeof(r));
+    mllp_client *c = client(1, 5000);
+    sendv_req(c, &r[0], 5); /* not connected yet: copied and queued */
+    PUMP_UNTIL_GE(completions, 1);
+    sendv_req(c, &r[1], 6); /* idle: written as the pieces */
+    sendv_req(c, &r[2], 3); /* window full: copied and queued */
+    PUMP_UNTIL_GE(completions, 3);
+    sendv_req(c, &r[3], 11); /* more pieces than are written at once */
+    PUMP_UNTIL_GE(completions, 4);
+    sendv_req(c, &r[4], 1);
+    PUMP_UNTIL_GE(completions, 5);
+    for (int i = 0; i < 5; i++) {
+        if (r[i].status != MLLP_OK) fail_msg("message %d: %s", i, r[i].err);
+        char want[80];
+        snprintf(want, sizeof(want), "ACK:%.64s", r[i].msg);
+        assert_string_equal(r[i].ack, want);
+        assert_int_equal(r[i].order, i + 1);
+    }
+    assert_string_equal(r[3].msg, "MSH|abc|defghij");
+    mllp_client_stats cs;
+    mllp_client_stats_get(c, &cs);
+    assert_int_equal(cs.connects, 1);
+    assert_int_equal(cs.acked, 5);
+    mllp_client_free(c);
+    assert_int_equal(srv_stats().frames, 5);
+}
+
 static void test_one_byte_writes(void **state)
 {
     start_server(NULL);
@@ -880,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_addr_parse),
         cmocka_unit_test_setup_teardown(test_listen_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_connections_many_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_sendv_pieces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_byte_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_replies_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),

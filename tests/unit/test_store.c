@@ -1793,20 +1793,26 @@ static bool dir_holds(const char *dir, const char *needle, char *where, size_t c
     return found;
 }
 
-/* With a keyring: no PHI in any file of the store (database, WAL, body
- * log), searches by patient id and order number still work, and a handle
- * without the key refuses to hand out the sealed data. */
+/* Reopens the fixture's store as the writer, with the keyring (skips the
+ * test when this run has none). */
+static void keyed_writer(fixture *f, store_options *wo)
+{
+    if (!g_keys) skip();
+    store_error err;
+    store_close(f->s);
+    *wo = (store_options){.writer = true};
+    ok(topen(f->path, wo, &f->s, &err), &err);
+}
+
 /* With encryption, a logged batch's sealed copies are made in the scratch
  * of a batch freed before it (store_crypt.c's pool): reused memory must
  * hold the new batch's data, batch after batch, bigger and smaller. */
 static void test_encryption_scratch_reuse(void **state)
 {
     fixture *f = *state;
-    if (!g_keys) skip();
     store_error err;
-    store_close(f->s);
-    store_options wo = {.writer = true};
-    ok(topen(f->path, &wo, &f->s, &err), &err);
+    store_options wo;
+    keyed_writer(f, &wo);
     static char raws[3][40][80];
     static char pats[3][40][40];
     static const size_t sizes[3] = {10, 40, 5};
@@ -1836,14 +1842,15 @@ static void test_encryption_scratch_reuse(void **state)
     }
 }
 
+/* With a keyring: no PHI in any file of the store (database, WAL, body
+ * log), searches by patient id and order number still work, and a handle
+ * without the key refuses to hand out the sealed data. */
 static void test_encryption_at_rest(void **state)
 {
     fixture *f = *state;
-    if (!g_keys) skip();
     store_error err;
-    store_close(f->s);
-    store_options wo = {.writer = true};
-    ok(topen(f->path, &wo, &f->s, &err), &err);
+    store_options wo;
+    keyed_writer(f, &wo);
     store_dest dests[1] = {{"out", STORE_DLV_QUEUED}};
     const char *orders[] = {"PLACER-SECRET-5"};
     const char *raw = "MSH|^~\\&|A|B\rPID|1||MRN-SECRET-77||SECRETSURNAME^JANE\r";

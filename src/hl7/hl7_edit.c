@@ -45,34 +45,49 @@ static void replace_nth(tbuf *out, const char *src, size_t len, char ch, uint32_
     }
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Whether the eight bytes at p may hold a CR, LF or NUL: true when one is
+ * below 0x0E (CR), which text other than tabs and form feeds never is. */
+static inline bool word_has_break(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return ((w - ones * 0x0E) & ~w & highs) != 0;
+}
+#endif
+
+static inline bool is_break(char c)
+{
+    return c == '\r' || c == '\n' || c == '\0';
+}
+
 /* Index of the first CR, LF or NUL in raw[0..len), or len: eight bytes at a
- * time. */
+ * time (a word that may hold one is looked at byte by byte), the last
+ * (partial) eight as the overlapping last word. */
 static size_t find_break(const char *raw, size_t len)
 {
     size_t i = 0;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    for (; len - i >= 8; i += 8) {
-        uint64_t w;
-        memcpy(&w, raw + i, 8);
-        uint64_t cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
-        uint64_t hit = ((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf);
-        if (hit & highs) break; /* the bytes one by one below */
-    }
+    for (; len - i >= 8; i += 8)
+        if (word_has_break(raw + i))
+            for (size_t k = i; k < i + 8; k++)
+                if (is_break(raw[k])) return k;
+    if (i < len && len >= 8 && !word_has_break(raw + len - 8)) return len;
 #endif
-    while (i < len && raw[i] != '\r' && raw[i] != '\n' && raw[i] != '\0')
+    while (i < len && !is_break(raw[i]))
         i++;
     return i;
 }
 
 static hl7_status check_raw(const char *raw, size_t len, hl7_error *err)
 {
-    for (size_t i = find_break(raw, len); i < len; i++)
-        if (raw[i] == '\r' || raw[i] == '\n' || raw[i] == '\0')
-            return hl7_fail(err, HL7_ERR_VALUE, i,
-                            "a value may not contain CR, LF or NUL (byte %zu); "
-                            "set it as text so it is escaped",
-                            i);
+    size_t i = find_break(raw, len);
+    if (i < len)
+        return hl7_fail(err, HL7_ERR_VALUE, i,
+                        "a value may not contain CR, LF or NUL (byte %zu); "
+                        "set it as text so it is escaped",
+                        i);
     return HL7_OK;
 }
 
@@ -123,7 +138,7 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
     size_t len = head + pad + fvlen + tail;
     char *t = hl7_own_reserve(m, len);
     memcpy(t, s->p, head);
-    memset(t + head, fs, pad);
+    if (pad) memset(t + head, fs, pad);
     memcpy(t + head + pad, fv, fvlen);
     memcpy(t + head + pad + fvlen, s->p + s->len - tail, tail);
     if (memchr(fv, fs, fvlen)) {

@@ -472,18 +472,64 @@ static const esc_row *escaped_target(step *s, const hl7_msg *m, const codemap_re
 }
 
 /* The first (up to) four components of v split at ch ('\0': none), as
- * hl7_raw() finds them; how many there are, up to 4. v lies in memory
- * readable up to limit (see hl7_scan2_in). */
-static uint32_t split_comps(hl7_span v, const char *limit, char ch, hl7_span comps[4])
+ * hl7_raw() finds them; how many there are, up to 4. */
+static uint32_t split_comps(hl7_span v, char ch, hl7_span comps[4])
 {
     const char *p = v.p, *end = v.p + v.len;
     uint32_t n = 0;
     while (n < 4) {
-        const char *q = ch ? hl7_scan2_in(p, end, limit, ch, ch) : end;
+        const char *q = ch ? hl7_scan2(p, end, ch, ch) : end;
         comps[n++] = (hl7_span){p, (size_t)(q - p)};
         if (q == end) break;
         p = q + 1;
     }
+    return n;
+}
+
+/* split_comps() of v, a repetition in memory readable up to limit, in one
+ * pass of eight bytes at a time that also tells whether components 1-3 are
+ * plain: ASCII without the escape character, which decoding leaves as they
+ * are (*plain false may also come from a byte after them). comps[3], when
+ * there, starts component 4 but runs to the end of v. */
+static uint32_t split_coded(hl7_span v, const char *limit, const hl7_delims *d, hl7_span comps[4],
+                            bool *plain)
+{
+    const char *p = v.p, *end = v.p + v.len, *start = p;
+    const char comp = d->comp, esc = d->esc;
+    uint32_t n = 0;
+    bool clean = true;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, low7 = 0x7f7f7f7f7f7f7f7full;
+    const uint64_t pc = ones * (unsigned char)comp, pe = ones * (unsigned char)(esc ? esc : 0x80);
+    for (; p < end && limit - p >= 8 && n < 3; p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        size_t left = (size_t)(end - p);
+        uint64_t in = left >= 8 ? ~0ull : ((uint64_t)1 << (8 * left)) - 1;
+        uint64_t xc = w ^ pc, xe = w ^ pe;
+        /* the high bit of each byte equal to comp (esc), exactly */
+        uint64_t zc = ~(((xc & low7) + low7) | xc | low7) & in;
+        uint64_t ze = ~(((xe & low7) + low7) | xe | low7);
+        if ((ze | w) & ~low7 & in) clean = false;
+        if (!comp) zc = 0;
+        for (; zc && n < 3; zc &= zc - 1) {
+            const char *q = p + (__builtin_ctzll(zc) >> 3);
+            comps[n++] = (hl7_span){start, (size_t)(q - start)};
+            start = q + 1;
+        }
+    }
+#else
+    (void)limit;
+#endif
+    for (; p < end && n < 3; p++) {
+        if ((unsigned char)*p >= 0x80 || (esc && *p == esc)) clean = false;
+        if (comp && *p == comp) {
+            comps[n++] = (hl7_span){start, (size_t)(p - start)};
+            start = p + 1;
+        }
+    }
+    comps[n++] = (hl7_span){start, (size_t)(end - start)};
+    *plain = clean;
     return n;
 }
 
@@ -514,11 +560,9 @@ static bool rep_raw(const hl7_msg *m, uint32_t idx, const hl7_path *rp, hl7_span
     return true;
 }
 
-/* The decoded text of the raw component v: v itself when plain (decoding
- * leaves it as it is), else decoded into out. */
-static hl7_span decoded_span(const hl7_msg *m, hl7_span v, bool plain, tbuf *out)
+/* The decoded text of the raw component v, into out. */
+static hl7_span decoded_span(const hl7_msg *m, hl7_span v, tbuf *out)
 {
-    if (plain) return v;
     tbuf_reset(out);
     hl7_unescape(hl7_delims_of(m), hl7_charset_of(m), v.p, v.len, out);
     return (hl7_span){tbuf_cstr(out), out->len};
@@ -593,13 +637,12 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32
          * the first, the coding system the third. */
         const char *limit;
         if (!rep_raw(m, idx, &rp, &raw, &limit)) return 0; /* nothing to map */
-        ncomps = split_comps(raw, limit, d->comp, comps);
+        bool plain;
+        ncomps = split_coded(raw, limit, d, comps, &plain);
         if (presence_of(comps[0]) != HL7_VALUE) return 0;
-        /* ASCII without the escape character: decoding changes nothing */
-        bool plain = hl7_plain_prefix(raw.p, raw.len, d->esc) == raw.len;
-        code = decoded_span(m, comps[0], plain, &c->a);
+        code = plain ? comps[0] : decoded_span(m, comps[0], &c->a);
         if (ncomps >= 3 && presence_of(comps[2]) == HL7_VALUE) {
-            system = decoded_span(m, comps[2], plain, &c->b);
+            system = plain ? comps[2] : decoded_span(m, comps[2], &c->b);
             if (!plain) system.len = strlen(system.p); /* as a C string */
         }
         if (!codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r))
@@ -622,7 +665,7 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32
     if (!codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r)) goto unmapped;
     if (coded) {
         if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
-        ncomps = split_comps(raw, raw.p + raw.len, d->comp, comps);
+        ncomps = split_comps(raw, d->comp, comps);
         const esc_row *e = escaped_target(s, m, &r);
         coded_target(e, d->comp, raw, comps, ncomps, &c->c);
         if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
@@ -645,8 +688,9 @@ static int apply_map(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
 {
     bool one = s->cfg->path[3] == '['; /* an explicit occurrence: only that one */
     uint32_t occ = 0, n = hl7_seg_count(m);
+    const hl7_seg *segs = hl7_segs(m); /* map_one() edits, but adds and removes none */
     for (uint32_t i = 0; i < n; i++) {
-        if (memcmp(hl7_seg_at(m, i)->id, s->path.seg, 3) != 0) continue;
+        if (memcmp(segs[i].id, s->path.seg, 3) != 0) continue;
         occ++;
         if (one && occ != s->path.seg_occ) continue;
         if (map_one(c, s, m, i, occ, err) != 0) return -1;

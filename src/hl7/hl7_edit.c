@@ -115,6 +115,26 @@ static uint32_t find_or_create(hl7_msg *m, const hl7_path *p)
     }
 }
 
+/* to[k] = from[k] + delta for k in [k0, n): four at a time (fofs runs do
+ * not overlap). */
+static void shift_offsets(uint32_t *restrict to, const uint32_t *restrict from, uint32_t k0,
+                          uint32_t n, uint32_t delta)
+{
+    uint32_t k = k0;
+#if defined(__GNUC__)
+    typedef uint32_t v4 __attribute__((vector_size(16)));
+    const v4 dv = {delta, delta, delta, delta};
+    for (; k + 4 <= n; k += 4) {
+        v4 x;
+        memcpy(&x, from + k, sizeof x);
+        x += dv;
+        memcpy(to + k, &x, sizeof x);
+    }
+#endif
+    for (; k < n; k++)
+        to[k] = from[k] + delta;
+}
+
 /* Segment idx with piece `piece` (0 is the id) replaced by fv[0..fvlen),
  * padded with field separators when it has fewer pieces. The new text goes
  * to owned memory and gets a new run of offsets: copied from the old run
@@ -155,15 +175,7 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
     if (piece < npieces) {
         uint32_t delta = (uint32_t)(fvlen - (of[piece + 1] - 1 - of[piece])); /* modulo 2^32 */
         memcpy(nf, of, (piece + 1) * sizeof(*nf));
-        uint32_t k = piece + 1;
-        for (; k + 4 <= npieces; k += 4) {
-            nf[k] = of[k] + delta;
-            nf[k + 1] = of[k + 1] + delta;
-            nf[k + 2] = of[k + 2] + delta;
-            nf[k + 3] = of[k + 3] + delta;
-        }
-        for (; k < npieces; k++)
-            nf[k] = of[k] + delta;
+        shift_offsets(nf, of, piece + 1, npieces, delta);
     } else {
         memcpy(nf, of, npieces * sizeof(*nf));
         for (uint32_t j = 0; j < pad; j++)
@@ -299,8 +311,10 @@ static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e
         size_t run = (k < npieces ? of[k] : s->len) - src;
         memcpy(t + dst, s->p + src, run);
         uint32_t delta = (uint32_t)(dst - src);
-        for (; k0 < upto; k0++)
-            nf[k0] = of[k0] + delta;
+        if (k0 < upto) {
+            shift_offsets(nf, of, k0, upto, delta);
+            k0 = upto;
+        }
         dst += run;
         src += run;
         for (; k0 < k; k0++) { /* padding: empty pieces */
@@ -324,8 +338,7 @@ static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e
     }
     memcpy(t + dst, s->p + src, s->len - src);
     uint32_t delta = (uint32_t)(dst - src);
-    for (; k0 < npieces; k0++)
-        nf[k0] = of[k0] + delta;
+    if (k0 < npieces) shift_offsets(nf, of, k0, npieces, delta);
     dst += s->len - src;
     assert(dst == len);
     nf[pieces] = (uint32_t)len + 1;

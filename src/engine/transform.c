@@ -574,8 +574,8 @@ static hl7_span decoded_span(const hl7_msg *m, hl7_span v, tbuf *out)
 static void coded_target(const esc_row *e, char comp, hl7_span raw, const hl7_span *comps,
                          uint32_t ncomps, tbuf *out)
 {
-    tbuf_reset(out);
-    tbuf_grow(out, e->text.len + raw.len + 2);
+    out->len = 0;
+    if (out->cap < e->text.len + raw.len + 3) tbuf_grow(out, e->text.len + raw.len + 2);
     char *w = out->p;
     if (e->disp_len != ESC_NONE && e->sys_len != ESC_NONE) {
         memcpy(w, e->text.p, e->text.len);

@@ -195,7 +195,12 @@ static void set_in(hl7_msg *m, uint32_t idx, const hl7_path *p, const char *raw,
     const hl7_seg *s = &m->segs[idx];
     bool msh = !memcmp(s->id, "MSH", 3);
     hl7_span f = {"", 0};
-    if (!hl7_field_span(m, s, p->field, &f)) f.len = 0;
+    if (p->field <= s->nfields && !(msh && p->field == 1)) { /* hl7_field_span() inline */
+        const uint32_t *of = m->fofs + s->fofs + (p->field - msh);
+        f = (hl7_span){s->p + of[0], of[1] - 1 - of[0]};
+    } else if (!hl7_field_span(m, s, p->field, &f)) {
+        f.len = 0;
+    }
     uint32_t rep = p->rep ? p->rep : 1;
     const char *val = raw;
     size_t vlen = len;

@@ -539,23 +539,24 @@ static hl7_presence presence_of(hl7_span v)
     return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
 }
 
-/* Repetition rp->rep of field rp->field of segment idx (not MSH), raw, as
+/* Repetition `rep` of field `field` of segment idx (not MSH), raw, as
  * hl7_get_raw_at() finds it, and the end of the memory readable from it
  * (*limit); false when it is absent. */
-static bool rep_raw(const hl7_msg *m, uint32_t idx, const hl7_path *rp, hl7_span *out,
+static bool rep_raw(const hl7_msg *m, uint32_t idx, uint32_t field, uint32_t rep, hl7_span *out,
                     const char **limit)
 {
     hl7_fields f;
     hl7_span v;
-    if (rp->rep != 1) {
-        if (hl7_get_raw_at(m, idx, rp, out) < HL7_EMPTY) return false;
+    if (rep != 1) {
+        hl7_path rp = {.field = field, .rep = rep};
+        if (hl7_get_raw_at(m, idx, &rp, out) < HL7_EMPTY) return false;
         *limit = out->p + out->len;
         return true;
     }
-    if (!hl7_fields_at(m, idx, &f) || !hl7_fields_get(&f, rp->field, &v)) return false;
-    const char rep = hl7_delims_of(m)->rep;
+    if (!hl7_fields_at(m, idx, &f) || !hl7_fields_get(&f, field, &v)) return false;
+    const char rc = hl7_delims_of(m)->rep;
     *limit = f.p + f.len;
-    if (rep) v.len = (size_t)(hl7_scan2_in(v.p, v.p + v.len, *limit, rep, rep) - v.p);
+    if (rc) v.len = (size_t)(hl7_scan2_in(v.p, v.p + v.len, *limit, rc, rc) - v.p);
     *out = v;
     return true;
 }
@@ -613,73 +614,95 @@ static void coded_target(const esc_row *e, char comp, hl7_span raw, const hl7_sp
     *w = '\0';
 }
 
-/* Maps one value (a component, or the code of a coded field: components
- * 1-3 of its repetition rewritten in one edit) of segment idx, the
- * occurrence occ of its id, in place. The code and system of a coded field
- * are looked up as they are in the message when decoding would not change
- * them. Values the map leaves as they are cost no edit. */
-static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ, tbuf *err)
+/* Where a map step's value is, for its errors: the path with the
+ * occurrence, component 1 for a coded field. */
+static hl7_path map_where(const step *s, uint32_t occ)
 {
-    const config_transform *t = s->cfg;
     hl7_path p = s->path;
     p.seg_occ = occ;
-    bool coded = p.comp == 0;
-    if (coded) p.comp = 1;
-    const hl7_delims *d = hl7_delims_of(m);
-    hl7_path rp = p;
-    rp.comp = 0;
-    hl7_span raw = {"", 0}, comps[4], code, system = {NULL, 0};
-    uint32_t ncomps = 0;
-    codemap_result r;
+    if (!p.comp) p.comp = 1;
+    return p;
+}
+
+/* A coded value's rewrite after its code was found (row r): components 1-3
+ * of the repetition raw (split into comps) become the row's target, in one
+ * edit, none when that changes nothing. */
+static int map_rewrite(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
+                       hl7_span raw, const hl7_span *comps, uint32_t ncomps,
+                       const codemap_result *r, tbuf *err)
+{
+    const esc_row *e = escaped_target(s, m, r);
+    coded_target(e, hl7_delims_of(m)->comp, raw, comps, ncomps, &c->c);
+    if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
+    hl7_path rp = {.field = s->path.field, .rep = s->path.rep};
     hl7_error he;
-    if (coded && memcmp(hl7_segs(m)[idx].id, "MSH", 3) != 0) {
-        /* The repetition once, split into its first components: the code is
-         * the first, the coding system the third. */
-        const char *limit;
-        if (!rep_raw(m, idx, &rp, &raw, &limit)) return 0; /* nothing to map */
-        bool plain;
-        ncomps = split_coded(raw, limit, d, comps, &plain);
-        if (presence_of(comps[0]) != HL7_VALUE) return 0;
-        code = plain ? comps[0] : decoded_span(m, comps[0], &c->a);
-        if (ncomps >= 3 && presence_of(comps[2]) == HL7_VALUE) {
-            system = plain ? comps[2] : decoded_span(m, comps[2], &c->b);
-            if (!plain) system.len = strlen(system.p); /* as a C string */
-        }
-        if (!codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r))
-            goto unmapped;
-        const esc_row *e = escaped_target(s, m, &r);
-        coded_target(e, d->comp, raw, comps, ncomps, &c->c);
-        if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
-        if (hl7_set_raw_at(m, idx, &rp, c->c.p, c->c.len, &he) != HL7_OK) goto fail;
-        return 0;
+    if (hl7_set_raw_at(m, idx, &rp, c->c.p, c->c.len, &he) == HL7_OK) return 0;
+    hl7_path p = map_where(s, occ);
+    return map_failed(s->cfg, &p, &he, err);
+}
+
+/* Maps the coded field of the step's path (components 1-3 of a repetition)
+ * in segment idx, not MSH, the occurrence occ of its id. The repetition is
+ * split once: the code is its first component, the coding system the
+ * third, looked up as they are in the message when decoding would not
+ * change them. */
+static int map_coded(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ, tbuf *err)
+{
+    const hl7_delims *d = hl7_delims_of(m);
+    hl7_span raw, comps[4], code, system = {NULL, 0};
+    const char *limit;
+    if (!rep_raw(m, idx, s->path.field, s->path.rep, &raw, &limit)) return 0; /* nothing to map */
+    bool plain;
+    uint32_t ncomps = split_coded(raw, limit, d, comps, &plain);
+    if (presence_of(comps[0]) != HL7_VALUE) return 0;
+    code = plain ? comps[0] : decoded_span(m, comps[0], &c->a);
+    if (ncomps >= 3 && presence_of(comps[2]) == HL7_VALUE) {
+        system = plain ? comps[2] : decoded_span(m, comps[2], &c->b);
+        if (!plain) system.len = strlen(system.p); /* as a C string */
     }
+    codemap_result r;
+    if (codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r))
+        return map_rewrite(c, s, m, idx, occ, raw, comps, ncomps, &r, err);
+    if (r.unmapped != CODEMAP_UNMAPPED_ERROR) return 0;
+    hl7_path p = map_where(s, occ);
+    return map_unmapped(s->cfg, &p, code, system, err);
+}
+
+/* Maps one value in segment idx, the occurrence occ of its id, in place:
+ * a component (replaced by the target code), or the coded field of MSH
+ * (read through hl7_get_at, as map_coded() does for other segments). */
+static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ, tbuf *err)
+{
+    hl7_path p = map_where(s, occ);
+    bool coded = s->path.comp == 0;
+    hl7_span code, system = {NULL, 0};
     tbuf_reset(&c->a);
     if (hl7_get_at(m, idx, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
     code = (hl7_span){tbuf_cstr(&c->a), c->a.len};
-    if (coded) { /* MSH */
+    if (coded) {
         hl7_path sp = p;
         sp.comp = 3;
         tbuf_reset(&c->b);
         if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE) system = (hl7_span){c->b.p, strlen(c->b.p)};
     }
-    if (!codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r)) goto unmapped;
+    codemap_result r;
+    if (!codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r)) {
+        if (r.unmapped != CODEMAP_UNMAPPED_ERROR) return 0;
+        return map_unmapped(s->cfg, &p, code, system, err);
+    }
     if (coded) {
+        hl7_path rp = p;
+        rp.comp = 0;
+        hl7_span raw, comps[4];
         if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
-        ncomps = split_comps(raw, d->comp, comps);
-        const esc_row *e = escaped_target(s, m, &r);
-        coded_target(e, d->comp, raw, comps, ncomps, &c->c);
-        if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
-        if (hl7_set_raw_at(m, idx, &rp, c->c.p, c->c.len, &he) != HL7_OK) goto fail;
-        return 0;
+        uint32_t ncomps = split_comps(raw, hl7_delims_of(m)->comp, comps);
+        return map_rewrite(c, s, m, idx, occ, raw, comps, ncomps, &r, err);
     }
     if (strcmp(c->a.p, r.target_code) == 0) return 0;
-    if (hl7_set_at(m, idx, &p, r.target_code, strlen(r.target_code), &he) != HL7_OK) goto fail;
+    hl7_error he;
+    if (hl7_set_at(m, idx, &p, r.target_code, strlen(r.target_code), &he) != HL7_OK)
+        return map_failed(s->cfg, &p, &he, err);
     return 0;
-unmapped:
-    if (r.unmapped != CODEMAP_UNMAPPED_ERROR) return 0;
-    return map_unmapped(t, &p, code, system, err);
-fail:
-    return map_failed(t, &p, &he, err);
 }
 
 /* Every occurrence of the path's segment in order, or only the one the
@@ -688,12 +711,14 @@ static int apply_map(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
 {
     bool one = s->cfg->path[3] == '['; /* an explicit occurrence: only that one */
     uint32_t occ = 0, n = hl7_seg_count(m);
-    const hl7_seg *segs = hl7_segs(m); /* map_one() edits, but adds and removes none */
+    const hl7_seg *segs = hl7_segs(m); /* a map edits, but adds and removes no segment */
+    bool coded = s->path.comp == 0;     /* a coded field (MSH, at 0, the long way) */
     for (uint32_t i = 0; i < n; i++) {
         if (memcmp(segs[i].id, s->path.seg, 3) != 0) continue;
         occ++;
         if (one && occ != s->path.seg_occ) continue;
-        if (map_one(c, s, m, i, occ, err) != 0) return -1;
+        if ((coded && i > 0 ? map_coded(c, s, m, i, occ, err) : map_one(c, s, m, i, occ, err)) != 0)
+            return -1;
         if (one) break;
     }
     return 0;

@@ -447,6 +447,39 @@ static void test_escape_for(void **state)
     tbuf_free(&out);
 }
 
+/* A raw value with CR, LF or NUL anywhere is refused, whatever its length
+ * (the check reads words and an overlapping last word); other control
+ * bytes (tab, form feed, bytes below CR) are stored. */
+static void test_line_breaks_at_every_offset(void **state)
+{
+    (void)state;
+    static const char breaks[] = {'\r', '\n', '\0'};
+    static const char others[] = {'\t', '\f', '\v', '\x01', '\x0c', '\x0e', '\x1f'};
+    hl7_msg *m = parse(BASE);
+    hl7_path p;
+    hl7_error e;
+    assert_int_equal(hl7_path_parse("PV1-3", &p, &e), HL7_OK);
+    char v[48];
+    for (size_t len = 1; len <= 40; len++)
+        for (size_t at = 0; at < len; at++) {
+            memset(v, 'x', len);
+            for (size_t b = 0; b < sizeof breaks; b++) {
+                v[at] = breaks[b];
+                assert_int_equal(hl7_set_raw(m, &p, v, len, &e), HL7_ERR_VALUE);
+                assert_int_equal(e.offset, at);
+            }
+            for (size_t o = 0; o < sizeof others; o++) {
+                v[at] = others[o];
+                assert_int_equal(hl7_set_raw(m, &p, v, len, &e), HL7_OK);
+                hl7_span got;
+                assert_int_equal(hl7_raw(m, 2, 3, 0, 0, 0, &got), HL7_VALUE);
+                assert_int_equal(got.len, len);
+                assert_memory_equal(got.p, v, len);
+            }
+        }
+    hl7_msg_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_edits_match_reference),
         cmocka_unit_test(test_set_fields_matches_one_by_one),
         cmocka_unit_test(test_escape_for),
+        cmocka_unit_test(test_line_breaks_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -424,15 +424,14 @@ static __attribute__((cold, noinline)) int map_unmapped(const config_transform *
 {
     char where[48];
     tbuf_printf(err, "transform at line %u (map %s): %s: code '%.*s'%s%.*s%s is not in the map",
-                t->line, t->map, hl7_path_format(p, where, sizeof where), (int)strnlen(code.p, code.len),
-                code.p, system.p ? " (system " : "", (int)system.len, system.p ? system.p : "",
-                system.p ? ")" : "");
+                t->line, t->map, hl7_path_format(p, where, sizeof where),
+                (int)strnlen(code.p, code.len), code.p, system.p ? " (system " : "",
+                (int)system.len, system.p ? system.p : "", system.p ? ")" : "");
     return -1;
 }
 
-static __attribute__((cold, noinline)) int map_failed(const config_transform *t,
-                                                      const hl7_path *p, const hl7_error *he,
-                                                      tbuf *err)
+static __attribute__((cold, noinline)) int map_failed(const config_transform *t, const hl7_path *p,
+                                                      const hl7_error *he, tbuf *err)
 {
     char where[48];
     tbuf_printf(err, "transform at line %u (map %s): %s: %s", t->line, t->map,
@@ -456,7 +455,8 @@ static const esc_row *escaped_target(step *s, const hl7_msg *m, const codemap_re
         s->esc = xcalloc(ESC_SLOTS, sizeof *s->esc);
         s->esc_d = *d;
     } else if (memcmp(&s->esc_d, d, sizeof *d) != 0) {
-        for (size_t k = 0; k < ESC_SLOTS; k++) s->esc[k].row1 = 0;
+        for (size_t k = 0; k < ESC_SLOTS; k++)
+            s->esc[k].row1 = 0;
         s->esc_d = *d;
     }
     esc_row *e = &s->esc[r->row % ESC_SLOTS];
@@ -609,7 +609,8 @@ static void coded_target(const esc_row *e, char comp, hl7_span raw, const hl7_sp
         memcpy(w, c4, (size_t)(raw.p + raw.len - c4));
         w += raw.p + raw.len - c4;
     }
-    while (w > out->p && w[-1] == comp) w--; /* no empty trailing parts */
+    while (w > out->p && w[-1] == comp) /* no empty trailing parts */
+        w--;
     out->len = (size_t)(w - out->p);
     *w = '\0';
 }
@@ -683,7 +684,8 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32
         hl7_path sp = p;
         sp.comp = 3;
         tbuf_reset(&c->b);
-        if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE) system = (hl7_span){c->b.p, strlen(c->b.p)};
+        if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE)
+            system = (hl7_span){c->b.p, strlen(c->b.p)};
     }
     codemap_result r;
     if (!codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r)) {
@@ -712,7 +714,7 @@ static int apply_map(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
     bool one = s->cfg->path[3] == '['; /* an explicit occurrence: only that one */
     uint32_t occ = 0, n = hl7_seg_count(m);
     const hl7_seg *segs = hl7_segs(m); /* a map edits, but adds and removes no segment */
-    bool coded = s->path.comp == 0;     /* a coded field (MSH, at 0, the long way) */
+    bool coded = s->path.comp == 0;    /* a coded field (MSH, at 0, the long way) */
     for (uint32_t i = 0; i < n; i++) {
         if (memcmp(segs[i].id, s->path.seg, 3) != 0) continue;
         occ++;

@@ -55,8 +55,7 @@ static int setup(void **state)
     /* rows found only when the message's code or system is decoded first */
     assert_int_equal(codemap_add(m, NULL, "A^B", "http://x", "AB", "Caret", &ce), CODEMAP_OK);
     assert_int_equal(codemap_add(m, NULL, "C1", "http://x", "X0", "No system", &ce), CODEMAP_OK);
-    assert_int_equal(codemap_add(m, "S&Y", "C1", "http://x", "X1", "System S&Y", &ce),
-                     CODEMAP_OK);
+    assert_int_equal(codemap_add(m, "S&Y", "C1", "http://x", "X1", "System S&Y", &ce), CODEMAP_OK);
     assert_int_equal(codemap_add(m, NULL, "\xc3\x89" "1", "http://x", "E1", "E acute", &ce),
                      CODEMAP_OK);
     /* a row whose target is what the message holds already */

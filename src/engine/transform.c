@@ -626,8 +626,9 @@ static hl7_path map_where(const step *s, uint32_t occ)
 }
 
 /* A coded value's rewrite after its code was found (row r): components 1-3
- * of the repetition raw (split into comps) become the row's target, in one
- * edit, none when that changes nothing. */
+ * of the repetition raw (a span of segment idx, split into comps) become
+ * the row's target, spliced in its place, nothing done when that changes
+ * nothing. */
 static int map_rewrite(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
                        hl7_span raw, const hl7_span *comps, uint32_t ncomps,
                        const codemap_result *r, tbuf *err)
@@ -635,9 +636,8 @@ static int map_rewrite(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     const esc_row *e = escaped_target(s, m, r);
     coded_target(e, hl7_delims_of(m)->comp, raw, comps, ncomps, &c->c);
     if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
-    hl7_path rp = {.field = s->path.field, .rep = s->path.rep};
     hl7_error he;
-    if (hl7_set_raw_at(m, idx, &rp, c->c.p, c->c.len, &he) == HL7_OK) return 0;
+    if (hl7_splice_raw_at(m, idx, s->path.field, raw, c->c.p, c->c.len, &he) == HL7_OK) return 0;
     hl7_path p = map_where(s, occ);
     return map_failed(s->cfg, &p, &he, err);
 }

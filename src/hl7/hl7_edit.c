@@ -6,7 +6,8 @@
  * and shifted past the changed field (a full re-index only when the new
  * text holds field separators); the input buffer is never written. Several
  * first repetitions of one segment can change in one rewrite
- * (hl7_set_fields_raw_at). Setting a
+ * (hl7_set_fields_raw_at), and a span the caller located inside a field can
+ * be replaced without finding it again (hl7_splice_raw_at). Setting a
  * value deeper than the message holds pads with empty fields, repetitions or
  * components, as a receiving system would expect ("PID-5.3" on "PID|1" gives
  * "PID|1|||||^^X"... with the separators needed and no more).
@@ -377,6 +378,67 @@ hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edi
         hl7_path p = {.field = edits[i].field, .rep = 1};
         set_in(m, index, &p, edits[i].raw, edits[i].len);
     }
+    return HL7_OK;
+}
+
+/* Index of the first CR, LF, NUL or fs in raw[0..len), or len: find_break()
+ * with the field separator. */
+static size_t find_break_or(const char *raw, size_t len, char fs)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t pf = ones * (unsigned char)fs;
+    for (; len - i >= 8; i += 8) {
+        uint64_t w, x;
+        memcpy(&w, raw + i, 8);
+        x = w ^ pf;
+        if ((((w - ones * 0x0E) & ~w) | ((x - ones) & ~x)) & highs) break; /* byte by byte */
+    }
+#endif
+    while (i < len && !is_break(raw[i]) && raw[i] != fs)
+        i++;
+    return i;
+}
+
+hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_span old,
+                             const char *raw, size_t len, hl7_error *err)
+{
+    if (index >= m->nsegs)
+        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0,
+                        "no segment at position %u (the message has %zu)", index + 1, m->nsegs);
+    hl7_seg *s = &m->segs[index];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3);
+    if (field == 0 || field > s->nfields || field <= 2 * msh)
+        return hl7_fail(err, HL7_ERR_VALUE, 0, "field %u of %s cannot be spliced into", field,
+                        s->id);
+    const uint32_t k = field - msh, npieces = hl7_seg_pieces(s);
+    const uint32_t *of = m->fofs + s->fofs;
+    const char *fp = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+    if (old.p < fp || old.p > fend || old.len > (size_t)(fend - old.p))
+        return hl7_fail(err, HL7_ERR_VALUE, 0, "the span to replace is not inside %s-%u", s->id,
+                        field);
+    size_t bad = find_break_or(raw, len, m->d.field);
+    if (bad < len)
+        return hl7_fail(err, HL7_ERR_VALUE, bad,
+                        "a value may not contain CR, LF, NUL or the field separator (byte %zu)",
+                        bad);
+    const size_t head = (size_t)(old.p - s->p), tail = s->len - head - old.len;
+    const size_t nlen = head + len + tail;
+    char *t = hl7_own_reserve(m, nlen);
+    memcpy(t, s->p, head);
+    memcpy(t + head, raw, len);
+    memcpy(t + head + len, old.p + old.len, tail);
+    hl7_fofs_reserve(m, npieces + 1);
+    of = m->fofs + s->fofs; /* after the reserve: it may move */
+    uint32_t *nf = m->fofs + m->nfofs, first = (uint32_t)m->nfofs;
+    memcpy(nf, of, (k + 1) * sizeof(*nf));
+    shift_offsets(nf, of, k + 1, npieces, (uint32_t)(len - old.len)); /* modulo 2^32 */
+    nf[npieces] = (uint32_t)nlen + 1;
+    m->nfofs += npieces + 1;
+    s->p = t;
+    s->len = (uint32_t)nlen;
+    s->fofs = first;
     return HL7_OK;
 }
 

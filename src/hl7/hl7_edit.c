@@ -381,20 +381,27 @@ hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edi
     return HL7_OK;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* word_has_break(), or the eight bytes at p hold fs. */
+static inline bool word_has_break_or(const char *p, char fs)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t w, x;
+    memcpy(&w, p, 8);
+    x = w ^ (ones * (unsigned char)fs);
+    return ((((w - ones * 0x0E) & ~w) | ((x - ones) & ~x)) & highs) != 0;
+}
+#endif
+
 /* Index of the first CR, LF, NUL or fs in raw[0..len), or len: find_break()
  * with the field separator. */
 static size_t find_break_or(const char *raw, size_t len, char fs)
 {
     size_t i = 0;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    const uint64_t pf = ones * (unsigned char)fs;
-    for (; len - i >= 8; i += 8) {
-        uint64_t w, x;
-        memcpy(&w, raw + i, 8);
-        x = w ^ pf;
-        if ((((w - ones * 0x0E) & ~w) | ((x - ones) & ~x)) & highs) break; /* byte by byte */
-    }
+    for (; len - i >= 8; i += 8)
+        if (word_has_break_or(raw + i, fs)) break; /* byte by byte below */
+    if (i < len && len >= 8 && len - i < 8 && !word_has_break_or(raw + len - 8, fs)) return len;
 #endif
     while (i < len && !is_break(raw[i]) && raw[i] != fs)
         i++;

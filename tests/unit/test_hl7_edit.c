@@ -448,8 +448,9 @@ static void test_escape_for(void **state)
 }
 
 /* A raw value with CR, LF or NUL anywhere is refused, whatever its length
- * (the check reads words and an overlapping last word); other control
- * bytes (tab, form feed, bytes below CR) are stored. */
+ * (the check reads words and an overlapping last word), and so is a field
+ * separator in a splice; other control bytes (tab, form feed, bytes below
+ * CR) are stored. */
 static void test_line_breaks_at_every_offset(void **state)
 {
     (void)state;
@@ -468,10 +469,22 @@ static void test_line_breaks_at_every_offset(void **state)
                 assert_int_equal(hl7_set_raw(m, &p, v, len, &e), HL7_ERR_VALUE);
                 assert_int_equal(e.offset, at);
             }
+            for (size_t b = 0; b <= sizeof breaks; b++) { /* splices: the field separator too */
+                hl7_span old;
+                assert_int_equal(hl7_raw(m, 2, 2, 0, 0, 0, &old), HL7_VALUE); /* PV1-2 */
+                v[at] = b < sizeof breaks ? breaks[b] : '|';
+                assert_int_equal(hl7_splice_raw_at(m, 2, 2, old, v, len, &e), HL7_ERR_VALUE);
+                assert_int_equal(e.offset, at);
+            }
             for (size_t o = 0; o < sizeof others; o++) {
                 v[at] = others[o];
                 assert_int_equal(hl7_set_raw(m, &p, v, len, &e), HL7_OK);
-                hl7_span got;
+                hl7_span got, old;
+                assert_int_equal(hl7_raw(m, 2, 2, 0, 0, 0, &old), HL7_VALUE);
+                assert_int_equal(hl7_splice_raw_at(m, 2, 2, old, v, len, &e), HL7_OK);
+                assert_int_equal(hl7_raw(m, 2, 2, 0, 0, 0, &got), HL7_VALUE);
+                assert_int_equal(got.len, len);
+                assert_memory_equal(got.p, v, len);
                 assert_int_equal(hl7_raw(m, 2, 3, 0, 0, 0, &got), HL7_VALUE);
                 assert_int_equal(got.len, len);
                 assert_memory_equal(got.p, v, len);

@@ -486,50 +486,25 @@ static uint32_t split_comps(hl7_span v, char ch, hl7_span comps[4])
     return n;
 }
 
-/* split_comps() of v, a repetition in memory readable up to limit, in one
- * pass of eight bytes at a time that also tells whether components 1-3 are
- * plain: ASCII without the escape character, which decoding leaves as they
- * are (*plain false may also come from a byte after them). comps[3], when
- * there, starts component 4 but runs to the end of v. */
+/* split_comps() of v, a repetition in memory readable up to limit, and
+ * whether components 1-3 are plain: ASCII without the escape character,
+ * which decoding leaves as they are. comps[3], when there, starts
+ * component 4 but runs to the end of v. */
 static uint32_t split_coded(hl7_span v, const char *limit, const hl7_delims *d, hl7_span comps[4],
                             bool *plain)
 {
-    const char *p = v.p, *end = v.p + v.len, *start = p;
-    const char comp = d->comp, esc = d->esc;
+    const char *p = v.p, *end = v.p + v.len;
     uint32_t n = 0;
-    bool clean = true;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101ull, low7 = 0x7f7f7f7f7f7f7f7full;
-    const uint64_t pc = ones * (unsigned char)comp, pe = ones * (unsigned char)(esc ? esc : 0x80);
-    for (; p < end && limit - p >= 8 && n < 3; p += 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        size_t left = (size_t)(end - p);
-        uint64_t in = left >= 8 ? ~0ull : ((uint64_t)1 << (8 * left)) - 1;
-        uint64_t xc = w ^ pc, xe = w ^ pe;
-        /* the high bit of each byte equal to comp (esc), exactly */
-        uint64_t zc = ~(((xc & low7) + low7) | xc | low7) & in;
-        uint64_t ze = ~(((xe & low7) + low7) | xe | low7);
-        if ((ze | w) & ~low7 & in) clean = false;
-        if (!comp) zc = 0;
-        for (; zc && n < 3; zc &= zc - 1) {
-            const char *q = p + (__builtin_ctzll(zc) >> 3);
-            comps[n++] = (hl7_span){start, (size_t)(q - start)};
-            start = q + 1;
+    if (d->comp)
+        while (n < 3) {
+            const char *q = hl7_scan2_in(p, end, limit, d->comp, d->comp);
+            if (q == end) break;
+            comps[n++] = (hl7_span){p, (size_t)(q - p)};
+            p = q + 1;
         }
-    }
-#else
-    (void)limit;
-#endif
-    for (; p < end && n < 3; p++) {
-        if ((unsigned char)*p >= 0x80 || (esc && *p == esc)) clean = false;
-        if (comp && *p == comp) {
-            comps[n++] = (hl7_span){start, (size_t)(p - start)};
-            start = p + 1;
-        }
-    }
-    comps[n++] = (hl7_span){start, (size_t)(end - start)};
-    *plain = clean;
+    comps[n++] = (hl7_span){p, (size_t)(end - p)};
+    size_t upto = (size_t)((n == 4 ? p - 1 : end) - v.p); /* components 1-3 */
+    *plain = hl7_plain_prefix(v.p, upto, d->esc) == upto;
     return n;
 }
 

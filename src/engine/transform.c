@@ -613,6 +613,11 @@ static int map_rewrite(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
     hl7_error he;
     if (hl7_splice_raw_at(m, idx, s->path.field, raw, c->c.p, c->c.len, &he) == HL7_OK) return 0;
+    /* What a splice refuses (a value holding the field separator: an escape
+     * written with a backslash that is the separator, in a message that
+     * declares no escape character) goes the long way, as it always did. */
+    hl7_path rp = {.field = s->path.field, .rep = s->path.rep};
+    if (hl7_set_raw_at(m, idx, &rp, c->c.p, c->c.len, &he) == HL7_OK) return 0;
     hl7_path p = map_where(s, occ);
     return map_failed(s->cfg, &p, &he, err);
 }

@@ -59,6 +59,6 @@ bool hl7_field_span(const hl7_msg *m, const hl7_seg *s, uint32_t field, hl7_span
 bool hl7_nth(const char *p, size_t len, char ch, uint32_t n, hl7_span *out);
 /* Fills err (which may be NULL) and returns code. */
 hl7_status hl7_fail(hl7_error *err, hl7_status code, size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5), cold));
+    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -65,7 +65,7 @@ hl7_status hl7_fail(hl7_error *err, hl7_status code, size_t offset, const char *
 
 static hl7_status fail_at(hl7_error *err, hl7_status code, size_t offset, uint32_t segno,
                           const char *id, uint32_t field, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8), cold));
+    __attribute__((format(printf, 7, 8)));
 
 static hl7_status fail_at(hl7_error *err, hl7_status code, size_t offset, uint32_t segno,
                           const char *id, uint32_t field, const char *fmt, ...)

@@ -9,10 +9,14 @@
  * A run of convert steps finds the message's OBX and their OBX-3.1 once;
  * a converted OBX gets its value, unit and range in one rewrite of the
  * segment (hl7_set_fields_raw_at), with texts that need no escape written
- * as they are. A step keeps what depends only on its configuration and the
- * message's delimiters (the parsed source unit by text, the escaped
- * unit^unit^UCUM text, a map row's escaped target) from one message to the
- * next; nothing about a message's values is kept.
+ * as they are. A map step on a coded field splits the repetition once,
+ * looks the code and system up as they are in the message when decoding
+ * would leave them so (ASCII without the escape character; decoded
+ * otherwise) and splices the new components 1-3 over the old ones
+ * (hl7_splice_raw_at). A step keeps what depends only on its configuration
+ * and the message's delimiters (the parsed source unit by text, the
+ * escaped unit^unit^UCUM text, a map row's escaped target by row index)
+ * from one message to the next; nothing about a message's values is kept.
  */
 #include "engine/transform.h"
 

@@ -7,7 +7,10 @@
  * match mode) before it is stored and hashed; the hash covers the code only,
  * not the source system, so that a lookup without a system finds rows of any
  * system. The table is open addressing with linear probing, kept at most
- * half full; slots hold row index + 1 (0 = empty).
+ * half full; slots hold row index + 1 (0 = empty). The hash reads the key
+ * eight bytes at a time. A row knows whether another row has its code (in
+ * another system), so a lookup ends at the first row of a code it alone
+ * has instead of probing on for a better system.
  *
  * The CSV reader is RFC 4180 (quoted fields may hold commas, quotes as "" and
  * line breaks) and remembers the line each record started on for errors.

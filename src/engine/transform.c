@@ -9,10 +9,14 @@
  * A run of convert steps finds the message's OBX and their OBX-3.1 once;
  * a converted OBX gets its value, unit and range in one rewrite of the
  * segment (hl7_set_fields_raw_at), with texts that need no escape written
- * as they are. A step keeps what depends only on its configuration and the
- * message's delimiters (the parsed source unit by text, the escaped
- * unit^unit^UCUM text, a map row's escaped target) from one message to the
- * next; nothing about a message's values is kept.
+ * as they are. A map step on a coded field splits the repetition once,
+ * looks the code and system up as they are in the message when decoding
+ * would leave them so (ASCII without the escape character; decoded
+ * otherwise) and splices the new components 1-3 over the old ones
+ * (hl7_splice_raw_at). A step keeps what depends only on its configuration
+ * and the message's delimiters (the parsed source unit by text, the
+ * escaped unit^unit^UCUM text, a map row's escaped target by row index)
+ * from one message to the next; nothing about a message's values is kept.
  */
 #include "engine/transform.h"
 
@@ -43,15 +47,16 @@ typedef struct step {
 } step;
 
 /* MAP: a row's target code, display and system escaped for the step's
- * delimiters, kept by the row (its strings' addresses: the map is const
- * while the chain lives) in a small direct-mapped table: escaping them again
- * for every mapped value cost more than the lookup. */
-#define ESC_SLOTS 64
+ * delimiters and joined by the component separator (an absent part left
+ * empty), kept by the row's index (the map is const while the chain lives)
+ * in a small direct-mapped table: a mapped value is then one lookup and one
+ * copy, instead of escaping the target for every value. */
+#define ESC_SLOTS 256
 #define ESC_NONE UINT32_MAX
 typedef struct esc_row {
-    const char *key, *disp, *sys; /* the row's target strings; key NULL: an empty slot */
-    tbuf text;       /* code, display, system escaped, one after the other */
+    uint32_t row1;                        /* the row's index + 1; 0: an empty slot */
     uint32_t code_len, disp_len, sys_len; /* ESC_NONE: the row has no display, system */
+    tbuf text;                            /* code^display^system, escaped */
 } esc_row;
 
 /* An OBX of the message and its OBX-3 as it was when the first of a run of
@@ -416,17 +421,33 @@ static int apply_convert(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
     return 0;
 }
 
-/* Writes v (text) as the n-th piece of out, escaped. */
-static void put_escaped(const hl7_msg *m, const char *v, tbuf *out)
+/* The errors of map_one(), out of its way. */
+static __attribute__((cold, noinline)) int map_unmapped(const config_transform *t,
+                                                        const hl7_path *p, hl7_span code,
+                                                        hl7_span system, tbuf *err)
 {
-    if (v) hl7_escape(hl7_delims_of(m), v, strlen(v), out);
+    char where[48];
+    tbuf_printf(err, "transform at line %u (map %s): %s: code '%.*s'%s%.*s%s is not in the map",
+                t->line, t->map, hl7_path_format(p, where, sizeof where),
+                (int)strnlen(code.p, code.len), code.p, system.p ? " (system " : "",
+                (int)system.len, system.p ? system.p : "", system.p ? ")" : "");
+    return -1;
 }
 
-static uint32_t put_escaped_len(const hl7_msg *m, const char *v, tbuf *out)
+static __attribute__((cold, noinline)) int map_failed(const config_transform *t, const hl7_path *p,
+                                                      const hl7_error *he, tbuf *err)
+{
+    char where[48];
+    tbuf_printf(err, "transform at line %u (map %s): %s: %s", t->line, t->map,
+                hl7_path_format(p, where, sizeof where), he->text);
+    return -1;
+}
+
+static uint32_t put_escaped(const hl7_msg *m, const char *v, tbuf *out)
 {
     if (!v) return ESC_NONE;
     size_t before = out->len;
-    put_escaped(m, v, out);
+    hl7_escape(hl7_delims_of(m), v, strlen(v), out);
     return (uint32_t)(out->len - before);
 }
 
@@ -438,20 +459,19 @@ static const esc_row *escaped_target(step *s, const hl7_msg *m, const codemap_re
         s->esc = xcalloc(ESC_SLOTS, sizeof *s->esc);
         s->esc_d = *d;
     } else if (memcmp(&s->esc_d, d, sizeof *d) != 0) {
-        for (size_t k = 0; k < ESC_SLOTS; k++) s->esc[k].key = NULL;
+        for (size_t k = 0; k < ESC_SLOTS; k++)
+            s->esc[k].row1 = 0;
         s->esc_d = *d;
     }
-    uintptr_t h = (uintptr_t)r->target_code;
-    esc_row *e = &s->esc[(h ^ (h >> 6) ^ (h >> 12)) % ESC_SLOTS];
-    if (e->key == r->target_code && e->disp == r->target_display && e->sys == r->target_system)
-        return e;
+    esc_row *e = &s->esc[r->row % ESC_SLOTS];
+    if (e->row1 == r->row + 1) return e;
     tbuf_reset(&e->text);
-    e->code_len = put_escaped_len(m, r->target_code, &e->text);
-    e->disp_len = put_escaped_len(m, r->target_display, &e->text);
-    e->sys_len = put_escaped_len(m, r->target_system, &e->text);
-    e->key = r->target_code;
-    e->disp = r->target_display;
-    e->sys = r->target_system;
+    e->code_len = put_escaped(m, r->target_code, &e->text);
+    tbuf_putc(&e->text, d->comp);
+    e->disp_len = put_escaped(m, r->target_display, &e->text);
+    tbuf_putc(&e->text, d->comp);
+    e->sys_len = put_escaped(m, r->target_system, &e->text);
+    e->row1 = r->row + 1;
     return e;
 }
 
@@ -470,97 +490,205 @@ static uint32_t split_comps(hl7_span v, char ch, hl7_span comps[4])
     return n;
 }
 
+/* split_comps() of v, a repetition in memory readable up to limit, and
+ * whether components 1-3 are plain: ASCII without the escape character,
+ * which decoding leaves as they are. comps[3], when there, starts
+ * component 4 but runs to the end of v. */
+static uint32_t split_coded(hl7_span v, const char *limit, const hl7_delims *d, hl7_span comps[4],
+                            bool *plain)
+{
+    const char *p = v.p, *end = v.p + v.len;
+    uint32_t n = 0;
+    if (d->comp)
+        while (n < 3) {
+            const char *q = hl7_scan2_in(p, end, limit, d->comp, d->comp);
+            if (q == end) break;
+            comps[n++] = (hl7_span){p, (size_t)(q - p)};
+            p = q + 1;
+        }
+    comps[n++] = (hl7_span){p, (size_t)(end - p)};
+    size_t upto = (size_t)((n == 4 ? p - 1 : end) - v.p); /* components 1-3 */
+    *plain = hl7_plain_prefix(v.p, upto, d->esc) == upto;
+    return n;
+}
+
 static hl7_presence presence_of(hl7_span v)
 {
     if (v.len == 0) return HL7_EMPTY;
     return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
 }
 
-/* Maps one value (a component, or the code of a coded field: components
- * 1-3 of its first repetition rewritten in one edit) of segment idx, the
- * occurrence occ of its id, in place. Values the map leaves as they are
- * cost no edit. */
-static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ, tbuf *err)
+/* Repetition `rep` of field `field` of segment idx (not MSH), raw, as
+ * hl7_get_raw_at() finds it, and the end of the memory readable from it
+ * (*limit); false when it is absent. */
+static bool rep_raw(const hl7_msg *m, uint32_t idx, uint32_t field, uint32_t rep, hl7_span *out,
+                    const char **limit)
 {
-    const config_transform *t = s->cfg;
+    hl7_fields f;
+    hl7_span v;
+    if (rep != 1) {
+        hl7_path rp = {.field = field, .rep = rep};
+        if (hl7_get_raw_at(m, idx, &rp, out) < HL7_EMPTY) return false;
+        *limit = out->p + out->len;
+        return true;
+    }
+    if (!hl7_fields_at(m, idx, &f) || !hl7_fields_get(&f, field, &v)) return false;
+    const char rc = hl7_delims_of(m)->rep;
+    *limit = f.p + f.len;
+    if (rc) v.len = (size_t)(hl7_scan2_in(v.p, v.p + v.len, *limit, rc, rc) - v.p);
+    *out = v;
+    return true;
+}
+
+/* The decoded text of the raw component v, into out. */
+static hl7_span decoded_span(const hl7_msg *m, hl7_span v, tbuf *out)
+{
+    tbuf_reset(out);
+    hl7_unescape(hl7_delims_of(m), hl7_charset_of(m), v.p, v.len, out);
+    return (hl7_span){tbuf_cstr(out), out->len};
+}
+
+/* The coded value raw (a repetition split into comps[0..ncomps)) with
+ * components 1-3 replaced by the row e's target, into out; the parts the
+ * row does not have are kept, empty trailing components dropped. */
+static void coded_target(const esc_row *e, char comp, hl7_span raw, const hl7_span *comps,
+                         uint32_t ncomps, tbuf *out)
+{
+    out->len = 0;
+    if (out->cap < e->text.len + raw.len + 3) tbuf_grow(out, e->text.len + raw.len + 2);
+    char *w = out->p;
+    if (e->disp_len != ESC_NONE && e->sys_len != ESC_NONE) {
+        memcpy(w, e->text.p, e->text.len);
+        w += e->text.len;
+    } else {
+        const char *et = e->text.p;
+        memcpy(w, et, e->code_len);
+        w += e->code_len;
+        *w++ = comp;
+        et += e->code_len + 1;
+        if (e->disp_len != ESC_NONE) {
+            memcpy(w, et, e->disp_len);
+            w += e->disp_len;
+        } else if (ncomps >= 2) {
+            memcpy(w, comps[1].p, comps[1].len);
+            w += comps[1].len;
+        }
+        et += (e->disp_len != ESC_NONE ? e->disp_len : 0) + 1;
+        *w++ = comp;
+        if (e->sys_len != ESC_NONE) {
+            memcpy(w, et, e->sys_len);
+            w += e->sys_len;
+        } else if (ncomps >= 3) {
+            memcpy(w, comps[2].p, comps[2].len);
+            w += comps[2].len;
+        }
+    }
+    if (ncomps >= 4) { /* the separator before component 4 and the rest */
+        const char *c4 = comps[3].p - 1;
+        memcpy(w, c4, (size_t)(raw.p + raw.len - c4));
+        w += raw.p + raw.len - c4;
+    }
+    while (w > out->p && w[-1] == comp) /* no empty trailing parts */
+        w--;
+    out->len = (size_t)(w - out->p);
+    *w = '\0';
+}
+
+/* Where a map step's value is, for its errors: the path with the
+ * occurrence, component 1 for a coded field. */
+static hl7_path map_where(const step *s, uint32_t occ)
+{
     hl7_path p = s->path;
     p.seg_occ = occ;
-    bool coded = p.comp == 0;
-    if (coded) p.comp = 1;
-    const hl7_delims *d = hl7_delims_of(m);
-    hl7_path rp = p;
-    rp.comp = 0;
-    hl7_span raw = {"", 0}, comps[4];
-    uint32_t ncomps = 0;
-    const char *system = NULL;
-    tbuf_reset(&c->a);
-    if (coded && memcmp(hl7_seg_at(m, idx)->id, "MSH", 3) != 0) {
-        /* The repetition once, split into its first components: the code is
-         * the first, the coding system the third. */
-        if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) return 0; /* nothing to map */
-        ncomps = split_comps(raw, d->comp, comps);
-        if (presence_of(comps[0]) != HL7_VALUE) return 0;
-        hl7_unescape(d, hl7_charset_of(m), comps[0].p, comps[0].len, &c->a);
-        tbuf_reset(&c->b);
-        if (ncomps >= 3 && presence_of(comps[2]) == HL7_VALUE) {
-            hl7_unescape(d, hl7_charset_of(m), comps[2].p, comps[2].len, &c->b);
-            system = tbuf_cstr(&c->b);
-        }
-    } else {
-        if (hl7_get_at(m, idx, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
-        if (coded) {
-            hl7_path sp = p;
-            sp.comp = 3;
-            tbuf_reset(&c->b);
-            if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE) system = c->b.p;
-        }
-    }
-    tbuf_cstr(&c->a);
-    codemap_result r;
-    char where[48];
-    hl7_error he;
-    if (!codemap_lookup(s->map, system, c->a.p, c->a.len, &r)) {
-        if (r.unmapped != CODEMAP_UNMAPPED_ERROR) return 0;
-        tbuf_printf(err, "transform at line %u (map %s): %s: code '%s'%s%s%s is not in the map",
-                    t->line, t->map, hl7_path_format(&p, where, sizeof where), c->a.p,
-                    system ? " (system " : "", system ? system : "", system ? ")" : "");
-        return -1;
-    }
-    if (!coded) {
-        if (strcmp(c->a.p, r.target_code) == 0) return 0;
-        if (hl7_set_at(m, idx, &p, r.target_code, strlen(r.target_code), &he) != HL7_OK) goto fail;
-        return 0;
-    }
-    /* The repetition's raw text with components 1-3 replaced. */
-    if (!ncomps && hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
-    const esc_row *e = escaped_target(s, m, &r);
-    const char *et = e->text.p;
-    tbuf_reset(&c->c);
-    tbuf_put(&c->c, et, e->code_len);
-    et += e->code_len;
-    tbuf_putc(&c->c, d->comp);
-    const char *rest = raw.p, *end = raw.p + raw.len;
-    const char *c2 = memchr(rest, d->comp, raw.len);
-    const char *c3 = c2 ? memchr(c2 + 1, d->comp, (size_t)(end - c2 - 1)) : NULL;
-    const char *c4 = c3 ? memchr(c3 + 1, d->comp, (size_t)(end - c3 - 1)) : NULL;
-    if (e->disp_len != ESC_NONE) {
-        tbuf_put(&c->c, et, e->disp_len);
-        et += e->disp_len;
-    } else if (c2) {
-        tbuf_put(&c->c, c2 + 1, (size_t)((c3 ? c3 : end) - c2 - 1));
-    }
-    tbuf_putc(&c->c, d->comp);
-    if (e->sys_len != ESC_NONE) tbuf_put(&c->c, et, e->sys_len);
-    else if (c3) tbuf_put(&c->c, c3 + 1, (size_t)((c4 ? c4 : end) - c3 - 1));
-    if (c4) tbuf_put(&c->c, c4, (size_t)(end - c4));
-    while (c->c.len && c->c.p[c->c.len - 1] == d->comp) c->c.len--; /* no empty trailing parts */
+    if (!p.comp) p.comp = 1;
+    return p;
+}
+
+/* A coded value's rewrite after its code was found (row r): components 1-3
+ * of the repetition raw (a span of segment idx, split into comps) become
+ * the row's target, spliced in its place, nothing done when that changes
+ * nothing. */
+static int map_rewrite(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
+                       hl7_span raw, const hl7_span *comps, uint32_t ncomps,
+                       const codemap_result *r, tbuf *err)
+{
+    const esc_row *e = escaped_target(s, m, r);
+    coded_target(e, hl7_delims_of(m)->comp, raw, comps, ncomps, &c->c);
     if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
-    if (hl7_set_raw_at(m, idx, &rp, c->c.p, c->c.len, &he) != HL7_OK) goto fail;
+    hl7_error he;
+    if (hl7_splice_raw_at(m, idx, s->path.field, raw, c->c.p, c->c.len, &he) == HL7_OK) return 0;
+    /* What a splice refuses (a value holding the field separator: an escape
+     * written with a backslash that is the separator, in a message that
+     * declares no escape character) goes the long way, as it always did. */
+    hl7_path rp = {.field = s->path.field, .rep = s->path.rep};
+    if (hl7_set_raw_at(m, idx, &rp, c->c.p, c->c.len, &he) == HL7_OK) return 0;
+    hl7_path p = map_where(s, occ);
+    return map_failed(s->cfg, &p, &he, err);
+}
+
+/* Maps the coded field of the step's path (components 1-3 of a repetition)
+ * in segment idx, not MSH, the occurrence occ of its id. The repetition is
+ * split once: the code is its first component, the coding system the
+ * third, looked up as they are in the message when decoding would not
+ * change them. */
+static int map_coded(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ, tbuf *err)
+{
+    const hl7_delims *d = hl7_delims_of(m);
+    hl7_span raw, comps[4], code, system = {NULL, 0};
+    const char *limit;
+    if (!rep_raw(m, idx, s->path.field, s->path.rep, &raw, &limit)) return 0; /* nothing to map */
+    bool plain;
+    uint32_t ncomps = split_coded(raw, limit, d, comps, &plain);
+    if (presence_of(comps[0]) != HL7_VALUE) return 0;
+    code = plain ? comps[0] : decoded_span(m, comps[0], &c->a);
+    if (ncomps >= 3 && presence_of(comps[2]) == HL7_VALUE) {
+        system = plain ? comps[2] : decoded_span(m, comps[2], &c->b);
+        if (!plain) system.len = strlen(system.p); /* as a C string */
+    }
+    codemap_result r;
+    if (codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r))
+        return map_rewrite(c, s, m, idx, occ, raw, comps, ncomps, &r, err);
+    if (r.unmapped != CODEMAP_UNMAPPED_ERROR) return 0;
+    hl7_path p = map_where(s, occ);
+    return map_unmapped(s->cfg, &p, code, system, err);
+}
+
+/* Maps one value in segment idx, the occurrence occ of its id, in place:
+ * a component (replaced by the target code), or the coded field of MSH
+ * (read through hl7_get_at, as map_coded() does for other segments). */
+static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ, tbuf *err)
+{
+    hl7_path p = map_where(s, occ);
+    bool coded = s->path.comp == 0;
+    hl7_span code, system = {NULL, 0};
+    tbuf_reset(&c->a);
+    if (hl7_get_at(m, idx, &p, &c->a) != HL7_VALUE) return 0; /* nothing to map */
+    code = (hl7_span){tbuf_cstr(&c->a), c->a.len};
+    if (coded) {
+        hl7_path sp = p;
+        sp.comp = 3;
+        tbuf_reset(&c->b);
+        if (hl7_get_at(m, idx, &sp, &c->b) == HL7_VALUE)
+            system = (hl7_span){c->b.p, strlen(c->b.p)};
+    }
+    codemap_result r;
+    if (!codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r)) {
+        if (r.unmapped != CODEMAP_UNMAPPED_ERROR) return 0;
+        return map_unmapped(s->cfg, &p, code, system, err);
+    }
+    if (coded) {
+        hl7_path rp = p;
+        rp.comp = 0;
+        hl7_span raw, comps[4];
+        if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
+        uint32_t ncomps = split_comps(raw, hl7_delims_of(m)->comp, comps);
+        return map_rewrite(c, s, m, idx, occ, raw, comps, ncomps, &r, err);
+    }
+    if (strcmp(c->a.p, r.target_code) == 0) return 0;
+    hl7_error he;
+    if (hl7_set_at(m, idx, &p, r.target_code, strlen(r.target_code), &he) != HL7_OK)
+        return map_failed(s->cfg, &p, &he, err);
     return 0;
-fail:
-    tbuf_printf(err, "transform at line %u (map %s): %s: %s", t->line, t->map,
-                hl7_path_format(&p, where, sizeof where), he.text);
-    return -1;
 }
 
 /* Every occurrence of the path's segment in order, or only the one the
@@ -569,11 +697,14 @@ static int apply_map(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
 {
     bool one = s->cfg->path[3] == '['; /* an explicit occurrence: only that one */
     uint32_t occ = 0, n = hl7_seg_count(m);
+    const hl7_seg *segs = hl7_segs(m); /* a map edits, but adds and removes no segment */
+    bool coded = s->path.comp == 0;    /* a coded field (MSH, at 0, the long way) */
     for (uint32_t i = 0; i < n; i++) {
-        if (memcmp(hl7_seg_at(m, i)->id, s->path.seg, 3) != 0) continue;
+        if (memcmp(segs[i].id, s->path.seg, 3) != 0) continue;
         occ++;
         if (one && occ != s->path.seg_occ) continue;
-        if (map_one(c, s, m, i, occ, err) != 0) return -1;
+        if ((coded && i > 0 ? map_coded(c, s, m, i, occ, err) : map_one(c, s, m, i, occ, err)) != 0)
+            return -1;
         if (one) break;
     }
     return 0;

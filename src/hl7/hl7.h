@@ -368,6 +368,15 @@ typedef struct hl7_field_edit {
  * Every edit is checked first: on failure nothing is changed. */
 hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits, size_t n,
                                  hl7_error *err);
+/* Replaces the bytes `old` of segment `index`, a span of its current text
+ * inside field `field` (as hl7_raw() or hl7_fields_get() gave it, since the
+ * segment last changed), by the wire text raw[0..len), in one rewrite of the
+ * segment: for callers that located the element themselves (a repetition,
+ * a component). raw may not hold CR, LF, NUL or the field separator
+ * (HL7_ERR_VALUE); MSH-1 and MSH-2 cannot be changed; a span outside the
+ * field is HL7_ERR_VALUE. On failure nothing is changed. */
+hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_span old,
+                             const char *raw, size_t len, hl7_error *err);
 /* Inserts a segment given as wire text ("NTE|1||text") before 0-based index
  * `index` (seg_count appends). MSH cannot be inserted. */
 hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,

@@ -6,7 +6,8 @@
  * and shifted past the changed field (a full re-index only when the new
  * text holds field separators); the input buffer is never written. Several
  * first repetitions of one segment can change in one rewrite
- * (hl7_set_fields_raw_at). Setting a
+ * (hl7_set_fields_raw_at), and a span the caller located inside a field can
+ * be replaced without finding it again (hl7_splice_raw_at). Setting a
  * value deeper than the message holds pads with empty fields, repetitions or
  * components, as a receiving system would expect ("PID-5.3" on "PID|1" gives
  * "PID|1|||||^^X"... with the separators needed and no more).
@@ -45,34 +46,49 @@ static void replace_nth(tbuf *out, const char *src, size_t len, char ch, uint32_
     }
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Whether the eight bytes at p may hold a CR, LF or NUL: true when one is
+ * below 0x0E (CR), which text other than tabs and form feeds never is. */
+static inline bool word_has_break(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return ((w - ones * 0x0E) & ~w & highs) != 0;
+}
+#endif
+
+static inline bool is_break(char c)
+{
+    return c == '\r' || c == '\n' || c == '\0';
+}
+
 /* Index of the first CR, LF or NUL in raw[0..len), or len: eight bytes at a
- * time. */
+ * time (a word that may hold one is looked at byte by byte), the last
+ * (partial) eight as the overlapping last word. */
 static size_t find_break(const char *raw, size_t len)
 {
     size_t i = 0;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    for (; len - i >= 8; i += 8) {
-        uint64_t w;
-        memcpy(&w, raw + i, 8);
-        uint64_t cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
-        uint64_t hit = ((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf);
-        if (hit & highs) break; /* the bytes one by one below */
-    }
+    for (; len - i >= 8; i += 8)
+        if (word_has_break(raw + i))
+            for (size_t k = i; k < i + 8; k++)
+                if (is_break(raw[k])) return k;
+    if (i < len && len >= 8 && !word_has_break(raw + len - 8)) return len;
 #endif
-    while (i < len && raw[i] != '\r' && raw[i] != '\n' && raw[i] != '\0')
+    while (i < len && !is_break(raw[i]))
         i++;
     return i;
 }
 
 static hl7_status check_raw(const char *raw, size_t len, hl7_error *err)
 {
-    for (size_t i = find_break(raw, len); i < len; i++)
-        if (raw[i] == '\r' || raw[i] == '\n' || raw[i] == '\0')
-            return hl7_fail(err, HL7_ERR_VALUE, i,
-                            "a value may not contain CR, LF or NUL (byte %zu); "
-                            "set it as text so it is escaped",
-                            i);
+    size_t i = find_break(raw, len);
+    if (i < len)
+        return hl7_fail(err, HL7_ERR_VALUE, i,
+                        "a value may not contain CR, LF or NUL (byte %zu); "
+                        "set it as text so it is escaped",
+                        i);
     return HL7_OK;
 }
 
@@ -100,6 +116,26 @@ static uint32_t find_or_create(hl7_msg *m, const hl7_path *p)
     }
 }
 
+/* to[k] = from[k] + delta for k in [k0, n): four at a time (fofs runs do
+ * not overlap). */
+static void shift_offsets(uint32_t *restrict to, const uint32_t *restrict from, uint32_t k0,
+                          uint32_t n, uint32_t delta)
+{
+    uint32_t k = k0;
+#if defined(__GNUC__)
+    typedef uint32_t v4 __attribute__((vector_size(16)));
+    const v4 dv = {delta, delta, delta, delta};
+    for (; k + 4 <= n; k += 4) {
+        v4 x;
+        memcpy(&x, from + k, sizeof x);
+        x += dv;
+        memcpy(to + k, &x, sizeof x);
+    }
+#endif
+    for (; k < n; k++)
+        to[k] = from[k] + delta;
+}
+
 /* Segment idx with piece `piece` (0 is the id) replaced by fv[0..fvlen),
  * padded with field separators when it has fewer pieces. The new text goes
  * to owned memory and gets a new run of offsets: copied from the old run
@@ -123,7 +159,7 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
     size_t len = head + pad + fvlen + tail;
     char *t = hl7_own_reserve(m, len);
     memcpy(t, s->p, head);
-    memset(t + head, fs, pad);
+    if (pad) memset(t + head, fs, pad);
     memcpy(t + head + pad, fv, fvlen);
     memcpy(t + head + pad + fvlen, s->p + s->len - tail, tail);
     if (memchr(fv, fs, fvlen)) {
@@ -140,15 +176,7 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
     if (piece < npieces) {
         uint32_t delta = (uint32_t)(fvlen - (of[piece + 1] - 1 - of[piece])); /* modulo 2^32 */
         memcpy(nf, of, (piece + 1) * sizeof(*nf));
-        uint32_t k = piece + 1;
-        for (; k + 4 <= npieces; k += 4) {
-            nf[k] = of[k] + delta;
-            nf[k + 1] = of[k + 1] + delta;
-            nf[k + 2] = of[k + 2] + delta;
-            nf[k + 3] = of[k + 3] + delta;
-        }
-        for (; k < npieces; k++)
-            nf[k] = of[k] + delta;
+        shift_offsets(nf, of, piece + 1, npieces, delta);
     } else {
         memcpy(nf, of, npieces * sizeof(*nf));
         for (uint32_t j = 0; j < pad; j++)
@@ -168,7 +196,12 @@ static void set_in(hl7_msg *m, uint32_t idx, const hl7_path *p, const char *raw,
     const hl7_seg *s = &m->segs[idx];
     bool msh = !memcmp(s->id, "MSH", 3);
     hl7_span f = {"", 0};
-    if (!hl7_field_span(m, s, p->field, &f)) f.len = 0;
+    if (p->field <= s->nfields && !(msh && p->field == 1)) { /* hl7_field_span() inline */
+        const uint32_t *of = m->fofs + s->fofs + (p->field - msh);
+        f = (hl7_span){s->p + of[0], of[1] - 1 - of[0]};
+    } else if (!hl7_field_span(m, s, p->field, &f)) {
+        f.len = 0;
+    }
     uint32_t rep = p->rep ? p->rep : 1;
     const char *val = raw;
     size_t vlen = len;
@@ -284,8 +317,10 @@ static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e
         size_t run = (k < npieces ? of[k] : s->len) - src;
         memcpy(t + dst, s->p + src, run);
         uint32_t delta = (uint32_t)(dst - src);
-        for (; k0 < upto; k0++)
-            nf[k0] = of[k0] + delta;
+        if (k0 < upto) {
+            shift_offsets(nf, of, k0, upto, delta);
+            k0 = upto;
+        }
         dst += run;
         src += run;
         for (; k0 < k; k0++) { /* padding: empty pieces */
@@ -309,8 +344,7 @@ static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e
     }
     memcpy(t + dst, s->p + src, s->len - src);
     uint32_t delta = (uint32_t)(dst - src);
-    for (; k0 < npieces; k0++)
-        nf[k0] = of[k0] + delta;
+    if (k0 < npieces) shift_offsets(nf, of, k0, npieces, delta);
     dst += s->len - src;
     assert(dst == len);
     nf[pieces] = (uint32_t)len + 1;
@@ -344,6 +378,74 @@ hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edi
         hl7_path p = {.field = edits[i].field, .rep = 1};
         set_in(m, index, &p, edits[i].raw, edits[i].len);
     }
+    return HL7_OK;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* word_has_break(), or the eight bytes at p hold fs. */
+static inline bool word_has_break_or(const char *p, char fs)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t w, x;
+    memcpy(&w, p, 8);
+    x = w ^ (ones * (unsigned char)fs);
+    return ((((w - ones * 0x0E) & ~w) | ((x - ones) & ~x)) & highs) != 0;
+}
+#endif
+
+/* Index of the first CR, LF, NUL or fs in raw[0..len), or len: find_break()
+ * with the field separator. */
+static size_t find_break_or(const char *raw, size_t len, char fs)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; len - i >= 8; i += 8)
+        if (word_has_break_or(raw + i, fs)) break; /* byte by byte below */
+    if (i < len && len >= 8 && len - i < 8 && !word_has_break_or(raw + len - 8, fs)) return len;
+#endif
+    while (i < len && !is_break(raw[i]) && raw[i] != fs)
+        i++;
+    return i;
+}
+
+hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_span old,
+                             const char *raw, size_t len, hl7_error *err)
+{
+    if (index >= m->nsegs)
+        return hl7_fail(err, HL7_ERR_NOT_FOUND, 0,
+                        "no segment at position %u (the message has %zu)", index + 1, m->nsegs);
+    hl7_seg *s = &m->segs[index];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3);
+    if (field == 0 || field > s->nfields || field <= 2 * msh)
+        return hl7_fail(err, HL7_ERR_VALUE, 0, "field %u of %s cannot be spliced into", field,
+                        s->id);
+    const uint32_t k = field - msh, npieces = hl7_seg_pieces(s);
+    const uint32_t *of = m->fofs + s->fofs;
+    const char *fp = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+    if (old.p < fp || old.p > fend || old.len > (size_t)(fend - old.p))
+        return hl7_fail(err, HL7_ERR_VALUE, 0, "the span to replace is not inside %s-%u", s->id,
+                        field);
+    size_t bad = find_break_or(raw, len, m->d.field);
+    if (bad < len)
+        return hl7_fail(err, HL7_ERR_VALUE, bad,
+                        "a value may not contain CR, LF, NUL or the field separator (byte %zu)",
+                        bad);
+    const size_t head = (size_t)(old.p - s->p), tail = s->len - head - old.len;
+    const size_t nlen = head + len + tail;
+    char *t = hl7_own_reserve(m, nlen);
+    memcpy(t, s->p, head);
+    memcpy(t + head, raw, len);
+    memcpy(t + head + len, old.p + old.len, tail);
+    hl7_fofs_reserve(m, npieces + 1);
+    of = m->fofs + s->fofs; /* after the reserve: it may move */
+    uint32_t *nf = m->fofs + m->nfofs, first = (uint32_t)m->nfofs;
+    memcpy(nf, of, (k + 1) * sizeof(*nf));
+    shift_offsets(nf, of, k + 1, npieces, (uint32_t)(len - old.len)); /* modulo 2^32 */
+    nf[npieces] = (uint32_t)nlen + 1;
+    m->nfofs += npieces + 1;
+    s->p = t;
+    s->len = (uint32_t)nlen;
+    s->fofs = first;
     return HL7_OK;
 }
 

@@ -7,7 +7,10 @@
  * match mode) before it is stored and hashed; the hash covers the code only,
  * not the source system, so that a lookup without a system finds rows of any
  * system. The table is open addressing with linear probing, kept at most
- * half full; slots hold row index + 1 (0 = empty).
+ * half full; slots hold row index + 1 (0 = empty). The hash reads the key
+ * eight bytes at a time. A row knows whether another row has its code (in
+ * another system), so a lookup ends at the first row of a code it alone
+ * has instead of probing on for a better system.
  *
  * The CSV reader is RFC 4180 (quoted fields may hold commas, quotes as "" and
  * line breaks) and remembers the line each record started on for errors.
@@ -31,7 +34,8 @@ typedef struct codemap_row {
     uint32_t source_system, source_code; /* pool offsets; 0 = absent */
     uint32_t code_len;                   /* strlen of the source code */
     uint32_t target_system, target_code, display;
-    uint32_t line; /* where it came from (CSV line), 0 if unknown */
+    uint32_t line;   /* where it came from (CSV line), 0 if unknown */
+    uint32_t shared; /* 1: another row has the same code (in another system) */
 } codemap_row;
 
 struct codemap {
@@ -195,12 +199,36 @@ static void normalize(codemap_match match, const char *s, size_t len, tbuf *out)
     }
 }
 
+static uint64_t hash_mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    return h ^ (h >> 32);
+}
+
+/* The key's hash: eight bytes at a time, the last (partial) eight read as
+ * the overlapping last word, keys under eight bytes as two overlapping
+ * halves or three bytes; the length is mixed in, so overlaps do not make
+ * keys alike. */
 static uint64_t hash_bytes(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+    if (len >= 8) {
+        uint64_t w;
+        size_t i = 0;
+        for (; len - i > 8; i += 8) {
+            memcpy(&w, s + i, 8);
+            h = hash_mix(h, w);
+        }
+        memcpy(&w, s + len - 8, 8);
+        h = hash_mix(h, w);
+    } else if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + len - 4, 4);
+        h = hash_mix(h, (uint64_t)a << 32 | b);
+    } else if (len) {
+        const unsigned char *u = (const unsigned char *)s;
+        h = hash_mix(h, (uint64_t)u[0] << 16 | (uint64_t)u[len / 2] << 8 | u[len - 1]);
     }
     return h ^ (h >> 29);
 }
@@ -238,16 +266,17 @@ static void table_grow(codemap *m)
     m->nslots = n;
 }
 
-static bool same_system(const char *a, const char *b)
+/* Whether the row system a (NULL: none) is sys[0..slen) (NULL: none). */
+static bool same_system(const char *a, const char *sys, size_t slen)
 {
-    return a && b && !strcmp(a, b);
+    return a && sys && strncmp(a, sys, slen) == 0 && a[slen] == '\0';
 }
 
 /* Walks the rows whose normalised code equals key[0..klen). Returns the best
- * row for `system` (see codemap_lookup) or NULL; with exact_system, only a row
- * whose system is exactly `system` (NULL: a row without one). */
+ * row for system[0..slen) (see codemap_lookup) or NULL; with exact_system,
+ * only a row whose system is exactly that one (NULL: a row without one). */
 static const codemap_row *find_row(const codemap *m, uint64_t h, const char *key, size_t klen,
-                                   const char *system, bool exact_system)
+                                   const char *system, size_t slen, bool exact_system)
 {
     const codemap_row *fallback = NULL;
     for (size_t i = h & (m->nslots - 1); m->slots[i]; i = (i + 1) & (m->nslots - 1)) {
@@ -257,13 +286,24 @@ static const codemap_row *find_row(const codemap *m, uint64_t h, const char *key
         if (r->code_len != klen || memcmp(code, key, klen)) continue;
         const char *rs = pool_str(m, r->source_system);
         if (exact_system) {
-            if ((!rs && !system) || same_system(rs, system)) return r;
+            if ((!rs && !system) || same_system(rs, system, slen)) return r;
             continue;
         }
-        if (!system || same_system(rs, system)) return r;
+        if (!system || same_system(rs, system, slen)) return r;
         if (!rs && !fallback) fallback = r;
+        if (!r->shared) break; /* the only row of this code */
     }
     return fallback;
+}
+
+/* Marks the rows of code key[0..klen) as shared (one more is being added). */
+static void mark_shared(codemap *m, uint64_t h, const char *key, size_t klen)
+{
+    for (size_t i = h & (m->nslots - 1); m->slots[i]; i = (i + 1) & (m->nslots - 1)) {
+        codemap_row *r = &m->rows[m->slots[i] - 1];
+        if (r->hash == h && r->code_len == klen && !memcmp(m->pool.p + r->source_code, key, klen))
+            r->shared = 1;
+    }
 }
 
 static codemap_status add_row(codemap *m, const char *ssys, const char *scode, const char *tsys,
@@ -283,7 +323,7 @@ static codemap_status add_row(codemap *m, const char *ssys, const char *scode, c
         goto done;
     }
     uint64_t h = hash_bytes(key.p, key.len);
-    const codemap_row *dup = find_row(m, h, key.p, key.len, ssys, true);
+    const codemap_row *dup = find_row(m, h, key.p, key.len, ssys, ssys ? strlen(ssys) : 0, true);
     if (dup) {
         if (dup->line)
             st = fail(err, CODEMAP_ERR_DUPLICATE, line, 0,
@@ -302,7 +342,10 @@ static codemap_status add_row(codemap *m, const char *ssys, const char *scode, c
     }
     if ((m->nrows + 1) * 2 > m->nslots) table_grow(m);
     m->rows = xgrow(m->rows, &m->rowcap, m->nrows + 1, sizeof(*m->rows));
+    bool shared = find_row(m, h, key.p, key.len, NULL, 0, false) != NULL;
+    if (shared) mark_shared(m, h, key.p, key.len);
     codemap_row *r = &m->rows[m->nrows];
+    r->shared = shared;
     r->hash = h;
     r->source_code = pool_add(m, tbuf_cstr(&key));
     r->code_len = (uint32_t)key.len;
@@ -351,25 +394,39 @@ static size_t normalize_small(codemap_match match, const char *s, size_t len, ch
 bool codemap_lookup(const codemap *m, const char *source_system, const char *code, size_t len,
                     codemap_result *out)
 {
+    return codemap_lookup_span(m, source_system, source_system ? strlen(source_system) : 0, code,
+                               len, out);
+}
+
+/* The row for a caseless map: the code normalised first. */
+static __attribute__((noinline)) const codemap_row *
+find_normalized(const codemap *m, const char *system, size_t slen, const char *code, size_t len)
+{
     char small[256];
-    small[0] = '\0'; /* read only after normalize_small() filled it */
     tbuf heap = TBUF_INIT;
-    const char *key = code;
-    size_t klen = len;
-    if (m->opt.match != CODEMAP_MATCH_EXACT) {
-        klen = normalize_small(m->opt.match, code, len, small, sizeof(small));
-        key = small;
-        if (klen == SIZE_MAX) {
-            normalize(m->opt.match, code, len, &heap);
-            key = heap.p ? heap.p : "";
-            klen = heap.len;
-        }
+    const char *key = small;
+    size_t klen = normalize_small(m->opt.match, code, len, small, sizeof(small));
+    if (klen == SIZE_MAX) {
+        normalize(m->opt.match, code, len, &heap);
+        key = heap.p ? heap.p : "";
+        klen = heap.len;
     }
-    if (source_system && !*source_system) source_system = NULL;
-    const codemap_row *r = find_row(m, hash_bytes(key, klen), key, klen, source_system, false);
-    if (heap.p) tbuf_free(&heap);
+    const codemap_row *r = find_row(m, hash_bytes(key, klen), key, klen, system, slen, false);
+    tbuf_free(&heap);
+    return r;
+}
+
+bool codemap_lookup_span(const codemap *m, const char *source_system, size_t system_len,
+                         const char *code, size_t len, codemap_result *out)
+{
+    if (!system_len) source_system = NULL;
+    const codemap_row *r =
+        m->opt.match == CODEMAP_MATCH_EXACT
+            ? find_row(m, hash_bytes(code, len), code, len, source_system, system_len, false)
+            : find_normalized(m, source_system, system_len, code, len);
     out->unmapped = m->opt.unmapped;
     out->found = r != NULL;
+    out->row = r ? (uint32_t)(r - m->rows) : 0;
     out->target_system = r ? pool_str(m, r->target_system) : NULL;
     out->target_code = r ? pool_str(m, r->target_code) : NULL;
     out->target_display = r ? pool_str(m, r->display) : NULL;

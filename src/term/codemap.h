@@ -119,6 +119,8 @@ codemap_status codemap_load_file(const char *path, const char *name, const codem
 typedef struct codemap_result {
     bool found;
     codemap_unmapped unmapped;
+    uint32_t row; /* the row's 0-based index, the same for the map's life (for
+                   * callers that keep something per row), below codemap_size() */
     const char *target_system;
     const char *target_code;
     const char *target_display;
@@ -129,6 +131,11 @@ typedef struct codemap_result {
  * preferred). Returns out->found. */
 bool codemap_lookup(const codemap *m, const char *source_system, const char *code, size_t len,
                     codemap_result *out);
+/* codemap_lookup() with the system given as system[0..system_len) (no NUL
+ * inside; length 0 matches any row, as NULL does), for callers that hold
+ * spans of a message. */
+bool codemap_lookup_span(const codemap *m, const char *source_system, size_t system_len,
+                         const char *code, size_t len, codemap_result *out);
 
 const char *codemap_name(const codemap *m);
 size_t codemap_size(const codemap *m);

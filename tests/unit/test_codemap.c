@@ -2,7 +2,10 @@
  * Unit tests for code maps (term/codemap.c): CSV and FHIR ConceptMap loading
  * (the examples under examples/maps too), malformed inputs reported with
  * their line, unmapped policies, caseless matching for medication names, the
- * registry, and a generated 100k-row map for load and lookup speed.
+ * registry, a generated 100k-row map for load and lookup speed, lookups by
+ * span (a system that is not a C string) with the row index, one code in
+ * several systems whichever row comes first, and keys of every length up to
+ * 40 bytes (the hash reads words and overlapping tails).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,6 +309,80 @@ static void test_100k_rows(void **state)
     tbuf_free(&t);
 }
 
+static void test_lookup_span_and_rows(void **state)
+{
+    (void)state;
+    codemap *m = codemap_new("spans", NULL);
+    codemap_error e;
+    /* C1: a row without system first, then two systems; C3 the other way round */
+    assert_int_equal(codemap_add(m, NULL, "C1", NULL, "X0", NULL, &e), CODEMAP_OK);
+    assert_int_equal(codemap_add(m, "SYS1", "C1", NULL, "X1", NULL, &e), CODEMAP_OK);
+    assert_int_equal(codemap_add(m, "SYS2", "C1", NULL, "X2", NULL, &e), CODEMAP_OK);
+    assert_int_equal(codemap_add(m, "SYS2", "C2", NULL, "Y2", NULL, &e), CODEMAP_OK);
+    assert_int_equal(codemap_add(m, "SYS1", "C3", NULL, "Z1", NULL, &e), CODEMAP_OK);
+    assert_int_equal(codemap_add(m, NULL, "C3", NULL, "Z0", NULL, &e), CODEMAP_OK);
+    assert_int_equal(codemap_add(m, "SYS1", "C1", NULL, "again", NULL, &e), CODEMAP_ERR_DUPLICATE);
+    static const struct {
+        const char *sys, *code, *want; /* want NULL: not found */
+        uint32_t row;
+    } cases[] = {
+        {"SYS1", "C1", "X1", 1}, {"SYS2", "C1", "X2", 2}, {"SYS9", "C1", "X0", 0},
+        {"SYS2", "C2", "Y2", 3}, {"SYS1", "C2", NULL, 0}, {NULL, "C2", "Y2", 3},
+        {"SYS1", "C3", "Z1", 4}, {"SYS9", "C3", "Z0", 5}, {"SYS1", "C4", NULL, 0},
+        {"SYS", "C1", "X0", 0}, /* a prefix of SYS1 is another system */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        /* the system inside a longer text, as in a message: not NUL-terminated */
+        char text[32];
+        size_t sl = cases[i].sys ? strlen(cases[i].sys) : 0;
+        snprintf(text, sizeof text, "%s1^rest", cases[i].sys ? cases[i].sys : "");
+        codemap_result r;
+        bool found = codemap_lookup_span(m, cases[i].sys ? text : NULL, sl, cases[i].code,
+                                         strlen(cases[i].code), &r);
+        assert_int_equal(found, cases[i].want != NULL);
+        if (!found) continue;
+        assert_string_equal(r.target_code, cases[i].want);
+        assert_int_equal(r.row, cases[i].row);
+        codemap_result c;
+        assert_true(codemap_lookup(m, cases[i].sys, cases[i].code, strlen(cases[i].code), &c));
+        assert_int_equal(c.row, r.row);
+    }
+    codemap_result r;
+    assert_true(codemap_lookup_span(m, "SYS1", 0, "C1", 2, &r)); /* length 0: any system */
+    assert_true(r.row <= 2);
+    codemap_free(m);
+}
+
+static void test_keys_of_every_length(void **state)
+{
+    (void)state;
+    codemap *m = codemap_new("lengths", NULL);
+    codemap_error e;
+    char key[48], tcode[16];
+    /* keys of 1..40 bytes, and for each length ones differing only in the
+     * first, a middle or the last byte */
+    for (int len = 1; len <= 40; len++)
+        for (int v = 0; v < 3; v++) {
+            memset(key, 'k', (size_t)len);
+            key[len] = '\0';
+            key[v == 0 ? 0 : v == 1 ? len / 2 : len - 1] = (char)('A' + v);
+            snprintf(tcode, sizeof tcode, "%d.%d", len, v);
+            assert_int_equal(codemap_add(m, NULL, key, NULL, tcode, NULL, &e), CODEMAP_OK);
+        }
+    for (int len = 1; len <= 40; len++)
+        for (int v = 0; v < 3; v++) {
+            memset(key, 'k', (size_t)len);
+            key[v == 0 ? 0 : v == 1 ? len / 2 : len - 1] = (char)('A' + v);
+            codemap_result r;
+            assert_true(codemap_lookup_span(m, NULL, 0, key, (size_t)len, &r));
+            snprintf(tcode, sizeof tcode, "%d.%d", len, v);
+            assert_string_equal(r.target_code, tcode);
+            memset(key, 'k', (size_t)len);
+            assert_false(codemap_lookup_span(m, NULL, 0, key, (size_t)len, &r)); /* all 'k' */
+        }
+    codemap_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +396,8 @@ int main(void)
         cmocka_unit_test(test_caseless_medications),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_100k_rows),
+        cmocka_unit_test(test_lookup_span_and_rows),
+        cmocka_unit_test(test_keys_of_every_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

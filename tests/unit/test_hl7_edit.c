@@ -1,7 +1,7 @@
 /*
  * Unit tests for building and editing messages (hl7_edit.c): set at every
  * level with padding, escaping, segment insert/remove, building from scratch,
- * and that edits never disturb untouched bytes.
+ * splices of located spans, and that edits never disturb untouched bytes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -447,6 +447,116 @@ static void test_escape_for(void **state)
     tbuf_free(&out);
 }
 
+/* A raw value with CR, LF or NUL anywhere is refused, whatever its length
+ * (the check reads words and an overlapping last word), and so is a field
+ * separator in a splice; other control bytes (tab, form feed, bytes below
+ * CR) are stored. */
+static void test_line_breaks_at_every_offset(void **state)
+{
+    (void)state;
+    static const char breaks[] = {'\r', '\n', '\0'};
+    static const char others[] = {'\t', '\f', '\v', '\x01', '\x0c', '\x0e', '\x1f'};
+    hl7_msg *m = parse(BASE);
+    hl7_path p;
+    hl7_error e;
+    assert_int_equal(hl7_path_parse("PV1-3", &p, &e), HL7_OK);
+    char v[48];
+    for (size_t len = 1; len <= 40; len++)
+        for (size_t at = 0; at < len; at++) {
+            memset(v, 'x', len);
+            for (size_t b = 0; b < sizeof breaks; b++) {
+                v[at] = breaks[b];
+                assert_int_equal(hl7_set_raw(m, &p, v, len, &e), HL7_ERR_VALUE);
+                assert_int_equal(e.offset, at);
+            }
+            for (size_t b = 0; b <= sizeof breaks; b++) { /* splices: the field separator too */
+                hl7_span old;
+                assert_int_equal(hl7_raw(m, 2, 2, 0, 0, 0, &old), HL7_VALUE); /* PV1-2 */
+                v[at] = b < sizeof breaks ? breaks[b] : '|';
+                assert_int_equal(hl7_splice_raw_at(m, 2, 2, old, v, len, &e), HL7_ERR_VALUE);
+                assert_int_equal(e.offset, at);
+            }
+            for (size_t o = 0; o < sizeof others; o++) {
+                v[at] = others[o];
+                assert_int_equal(hl7_set_raw(m, &p, v, len, &e), HL7_OK);
+                hl7_span got, old;
+                assert_int_equal(hl7_raw(m, 2, 2, 0, 0, 0, &old), HL7_VALUE);
+                assert_int_equal(hl7_splice_raw_at(m, 2, 2, old, v, len, &e), HL7_OK);
+                assert_int_equal(hl7_raw(m, 2, 2, 0, 0, 0, &got), HL7_VALUE);
+                assert_int_equal(got.len, len);
+                assert_memory_equal(got.p, v, len);
+                assert_int_equal(hl7_raw(m, 2, 3, 0, 0, 0, &got), HL7_VALUE);
+                assert_int_equal(got.len, len);
+                assert_memory_equal(got.p, v, len);
+            }
+        }
+    hl7_msg_free(m);
+}
+
+/* hl7_splice_raw_at() at random spans of random fields, against the text
+ * spliced by hand; what it refuses leaves the message as it was. */
+static void test_splice_matches_reference(void **state)
+{
+    (void)state;
+    for (int it = 0; it < 3000; it++) {
+        const char *seg = SEGS[rnd(sizeof SEGS / sizeof *SEGS)];
+        char text[512];
+        snprintf(text, sizeof text, "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5\r%s\rNTE|9\r", seg);
+        hl7_msg *m = parse(text);
+        for (int k = 0; k < 4; k++) {
+            uint32_t idx = rnd(6) == 0 ? 0 : 1;
+            const hl7_seg *s = hl7_seg_at(m, idx);
+            if (s->nfields == 0) break;
+            uint32_t field = 1 + rnd(s->nfields);
+            if (idx == 0 && field <= 2) field = 3;
+            hl7_span f;
+            assert_int_equal(hl7_raw(m, idx, field, 0, 0, 0, &f) != HL7_ABSENT, true);
+            size_t a = rnd((uint32_t)f.len + 1), b = a + rnd((uint32_t)(f.len - a) + 1);
+            hl7_span old = {f.p + a, b - a};
+            const char *v = VALUES[rnd(sizeof VALUES / sizeof *VALUES)];
+            tbuf want = TBUF_INIT;
+            tbuf_put(&want, s->p, (size_t)(old.p - s->p));
+            tbuf_puts(&want, v);
+            tbuf_put(&want, old.p + old.len, (size_t)(s->p + s->len - (old.p + old.len)));
+            hl7_error e;
+            hl7_status st = hl7_splice_raw_at(m, idx, field, old, v, strlen(v), &e);
+            s = hl7_seg_at(m, idx);
+            if (strchr(v, '|')) {
+                assert_int_equal(st, HL7_ERR_VALUE);
+            } else {
+                assert_int_equal(st, HL7_OK);
+                assert_int_equal(s->len, want.len);
+                assert_memory_equal(s->p, want.p, want.len);
+            }
+            tbuf_free(&want);
+            check_index(m);
+        }
+        hl7_msg_free(m);
+    }
+    hl7_msg *m = parse(BASE);
+    hl7_span f;
+    hl7_error e;
+    assert_int_equal(hl7_raw(m, 1, 3, 0, 0, 0, &f), HL7_VALUE);
+    hl7_span five = {f.p + f.len + 1, 3}; /* PID-5's text, not PID-3's */
+    assert_int_equal(hl7_splice_raw_at(m, 1, 3, five, "x", 1, &e), HL7_ERR_VALUE);
+    assert_int_equal(hl7_splice_raw_at(m, 1, 3, f, "a\nb", 3, &e), HL7_ERR_VALUE);
+    assert_int_equal(e.offset, 1);
+    assert_int_equal(hl7_splice_raw_at(m, 1, 3, f, "a|b", 3, &e), HL7_ERR_VALUE);
+    assert_int_equal(hl7_splice_raw_at(m, 1, 99, f, "x", 1, &e), HL7_ERR_VALUE);
+    assert_int_equal(hl7_splice_raw_at(m, 9, 3, f, "x", 1, &e), HL7_ERR_NOT_FOUND);
+    assert_int_equal(hl7_raw(m, 0, 2, 0, 0, 0, &f), HL7_VALUE);
+    assert_int_equal(hl7_splice_raw_at(m, 0, 2, f, "x", 1, &e), HL7_ERR_VALUE);
+    expect(m, BASE);
+    /* a span found before the segment changed is no longer inside it */
+    assert_int_equal(hl7_raw(m, 1, 3, 1, 1, 0, &f), HL7_VALUE);
+    assert_int_equal(hl7_splice_raw_at(m, 1, 3, f, "77", 2, &e), HL7_OK);
+    assert_int_equal(hl7_splice_raw_at(m, 1, 3, f, "88", 2, &e), HL7_ERR_VALUE);
+    expect(m, "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\r\n"
+              "PID|1||77^^^H^MR~456^^^S||DOE^JOHN\r\n"
+              "PV1|1|I\r\n");
+    hl7_msg_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +571,8 @@ int main(void)
         cmocka_unit_test(test_edits_match_reference),
         cmocka_unit_test(test_set_fields_matches_one_by_one),
         cmocka_unit_test(test_escape_for),
+        cmocka_unit_test(test_line_breaks_at_every_offset),
+        cmocka_unit_test(test_splice_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,13 @@
  * delimiters come out escaped for each message's own delimiters, many rows
  * (more than the table of escaped targets holds) each map to their own
  * target, and a row without display or system keeps the message's.
+ *
+ * A coded value's code and system are looked up as they are in the message
+ * when decoding would leave them so (ASCII without the escape character),
+ * and the repetition is split in one pass of words. The tests below fail if
+ * that shortcut is taken for a value holding an escape sequence or bytes of
+ * another character set, or if the split misplaces a component, a
+ * repetition or a message's own delimiters.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,6 +52,15 @@ static int setup(void **state)
     }
     assert_int_equal(codemap_add(m, NULL, "ODD", "sys|a^b", "X&Y", "A^B|C~D", &ce), CODEMAP_OK);
     assert_int_equal(codemap_add(m, NULL, "BARE", NULL, "Z9", NULL, &ce), CODEMAP_OK);
+    /* rows found only when the message's code or system is decoded first */
+    assert_int_equal(codemap_add(m, NULL, "A^B", "http://x", "AB", "Caret", &ce), CODEMAP_OK);
+    assert_int_equal(codemap_add(m, NULL, "C1", "http://x", "X0", "No system", &ce), CODEMAP_OK);
+    assert_int_equal(codemap_add(m, "S&Y", "C1", "http://x", "X1", "System S&Y", &ce), CODEMAP_OK);
+    assert_int_equal(codemap_add(m, NULL, "\xc3\x89" "1", "http://x", "E1", "E acute", &ce),
+                     CODEMAP_OK);
+    /* a row whose target is what the message holds already */
+    assert_int_equal(codemap_add(m, NULL, "SAME", "http://loinc.org", "SAME", "Same", &ce),
+                     CODEMAP_OK);
     f->maps = codemap_registry_new();
     assert_int_equal(codemap_registry_add(f->maps, m, &ce), CODEMAP_OK);
     tbuf err = TBUF_INIT;
@@ -129,12 +145,215 @@ static void row_without_display_or_system(void **state)
     hl7_msg_free(m);
 }
 
+#define MSH_STD "MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\r"
+#define MSH_ODD "MSH#:*!%#A#B#C#D#20260101##ORU:R01#1#P#2.5\r"
+
+/* OBX number occ's field 3 (every repetition, raw) is want. */
+static void obx3_whole_is(const hl7_msg *m, uint32_t occ, const char *want)
+{
+    long idx = hl7_seg_find(m, "OBX", occ);
+    assert_true(idx >= 0);
+    hl7_span v;
+    char got[256] = "";
+    if (hl7_raw(m, (uint32_t)idx, 3, 0, 0, 0, &v) != HL7_ABSENT)
+        snprintf(got, sizeof got, "%.*s", (int)v.len, v.p);
+    assert_string_equal(got, want);
+}
+
+/* The message serialized is text (CR endings) again. */
+static void unchanged(const hl7_msg *m, const char *text)
+{
+    tbuf out = TBUF_INIT;
+    hl7_serialize(m, &out);
+    assert_string_equal(tbuf_cstr(&out), text);
+    tbuf_free(&out);
+}
+
+/* A code or system holding an escape sequence is looked up decoded; raw
+ * bytes that are no escape for the message's delimiters are looked up as
+ * they are. */
+static void escaped_code_and_system(void **state)
+{
+    fixture *f = *state;
+    hl7_msg *m = hl7_msg_new(NULL);
+    apply(f, MSH_STD "OBX|1|ST|A\\S\\B^x^99L||v\r", m);
+    obx3_is(m, 1, "AB^Caret^http://x");
+    apply(f,
+          MSH_STD "OBX|1|ST|C1^x^S\\T\\Y||v\rOBX|2|ST|C1^x^S&Y||v\rOBX|3|ST|C1^x^99L||v\r"
+                  "OBX|4|ST|C1||v\r",
+          m);
+    obx3_is(m, 1, "X1^System S\\T\\Y^http://x"); /* S\T\Y decodes to S&Y */
+    obx3_is(m, 2, "X1^System S\\T\\Y^http://x"); /* the component's text, & and all */
+    obx3_is(m, 3, "X0^No system^http://x");  /* another system: the row without one */
+    obx3_is(m, 4, "X0^No system^http://x");
+    /* other delimiters: '^' and '&' are text, ':' in the target is escaped */
+    apply(f,
+          MSH_ODD "OBX#1#ST#A^B:x:99L##v\rOBX#2#ST#C1:x:S&Y##v\rOBX#3#ST#C1:x:S%Y##v\r"
+                  "OBX#4#ST#C1:x:S!T!Y##v\r",
+          m);
+    obx3_is(m, 1, "AB:Caret:http!S!//x");
+    obx3_is(m, 2, "X1:System S&Y:http!S!//x");
+    obx3_is(m, 3, "X0:No system:http!S!//x"); /* S%Y: S, subcomponent Y */
+    obx3_is(m, 4, "X0:No system:http!S!//x"); /* !T! is '%' here */
+    hl7_msg_free(m);
+}
+
+/* A code in another character set is converted before the lookup. */
+static void code_in_another_charset(void **state)
+{
+    fixture *f = *state;
+    hl7_msg *m = hl7_msg_new(NULL);
+    apply(f,
+          "MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5||||||8859/1\r"
+          "OBX|1|ST|\xc9" "1^x^99L||v\r",
+          m);
+    obx3_is(m, 1, "E1^E acute^http://x");
+    apply(f, MSH_STD "OBX|1|ST|\xc3\x89" "1^x^99L||v\r", m); /* UTF-8 */
+    obx3_is(m, 1, "E1^E acute^http://x");
+    hl7_msg_free(m);
+}
+
+/* Only the first repetition is rewritten, and components past the third
+ * are kept; values with nothing to map are left alone. */
+static void repetitions_and_missing_values(void **state)
+{
+    fixture *f = *state;
+    hl7_msg *m = hl7_msg_new(NULL);
+    apply(f,
+          MSH_STD "OBX|1|ST|L1^Local^99L~L2^Other^99L||v\r"
+                  "OBX|2|ST|L1^Local^99L^alt^Alt text^99X||v\r"
+                  "OBX|3|ST|L1^Local^99L^^||v\r"
+                  "OBX|4|ST|L1||v\r"
+                  "OBX|5|ST|L1^^^^x~y||v\r",
+          m);
+    obx3_whole_is(m, 1, "T1^Name 1^http://loinc.org~L2^Other^99L");
+    obx3_whole_is(m, 2, "T1^Name 1^http://loinc.org^alt^Alt text^99X");
+    obx3_whole_is(m, 3, "T1^Name 1^http://loinc.org");
+    obx3_whole_is(m, 4, "T1^Name 1^http://loinc.org");
+    obx3_whole_is(m, 5, "T1^Name 1^http://loinc.org^^x~y");
+    static const char quiet[] = MSH_STD "OBX|1|ST\rOBX|2|ST|\rOBX|3|ST|\"\"\r"
+                                        "OBX|4|ST|^Text only^99L\rOBX|5|ST|~L1^x^99L\r"
+                                        "OBX|6|ST|\"\"^x^99L||v\r";
+    apply(f, quiet, m);
+    unchanged(m, quiet);
+    hl7_msg_free(m);
+}
+
+/* A value that already is the target costs no edit: the segment still
+ * points into the input. */
+static void already_the_target(void **state)
+{
+    fixture *f = *state;
+    hl7_msg *m = hl7_msg_new(NULL);
+    static const char text[] = MSH_STD "OBX|1|ST|SAME^Same^http://loinc.org||v\r"
+                                       "OBX|2|ST|SAME^Same^http://loinc.org^alt||v\r"
+                                       "OBX|3|ST|SAME^Other^LN||v\r";
+    apply(f, text, m);
+    for (uint32_t i = 1; i <= 2; i++) {
+        const hl7_seg *s = hl7_seg_at(m, i);
+        assert_true(s->p >= text && s->p < text + sizeof text);
+    }
+    obx3_is(m, 3, "SAME^Same^http://loinc.org");
+    hl7_msg_free(m);
+}
+
+/* Codes and texts of every length around the word size, the value last
+ * in a message without a final CR (the split must not read past it). */
+static void split_at_every_offset(void **state)
+{
+    fixture *f = *state;
+    hl7_msg *m = hl7_msg_new(NULL);
+    tbuf t = TBUF_INIT;
+    for (int code = 0; code < 300; code += 37)
+        for (int dl = 0; dl <= 20; dl++)
+            for (int tail = 0; tail < 3; tail++) {
+                char disp[24];
+                memset(disp, 'd', (size_t)dl);
+                disp[dl] = '\0';
+                tbuf_reset(&t);
+                tbuf_printf(&t, MSH_STD "OBX|1|ST|L%d^%s^99L%s%s", code, disp,
+                            tail == 1 ? "^c4" : "", tail == 2 ? "||v\r" : "");
+                apply(f, tbuf_cstr(&t), m);
+                char want[96];
+                snprintf(want, sizeof want, "T%d^Name %d^http://loinc.org%s", code, code,
+                         tail == 1 ? "^c4" : "");
+                obx3_is(m, 1, want);
+            }
+    tbuf_free(&t);
+    hl7_msg_free(m);
+}
+
+/* An unmapped code (policy error) fails the step, naming the decoded code
+ * and system. */
+static void unmapped_reports_decoded_values(void **state)
+{
+    fixture *f = *state;
+    hl7_msg *m = hl7_msg_new(NULL);
+    static const char *const texts[] = {
+        MSH_STD "OBX|1|ST|NOPE^x^99L||v\r",
+        MSH_STD "OBX|1|ST|N\\T\\P^x^9\\S\\9||v\r",
+    };
+    static const char *const want[] = {
+        "(map codes): OBX-3.1: code 'NOPE' (system 99L) is not in the map",
+        "(map codes): OBX-3.1: code 'N&P' (system 9^9) is not in the map",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        hl7_error he;
+        assert_int_equal(hl7_parse(m, texts[i], strlen(texts[i]), &he), HL7_OK);
+        tbuf err = TBUF_INIT;
+        assert_int_equal(transform_apply(f->chain, m, &err), -1);
+        if (!strstr(tbuf_cstr(&err), want[i])) fail_msg("got: %s", err.p);
+        tbuf_free(&err);
+    }
+    hl7_msg_free(m);
+}
+
+/* A path naming a repetition or an occurrence maps only that one. */
+static void repetition_and_occurrence_paths(void **state)
+{
+    fixture *f = *state;
+    static const config_transform steps[] = {
+        {.kind = CONFIG_TX_MAP, .line = 1, .path = "OBX-3[2]", .map = "codes"},
+        {.kind = CONFIG_TX_MAP, .line = 2, .path = "OBX[2]-4", .map = "codes"},
+    };
+    tbuf err = TBUF_INIT;
+    transform_chain *chain = transform_compile(steps, 2, f->maps, &err);
+    if (!chain) fail_msg("%s", tbuf_cstr(&err));
+    hl7_msg *m = hl7_msg_new(NULL);
+    static const char text[] = MSH_STD "OBX|1|ST|L5^x^99L~L1^Local^99L|L2\r"
+                                       "OBX|2|ST|L6|L2^y^99L~L3\r";
+    hl7_error he;
+    assert_int_equal(hl7_parse(m, text, strlen(text), &he), HL7_OK);
+    if (transform_apply(chain, m, &err) != 0) fail_msg("%s", tbuf_cstr(&err));
+    obx3_whole_is(m, 1, "L5^x^99L~T1^Name 1^http://loinc.org");
+    obx3_whole_is(m, 2, "L6"); /* one repetition: nothing at [2] */
+    long idx = hl7_seg_find(m, "OBX", 1);
+    hl7_span v;
+    assert_int_equal(hl7_raw(m, (uint32_t)idx, 4, 0, 0, 0, &v), HL7_VALUE);
+    assert_int_equal(v.len, 2); /* OBX[1]-4 untouched */
+    idx = hl7_seg_find(m, "OBX", 2);
+    assert_int_equal(hl7_raw(m, (uint32_t)idx, 4, 0, 0, 0, &v), HL7_VALUE);
+    char got[96];
+    snprintf(got, sizeof got, "%.*s", (int)v.len, v.p);
+    assert_string_equal(got, "T2^Name 2^http://loinc.org~L3");
+    hl7_msg_free(m);
+    transform_free(chain);
+    tbuf_free(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(many_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(escaped_per_message_delimiters, setup, teardown),
         cmocka_unit_test_setup_teardown(row_without_display_or_system, setup, teardown),
+        cmocka_unit_test_setup_teardown(escaped_code_and_system, setup, teardown),
+        cmocka_unit_test_setup_teardown(code_in_another_charset, setup, teardown),
+        cmocka_unit_test_setup_teardown(repetitions_and_missing_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(already_the_target, setup, teardown),
+        cmocka_unit_test_setup_teardown(split_at_every_offset, setup, teardown),
+        cmocka_unit_test_setup_teardown(unmapped_reports_decoded_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(repetition_and_occurrence_paths, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libcmocka-dev libevent-dev libssl-dev openssl libsqlite3-dev sqlite3 libpq-dev
 libjansson-dev libyaml-dev liblua5.4-dev libargon2-dev
-python3 python3-hl7 nodejs npm curl wrk"
+python3 python3-hl7 nodejs npm curl wrk procps"
 
 missing=""
 for p in $PKGS; do

@@ -78,6 +78,12 @@ start_down; start_up
 gen A 200 "$tmp/a.hl7"
 "$tern" send --port "$IN" "$tmp/a.hl7" >"$tmp/a.acks" 2>&1
 [ "$(grep -c ' AA' "$tmp/a.acks")" = 200 ] && ok "200 messages acknowledged AA" || { bad "ACKs"; head "$tmp/a.acks"; }
+# the background threads run at a lower priority than the loop and the committer
+threads=$(ps -L -o ni=,comm= -p "$up_pid" | awk '{print $2 "=" $1}' | sort | tr '\n' ' ')
+case $threads in
+*tern-checkpoint=10*tern-commit=0*tern-index=10*) ok "indexer and checkpointer at nice 10, committer at 0" ;;
+*) bad "thread priorities: $threads" ;;
+esac
 printf 'MSH|^~\\&|S|F|R|F|2026||ORU^R01|F-1|P|2.5\rOBX|1\r' >"$tmp/f.hl7"
 "$tern" send --port "$IN" "$tmp/f.hl7" | grep -q '^F-1 AA' && ok "filtered type is acknowledged" || bad "filtered ACK"
 # tern send refuses to send invalid HL7, so a raw MLLP frame goes by python

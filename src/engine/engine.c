@@ -69,6 +69,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -832,12 +833,27 @@ static void wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
+/* The indexer and the checkpointer do background work (rows for searches
+ * and queues, WAL copies) that no ACK waits for: at a lower priority
+ * (nice +BACKGROUND_NICE, which needs no privilege) they yield the CPU to
+ * the event loop and the committer, whose latency is every ACK's. Measured
+ * at 64 connections: group commits 0.57-0.71 ms instead of 0.75-0.93 ms,
+ * and 30-33k messages/s instead of 25-31k. */
+#define BACKGROUND_NICE 10
+
+static void background_priority(void)
+{
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), BACKGROUND_NICE) != 0)
+        engine_log("could not lower the priority of a background thread: %s", strerror(errno));
+}
+
 /* Copies the write-ahead log into the database every CHECKPOINT_MS on its
  * own handle and thread (a PASSIVE checkpoint: it never blocks the writer);
  * every prune_every, prunes by retention (first at start). */
 static void *checkpointer_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "tern-checkpoint");
+    background_priority();
     engine *e = arg;
     bool retention = retention_wanted(e->cfg);
     int64_t next_prune = now_ms();
@@ -920,6 +936,7 @@ static size_t ix_take(engine *e, commit_job ***js, size_t *cap)
 static void *indexer_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "tern-index");
+    background_priority();
     engine *e = arg;
     commit_job **js = NULL;
     size_t cap = 0;

@@ -411,6 +411,18 @@ if [ "$TERN_OK" = 1 ]; then
             target ">= 3x the Node peer's throughput (C=$c)" "${x}x ($tm / $pm)" "$v"
         fi
     done
+    # throughput as the most each one did, at whichever concurrency
+    tbest=$(printf '%s' "$ROWS" | awk '$1 == "tern" && $3 == 0 && $4 + 0 > b { b = $4 + 0; c = $2 } END { if (b) print b, c }')
+    pbest=$(printf '%s' "$ROWS" | awk '$1 == "medplum" && $3 == 0 && $4 + 0 > b { b = $4 + 0; c = $2 } END { if (b) print b, c }')
+    if [ -n "$tbest" ]; then
+        v=$(awk -v a="${tbest% *}" 'BEGIN { print (a + 0 >= 30000) ? "met" : "MISSED" }')
+        target ">= 30,000 stored+ACKed msg/s (best C)" "${tbest% *} msg/s (C=${tbest#* })" "$v"
+    fi
+    if [ -n "$tbest" ] && [ -n "$pbest" ]; then
+        x=$(ratio "${tbest% *}" "${pbest% *}")
+        v=$(awk -v a="$x" 'BEGIN { print (a + 0 >= 3) ? "met" : "MISSED" }')
+        target ">= 3x the peer's throughput (best C each)" "${x}x (C=${tbest#* } / C=${pbest#* })" "$v"
+    fi
 fi
 echo "load avg    $LOAD_END at the end (1, 5, 15 min; at start $LOAD_START)"
 

@@ -548,6 +548,23 @@ static hl7_span decoded_span(const hl7_msg *m, hl7_span v, tbuf *out)
     return (hl7_span){tbuf_cstr(out), out->len};
 }
 
+/* Writes at w the row's escaped part et[0..len), or when the row has none
+ * (len ESC_NONE) the value's own component k if it has one; returns the
+ * new end. */
+static char *put_part(char *w, const char *et, uint32_t len, const hl7_span *comps,
+                      uint32_t ncomps, uint32_t k)
+{
+    if (len != ESC_NONE) {
+        memcpy(w, et, len);
+        return w + len;
+    }
+    if (ncomps > k) {
+        memcpy(w, comps[k].p, comps[k].len);
+        return w + comps[k].len;
+    }
+    return w;
+}
+
 /* The coded value raw (a repetition split into comps[0..ncomps)) with
  * components 1-3 replaced by the row e's target, into out; the parts the
  * row does not have are kept, empty trailing components dropped. */
@@ -566,22 +583,10 @@ static void coded_target(const esc_row *e, char comp, hl7_span raw, const hl7_sp
         w += e->code_len;
         *w++ = comp;
         et += e->code_len + 1;
-        if (e->disp_len != ESC_NONE) {
-            memcpy(w, et, e->disp_len);
-            w += e->disp_len;
-        } else if (ncomps >= 2) {
-            memcpy(w, comps[1].p, comps[1].len);
-            w += comps[1].len;
-        }
+        w = put_part(w, et, e->disp_len, comps, ncomps, 1);
         et += (e->disp_len != ESC_NONE ? e->disp_len : 0) + 1;
         *w++ = comp;
-        if (e->sys_len != ESC_NONE) {
-            memcpy(w, et, e->sys_len);
-            w += e->sys_len;
-        } else if (ncomps >= 3) {
-            memcpy(w, comps[2].p, comps[2].len);
-            w += comps[2].len;
-        }
+        w = put_part(w, et, e->sys_len, comps, ncomps, 2);
     }
     if (ncomps >= 4) { /* the separator before component 4 and the rest */
         const char *c4 = comps[3].p - 1;

@@ -160,17 +160,23 @@ static void arm_ack_timer(mllp_client *c)
 }
 
 /* Writes waiting requests while the window allows. */
+/* r was just written: it waits for its ACK until the ACK timeout. */
+static void on_wire(mllp_client *c, creq *r)
+{
+    struct timeval now, wait = ms_tv(c->o.ack_timeout_ms);
+    event_base_gettimeofday_cached(c->base, &now);
+    evutil_timeradd(&now, &wait, &r->deadline);
+    q_push(&c->sent, r);
+    c->st.sent++;
+}
+
 static void pump(mllp_client *c)
 {
     if (c->state != C_UP) return;
-    struct timeval now, wait = ms_tv(c->o.ack_timeout_ms);
-    event_base_gettimeofday_cached(c->base, &now);
     while (c->waiting.head && c->sent.n < c->o.window) {
         creq *r = q_pop(&c->waiting);
         net_conn_write(c->nc, r->frame, r->len);
-        evutil_timeradd(&now, &wait, &r->deadline);
-        q_push(&c->sent, r);
-        c->st.sent++;
+        on_wire(c, r);
     }
     arm_ack_timer(c);
 }
@@ -353,12 +359,8 @@ void mllp_client_sendv(mllp_client *c, const struct iovec *parts, int nparts, ml
         r->done = done;
         r->arg = arg;
         r->len = 0;
-        struct timeval now, wait = ms_tv(c->o.ack_timeout_ms);
-        event_base_gettimeofday_cached(c->base, &now);
         net_conn_writev(c->nc, iov, nparts + 2);
-        evutil_timeradd(&now, &wait, &r->deadline);
-        q_push(&c->sent, r);
-        c->st.sent++;
+        on_wire(c, r);
         arm_ack_timer(c);
         return;
     }

@@ -91,11 +91,11 @@ static int places(const char *v)
     return dot ? (int)strlen(dot + 1) : 0;
 }
 
-/* A value of result o for this run: its bench value scaled by 0.6 to 1.5,
+/* A value of result o for this run: its bench value scaled by 0.88 to 1.12,
  * with as many decimals; its flag from the range "low-high". */
 static void vary_value(const bench_obs *o, unsigned *s, char *val, size_t vsize, char *flag)
 {
-    double v = strtod(o->value, NULL) * (60 + pick(s, 91)) / 100.0;
+    double v = strtod(o->value, NULL) * (88 + pick(s, 25)) / 100.0;
     snprintf(val, vsize, "%.*f", places(o->value), v);
     double lo = strtod(o->range, NULL), hi = strtod(strchr(o->range, '-') + 1, NULL);
     double shown = strtod(val, NULL);

@@ -136,6 +136,24 @@ static void shift_offsets(uint32_t *restrict to, const uint32_t *restrict from, 
         to[k] = from[k] + delta;
 }
 
+/* of[k] += delta for k in [k0, n), in place: four at a time. */
+static void shift_in_place(uint32_t *of, uint32_t k0, uint32_t n, uint32_t delta)
+{
+    uint32_t k = k0;
+#if defined(__GNUC__)
+    typedef uint32_t v4 __attribute__((vector_size(16)));
+    const v4 dv = {delta, delta, delta, delta};
+    for (; k + 4 <= n; k += 4) {
+        v4 x;
+        memcpy(&x, of + k, sizeof x);
+        x += dv;
+        memcpy(of + k, &x, sizeof x);
+    }
+#endif
+    for (; k < n; k++)
+        of[k] += delta;
+}
+
 /* Segment idx with piece `piece` (0 is the id) replaced by fv[0..fvlen),
  * padded with field separators when it has fewer pieces. The new text goes
  * to owned memory and gets a new run of offsets: copied from the old run
@@ -436,16 +454,10 @@ hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_spa
     memcpy(t, s->p, head);
     memcpy(t + head, raw, len);
     memcpy(t + head + len, old.p + old.len, tail);
-    hl7_fofs_reserve(m, npieces + 1);
-    of = m->fofs + s->fofs; /* after the reserve: it may move */
-    uint32_t *nf = m->fofs + m->nfofs, first = (uint32_t)m->nfofs;
-    memcpy(nf, of, (k + 1) * sizeof(*nf));
-    shift_offsets(nf, of, k + 1, npieces, (uint32_t)(len - old.len)); /* modulo 2^32 */
-    nf[npieces] = (uint32_t)nlen + 1;
-    m->nfofs += npieces + 1;
+    /* the pieces stay the same: those after field k (and the sentinel) move */
+    shift_in_place(m->fofs + s->fofs, k + 1, npieces + 1, (uint32_t)(len - old.len));
     s->p = t;
     s->len = (uint32_t)nlen;
-    s->fofs = first;
     return HL7_OK;
 }
 

@@ -7,7 +7,9 @@
  * text holds field separators); the input buffer is never written. Several
  * first repetitions of one segment can change in one rewrite
  * (hl7_set_fields_raw_at), and a span the caller located inside a field can
- * be replaced without finding it again (hl7_splice_raw_at). Setting a
+ * be replaced without finding it again (hl7_splice_raw_at); these two keep
+ * the segment's pieces, so they shift its own run of offsets in place (the
+ * fields written all existing, for the first). Setting a
  * value deeper than the message holds pads with empty fields, repetitions or
  * components, as a receiving system would expect ("PID-5.3" on "PID|1" gives
  * "PID|1|||||^^X"... with the separators needed and no more).
@@ -296,6 +298,33 @@ hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const c
     return HL7_OK;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* word_has_break(), or the eight bytes at p hold fs. */
+static inline bool word_has_break_or(const char *p, char fs)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t w, x;
+    memcpy(&w, p, 8);
+    x = w ^ (ones * (unsigned char)fs);
+    return ((((w - ones * 0x0E) & ~w) | ((x - ones) & ~x)) & highs) != 0;
+}
+#endif
+
+/* Index of the first CR, LF, NUL or fs in raw[0..len), or len: find_break()
+ * with the field separator. */
+static size_t find_break_or(const char *raw, size_t len, char fs)
+{
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; len - i >= 8; i += 8)
+        if (word_has_break_or(raw + i, fs)) break; /* byte by byte below */
+    if (i < len && len >= 8 && len - i < 8 && !word_has_break_or(raw + len - 8, fs)) return len;
+#endif
+    while (i < len && !is_break(raw[i]) && raw[i] != fs)
+        i++;
+    return i;
+}
+
 /* hl7_set_fields_raw_at() in one rewrite: the edits' fields are distinct,
  * in increasing order, and no value holds a field separator (so no edit
  * moves another's field). Each edited piece becomes the value followed by
@@ -373,20 +402,72 @@ static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e
     s->nfields = msh ? pieces : pieces - 1;
 }
 
+/* set_fields_at_once() when every edited field exists and there are at most
+ * SET_IN_PLACE edits: the pieces stay the same, so the segment's offsets
+ * are shifted where they are (each run between two edited fields by the
+ * growth so far) instead of copied to a new run. */
+#define SET_IN_PLACE 8
+static void set_fields_in_place(hl7_msg *m, uint32_t idx, const hl7_field_edit *e, size_t n)
+{
+    hl7_seg *s = &m->segs[idx];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3), npieces = hl7_seg_pieces(s);
+    const char rep = m->d.rep;
+    uint32_t *of = m->fofs + s->fofs;
+    size_t cut[SET_IN_PLACE], rest[SET_IN_PLACE]; /* the old first repetition [cut, rest) */
+    size_t len = s->len;
+    assert(n <= SET_IN_PLACE && e[n - 1].field - msh < npieces);
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t k = e[i].field - msh;
+        const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+        const char *r = rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
+        cut[i] = (size_t)(f - s->p);
+        rest[i] = (size_t)((r ? r : fend) - s->p);
+        len = len + e[i].len - (rest[i] - cut[i]);
+    }
+    char *t = hl7_own_reserve(m, len);
+    size_t src = 0, dst = 0;
+    uint32_t delta = 0; /* modulo 2^32 */
+    for (size_t i = 0; i < n; i++) {
+        memcpy(t + dst, s->p + src, cut[i] - src);
+        dst += cut[i] - src;
+        memcpy(t + dst, e[i].raw, e[i].len);
+        dst += e[i].len;
+        src = rest[i];
+        delta += (uint32_t)(e[i].len - (rest[i] - cut[i]));
+        const uint32_t k = e[i].field - msh, next = i + 1 < n ? e[i + 1].field - msh : npieces;
+        shift_in_place(of, k + 1, next + 1, delta); /* up to the next edited piece's start */
+    }
+    memcpy(t + dst, s->p + src, s->len - src);
+    assert(dst + s->len - src == len);
+    s->p = t;
+    s->len = (uint32_t)len;
+}
+
 hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits, size_t n,
                                  hl7_error *err)
 {
     if (index >= m->nsegs)
         return hl7_fail(err, HL7_ERR_NOT_FOUND, 0,
                         "no segment at position %u (the message has %zu)", index + 1, m->nsegs);
+    const hl7_seg *s = &m->segs[index];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3);
     bool at_once = n > 0;
     for (size_t i = 0; i < n; i++) {
-        hl7_path p = {.field = edits[i].field, .rep = 1};
-        hl7_status st = check_set(m, (long)index, &p, edits[i].raw, edits[i].len, err);
-        if (st != HL7_OK) return st;
-        if ((i && edits[i].field <= edits[i - 1].field) ||
-            memchr(edits[i].raw, m->d.field, edits[i].len))
-            at_once = false;
+        /* check_set() only for an edit it might refuse: a value with CR, LF,
+         * NUL or the field separator (which alone is fine, but not at once),
+         * or a field it does not allow */
+        const uint32_t field = edits[i].field;
+        bool fs = find_break_or(edits[i].raw, edits[i].len, m->d.field) < edits[i].len;
+        if (fs || field == 0 || field > 9999 || (msh && field <= 2)) {
+            hl7_path p = {.field = field, .rep = 1};
+            hl7_status st = check_set(m, (long)index, &p, edits[i].raw, edits[i].len, err);
+            if (st != HL7_OK) return st;
+        }
+        if (fs || (i && field <= edits[i - 1].field)) at_once = false;
+    }
+    if (at_once && n <= SET_IN_PLACE && edits[n - 1].field - msh < hl7_seg_pieces(s)) {
+        set_fields_in_place(m, index, edits, n);
+        return HL7_OK;
     }
     if (at_once) {
         set_fields_at_once(m, index, edits, n);
@@ -397,33 +478,6 @@ hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edi
         set_in(m, index, &p, edits[i].raw, edits[i].len);
     }
     return HL7_OK;
-}
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-/* word_has_break(), or the eight bytes at p hold fs. */
-static inline bool word_has_break_or(const char *p, char fs)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t w, x;
-    memcpy(&w, p, 8);
-    x = w ^ (ones * (unsigned char)fs);
-    return ((((w - ones * 0x0E) & ~w) | ((x - ones) & ~x)) & highs) != 0;
-}
-#endif
-
-/* Index of the first CR, LF, NUL or fs in raw[0..len), or len: find_break()
- * with the field separator. */
-static size_t find_break_or(const char *raw, size_t len, char fs)
-{
-    size_t i = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; len - i >= 8; i += 8)
-        if (word_has_break_or(raw + i, fs)) break; /* byte by byte below */
-    if (i < len && len >= 8 && len - i < 8 && !word_has_break_or(raw + len - 8, fs)) return len;
-#endif
-    while (i < len && !is_break(raw[i]) && raw[i] != fs)
-        i++;
-    return i;
 }
 
 hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_span old,

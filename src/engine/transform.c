@@ -16,7 +16,11 @@
  * (hl7_splice_raw_at). A step keeps what depends only on its configuration
  * and the message's delimiters (the parsed source unit by text, the
  * escaped unit^unit^UCUM text, a map row's escaped target by row index)
- * from one message to the next; nothing about a message's values is kept.
+ * from one message to the next, and memos of what it did to texts that
+ * repeat from message to message, each a function of the text, the
+ * configuration and the delimiters alone: a map step's rewrite of a coded
+ * value by its raw text (memo_row), a convert step's conversion of the last
+ * reference range (same_range()). A value is converted anew every time.
  */
 #include "engine/transform.h"
 
@@ -38,6 +42,9 @@ typedef struct step {
     ucum_unit from_unit; /* ... parsed */
     tbuf unit_raw;       /* CONVERT: unit^unit^UCUM escaped with unit_d (kept per delimiters) */
     hl7_delims unit_d;
+    tbuf range_in;       /* CONVERT: the last plain OBX-7 converted from from_unit ... */
+    tbuf range_out;      /* ... its new raw text ... */
+    hl7_delims range_d;  /* ... for these delimiters (range_in empty: none) */
     bool unit_made;
     const codemap *map;  /* MAP */
     struct esc_row *esc;   /* MAP: escaped targets of rows seen, ESC_SLOTS (owned) ... */
@@ -174,6 +181,8 @@ void transform_free(transform_chain *c)
         script_free(c->steps[i].lua);
         free(c->steps[i].from_text);
         tbuf_free(&c->steps[i].unit_raw);
+        tbuf_free(&c->steps[i].range_in);
+        tbuf_free(&c->steps[i].range_out);
         if (c->steps[i].esc)
             for (size_t k = 0; k < ESC_SLOTS; k++) tbuf_free(&c->steps[i].esc[k].text);
         free(c->steps[i].esc);
@@ -295,6 +304,28 @@ static hl7_status raw_text(const hl7_msg *m, const tbuf *text, tbuf *spare, hl7_
     return st;
 }
 
+/* Whether the raw OBX-7 v is the step's last plain range (range_in), for
+ * the same delimiters: then its new raw text is range_out. A lab sends an
+ * analyte's reference range with every result, and the conversion of a
+ * plain text (decoding leaves it as it is) from the step's source unit
+ * depends on nothing else. */
+static bool same_range(const step *s, const hl7_delims *d, hl7_span v)
+{
+    return s->range_in.len == v.len && memcmp(s->range_in.p, v.p, v.len) == 0 &&
+           memcmp(&s->range_d, d, sizeof *d) == 0;
+}
+
+/* Keeps r7 as the new raw text of the range v when v is plain. */
+static void keep_range(step *s, const hl7_delims *d, hl7_span v, hl7_span r7)
+{
+    tbuf_reset(&s->range_in);
+    if (hl7_plain_prefix(v.p, v.len, d->esc) != v.len) return;
+    tbuf_reset(&s->range_out);
+    tbuf_put(&s->range_out, r7.p, r7.len);
+    tbuf_put(&s->range_in, v.p, v.len);
+    s->range_d = *d;
+}
+
 /* Converts the OBX at index idx (occurrence occ, for messages) from its
  * unit to the step's. */
 static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
@@ -330,6 +361,7 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
             }
             s->from_text = xstrdup(fu);
             s->from_len = strlen(fu);
+            tbuf_reset(&s->range_in); /* converted from another unit */
         }
     } else if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) {
         return 0;
@@ -348,11 +380,17 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
                                 fu, t->unit, t->mw, v5, &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (v5->len && raw_text(m, v5, &c->e, &r5, &he) != HL7_OK) goto hl7_failed;
-    if (raw_at(m, &obx, 7, 0, &v) &&
-        ucum_convert_range_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit,
-                                 &s->unit, fu, t->unit, t->mw, v7, &converted, &ue) != UCUM_OK)
-        goto unit_error;
-    if (v7->len && raw_text(m, v7, &c->a, &r7, &he) != HL7_OK) goto hl7_failed;
+    if (!raw_at(m, &obx, 7, 0, &v)) {
+        /* no range */
+    } else if (same_range(s, d, v)) {
+        r7 = (hl7_span){s->range_out.p, s->range_out.len};
+    } else {
+        if (ucum_convert_range_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit,
+                                     &s->unit, fu, t->unit, t->mw, v7, &converted, &ue) != UCUM_OK)
+            goto unit_error;
+        if (v7->len && raw_text(m, v7, &c->a, &r7, &he) != HL7_OK) goto hl7_failed;
+        keep_range(s, d, v, r7);
+    }
     if (!s->unit_made || memcmp(&s->unit_d, d, sizeof *d) != 0) {
         tbuf_reset(&s->unit_raw);
         hl7_escape(d, t->unit, strlen(t->unit), &s->unit_raw);

@@ -486,6 +486,10 @@ static void test_line_breaks_at_every_offset(void **state)
                 v[at] = b < sizeof breaks ? breaks[b] : '|';
                 assert_int_equal(hl7_splice_raw_at(m, 2, 2, old, v, len, &e), HL7_ERR_VALUE);
                 assert_int_equal(e.offset, at);
+                v[len - 1] = len - 1 > at ? '\n' : v[len - 1]; /* a later one: the first counts */
+                assert_int_equal(hl7_splice_raw_at(m, 2, 2, old, v, len, &e), HL7_ERR_VALUE);
+                assert_int_equal(e.offset, at);
+                v[len - 1] = len - 1 > at ? 'x' : v[len - 1];
             }
             for (size_t o = 0; o < sizeof others; o++) {
                 v[at] = others[o];

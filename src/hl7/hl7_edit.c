@@ -161,9 +161,9 @@ static void shift_in_place(uint32_t *of, uint32_t k0, uint32_t n, uint32_t delta
 
 /* Segment idx with piece `piece` (0 is the id) replaced by fv[0..fvlen),
  * padded with field separators when it has fewer pieces. The new text goes
- * to owned memory and gets a new run of offsets: copied from the old run
- * and shifted, unless fv holds a field separator (set_raw of a text with
- * several fields), which needs a scan. */
+ * to owned memory; its offsets are the old run shifted in place when the
+ * pieces stay the same, a new run when padding adds some, and a scan when
+ * fv holds a field separator (set_raw of a text with several fields). */
 static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *fv, size_t fvlen)
 {
     hl7_seg *s = &m->segs[idx];
@@ -191,20 +191,21 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
         s->fofs = hl7_index_segment(m, t, (uint32_t)len, &s->nfields);
         return;
     }
-    uint32_t pieces = piece < npieces ? npieces : piece + 1;
+    if (piece < npieces) { /* the same pieces: those after this one move */
+        shift_in_place(m->fofs + s->fofs, piece + 1, npieces + 1, (uint32_t)(len - s->len));
+        s->p = t;
+        s->len = (uint32_t)len;
+        return;
+    }
+    /* new pieces (padding and this one): a new run */
+    const uint32_t pieces = piece + 1;
     hl7_fofs_reserve(m, pieces + 1);
     const uint32_t *of = m->fofs + s->fofs; /* after the reserve: it may move */
     uint32_t *nf = m->fofs + m->nfofs;
     uint32_t first = (uint32_t)m->nfofs;
-    if (piece < npieces) {
-        uint32_t delta = (uint32_t)(fvlen - (of[piece + 1] - 1 - of[piece])); /* modulo 2^32 */
-        memcpy(nf, of, (piece + 1) * sizeof(*nf));
-        shift_offsets(nf, of, piece + 1, npieces, delta);
-    } else {
-        memcpy(nf, of, npieces * sizeof(*nf));
-        for (uint32_t j = 0; j < pad; j++)
-            nf[npieces + j] = (uint32_t)(head + 1 + j);
-    }
+    memcpy(nf, of, npieces * sizeof(*nf));
+    for (uint32_t j = 0; j < pad; j++)
+        nf[npieces + j] = (uint32_t)(head + 1 + j);
     nf[pieces] = (uint32_t)len + 1;
     m->nfofs += pieces + 1;
     s->p = t;

@@ -184,10 +184,9 @@ int dround(double v, int prec, char d[DROUND_MAX])
     int biased = (int)(bits >> 52 & 0x7FF);
     int e2 = biased ? biased - 1075 : -1074;
     if (biased) m |= 1ull << 52;
-    while (!(m & 1)) {
-        m >>= 1;
-        e2++;
-    }
+    int zeros = __builtin_ctzll(m); /* m is not zero: v is finite and not zero */
+    m >>= zeros;
+    e2 += zeros;
     int fast;
     if (round_digits_fast(m, e2, prec, d, &fast)) return fast;
     bignum b = {{(uint32_t)m, (uint32_t)(m >> 32)}, m >> 32 ? 2 : 1};

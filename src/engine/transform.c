@@ -16,7 +16,11 @@
  * (hl7_splice_raw_at). A step keeps what depends only on its configuration
  * and the message's delimiters (the parsed source unit by text, the
  * escaped unit^unit^UCUM text, a map row's escaped target by row index)
- * from one message to the next; nothing about a message's values is kept.
+ * from one message to the next, and memos of what it did to texts that
+ * repeat from message to message, each a function of the text, the
+ * configuration and the delimiters alone: a map step's rewrite of a coded
+ * value by its raw text (memo_row), a convert step's conversion of the last
+ * reference range (same_range()). A value is converted anew every time.
  */
 #include "engine/transform.h"
 
@@ -38,10 +42,14 @@ typedef struct step {
     ucum_unit from_unit; /* ... parsed */
     tbuf unit_raw;       /* CONVERT: unit^unit^UCUM escaped with unit_d (kept per delimiters) */
     hl7_delims unit_d;
+    tbuf range_in;       /* CONVERT: the last plain OBX-7 converted from from_unit ... */
+    tbuf range_out;      /* ... its new raw text ... */
+    hl7_delims range_d;  /* ... for these delimiters (range_in empty: none) */
     bool unit_made;
     const codemap *map;  /* MAP */
-    struct esc_row *esc; /* MAP: escaped targets of rows seen, ESC_SLOTS (owned) ... */
-    hl7_delims esc_d;    /* ... for these delimiters */
+    struct esc_row *esc;   /* MAP: escaped targets of rows seen, ESC_SLOTS (owned) ... */
+    struct memo *memo;     /* ... rewrites of coded values seen (owned) ... */
+    hl7_delims esc_d;      /* ... for these delimiters */
     script *lua;         /* SCRIPT (owned) */
     script_host host;    /* SCRIPT: borrowed by lua, so it lives here */
 } step;
@@ -58,6 +66,29 @@ typedef struct esc_row {
     uint32_t code_len, disp_len, sys_len; /* ESC_NONE: the row has no display, system */
     tbuf text;                            /* code^display^system, escaped */
 } esc_row;
+
+/* MAP: what the step does to a coded value (components 1-3 plain, see
+ * split_coded()) by its raw text, kept in a small table: the rewrite is a
+ * function of that text, the delimiters and the map alone, so a value seen
+ * before (a feed sends its few hundred codes, with the same display and
+ * system, again and again) is one hash, one comparison and the splice,
+ * instead of a split, a map lookup and a rewrite. The table is set
+ * associative (MEMO_WAYS rows per set, their hashes side by side), a new
+ * value replacing an empty row or one its hash picks. Values longer than a
+ * row, and values that are an error, are not kept. */
+#define MEMO_SETS 64
+#define MEMO_WAYS 4 /* memo_find() looks at four */
+#define MEMO_TEXT 112
+typedef struct memo_row {
+    uint16_t raw_len, out_len; /* text[0..raw_len) the raw value, then its rewrite */
+    bool same;                 /* the step leaves the value as it is */
+    char text[MEMO_TEXT];
+} memo_row;
+
+typedef struct memo {
+    uint64_t hash[MEMO_SETS][MEMO_WAYS]; /* of the raw text; 0: an empty row */
+    memo_row row[MEMO_SETS][MEMO_WAYS];
+} memo;
 
 /* An OBX of the message and its OBX-3 as it was when the first of a run of
  * convert steps looked (converts change no OBX-3 and no segment count; the
@@ -150,9 +181,12 @@ void transform_free(transform_chain *c)
         script_free(c->steps[i].lua);
         free(c->steps[i].from_text);
         tbuf_free(&c->steps[i].unit_raw);
+        tbuf_free(&c->steps[i].range_in);
+        tbuf_free(&c->steps[i].range_out);
         if (c->steps[i].esc)
             for (size_t k = 0; k < ESC_SLOTS; k++) tbuf_free(&c->steps[i].esc[k].text);
         free(c->steps[i].esc);
+        free(c->steps[i].memo);
     }
     free(c->steps);
     free(c->obx);
@@ -270,6 +304,28 @@ static hl7_status raw_text(const hl7_msg *m, const tbuf *text, tbuf *spare, hl7_
     return st;
 }
 
+/* Whether the raw OBX-7 v is the step's last plain range (range_in), for
+ * the same delimiters: then its new raw text is range_out. A lab sends an
+ * analyte's reference range with every result, and the conversion of a
+ * plain text (decoding leaves it as it is) from the step's source unit
+ * depends on nothing else. */
+static bool same_range(const step *s, const hl7_delims *d, hl7_span v)
+{
+    return s->range_in.len == v.len && memcmp(s->range_in.p, v.p, v.len) == 0 &&
+           memcmp(&s->range_d, d, sizeof *d) == 0;
+}
+
+/* Keeps r7 as the new raw text of the range v when v is plain. */
+static void keep_range(step *s, const hl7_delims *d, hl7_span v, hl7_span r7)
+{
+    tbuf_reset(&s->range_in);
+    if (hl7_plain_prefix(v.p, v.len, d->esc) != v.len) return;
+    tbuf_reset(&s->range_out);
+    tbuf_put(&s->range_out, r7.p, r7.len);
+    tbuf_put(&s->range_in, v.p, v.len);
+    s->range_d = *d;
+}
+
 /* Converts the OBX at index idx (occurrence occ, for messages) from its
  * unit to the step's. */
 static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
@@ -305,6 +361,7 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
             }
             s->from_text = xstrdup(fu);
             s->from_len = strlen(fu);
+            tbuf_reset(&s->range_in); /* converted from another unit */
         }
     } else if ((t->from && strcmp(fu, t->from) != 0) || strcmp(fu, t->unit) == 0) {
         return 0;
@@ -323,11 +380,17 @@ static int convert_obx(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
                                 fu, t->unit, t->mw, v5, &converted, &ue) != UCUM_OK)
         goto unit_error;
     if (v5->len && raw_text(m, v5, &c->e, &r5, &he) != HL7_OK) goto hl7_failed;
-    if (raw_at(m, &obx, 7, 0, &v) &&
-        ucum_convert_range_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit,
-                                 &s->unit, fu, t->unit, t->mw, v7, &converted, &ue) != UCUM_OK)
-        goto unit_error;
-    if (v7->len && raw_text(m, v7, &c->a, &r7, &he) != HL7_OK) goto hl7_failed;
+    if (!raw_at(m, &obx, 7, 0, &v)) {
+        /* no range */
+    } else if (same_range(s, d, v)) {
+        r7 = (hl7_span){s->range_out.p, s->range_out.len};
+    } else {
+        if (ucum_convert_range_units(decoded(m, v, obx.p + obx.len, &sv, &c->a), &s->from_unit,
+                                     &s->unit, fu, t->unit, t->mw, v7, &converted, &ue) != UCUM_OK)
+            goto unit_error;
+        if (v7->len && raw_text(m, v7, &c->a, &r7, &he) != HL7_OK) goto hl7_failed;
+        keep_range(s, d, v, r7);
+    }
     if (!s->unit_made || memcmp(&s->unit_d, d, sizeof *d) != 0) {
         tbuf_reset(&s->unit_raw);
         hl7_escape(d, t->unit, strlen(t->unit), &s->unit_raw);
@@ -451,18 +514,27 @@ static uint32_t put_escaped(const hl7_msg *m, const char *v, tbuf *out)
     return (uint32_t)(out->len - before);
 }
 
-/* The escaped target of the row r found (see esc_row). */
-static const esc_row *escaped_target(step *s, const hl7_msg *m, const codemap_result *r)
+/* A map step's tables (esc_row, memo_row) made, or emptied when m has other
+ * delimiters than those they were made for. */
+static void map_tables(step *s, const hl7_msg *m)
 {
     const hl7_delims *d = hl7_delims_of(m);
     if (!s->esc) {
         s->esc = xcalloc(ESC_SLOTS, sizeof *s->esc);
+        s->memo = xcalloc(1, sizeof *s->memo);
         s->esc_d = *d;
     } else if (memcmp(&s->esc_d, d, sizeof *d) != 0) {
         for (size_t k = 0; k < ESC_SLOTS; k++)
             s->esc[k].row1 = 0;
+        memset(s->memo->hash, 0, sizeof s->memo->hash);
         s->esc_d = *d;
     }
+}
+
+/* The escaped target of the row r found (see esc_row; map_tables() done). */
+static const esc_row *escaped_target(step *s, const hl7_msg *m, const codemap_result *r)
+{
+    const hl7_delims *d = hl7_delims_of(m);
     esc_row *e = &s->esc[r->row % ESC_SLOTS];
     if (e->row1 == r->row + 1) return e;
     tbuf_reset(&e->text);
@@ -609,6 +681,9 @@ static hl7_path map_where(const step *s, uint32_t occ)
     return p;
 }
 
+static int store_coded(const step *s, hl7_msg *m, uint32_t idx, uint32_t occ, hl7_span raw,
+                       const char *text, size_t len, tbuf *err);
+
 /* A coded value's rewrite after its code was found (row r): components 1-3
  * of the repetition raw (a span of segment idx, split into comps) become
  * the row's target, spliced in its place, nothing done when that changes
@@ -620,40 +695,140 @@ static int map_rewrite(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     const esc_row *e = escaped_target(s, m, r);
     coded_target(e, hl7_delims_of(m)->comp, raw, comps, ncomps, &c->c);
     if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
+    return store_coded(s, m, idx, occ, raw, c->c.p, c->c.len, err);
+}
+
+/* Writes text[0..len), the new repetition raw of segment idx. */
+static int store_coded(const step *s, hl7_msg *m, uint32_t idx, uint32_t occ, hl7_span raw,
+                       const char *text, size_t len, tbuf *err)
+{
     hl7_error he;
-    if (hl7_splice_raw_at(m, idx, s->path.field, raw, c->c.p, c->c.len, &he) == HL7_OK) return 0;
+    if (hl7_splice_raw_at(m, idx, s->path.field, raw, text, len, &he) == HL7_OK) return 0;
     /* What a splice refuses (a value holding the field separator: an escape
      * written with a backslash that is the separator, in a message that
      * declares no escape character) goes the long way, as it always did. */
     hl7_path rp = {.field = s->path.field, .rep = s->path.rep};
-    if (hl7_set_raw_at(m, idx, &rp, c->c.p, c->c.len, &he) == HL7_OK) return 0;
+    if (hl7_set_raw_at(m, idx, &rp, text, len, &he) == HL7_OK) return 0;
     hl7_path p = map_where(s, occ);
     return map_failed(s->cfg, &p, &he, err);
+}
+
+/* a[0..n) equals b[0..n), both readable for n bytes: words, the last one
+ * overlapping. */
+static bool same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n < 8) return memcmp(a, b, n) == 0;
+    uint64_t x, y, diff = 0;
+    for (size_t i = 0; n - i > 8; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        diff |= x ^ y;
+    }
+    memcpy(&x, a + n - 8, 8);
+    memcpy(&y, b + n - 8, 8);
+    return (diff | (x ^ y)) == 0;
+}
+
+/* The hash of text[0..n): eight bytes at a time, the last eight read as an
+ * overlapping word, the length mixed in. */
+static uint64_t text_hash(const char *p, size_t n)
+{
+    const uint64_t k = 0xff51afd7ed558ccdull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w = 0;
+    if (n >= 8) {
+        for (size_t i = 0; n - i > 8; i += 8) {
+            memcpy(&w, p + i, 8);
+            h = (h ^ w) * k;
+            h ^= h >> 32;
+        }
+        memcpy(&w, p + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            w = w << 8 | (unsigned char)p[i];
+    }
+    h = (h ^ w) * k;
+    h ^= h >> 29;
+    return h ? h : 1;
+}
+
+/* The memo's row for the raw value raw (its hash in *h): the one that holds
+ * it, or NULL with the row to keep it in *put (NULL when it cannot be kept). */
+static memo_row *memo_find(const step *s, hl7_span raw, uint64_t *h, memo_row **put)
+{
+    *put = NULL;
+    if (raw.len > MEMO_TEXT / 2) return NULL;
+    const uint64_t hh = *h = text_hash(raw.p, raw.len);
+    memo *mo = s->memo;
+    const size_t set = hh % MEMO_SETS;
+    const uint64_t *hs = mo->hash[set];
+    size_t w = hs[0] == hh ? 0 : hs[1] == hh ? 1 : hs[2] == hh ? 2 : hs[3] == hh ? 3 : MEMO_WAYS;
+    if (w < MEMO_WAYS) {
+        memo_row *r = &mo->row[set][w];
+        if (r->raw_len == raw.len && same_bytes(r->text, raw.p, raw.len)) return r;
+    } else {
+        w = (hh >> 32) % MEMO_WAYS;
+        for (size_t k = 0; k < MEMO_WAYS; k++)
+            if (!hs[k]) w = k;
+    }
+    mo->hash[set][w] = 0; /* until memo_keep() fills it */
+    *put = &mo->row[set][w];
+    return NULL;
+}
+
+/* Keeps in row r (from memo_find(), hash h) that the step rewrites raw to
+ * out (NULL: leaves it as it is). */
+static void memo_keep(const step *s, memo_row *r, uint64_t h, hl7_span raw, const tbuf *out)
+{
+    if (!r || (out && raw.len + out->len > MEMO_TEXT)) return;
+    r->raw_len = (uint16_t)raw.len;
+    memcpy(r->text, raw.p, raw.len);
+    r->same = !out;
+    r->out_len = out ? (uint16_t)out->len : 0;
+    if (out) memcpy(r->text + raw.len, out->p, out->len);
+    size_t k = (size_t)(r - &s->memo->row[0][0]);
+    s->memo->hash[k / MEMO_WAYS][k % MEMO_WAYS] = h;
 }
 
 /* Maps the coded field of the step's path (components 1-3 of a repetition)
  * in segment idx, not MSH, the occurrence occ of its id. The repetition is
  * split once: the code is its first component, the coding system the
  * third, looked up as they are in the message when decoding would not
- * change them. */
+ * change them; what the step does to a value so found is kept in the memo. */
 static int map_coded(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ, tbuf *err)
 {
     const hl7_delims *d = hl7_delims_of(m);
     hl7_span raw, comps[4], code, system = {NULL, 0};
     const char *limit;
     if (!rep_raw(m, idx, s->path.field, s->path.rep, &raw, &limit)) return 0; /* nothing to map */
+    uint64_t h = 0;
+    memo_row *mr, *hit = memo_find(s, raw, &h, &mr);
+    if (hit)
+        return hit->same ? 0
+                         : store_coded(s, m, idx, occ, raw, hit->text + raw.len, hit->out_len, err);
     bool plain;
     uint32_t ncomps = split_coded(raw, limit, d, comps, &plain);
-    if (presence_of(comps[0]) != HL7_VALUE) return 0;
+    if (!plain) mr = NULL; /* decoded with the message's character set: not kept */
+    if (presence_of(comps[0]) != HL7_VALUE) {
+        memo_keep(s, mr, h, raw, NULL);
+        return 0;
+    }
     code = plain ? comps[0] : decoded_span(m, comps[0], &c->a);
     if (ncomps >= 3 && presence_of(comps[2]) == HL7_VALUE) {
         system = plain ? comps[2] : decoded_span(m, comps[2], &c->b);
         if (!plain) system.len = strlen(system.p); /* as a C string */
     }
     codemap_result r;
-    if (codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r))
-        return map_rewrite(c, s, m, idx, occ, raw, comps, ncomps, &r, err);
-    if (r.unmapped != CODEMAP_UNMAPPED_ERROR) return 0;
+    if (codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r)) {
+        const esc_row *e = escaped_target(s, m, &r);
+        coded_target(e, d->comp, raw, comps, ncomps, &c->c);
+        bool same = c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0;
+        memo_keep(s, mr, h, raw, same ? NULL : &c->c);
+        return same ? 0 : store_coded(s, m, idx, occ, raw, c->c.p, c->c.len, err);
+    }
+    if (r.unmapped != CODEMAP_UNMAPPED_ERROR) {
+        memo_keep(s, mr, h, raw, NULL);
+        return 0;
+    }
     hl7_path p = map_where(s, occ);
     return map_unmapped(s->cfg, &p, code, system, err);
 }
@@ -704,6 +879,7 @@ static int apply_map(transform_chain *c, step *s, hl7_msg *m, tbuf *err)
     uint32_t occ = 0, n = hl7_seg_count(m);
     const hl7_seg *segs = hl7_segs(m); /* a map edits, but adds and removes no segment */
     bool coded = s->path.comp == 0;    /* a coded field (MSH, at 0, the long way) */
+    map_tables(s, m);
     for (uint32_t i = 0; i < n; i++) {
         if (memcmp(segs[i].id, s->path.seg, 3) != 0) continue;
         occ++;

@@ -7,7 +7,9 @@
  * text holds field separators); the input buffer is never written. Several
  * first repetitions of one segment can change in one rewrite
  * (hl7_set_fields_raw_at), and a span the caller located inside a field can
- * be replaced without finding it again (hl7_splice_raw_at). Setting a
+ * be replaced without finding it again (hl7_splice_raw_at); these two keep
+ * the segment's pieces, so they shift its own run of offsets in place (the
+ * fields written all existing, for the first). Setting a
  * value deeper than the message holds pads with empty fields, repetitions or
  * components, as a receiving system would expect ("PID-5.3" on "PID|1" gives
  * "PID|1|||||^^X"... with the separators needed and no more).
@@ -17,6 +19,9 @@
 #include "base/mem.h"
 
 #include <assert.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Appends src with its n-th piece (split by ch) replaced by val, adding
  * empty pieces when src has fewer than n. */
@@ -136,11 +141,29 @@ static void shift_offsets(uint32_t *restrict to, const uint32_t *restrict from, 
         to[k] = from[k] + delta;
 }
 
+/* of[k] += delta for k in [k0, n), in place: four at a time. */
+static void shift_in_place(uint32_t *of, uint32_t k0, uint32_t n, uint32_t delta)
+{
+    uint32_t k = k0;
+#if defined(__GNUC__)
+    typedef uint32_t v4 __attribute__((vector_size(16)));
+    const v4 dv = {delta, delta, delta, delta};
+    for (; k + 4 <= n; k += 4) {
+        v4 x;
+        memcpy(&x, of + k, sizeof x);
+        x += dv;
+        memcpy(of + k, &x, sizeof x);
+    }
+#endif
+    for (; k < n; k++)
+        of[k] += delta;
+}
+
 /* Segment idx with piece `piece` (0 is the id) replaced by fv[0..fvlen),
  * padded with field separators when it has fewer pieces. The new text goes
- * to owned memory and gets a new run of offsets: copied from the old run
- * and shifted, unless fv holds a field separator (set_raw of a text with
- * several fields), which needs a scan. */
+ * to owned memory; its offsets are the old run shifted in place when the
+ * pieces stay the same, a new run when padding adds some, and a scan when
+ * fv holds a field separator (set_raw of a text with several fields). */
 static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *fv, size_t fvlen)
 {
     hl7_seg *s = &m->segs[idx];
@@ -168,20 +191,21 @@ static void replace_piece(hl7_msg *m, uint32_t idx, uint32_t piece, const char *
         s->fofs = hl7_index_segment(m, t, (uint32_t)len, &s->nfields);
         return;
     }
-    uint32_t pieces = piece < npieces ? npieces : piece + 1;
+    if (piece < npieces) { /* the same pieces: those after this one move */
+        shift_in_place(m->fofs + s->fofs, piece + 1, npieces + 1, (uint32_t)(len - s->len));
+        s->p = t;
+        s->len = (uint32_t)len;
+        return;
+    }
+    /* new pieces (padding and this one): a new run */
+    const uint32_t pieces = piece + 1;
     hl7_fofs_reserve(m, pieces + 1);
     const uint32_t *of = m->fofs + s->fofs; /* after the reserve: it may move */
     uint32_t *nf = m->fofs + m->nfofs;
     uint32_t first = (uint32_t)m->nfofs;
-    if (piece < npieces) {
-        uint32_t delta = (uint32_t)(fvlen - (of[piece + 1] - 1 - of[piece])); /* modulo 2^32 */
-        memcpy(nf, of, (piece + 1) * sizeof(*nf));
-        shift_offsets(nf, of, piece + 1, npieces, delta);
-    } else {
-        memcpy(nf, of, npieces * sizeof(*nf));
-        for (uint32_t j = 0; j < pad; j++)
-            nf[npieces + j] = (uint32_t)(head + 1 + j);
-    }
+    memcpy(nf, of, npieces * sizeof(*nf));
+    for (uint32_t j = 0; j < pad; j++)
+        nf[npieces + j] = (uint32_t)(head + 1 + j);
     nf[pieces] = (uint32_t)len + 1;
     m->nfofs += pieces + 1;
     s->p = t;
@@ -278,6 +302,49 @@ hl7_status hl7_set_raw_at(hl7_msg *m, uint32_t index, const hl7_path *p, const c
     return HL7_OK;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* word_has_break(), or the eight bytes at p hold fs. */
+static inline bool word_has_break_or(const char *p, char fs)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t w, x;
+    memcpy(&w, p, 8);
+    x = w ^ (ones * (unsigned char)fs);
+    return ((((w - ones * 0x0E) & ~w) | ((x - ones) & ~x)) & highs) != 0;
+}
+#endif
+
+/* Index of the first CR, LF, NUL or fs in raw[0..len), or len: find_break()
+ * with the field separator. With SSE2, sixteen bytes at a time (the last
+ * sixteen overlapping the ones before, which held none). */
+static size_t find_break_or(const char *raw, size_t len, char fs)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    if (len >= 16) {
+        const __m128i vfs = _mm_set1_epi8(fs), vcr = _mm_set1_epi8('\r');
+        const __m128i vlf = _mm_set1_epi8('\n'), vz = _mm_setzero_si128();
+        for (;; i += 16) {
+            if (len - i < 16) i = len - 16;
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(raw + i));
+            __m128i e = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, vfs), _mm_cmpeq_epi8(x, vcr)),
+                                     _mm_or_si128(_mm_cmpeq_epi8(x, vlf), _mm_cmpeq_epi8(x, vz)));
+            unsigned hit = (unsigned)_mm_movemask_epi8(e);
+            if (hit) return i + (size_t)__builtin_ctz(hit);
+            if (len - i <= 16) return len;
+        }
+    }
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; len - i >= 8; i += 8)
+        if (word_has_break_or(raw + i, fs)) break; /* byte by byte below */
+    if (i < len && len >= 8 && len - i < 8 && !word_has_break_or(raw + len - 8, fs)) return len;
+#endif
+    while (i < len && !is_break(raw[i]) && raw[i] != fs)
+        i++;
+    return i;
+}
+
 /* hl7_set_fields_raw_at() in one rewrite: the edits' fields are distinct,
  * in increasing order, and no value holds a field separator (so no edit
  * moves another's field). Each edited piece becomes the value followed by
@@ -355,20 +422,72 @@ static void set_fields_at_once(hl7_msg *m, uint32_t idx, const hl7_field_edit *e
     s->nfields = msh ? pieces : pieces - 1;
 }
 
+/* set_fields_at_once() when every edited field exists and there are at most
+ * SET_IN_PLACE edits: the pieces stay the same, so the segment's offsets
+ * are shifted where they are (each run between two edited fields by the
+ * growth so far) instead of copied to a new run. */
+#define SET_IN_PLACE 8
+static void set_fields_in_place(hl7_msg *m, uint32_t idx, const hl7_field_edit *e, size_t n)
+{
+    hl7_seg *s = &m->segs[idx];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3), npieces = hl7_seg_pieces(s);
+    const char rep = m->d.rep;
+    uint32_t *of = m->fofs + s->fofs;
+    size_t cut[SET_IN_PLACE], rest[SET_IN_PLACE]; /* the old first repetition [cut, rest) */
+    size_t len = s->len;
+    assert(n <= SET_IN_PLACE && e[n - 1].field - msh < npieces);
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t k = e[i].field - msh;
+        const char *f = s->p + of[k], *fend = s->p + of[k + 1] - 1;
+        const char *r = rep ? memchr(f, rep, (size_t)(fend - f)) : NULL;
+        cut[i] = (size_t)(f - s->p);
+        rest[i] = (size_t)((r ? r : fend) - s->p);
+        len = len + e[i].len - (rest[i] - cut[i]);
+    }
+    char *t = hl7_own_reserve(m, len);
+    size_t src = 0, dst = 0;
+    uint32_t delta = 0; /* modulo 2^32 */
+    for (size_t i = 0; i < n; i++) {
+        memcpy(t + dst, s->p + src, cut[i] - src);
+        dst += cut[i] - src;
+        memcpy(t + dst, e[i].raw, e[i].len);
+        dst += e[i].len;
+        src = rest[i];
+        delta += (uint32_t)(e[i].len - (rest[i] - cut[i]));
+        const uint32_t k = e[i].field - msh, next = i + 1 < n ? e[i + 1].field - msh : npieces;
+        shift_in_place(of, k + 1, next + 1, delta); /* up to the next edited piece's start */
+    }
+    memcpy(t + dst, s->p + src, s->len - src);
+    assert(dst + s->len - src == len);
+    s->p = t;
+    s->len = (uint32_t)len;
+}
+
 hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edit *edits, size_t n,
                                  hl7_error *err)
 {
     if (index >= m->nsegs)
         return hl7_fail(err, HL7_ERR_NOT_FOUND, 0,
                         "no segment at position %u (the message has %zu)", index + 1, m->nsegs);
+    const hl7_seg *s = &m->segs[index];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3);
     bool at_once = n > 0;
     for (size_t i = 0; i < n; i++) {
-        hl7_path p = {.field = edits[i].field, .rep = 1};
-        hl7_status st = check_set(m, (long)index, &p, edits[i].raw, edits[i].len, err);
-        if (st != HL7_OK) return st;
-        if ((i && edits[i].field <= edits[i - 1].field) ||
-            memchr(edits[i].raw, m->d.field, edits[i].len))
-            at_once = false;
+        /* check_set() only for an edit it might refuse: a value with CR, LF,
+         * NUL or the field separator (which alone is fine, but not at once),
+         * or a field it does not allow */
+        const uint32_t field = edits[i].field;
+        bool fs = find_break_or(edits[i].raw, edits[i].len, m->d.field) < edits[i].len;
+        if (fs || field == 0 || field > 9999 || (msh && field <= 2)) {
+            hl7_path p = {.field = field, .rep = 1};
+            hl7_status st = check_set(m, (long)index, &p, edits[i].raw, edits[i].len, err);
+            if (st != HL7_OK) return st;
+        }
+        if (fs || (i && field <= edits[i - 1].field)) at_once = false;
+    }
+    if (at_once && n <= SET_IN_PLACE && edits[n - 1].field - msh < hl7_seg_pieces(s)) {
+        set_fields_in_place(m, index, edits, n);
+        return HL7_OK;
     }
     if (at_once) {
         set_fields_at_once(m, index, edits, n);
@@ -379,33 +498,6 @@ hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edi
         set_in(m, index, &p, edits[i].raw, edits[i].len);
     }
     return HL7_OK;
-}
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-/* word_has_break(), or the eight bytes at p hold fs. */
-static inline bool word_has_break_or(const char *p, char fs)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t w, x;
-    memcpy(&w, p, 8);
-    x = w ^ (ones * (unsigned char)fs);
-    return ((((w - ones * 0x0E) & ~w) | ((x - ones) & ~x)) & highs) != 0;
-}
-#endif
-
-/* Index of the first CR, LF, NUL or fs in raw[0..len), or len: find_break()
- * with the field separator. */
-static size_t find_break_or(const char *raw, size_t len, char fs)
-{
-    size_t i = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; len - i >= 8; i += 8)
-        if (word_has_break_or(raw + i, fs)) break; /* byte by byte below */
-    if (i < len && len >= 8 && len - i < 8 && !word_has_break_or(raw + len - 8, fs)) return len;
-#endif
-    while (i < len && !is_break(raw[i]) && raw[i] != fs)
-        i++;
-    return i;
 }
 
 hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_span old,
@@ -436,16 +528,10 @@ hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_spa
     memcpy(t, s->p, head);
     memcpy(t + head, raw, len);
     memcpy(t + head + len, old.p + old.len, tail);
-    hl7_fofs_reserve(m, npieces + 1);
-    of = m->fofs + s->fofs; /* after the reserve: it may move */
-    uint32_t *nf = m->fofs + m->nfofs, first = (uint32_t)m->nfofs;
-    memcpy(nf, of, (k + 1) * sizeof(*nf));
-    shift_offsets(nf, of, k + 1, npieces, (uint32_t)(len - old.len)); /* modulo 2^32 */
-    nf[npieces] = (uint32_t)nlen + 1;
-    m->nfofs += npieces + 1;
+    /* the pieces stay the same: those after field k (and the sentinel) move */
+    shift_in_place(m->fofs + s->fofs, k + 1, npieces + 1, (uint32_t)(len - old.len));
     s->p = t;
     s->len = (uint32_t)nlen;
-    s->fofs = first;
     return HL7_OK;
 }
 

@@ -5,9 +5,10 @@
  * fofs holds, for every segment, the offsets (relative to seg->p) at which
  * its pieces start: piece 0 is the segment id, piece k the text after the
  * k-th field separator; one sentinel entry equal to len + 1 closes the list,
- * so piece k spans [fofs[k], fofs[k+1] - 1). An edited segment gets a fresh
- * run of entries at the end of the array; its old run is left unused until
- * the message is reset.
+ * so piece k spans [fofs[k], fofs[k+1] - 1). A segment's run is its own.
+ * An edited segment gets a fresh run of entries at the end of the array
+ * (its old run is left unused until the message is reset), unless the edit
+ * keeps its pieces: then its run is shifted in place.
  */
 #ifndef TERN_HL7_INT_H
 #define TERN_HL7_INT_H

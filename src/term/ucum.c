@@ -1010,38 +1010,46 @@ static int exact_digits(double v)
     return last;
 }
 
+/* v with `digits` significant digits (as sci_of() rounds it) in fixed
+ * notation. The usual sizes are written straight into out's memory. */
 static void put_fixed(double v, int digits, tbuf *out)
 {
-    sci x;
-    sci_of(v, digits, &x);
-    const char *d = x.d;
-    int nd = digits, exp10 = x.exp10;
-    bool zero = true;
-    for (int i = 0; i < nd; i++)
-        zero &= d[i] == '0';
-    if (exp10 >= -8 && exp10 < 16) { /* the usual sizes: written at once */
-        char t[32];
-        size_t k = 0;
-        if (x.neg && !zero) t[k++] = '-';
+    char d[DROUND_MAX];
+    const int nd = digits;
+    const bool neg = signbit(v), zero = v == 0; /* dround()'s digits are never all zeros */
+    int exp10 = 0;
+    if (zero)
+        memset(d, '0', (size_t)nd);
+    else
+        exp10 = dround(v, nd, d);
+    if (exp10 >= -8 && exp10 < 16) { /* at most 1 + 2 + 7 + MAX_SIG or 1 + 16 + 1 + MAX_SIG */
+        tbuf_grow(out, 40);
+        char *t = out->p + out->len, *w = t;
+        if (neg && !zero) *w++ = '-';
         if (exp10 < 0) {
-            t[k++] = '0';
-            t[k++] = '.';
+            *w++ = '0';
+            *w++ = '.';
             for (int i = 0; i < -exp10 - 1; i++)
-                t[k++] = '0';
-            memcpy(t + k, d, (size_t)nd), k += (size_t)nd;
+                *w++ = '0';
+            for (int i = 0; i < nd; i++)
+                *w++ = d[i];
         } else if (exp10 + 1 >= nd) {
-            memcpy(t + k, d, (size_t)nd), k += (size_t)nd;
+            for (int i = 0; i < nd; i++)
+                *w++ = d[i];
             for (int i = nd; i < exp10 + 1; i++)
-                t[k++] = '0';
+                *w++ = '0';
         } else {
-            memcpy(t + k, d, (size_t)(exp10 + 1)), k += (size_t)(exp10 + 1);
-            t[k++] = '.';
-            memcpy(t + k, d + exp10 + 1, (size_t)(nd - exp10 - 1)), k += (size_t)(nd - exp10 - 1);
+            for (int i = 0; i <= exp10; i++)
+                *w++ = d[i];
+            *w++ = '.';
+            for (int i = exp10 + 1; i < nd; i++)
+                *w++ = d[i];
         }
-        tbuf_put(out, t, k);
+        *w = '\0';
+        out->len += (size_t)(w - t);
         return;
     }
-    if (x.neg && !zero) tbuf_putc(out, '-');
+    if (neg && !zero) tbuf_putc(out, '-');
     if (exp10 < 0) {
         tbuf_puts(out, "0.");
         for (int i = 0; i < -exp10 - 1; i++)

@@ -393,22 +393,29 @@ static void test_set_fields_matches_one_by_one(void **state)
     for (int it = 0; it < 3000; it++) {
         char text[512];
         hl7_msg *a = parse(random_text(text, sizeof text, "")), *b = parse(text);
-        hl7_field_edit ed[4];
-        size_t n = 1 + rnd(4);
-        uint32_t f = 0;
+        /* up to 10 edits (past the 8 done in place), sometimes on MSH (whose
+         * MSH-1 and MSH-2 are refused) or with a value that is refused */
+        static const char *const refused[] = {"a\rb", "\n", "x|y\r"};
+        hl7_field_edit ed[10];
+        size_t n = 1 + rnd(rnd(4) == 0 ? 10 : 4);
+        uint32_t idx = rnd(6) == 0 ? 0 : 1, f = idx == 0 ? rnd(4) : 0;
         for (size_t i = 0; i < n; i++) {
             f += rnd(5) == 0 ? 0 : 1 + rnd(4); /* sometimes the same field again */
             if (f == 0) f = 1;
-            const char *v = VALUES[rnd(sizeof VALUES / sizeof *VALUES)];
+            const char *v = rnd(40) == 0 ? refused[rnd(3)] : VALUES[rnd(sizeof VALUES / sizeof *VALUES)];
             ed[i] = (hl7_field_edit){f, v, strlen(v)};
         }
-        hl7_error e;
-        hl7_status sa = hl7_set_fields_raw_at(a, 1, ed, n, &e), sb = HL7_OK;
+        hl7_error e, eb;
+        hl7_status sa = hl7_set_fields_raw_at(a, idx, ed, n, &e), sb = HL7_OK;
         for (size_t i = 0; i < n && sb == HL7_OK; i++) {
             hl7_path p = {.field = ed[i].field, .rep = 1};
-            sb = hl7_set_raw_at(b, 1, &p, ed[i].raw, ed[i].len, &e);
+            sb = hl7_set_raw_at(b, idx, &p, ed[i].raw, ed[i].len, &eb);
         }
         assert_int_equal(sa, sb);
+        if (sa != HL7_OK) { /* the same refusal (the checks do not depend on the edits) */
+            assert_int_equal(e.offset, eb.offset);
+            assert_string_equal(e.text, eb.text);
+        }
         if (sa == HL7_OK) {
             tbuf ta = TBUF_INIT, tb = TBUF_INIT;
             hl7_serialize(a, &ta);
@@ -479,6 +486,10 @@ static void test_line_breaks_at_every_offset(void **state)
                 v[at] = b < sizeof breaks ? breaks[b] : '|';
                 assert_int_equal(hl7_splice_raw_at(m, 2, 2, old, v, len, &e), HL7_ERR_VALUE);
                 assert_int_equal(e.offset, at);
+                v[len - 1] = len - 1 > at ? '\n' : v[len - 1]; /* a later one: the first counts */
+                assert_int_equal(hl7_splice_raw_at(m, 2, 2, old, v, len, &e), HL7_ERR_VALUE);
+                assert_int_equal(e.offset, at);
+                v[len - 1] = len - 1 > at ? 'x' : v[len - 1];
             }
             for (size_t o = 0; o < sizeof others; o++) {
                 v[at] = others[o];

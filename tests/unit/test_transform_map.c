@@ -11,6 +11,11 @@
  * that shortcut is taken for a value holding an escape sequence or bytes of
  * another character set, or if the split misplaces a component, a
  * repetition or a message's own delimiters.
+ *
+ * What steps keep from one message to the next (a map step's rewrites of
+ * values seen, a convert step's last reference range and its conversion)
+ * is checked against a fresh chain on random messages, byte for byte and
+ * error for error.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -341,6 +346,167 @@ static void repetition_and_occurrence_paths(void **state)
     tbuf_free(&err);
 }
 
+/* A small deterministic generator for the random messages below. */
+static uint32_t next_rand(uint64_t *state)
+{
+    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*state >> 33);
+}
+
+/* One random message: OBX-3 values drawn from a small set (so that they
+ * repeat from one message to the next), mapped, unmapped, escaped, empty,
+ * with other repetitions and components, under one of three delimiter
+ * sets (the third without an escape character). */
+static void random_message(uint64_t *rs, tbuf *t)
+{
+    static const char *const codes[] = {"L1", "L2", "L299", "SAME", "ODD", "BARE", "C1",
+                                        "A\\S\\B", "\xc3\x89" "1", "", "\"\"", "L7", "ZZ"};
+    static const char *const rest[] = {"", "^Local", "^Local^99L", "^^S&Y", "^x^http://loinc.org",
+                                       "^Same^http://loinc.org", "^a^b^c^d", "^^", "^\\T\\^LN",
+                                       "~L3^Other^99L", "^Local^99L~L4"};
+    static const char *const msh[] = {"MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\r",
+                                      "MSH#:*!%#A#B#C#D#20260101##ORU:R01#1#P#2.5\r",
+                                      "MSH|^~\\|A|B|C|D|20260101||ORU^R01|1|P|2.5\r"};
+    uint32_t k = next_rand(rs) % 3;
+    tbuf_reset(t);
+    tbuf_puts(t, msh[k]);
+    uint32_t n = 1 + next_rand(rs) % 6;
+    for (uint32_t i = 0; i < n; i++) {
+        tbuf tmp = TBUF_INIT;
+        tbuf_printf(&tmp, "OBX|%u|NM|%s%s||1\r", i + 1, codes[next_rand(rs) % 13],
+                    rest[next_rand(rs) % 11]);
+        for (size_t j = 0; j < tmp.len; j++) { /* the message's own delimiters */
+            char c = tmp.p[j];
+            if (k == 1) c = c == '|' ? '#' : c == '^' ? ':' : c == '~' ? '*' : c == '\\' ? '%' : c;
+            tbuf_putc(t, c);
+        }
+        tbuf_free(&tmp);
+    }
+}
+
+/* What a step keeps from one value to the next (escaped targets, rewrites
+ * of values seen) must give what a fresh chain gives: every message through
+ * one long-lived chain and through a new one, compared byte for byte, with
+ * the same errors. */
+static void kept_rewrites_match_a_fresh_chain(void **state)
+{
+    fixture *f = *state;
+    hl7_msg *a = hl7_msg_new(NULL), *b = hl7_msg_new(NULL);
+    tbuf t = TBUF_INIT, ea = TBUF_INIT, eb = TBUF_INIT, sa = TBUF_INIT, sb = TBUF_INIT;
+    uint64_t rs = 42;
+    for (int round = 0; round < 3000; round++) {
+        random_message(&rs, &t);
+        hl7_error he;
+        assert_int_equal(hl7_parse(a, t.p, t.len, &he), HL7_OK);
+        assert_int_equal(hl7_parse(b, t.p, t.len, &he), HL7_OK);
+        tbuf_reset(&ea);
+        tbuf_reset(&eb);
+        transform_chain *fresh = transform_compile(STEPS, 1, f->maps, &eb);
+        assert_non_null(fresh);
+        int ra = transform_apply(f->chain, a, &ea), rb = transform_apply(fresh, b, &eb);
+        transform_free(fresh);
+        assert_int_equal(ra, rb);
+        assert_string_equal(tbuf_cstr(&ea), tbuf_cstr(&eb));
+        tbuf_reset(&sa);
+        tbuf_reset(&sb);
+        hl7_serialize(a, &sa);
+        hl7_serialize(b, &sb);
+        assert_string_equal(tbuf_cstr(&sa), tbuf_cstr(&sb));
+    }
+    tbuf_free(&t);
+    tbuf_free(&ea);
+    tbuf_free(&eb);
+    tbuf_free(&sa);
+    tbuf_free(&sb);
+    hl7_msg_free(a);
+    hl7_msg_free(b);
+}
+
+/* Convert steps keep the parsed source unit and the last plain reference
+ * range with its conversion from one OBX to the next: a long-lived chain
+ * must give what a fresh chain gives, byte for byte and error for error,
+ * over random OBX whose unit, value and range repeat, change, hold escapes
+ * or do not convert. */
+static void random_obx_message(uint64_t *rs, tbuf *t)
+{
+    static const char *const codes[] = {"2345-7", "718-7", "2160-0"};
+    static const char *const units[] = {"mg/dL", "mg/dL", "g/L", "mmol/L", "m", "mg/dL^x^UCUM",
+                                        "mg\\X2F\\dL", ""};
+    static const char *const values[] = {"112", "98", "<5", "POS", "", "1.5e2", "70-99"};
+    static const char *const ranges[] = {"70-99",   "70-99",    "70 - 99", "0.6-1.2", ">5",
+                                         "70\\T\\99", "abc",      "",        "70-99~1-2",
+                                         "-1--2",   "1e400-2"};
+    /* the third delimiter set has '.' for a component separator: a
+     * converted range then needs an escape */
+    static const char *const msh[] = {"MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\r",
+                                      "MSH#:*!%#A#B#C#D#20260101##ORU:R01#1#P#2.5\r",
+                                      "MSH|.~\\&|A|B|C|D|20260101||ORU.R01|1|P|2.5\r"};
+    uint32_t k = next_rand(rs) % 3;
+    tbuf_reset(t);
+    tbuf_puts(t, msh[k]);
+    uint32_t n = 1 + next_rand(rs) % 4;
+    for (uint32_t i = 0; i < n; i++) {
+        tbuf tmp = TBUF_INIT;
+        tbuf_printf(&tmp, "OBX|%u|NM|%s^Name^LN||%s|%s|%s|N\r", i + 1, codes[next_rand(rs) % 3],
+                    values[next_rand(rs) % 7], units[next_rand(rs) % 8],
+                    ranges[next_rand(rs) % 11]);
+        for (size_t j = 0; j < tmp.len; j++) {
+            char c = tmp.p[j];
+            if (k == 1) c = c == '|' ? '#' : c == '^' ? ':' : c == '~' ? '*' : c == '\\' ? '%' : c;
+            if (k == 2 && c == '^') c = '.';
+            tbuf_putc(t, c);
+        }
+        tbuf_free(&tmp);
+    }
+}
+
+static void convert_keeps_match_a_fresh_chain(void **state)
+{
+    (void)state;
+    static const config_transform steps[] = {
+        {.kind = CONFIG_TX_CONVERT, .line = 1, .code = "2345-7", .unit = "mmol/L", .mw = 180.16},
+        {.kind = CONFIG_TX_CONVERT, .line = 2, .code = "718-7", .unit = "g/L"},
+        {.kind = CONFIG_TX_CONVERT, .line = 3, .code = "2160-0", .from = "mg/dL", .unit = "umol/L",
+         .mw = 113.12},
+    };
+    tbuf t = TBUF_INIT, ea = TBUF_INIT, eb = TBUF_INIT, sa = TBUF_INIT, sb = TBUF_INIT;
+    transform_chain *kept = transform_compile(steps, 3, NULL, &ea);
+    assert_non_null(kept);
+    hl7_msg *a = hl7_msg_new(NULL), *b = hl7_msg_new(NULL);
+    uint64_t rs = 7;
+    int converted = 0, failed = 0;
+    for (int round = 0; round < 4000; round++) {
+        random_obx_message(&rs, &t);
+        hl7_error he;
+        assert_int_equal(hl7_parse(a, t.p, t.len, &he), HL7_OK);
+        assert_int_equal(hl7_parse(b, t.p, t.len, &he), HL7_OK);
+        tbuf_reset(&ea);
+        tbuf_reset(&eb);
+        transform_chain *fresh = transform_compile(steps, 3, NULL, &eb);
+        assert_non_null(fresh);
+        int ra = transform_apply(kept, a, &ea), rb = transform_apply(fresh, b, &eb);
+        transform_free(fresh);
+        assert_int_equal(ra, rb);
+        assert_string_equal(tbuf_cstr(&ea), tbuf_cstr(&eb));
+        tbuf_reset(&sa);
+        tbuf_reset(&sb);
+        hl7_serialize(a, &sa);
+        hl7_serialize(b, &sb);
+        assert_string_equal(tbuf_cstr(&sa), tbuf_cstr(&sb));
+        failed += ra != 0;
+        converted += ra == 0 && strcmp(tbuf_cstr(&sa), t.p) != 0;
+    }
+    assert_true(converted > 500 && failed > 100); /* both kinds were seen */
+    transform_free(kept);
+    tbuf_free(&t);
+    tbuf_free(&ea);
+    tbuf_free(&eb);
+    tbuf_free(&sa);
+    tbuf_free(&sb);
+    hl7_msg_free(a);
+    hl7_msg_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +520,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(split_at_every_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(unmapped_reports_decoded_values, setup, teardown),
         cmocka_unit_test_setup_teardown(repetition_and_occurrence_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(kept_rewrites_match_a_fresh_chain, setup, teardown),
+        cmocka_unit_test(convert_keeps_match_a_fresh_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,9 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +204,6 @@ struct validate_profile {
     snode *nodes; /* nodes[0] is the root group when nnodes > 0 */
     size_t nnodes, ncap;
     char name[24]; /* "ORU^R01" for messages */
-    uint32_t memo_base; /* index of fields[0] in a run's clean-text memo */
 };
 
 validate_profile *validate_profile_new(const char *message, validate_error *err)
@@ -599,7 +601,13 @@ struct validator {
     size_t nlimits, limcap;
     code_index sex_ix, age_ix, limit_ix;
     hl7_type_tables composite_tables; /* found in `tables` once */
-    uint32_t nspecs;                  /* field specs of all profiles (the memo_base of the next) */
+    /* The field specs of the baseline and all profiles by segment id and
+     * field (build_plan()), which validate_message() walks. */
+    struct plan_seg *psegs;
+    struct plan_field *pfields;
+    struct plan_spec *pspecs;
+    size_t npsegs, npfields, npspecs;
+    uint32_t nconds; /* distinct conditions (when) among the specs */
 };
 
 static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
@@ -615,6 +623,127 @@ static validate_status resolve_tables(const validator *v, validate_profile *p, v
                         p->name, f->seg, f->field, f->table_name);
     }
     return VALIDATE_OK;
+}
+
+/* --- the plan: specs by segment id and field ----------------------------------------- */
+
+/* validate_message() checks a segment's field specs field by field, every
+ * spec of the baseline and the profiles that reads the field together, so
+ * that a field text found clean before (in an earlier segment with this id)
+ * is compared once for all of them. A spec's verdict depends on its field's
+ * text alone once its occurrence and condition hold, so a text that every
+ * spec of the field checked and found clean passes them all again. The
+ * plan is built whenever a profile is added: profiles are complete by then. */
+typedef struct plan_spec {
+    const fspec *f;
+    uint32_t prof; /* 0: the baseline; i + 1: profiles[i] */
+    uint16_t cond; /* 1 + index of its condition among the distinct ones (at most
+                    * COND_MEMO + 1); 0: none */
+    uint16_t op;   /* how plan_segment() shows it clean (plan_op()) */
+} plan_spec;
+
+/* The common kinds of specs, which plan_segment() shows clean inline (as
+ * field_clean() would) before it calls check_field() for the rest:
+ * all name whole repetitions of a field below VIEW_FIELDS. */
+enum {
+    OP_CHECK = 0, /* anything else: check_field() */
+    OP_PRESENT,   /* nothing but `required` (no max_reps): a non-empty field passes */
+    OP_TABLE,     /* a table only */
+    OP_NUM,       /* NM and/or a range, no table */
+    OP_TS,        /* TS only */
+    OP_COMPOSITE, /* a composite type (not TS) only */
+};
+
+static uint16_t plan_op(const fspec *f)
+{
+    bool range = f->has_min || f->has_max;
+    if (!f->whole_rep || f->field >= 64) return OP_CHECK;
+    if (f->type == HL7_TYPE_NONE && !f->table && !range) return f->max_reps ? OP_CHECK : OP_PRESENT;
+    if (f->type == HL7_TYPE_NONE && !range) return OP_TABLE;
+    if ((f->type == HL7_TYPE_NM || f->type == HL7_TYPE_NONE) && !f->table) return OP_NUM;
+    if (f->table || range) return OP_CHECK;
+    if (f->type == HL7_TYPE_TS) return OP_TS;
+    return hl7_type_is_composite(f->type) ? OP_COMPOSITE : OP_CHECK;
+}
+
+typedef struct plan_field {
+    uint32_t field;
+    uint32_t memo;       /* its slot in the run's clean-text memo (FIELD_MEMO: none) */
+    uint32_t first, end; /* its specs: pspecs[first..end) */
+} plan_field;
+
+typedef struct plan_seg {
+    uint32_t key;        /* segment id (id_key) */
+    uint32_t first, end; /* its fields: pfields[first..end), by field number */
+} plan_seg;
+
+#define FIELD_MEMO 64 /* fields with a clean-text memo (the plan's first ones) */
+#define COND_MEMO 32  /* distinct conditions remembered per segment and across them */
+
+static bool same_cond(const fspec *a, const fspec *b)
+{
+    return a->when_field == b->when_field && a->when_comp == b->when_comp &&
+           a->when_len == b->when_len && !memcmp(a->when_value, b->when_value, a->when_len);
+}
+
+static void build_plan(validator *v)
+{
+    size_t total = v->base->nfields;
+    for (size_t i = 0; i < v->nprofiles; i++) total += v->profiles[i]->nfields;
+    plan_spec *all = xcalloc(total ? total : 1, sizeof(*all));
+    const fspec **conds = xcalloc(total ? total : 1, sizeof(*conds));
+    size_t n = 0;
+    uint32_t nconds = 0;
+    for (size_t pi = 0; pi <= v->nprofiles; pi++) {
+        const validate_profile *p = pi ? v->profiles[pi - 1] : v->base;
+        for (size_t i = 0; i < p->nfields; i++) {
+            const fspec *f = &p->fields[i];
+            uint32_t cond = 0;
+            if (f->has_when) {
+                for (uint32_t c = 0; c < nconds && !cond; c++)
+                    if (same_cond(conds[c], f)) cond = c + 1;
+                if (!cond) {
+                    conds[nconds++] = f;
+                    cond = nconds;
+                }
+            }
+            if (cond > COND_MEMO) cond = COND_MEMO + 1; /* not remembered: asked each time */
+            all[n++] = (plan_spec){f, (uint32_t)pi, (uint16_t)cond, plan_op(f)};
+        }
+    }
+    /* Stable sort by (segment id, field): insertion sort, the lists are short. */
+    for (size_t i = 1; i < n; i++) {
+        plan_spec t = all[i];
+        size_t k = i;
+        while (k > 0 && (all[k - 1].f->key > t.f->key ||
+                         (all[k - 1].f->key == t.f->key && all[k - 1].f->field > t.f->field))) {
+            all[k] = all[k - 1];
+            k--;
+        }
+        all[k] = t;
+    }
+    free(v->psegs);
+    free(v->pfields);
+    free(v->pspecs);
+    v->pspecs = all;
+    v->npspecs = n;
+    v->psegs = xcalloc(n ? n : 1, sizeof(*v->psegs));
+    v->pfields = xcalloc(n ? n : 1, sizeof(*v->pfields));
+    v->npsegs = v->npfields = 0;
+    for (size_t i = 0; i < n; i++) {
+        const fspec *f = all[i].f;
+        if (!i || all[i - 1].f->key != f->key)
+            v->psegs[v->npsegs++] = (plan_seg){f->key, (uint32_t)v->npfields, (uint32_t)v->npfields};
+        if (!i || all[i - 1].f->key != f->key || all[i - 1].f->field != f->field) {
+            uint32_t k = (uint32_t)v->npfields;
+            v->pfields[v->npfields++] =
+                (plan_field){f->field, k < FIELD_MEMO ? k : FIELD_MEMO, (uint32_t)i, (uint32_t)i};
+        }
+        v->pfields[v->npfields - 1].end = (uint32_t)i + 1;
+        v->psegs[v->npsegs - 1].end = (uint32_t)v->npfields;
+    }
+    free(conds);
+    v->nconds = nconds;
 }
 
 /* The baseline profile: the fields a router reads (docs/validation.md). */
@@ -708,11 +837,10 @@ validator *validator_new(const hl7_tables *tables)
     index_reset(&v->limit_ix);
     memcpy(v->sev, default_sev, sizeof(v->sev));
     v->base = baseline_profile();
-    v->base->memo_base = 0;
-    v->nspecs = (uint32_t)v->base->nfields;
     validate_status st = resolve_tables(v, v->base, NULL);
     (void)st;
     assert(st == VALIDATE_OK);
+    build_plan(v);
     for (size_t i = 0; i < sizeof(default_sex) / sizeof(default_sex[0]); i++)
         validator_add_sex_rule(v, default_sex[i].pattern, default_sex[i].system,
                                default_sex[i].sex, NULL);
@@ -769,6 +897,9 @@ void validator_free(validator *v)
     validate_profile_free(v->base);
     for (size_t i = 0; i < v->nprofiles; i++) validate_profile_free(v->profiles[i]);
     free(v->profiles);
+    free(v->psegs);
+    free(v->pfields);
+    free(v->pspecs);
     hl7_tables_free(v->own_tables);
     free(v);
 }
@@ -826,8 +957,7 @@ validate_status validator_add_profile(validator *v, validate_profile *p, validat
     v->profiles = xgrow(v->profiles, &v->pcap, v->nprofiles + 1, sizeof(*v->profiles));
     v->profiles[v->nprofiles++] = p;
     mark_shared_types(v, p);
-    p->memo_base = v->nspecs;
-    v->nspecs += (uint32_t)p->nfields;
+    build_plan(v);
     return VALIDATE_OK;
 }
 
@@ -927,10 +1057,16 @@ typedef struct dtm_memo {
 } dtm_memo;
 
 /* One field: the whole raw text, its first repetition and that
- * repetition's first component, found in one scan. */
+ * repetition's first component, found in one scan. A field of up to
+ * MASK_MAX bytes is scanned for all its delimiters at once: bit i of a mask
+ * is set when whole.p[i] is that delimiter, so that splitting it or looking
+ * for an escape costs no further scan. */
+#define MASK_MAX 64
 typedef struct fview {
     hl7_span whole, rep1, comp1;
     hl7_presence pres; /* of whole */
+    bool masked;       /* whole.len <= MASK_MAX: the masks below are set */
+    uint64_t comp_bits, rep_bits, esc_bits;
 } fview;
 
 typedef struct segview {
@@ -948,6 +1084,7 @@ typedef struct segview {
     size_t nm_len;
     bool nm_ok; /* ... whether it is a number, and which */
     double nm;
+    uint32_t cond_known, cond_held; /* bit c: condition c + 1 evaluated, and held */
 } segview;
 
 /* A short code found in a table, kept (copied) so that the same code in the
@@ -970,14 +1107,12 @@ typedef struct dtm_text {
     hl7_dtm t;
 } dtm_text;
 
-#define SPEC_MEMO 64
-#define MEMO_MISSES 3  /* a spec whose field differs that often in a row is not compared */
-#define KEYS_MAX 256   /* segment ids computed up front for messages up to this size */
-#define GROUPS_KEPT 16 /* profiles whose spec group for the segment in hand is kept */
+#define MEMO_MISSES 3 /* a field that differs that often in a row is not compared */
+#define KEYS_MAX 256  /* segment ids computed up front for messages up to this size */
 typedef struct clean_text {
     const char *p; /* NULL: none yet */
     uint32_t len;
-    uint32_t misses; /* compared in vain in a row (check_spec() gives up at MEMO_MISSES) */
+    uint32_t misses; /* compared in vain in a row (plan_segment() gives up at MEMO_MISSES) */
 } clean_text;
 
 /* A span of the message found a valid value of a composite type. */
@@ -996,6 +1131,10 @@ typedef struct vrun {
     validate_result *r;
     hl7_type_ctx tctx;
     const hl7_delims *d;
+#if defined(__SSE2__)
+    __m128i vcomp, vrep, vesc; /* the delimiters in every byte, for field_masks() */
+#endif
+    uint64_t has_comp, has_rep, has_esc; /* all ones when the message has that delimiter, else 0 */
     bool types_on, range_on;                   /* the datatype and range rules are not off */
     bool before_on, sex_on, physio_on, age_on; /* consistency rules on (and with lists) */
     hl7_dtm now;
@@ -1003,16 +1142,16 @@ typedef struct vrun {
     known_code known[KNOWN_CODES]; /* t NULL: unused */
     dtm_text dtms[DTM_TEXTS];      /* a ring of valid date/times */
     uint32_t ndtms;
-    /* Per field spec (memo_base + index, below SPEC_MEMO), the last field
-     * text it found nothing wrong with: the same text in a later segment
-     * passes at the cost of a comparison (OBX-2, OBX-11, OBX-14 repeat). A
-     * spec's verdict depends only on the field's text once its occurrence
-     * and condition hold, so this changes no result. */
-    clean_text clean[SPEC_MEMO];
-    /* Per field spec with a condition, the text of the field it reads last
-     * and whether the condition held on it. */
-    clean_text when_text[SPEC_MEMO];
-    bool when_held[SPEC_MEMO];
+    /* Per field of the plan (plan_field.memo), the last text every spec
+     * reading it found nothing wrong with: the same text in a later segment
+     * passes at the cost of a comparison (OBX-2, OBX-11, OBX-14 repeat). */
+    clean_text clean[FIELD_MEMO];
+    /* Per condition (plan_spec.cond - 1), the text of the field it reads
+     * last and whether it held on it. */
+    clean_text cond_text[COND_MEMO];
+    bool cond_was[COND_MEMO];
+    uint64_t applies; /* bit p: plan_spec.prof p applies to the message (p < 64) */
+    hl7_span type, event; /* MSH-9.1 and 9.2 */
     const uint32_t *keys;       /* id_key() of every segment; NULL: computed on use */
     type_memo types[TYPE_MEMO]; /* a ring (p NULL: unused) */
     uint32_t ntypes;
@@ -1038,6 +1177,53 @@ static void view_segment(vrun *x, uint32_t si)
     x->sv.ndtm = 0;
     x->sv.nm_p = NULL;
     x->sv.split_field = 0;
+    x->sv.cond_known = 0;
+}
+
+/* The delimiter masks of p[0..len), len <= MASK_MAX, a span of the segment
+ * in view (see fview). Reads only the segment's bytes: a block that would
+ * run past its end is read as the segment's last 16 bytes, shifted. */
+static inline void field_masks(const vrun *x, const char *p, size_t len, fview *fv)
+{
+    uint64_t c = 0, r = 0, e = 0;
+#if defined(__SSE2__)
+    const char *seg = x->sv.f.p, *limit = seg + x->sv.f.len;
+    for (size_t k = 0; k < len; k += 16) {
+        const char *q = p + k;
+        __m128i v;
+        unsigned shift = 0;
+        if (limit - q >= 16) {
+            v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        } else if (limit - seg >= 16) {
+            v = _mm_loadu_si128((const __m128i *)(const void *)(limit - 16));
+            shift = (unsigned)(16 - (limit - q));
+        } else {
+            char buf[16] = {0};
+            memcpy(buf, q, (size_t)(limit - q));
+            v = _mm_loadu_si128((const __m128i *)(const void *)buf);
+        }
+        c |= (uint64_t)((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vcomp)) >> shift) << k;
+        r |= (uint64_t)((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vrep)) >> shift) << k;
+        e |= (uint64_t)((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vesc)) >> shift) << k;
+    }
+#else
+    const hl7_delims *d = x->d;
+    for (size_t i = 0; i < len; i++) {
+        c |= (uint64_t)(p[i] == d->comp) << i;
+        r |= (uint64_t)(p[i] == d->rep) << i;
+        e |= (uint64_t)(p[i] == d->esc) << i;
+    }
+#endif
+    uint64_t in = len < 64 ? ((uint64_t)1 << len) - 1 : ~(uint64_t)0;
+    fv->comp_bits = c & in & x->has_comp;
+    fv->rep_bits = r & in & x->has_rep;
+    fv->esc_bits = e & in & x->has_esc;
+}
+
+/* Bits of a mask below position n (n <= 64). */
+static inline uint64_t below(size_t n)
+{
+    return n < 64 ? ((uint64_t)1 << n) - 1 : ~(uint64_t)0;
 }
 
 /* Field `field` of the segment in view, located and split: the first
@@ -1051,6 +1237,15 @@ static void load_field(const vrun *x, uint32_t field, fview *fv)
         fv->whole = (hl7_span){"", 0};
     }
     const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
+    if (fv->whole.len <= MASK_MAX) {
+        fv->masked = true;
+        field_masks(x, p, fv->whole.len, fv);
+        uint64_t r = fv->rep_bits, cr = fv->comp_bits | r;
+        fv->rep1 = (hl7_span){p, r ? (size_t)__builtin_ctzll(r) : fv->whole.len};
+        fv->comp1 = (hl7_span){p, cr ? (size_t)__builtin_ctzll(cr) : fv->whole.len};
+        return;
+    }
+    fv->masked = false;
     char rep = x->d->rep, comp = x->d->comp;
     if (rep && comp) {
         const char *limit = x->sv.f.p + x->sv.f.len;
@@ -1102,6 +1297,20 @@ static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint
         uint32_t k = 0;
         if (!ch) {
             sv->split[k++] = fv->rep1;
+        } else if (fv->masked) {
+            uint64_t bits = fv->comp_bits & below(fv->rep1.len);
+            const char *s0 = fv->rep1.p;
+            size_t from = 0;
+            while (bits && k < HL7_TYPE_MAXPARTS) {
+                size_t at = (size_t)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                sv->split[k++] = (hl7_span){s0 + from, at - from};
+                from = at + 1;
+            }
+            if (k < HL7_TYPE_MAXPARTS)
+                sv->split[k++] = (hl7_span){s0 + from, fv->rep1.len - from};
+            else /* a separator was seen: one more */
+                k++;
         } else {
             sv->split[k++] = fv->comp1; /* found by load_field() */
             if (fv->comp1.len == fv->rep1.len) goto done;
@@ -1411,7 +1620,31 @@ static bool type_clean(vrun *x, const fspec *f, const fview *fv)
 {
     if (f->type_shared && type_known(x, f->type, false, fv->whole)) return true;
     uint32_t n;
-    const hl7_span *part = split_rep1(x, f->field, fv, (uint32_t)hl7_type_parts(f->type), &n);
+    const hl7_span *part;
+    hl7_span six[6];
+    if ((f->type == HL7_TYPE_CWE || f->type == HL7_TYPE_CE) && fv->masked) {
+        /* the six components a CWE check reads, straight from the mask */
+        uint64_t bits = fv->comp_bits & below(fv->rep1.len);
+        const char *p = fv->rep1.p;
+        size_t from = 0;
+        uint32_t k = 0;
+        for (; k < 6 && bits; k++) {
+            size_t at = (size_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            six[k] = (hl7_span){p + from, at - from};
+            from = at + 1;
+        }
+        if (k < 6) {
+            six[k++] = (hl7_span){p + from, fv->rep1.len - from};
+            n = k;
+            for (; k < 6; k++) six[k] = (hl7_span){"", 0};
+        } else {
+            n = 7; /* more than six: enough for the check */
+        }
+        part = six;
+    } else {
+        part = split_rep1(x, f->field, fv, (uint32_t)hl7_type_parts(f->type), &n);
+    }
     if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
     if (f->type_shared) type_remember(x, f->type, false, fv->whole);
     return true;
@@ -1511,6 +1744,16 @@ static void check_rep(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_p
     }
 }
 
+/* Component 1 of the first repetition of fv holds no escape. */
+static inline bool field_plain(const vrun *x, const fview *fv)
+{
+    hl7_span c1 = fv->comp1;
+    if (fv->masked) return !(fv->esc_bits & below(c1.len));
+    const char *limit = x->sv.f.p + x->sv.f.len;
+    return !x->d->esc ||
+           hl7_scan2_in(c1.p, c1.p + c1.len, limit, x->d->esc, x->d->esc) == c1.p + c1.len;
+}
+
 /* True when spec f (whole_rep) finds nothing to report in a field of one
  * plain repetition, shown cheaply with the memos of the run; false when
  * that is not shown, and check_field() then checks the long way. */
@@ -1518,9 +1761,7 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
 {
     if (fv->pres != HL7_VALUE || fv->rep1.len != fv->whole.len) return false;
     hl7_span c1 = fv->comp1;
-    const char *limit = x->sv.f.p + x->sv.f.len;
-    bool plain = !x->d->esc ||
-                 hl7_scan2_in(c1.p, c1.p + c1.len, limit, x->d->esc, x->d->esc) == c1.p + c1.len;
+    bool plain = field_plain(x, fv);
     double d;
     if (f->type != HL7_TYPE_NONE && x->types_on) {
         switch (f->type) {
@@ -1651,42 +1892,111 @@ static inline bool text_eq(const char *a, const char *b, size_t n)
     return wa == wb;
 }
 
-/* Spec f (memo entry `memo`, or SPEC_MEMO: none) on the segment in view. */
-/* when_holds(), remembered per spec by the text of the field it reads. */
-static inline bool when_holds_memo(vrun *x, const fspec *f, uint32_t memo)
+/* The condition of spec ps (cond not 0) on the segment in view: once per
+ * segment, and remembered across segments by the text of the field it
+ * reads (OBX-2 repeats). */
+static bool cond_holds(vrun *x, const plan_spec *ps)
 {
-    if (memo >= SPEC_MEMO) return when_holds(x, f);
+    uint32_t c = ps->cond - 1;
+    if (c >= COND_MEMO) return when_holds(x, ps->f);
+    uint32_t bit = (uint32_t)1 << c;
+    if (x->sv.cond_known & bit) return x->sv.cond_held & bit;
     hl7_span text = {"", 0};
-    hl7_fields_get(&x->sv.f, f->when_field, &text);
-    clean_text *w = &x->when_text[memo];
-    if (w->p && w->len == text.len && text_eq(w->p, text.p, text.len)) return x->when_held[memo];
-    w->p = text.p;
-    w->len = (uint32_t)text.len;
-    return x->when_held[memo] = when_holds(x, f);
+    hl7_fields_get(&x->sv.f, ps->f->when_field, &text);
+    clean_text *w = &x->cond_text[c];
+    bool held;
+    if (w->p && w->len == text.len && text_eq(w->p, text.p, text.len)) {
+        held = x->cond_was[c];
+    } else {
+        w->p = text.p;
+        w->len = (uint32_t)text.len;
+        held = x->cond_was[c] = when_holds(x, ps->f);
+    }
+    x->sv.cond_known |= bit;
+    if (held) x->sv.cond_held |= bit;
+    return held;
 }
 
-static inline void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
+/* Profile p of a plan (0: the baseline) applies to the message. */
+static inline bool plan_applies(const vrun *x, uint32_t p)
 {
-    if (f->seg_occ && f->seg_occ != occ) return;
-    if (f->has_when && !when_holds_memo(x, f, memo)) return;
-    hl7_span text = {"", 0};
-    clean_text *c = memo < SPEC_MEMO ? &x->clean[memo] : NULL;
-    if (c && c->misses < MEMO_MISSES) { /* OBX-3 and OBX-5 differ in every OBX */
-        hl7_fields_get(&x->sv.f, f->field, &text);
-        if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) {
-            c->misses = 0;
-            return;
-        }
-        if (c->p) c->misses++;
-    } else {
-        c = NULL;
+    if (p < 64) return x->applies >> p & 1;
+    return profile_matches(x->v->profiles[p - 1], x->type, x->event);
+}
+
+/* What field_clean() says of spec sp (op not OP_CHECK or OP_PRESENT) on
+ * the field viewed as fv, by the kind of spec: true when it finds nothing to
+ * report; false when check_field() must tell. */
+static inline bool op_clean(vrun *x, const plan_spec *sp, const fview *fv)
+{
+    const fspec *f = sp->f;
+    if (fv->pres != HL7_VALUE || fv->rep1.len != fv->whole.len) return false;
+    hl7_span c1 = fv->comp1;
+    switch (sp->op) {
+    case OP_TABLE:
+        return !c1.len || (field_plain(x, fv) && in_table(x, f->table, c1));
+    case OP_NUM: {
+        bool range = (f->has_min || f->has_max) && x->range_on;
+        if (!c1.len || (!range && !x->types_on) || (!range && f->type == HL7_TYPE_NONE)) return true;
+        double d;
+        if (!field_plain(x, fv) || !nm_of(x, c1, &d)) return false;
+        return !range || !((f->has_min && d < f->min) || (f->has_max && d > f->max));
     }
+    case OP_TS:
+        return !x->types_on || !c1.len || (field_plain(x, fv) && dtm_at(x, f->field)->ok);
+    default: /* OP_COMPOSITE */
+        return !x->types_on || type_clean(x, f, fv);
+    }
+}
+
+/* The field specs of the segment in view, field by field (plan_seg):
+ * false, with the result as it was, as soon as one finds a problem; the
+ * segment is then checked in the order users see (check_in_order()). */
+static bool plan_segment(vrun *x, const plan_seg *ps, uint32_t occ)
+{
+    const validator *v = x->v;
     size_t problems = x->r->n;
-    check_field(x, f, occ);
-    if (c && x->r->n == problems) {
-        c->p = text.p;
-        c->len = (uint32_t)text.len;
+    for (uint32_t fi = ps->first; fi < ps->end; fi++) {
+        const plan_field *pf = &v->pfields[fi];
+        hl7_span text = {"", 0};
+        clean_text *c = pf->memo < FIELD_MEMO ? &x->clean[pf->memo] : NULL;
+        if (c && c->misses < MEMO_MISSES) { /* OBX-3 and OBX-5 differ in every OBX */
+            hl7_fields_get(&x->sv.f, pf->field, &text);
+            if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) {
+                c->misses = 0;
+                continue;
+            }
+            if (c->p) c->misses++;
+        } else {
+            c = NULL;
+        }
+        bool all = true; /* every spec of the field checked it */
+        const fview *fv = NULL;
+        for (uint32_t i = pf->first; i < pf->end; i++) {
+            const plan_spec *sp = &v->pspecs[i];
+            const fspec *f = sp->f;
+            if (!plan_applies(x, sp->prof)) continue;
+            if ((f->seg_occ && f->seg_occ != occ) || (sp->cond && !cond_holds(x, sp))) {
+                all = false;
+                continue;
+            }
+            if (sp->op == OP_PRESENT) {
+                if (!f->required) continue;
+                hl7_fields_get(&x->sv.f, pf->field, &text);
+                if (text.len) continue;
+            } else if (sp->op != OP_CHECK) {
+                if (!fv) fv = view_field(x, pf->field, NULL);
+                if (op_clean(x, sp, fv)) continue;
+            }
+            check_field(x, f, occ);
+            if (x->r->n != problems) return false;
+        }
+        if (c && all) {
+            c->p = text.p;
+            c->len = (uint32_t)text.len;
+        }
     }
+    return true;
 }
 
 /* The specs of p for segments with this id, or NULL. */
@@ -1697,12 +2007,24 @@ static const struct fgroup *find_group(const validate_profile *p, uint32_t key)
     return NULL;
 }
 
-static __attribute__((noinline)) void check_group(vrun *x, const validate_profile *p,
-                                                  const struct fgroup *g, uint32_t occ)
+/* The field specs of the segment in view in profile order (the baseline,
+ * then each profile that applies; a profile's specs in the order given),
+ * which is the order of their problems. */
+static __attribute__((noinline)) void check_in_order(vrun *x, uint32_t key, uint32_t occ)
 {
-    if (!g) return;
-    for (size_t i = g->start; i < g->end; i++)
-        check_spec(x, &p->fields[i], p->memo_base + (uint32_t)i, occ);
+    const validator *v = x->v;
+    for (size_t pi = 0; pi <= v->nprofiles; pi++) {
+        if (!plan_applies(x, (uint32_t)pi)) continue;
+        const validate_profile *p = pi ? v->profiles[pi - 1] : v->base;
+        const struct fgroup *g = find_group(p, key);
+        if (!g) continue;
+        for (size_t i = g->start; i < g->end; i++) {
+            const fspec *f = &p->fields[i];
+            if (f->seg_occ && f->seg_occ != occ) continue;
+            if (f->has_when && !when_holds(x, f)) continue;
+            check_field(x, f, occ);
+        }
+    }
 }
 
 /* --- segment structure ------------------------------------------------------------ */
@@ -2155,14 +2477,16 @@ static void read_patient(vrun *x, uint32_t occ, patient *pt)
 }
 
 /* false when no sex rule (sex) and no limit (physio) can match the codes of
- * OBX-3 in view: shown without splitting the field when the CWE check has
- * split it already and found no alternate identifier (OBX-3.4), so that
- * OBX-3.1 is the only code. */
+ * OBX-3 in view: shown without splitting the field when its mask shows no
+ * alternate identifier (OBX-3.4), so that OBX-3.1 is the only code. */
 static bool may_have_rules(vrun *x, bool sex, bool physio)
 {
-    const segview *sv = &x->sv;
-    if (sv->split_field != 3 || sv->nsplit > 3 || !(sv->known >> 3 & 1)) return true;
-    hl7_span code = sv->field[3].comp1;
+    const fview *fv = view_field(x, 3, NULL);
+    uint64_t seps = fv->masked ? fv->comp_bits & below(fv->rep1.len) : ~(uint64_t)0;
+    seps &= seps - 1; /* OBX-3.4 follows a third separator */
+    seps &= seps - 1;
+    if (seps) return true;
+    hl7_span code = fv->comp1;
     return (sex && index_first(&x->v->sex_ix, code) != NONE) ||
            (physio && index_first(&x->v->limit_ix, code) != NONE);
 }
@@ -2250,6 +2574,14 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.tctx = (hl7_type_ctx){hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch,
                             &v->composite_tables};
     x.d = hl7_delims_of(m);
+#if defined(__SSE2__)
+    x.vcomp = _mm_set1_epi8(x.d->comp);
+    x.vrep = _mm_set1_epi8(x.d->rep);
+    x.vesc = _mm_set1_epi8(x.d->esc);
+#endif
+    x.has_comp = x.d->comp ? ~(uint64_t)0 : 0;
+    x.has_rep = x.d->rep ? ~(uint64_t)0 : 0;
+    x.has_esc = x.d->esc ? ~(uint64_t)0 : 0;
     x.types_on = rule_on(&x, VALIDATE_RULE_DATATYPE);
     x.range_on = rule_on(&x, VALIDATE_RULE_RANGE);
     x.before_on = rule_on(&x, VALIDATE_RULE_BEFORE_BIRTH);
@@ -2266,16 +2598,16 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     for (size_t i = 0; i < TYPE_MEMO; i++)
         x.types[i].p = NULL;
     x.ntypes = 0;
-    size_t nmemo = v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO;
-    for (size_t i = 0; i < nmemo; i++) {
+    size_t nmemo = v->npfields < FIELD_MEMO ? v->npfields : FIELD_MEMO;
+    for (size_t i = 0; i < nmemo; i++)
         x.clean[i] = (clean_text){NULL, 0, 0};
-        x.when_text[i] = (clean_text){NULL, 0, 0};
-    }
+    for (size_t i = 0; i < v->nconds && i < COND_MEMO; i++)
+        x.cond_text[i] = (clean_text){NULL, 0, 0};
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
-    hl7_span type = {"", 0}, event = {"", 0}; /* MSH-9.1 and 9.2, read through the view */
-    if (hl7_seg_count(m) && comp_at(&x, 9, 1, &type) != HL7_ABSENT)
-        comp_at(&x, 9, 2, &event);
+    x.type = x.event = (hl7_span){"", 0}; /* MSH-9.1 and 9.2, read through the view */
+    if (hl7_seg_count(m) && comp_at(&x, 9, 1, &x.type) != HL7_ABSENT)
+        comp_at(&x, 9, 2, &x.event);
     occ_table ot;
     ot.n = ot.last = 0;
     consistency cs;
@@ -2289,35 +2621,39 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
             keys[si] = id_key(segs[si].id);
         x.keys = keys;
     }
-    /* The profiles for this message (bit i: profiles[i]; the rest asked each time). */
-    uint64_t applies = 0;
-    for (size_t i = 0; i < v->nprofiles && i < 64; i++)
-        if (profile_matches(v->profiles[i], type, event)) applies |= (uint64_t)1 << i;
-    /* The spec groups of the segment id in hand, found again only when the
-     * id changes (OBX come in runs); profiles past GROUPS_KEPT search each time. */
+    /* The profiles for this message (bit 0: the baseline, bit i + 1:
+     * profiles[i]; past 63 asked each time). */
+    x.applies = v->baseline;
+    for (size_t i = 0; i < v->nprofiles && i < 63; i++)
+        if (profile_matches(v->profiles[i], x.type, x.event)) x.applies |= (uint64_t)2 << i;
+    /* The plan of the segment id in hand, found again only when the id
+     * changes (OBX come in runs). */
     uint32_t run_key = 0;
-    const struct fgroup *base_group = NULL, *groups[GROUPS_KEPT];
+    const plan_seg *ps = NULL;
     for (uint32_t si = 0; si < n; si++) {
         uint32_t key = seg_key(&x, si);
         uint32_t occ = next_occ(&ot, &x, si, key);
         view_segment(&x, si);
         if (key != run_key) {
             run_key = key;
-            base_group = find_group(v->base, key);
-            for (size_t i = 0; i < v->nprofiles && i < GROUPS_KEPT; i++)
-                groups[i] = find_group(v->profiles[i], key);
+            ps = NULL;
+            for (size_t i = 0; i < v->npsegs && !ps; i++)
+                if (v->psegs[i].key == key) ps = &v->psegs[i];
         }
-        if (v->baseline) check_group(&x, v->base, base_group, occ);
-        for (size_t i = 0; i < v->nprofiles; i++)
-            if (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event))
-                check_group(&x, v->profiles[i],
-                            i < GROUPS_KEPT ? groups[i] : find_group(v->profiles[i], key), occ);
+        if (ps) {
+            size_t n0 = r->n, e0 = r->nerrors, w0 = r->nwarnings;
+            if (!plan_segment(&x, ps, occ)) {
+                r->n = n0;
+                r->nerrors = e0;
+                r->nwarnings = w0;
+                check_in_order(&x, key, occ);
+            }
+        }
         check_consistency(&x, &cs, key, occ);
     }
     if (rule_on(&x, VALIDATE_RULE_STRUCTURE))
         for (size_t i = 0; i < v->nprofiles; i++)
-            if (v->profiles[i]->nnodes &&
-                (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event)))
+            if (v->profiles[i]->nnodes && plan_applies(&x, (uint32_t)i + 1))
                 check_structure(&x, v->profiles[i]);
     sort_problems(r);
     return r->nerrors;

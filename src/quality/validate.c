@@ -1131,10 +1131,11 @@ typedef struct vrun {
     validate_result *r;
     hl7_type_ctx tctx;
     const hl7_delims *d;
+    char dcomp, drep, desc; /* the delimiters field_masks() finds (the field separator
+                             * for one the message lacks) ... */
 #if defined(__SSE2__)
-    __m128i vcomp, vrep, vesc; /* the delimiters in every byte, for field_masks() */
+    __m128i vcomp, vrep, vesc; /* ... in every byte */
 #endif
-    uint64_t has_comp, has_rep, has_esc; /* all ones when the message has that delimiter, else 0 */
     bool types_on, range_on;                   /* the datatype and range rules are not off */
     bool before_on, sex_on, physio_on, age_on; /* consistency rules on (and with lists) */
     hl7_dtm now;
@@ -1180,9 +1181,11 @@ static void view_segment(vrun *x, uint32_t si)
     x->sv.cond_known = 0;
 }
 
-/* The delimiter masks of p[0..len), len <= MASK_MAX, a span of the segment
- * in view (see fview). Reads only the segment's bytes: a block that would
- * run past its end is read as the segment's last 16 bytes, shifted. */
+/* The delimiter masks of p[0..len), 0 < len <= MASK_MAX, a span of the
+ * segment in view (see fview). Reads only the segment's bytes: a block that
+ * would run past its end is read as the segment's last 16 bytes, shifted.
+ * A delimiter the message lacks is matched as the field separator, which no
+ * field holds. */
 static inline void field_masks(const vrun *x, const char *p, size_t len, fview *fv)
 {
     uint64_t c = 0, r = 0, e = 0;
@@ -1207,17 +1210,33 @@ static inline void field_masks(const vrun *x, const char *p, size_t len, fview *
         e |= (uint64_t)((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vesc)) >> shift) << k;
     }
 #else
-    const hl7_delims *d = x->d;
     for (size_t i = 0; i < len; i++) {
-        c |= (uint64_t)(p[i] == d->comp) << i;
-        r |= (uint64_t)(p[i] == d->rep) << i;
-        e |= (uint64_t)(p[i] == d->esc) << i;
+        c |= (uint64_t)(p[i] == x->dcomp) << i;
+        r |= (uint64_t)(p[i] == x->drep) << i;
+        e |= (uint64_t)(p[i] == x->desc) << i;
     }
 #endif
     uint64_t in = len < 64 ? ((uint64_t)1 << len) - 1 : ~(uint64_t)0;
-    fv->comp_bits = c & in & x->has_comp;
-    fv->rep_bits = r & in & x->has_rep;
-    fv->esc_bits = e & in & x->has_esc;
+    fv->comp_bits = c & in;
+    fv->rep_bits = r & in;
+    fv->esc_bits = e & in;
+}
+
+/* field_masks() of a field of 1 to 16 bytes: one block. */
+static inline void field_masks16(const vrun *x, const char *p, size_t len, fview *fv)
+{
+#if defined(__SSE2__)
+    const char *seg = x->sv.f.p, *limit = seg + x->sv.f.len;
+    if (limit - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        uint32_t in = ((uint32_t)1 << len) - 1;
+        fv->comp_bits = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vcomp)) & in;
+        fv->rep_bits = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vrep)) & in;
+        fv->esc_bits = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vesc)) & in;
+        return;
+    }
+#endif
+    field_masks(x, p, len, fv);
 }
 
 /* Bits of a mask below position n (n <= 64). */
@@ -1237,12 +1256,21 @@ static void load_field(const vrun *x, uint32_t field, fview *fv)
         fv->whole = (hl7_span){"", 0};
     }
     const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
-    if (fv->whole.len <= MASK_MAX) {
+    size_t len = fv->whole.len;
+    if (len <= MASK_MAX && field > x->sv.f.msh) { /* (MSH-1 is the field separator) */
         fv->masked = true;
-        field_masks(x, p, fv->whole.len, fv);
+        if (!len) {
+            fv->comp_bits = fv->rep_bits = fv->esc_bits = 0;
+            fv->rep1 = fv->comp1 = fv->whole;
+            return;
+        }
+        if (len <= 16)
+            field_masks16(x, p, len, fv);
+        else
+            field_masks(x, p, len, fv);
         uint64_t r = fv->rep_bits, cr = fv->comp_bits | r;
-        fv->rep1 = (hl7_span){p, r ? (size_t)__builtin_ctzll(r) : fv->whole.len};
-        fv->comp1 = (hl7_span){p, cr ? (size_t)__builtin_ctzll(cr) : fv->whole.len};
+        fv->rep1 = (hl7_span){p, r ? (size_t)__builtin_ctzll(r) : len};
+        fv->comp1 = (hl7_span){p, cr ? (size_t)__builtin_ctzll(cr) : len};
         return;
     }
     fv->masked = false;
@@ -1614,38 +1642,58 @@ static void type_remember(vrun *x, hl7_type t, bool inner, hl7_span raw)
     *k = (type_memo){raw.p, raw.len, t, inner};
 }
 
+/* A coding system name: letters, digits, '-', '_', '.', ':' (the CWE check's
+ * rule, hl7_types.c). */
+static bool code_system(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        bool ok = (unsigned)((ch | 0x20) - 'a') < 26 || (unsigned)(ch - '0') < 10 || ch == '-' ||
+                  ch == '_' || ch == '.' || ch == ':';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* hl7_type_check_split() of a CWE or CE without a table (as field specs
+ * check them) on the first repetition of a masked field, a value: its six
+ * components read from the mask, nothing split. */
+static bool cwe_clean(const fview *fv)
+{
+    size_t len = fv->rep1.len, from = 0, st[6], ln[6];
+    uint64_t bits = fv->comp_bits & below(len);
+    for (int k = 0; k < 6; k++) {
+        if (from > len) { /* past the last component */
+            st[k] = len;
+            ln[k] = 0;
+            continue;
+        }
+        size_t at = bits ? (size_t)__builtin_ctzll(bits) : len;
+        bits &= bits - 1;
+        st[k] = from;
+        ln[k] = at - from;
+        from = at + 1;
+    }
+    const char *p = fv->rep1.p;
+    if (!ln[0] && !ln[1] && !ln[3] && !ln[4]) return false;
+    if (ln[2] && (!ln[0] || !code_system(p + st[2], ln[2]))) return false;
+    return !ln[5] || (ln[3] && code_system(p + st[5], ln[5]));
+}
+
 /* hl7_type_check_raw() without a fault (the parts of the first repetition
  * split once), remembered. */
 static bool type_clean(vrun *x, const fspec *f, const fview *fv)
 {
     if (f->type_shared && type_known(x, f->type, false, fv->whole)) return true;
-    uint32_t n;
-    const hl7_span *part;
-    hl7_span six[6];
-    if ((f->type == HL7_TYPE_CWE || f->type == HL7_TYPE_CE) && fv->masked) {
-        /* the six components a CWE check reads, straight from the mask */
-        uint64_t bits = fv->comp_bits & below(fv->rep1.len);
-        const char *p = fv->rep1.p;
-        size_t from = 0;
-        uint32_t k = 0;
-        for (; k < 6 && bits; k++) {
-            size_t at = (size_t)__builtin_ctzll(bits);
-            bits &= bits - 1;
-            six[k] = (hl7_span){p + from, at - from};
-            from = at + 1;
-        }
-        if (k < 6) {
-            six[k++] = (hl7_span){p + from, fv->rep1.len - from};
-            n = k;
-            for (; k < 6; k++) six[k] = (hl7_span){"", 0};
-        } else {
-            n = 7; /* more than six: enough for the check */
-        }
-        part = six;
+    if ((f->type == HL7_TYPE_CWE || f->type == HL7_TYPE_CE) && fv->masked &&
+        fv->pres == HL7_VALUE) {
+        if (!cwe_clean(fv)) return false;
     } else {
-        part = split_rep1(x, f->field, fv, (uint32_t)hl7_type_parts(f->type), &n);
+        uint32_t n;
+        const hl7_span *part =
+            split_rep1(x, f->field, fv, (uint32_t)hl7_type_parts(f->type), &n);
+        if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
     }
-    if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
     if (f->type_shared) type_remember(x, f->type, false, fv->whole);
     return true;
 }
@@ -2574,14 +2622,14 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.tctx = (hl7_type_ctx){hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch,
                             &v->composite_tables};
     x.d = hl7_delims_of(m);
+    x.dcomp = x.d->comp ? x.d->comp : x.d->field;
+    x.drep = x.d->rep ? x.d->rep : x.d->field;
+    x.desc = x.d->esc ? x.d->esc : x.d->field;
 #if defined(__SSE2__)
-    x.vcomp = _mm_set1_epi8(x.d->comp);
-    x.vrep = _mm_set1_epi8(x.d->rep);
-    x.vesc = _mm_set1_epi8(x.d->esc);
+    x.vcomp = _mm_set1_epi8(x.dcomp);
+    x.vrep = _mm_set1_epi8(x.drep);
+    x.vesc = _mm_set1_epi8(x.desc);
 #endif
-    x.has_comp = x.d->comp ? ~(uint64_t)0 : 0;
-    x.has_rep = x.d->rep ? ~(uint64_t)0 : 0;
-    x.has_esc = x.d->esc ? ~(uint64_t)0 : 0;
     x.types_on = rule_on(&x, VALIDATE_RULE_DATATYPE);
     x.range_on = rule_on(&x, VALIDATE_RULE_RANGE);
     x.before_on = rule_on(&x, VALIDATE_RULE_BEFORE_BIRTH);

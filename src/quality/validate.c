@@ -2223,11 +2223,17 @@ static void match_group(smatch *sm, uint32_t gi);
 typedef struct replay {
     uint32_t start, len; /* len 0: nothing to replay */
     uint32_t last;
+    /* The id next_key() gave right after the round, at its end (no segment
+     * skipped), with which another round began; 0: none. A replayed round
+     * ends on that id again (replayed() compares it), so the same test
+     * would pass: another round follows, at no cost. */
+    uint32_t next;
 } replay;
 
 static void remember_round(smatch *sm, replay *rp, uint32_t start, size_t problems)
 {
     rp->len = 0;
+    rp->next = 0;
     if (sm->x->r->n != problems || sm->pos <= start || sm->pos >= sm->n || !sm->x->keys) return;
     rp->start = start;
     rp->len = sm->pos - start;
@@ -2260,17 +2266,27 @@ static bool match_child(smatch *sm, uint32_t c, uint32_t key)
         return true;
     }
     if (!first_has(sm->p, c, key)) return false;
-    replay rp = {0, 0, NONE};
+    replay rp = {0, 0, NONE, 0};
     for (;;) {
         uint32_t before = sm->pos;
-        if (!replayed(sm, &rp)) {
+        bool fresh = false;
+        if (replayed(sm, &rp)) {
+            if (rp.next) {
+                sm->cur_pos = sm->pos;
+                sm->cur = rp.next;
+                continue;
+            }
+        } else {
             size_t problems = sm->x->r->n;
             match_group(sm, c);
             remember_round(sm, &rp, before, problems);
+            fresh = rp.len != 0;
         }
+        uint32_t end = sm->pos;
         if (sm->pos == before || !n->repeating || !(key = next_key(sm)) ||
             !first_has(sm->p, c, key))
             return true;
+        if (fresh) rp.next = sm->pos == end ? key : 0;
     }
 }
 
@@ -2487,7 +2503,7 @@ static __attribute__((noinline)) void before_birth_date(vrun *x, consistency *cs
 
 /* The date of field `field` not before the current patient's birth: a
  * panel's dates repeat, so the text found clean last is compared first. */
-static inline void check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field,
+static inline __attribute__((always_inline)) void check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field,
                                       int kind, const char *what)
 {
     if (!cs->pt.has_birth) return;

@@ -1656,12 +1656,12 @@ static bool code_system(const char *s, size_t len)
 }
 
 /* hl7_type_check_split() of a CWE or CE without a table (as field specs
- * check them) on the first repetition of a masked field, a value: its six
- * components read from the mask, nothing split. */
-static bool cwe_clean(const fview *fv)
+ * check them) on a repetition p[0..len), a value, whose component
+ * separators are the bits of `bits`: its six components read from the
+ * mask, nothing split. */
+static bool cwe_clean(const char *p, size_t len, uint64_t bits)
 {
-    size_t len = fv->rep1.len, from = 0, st[6], ln[6];
-    uint64_t bits = fv->comp_bits & below(len);
+    size_t from = 0, st[6], ln[6];
     for (int k = 0; k < 6; k++) {
         if (from > len) { /* past the last component */
             st[k] = len;
@@ -1674,10 +1674,72 @@ static bool cwe_clean(const fview *fv)
         ln[k] = at - from;
         from = at + 1;
     }
-    const char *p = fv->rep1.p;
     if (!ln[0] && !ln[1] && !ln[3] && !ln[4]) return false;
     if (ln[2] && (!ln[0] || !code_system(p + st[2], ln[2]))) return false;
     return !ln[5] || (ln[3] && code_system(p + st[5], ln[5]));
+}
+
+/* hl7_type_check_raw() of composite type t (not TS) on a repetition r, a
+ * value, of the segment in view, whose component separators are the bits
+ * of `bits` (r.len <= MASK_MAX), without a fault. */
+static bool rep_type_ok(vrun *x, hl7_type t, hl7_span r, uint64_t bits)
+{
+    if (t == HL7_TYPE_CWE || t == HL7_TYPE_CE) return cwe_clean(r.p, r.len, bits);
+    hl7_span part[HL7_TYPE_MAXPARTS];
+    uint32_t want = (uint32_t)hl7_type_parts(t), n = 0;
+    size_t from = 0;
+    for (; n < want && bits; n++) {
+        size_t at = (size_t)__builtin_ctzll(bits);
+        bits &= bits - 1;
+        part[n] = (hl7_span){r.p + from, at - from};
+        from = at + 1;
+    }
+    if (n < want) {
+        part[n++] = (hl7_span){r.p + from, r.len - from};
+        for (uint32_t k = n; k < want; k++) part[k] = (hl7_span){"", 0};
+    } else {
+        n++; /* a separator was seen: one more */
+    }
+    return hl7_type_check_split(t, &x->tctx, part, n, NULL, NULL);
+}
+
+/* hl7_type_check_raw() without a fault of composite type f->type (not TS)
+ * on every repetition of the field viewed as fv (a value), remembered:
+ * true when each passes. */
+static bool reps_type_clean(vrun *x, const fspec *f, const fview *fv)
+{
+    const char *p = fv->whole.p, *end = p + fv->whole.len;
+    uint64_t reps = fv->rep_bits;
+    for (;;) {
+        const char *q;
+        if (fv->masked)
+            q = reps ? fv->whole.p + __builtin_ctzll(reps) : end;
+        else
+            q = x->d->rep ? hl7_scan2(p, end, x->d->rep, x->d->rep) : end;
+        hl7_span r = {p, (size_t)(q - p)};
+        if (presence(r) == HL7_VALUE &&
+            !(f->type_shared && type_known(x, f->type, false, r))) {
+            size_t at = (size_t)(p - fv->whole.p);
+            uint64_t bits;
+            if (fv->masked) {
+                bits = fv->comp_bits >> at & below(r.len);
+            } else if (r.len <= MASK_MAX) {
+                fview m;
+                field_masks(x, r.p, r.len, &m);
+                bits = m.comp_bits;
+            } else {
+                bits = 0;
+            }
+            bool ok = r.len <= MASK_MAX
+                          ? rep_type_ok(x, f->type, r, bits)
+                          : hl7_type_check_raw(f->type, &x->tctx, r.p, r.len, NULL, NULL);
+            if (!ok) return false;
+            if (f->type_shared) type_remember(x, f->type, false, r);
+        }
+        if (q == end) return true;
+        p = q + 1;
+        reps &= reps - 1;
+    }
 }
 
 /* hl7_type_check_raw() without a fault (the parts of the first repetition
@@ -1687,7 +1749,8 @@ static bool type_clean(vrun *x, const fspec *f, const fview *fv)
     if (f->type_shared && type_known(x, f->type, false, fv->whole)) return true;
     if ((f->type == HL7_TYPE_CWE || f->type == HL7_TYPE_CE) && fv->masked &&
         fv->pres == HL7_VALUE) {
-        if (!cwe_clean(fv)) return false;
+        if (!cwe_clean(fv->rep1.p, fv->rep1.len, fv->comp_bits & below(fv->rep1.len)))
+            return false;
     } else {
         uint32_t n;
         const hl7_span *part =
@@ -1978,7 +2041,16 @@ static inline bool plan_applies(const vrun *x, uint32_t p)
 static inline bool op_clean(vrun *x, const plan_spec *sp, const fview *fv)
 {
     const fspec *f = sp->f;
-    if (fv->pres != HL7_VALUE || fv->rep1.len != fv->whole.len) return false;
+    if (fv->pres != HL7_VALUE) return false;
+    if (fv->rep1.len != fv->whole.len) { /* repetitions: a composite's are checked here */
+        if (sp->op != OP_COMPOSITE) return false;
+        if (f->max_reps) {
+            uint32_t nreps = fv->masked ? 1 : count_pieces(fv->whole, x->d->rep);
+            for (uint64_t b = fv->masked ? fv->rep_bits : 0; b; b &= b - 1) nreps++;
+            if (nreps > f->max_reps) return false;
+        }
+        return !x->types_on || reps_type_clean(x, f, fv);
+    }
     hl7_span c1 = fv->comp1;
     switch (sp->op) {
     case OP_TABLE:

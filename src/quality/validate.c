@@ -652,12 +652,17 @@ enum {
     OP_NUM,       /* NM and/or a range, no table */
     OP_TS,        /* TS only */
     OP_COMPOSITE, /* a composite type (not TS) only */
+    OP_COMP_TABLE, /* a table only, on a component (SEG-F.C) of each repetition */
 };
 
 static uint16_t plan_op(const fspec *f)
 {
     bool range = f->has_min || f->has_max;
-    if (!f->whole_rep || f->field >= 64) return OP_CHECK;
+    if (f->field >= 64) return OP_CHECK;
+    if (f->comp && !f->sub && !f->rep && !f->max_len && !f->max_reps && f->table &&
+        f->type == HL7_TYPE_NONE && !range && !(f->key == MSH_KEY && f->field <= 2))
+        return OP_COMP_TABLE;
+    if (!f->whole_rep) return OP_CHECK;
     if (f->type == HL7_TYPE_NONE && !f->table && !range) return f->max_reps ? OP_CHECK : OP_PRESENT;
     if (f->type == HL7_TYPE_NONE && !range) return OP_TABLE;
     if ((f->type == HL7_TYPE_NM || f->type == HL7_TYPE_NONE) && !f->table) return OP_NUM;
@@ -2042,6 +2047,20 @@ static inline bool op_clean(vrun *x, const plan_spec *sp, const fview *fv)
 {
     const fspec *f = sp->f;
     if (fv->pres != HL7_VALUE) return false;
+    if (sp->op == OP_COMP_TABLE) { /* one repetition, from the masks */
+        if (!fv->masked || fv->rep_bits) return false;
+        uint64_t bits = fv->comp_bits;
+        size_t from = 0;
+        for (uint32_t k = 1; k < f->comp; k++) {
+            if (!bits) return !f->required; /* no such component */
+            from = (size_t)__builtin_ctzll(bits) + 1;
+            bits &= bits - 1;
+        }
+        size_t to = bits ? (size_t)__builtin_ctzll(bits) : fv->whole.len;
+        hl7_span v = {fv->whole.p + from, to - from};
+        if (presence(v) != HL7_VALUE) return !f->required || v.len;
+        return !(fv->esc_bits & below(to) & ~below(from)) && in_table(x, f->table, v);
+    }
     if (fv->rep1.len != fv->whole.len) { /* repetitions: a composite's are checked here */
         if (sp->op != OP_COMPOSITE) return false;
         if (f->max_reps) {

@@ -577,18 +577,20 @@ void hl7_type_tables_find(const hl7_tables *tables, hl7_type_tables *out)
 
 static bool is_oid(const char *s, size_t len)
 {
-    size_t arc = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || s[i] == '.') {
-            if (arc == 0 || (arc > 1 && s[i - arc] == '0')) return false;
-            arc = 0;
-        } else if (is_digit(s[i])) {
-            arc++;
-        } else {
+    /* digits and dots; arcs not empty, none of several digits starting with 0; a dot */
+    size_t arc = 0; /* where the arc in hand starts */
+    bool dot = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.') {
+            if (i == arc) return false;
+            dot = true;
+            arc = i + 1;
+        } else if ((unsigned)(c - '0') > 9 || (c == '0' && i == arc && i + 1 < len && s[i + 1] != '.')) {
             return false;
         }
     }
-    return memchr(s, '.', len) != NULL;
+    return dot && arc < len;
 }
 
 static bool is_uuid(const char *s, size_t len)

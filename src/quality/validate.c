@@ -1495,9 +1495,20 @@ static hl7_presence comp_at(vrun *x, uint32_t field, uint32_t comp, hl7_span *ou
     fview spare;
     const fview *fv = view_field(x, field, &spare);
     if (fv->pres == HL7_ABSENT) return HL7_ABSENT;
-    if (comp != 1) return inside(x, fv->rep1, comp, 0, out);
-    *out = fv->comp1;
-    return presence(fv->comp1);
+    if (comp == 1) {
+        *out = fv->comp1;
+        return presence(fv->comp1);
+    }
+    if (!fv->masked) return inside(x, fv->rep1, comp, 0, out);
+    uint64_t bits = fv->comp_bits & below(fv->rep1.len);
+    size_t from = 0;
+    for (uint32_t k = 1; k < comp; k++) {
+        if (!bits) return HL7_ABSENT;
+        from = (size_t)__builtin_ctzll(bits) + 1;
+        bits &= bits - 1;
+    }
+    *out = (hl7_span){fv->rep1.p + from, (bits ? (size_t)__builtin_ctzll(bits) : fv->rep1.len) - from};
+    return presence(*out);
 }
 
 /* hl7_dtm_parse() without a fault, remembering the valid texts of the message. */
@@ -1861,7 +1872,7 @@ static void check_rep(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_p
 }
 
 /* Component 1 of the first repetition of fv holds no escape. */
-static inline bool field_plain(const vrun *x, const fview *fv)
+static inline __attribute__((always_inline)) bool field_plain(const vrun *x, const fview *fv)
 {
     hl7_span c1 = fv->comp1;
     if (fv->masked) return !(fv->esc_bits & below(c1.len));

@@ -1677,22 +1677,29 @@ static bool code_system(const char *s, size_t len)
  * mask, nothing split. */
 static bool cwe_clean(const char *p, size_t len, uint64_t bits)
 {
-    size_t from = 0, st[6], ln[6];
-    for (int k = 0; k < 6; k++) {
-        if (from > len) { /* past the last component */
-            st[k] = len;
-            ln[k] = 0;
-            continue;
-        }
-        size_t at = bits ? (size_t)__builtin_ctzll(bits) : len;
-        bits &= bits - 1;
-        st[k] = from;
-        ln[k] = at - from;
-        from = at + 1;
-    }
-    if (!ln[0] && !ln[1] && !ln[3] && !ln[4]) return false;
-    if (ln[2] && (!ln[0] || !code_system(p + st[2], ln[2]))) return false;
-    return !ln[5] || (ln[3] && code_system(p + st[5], ln[5]));
+#define NEXT_SEP(b) ((b) ? (size_t)__builtin_ctzll(b) : len)
+    if (!bits) return len != 0; /* the identifier alone */
+    size_t a = (size_t)__builtin_ctzll(bits); /* where component 1 ends */
+    bits &= bits - 1;
+    size_t b = NEXT_SEP(bits); /* ... component 2 (text) */
+    bits &= bits - 1;
+    bool id = a != 0, text = b > a + 1;
+    if (b == len) return id || text;
+    size_t c = NEXT_SEP(bits); /* ... component 3 (coding system) */
+    bits &= bits - 1;
+    if (c > b + 1 && (!id || !code_system(p + b + 1, c - b - 1))) return false;
+    if (c == len) return id || text;
+    size_t d = NEXT_SEP(bits); /* ... component 4 (alternate identifier) */
+    bits &= bits - 1;
+    bool alt = d > c + 1;
+    if (d == len) return id || text || alt;
+    size_t e = NEXT_SEP(bits); /* ... component 5 (alternate text) */
+    bits &= bits - 1;
+    if (!(id || text || alt || e > d + 1)) return false;
+    if (e == len) return true;
+    size_t f = NEXT_SEP(bits); /* ... component 6 (alternate coding system) */
+    return f == e + 1 || (alt && code_system(p + e + 1, f - e - 1));
+#undef NEXT_SEP
 }
 
 /* hl7_type_check_raw() of composite type t (not TS) on a repetition r, a

@@ -1151,7 +1151,7 @@ typedef struct vrun {
     /* Per field of the plan (plan_field.memo), the last text every spec
      * reading it found nothing wrong with: the same text in a later segment
      * passes at the cost of a comparison (OBX-2, OBX-11, OBX-14 repeat). */
-    clean_text clean[FIELD_MEMO];
+    clean_text clean[FIELD_MEMO + 1]; /* the last: for the fields past them, never compared */
     /* Per condition (plan_spec.cond - 1), the text of the field it reads
      * last and whether it held on it. */
     clean_text cond_text[COND_MEMO];
@@ -2116,16 +2116,15 @@ static bool plan_segment(vrun *x, const plan_seg *ps, uint32_t occ)
     for (uint32_t fi = ps->first; fi < ps->end; fi++) {
         const plan_field *pf = &v->pfields[fi];
         hl7_span text = {"", 0};
-        clean_text *c = pf->memo < FIELD_MEMO ? &x->clean[pf->memo] : NULL;
-        if (c && c->misses < MEMO_MISSES) { /* OBX-3 and OBX-5 differ in every OBX */
+        clean_text *c = &x->clean[pf->memo];
+        bool compared = c->misses < MEMO_MISSES; /* OBX-3 and OBX-5 differ in every OBX */
+        if (compared) {
             hl7_fields_get(&x->sv.f, pf->field, &text);
-            if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) {
+            if (c->len == text.len && c->p && text_eq(c->p, text.p, text.len)) {
                 c->misses = 0;
                 continue;
             }
             if (c->p) c->misses++;
-        } else {
-            c = NULL;
         }
         bool all = true; /* every spec of the field checked it */
         const fview *fv = NULL;
@@ -2148,7 +2147,7 @@ static bool plan_segment(vrun *x, const plan_seg *ps, uint32_t occ)
             check_field(x, f, occ);
             if (x->r->n != problems) return false;
         }
-        if (c && all) {
+        if (compared && all) {
             c->p = text.p;
             c->len = (uint32_t)text.len;
         }
@@ -2774,6 +2773,7 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     size_t nmemo = v->npfields < FIELD_MEMO ? v->npfields : FIELD_MEMO;
     for (size_t i = 0; i < nmemo; i++)
         x.clean[i] = (clean_text){NULL, 0, 0};
+    x.clean[FIELD_MEMO] = (clean_text){NULL, 0, MEMO_MISSES};
     for (size_t i = 0; i < v->nconds && i < COND_MEMO; i++)
         x.cond_text[i] = (clean_text){NULL, 0, 0};
     view_segment(&x, 0);

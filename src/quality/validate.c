@@ -1105,10 +1105,9 @@ typedef struct known_code {
 /* A date/time text parsed in this message and its value: the OBX-14 and
  * OBR-7 of one panel usually carry the same time. */
 #define DTM_TEXTS 2
-#define DTM_TEXT_MAX 26
 typedef struct dtm_text {
-    uint8_t len; /* 0: unused */
-    char text[DTM_TEXT_MAX];
+    const char *p; /* a span of the message */
+    size_t len;    /* 0: unused */
     hl7_dtm t;
 } dtm_text;
 
@@ -1511,23 +1510,45 @@ static hl7_presence comp_at(vrun *x, uint32_t field, uint32_t comp, hl7_span *ou
     return presence(*out);
 }
 
+/* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
+static inline bool text_eq(const char *a, const char *b, size_t n)
+{
+    if (n < 4) /* the first, middle and last byte cover 1 to 3 bytes */
+        return n == 0 || ((a[0] ^ b[0]) | (a[n / 2] ^ b[n / 2]) | (a[n - 1] ^ b[n - 1])) == 0;
+    if (n < 8) {
+        uint32_t ha, hb, ta, tb;
+        memcpy(&ha, a, 4);
+        memcpy(&hb, b, 4);
+        memcpy(&ta, a + n - 4, 4);
+        memcpy(&tb, b + n - 4, 4);
+        return ha == hb && ta == tb;
+    }
+    uint64_t wa, wb;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        memcpy(&wa, a + i, 8);
+        memcpy(&wb, b + i, 8);
+        if (wa != wb) return false;
+    }
+    memcpy(&wa, a + n - 8, 8);
+    memcpy(&wb, b + n - 8, 8);
+    return wa == wb;
+}
+
 /* hl7_dtm_parse() without a fault, remembering the valid texts of the message. */
 static bool parse_dtm_text(vrun *x, hl7_span s, hl7_dtm *out)
 {
     for (uint32_t i = 0; i < DTM_TEXTS; i++) {
         const dtm_text *d = &x->dtms[i];
-        if (d->len == s.len && s.len && !memcmp(d->text, s.p, s.len)) {
+        if (d->len == s.len && s.len && text_eq(d->p, s.p, s.len)) {
             *out = d->t;
             return true;
         }
     }
     if (!hl7_dtm_parse(s.p, s.len, out, NULL)) return false;
-    if (s.len < DTM_TEXT_MAX) {
-        dtm_text *d = &x->dtms[x->ndtms++ % DTM_TEXTS];
-        d->len = (uint8_t)s.len;
-        memcpy(d->text, s.p, s.len);
-        d->t = *out;
-    }
+    dtm_text *d = &x->dtms[x->ndtms++ % DTM_TEXTS];
+    d->p = s.p;
+    d->len = s.len;
+    d->t = *out;
     return true;
 }
 
@@ -2002,29 +2023,6 @@ static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
     return occ;
 }
 
-/* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
-static inline bool text_eq(const char *a, const char *b, size_t n)
-{
-    if (n < 4) /* the first, middle and last byte cover 1 to 3 bytes */
-        return n == 0 || ((a[0] ^ b[0]) | (a[n / 2] ^ b[n / 2]) | (a[n - 1] ^ b[n - 1])) == 0;
-    if (n < 8) {
-        uint32_t ha, hb, ta, tb;
-        memcpy(&ha, a, 4);
-        memcpy(&hb, b, 4);
-        memcpy(&ta, a + n - 4, 4);
-        memcpy(&tb, b + n - 4, 4);
-        return ha == hb && ta == tb;
-    }
-    uint64_t wa, wb;
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        memcpy(&wa, a + i, 8);
-        memcpy(&wb, b + i, 8);
-        if (wa != wb) return false;
-    }
-    memcpy(&wa, a + n - 8, 8);
-    memcpy(&wb, b + n - 8, 8);
-    return wa == wb;
-}
 
 /* The condition of spec ps (cond not 0) on the segment in view: once per
  * segment, and remembered across segments by the text of the field it

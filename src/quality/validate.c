@@ -1158,6 +1158,8 @@ typedef struct vrun {
     uint64_t applies; /* bit p: plan_spec.prof p applies to the message (p < 64) */
     hl7_span type, event; /* MSH-9.1 and 9.2 */
     const uint32_t *keys;       /* id_key() of every segment; NULL: computed on use */
+    const hl7_seg *segs;        /* the message's segments ... */
+    const uint32_t *fofs;       /* ... and piece offsets (hl7_seg.fofs indexes them); NULL: none */
     type_memo types[TYPE_MEMO]; /* a ring (p NULL: unused) */
     uint32_t ntypes;
 } vrun;
@@ -1174,10 +1176,19 @@ static hl7_presence presence(hl7_span v)
     return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
 }
 
-static void view_segment(vrun *x, uint32_t si)
+static inline __attribute__((always_inline)) void view_segment(vrun *x, uint32_t si)
 {
     x->sv.si = si;
-    hl7_fields_at(x->m, si, &x->sv.f);
+    if (x->fofs) { /* hl7_fields_at(), inline */
+        const hl7_seg *s = &x->segs[si];
+        x->sv.f.p = s->p;
+        x->sv.f.ofs = x->fofs + s->fofs;
+        x->sv.f.len = s->len;
+        x->sv.f.nfields = s->nfields;
+        x->sv.f.msh = s->id[0] == 'M' && s->id[1] == 'S' && s->id[2] == 'H';
+    } else {
+        hl7_fields_at(x->m, si, &x->sv.f);
+    }
     x->sv.known = 0;
     x->sv.ndtm = 0;
     x->sv.nm_p = NULL;
@@ -2774,6 +2785,13 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.clean[FIELD_MEMO] = (clean_text){NULL, 0, MEMO_MISSES};
     for (size_t i = 0; i < v->nconds && i < COND_MEMO; i++)
         x.cond_text[i] = (clean_text){NULL, 0, 0};
+    x.segs = hl7_segs(m);
+    x.fofs = NULL;
+    if (hl7_seg_count(m)) {
+        hl7_fields f0;
+        hl7_fields_at(m, 0, &f0);
+        x.fofs = f0.ofs - x.segs[0].fofs;
+    }
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
     x.type = x.event = (hl7_span){"", 0}; /* MSH-9.1 and 9.2, read through the view */

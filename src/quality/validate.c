@@ -2500,7 +2500,25 @@ static void coded_pairs(vrun *x, uint32_t field, coded *out)
     out->n = 0;
     if (fv->pres == HL7_ABSENT || presence(fv->rep1) != HL7_VALUE) return;
     uint32_t nparts;
-    const hl7_span *part = split_rep1(x, field, fv, 6, &nparts);
+    const hl7_span *part;
+    hl7_span six[6];
+    if (fv->masked) { /* the six components from the mask */
+        uint64_t bits = fv->comp_bits & below(fv->rep1.len);
+        size_t from = 0;
+        for (nparts = 0; nparts < 6; nparts++) {
+            size_t at = bits ? (size_t)__builtin_ctzll(bits) : fv->rep1.len;
+            six[nparts] = (hl7_span){fv->rep1.p + from, at - from};
+            if (!bits) {
+                nparts++;
+                break;
+            }
+            bits &= bits - 1;
+            from = at + 1;
+        }
+        part = six;
+    } else {
+        part = split_rep1(x, field, fv, 6, &nparts);
+    }
     for (uint32_t k = 0; k <= 3; k += 3) {
         size_t n = out->n;
         if (k >= nparts || presence(part[k]) != HL7_VALUE) continue;

@@ -1160,7 +1160,7 @@ typedef struct vrun {
     const uint32_t *keys;       /* id_key() of every segment; NULL: computed on use */
     const hl7_seg *segs;        /* the message's segments ... */
     const uint32_t *fofs;       /* ... and piece offsets (hl7_seg.fofs indexes them); NULL: none */
-    type_memo types[TYPE_MEMO]; /* a ring (p NULL: unused) */
+    type_memo types[TYPE_MEMO]; /* a ring, filled up to ntypes */
     uint32_t ntypes;
 } vrun;
 
@@ -1677,7 +1677,8 @@ static bool check_nm_fast(vrun *x, const fspec *f, hl7_span raw)
  * parts (inner true): two specs often check one field (PID-3, PID-5). */
 static bool type_known(const vrun *x, hl7_type t, bool inner, hl7_span raw)
 {
-    for (uint32_t i = 0; i < TYPE_MEMO; i++) {
+    uint32_t n = x->ntypes < TYPE_MEMO ? x->ntypes : TYPE_MEMO;
+    for (uint32_t i = 0; i < n; i++) {
         const type_memo *k = &x->types[i];
         if (k->p == raw.p && k->len == raw.len && k->t == t && k->inner == inner) return true;
     }
@@ -1740,6 +1741,7 @@ static bool cwe_clean(const char *p, size_t len, uint64_t bits)
 static bool rep_type_ok(vrun *x, hl7_type t, hl7_span r, uint64_t bits)
 {
     if (t == HL7_TYPE_CWE || t == HL7_TYPE_CE) return cwe_clean(r.p, r.len, bits);
+    if (t == HL7_TYPE_XPN && !(bits & 1)) return true; /* a family name: nothing else to check */
     hl7_span part[HL7_TYPE_MAXPARTS];
     uint32_t want = (uint32_t)hl7_type_parts(t), n = 0;
     size_t from = 0;
@@ -1802,6 +1804,8 @@ static bool reps_type_clean(vrun *x, const fspec *f, const fview *fv)
 static bool type_clean(vrun *x, const fspec *f, const fview *fv)
 {
     if (f->type_shared && type_known(x, f->type, false, fv->whole)) return true;
+    if (f->type == HL7_TYPE_XPN && fv->masked && fv->pres == HL7_VALUE && !(fv->comp_bits & 1))
+        return true; /* a family name: nothing else to check (nothing to remember) */
     if ((f->type == HL7_TYPE_CWE || f->type == HL7_TYPE_CE) && fv->masked &&
         fv->pres == HL7_VALUE) {
         if (!cwe_clean(fv->rep1.p, fv->rep1.len, fv->comp_bits & below(fv->rep1.len)))
@@ -2794,9 +2798,7 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     for (size_t i = 0; i < DTM_TEXTS; i++)
         x.dtms[i].len = 0;
     x.ndtms = 0;
-    for (size_t i = 0; i < TYPE_MEMO; i++)
-        x.types[i].p = NULL;
-    x.ntypes = 0;
+    x.ntypes = 0; /* (types[] is read up to ntypes) */
     size_t nmemo = v->npfields < FIELD_MEMO ? v->npfields : FIELD_MEMO;
     for (size_t i = 0; i < nmemo; i++)
         x.clean[i] = (clean_text){NULL, 0, 0};

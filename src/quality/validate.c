@@ -202,6 +202,8 @@ struct validate_profile {
     } * groups; /* runs of fields with one segment id, rebuilt on add */
     size_t ngroups, gcap;
     snode *nodes; /* nodes[0] is the root group when nnodes > 0 */
+    uint32_t skeys[16]; /* the distinct segment ids of the structure, when nskeys <= 16 */
+    uint32_t nskeys;
     size_t nnodes, ncap;
     char name[24]; /* "ORU^R01" for messages */
 };
@@ -496,6 +498,20 @@ static void mark_first(validate_profile *p, uint32_t ni)
     }
 }
 
+/* Fills skeys (nskeys past 16: too many to list). */
+static void list_keys(validate_profile *p)
+{
+    p->nskeys = 0;
+    for (size_t i = 0; i < p->nnodes; i++) {
+        if (p->nodes[i].kind != NODE_SEG) continue;
+        bool seen = false;
+        for (uint32_t k = 0; k < p->nskeys && k < 16 && !seen; k++) seen = p->skeys[k] == p->nodes[i].key;
+        if (seen) continue;
+        if (p->nskeys < 16) p->skeys[p->nskeys] = p->nodes[i].key;
+        p->nskeys++;
+    }
+}
+
 validate_status validate_profile_set_structure(validate_profile *p, const char *grammar,
                                                validate_error *err)
 {
@@ -506,9 +522,9 @@ validate_status validate_profile_set_structure(validate_profile *p, const char *
     if (st == VALIDATE_OK && p->nodes[root].child == NONE)
         st = fail(err, VALIDATE_ERR_STRUCTURE, 0, "structure: no segments given");
     if (st != VALIDATE_OK)
-        p->nnodes = 0;
+        p->nnodes = p->nskeys = 0;
     else
-        mark_recurs(p, root, false), mark_first(p, root);
+        mark_recurs(p, root, false), mark_first(p, root), list_keys(p);
     return st;
 }
 
@@ -2213,6 +2229,11 @@ typedef struct smatch {
 
 static bool key_in_structure(const validate_profile *p, uint32_t key)
 {
+    if (p->nskeys <= 16) {
+        for (uint32_t k = 0; k < p->nskeys; k++)
+            if (p->skeys[k] == key) return true;
+        return false;
+    }
     for (size_t i = 0; i < p->nnodes; i++)
         if (p->nodes[i].kind == NODE_SEG && p->nodes[i].key == key) return true;
     return false;

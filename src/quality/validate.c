@@ -1665,13 +1665,39 @@ static hl7_path spec_at(const fspec *f, uint32_t occ, uint32_t rep)
 
 /* hl7_nm_parse() of a raw span of the segment in view, remembered for the
  * next check of the same span (OBX-5: a datatype check, then a range). */
+/* hl7_nm_parse() of 1 to 4 bytes of digits with at most one point: its
+ * value, computed as it does; false for any other text. */
+static inline bool nm_short(const char *s, size_t len, double *out)
+{
+    static const double p10[4] = {1, 10, 100, 1000};
+    if (len - 1 >= 4) return false;
+    uint32_t m = 0;
+    size_t dot = len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d < 10)
+            m = m * 10 + d;
+        else if (s[i] == '.' && dot == len)
+            dot = i;
+        else
+            return false;
+    }
+    if (dot == len) {
+        *out = (double)m;
+        return true;
+    }
+    if (len == 1) return false;
+    *out = (double)m / p10[len - 1 - dot];
+    return true;
+}
+
 static inline bool nm_of(vrun *x, hl7_span v, double *out)
 {
     segview *sv = &x->sv;
     if (sv->nm_p != v.p || sv->nm_len != v.len) {
         sv->nm_p = v.p;
         sv->nm_len = v.len;
-        sv->nm_ok = hl7_nm_parse(v.p, v.len, &sv->nm, NULL);
+        sv->nm_ok = nm_short(v.p, v.len, &sv->nm) || hl7_nm_parse(v.p, v.len, &sv->nm, NULL);
     }
     *out = sv->nm;
     return sv->nm_ok;

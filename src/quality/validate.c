@@ -715,7 +715,7 @@ static void build_plan(validator *v)
     const fspec **conds = xcalloc(total ? total : 1, sizeof(*conds));
     size_t n = 0;
     uint32_t nconds = 0;
-    for (size_t pi = 0; pi <= v->nprofiles; pi++) {
+    for (size_t pi = v->baseline ? 0 : 1; pi <= v->nprofiles; pi++) {
         const validate_profile *p = pi ? v->profiles[pi - 1] : v->base;
         for (size_t i = 0; i < p->nfields; i++) {
             const fspec *f = &p->fields[i];
@@ -928,6 +928,7 @@ void validator_free(validator *v)
 void validator_set_baseline(validator *v, bool on)
 {
     v->baseline = on;
+    build_plan(v); /* with or without the baseline's specs */
 }
 
 void validator_set_severity(validator *v, validate_rule r, validate_severity s)

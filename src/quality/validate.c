@@ -186,6 +186,7 @@ typedef struct snode {
     bool optional, repeating;
     bool recurs; /* it or an enclosing group repeats: may occur again later */
     uint32_t child, next; /* first child, next sibling; NONE */
+    uint32_t single;      /* a group whose one child is a segment: that child; else NONE */
     /* The ids a segment that starts this node may have (first_has()):
      * nfirst of them in first[], or more when nfirst > FIRST_MAX. */
     uint32_t nfirst;
@@ -346,7 +347,7 @@ static uint32_t new_node(validate_profile *p, int kind)
     snode *n = &p->nodes[p->nnodes];
     memset(n, 0, sizeof(*n));
     n->kind = kind;
-    n->child = n->next = NONE;
+    n->child = n->next = n->single = NONE;
     return (uint32_t)p->nnodes++;
 }
 
@@ -466,6 +467,10 @@ static void mark_recurs(validate_profile *p, uint32_t ni, bool inherited)
 {
     snode *n = &p->nodes[ni];
     n->recurs = inherited || n->repeating;
+    n->single = n->kind == NODE_GROUP && n->child != NONE && p->nodes[n->child].next == NONE &&
+                        p->nodes[n->child].kind == NODE_SEG
+                    ? n->child
+                    : NONE;
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) mark_recurs(p, c, n->recurs);
 }
 
@@ -2432,6 +2437,16 @@ static bool match_child(smatch *sm, uint32_t c, uint32_t key)
             sm->pos++;
             sm->last = c;
         } while (n->repeating && next_key(sm) == n->key);
+        return true;
+    }
+    if (n->single != NONE) { /* [SEG], {SEG}: as the segment, repeating if either does */
+        const snode *sn = &sm->p->nodes[n->single];
+        if (key != sn->key) return false;
+        bool rep = sn->repeating || n->repeating;
+        do {
+            sm->pos++;
+            sm->last = n->single;
+        } while (rep && next_key(sm) == sn->key);
         return true;
     }
     if (!first_has(sm->p, c, key)) return false;

@@ -1096,6 +1096,8 @@ typedef struct fview {
     uint64_t comp_bits, rep_bits, esc_bits;
 } fview;
 
+#define REPS_MAX 8 /* repetitions of a long field whose bounds are kept */
+
 typedef struct segview {
     uint32_t si;
     hl7_fields f;   /* the segment's field offsets */
@@ -1112,6 +1114,9 @@ typedef struct segview {
     bool nm_ok; /* ... whether it is a number, and which */
     double nm;
     uint32_t cond_known, cond_held; /* bit c: condition c + 1 evaluated, and held */
+    uint32_t reps_field; /* field_reps(): the field whose repetitions ... (0: none) */
+    uint32_t nreps;      /* ... it has ... */
+    uint32_t rep_end[REPS_MAX]; /* ... and where the first ones end (offsets in its text) */
 } segview;
 
 /* A short code found in a table, kept (copied) so that the same code in the
@@ -1216,6 +1221,7 @@ static inline __attribute__((always_inline)) void view_segment(vrun *x, uint32_t
     x->sv.nm_p = NULL;
     x->sv.split_field = 0;
     x->sv.cond_known = 0;
+    x->sv.reps_field = 0;
 }
 
 /* The delimiter masks of p[0..len), 0 < len <= MASK_MAX, a span of the
@@ -1811,14 +1817,39 @@ static bool rep_type_ok(vrun *x, hl7_type t, hl7_span r, uint64_t bits)
 /* hl7_type_check_raw() without a fault of composite type f->type (not TS)
  * on every repetition of the field viewed as fv (a value), remembered:
  * true when each passes. */
+/* The repetitions of field `field` (viewed as fv, not masked) of the
+ * segment in view, found once: how many; sv.rep_end holds where the first
+ * REPS_MAX end. */
+static uint32_t field_reps(vrun *x, uint32_t field, const fview *fv)
+{
+    segview *sv = &x->sv;
+    if (sv->reps_field != field) {
+        const char *p = fv->whole.p, *end = p + fv->whole.len;
+        uint32_t n = 0;
+        for (;;) {
+            const char *q = x->d->rep ? hl7_scan2(p, end, x->d->rep, x->d->rep) : end;
+            if (n < REPS_MAX) sv->rep_end[n] = (uint32_t)(q - fv->whole.p);
+            n++;
+            if (q == end) break;
+            p = q + 1;
+        }
+        sv->nreps = n;
+        sv->reps_field = field;
+    }
+    return sv->nreps;
+}
+
 static bool reps_type_clean(vrun *x, const fspec *f, const fview *fv)
 {
     const char *p = fv->whole.p, *end = p + fv->whole.len;
     uint64_t reps = fv->rep_bits;
-    for (;;) {
+    uint32_t nreps = fv->masked ? 0 : field_reps(x, f->field, fv);
+    for (uint32_t k = 0;; k++) {
         const char *q;
         if (fv->masked)
             q = reps ? fv->whole.p + __builtin_ctzll(reps) : end;
+        else if (k < REPS_MAX && k < nreps)
+            q = fv->whole.p + x->sv.rep_end[k];
         else
             q = x->d->rep ? hl7_scan2(p, end, x->d->rep, x->d->rep) : end;
         hl7_span r = {p, (size_t)(q - p)};
@@ -2125,7 +2156,8 @@ static inline bool plan_applies(const vrun *x, uint32_t p)
 static inline bool op_clean(vrun *x, const plan_spec *sp, const fview *fv)
 {
     const fspec *f = sp->f;
-    if (fv->pres != HL7_VALUE) return false;
+    if (fv->pres != HL7_VALUE) /* missing: a problem only when required; "" never one */
+        return fv->pres == HL7_NULL_VALUE || !f->required;
     if (sp->op == OP_COMP_TABLE) { /* one repetition, from the masks */
         if (!fv->masked || fv->rep_bits) return false;
         uint64_t bits = fv->comp_bits;
@@ -2143,7 +2175,7 @@ static inline bool op_clean(vrun *x, const plan_spec *sp, const fview *fv)
     if (fv->rep1.len != fv->whole.len) { /* repetitions: a composite's are checked here */
         if (sp->op != OP_COMPOSITE) return false;
         if (f->max_reps) {
-            uint32_t nreps = fv->masked ? 1 : count_pieces(fv->whole, x->d->rep);
+            uint32_t nreps = fv->masked ? 1 : field_reps(x, f->field, fv);
             for (uint64_t b = fv->masked ? fv->rep_bits : 0; b; b &= b - 1) nreps++;
             if (nreps > f->max_reps) return false;
         }

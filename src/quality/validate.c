@@ -1288,6 +1288,16 @@ static inline uint64_t below(size_t n)
     return n < 64 ? ((uint64_t)1 << n) - 1 : ~(uint64_t)0;
 }
 
+/* hl7_fields_get() of the segment in view, by value: "" when absent. */
+static inline hl7_span field_text(const vrun *x, uint32_t field)
+{
+    const hl7_fields *f = &x->sv.f;
+    if (field - 1 >= f->nfields) return (hl7_span){"", 0}; /* 0 wraps around */
+    if (field <= f->msh) return (hl7_span){f->p + 3, 1};  /* MSH-1 */
+    const uint32_t *o = f->ofs + (field - f->msh);
+    return (hl7_span){f->p + o[0], o[1] - 1 - o[0]};
+}
+
 /* Field `field` of the segment in view, located and split: the first
  * repetition and its first component, found in one scan. */
 static void load_field(const vrun *x, uint32_t field, fview *fv)
@@ -1552,25 +1562,38 @@ static hl7_presence comp_at(vrun *x, uint32_t field, uint32_t comp, hl7_span *ou
 /* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
 static inline bool text_eq(const char *a, const char *b, size_t n)
 {
-    if (n < 4) /* the first, middle and last byte cover 1 to 3 bytes */
-        return n == 0 || ((a[0] ^ b[0]) | (a[n / 2] ^ b[n / 2]) | (a[n - 1] ^ b[n - 1])) == 0;
-    if (n < 8) {
-        uint32_t ha, hb, ta, tb;
+    uint16_t h2a, h2b, t2a, t2b;
+    uint32_t ha, hb, ta, tb;
+    uint64_t wa, wb;
+    switch (n) {
+    case 0: return true;
+    case 1: return a[0] == b[0];
+    case 2:
+    case 3: /* the first two and the last two bytes */
+        memcpy(&h2a, a, 2);
+        memcpy(&h2b, b, 2);
+        memcpy(&t2a, a + n - 2, 2);
+        memcpy(&t2b, b + n - 2, 2);
+        return h2a == h2b && t2a == t2b;
+    case 4:
+    case 5:
+    case 6:
+    case 7:
         memcpy(&ha, a, 4);
         memcpy(&hb, b, 4);
         memcpy(&ta, a + n - 4, 4);
         memcpy(&tb, b + n - 4, 4);
         return ha == hb && ta == tb;
+    default:
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&wa, a + i, 8);
+            memcpy(&wb, b + i, 8);
+            if (wa != wb) return false;
+        }
+        memcpy(&wa, a + n - 8, 8);
+        memcpy(&wb, b + n - 8, 8);
+        return wa == wb;
     }
-    uint64_t wa, wb;
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        memcpy(&wa, a + i, 8);
-        memcpy(&wb, b + i, 8);
-        if (wa != wb) return false;
-    }
-    memcpy(&wa, a + n - 8, 8);
-    memcpy(&wb, b + n - 8, 8);
-    return wa == wb;
 }
 
 /* hl7_dtm_parse() without a fault, remembering the valid texts of the message. */
@@ -2127,8 +2150,7 @@ static bool cond_holds(vrun *x, const plan_spec *ps)
     if (c >= COND_MEMO) return when_holds(x, ps->f);
     uint32_t bit = (uint32_t)1 << c;
     if (x->sv.cond_known & bit) return x->sv.cond_held & bit;
-    hl7_span text = {"", 0};
-    hl7_fields_get(&x->sv.f, ps->f->when_field, &text);
+    hl7_span text = field_text(x, ps->f->when_field);
     clean_text *w = &x->cond_text[c];
     bool held;
     if (w->p && w->len == text.len && text_eq(w->p, text.p, text.len)) {
@@ -2212,7 +2234,7 @@ static bool plan_segment(vrun *x, const plan_seg *ps, uint32_t occ)
         clean_text *c = &x->clean[pf->memo];
         bool compared = c->misses < MEMO_MISSES; /* OBX-3 and OBX-5 differ in every OBX */
         if (compared) {
-            hl7_fields_get(&x->sv.f, pf->field, &text);
+            text = field_text(x, pf->field);
             if (c->len == text.len && c->p && text_eq(c->p, text.p, text.len)) {
                 c->misses = 0;
                 continue;
@@ -2231,7 +2253,7 @@ static bool plan_segment(vrun *x, const plan_seg *ps, uint32_t occ)
             }
             if (sp->op == OP_PRESENT) {
                 if (!f->required) continue;
-                hl7_fields_get(&x->sv.f, pf->field, &text);
+                text = field_text(x, pf->field);
                 if (text.len) continue;
             } else if (sp->op != OP_CHECK) {
                 if (!fv) fv = view_field(x, pf->field, NULL);
@@ -2742,8 +2764,7 @@ static inline __attribute__((always_inline)) void check_before_birth(vrun *x, co
 {
     if (!cs->pt.has_birth) return;
     clean_text *c = &cs->not_before[kind];
-    hl7_span text = {"", 0};
-    hl7_fields_get(&x->sv.f, field, &text);
+    hl7_span text = field_text(x, field);
     if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
     before_birth_date(x, cs, occ, field, text, c, what);
 }

@@ -1265,11 +1265,27 @@ static inline void field_masks(const vrun *x, const char *p, size_t len, fview *
     fv->esc_bits = e & in;
 }
 
-/* field_masks() of a field of 1 to 16 bytes: one block. */
+/* field_masks() of a field of 1 to 32 bytes: one or two blocks. */
 static inline void field_masks16(const vrun *x, const char *p, size_t len, fview *fv)
 {
 #if defined(__SSE2__)
     const char *seg = x->sv.f.p, *limit = seg + x->sv.f.len;
+    if (len > 16) {
+        if (limit - p < 32) {
+            field_masks(x, p, len, fv);
+            return;
+        }
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        uint32_t in = (uint32_t)(((uint64_t)1 << len) - 1);
+        fv->comp_bits = ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vcomp)) |
+                         (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(w, x->vcomp)) << 16) & in;
+        fv->rep_bits = ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vrep)) |
+                        (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(w, x->vrep)) << 16) & in;
+        fv->esc_bits = ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vesc)) |
+                        (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(w, x->vesc)) << 16) & in;
+        return;
+    }
     if (limit - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
         uint32_t in = ((uint32_t)1 << len) - 1;
@@ -1317,7 +1333,7 @@ static void load_field(const vrun *x, uint32_t field, fview *fv)
             fv->rep1 = fv->comp1 = fv->whole;
             return;
         }
-        if (len <= 16)
+        if (len <= 32)
             field_masks16(x, p, len, fv);
         else
             field_masks(x, p, len, fv);
@@ -1772,11 +1788,13 @@ static void type_remember(vrun *x, hl7_type t, bool inner, hl7_span raw)
  * rule, hl7_types.c). */
 static bool code_system(const char *s, size_t len)
 {
+    static const uint64_t ok[4] = {
+        0x07ff600000000000ull, /* '-' '.' '0'-'9' ':' */
+        0x07fffffe87fffffeull, /* 'A'-'Z' '_' 'a'-'z' */
+        0, 0};
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
-        bool ok = (unsigned)((ch | 0x20) - 'a') < 26 || (unsigned)(ch - '0') < 10 || ch == '-' ||
-                  ch == '_' || ch == '.' || ch == ':';
-        if (!ok) return false;
+        if (!(ok[ch >> 6] >> (ch & 63) & 1)) return false;
     }
     return true;
 }

@@ -2265,10 +2265,12 @@ static bool plan_segment(vrun *x, const plan_seg *ps, uint32_t occ)
             const plan_spec *sp = &v->pspecs[i];
             const fspec *f = sp->f;
             if (!plan_applies(x, sp->prof)) continue;
-            if ((f->seg_occ && f->seg_occ != occ) || (sp->cond && !cond_holds(x, sp))) {
+            if (f->seg_occ && f->seg_occ != occ) {
                 all = false;
                 continue;
             }
+            /* A spec clean on the field passes whether its condition holds
+             * or not: the condition is asked only when it is not. */
             if (sp->op == OP_PRESENT) {
                 if (!f->required) continue;
                 text = field_text(x, pf->field);
@@ -2276,6 +2278,10 @@ static bool plan_segment(vrun *x, const plan_seg *ps, uint32_t occ)
             } else if (sp->op != OP_CHECK) {
                 if (!fv) fv = view_field(x, pf->field, NULL);
                 if (op_clean(x, sp, fv)) continue;
+            }
+            if (sp->cond && !cond_holds(x, sp)) {
+                all = false;
+                continue;
             }
             check_field(x, f, occ);
             if (x->r->n != problems) return false;

@@ -301,6 +301,14 @@ static bool parse_dtm_fast(const char *s, size_t len, hl7_dtm *out, bool date_on
         }
         n += 8;
     }
+    if (n < len && len >= 8) { /* the rest: the last eight bytes, those before n dropped */
+        uint64_t w;
+        memcpy(&w, s + len - 8, 8);
+        uint64_t bad = ((w & hi) ^ threes) | (((w + 0x0606060606060606ull) & hi) ^ threes);
+        bad >>= 8 * (8 - (len - n)); /* (digits before n carry nothing) */
+        n += bad ? (size_t)__builtin_ctzll(bad) >> 3 : len - n;
+        goto counted;
+    }
 #endif
     while (n < len && is_digit(s[n])) n++;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -604,8 +612,10 @@ static bool is_oid(const char *s, size_t len)
             if (i == arc) return false;
             dot = true;
             arc = i + 1;
-        } else if ((unsigned)(c - '0') > 9 || (c == '0' && i == arc && i + 1 < len && s[i + 1] != '.')) {
+        } else if ((unsigned)(c - '0') > 9) {
             return false;
+        } else if (c == '0' && i == arc && i + 1 < len && s[i + 1] != '.') {
+            return false; /* an arc of several digits starting with 0 */
         }
     }
     return dot && arc < len;

@@ -6,23 +6,31 @@
  * pointer resolved when the profile joins a validator) and a segment
  * structure as a tree of snode in one array (children linked by index).
  *
- * validate_message() walks the segments once for the field specs (specs of
- * a profile are kept grouped by segment id) and the consistency rules
- * together, then once per structure. The consistency rules keep "the
- * current patient" (the last PID seen) so that a message with several
- * patients is judged patient by patient; their code lists are chained by
- * the first byte of the code behind a filter on its first two bytes
- * (code_index), so an OBX-3 code is compared only with the entries that can
- * match it. All rules read the segment in hand through a segview: the
- * parser's field offsets (hl7_fields), each field located and split (first
- * repetition, first component, components) once, a date/time or number
- * parsed once for every rule that reads it.
+ * validate_message() walks the segments once for the field specs and the
+ * consistency rules together, then once per structure. The field specs of
+ * the baseline and of every profile are merged into one plan (plan_seg,
+ * plan_field, plan_spec: by segment id, then by field), so that a segment's
+ * specs are checked field by field, all specs reading a field together; a
+ * segment in which one finds a problem is checked again spec by spec in
+ * profile order, which is the order of its problems. The consistency rules
+ * keep "the current patient" (the last PID seen) so that a message with
+ * several patients is judged patient by patient; their code lists are
+ * chained by the first byte of the code behind a filter on its first two
+ * bytes (code_index), so an OBX-3 code is compared only with the entries
+ * that can match it. All rules read the segment in hand through a segview:
+ * the parser's field offsets (hl7_fields), each field located and split
+ * (first repetition, first component; a field of up to 64 bytes as masks of
+ * its delimiters, found 16 bytes at a time) once, a date/time or number
+ * parsed once for every rule that reads it. The common kinds of specs (a
+ * table, a number or range, a TS, a composite type) are shown clean inline
+ * from the view (op_clean()), as field_clean() would, before check_field()
+ * checks the long way.
  *
  * What a run learns is reused within the message, never across messages
- * (a validator stays read-only): per spec, the last field text it found
- * clean (clean_text; a spec whose field differs in every segment stops
- * comparing) and whether its condition held on the text it reads; valid
- * composite values, date/time texts and table codes (known_code); the
+ * (a validator stays read-only): per plan field, the last text every spec
+ * reading it found clean (clean_text; a field that differs in every segment
+ * stops comparing); per condition, whether it held on the text it reads;
+ * valid composite values, date/time texts and table codes (known_code); the
  * structure matcher replays a repeating group's clean round on the same
  * segment ids. Each memo stands for a result the full check gives on the
  * same text, so no result changes. Values are read as raw spans into the
@@ -510,7 +518,8 @@ static void list_keys(validate_profile *p)
     for (size_t i = 0; i < p->nnodes; i++) {
         if (p->nodes[i].kind != NODE_SEG) continue;
         bool seen = false;
-        for (uint32_t k = 0; k < p->nskeys && k < 16 && !seen; k++) seen = p->skeys[k] == p->nodes[i].key;
+        for (uint32_t k = 0; k < p->nskeys && k < 16 && !seen; k++)
+            seen = p->skeys[k] == p->nodes[i].key;
         if (seen) continue;
         if (p->nskeys < 16) p->skeys[p->nskeys] = p->nodes[i].key;
         p->nskeys++;
@@ -759,7 +768,8 @@ static void build_plan(validator *v)
     for (size_t i = 0; i < n; i++) {
         const fspec *f = all[i].f;
         if (!i || all[i - 1].f->key != f->key)
-            v->psegs[v->npsegs++] = (plan_seg){f->key, (uint32_t)v->npfields, (uint32_t)v->npfields};
+            v->psegs[v->npsegs++] =
+                (plan_seg){f->key, (uint32_t)v->npfields, (uint32_t)v->npfields};
         if (!i || all[i - 1].f->key != f->key || all[i - 1].f->field != f->field) {
             uint32_t k = (uint32_t)v->npfields;
             v->pfields[v->npfields++] =
@@ -1571,7 +1581,8 @@ static hl7_presence comp_at(vrun *x, uint32_t field, uint32_t comp, hl7_span *ou
         from = (size_t)__builtin_ctzll(bits) + 1;
         bits &= bits - 1;
     }
-    *out = (hl7_span){fv->rep1.p + from, (bits ? (size_t)__builtin_ctzll(bits) : fv->rep1.len) - from};
+    size_t to = bits ? (size_t)__builtin_ctzll(bits) : fv->rep1.len;
+    *out = (hl7_span){fv->rep1.p + from, to - from};
     return presence(*out);
 }
 
@@ -1855,9 +1866,6 @@ static bool rep_type_ok(vrun *x, hl7_type t, hl7_span r, uint64_t bits)
     return hl7_type_check_split(t, &x->tctx, part, n, NULL, NULL);
 }
 
-/* hl7_type_check_raw() without a fault of composite type f->type (not TS)
- * on every repetition of the field viewed as fv (a value), remembered:
- * true when each passes. */
 /* The repetitions of field `field` (viewed as fv, not masked) of the
  * segment in view, found once: how many; sv.rep_end holds where the first
  * REPS_MAX end. */
@@ -1880,6 +1888,9 @@ static uint32_t field_reps(vrun *x, uint32_t field, const fview *fv)
     return sv->nreps;
 }
 
+/* hl7_type_check_raw() without a fault of composite type f->type (not TS)
+ * on every repetition of the field viewed as fv (a value), remembered:
+ * true when each passes. */
 static bool reps_type_clean(vrun *x, const fspec *f, const fview *fv)
 {
     const char *p = fv->whole.p, *end = p + fv->whole.len;
@@ -2227,7 +2238,7 @@ static inline bool op_clean(vrun *x, const plan_spec *sp, const fview *fv)
         return !c1.len || (field_plain(x, fv) && in_table(x, f->table, c1));
     case OP_NUM: {
         bool range = (f->has_min || f->has_max) && x->range_on;
-        if (!c1.len || (!range && !x->types_on) || (!range && f->type == HL7_TYPE_NONE)) return true;
+        if (!c1.len || (!range && (!x->types_on || f->type == HL7_TYPE_NONE))) return true;
         double d;
         if (!field_plain(x, fv) || !nm_of(x, c1, &d)) return false;
         return !range || !((f->has_min && d < f->min) || (f->has_max && d > f->max));
@@ -2783,8 +2794,9 @@ static __attribute__((noinline)) void before_birth_date(vrun *x, consistency *cs
 
 /* The date of field `field` not before the current patient's birth: a
  * panel's dates repeat, so the text found clean last is compared first. */
-static inline __attribute__((always_inline)) void check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field,
-                                      int kind, const char *what)
+static inline __attribute__((always_inline)) void
+check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field, int kind,
+                   const char *what)
 {
     if (!cs->pt.has_birth) return;
     clean_text *c = &cs->not_before[kind];

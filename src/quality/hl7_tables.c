@@ -719,21 +719,25 @@ static const hl7_table_entry t0301[] = {
     {"x500", "An X.500 directory name"},
 };
 
+/* A built-in table (without a hash index: the registry adds one). */
+#define TABLE(name, title, entries) \
+    {(name), (title), (entries), sizeof(entries) / sizeof((entries)[0]), NULL, 0}
+
 static const hl7_table builtin[] = {
-    {"0001", "Administrative Sex", t0001, sizeof(t0001) / sizeof(t0001[0])},
-    {"0002", "Marital Status", t0002, sizeof(t0002) / sizeof(t0002[0])},
-    {"0003", "Event Type", t0003, sizeof(t0003) / sizeof(t0003[0])},
-    {"0004", "Patient Class", t0004, sizeof(t0004) / sizeof(t0004[0])},
-    {"0076", "Message Type", t0076, sizeof(t0076) / sizeof(t0076[0])},
-    {"0078", "Abnormal Flags", t0078, sizeof(t0078) / sizeof(t0078[0])},
-    {"0085", "Observation Result Status", t0085, sizeof(t0085) / sizeof(t0085[0])},
-    {"0103", "Processing ID", t0103, sizeof(t0103) / sizeof(t0103[0])},
-    {"0104", "Version ID", t0104, sizeof(t0104) / sizeof(t0104[0])},
-    {"0123", "Result Status", t0123, sizeof(t0123) / sizeof(t0123[0])},
-    {"0125", "Value Type", t0125, sizeof(t0125) / sizeof(t0125[0])},
-    {"0203", "Identifier Type", t0203, sizeof(t0203) / sizeof(t0203[0])},
-    {"0061", "Check Digit Scheme", t0061, sizeof(t0061) / sizeof(t0061[0])},
-    {"0301", "Universal ID Type", t0301, sizeof(t0301) / sizeof(t0301[0])},
+    TABLE("0001", "Administrative Sex", t0001),
+    TABLE("0002", "Marital Status", t0002),
+    TABLE("0003", "Event Type", t0003),
+    TABLE("0004", "Patient Class", t0004),
+    TABLE("0076", "Message Type", t0076),
+    TABLE("0078", "Abnormal Flags", t0078),
+    TABLE("0085", "Observation Result Status", t0085),
+    TABLE("0103", "Processing ID", t0103),
+    TABLE("0104", "Version ID", t0104),
+    TABLE("0123", "Result Status", t0123),
+    TABLE("0125", "Value Type", t0125),
+    TABLE("0203", "Identifier Type", t0203),
+    TABLE("0061", "Check Digit Scheme", t0061),
+    TABLE("0301", "Universal ID Type", t0301),
 };
 
 #define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
@@ -761,8 +765,31 @@ static int cmp_code(const char *a, size_t alen, const char *b)
     return b[alen] ? -1 : 0;
 }
 
+/* FNV-1a of code[0..len), the hash of the slots. */
+static uint32_t code_hash(const char *code, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)code[i]) * 16777619u;
+    return h;
+}
+
+/* The entry code equals code[0..len). */
+static bool code_is(const char *entry, const char *code, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (entry[i] != code[i] || !entry[i]) return false;
+    return entry[len] == '\0';
+}
+
 const hl7_table_entry *hl7_table_lookup(const hl7_table *t, const char *code, size_t len)
 {
+    if (t->slots) {
+        for (size_t i = code_hash(code, len) & t->mask;; i = (i + 1) & t->mask) {
+            uint32_t s = t->slots[i];
+            if (!s) return NULL;
+            if (code_is(t->entries[s - 1].code, code, len)) return &t->entries[s - 1];
+        }
+    }
     size_t lo = 0, hi = t->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -774,6 +801,23 @@ const hl7_table_entry *hl7_table_lookup(const hl7_table *t, const char *code, si
             lo = mid + 1;
     }
     return NULL;
+}
+
+/* The hash index of t (see hl7_table), allocated; sets t->slots and mask. */
+static uint32_t *index_table(hl7_table *t)
+{
+    size_t size = 8;
+    while (size < 2 * t->n) size *= 2;
+    uint32_t *slots = xcalloc(size, sizeof(*slots));
+    for (size_t k = 0; k < t->n; k++) {
+        const char *c = t->entries[k].code;
+        size_t i = code_hash(c, strlen(c)) & (size - 1);
+        while (slots[i]) i = (i + 1) & (size - 1);
+        slots[i] = (uint32_t)k + 1;
+    }
+    t->slots = slots;
+    t->mask = size - 1;
+    return slots;
 }
 
 const hl7_table *hl7_table_builtin(const char *name)
@@ -799,17 +843,24 @@ typedef struct user_table {
     hl7_table t;
     char *name;
     hl7_table_entry *entries;
-    char *strings; /* all codes and displays, NUL-separated */
+    char *strings;  /* all codes and displays, NUL-separated */
+    uint32_t *slots; /* t's hash index */
 } user_table;
 
 struct hl7_tables {
     user_table *user;
     size_t nuser, cap;
+    hl7_table builtin[NBUILTIN]; /* the built-in tables, each with a hash index */
 };
 
 hl7_tables *hl7_tables_new(void)
 {
-    return xcalloc(1, sizeof(hl7_tables));
+    hl7_tables *r = xcalloc(1, sizeof(hl7_tables));
+    for (size_t i = 0; i < NBUILTIN; i++) {
+        r->builtin[i] = builtin[i];
+        index_table(&r->builtin[i]);
+    }
+    return r;
 }
 
 static void user_table_free(user_table *u)
@@ -817,6 +868,7 @@ static void user_table_free(user_table *u)
     free(u->name);
     free(u->entries);
     free(u->strings);
+    free(u->slots);
 }
 
 void hl7_tables_free(hl7_tables *r)
@@ -824,6 +876,7 @@ void hl7_tables_free(hl7_tables *r)
     if (!r) return;
     for (size_t i = 0; i < r->nuser; i++) user_table_free(&r->user[i]);
     free(r->user);
+    for (size_t i = 0; i < NBUILTIN; i++) free((uint32_t *)r->builtin[i].slots);
     free(r);
 }
 
@@ -831,7 +884,9 @@ const hl7_table *hl7_tables_find(const hl7_tables *r, const char *name)
 {
     for (size_t i = 0; i < r->nuser; i++)
         if (!strcmp(r->user[i].name, name)) return &r->user[i].t;
-    return hl7_table_builtin(name);
+    for (size_t i = 0; i < NBUILTIN; i++)
+        if (!strcmp(r->builtin[i].name, name)) return &r->builtin[i];
+    return NULL;
 }
 
 static hl7_table_status fail(hl7_table_error *err, hl7_table_status code, size_t line,
@@ -1024,7 +1079,8 @@ static hl7_table_status build_table(user_table *u, const row_entry *rows, size_t
     u->entries = xcalloc(n ? n : 1, sizeof(*u->entries));
     for (size_t i = 0; i < n; i++) u->entries[i] = (hl7_table_entry){sr[i].code, sr[i].display};
     free(sr);
-    u->t = (hl7_table){u->name, u->name, u->entries, n};
+    u->t = (hl7_table){u->name, u->name, u->entries, n, NULL, 0};
+    u->slots = index_table(&u->t);
     return HL7_TABLE_OK;
 }
 

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum hl7_table_status {
     HL7_TABLE_OK = 0,
@@ -45,12 +46,17 @@ typedef struct hl7_table_entry {
     const char *display;
 } hl7_table_entry;
 
-/* Invariant: entries[0..n) sorted by strcmp on code, codes unique. */
+/* Invariant: entries[0..n) sorted by strcmp on code, codes unique.
+ * slots, when not NULL, is a hash index of the entries that lookups use
+ * instead of bisecting: mask + 1 slots, each 0 (empty) or 1 + the index of
+ * an entry; the tables a registry hands out have one. */
 typedef struct hl7_table {
     const char *name;
     const char *title;
     const hl7_table_entry *entries;
     size_t n;
+    const uint32_t *slots;
+    size_t mask;
 } hl7_table;
 
 /* The entry whose code is exactly code[0..len), or NULL. */

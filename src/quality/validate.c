@@ -6,23 +6,31 @@
  * pointer resolved when the profile joins a validator) and a segment
  * structure as a tree of snode in one array (children linked by index).
  *
- * validate_message() walks the segments once for the field specs (specs of
- * a profile are kept grouped by segment id) and the consistency rules
- * together, then once per structure. The consistency rules keep "the
- * current patient" (the last PID seen) so that a message with several
- * patients is judged patient by patient; their code lists are chained by
- * the first byte of the code behind a filter on its first two bytes
- * (code_index), so an OBX-3 code is compared only with the entries that can
- * match it. All rules read the segment in hand through a segview: the
- * parser's field offsets (hl7_fields), each field located and split (first
- * repetition, first component, components) once, a date/time or number
- * parsed once for every rule that reads it.
+ * validate_message() walks the segments once for the field specs and the
+ * consistency rules together, then once per structure. The field specs of
+ * the baseline and of every profile are merged into one plan (plan_seg,
+ * plan_field, plan_spec: by segment id, then by field), so that a segment's
+ * specs are checked field by field, all specs reading a field together; a
+ * segment in which one finds a problem is checked again spec by spec in
+ * profile order, which is the order of its problems. The consistency rules
+ * keep "the current patient" (the last PID seen) so that a message with
+ * several patients is judged patient by patient; their code lists are
+ * chained by the first byte of the code behind a filter on its first two
+ * bytes (code_index), so an OBX-3 code is compared only with the entries
+ * that can match it. All rules read the segment in hand through a segview:
+ * the parser's field offsets (hl7_fields), each field located and split
+ * (first repetition, first component; a field of up to 64 bytes as masks of
+ * its delimiters, found 16 bytes at a time) once, a date/time or number
+ * parsed once for every rule that reads it. The common kinds of specs (a
+ * table, a number or range, a TS, a composite type) are shown clean inline
+ * from the view (op_clean()), as field_clean() would, before check_field()
+ * checks the long way.
  *
  * What a run learns is reused within the message, never across messages
- * (a validator stays read-only): per spec, the last field text it found
- * clean (clean_text; a spec whose field differs in every segment stops
- * comparing) and whether its condition held on the text it reads; valid
- * composite values, date/time texts and table codes (known_code); the
+ * (a validator stays read-only): per plan field, the last text every spec
+ * reading it found clean (clean_text; a field that differs in every segment
+ * stops comparing); per condition, whether it held on the text it reads;
+ * valid composite values, date/time texts and table codes (known_code); the
  * structure matcher replays a repeating group's clean round on the same
  * segment ids. Each memo stands for a result the full check gives on the
  * same text, so no result changes. Values are read as raw spans into the
@@ -37,6 +45,9 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +194,7 @@ typedef struct snode {
     bool optional, repeating;
     bool recurs; /* it or an enclosing group repeats: may occur again later */
     uint32_t child, next; /* first child, next sibling; NONE */
+    uint32_t single;      /* a group whose one child is a segment: that child; else NONE */
     /* The ids a segment that starts this node may have (first_has()):
      * nfirst of them in first[], or more when nfirst > FIRST_MAX. */
     uint32_t nfirst;
@@ -199,9 +211,10 @@ struct validate_profile {
     } * groups; /* runs of fields with one segment id, rebuilt on add */
     size_t ngroups, gcap;
     snode *nodes; /* nodes[0] is the root group when nnodes > 0 */
+    uint32_t skeys[16]; /* the distinct segment ids of the structure, when nskeys <= 16 */
+    uint32_t nskeys;
     size_t nnodes, ncap;
     char name[24]; /* "ORU^R01" for messages */
-    uint32_t memo_base; /* index of fields[0] in a run's clean-text memo */
 };
 
 validate_profile *validate_profile_new(const char *message, validate_error *err)
@@ -342,7 +355,7 @@ static uint32_t new_node(validate_profile *p, int kind)
     snode *n = &p->nodes[p->nnodes];
     memset(n, 0, sizeof(*n));
     n->kind = kind;
-    n->child = n->next = NONE;
+    n->child = n->next = n->single = NONE;
     return (uint32_t)p->nnodes++;
 }
 
@@ -462,6 +475,10 @@ static void mark_recurs(validate_profile *p, uint32_t ni, bool inherited)
 {
     snode *n = &p->nodes[ni];
     n->recurs = inherited || n->repeating;
+    n->single = n->kind == NODE_GROUP && n->child != NONE && p->nodes[n->child].next == NONE &&
+                        p->nodes[n->child].kind == NODE_SEG
+                    ? n->child
+                    : NONE;
     for (uint32_t c = n->child; c != NONE; c = p->nodes[c].next) mark_recurs(p, c, n->recurs);
 }
 
@@ -494,6 +511,21 @@ static void mark_first(validate_profile *p, uint32_t ni)
     }
 }
 
+/* Fills skeys (nskeys past 16: too many to list). */
+static void list_keys(validate_profile *p)
+{
+    p->nskeys = 0;
+    for (size_t i = 0; i < p->nnodes; i++) {
+        if (p->nodes[i].kind != NODE_SEG) continue;
+        bool seen = false;
+        for (uint32_t k = 0; k < p->nskeys && k < 16 && !seen; k++)
+            seen = p->skeys[k] == p->nodes[i].key;
+        if (seen) continue;
+        if (p->nskeys < 16) p->skeys[p->nskeys] = p->nodes[i].key;
+        p->nskeys++;
+    }
+}
+
 validate_status validate_profile_set_structure(validate_profile *p, const char *grammar,
                                                validate_error *err)
 {
@@ -504,9 +536,9 @@ validate_status validate_profile_set_structure(validate_profile *p, const char *
     if (st == VALIDATE_OK && p->nodes[root].child == NONE)
         st = fail(err, VALIDATE_ERR_STRUCTURE, 0, "structure: no segments given");
     if (st != VALIDATE_OK)
-        p->nnodes = 0;
+        p->nnodes = p->nskeys = 0;
     else
-        mark_recurs(p, root, false), mark_first(p, root);
+        mark_recurs(p, root, false), mark_first(p, root), list_keys(p);
     return st;
 }
 
@@ -599,7 +631,13 @@ struct validator {
     size_t nlimits, limcap;
     code_index sex_ix, age_ix, limit_ix;
     hl7_type_tables composite_tables; /* found in `tables` once */
-    uint32_t nspecs;                  /* field specs of all profiles (the memo_base of the next) */
+    /* The field specs of the baseline and all profiles by segment id and
+     * field (build_plan()), which validate_message() walks. */
+    struct plan_seg *psegs;
+    struct plan_field *pfields;
+    struct plan_spec *pspecs;
+    size_t npsegs, npfields, npspecs;
+    uint32_t nconds; /* distinct conditions (when) among the specs */
 };
 
 static validate_status resolve_tables(const validator *v, validate_profile *p, validate_error *err)
@@ -615,6 +653,133 @@ static validate_status resolve_tables(const validator *v, validate_profile *p, v
                         p->name, f->seg, f->field, f->table_name);
     }
     return VALIDATE_OK;
+}
+
+/* --- the plan: specs by segment id and field ----------------------------------------- */
+
+/* validate_message() checks a segment's field specs field by field, every
+ * spec of the baseline and the profiles that reads the field together, so
+ * that a field text found clean before (in an earlier segment with this id)
+ * is compared once for all of them. A spec's verdict depends on its field's
+ * text alone once its occurrence and condition hold, so a text that every
+ * spec of the field checked and found clean passes them all again. The
+ * plan is built whenever a profile is added: profiles are complete by then. */
+typedef struct plan_spec {
+    const fspec *f;
+    uint32_t prof; /* 0: the baseline; i + 1: profiles[i] */
+    uint16_t cond; /* 1 + index of its condition among the distinct ones (at most
+                    * COND_MEMO + 1); 0: none */
+    uint16_t op;   /* how plan_segment() shows it clean (plan_op()) */
+} plan_spec;
+
+/* The common kinds of specs, which plan_segment() shows clean inline (as
+ * field_clean() would) before it calls check_field() for the rest:
+ * all name whole repetitions of a field below VIEW_FIELDS. */
+enum {
+    OP_CHECK = 0, /* anything else: check_field() */
+    OP_PRESENT,   /* nothing but `required` (no max_reps): a non-empty field passes */
+    OP_TABLE,     /* a table only */
+    OP_NUM,       /* NM and/or a range, no table */
+    OP_TS,        /* TS only */
+    OP_COMPOSITE, /* a composite type (not TS) only */
+    OP_COMP_TABLE, /* a table only, on a component (SEG-F.C) of each repetition */
+};
+
+static uint16_t plan_op(const fspec *f)
+{
+    bool range = f->has_min || f->has_max;
+    if (f->field >= 64) return OP_CHECK;
+    if (f->comp && !f->sub && !f->rep && !f->max_len && !f->max_reps && f->table &&
+        f->type == HL7_TYPE_NONE && !range && !(f->key == MSH_KEY && f->field <= 2))
+        return OP_COMP_TABLE;
+    if (!f->whole_rep) return OP_CHECK;
+    if (f->type == HL7_TYPE_NONE && !f->table && !range) return f->max_reps ? OP_CHECK : OP_PRESENT;
+    if (f->type == HL7_TYPE_NONE && !range) return OP_TABLE;
+    if ((f->type == HL7_TYPE_NM || f->type == HL7_TYPE_NONE) && !f->table) return OP_NUM;
+    if (f->table || range) return OP_CHECK;
+    if (f->type == HL7_TYPE_TS) return OP_TS;
+    return hl7_type_is_composite(f->type) ? OP_COMPOSITE : OP_CHECK;
+}
+
+typedef struct plan_field {
+    uint32_t field;
+    uint32_t memo;       /* its slot in the run's clean-text memo (FIELD_MEMO: none) */
+    uint32_t first, end; /* its specs: pspecs[first..end) */
+} plan_field;
+
+typedef struct plan_seg {
+    uint32_t key;        /* segment id (id_key) */
+    uint32_t first, end; /* its fields: pfields[first..end), by field number */
+} plan_seg;
+
+#define FIELD_MEMO 64 /* fields with a clean-text memo (the plan's first ones) */
+#define COND_MEMO 32  /* distinct conditions remembered per segment and across them */
+
+static bool same_cond(const fspec *a, const fspec *b)
+{
+    return a->when_field == b->when_field && a->when_comp == b->when_comp &&
+           a->when_len == b->when_len && !memcmp(a->when_value, b->when_value, a->when_len);
+}
+
+static void build_plan(validator *v)
+{
+    size_t total = v->base->nfields;
+    for (size_t i = 0; i < v->nprofiles; i++) total += v->profiles[i]->nfields;
+    plan_spec *all = xcalloc(total ? total : 1, sizeof(*all));
+    const fspec **conds = xcalloc(total ? total : 1, sizeof(*conds));
+    size_t n = 0;
+    uint32_t nconds = 0;
+    for (size_t pi = v->baseline ? 0 : 1; pi <= v->nprofiles; pi++) {
+        const validate_profile *p = pi ? v->profiles[pi - 1] : v->base;
+        for (size_t i = 0; i < p->nfields; i++) {
+            const fspec *f = &p->fields[i];
+            uint32_t cond = 0;
+            if (f->has_when) {
+                for (uint32_t c = 0; c < nconds && !cond; c++)
+                    if (same_cond(conds[c], f)) cond = c + 1;
+                if (!cond) {
+                    conds[nconds++] = f;
+                    cond = nconds;
+                }
+            }
+            if (cond > COND_MEMO) cond = COND_MEMO + 1; /* not remembered: asked each time */
+            all[n++] = (plan_spec){f, (uint32_t)pi, (uint16_t)cond, plan_op(f)};
+        }
+    }
+    /* Stable sort by (segment id, field): insertion sort, the lists are short. */
+    for (size_t i = 1; i < n; i++) {
+        plan_spec t = all[i];
+        size_t k = i;
+        while (k > 0 && (all[k - 1].f->key > t.f->key ||
+                         (all[k - 1].f->key == t.f->key && all[k - 1].f->field > t.f->field))) {
+            all[k] = all[k - 1];
+            k--;
+        }
+        all[k] = t;
+    }
+    free(v->psegs);
+    free(v->pfields);
+    free(v->pspecs);
+    v->pspecs = all;
+    v->npspecs = n;
+    v->psegs = xcalloc(n ? n : 1, sizeof(*v->psegs));
+    v->pfields = xcalloc(n ? n : 1, sizeof(*v->pfields));
+    v->npsegs = v->npfields = 0;
+    for (size_t i = 0; i < n; i++) {
+        const fspec *f = all[i].f;
+        if (!i || all[i - 1].f->key != f->key)
+            v->psegs[v->npsegs++] =
+                (plan_seg){f->key, (uint32_t)v->npfields, (uint32_t)v->npfields};
+        if (!i || all[i - 1].f->key != f->key || all[i - 1].f->field != f->field) {
+            uint32_t k = (uint32_t)v->npfields;
+            v->pfields[v->npfields++] =
+                (plan_field){f->field, k < FIELD_MEMO ? k : FIELD_MEMO, (uint32_t)i, (uint32_t)i};
+        }
+        v->pfields[v->npfields - 1].end = (uint32_t)i + 1;
+        v->psegs[v->npsegs - 1].end = (uint32_t)v->npfields;
+    }
+    free(conds);
+    v->nconds = nconds;
 }
 
 /* The baseline profile: the fields a router reads (docs/validation.md). */
@@ -708,11 +873,10 @@ validator *validator_new(const hl7_tables *tables)
     index_reset(&v->limit_ix);
     memcpy(v->sev, default_sev, sizeof(v->sev));
     v->base = baseline_profile();
-    v->base->memo_base = 0;
-    v->nspecs = (uint32_t)v->base->nfields;
     validate_status st = resolve_tables(v, v->base, NULL);
     (void)st;
     assert(st == VALIDATE_OK);
+    build_plan(v);
     for (size_t i = 0; i < sizeof(default_sex) / sizeof(default_sex[0]); i++)
         validator_add_sex_rule(v, default_sex[i].pattern, default_sex[i].system,
                                default_sex[i].sex, NULL);
@@ -769,6 +933,9 @@ void validator_free(validator *v)
     validate_profile_free(v->base);
     for (size_t i = 0; i < v->nprofiles; i++) validate_profile_free(v->profiles[i]);
     free(v->profiles);
+    free(v->psegs);
+    free(v->pfields);
+    free(v->pspecs);
     hl7_tables_free(v->own_tables);
     free(v);
 }
@@ -776,6 +943,7 @@ void validator_free(validator *v)
 void validator_set_baseline(validator *v, bool on)
 {
     v->baseline = on;
+    build_plan(v); /* with or without the baseline's specs */
 }
 
 void validator_set_severity(validator *v, validate_rule r, validate_severity s)
@@ -826,8 +994,7 @@ validate_status validator_add_profile(validator *v, validate_profile *p, validat
     v->profiles = xgrow(v->profiles, &v->pcap, v->nprofiles + 1, sizeof(*v->profiles));
     v->profiles[v->nprofiles++] = p;
     mark_shared_types(v, p);
-    p->memo_base = v->nspecs;
-    v->nspecs += (uint32_t)p->nfields;
+    build_plan(v);
     return VALIDATE_OK;
 }
 
@@ -927,11 +1094,19 @@ typedef struct dtm_memo {
 } dtm_memo;
 
 /* One field: the whole raw text, its first repetition and that
- * repetition's first component, found in one scan. */
+ * repetition's first component, found in one scan. A field of up to
+ * MASK_MAX bytes is scanned for all its delimiters at once: bit i of a mask
+ * is set when whole.p[i] is that delimiter, so that splitting it or looking
+ * for an escape costs no further scan. */
+#define MASK_MAX 64
 typedef struct fview {
     hl7_span whole, rep1, comp1;
     hl7_presence pres; /* of whole */
+    bool masked;       /* whole.len <= MASK_MAX: the masks below are set */
+    uint64_t comp_bits, rep_bits, esc_bits;
 } fview;
+
+#define REPS_MAX 8 /* repetitions of a long field whose bounds are kept */
 
 typedef struct segview {
     uint32_t si;
@@ -948,6 +1123,10 @@ typedef struct segview {
     size_t nm_len;
     bool nm_ok; /* ... whether it is a number, and which */
     double nm;
+    uint32_t cond_known, cond_held; /* bit c: condition c + 1 evaluated, and held */
+    uint32_t reps_field; /* field_reps(): the field whose repetitions ... (0: none) */
+    uint32_t nreps;      /* ... it has ... */
+    uint32_t rep_end[REPS_MAX]; /* ... and where the first ones end (offsets in its text) */
 } segview;
 
 /* A short code found in a table, kept (copied) so that the same code in the
@@ -963,21 +1142,18 @@ typedef struct known_code {
 /* A date/time text parsed in this message and its value: the OBX-14 and
  * OBR-7 of one panel usually carry the same time. */
 #define DTM_TEXTS 2
-#define DTM_TEXT_MAX 26
 typedef struct dtm_text {
-    uint8_t len; /* 0: unused */
-    char text[DTM_TEXT_MAX];
+    const char *p; /* a span of the message */
+    size_t len;    /* 0: unused */
     hl7_dtm t;
 } dtm_text;
 
-#define SPEC_MEMO 64
-#define MEMO_MISSES 3  /* a spec whose field differs that often in a row is not compared */
-#define KEYS_MAX 256   /* segment ids computed up front for messages up to this size */
-#define GROUPS_KEPT 16 /* profiles whose spec group for the segment in hand is kept */
+#define MEMO_MISSES 3 /* a field that differs that often in a row is not compared */
+#define KEYS_MAX 256  /* segment ids computed up front for messages up to this size */
 typedef struct clean_text {
     const char *p; /* NULL: none yet */
     uint32_t len;
-    uint32_t misses; /* compared in vain in a row (check_spec() gives up at MEMO_MISSES) */
+    uint32_t misses; /* compared in vain in a row (plan_segment() gives up at MEMO_MISSES) */
 } clean_text;
 
 /* A span of the message found a valid value of a composite type. */
@@ -996,6 +1172,11 @@ typedef struct vrun {
     validate_result *r;
     hl7_type_ctx tctx;
     const hl7_delims *d;
+    char dcomp, drep, desc; /* the delimiters field_masks() finds (the field separator
+                             * for one the message lacks) ... */
+#if defined(__SSE2__)
+    __m128i vcomp, vrep, vesc; /* ... in every byte */
+#endif
     bool types_on, range_on;                   /* the datatype and range rules are not off */
     bool before_on, sex_on, physio_on, age_on; /* consistency rules on (and with lists) */
     hl7_dtm now;
@@ -1003,18 +1184,20 @@ typedef struct vrun {
     known_code known[KNOWN_CODES]; /* t NULL: unused */
     dtm_text dtms[DTM_TEXTS];      /* a ring of valid date/times */
     uint32_t ndtms;
-    /* Per field spec (memo_base + index, below SPEC_MEMO), the last field
-     * text it found nothing wrong with: the same text in a later segment
-     * passes at the cost of a comparison (OBX-2, OBX-11, OBX-14 repeat). A
-     * spec's verdict depends only on the field's text once its occurrence
-     * and condition hold, so this changes no result. */
-    clean_text clean[SPEC_MEMO];
-    /* Per field spec with a condition, the text of the field it reads last
-     * and whether the condition held on it. */
-    clean_text when_text[SPEC_MEMO];
-    bool when_held[SPEC_MEMO];
+    /* Per field of the plan (plan_field.memo), the last text every spec
+     * reading it found nothing wrong with: the same text in a later segment
+     * passes at the cost of a comparison (OBX-2, OBX-11, OBX-14 repeat). */
+    clean_text clean[FIELD_MEMO + 1]; /* the last: for the fields past them, never compared */
+    /* Per condition (plan_spec.cond - 1), the text of the field it reads
+     * last and whether it held on it. */
+    clean_text cond_text[COND_MEMO];
+    bool cond_was[COND_MEMO];
+    uint64_t applies; /* bit p: plan_spec.prof p applies to the message (p < 64) */
+    hl7_span type, event; /* MSH-9.1 and 9.2 */
     const uint32_t *keys;       /* id_key() of every segment; NULL: computed on use */
-    type_memo types[TYPE_MEMO]; /* a ring (p NULL: unused) */
+    const hl7_seg *segs;        /* the message's segments ... */
+    const uint32_t *fofs;       /* ... and piece offsets (hl7_seg.fofs indexes them); NULL: none */
+    type_memo types[TYPE_MEMO]; /* a ring, filled up to ntypes */
     uint32_t ntypes;
 } vrun;
 
@@ -1030,14 +1213,115 @@ static hl7_presence presence(hl7_span v)
     return v.len == 2 && v.p[0] == '"' && v.p[1] == '"' ? HL7_NULL_VALUE : HL7_VALUE;
 }
 
-static void view_segment(vrun *x, uint32_t si)
+static inline __attribute__((always_inline)) void view_segment(vrun *x, uint32_t si)
 {
     x->sv.si = si;
-    hl7_fields_at(x->m, si, &x->sv.f);
+    if (x->fofs) { /* hl7_fields_at(), inline */
+        const hl7_seg *s = &x->segs[si];
+        x->sv.f.p = s->p;
+        x->sv.f.ofs = x->fofs + s->fofs;
+        x->sv.f.len = s->len;
+        x->sv.f.nfields = s->nfields;
+        x->sv.f.msh = s->id[0] == 'M' && s->id[1] == 'S' && s->id[2] == 'H';
+    } else {
+        hl7_fields_at(x->m, si, &x->sv.f);
+    }
     x->sv.known = 0;
     x->sv.ndtm = 0;
     x->sv.nm_p = NULL;
     x->sv.split_field = 0;
+    x->sv.cond_known = 0;
+    x->sv.reps_field = 0;
+}
+
+/* The delimiter masks of p[0..len), 0 < len <= MASK_MAX, a span of the
+ * segment in view (see fview). Reads only the segment's bytes: a block that
+ * would run past its end is read as the segment's last 16 bytes, shifted.
+ * A delimiter the message lacks is matched as the field separator, which no
+ * field holds. */
+static inline void field_masks(const vrun *x, const char *p, size_t len, fview *fv)
+{
+    uint64_t c = 0, r = 0, e = 0;
+#if defined(__SSE2__)
+    const char *seg = x->sv.f.p, *limit = seg + x->sv.f.len;
+    for (size_t k = 0; k < len; k += 16) {
+        const char *q = p + k;
+        __m128i v;
+        unsigned shift = 0;
+        if (limit - q >= 16) {
+            v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        } else if (limit - seg >= 16) {
+            v = _mm_loadu_si128((const __m128i *)(const void *)(limit - 16));
+            shift = (unsigned)(16 - (limit - q));
+        } else {
+            char buf[16] = {0};
+            memcpy(buf, q, (size_t)(limit - q));
+            v = _mm_loadu_si128((const __m128i *)(const void *)buf);
+        }
+        c |= (uint64_t)((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vcomp)) >> shift) << k;
+        r |= (uint64_t)((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vrep)) >> shift) << k;
+        e |= (uint64_t)((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vesc)) >> shift) << k;
+    }
+#else
+    for (size_t i = 0; i < len; i++) {
+        c |= (uint64_t)(p[i] == x->dcomp) << i;
+        r |= (uint64_t)(p[i] == x->drep) << i;
+        e |= (uint64_t)(p[i] == x->desc) << i;
+    }
+#endif
+    uint64_t in = len < 64 ? ((uint64_t)1 << len) - 1 : ~(uint64_t)0;
+    fv->comp_bits = c & in;
+    fv->rep_bits = r & in;
+    fv->esc_bits = e & in;
+}
+
+/* field_masks() of a field of 1 to 32 bytes: one or two blocks. */
+static inline void field_masks16(const vrun *x, const char *p, size_t len, fview *fv)
+{
+#if defined(__SSE2__)
+    const char *seg = x->sv.f.p, *limit = seg + x->sv.f.len;
+    if (len > 16) {
+        if (limit - p < 32) {
+            field_masks(x, p, len, fv);
+            return;
+        }
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        uint32_t in = (uint32_t)(((uint64_t)1 << len) - 1);
+        fv->comp_bits = ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vcomp)) |
+                         (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(w, x->vcomp)) << 16) & in;
+        fv->rep_bits = ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vrep)) |
+                        (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(w, x->vrep)) << 16) & in;
+        fv->esc_bits = ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vesc)) |
+                        (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(w, x->vesc)) << 16) & in;
+        return;
+    }
+    if (limit - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        uint32_t in = ((uint32_t)1 << len) - 1;
+        fv->comp_bits = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vcomp)) & in;
+        fv->rep_bits = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vrep)) & in;
+        fv->esc_bits = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, x->vesc)) & in;
+        return;
+    }
+#endif
+    field_masks(x, p, len, fv);
+}
+
+/* Bits of a mask below position n (n <= 64). */
+static inline uint64_t below(size_t n)
+{
+    return n < 64 ? ((uint64_t)1 << n) - 1 : ~(uint64_t)0;
+}
+
+/* hl7_fields_get() of the segment in view, by value: "" when absent. */
+static inline hl7_span field_text(const vrun *x, uint32_t field)
+{
+    const hl7_fields *f = &x->sv.f;
+    if (field - 1 >= f->nfields) return (hl7_span){"", 0}; /* 0 wraps around */
+    if (field <= f->msh) return (hl7_span){f->p + 3, 1};  /* MSH-1 */
+    const uint32_t *o = f->ofs + (field - f->msh);
+    return (hl7_span){f->p + o[0], o[1] - 1 - o[0]};
 }
 
 /* Field `field` of the segment in view, located and split: the first
@@ -1051,6 +1335,24 @@ static void load_field(const vrun *x, uint32_t field, fview *fv)
         fv->whole = (hl7_span){"", 0};
     }
     const char *p = fv->whole.p, *end = p + fv->whole.len, *comp_end;
+    size_t len = fv->whole.len;
+    if (len <= MASK_MAX && field > x->sv.f.msh) { /* (MSH-1 is the field separator) */
+        fv->masked = true;
+        if (!len) {
+            fv->comp_bits = fv->rep_bits = fv->esc_bits = 0;
+            fv->rep1 = fv->comp1 = fv->whole;
+            return;
+        }
+        if (len <= 32)
+            field_masks16(x, p, len, fv);
+        else
+            field_masks(x, p, len, fv);
+        uint64_t r = fv->rep_bits, cr = fv->comp_bits | r;
+        fv->rep1 = (hl7_span){p, r ? (size_t)__builtin_ctzll(r) : len};
+        fv->comp1 = (hl7_span){p, cr ? (size_t)__builtin_ctzll(cr) : len};
+        return;
+    }
+    fv->masked = false;
     char rep = x->d->rep, comp = x->d->comp;
     if (rep && comp) {
         const char *limit = x->sv.f.p + x->sv.f.len;
@@ -1102,6 +1404,20 @@ static const hl7_span *split_rep1(vrun *x, uint32_t field, const fview *fv, uint
         uint32_t k = 0;
         if (!ch) {
             sv->split[k++] = fv->rep1;
+        } else if (fv->masked) {
+            uint64_t bits = fv->comp_bits & below(fv->rep1.len);
+            const char *s0 = fv->rep1.p;
+            size_t from = 0;
+            while (bits && k < HL7_TYPE_MAXPARTS) {
+                size_t at = (size_t)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                sv->split[k++] = (hl7_span){s0 + from, at - from};
+                from = at + 1;
+            }
+            if (k < HL7_TYPE_MAXPARTS)
+                sv->split[k++] = (hl7_span){s0 + from, fv->rep1.len - from};
+            else /* a separator was seen: one more */
+                k++;
         } else {
             sv->split[k++] = fv->comp1; /* found by load_field() */
             if (fv->comp1.len == fv->rep1.len) goto done;
@@ -1253,9 +1569,58 @@ static hl7_presence comp_at(vrun *x, uint32_t field, uint32_t comp, hl7_span *ou
     fview spare;
     const fview *fv = view_field(x, field, &spare);
     if (fv->pres == HL7_ABSENT) return HL7_ABSENT;
-    if (comp != 1) return inside(x, fv->rep1, comp, 0, out);
-    *out = fv->comp1;
-    return presence(fv->comp1);
+    if (comp == 1) {
+        *out = fv->comp1;
+        return presence(fv->comp1);
+    }
+    if (!fv->masked) return inside(x, fv->rep1, comp, 0, out);
+    uint64_t bits = fv->comp_bits & below(fv->rep1.len);
+    size_t from = 0;
+    for (uint32_t k = 1; k < comp; k++) {
+        if (!bits) return HL7_ABSENT;
+        from = (size_t)__builtin_ctzll(bits) + 1;
+        bits &= bits - 1;
+    }
+    size_t to = bits ? (size_t)__builtin_ctzll(bits) : fv->rep1.len;
+    *out = (hl7_span){fv->rep1.p + from, to - from};
+    return presence(*out);
+}
+
+/* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
+static inline bool text_eq(const char *a, const char *b, size_t n)
+{
+    uint16_t h2a, h2b, t2a, t2b;
+    uint32_t ha, hb, ta, tb;
+    uint64_t wa, wb;
+    switch (n) {
+    case 0: return true;
+    case 1: return a[0] == b[0];
+    case 2:
+    case 3: /* the first two and the last two bytes */
+        memcpy(&h2a, a, 2);
+        memcpy(&h2b, b, 2);
+        memcpy(&t2a, a + n - 2, 2);
+        memcpy(&t2b, b + n - 2, 2);
+        return h2a == h2b && t2a == t2b;
+    case 4:
+    case 5:
+    case 6:
+    case 7:
+        memcpy(&ha, a, 4);
+        memcpy(&hb, b, 4);
+        memcpy(&ta, a + n - 4, 4);
+        memcpy(&tb, b + n - 4, 4);
+        return ha == hb && ta == tb;
+    default:
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&wa, a + i, 8);
+            memcpy(&wb, b + i, 8);
+            if (wa != wb) return false;
+        }
+        memcpy(&wa, a + n - 8, 8);
+        memcpy(&wb, b + n - 8, 8);
+        return wa == wb;
+    }
 }
 
 /* hl7_dtm_parse() without a fault, remembering the valid texts of the message. */
@@ -1263,18 +1628,16 @@ static bool parse_dtm_text(vrun *x, hl7_span s, hl7_dtm *out)
 {
     for (uint32_t i = 0; i < DTM_TEXTS; i++) {
         const dtm_text *d = &x->dtms[i];
-        if (d->len == s.len && s.len && !memcmp(d->text, s.p, s.len)) {
+        if (d->len == s.len && s.len && text_eq(d->p, s.p, s.len)) {
             *out = d->t;
             return true;
         }
     }
     if (!hl7_dtm_parse(s.p, s.len, out, NULL)) return false;
-    if (s.len < DTM_TEXT_MAX) {
-        dtm_text *d = &x->dtms[x->ndtms++ % DTM_TEXTS];
-        d->len = (uint8_t)s.len;
-        memcpy(d->text, s.p, s.len);
-        d->t = *out;
-    }
+    dtm_text *d = &x->dtms[x->ndtms++ % DTM_TEXTS];
+    d->p = s.p;
+    d->len = s.len;
+    d->t = *out;
     return true;
 }
 
@@ -1364,13 +1727,39 @@ static hl7_path spec_at(const fspec *f, uint32_t occ, uint32_t rep)
 
 /* hl7_nm_parse() of a raw span of the segment in view, remembered for the
  * next check of the same span (OBX-5: a datatype check, then a range). */
+/* hl7_nm_parse() of 1 to 4 bytes of digits with at most one point: its
+ * value, computed as it does; false for any other text. */
+static inline bool nm_short(const char *s, size_t len, double *out)
+{
+    static const double p10[4] = {1, 10, 100, 1000};
+    if (len - 1 >= 4) return false;
+    uint32_t m = 0;
+    size_t dot = len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d < 10)
+            m = m * 10 + d;
+        else if (s[i] == '.' && dot == len)
+            dot = i;
+        else
+            return false;
+    }
+    if (dot == len) {
+        *out = (double)m;
+        return true;
+    }
+    if (len == 1) return false;
+    *out = (double)m / p10[len - 1 - dot];
+    return true;
+}
+
 static inline bool nm_of(vrun *x, hl7_span v, double *out)
 {
     segview *sv = &x->sv;
     if (sv->nm_p != v.p || sv->nm_len != v.len) {
         sv->nm_p = v.p;
         sv->nm_len = v.len;
-        sv->nm_ok = hl7_nm_parse(v.p, v.len, &sv->nm, NULL);
+        sv->nm_ok = nm_short(v.p, v.len, &sv->nm) || hl7_nm_parse(v.p, v.len, &sv->nm, NULL);
     }
     *out = sv->nm;
     return sv->nm_ok;
@@ -1392,7 +1781,8 @@ static bool check_nm_fast(vrun *x, const fspec *f, hl7_span raw)
  * parts (inner true): two specs often check one field (PID-3, PID-5). */
 static bool type_known(const vrun *x, hl7_type t, bool inner, hl7_span raw)
 {
-    for (uint32_t i = 0; i < TYPE_MEMO; i++) {
+    uint32_t n = x->ntypes < TYPE_MEMO ? x->ntypes : TYPE_MEMO;
+    for (uint32_t i = 0; i < n; i++) {
         const type_memo *k = &x->types[i];
         if (k->p == raw.p && k->len == raw.len && k->t == t && k->inner == inner) return true;
     }
@@ -1405,14 +1795,158 @@ static void type_remember(vrun *x, hl7_type t, bool inner, hl7_span raw)
     *k = (type_memo){raw.p, raw.len, t, inner};
 }
 
+/* A coding system name: letters, digits, '-', '_', '.', ':' (the CWE check's
+ * rule, hl7_types.c). */
+static bool code_system(const char *s, size_t len)
+{
+    static const uint64_t ok[4] = {
+        0x07ff600000000000ull, /* '-' '.' '0'-'9' ':' */
+        0x07fffffe87fffffeull, /* 'A'-'Z' '_' 'a'-'z' */
+        0, 0};
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!(ok[ch >> 6] >> (ch & 63) & 1)) return false;
+    }
+    return true;
+}
+
+/* hl7_type_check_split() of a CWE or CE without a table (as field specs
+ * check them) on a repetition p[0..len), a value, whose component
+ * separators are the bits of `bits`: its six components read from the
+ * mask, nothing split. */
+static bool cwe_clean(const char *p, size_t len, uint64_t bits)
+{
+#define NEXT_SEP(b) ((b) ? (size_t)__builtin_ctzll(b) : len)
+    if (!bits) return len != 0; /* the identifier alone */
+    size_t a = (size_t)__builtin_ctzll(bits); /* where component 1 ends */
+    bits &= bits - 1;
+    size_t b = NEXT_SEP(bits); /* ... component 2 (text) */
+    bits &= bits - 1;
+    bool id = a != 0, text = b > a + 1;
+    if (b == len) return id || text;
+    size_t c = NEXT_SEP(bits); /* ... component 3 (coding system) */
+    bits &= bits - 1;
+    if (c > b + 1 && (!id || !code_system(p + b + 1, c - b - 1))) return false;
+    if (c == len) return id || text;
+    size_t d = NEXT_SEP(bits); /* ... component 4 (alternate identifier) */
+    bits &= bits - 1;
+    bool alt = d > c + 1;
+    if (d == len) return id || text || alt;
+    size_t e = NEXT_SEP(bits); /* ... component 5 (alternate text) */
+    bits &= bits - 1;
+    if (!(id || text || alt || e > d + 1)) return false;
+    if (e == len) return true;
+    size_t f = NEXT_SEP(bits); /* ... component 6 (alternate coding system) */
+    return f == e + 1 || (alt && code_system(p + e + 1, f - e - 1));
+#undef NEXT_SEP
+}
+
+/* hl7_type_check_raw() of composite type t (not TS) on a repetition r, a
+ * value, of the segment in view, whose component separators are the bits
+ * of `bits` (r.len <= MASK_MAX), without a fault. */
+static bool rep_type_ok(vrun *x, hl7_type t, hl7_span r, uint64_t bits)
+{
+    if (t == HL7_TYPE_CWE || t == HL7_TYPE_CE) return cwe_clean(r.p, r.len, bits);
+    if (t == HL7_TYPE_XPN && !(bits & 1)) return true; /* a family name: nothing else to check */
+    hl7_span part[HL7_TYPE_MAXPARTS];
+    uint32_t want = (uint32_t)hl7_type_parts(t), n = 0;
+    size_t from = 0;
+    for (; n < want && bits; n++) {
+        size_t at = (size_t)__builtin_ctzll(bits);
+        bits &= bits - 1;
+        part[n] = (hl7_span){r.p + from, at - from};
+        from = at + 1;
+    }
+    if (n < want) {
+        part[n++] = (hl7_span){r.p + from, r.len - from};
+        for (uint32_t k = n; k < want; k++) part[k] = (hl7_span){"", 0};
+    } else {
+        n++; /* a separator was seen: one more */
+    }
+    return hl7_type_check_split(t, &x->tctx, part, n, NULL, NULL);
+}
+
+/* The repetitions of field `field` (viewed as fv, not masked) of the
+ * segment in view, found once: how many; sv.rep_end holds where the first
+ * REPS_MAX end. */
+static uint32_t field_reps(vrun *x, uint32_t field, const fview *fv)
+{
+    segview *sv = &x->sv;
+    if (sv->reps_field != field) {
+        const char *p = fv->whole.p, *end = p + fv->whole.len;
+        uint32_t n = 0;
+        for (;;) {
+            const char *q = x->d->rep ? hl7_scan2(p, end, x->d->rep, x->d->rep) : end;
+            if (n < REPS_MAX) sv->rep_end[n] = (uint32_t)(q - fv->whole.p);
+            n++;
+            if (q == end) break;
+            p = q + 1;
+        }
+        sv->nreps = n;
+        sv->reps_field = field;
+    }
+    return sv->nreps;
+}
+
+/* hl7_type_check_raw() without a fault of composite type f->type (not TS)
+ * on every repetition of the field viewed as fv (a value), remembered:
+ * true when each passes. */
+static bool reps_type_clean(vrun *x, const fspec *f, const fview *fv)
+{
+    const char *p = fv->whole.p, *end = p + fv->whole.len;
+    uint64_t reps = fv->rep_bits;
+    uint32_t nreps = fv->masked ? 0 : field_reps(x, f->field, fv);
+    for (uint32_t k = 0;; k++) {
+        const char *q;
+        if (fv->masked)
+            q = reps ? fv->whole.p + __builtin_ctzll(reps) : end;
+        else if (k < REPS_MAX && k < nreps)
+            q = fv->whole.p + x->sv.rep_end[k];
+        else
+            q = x->d->rep ? hl7_scan2(p, end, x->d->rep, x->d->rep) : end;
+        hl7_span r = {p, (size_t)(q - p)};
+        if (presence(r) == HL7_VALUE &&
+            !(f->type_shared && type_known(x, f->type, false, r))) {
+            size_t at = (size_t)(p - fv->whole.p);
+            uint64_t bits;
+            if (fv->masked) {
+                bits = fv->comp_bits >> at & below(r.len);
+            } else if (r.len <= MASK_MAX) {
+                fview m;
+                field_masks(x, r.p, r.len, &m);
+                bits = m.comp_bits;
+            } else {
+                bits = 0;
+            }
+            bool ok = r.len <= MASK_MAX
+                          ? rep_type_ok(x, f->type, r, bits)
+                          : hl7_type_check_raw(f->type, &x->tctx, r.p, r.len, NULL, NULL);
+            if (!ok) return false;
+            if (f->type_shared) type_remember(x, f->type, false, r);
+        }
+        if (q == end) return true;
+        p = q + 1;
+        reps &= reps - 1;
+    }
+}
+
 /* hl7_type_check_raw() without a fault (the parts of the first repetition
  * split once), remembered. */
 static bool type_clean(vrun *x, const fspec *f, const fview *fv)
 {
     if (f->type_shared && type_known(x, f->type, false, fv->whole)) return true;
-    uint32_t n;
-    const hl7_span *part = split_rep1(x, f->field, fv, (uint32_t)hl7_type_parts(f->type), &n);
-    if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
+    if (f->type == HL7_TYPE_XPN && fv->masked && fv->pres == HL7_VALUE && !(fv->comp_bits & 1))
+        return true; /* a family name: nothing else to check (nothing to remember) */
+    if ((f->type == HL7_TYPE_CWE || f->type == HL7_TYPE_CE) && fv->masked &&
+        fv->pres == HL7_VALUE) {
+        if (!cwe_clean(fv->rep1.p, fv->rep1.len, fv->comp_bits & below(fv->rep1.len)))
+            return false;
+    } else {
+        uint32_t n;
+        const hl7_span *part =
+            split_rep1(x, f->field, fv, (uint32_t)hl7_type_parts(f->type), &n);
+        if (!hl7_type_check_split(f->type, &x->tctx, part, n, NULL, NULL)) return false;
+    }
     if (f->type_shared) type_remember(x, f->type, false, fv->whole);
     return true;
 }
@@ -1511,6 +2045,16 @@ static void check_rep(vrun *x, const fspec *f, uint32_t occ, uint32_t rep, hl7_p
     }
 }
 
+/* Component 1 of the first repetition of fv holds no escape. */
+static inline __attribute__((always_inline)) bool field_plain(const vrun *x, const fview *fv)
+{
+    hl7_span c1 = fv->comp1;
+    if (fv->masked) return !(fv->esc_bits & below(c1.len));
+    const char *limit = x->sv.f.p + x->sv.f.len;
+    return !x->d->esc ||
+           hl7_scan2_in(c1.p, c1.p + c1.len, limit, x->d->esc, x->d->esc) == c1.p + c1.len;
+}
+
 /* True when spec f (whole_rep) finds nothing to report in a field of one
  * plain repetition, shown cheaply with the memos of the run; false when
  * that is not shown, and check_field() then checks the long way. */
@@ -1518,9 +2062,7 @@ static bool field_clean(vrun *x, const fspec *f, const fview *fv)
 {
     if (fv->pres != HL7_VALUE || fv->rep1.len != fv->whole.len) return false;
     hl7_span c1 = fv->comp1;
-    const char *limit = x->sv.f.p + x->sv.f.len;
-    bool plain = !x->d->esc ||
-                 hl7_scan2_in(c1.p, c1.p + c1.len, limit, x->d->esc, x->d->esc) == c1.p + c1.len;
+    bool plain = field_plain(x, fv);
     double d;
     if (f->type != HL7_TYPE_NONE && x->types_on) {
         switch (f->type) {
@@ -1627,66 +2169,140 @@ static uint32_t next_occ(occ_table *t, const vrun *x, uint32_t si, uint32_t key)
     return occ;
 }
 
-/* a[0..n) equals b[0..n), for field texts: a few bytes, or words. */
-static inline bool text_eq(const char *a, const char *b, size_t n)
-{
-    if (n < 4) /* the first, middle and last byte cover 1 to 3 bytes */
-        return n == 0 || ((a[0] ^ b[0]) | (a[n / 2] ^ b[n / 2]) | (a[n - 1] ^ b[n - 1])) == 0;
-    if (n < 8) {
-        uint32_t ha, hb, ta, tb;
-        memcpy(&ha, a, 4);
-        memcpy(&hb, b, 4);
-        memcpy(&ta, a + n - 4, 4);
-        memcpy(&tb, b + n - 4, 4);
-        return ha == hb && ta == tb;
-    }
-    uint64_t wa, wb;
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        memcpy(&wa, a + i, 8);
-        memcpy(&wb, b + i, 8);
-        if (wa != wb) return false;
-    }
-    memcpy(&wa, a + n - 8, 8);
-    memcpy(&wb, b + n - 8, 8);
-    return wa == wb;
-}
 
-/* Spec f (memo entry `memo`, or SPEC_MEMO: none) on the segment in view. */
-/* when_holds(), remembered per spec by the text of the field it reads. */
-static inline bool when_holds_memo(vrun *x, const fspec *f, uint32_t memo)
+/* The condition of spec ps (cond not 0) on the segment in view: once per
+ * segment, and remembered across segments by the text of the field it
+ * reads (OBX-2 repeats). */
+static bool cond_holds(vrun *x, const plan_spec *ps)
 {
-    if (memo >= SPEC_MEMO) return when_holds(x, f);
-    hl7_span text = {"", 0};
-    hl7_fields_get(&x->sv.f, f->when_field, &text);
-    clean_text *w = &x->when_text[memo];
-    if (w->p && w->len == text.len && text_eq(w->p, text.p, text.len)) return x->when_held[memo];
-    w->p = text.p;
-    w->len = (uint32_t)text.len;
-    return x->when_held[memo] = when_holds(x, f);
-}
-
-static inline void check_spec(vrun *x, const fspec *f, uint32_t memo, uint32_t occ)
-{
-    if (f->seg_occ && f->seg_occ != occ) return;
-    if (f->has_when && !when_holds_memo(x, f, memo)) return;
-    hl7_span text = {"", 0};
-    clean_text *c = memo < SPEC_MEMO ? &x->clean[memo] : NULL;
-    if (c && c->misses < MEMO_MISSES) { /* OBX-3 and OBX-5 differ in every OBX */
-        hl7_fields_get(&x->sv.f, f->field, &text);
-        if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) {
-            c->misses = 0;
-            return;
-        }
-        if (c->p) c->misses++;
+    uint32_t c = ps->cond - 1;
+    if (c >= COND_MEMO) return when_holds(x, ps->f);
+    uint32_t bit = (uint32_t)1 << c;
+    if (x->sv.cond_known & bit) return x->sv.cond_held & bit;
+    hl7_span text = field_text(x, ps->f->when_field);
+    clean_text *w = &x->cond_text[c];
+    bool held;
+    if (w->p && w->len == text.len && text_eq(w->p, text.p, text.len)) {
+        held = x->cond_was[c];
     } else {
-        c = NULL;
+        w->p = text.p;
+        w->len = (uint32_t)text.len;
+        held = x->cond_was[c] = when_holds(x, ps->f);
     }
+    x->sv.cond_known |= bit;
+    if (held) x->sv.cond_held |= bit;
+    return held;
+}
+
+/* Profile p of a plan (0: the baseline) applies to the message. */
+static inline bool plan_applies(const vrun *x, uint32_t p)
+{
+    if (p < 64) return x->applies >> p & 1;
+    return profile_matches(x->v->profiles[p - 1], x->type, x->event);
+}
+
+/* What field_clean() says of spec sp (op not OP_CHECK or OP_PRESENT) on
+ * the field viewed as fv, by the kind of spec: true when it finds nothing to
+ * report; false when check_field() must tell. */
+static inline bool op_clean(vrun *x, const plan_spec *sp, const fview *fv)
+{
+    const fspec *f = sp->f;
+    if (fv->pres != HL7_VALUE) /* missing: a problem only when required; "" never one */
+        return fv->pres == HL7_NULL_VALUE || !f->required;
+    if (sp->op == OP_COMP_TABLE) { /* one repetition, from the masks */
+        if (!fv->masked || fv->rep_bits) return false;
+        uint64_t bits = fv->comp_bits;
+        size_t from = 0;
+        for (uint32_t k = 1; k < f->comp; k++) {
+            if (!bits) return !f->required; /* no such component */
+            from = (size_t)__builtin_ctzll(bits) + 1;
+            bits &= bits - 1;
+        }
+        size_t to = bits ? (size_t)__builtin_ctzll(bits) : fv->whole.len;
+        hl7_span v = {fv->whole.p + from, to - from};
+        if (presence(v) != HL7_VALUE) return !f->required || v.len;
+        return !(fv->esc_bits & below(to) & ~below(from)) && in_table(x, f->table, v);
+    }
+    if (fv->rep1.len != fv->whole.len) { /* repetitions: a composite's are checked here */
+        if (sp->op != OP_COMPOSITE) return false;
+        if (f->max_reps) {
+            uint32_t nreps = fv->masked ? 1 : field_reps(x, f->field, fv);
+            for (uint64_t b = fv->masked ? fv->rep_bits : 0; b; b &= b - 1) nreps++;
+            if (nreps > f->max_reps) return false;
+        }
+        return !x->types_on || reps_type_clean(x, f, fv);
+    }
+    hl7_span c1 = fv->comp1;
+    switch (sp->op) {
+    case OP_TABLE:
+        return !c1.len || (field_plain(x, fv) && in_table(x, f->table, c1));
+    case OP_NUM: {
+        bool range = (f->has_min || f->has_max) && x->range_on;
+        if (!c1.len || (!range && (!x->types_on || f->type == HL7_TYPE_NONE))) return true;
+        double d;
+        if (!field_plain(x, fv) || !nm_of(x, c1, &d)) return false;
+        return !range || !((f->has_min && d < f->min) || (f->has_max && d > f->max));
+    }
+    case OP_TS:
+        return !x->types_on || !c1.len || (field_plain(x, fv) && dtm_at(x, f->field)->ok);
+    default: /* OP_COMPOSITE */
+        return !x->types_on || type_clean(x, f, fv);
+    }
+}
+
+/* The field specs of the segment in view, field by field (plan_seg):
+ * false, with the result as it was, as soon as one finds a problem; the
+ * segment is then checked in the order users see (check_in_order()). */
+static bool plan_segment(vrun *x, const plan_seg *ps, uint32_t occ)
+{
+    const validator *v = x->v;
     size_t problems = x->r->n;
-    check_field(x, f, occ);
-    if (c && x->r->n == problems) {
-        c->p = text.p;
-        c->len = (uint32_t)text.len;
+    for (uint32_t fi = ps->first; fi < ps->end; fi++) {
+        const plan_field *pf = &v->pfields[fi];
+        hl7_span text = {"", 0};
+        clean_text *c = &x->clean[pf->memo];
+        bool compared = c->misses < MEMO_MISSES; /* OBX-3 and OBX-5 differ in every OBX */
+        if (compared) {
+            text = field_text(x, pf->field);
+            if (c->len == text.len && c->p && text_eq(c->p, text.p, text.len)) {
+                c->misses = 0;
+                continue;
+            }
+            if (c->p) c->misses++;
+        }
+        bool all = true; /* every spec of the field checked it */
+        const fview *fv = NULL;
+        for (uint32_t i = pf->first; i < pf->end; i++) {
+            const plan_spec *sp = &v->pspecs[i];
+            const fspec *f = sp->f;
+            if (!plan_applies(x, sp->prof)) continue;
+            if (f->seg_occ && f->seg_occ != occ) {
+                all = false;
+                continue;
+            }
+            /* A spec clean on the field passes whether its condition holds
+             * or not: the condition is asked only when it is not. */
+            if (sp->op == OP_PRESENT) {
+                if (!f->required) continue;
+                text = field_text(x, pf->field);
+                if (text.len) continue;
+            } else if (sp->op != OP_CHECK) {
+                if (!fv) fv = view_field(x, pf->field, NULL);
+                if (op_clean(x, sp, fv)) continue;
+            }
+            if (sp->cond && !cond_holds(x, sp)) {
+                all = false;
+                continue;
+            }
+            check_field(x, f, occ);
+            if (x->r->n != problems) return false;
+        }
+        if (compared && all) {
+            c->p = text.p;
+            c->len = (uint32_t)text.len;
+        }
     }
+    return true;
 }
 
 /* The specs of p for segments with this id, or NULL. */
@@ -1697,12 +2313,24 @@ static const struct fgroup *find_group(const validate_profile *p, uint32_t key)
     return NULL;
 }
 
-static __attribute__((noinline)) void check_group(vrun *x, const validate_profile *p,
-                                                  const struct fgroup *g, uint32_t occ)
+/* The field specs of the segment in view in profile order (the baseline,
+ * then each profile that applies; a profile's specs in the order given),
+ * which is the order of their problems. */
+static __attribute__((noinline)) void check_in_order(vrun *x, uint32_t key, uint32_t occ)
 {
-    if (!g) return;
-    for (size_t i = g->start; i < g->end; i++)
-        check_spec(x, &p->fields[i], p->memo_base + (uint32_t)i, occ);
+    const validator *v = x->v;
+    for (size_t pi = 0; pi <= v->nprofiles; pi++) {
+        if (!plan_applies(x, (uint32_t)pi)) continue;
+        const validate_profile *p = pi ? v->profiles[pi - 1] : v->base;
+        const struct fgroup *g = find_group(p, key);
+        if (!g) continue;
+        for (size_t i = g->start; i < g->end; i++) {
+            const fspec *f = &p->fields[i];
+            if (f->seg_occ && f->seg_occ != occ) continue;
+            if (f->has_when && !when_holds(x, f)) continue;
+            check_field(x, f, occ);
+        }
+    }
 }
 
 /* --- segment structure ------------------------------------------------------------ */
@@ -1722,6 +2350,11 @@ typedef struct smatch {
 
 static bool key_in_structure(const validate_profile *p, uint32_t key)
 {
+    if (p->nskeys <= 16) {
+        for (uint32_t k = 0; k < p->nskeys; k++)
+            if (p->skeys[k] == key) return true;
+        return false;
+    }
     for (size_t i = 0; i < p->nnodes; i++)
         if (p->nodes[i].kind == NODE_SEG && p->nodes[i].key == key) return true;
     return false;
@@ -1853,11 +2486,17 @@ static void match_group(smatch *sm, uint32_t gi);
 typedef struct replay {
     uint32_t start, len; /* len 0: nothing to replay */
     uint32_t last;
+    /* The id next_key() gave right after the round, at its end (no segment
+     * skipped), with which another round began; 0: none. A replayed round
+     * ends on that id again (replayed() compares it), so the same test
+     * would pass: another round follows, at no cost. */
+    uint32_t next;
 } replay;
 
 static void remember_round(smatch *sm, replay *rp, uint32_t start, size_t problems)
 {
     rp->len = 0;
+    rp->next = 0;
     if (sm->x->r->n != problems || sm->pos <= start || sm->pos >= sm->n || !sm->x->keys) return;
     rp->start = start;
     rp->len = sm->pos - start;
@@ -1889,18 +2528,38 @@ static bool match_child(smatch *sm, uint32_t c, uint32_t key)
         } while (n->repeating && next_key(sm) == n->key);
         return true;
     }
+    if (n->single != NONE) { /* [SEG], {SEG}: as the segment, repeating if either does */
+        const snode *sn = &sm->p->nodes[n->single];
+        if (key != sn->key) return false;
+        bool rep = sn->repeating || n->repeating;
+        do {
+            sm->pos++;
+            sm->last = n->single;
+        } while (rep && next_key(sm) == sn->key);
+        return true;
+    }
     if (!first_has(sm->p, c, key)) return false;
-    replay rp = {0, 0, NONE};
+    replay rp = {0, 0, NONE, 0};
     for (;;) {
         uint32_t before = sm->pos;
-        if (!replayed(sm, &rp)) {
+        bool fresh = false;
+        if (replayed(sm, &rp)) {
+            if (rp.next) {
+                sm->cur_pos = sm->pos;
+                sm->cur = rp.next;
+                continue;
+            }
+        } else {
             size_t problems = sm->x->r->n;
             match_group(sm, c);
             remember_round(sm, &rp, before, problems);
+            fresh = rp.len != 0;
         }
+        uint32_t end = sm->pos;
         if (sm->pos == before || !n->repeating || !(key = next_key(sm)) ||
             !first_has(sm->p, c, key))
             return true;
+        if (fresh) rp.next = sm->pos == end ? key : 0;
     }
 }
 
@@ -1997,7 +2656,25 @@ static void coded_pairs(vrun *x, uint32_t field, coded *out)
     out->n = 0;
     if (fv->pres == HL7_ABSENT || presence(fv->rep1) != HL7_VALUE) return;
     uint32_t nparts;
-    const hl7_span *part = split_rep1(x, field, fv, 6, &nparts);
+    const hl7_span *part;
+    hl7_span six[6];
+    if (fv->masked) { /* the six components from the mask */
+        uint64_t bits = fv->comp_bits & below(fv->rep1.len);
+        size_t from = 0;
+        for (nparts = 0; nparts < 6; nparts++) {
+            size_t at = bits ? (size_t)__builtin_ctzll(bits) : fv->rep1.len;
+            six[nparts] = (hl7_span){fv->rep1.p + from, at - from};
+            if (!bits) {
+                nparts++;
+                break;
+            }
+            bits &= bits - 1;
+            from = at + 1;
+        }
+        part = six;
+    } else {
+        part = split_rep1(x, field, fv, 6, &nparts);
+    }
     for (uint32_t k = 0; k <= 3; k += 3) {
         size_t n = out->n;
         if (k >= nparts || presence(part[k]) != HL7_VALUE) continue;
@@ -2117,13 +2794,13 @@ static __attribute__((noinline)) void before_birth_date(vrun *x, consistency *cs
 
 /* The date of field `field` not before the current patient's birth: a
  * panel's dates repeat, so the text found clean last is compared first. */
-static inline void check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field,
-                                      int kind, const char *what)
+static inline __attribute__((always_inline)) void
+check_before_birth(vrun *x, consistency *cs, uint32_t occ, uint32_t field, int kind,
+                   const char *what)
 {
     if (!cs->pt.has_birth) return;
     clean_text *c = &cs->not_before[kind];
-    hl7_span text = {"", 0};
-    hl7_fields_get(&x->sv.f, field, &text);
+    hl7_span text = field_text(x, field);
     if (c->p && c->len == text.len && text_eq(c->p, text.p, text.len)) return;
     before_birth_date(x, cs, occ, field, text, c, what);
 }
@@ -2155,14 +2832,16 @@ static void read_patient(vrun *x, uint32_t occ, patient *pt)
 }
 
 /* false when no sex rule (sex) and no limit (physio) can match the codes of
- * OBX-3 in view: shown without splitting the field when the CWE check has
- * split it already and found no alternate identifier (OBX-3.4), so that
- * OBX-3.1 is the only code. */
+ * OBX-3 in view: shown without splitting the field when its mask shows no
+ * alternate identifier (OBX-3.4), so that OBX-3.1 is the only code. */
 static bool may_have_rules(vrun *x, bool sex, bool physio)
 {
-    const segview *sv = &x->sv;
-    if (sv->split_field != 3 || sv->nsplit > 3 || !(sv->known >> 3 & 1)) return true;
-    hl7_span code = sv->field[3].comp1;
+    const fview *fv = view_field(x, 3, NULL);
+    uint64_t seps = fv->masked ? fv->comp_bits & below(fv->rep1.len) : ~(uint64_t)0;
+    seps &= seps - 1; /* OBX-3.4 follows a third separator */
+    seps &= seps - 1;
+    if (seps) return true;
+    hl7_span code = fv->comp1;
     return (sex && index_first(&x->v->sex_ix, code) != NONE) ||
            (physio && index_first(&x->v->limit_ix, code) != NONE);
 }
@@ -2250,6 +2929,14 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     x.tctx = (hl7_type_ctx){hl7_delims_of(m), hl7_charset_of(m), v->tables, &r->scratch,
                             &v->composite_tables};
     x.d = hl7_delims_of(m);
+    x.dcomp = x.d->comp ? x.d->comp : x.d->field;
+    x.drep = x.d->rep ? x.d->rep : x.d->field;
+    x.desc = x.d->esc ? x.d->esc : x.d->field;
+#if defined(__SSE2__)
+    x.vcomp = _mm_set1_epi8(x.dcomp);
+    x.vrep = _mm_set1_epi8(x.drep);
+    x.vesc = _mm_set1_epi8(x.desc);
+#endif
     x.types_on = rule_on(&x, VALIDATE_RULE_DATATYPE);
     x.range_on = rule_on(&x, VALIDATE_RULE_RANGE);
     x.before_on = rule_on(&x, VALIDATE_RULE_BEFORE_BIRTH);
@@ -2263,19 +2950,25 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
     for (size_t i = 0; i < DTM_TEXTS; i++)
         x.dtms[i].len = 0;
     x.ndtms = 0;
-    for (size_t i = 0; i < TYPE_MEMO; i++)
-        x.types[i].p = NULL;
-    x.ntypes = 0;
-    size_t nmemo = v->nspecs < SPEC_MEMO ? v->nspecs : SPEC_MEMO;
-    for (size_t i = 0; i < nmemo; i++) {
+    x.ntypes = 0; /* (types[] is read up to ntypes) */
+    size_t nmemo = v->npfields < FIELD_MEMO ? v->npfields : FIELD_MEMO;
+    for (size_t i = 0; i < nmemo; i++)
         x.clean[i] = (clean_text){NULL, 0, 0};
-        x.when_text[i] = (clean_text){NULL, 0, 0};
+    x.clean[FIELD_MEMO] = (clean_text){NULL, 0, MEMO_MISSES};
+    for (size_t i = 0; i < v->nconds && i < COND_MEMO; i++)
+        x.cond_text[i] = (clean_text){NULL, 0, 0};
+    x.segs = hl7_segs(m);
+    x.fofs = NULL;
+    if (hl7_seg_count(m)) {
+        hl7_fields f0;
+        hl7_fields_at(m, 0, &f0);
+        x.fofs = f0.ofs - x.segs[0].fofs;
     }
     view_segment(&x, 0);
     hl7_dtm_from_time(now, v->local_offset, &x.now);
-    hl7_span type = {"", 0}, event = {"", 0}; /* MSH-9.1 and 9.2, read through the view */
-    if (hl7_seg_count(m) && comp_at(&x, 9, 1, &type) != HL7_ABSENT)
-        comp_at(&x, 9, 2, &event);
+    x.type = x.event = (hl7_span){"", 0}; /* MSH-9.1 and 9.2, read through the view */
+    if (hl7_seg_count(m) && comp_at(&x, 9, 1, &x.type) != HL7_ABSENT)
+        comp_at(&x, 9, 2, &x.event);
     occ_table ot;
     ot.n = ot.last = 0;
     consistency cs;
@@ -2289,35 +2982,39 @@ size_t validate_message(const validator *v, const hl7_msg *m, time_t now, valida
             keys[si] = id_key(segs[si].id);
         x.keys = keys;
     }
-    /* The profiles for this message (bit i: profiles[i]; the rest asked each time). */
-    uint64_t applies = 0;
-    for (size_t i = 0; i < v->nprofiles && i < 64; i++)
-        if (profile_matches(v->profiles[i], type, event)) applies |= (uint64_t)1 << i;
-    /* The spec groups of the segment id in hand, found again only when the
-     * id changes (OBX come in runs); profiles past GROUPS_KEPT search each time. */
+    /* The profiles for this message (bit 0: the baseline, bit i + 1:
+     * profiles[i]; past 63 asked each time). */
+    x.applies = v->baseline;
+    for (size_t i = 0; i < v->nprofiles && i < 63; i++)
+        if (profile_matches(v->profiles[i], x.type, x.event)) x.applies |= (uint64_t)2 << i;
+    /* The plan of the segment id in hand, found again only when the id
+     * changes (OBX come in runs). */
     uint32_t run_key = 0;
-    const struct fgroup *base_group = NULL, *groups[GROUPS_KEPT];
+    const plan_seg *ps = NULL;
     for (uint32_t si = 0; si < n; si++) {
         uint32_t key = seg_key(&x, si);
         uint32_t occ = next_occ(&ot, &x, si, key);
         view_segment(&x, si);
         if (key != run_key) {
             run_key = key;
-            base_group = find_group(v->base, key);
-            for (size_t i = 0; i < v->nprofiles && i < GROUPS_KEPT; i++)
-                groups[i] = find_group(v->profiles[i], key);
+            ps = NULL;
+            for (size_t i = 0; i < v->npsegs && !ps; i++)
+                if (v->psegs[i].key == key) ps = &v->psegs[i];
         }
-        if (v->baseline) check_group(&x, v->base, base_group, occ);
-        for (size_t i = 0; i < v->nprofiles; i++)
-            if (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event))
-                check_group(&x, v->profiles[i],
-                            i < GROUPS_KEPT ? groups[i] : find_group(v->profiles[i], key), occ);
+        if (ps) {
+            size_t n0 = r->n, e0 = r->nerrors, w0 = r->nwarnings;
+            if (!plan_segment(&x, ps, occ)) {
+                r->n = n0;
+                r->nerrors = e0;
+                r->nwarnings = w0;
+                check_in_order(&x, key, occ);
+            }
+        }
         check_consistency(&x, &cs, key, occ);
     }
     if (rule_on(&x, VALIDATE_RULE_STRUCTURE))
         for (size_t i = 0; i < v->nprofiles; i++)
-            if (v->profiles[i]->nnodes &&
-                (i < 64 ? (applies >> i & 1) : profile_matches(v->profiles[i], type, event)))
+            if (v->profiles[i]->nnodes && plan_applies(&x, (uint32_t)i + 1))
                 check_structure(&x, v->profiles[i]);
     sort_problems(r);
     return r->nerrors;

@@ -156,8 +156,10 @@ validate_severity validator_severity(const validator *v, validate_rule r);
  * offset are read, for comparisons with "now"; default 0. */
 void validator_set_local_offset(validator *v, int minutes);
 
-/* Adds a profile, taking ownership of p (freed even on failure). Fails with
- * VALIDATE_ERR_TABLE when a field spec names a table the registry lacks. */
+/* Adds a profile, taking ownership of p (freed even on failure): p is
+ * complete by then, and is neither changed nor freed by the caller
+ * afterwards. Fails with VALIDATE_ERR_TABLE when a field spec names a table
+ * the registry lacks. */
 validate_status validator_add_profile(validator *v, validate_profile *p, validate_error *err);
 
 /* A code pattern is an exact code ("2857-1") or a prefix ending in '*'

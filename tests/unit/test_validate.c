@@ -578,6 +578,339 @@ static void test_format_and_ack(void **state)
     validator_free(v);
 }
 
+/* --- the shortcuts of the clean path ---------------------------------------------- */
+
+/* Messages for the validator's shortcuts: fields read as delimiter masks
+ * up to and across 16, 32 and 64 bytes; fields at the end of the message
+ * and in segments shorter than 16 bytes; messages without an escape or a
+ * repetition character; conditions asked only when a value is not clean;
+ * long repeating composites; a table on a component; several problems in
+ * one segment, reported in profile order; one-segment groups of a
+ * structure; texts remembered around a wrong value. Each must give what
+ * checking every spec the long way gives (recorded here). */
+#define SC_MSH "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240601120000||ORU^R01|1|P|2.5.1\r"
+#define SC_PID "PID|1||1234566^^M10^HOSP&2.16.840.1.113883.3.72&ISO^MR||DOE^JANE||19800115|F\r"
+#define SC_OBR "OBR|1|||24323-8^Panel^LN|||20240601080000\r"
+#define SC_OBX(n, type, code, value, units, flag)                                                 \
+    "OBX|" n "|" type "|" code "||" value "|" units "||" flag "|||F|||20240601080000\r"
+
+static validator *shortcut_validator(void)
+{
+    static const validate_field_spec specs[] = {
+        {.path = "OBX-3", .required = true, .type = HL7_TYPE_CWE},
+        {.path = "OBX-5", .required = true, .type = HL7_TYPE_NM, .has_min = true, .min = 0,
+         .has_max = true, .max = 1000, .when = "OBX-2=NM"},
+        {.path = "PID-3", .type = HL7_TYPE_CX, .max_reps = 9},
+        {.path = "PID-5", .required = true, .type = HL7_TYPE_XPN},
+        {.path = "MSH-9.2", .required = true, .table = "0003"},
+        {.path = "OBX-8", .table = "0078"},
+        {.path = "OBX-14", .type = HL7_TYPE_TS},
+        {.path = "NTE-3", .max_len = 20},
+        {.path = "OBX-6", .type = HL7_TYPE_CE},
+    };
+    validator *v = oru_validator();
+    validate_profile *p = validate_profile_new("*", NULL);
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
+        assert_int_equal(validate_profile_add_field(p, &specs[i], NULL), VALIDATE_OK);
+    assert_int_equal(validator_add_profile(v, p, NULL), VALIDATE_OK);
+    return v;
+}
+
+static void test_shortcuts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *msg, *expect;
+    } cases[] = {
+        {"clean",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "2160-0^Creatinine^LN", "0.92", "mg/dL", "N")
+         SC_OBX("3", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         ""},
+        {"OBX-3 of 15 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "99999999999^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "9999999999^^L N", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "9999999^T^^^^L!", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "99999999999999^", "112", "mg/dL", "N"),
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[3]-3.4: error: CWE: coding system 'L!' (CWE-6) given without an identifier (CWE-4)\n"},
+        {"OBX-3 of 16 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "999999999999^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "99999999999^^L N", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "99999999^T^^^^L!", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "999999999999999^", "112", "mg/dL", "N"),
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[3]-3.4: error: CWE: coding system 'L!' (CWE-6) given without an identifier (CWE-4)\n"},
+        {"OBX-3 of 17 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "9999999999999^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "999999999999^^L N", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "999999999^T^^^^L!", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "9999999999999999^", "112", "mg/dL", "N"),
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[3]-3.4: error: CWE: coding system 'L!' (CWE-6) given without an identifier (CWE-4)\n"},
+        {"OBX-3 of 31 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "999999999999999999999999999^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "99999999999999999999999999^^L N", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "99999999999999999999999^T^^^^L!", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "999999999999999999999999999999^", "112", "mg/dL", "N"),
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[3]-3.4: error: CWE: coding system 'L!' (CWE-6) given without an identifier (CWE-4)\n"},
+        {"OBX-3 of 32 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "9999999999999999999999999999^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "999999999999999999999999999^^L N", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "999999999999999999999999^T^^^^L!", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "9999999999999999999999999999999^", "112", "mg/dL", "N"),
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[3]-3.4: error: CWE: coding system 'L!' (CWE-6) given without an identifier (CWE-4)\n"},
+        {"OBX-3 of 33 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "99999999999999999999999999999^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "9999999999999999999999999999^^L N", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "9999999999999999999999999^T^^^^L!", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "99999999999999999999999999999999^", "112", "mg/dL", "N"),
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[3]-3.4: error: CWE: coding system 'L!' (CWE-6) given without an identifier (CWE-4)\n"},
+        {"OBX-3 of 63 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "99999999999999999999999999999999999999999999999999999999999^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "9999999999999999999999999999999999999999999999999999999999^^L N", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "9999999999999999999999999999999999999999999999999999999^T^^^^L!", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "99999999999999999999999999999999999999999999999999999999999999^", "112", "mg/dL", "N"),
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[3]-3.4: error: CWE: coding system 'L!' (CWE-6) given without an identifier (CWE-4)\n"},
+        {"OBX-3 of 64 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "999999999999999999999999999999999999999999999999999999999999^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "99999999999999999999999999999999999999999999999999999999999^^L N", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "99999999999999999999999999999999999999999999999999999999^T^^^^L!", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "999999999999999999999999999999999999999999999999999999999999999^", "112", "mg/dL", "N"),
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[3]-3.4: error: CWE: coding system 'L!' (CWE-6) given without an identifier (CWE-4)\n"},
+        {"OBX-3 of 65 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "9999999999999999999999999999999999999999999999999999999999999^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "999999999999999999999999999999999999999999999999999999999999^^L N", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "999999999999999999999999999999999999999999999999999999999^T^^^^L!", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "9999999999999999999999999999999999999999999999999999999999999999^", "112", "mg/dL", "N"),
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[3]-3.4: error: CWE: coding system 'L!' (CWE-6) given without an identifier (CWE-4)\n"},
+        {"alternate codes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "^^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "A^^^^^LN", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "A^^^B^^L:N.1-_", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "^T", "112", "mg/dL", "N")
+         SC_OBX("5", "NM", "^^^^T^LN", "112", "mg/dL", "N")
+         SC_OBX("6", "NM", "^^^^^", "112", "mg/dL", "N"),
+         "OBX-3.1: error: CWE: identifier (CWE-1) or text (CWE-2) required\n"
+         "OBX[2]-3.4: error: CWE: coding system 'LN' (CWE-6) given without an identifier (CWE-4)\n"
+         "OBX[5]-3.4: error: CWE: coding system 'LN' (CWE-6) given without an identifier (CWE-4)\n"
+         "OBX[6]-3.1: error: CWE: identifier (CWE-1) or text (CWE-2) required\n"},
+        {"fields at the end of the message",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         "OBX|1|NM|A^B^LN||1\rOBX|2|NM|A^B^L N||x",
+         "OBX[2]-5: error: NM: not a number: 'x'\n"
+         "OBX[2]-3.3: error: CWE: coding system 'L N' is not a code (letters, digits, '-', '_', '.')\n"
+         "OBX[2]-5: error: NM: not a number: 'x'\n"},
+        {"segments under 16 bytes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         "OBX|1|NM|A||2\rNTE|1||ab^c",
+         ""},
+        {"no escape character",
+         "MSH|^~|LAB|HOSP|EHR|HOSP|20240601120000||ORU^R01|1|P|2.5.1\r"
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "A\\B^x^LN", "1\\2", "mg/dL", "N")
+         SC_OBX("2", "NM", "A~B^x^LN", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "C^x^L\\N", "112", "mg/dL", "N"),
+         "OBX-5: error: NM: not a number: '1\\2'\n"
+         "OBX-5: error: NM: not a number: '1\\2'\n"
+         "OBX[3]-3.3: error: CWE: coding system 'L\\N' is not a code (letters, digits, '-', '_', '.')\n"},
+        {"no repetition character",
+         "MSH|^|LAB|HOSP|EHR|HOSP|20240601120000||ORU^R01|1|P|2.5.1\r"
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "A~B^x^LN", "3~4", "mg/dL", "N")
+         SC_OBX("2", "NM", "2345-7^G^LN", "112", "mg/dL", "N"),
+         "OBX-5: error: NM: not a number: '3~4'\n"
+         "OBX-5: error: NM: not a number: '3~4'\n"},
+        {"conditions and ranges",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "ST", "2345-7^Glucose^LN", "abc", "mg/dL", "N")
+         SC_OBX("2", "NM", "2345-7^Glucose^LN", "abc", "mg/dL", "N")
+         SC_OBX("3", "NM", "2345-7^Glucose^LN", "-1", "mg/dL", "N")
+         SC_OBX("4", "NM", "2345-7^Glucose^LN", "1001", "mg/dL", "N")
+         SC_OBX("5", "NM", "2345-7^Glucose^LN", "", "mg/dL", "N")
+         SC_OBX("6", "NM", "2345-7^Glucose^LN", "\"\"", "mg/dL", "N")
+         SC_OBX("7", "NM", "2345-7^Glucose^LN", "12.5", "mg/dL", "N")
+         SC_OBX("8", "NM", "2345-7^Glucose^LN", ".", "mg/dL", "N")
+         SC_OBX("9", "NM", "2345-7^Glucose^LN", "1\\.2", "mg/dL", "N"),
+         "OBX[2]-5: error: NM: not a number: 'abc'\n"
+         "OBX[2]-5: error: NM: not a number: 'abc'\n"
+         "OBX[3]-5: error: -1 is below the minimum 0\n"
+         "OBX[4]-5: error: 1001 is above the maximum 1000\n"
+         "OBX[5]-5: error: required field OBX-5 missing\n"
+         "OBX[8]-5: error: NM: not a number: '.'\n"
+         "OBX[8]-5: error: NM: not a number: '.'\n"
+         "OBX[9]-5: error: NM: not a number: '1\\.2'\n"
+         "OBX[9]-5: error: NM: not a number: '1\\.2'\n"},
+        {"nine repetitions past 64 bytes",
+         SC_MSH
+         "PID|1||1000^^^HOSP^MR~1001^^^HOSP^MR~1002^^^HOSP^MR~1003^^^HOSP^MR~1004^^^HOSP^MR~1005^^^HOSP^MR~1006^^^HOSP^MR~1007^^^HOSP^MR~^^^HOSP^MR||DOE^JANE||19800115|F\r"
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         "PID-3[9].1: error: CX: ID number (CX-1) missing\n"
+         "PID-3[9].1: error: CX: ID number (CX-1) missing\n"},
+        {"too many repetitions",
+         SC_MSH
+         "PID|1||1000^^^HOSP^MR~1001^^^HOSP^MR~1002^^^HOSP^MR~1003^^^HOSP^MR~1004^^^HOSP^MR~1005^^^HOSP^MR~1006^^^HOSP^MR~1007^^^HOSP^MR~1008^^^HOSP^MR~77^^^HOSP^XX~||DOE^JANE||19800115|F\r"
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         "PID-3: error: field repeats 11 times, at most 9 allowed\n"},
+        {"XPN repetitions",
+         SC_MSH
+         "PID|1||1234566^^M10^HOSP&2.16.840.1.113883.3.72&ISO^MR||DOE^J~^JANE~~\"\"||19800115|F\r"
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         "PID-5[2].1: error: XPN: family name (XPN-1) missing\n"
+         "PID-5[2].1: error: XPN: family name (XPN-1) missing\n"},
+        {"MSH-9.2 missing",
+         "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240601120000||ORU|1|P|2.5.1\r"
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         "MSH-9.2: error: required MSH-9.2 missing\n"},
+        {"MSH-9.2 unknown",
+         "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240601120000||ORU^R99|1|P|2.5.1\r"
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         "MSH-9.2: error: 'R99' is not in table 0003 (Event Type)\n"
+         "MSH-9.2: error: 'R99' is not in table 0003 (Event Type)\n"},
+        {"MSH-9.2 escaped",
+         "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240601120000||ORU^R\\T\\01|1|P|2.5.1\r"
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         "MSH-9.2: error: 'R&01' is not in table 0003 (Event Type)\n"
+         "MSH-9.2: error: 'R&01' is not in table 0003 (Event Type)\n"},
+        {"OBX-8 shapes",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N~H")
+         SC_OBX("2", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "XX")
+         SC_OBX("3", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N\\E\\")
+         SC_OBX("4", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "H")
+         SC_OBX("5", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "H"),
+         "OBX[2]-8: error: 'XX' is not in table 0078 (Abnormal Flags)\n"
+         "OBX[2]-8: error: 'XX' is not in table 0078 (Abnormal Flags)\n"
+         "OBX[3]-8: error: 'N\\' is not in table 0078 (Abnormal Flags)\n"
+         "OBX[3]-8: error: 'N\\' is not in table 0078 (Abnormal Flags)\n"},
+        {"problems in profile order",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "^^L N", "abc", "mg/dL", "ZZ")
+         SC_OBX("4", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("5", "NM", "2345-7^Glucose^LN", "112", "^^L!", "N"),
+         "OBX[3]-5: error: NM: not a number: 'abc'\n"
+         "OBX[3]-8: error: 'ZZ' is not in table 0078 (Abnormal Flags)\n"
+         "OBX[3]-3.1: error: CWE: identifier (CWE-1) or text (CWE-2) required\n"
+         "OBX[3]-5: error: NM: not a number: 'abc'\n"
+         "OBX[3]-8: error: 'ZZ' is not in table 0078 (Abnormal Flags)\n"
+         "OBX[5]-6.1: error: CE: identifier (CE-1) or text (CE-2) required\n"},
+        {"a one-segment group repeated",
+         SC_MSH
+         SC_PID
+         "PV1|1|O\rPV1|2|O\r"
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         "PV1[2]: error: segment PV1 repeats, but the ORU^R01 structure allows one here\n"},
+        {"rounds with notes and Z segments",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         "NTE|1\rNTE|2\r"
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         "NTE|1\r"
+         SC_OBX("2", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         "ZXY|1\r"
+         SC_OBX("3", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         "ZXY|2\r"
+         SC_OBX("5", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         "NTE|x\r",
+         ""},
+        {"a length checked the long way",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         "NTE|1||short\rNTE|2||a comment longer than twenty\rNTE|3||short\r"
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         "NTE[2]-3: error: too long: 28 characters, at most 20 allowed\n"},
+        {"a wrong value among repeated ones",
+         SC_MSH
+         SC_PID
+         SC_OBR
+         SC_OBX("1", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("2", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("3", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("4", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("5", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("6", "NM", "2345-7^Glucose^LN", "-5", "mg/dL", "N")
+         SC_OBX("7", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("8", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N")
+         SC_OBX("9", "NM", "2345-7^Glucose^LN", "112", "mg/dL", "N"),
+         "OBX[6]-5: error: -5 is below the minimum 0\n"},
+    };
+    validator *v = shortcut_validator();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = run(v, cases[i].msg);
+        if (strcmp(got, cases[i].expect))
+            fail_msg("%s:\n%s\nexpected:\n%s", cases[i].name, got, cases[i].expect);
+    }
+    validator_free(v);
+}
+
 /* --- data-driven cases ------------------------------------------------------------ */
 
 /* The validator every file under tests/data/quality is checked with. */
@@ -694,6 +1027,7 @@ int main(void)
         cmocka_unit_test(test_code_rule_filter),
         cmocka_unit_test(test_sex_specific_with_cwe_rule),
         cmocka_unit_test(test_format_and_ack),
+        cmocka_unit_test(test_shortcuts),
         cmocka_unit_test(test_data_valid),
         cmocka_unit_test(test_data_unusual),
         cmocka_unit_test(test_data_invalid),

@@ -154,6 +154,12 @@ static void test_dtm(void **state)
     why(HL7_TYPE_DTM, "20240601123045.");
     why(HL7_TYPE_DTM, "2024060112304X");
     why(HL7_TYPE_DTM, "abc");
+    /* digits are counted eight at a time: bytes next to '0'-'9', and bytes
+     * whose +6 carries, around the eighth */
+    const char *not_dtm[] = {"2024060:", "2024060/", "2024060\xff", "20240601\xfa" "0000",
+                             "2024060112:045", "20240601123045\xfa", "\xfa" "0240601"};
+    for (size_t i = 0; i < sizeof(not_dtm) / sizeof(not_dtm[0]); i++)
+        if (ok_value(HL7_TYPE_DTM, not_dtm[i])) fail_msg("DTM '%s' accepted", not_dtm[i]);
 
     hl7_dtm t;
     assert_true(hl7_dtm_parse("20240601123045.12+0130", 22, &t, NULL));
@@ -292,6 +298,19 @@ static void test_hd(void **state)
     assert_true(ok_raw(HL7_TYPE_HD, tabs, "^lab.example.org^DNS", &f));
     assert_false(ok_raw(HL7_TYPE_HD, tabs, "^1.02.3^ISO", &f));
     assert_int_equal(f.comp, 2);
+    /* OIDs: arcs of digits, none empty, none of several digits led by 0 */
+    const char *oids[] = {"0.1", "1.0", "2.16.840.1.113883", "1.0.10", "10.0"};
+    const char *not_oids[] = {"1", "0", ".1", "1.", "1..2", "01.2", "1.02", "1.2.", "1.a",
+                              "1.2-3", "00.1", "1.00"};
+    char hd[64];
+    for (size_t i = 0; i < sizeof(oids) / sizeof(oids[0]); i++) {
+        snprintf(hd, sizeof(hd), "^%s^ISO", oids[i]);
+        if (!ok_raw(HL7_TYPE_HD, tabs, hd, &f)) fail_msg("%s: %s", hd, f.text);
+    }
+    for (size_t i = 0; i < sizeof(not_oids) / sizeof(not_oids[0]); i++) {
+        snprintf(hd, sizeof(hd), "^%s^ISO", not_oids[i]);
+        if (ok_raw(HL7_TYPE_HD, tabs, hd, &f)) fail_msg("%s passes", hd);
+    }
     assert_false(ok_raw(HL7_TYPE_HD, tabs, "^xyz^UUID", &f));
     assert_false(ok_raw(HL7_TYPE_HD, tabs, "^1.2.3^OID", &f));
     assert_string_equal(f.text, "'OID' is not in table 0301 (Universal ID Type)");
@@ -371,6 +390,35 @@ static void test_builtin_tables(void **state)
     assert_string_equal(hl7_table_lookup(hl7_table_builtin("0004"), "E", 1)->display, "Emergency");
     assert_true(hl7_table_has(hl7_table_builtin("0104"), "2.5.1", 5));
     assert_false(hl7_table_has(hl7_table_builtin("0104"), "2.5.2", 5));
+}
+
+/* The tables a registry hands out look codes up in a hash index: every code
+ * of every built-in table is found there, and texts near them (prefixes,
+ * extensions, other bytes) are found exactly when bisecting finds them. */
+static void test_table_index(void **state)
+{
+    (void)state;
+    hl7_tables *r = hl7_tables_new();
+    for (size_t i = 0; i < hl7_table_builtin_count(); i++) {
+        const hl7_table *b = hl7_table_builtin_at(i), *t = hl7_tables_find(r, b->name);
+        assert_non_null(t);
+        assert_non_null(t->slots);
+        assert_null(b->slots);
+        assert_int_equal(t->n, b->n);
+        for (size_t k = 0; k < t->n; k++) {
+            const char *c = t->entries[k].code;
+            size_t len = strlen(c);
+            assert_ptr_equal(hl7_table_lookup(t, c, len), &t->entries[k]);
+            char near[40];
+            snprintf(near, sizeof(near), "%sX", c);
+            const char *tries[] = {c, near, "", "\x80", "A", "NM"};
+            size_t lens[] = {len ? len - 1 : 0, len + 1, 0, 1, 1, 2};
+            for (size_t j = 0; j < sizeof(tries) / sizeof(tries[0]); j++)
+                assert_ptr_equal(hl7_table_lookup(t, tries[j], lens[j]),
+                                 hl7_table_lookup(b, tries[j], lens[j]));
+        }
+    }
+    hl7_tables_free(r);
 }
 
 static hl7_table_status add(hl7_tables *r, const char *text, hl7_table_error *err)
@@ -512,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_hd),
         cmocka_unit_test(test_xpn_xad_cwe_ts),
         cmocka_unit_test(test_builtin_tables),
+        cmocka_unit_test(test_table_index),
         cmocka_unit_test(test_csv_tables),
         cmocka_unit_test(test_from_time_and_numbers),
     };

@@ -125,7 +125,7 @@ static void same_problems(const validator *v, const hl7_msg *m, const char *what
     assert_int_equal(hl7_parse(m2, wire.p, wire.len, &he), HL7_OK);
     validate_message(v, m2, NOW, &r2);
     problems_text(&r2, &b);
-    if (a.len != b.len || memcmp(a.p, b.p, a.len) != 0)
+    if (strcmp(tbuf_cstr(&a), tbuf_cstr(&b)) != 0)
         fail_msg("%s: the edited message\n%s\ngives\n%s\nbut written out and parsed again\n%s",
                  what, tbuf_cstr(&wire), tbuf_cstr(&a), tbuf_cstr(&b));
     hl7_msg_free(m2);

@@ -19,8 +19,10 @@
  * from one message to the next, and memos of what it did to texts that
  * repeat from message to message, each a function of the text, the
  * configuration and the delimiters alone: a map step's rewrite of a coded
- * value by its raw text (memo_row), a convert step's conversion of the last
- * reference range (same_range()). A value is converted anew every time.
+ * value by its raw text (memo_row, with whether a splice took it: a hit
+ * on such a row is spliced unchecked, hl7_splice_clean_at), a convert
+ * step's conversion of the last reference range (same_range()). A value
+ * is converted anew every time.
  */
 #include "engine/transform.h"
 

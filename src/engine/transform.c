@@ -19,8 +19,10 @@
  * from one message to the next, and memos of what it did to texts that
  * repeat from message to message, each a function of the text, the
  * configuration and the delimiters alone: a map step's rewrite of a coded
- * value by its raw text (memo_row), a convert step's conversion of the last
- * reference range (same_range()). A value is converted anew every time.
+ * value by its raw text (memo_row, with whether a splice took it: a hit
+ * on such a row is spliced unchecked, hl7_splice_clean_at), a convert
+ * step's conversion of the last reference range (same_range()). A value
+ * is converted anew every time.
  */
 #include "engine/transform.h"
 
@@ -82,6 +84,7 @@ typedef struct esc_row {
 typedef struct memo_row {
     uint16_t raw_len, out_len; /* text[0..raw_len) the raw value, then its rewrite */
     bool same;                 /* the step leaves the value as it is */
+    bool clean;                /* a splice took the rewrite: it needs no check */
     char text[MEMO_TEXT];
 } memo_row;
 
@@ -682,7 +685,7 @@ static hl7_path map_where(const step *s, uint32_t occ)
 }
 
 static int store_coded(const step *s, hl7_msg *m, uint32_t idx, uint32_t occ, hl7_span raw,
-                       const char *text, size_t len, tbuf *err);
+                       const char *text, size_t len, memo_row *mr, tbuf *err);
 
 /* A coded value's rewrite after its code was found (row r): components 1-3
  * of the repetition raw (a span of segment idx, split into comps) become
@@ -695,15 +698,19 @@ static int map_rewrite(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, ui
     const esc_row *e = escaped_target(s, m, r);
     coded_target(e, hl7_delims_of(m)->comp, raw, comps, ncomps, &c->c);
     if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
-    return store_coded(s, m, idx, occ, raw, c->c.p, c->c.len, err);
+    return store_coded(s, m, idx, occ, raw, c->c.p, c->c.len, NULL, err);
 }
 
-/* Writes text[0..len), the new repetition raw of segment idx. */
+/* Writes text[0..len), the new repetition raw of segment idx; when a
+ * splice takes it, notes in the memo row mr (if any) that it is clean. */
 static int store_coded(const step *s, hl7_msg *m, uint32_t idx, uint32_t occ, hl7_span raw,
-                       const char *text, size_t len, tbuf *err)
+                       const char *text, size_t len, memo_row *mr, tbuf *err)
 {
     hl7_error he;
-    if (hl7_splice_raw_at(m, idx, s->path.field, raw, text, len, &he) == HL7_OK) return 0;
+    if (hl7_splice_raw_at(m, idx, s->path.field, raw, text, len, &he) == HL7_OK) {
+        if (mr) mr->clean = true;
+        return 0;
+    }
     /* What a splice refuses (a value holding the field separator: an escape
      * written with a backslash that is the separator, in a message that
      * declares no escape character) goes the long way, as it always did. */
@@ -783,6 +790,7 @@ static void memo_keep(const step *s, memo_row *r, uint64_t h, hl7_span raw, cons
     r->raw_len = (uint16_t)raw.len;
     memcpy(r->text, raw.p, raw.len);
     r->same = !out;
+    r->clean = false; /* until store_coded() splices it */
     r->out_len = out ? (uint16_t)out->len : 0;
     if (out) memcpy(r->text + raw.len, out->p, out->len);
     size_t k = (size_t)(r - &s->memo->row[0][0]);
@@ -802,9 +810,14 @@ static int map_coded(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint
     if (!rep_raw(m, idx, s->path.field, s->path.rep, &raw, &limit)) return 0; /* nothing to map */
     uint64_t h = 0;
     memo_row *mr, *hit = memo_find(s, raw, &h, &mr);
-    if (hit)
-        return hit->same ? 0
-                         : store_coded(s, m, idx, occ, raw, hit->text + raw.len, hit->out_len, err);
+    if (hit) {
+        if (hit->same) return 0;
+        if (hit->clean) { /* spliced before with these delimiters: no check needed */
+            hl7_splice_clean_at(m, idx, s->path.field, raw, hit->text + raw.len, hit->out_len);
+            return 0;
+        }
+        return store_coded(s, m, idx, occ, raw, hit->text + raw.len, hit->out_len, NULL, err);
+    }
     bool plain;
     uint32_t ncomps = split_coded(raw, limit, d, comps, &plain);
     if (!plain) mr = NULL; /* decoded with the message's character set: not kept */
@@ -823,7 +836,7 @@ static int map_coded(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint
         coded_target(e, d->comp, raw, comps, ncomps, &c->c);
         bool same = c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0;
         memo_keep(s, mr, h, raw, same ? NULL : &c->c);
-        return same ? 0 : store_coded(s, m, idx, occ, raw, c->c.p, c->c.len, err);
+        return same ? 0 : store_coded(s, m, idx, occ, raw, c->c.p, c->c.len, mr, err);
     }
     if (r.unmapped != CODEMAP_UNMAPPED_ERROR) {
         memo_keep(s, mr, h, raw, NULL);

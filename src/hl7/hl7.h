@@ -377,6 +377,12 @@ hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edi
  * field is HL7_ERR_VALUE. On failure nothing is changed. */
 hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_span old,
                              const char *raw, size_t len, hl7_error *err);
+/* hl7_splice_raw_at() without its checks, for a caller that knows they
+ * pass: index, field and old as it allows, and raw a text it accepted
+ * before for a message with the same field separator (no CR, LF, NUL or
+ * field separator). Only the cheap checks are asserted; raw is not scanned. */
+void hl7_splice_clean_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_span old,
+                         const char *raw, size_t len);
 /* Inserts a segment given as wire text ("NTE|1||text") before 0-based index
  * `index` (seg_count appends). MSH cannot be inserted. */
 hl7_status hl7_seg_insert(hl7_msg *m, uint32_t index, const char *text, size_t len,

@@ -7,7 +7,9 @@
  * text holds field separators); the input buffer is never written. Several
  * first repetitions of one segment can change in one rewrite
  * (hl7_set_fields_raw_at), and a span the caller located inside a field can
- * be replaced without finding it again (hl7_splice_raw_at); these two keep
+ * be replaced without finding it again (hl7_splice_raw_at, or
+ * hl7_splice_clean_at for a text the caller knows a splice accepts: no
+ * check, no scan); these keep
  * the segment's pieces, so they shift its own run of offsets in place (the
  * fields written all existing, for the first). Setting a
  * value deeper than the message holds pads with empty fields, repetitions or
@@ -500,6 +502,24 @@ hl7_status hl7_set_fields_raw_at(hl7_msg *m, uint32_t index, const hl7_field_edi
     return HL7_OK;
 }
 
+/* Segment s (at index in m) with the bytes old, inside piece k, replaced
+ * by raw[0..len): one copy into owned memory, the pieces after k (and the
+ * sentinel) moved where they are; the arguments already checked. */
+static inline void splice_in(hl7_msg *m, hl7_seg *s, uint32_t k, hl7_span old, const char *raw,
+                             size_t len)
+{
+    const uint32_t npieces = hl7_seg_pieces(s);
+    const size_t head = (size_t)(old.p - s->p), tail = s->len - head - old.len;
+    const size_t nlen = head + len + tail;
+    char *t = hl7_own_take(m, nlen);
+    memcpy(t, s->p, head);
+    memcpy(t + head, raw, len);
+    memcpy(t + head + len, old.p + old.len, tail);
+    shift_in_place(m->fofs + s->fofs, k + 1, npieces + 1, (uint32_t)(len - old.len));
+    s->p = t;
+    s->len = (uint32_t)nlen;
+}
+
 hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_span old,
                              const char *raw, size_t len, hl7_error *err)
 {
@@ -511,7 +531,7 @@ hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_spa
     if (field == 0 || field > s->nfields || field <= 2 * msh)
         return hl7_fail(err, HL7_ERR_VALUE, 0, "field %u of %s cannot be spliced into", field,
                         s->id);
-    const uint32_t k = field - msh, npieces = hl7_seg_pieces(s);
+    const uint32_t k = field - msh;
     const uint32_t *of = m->fofs + s->fofs;
     const char *fp = s->p + of[k], *fend = s->p + of[k + 1] - 1;
     if (old.p < fp || old.p > fend || old.len > (size_t)(fend - old.p))
@@ -522,17 +542,21 @@ hl7_status hl7_splice_raw_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_spa
         return hl7_fail(err, HL7_ERR_VALUE, bad,
                         "a value may not contain CR, LF, NUL or the field separator (byte %zu)",
                         bad);
-    const size_t head = (size_t)(old.p - s->p), tail = s->len - head - old.len;
-    const size_t nlen = head + len + tail;
-    char *t = hl7_own_reserve(m, nlen);
-    memcpy(t, s->p, head);
-    memcpy(t + head, raw, len);
-    memcpy(t + head + len, old.p + old.len, tail);
-    /* the pieces stay the same: those after field k (and the sentinel) move */
-    shift_in_place(m->fofs + s->fofs, k + 1, npieces + 1, (uint32_t)(len - old.len));
-    s->p = t;
-    s->len = (uint32_t)nlen;
+    splice_in(m, s, k, old, raw, len);
     return HL7_OK;
+}
+
+void hl7_splice_clean_at(hl7_msg *m, uint32_t index, uint32_t field, hl7_span old,
+                         const char *raw, size_t len)
+{
+    assert(index < m->nsegs);
+    hl7_seg *s = &m->segs[index];
+    const uint32_t msh = !memcmp(s->id, "MSH", 3);
+    assert(field > 2 * msh && field <= s->nfields);
+    const uint32_t k = field - msh;
+    assert(old.p >= s->p && old.len <= s->len - (size_t)(old.p - s->p)); /* in the segment */
+    /* raw is not scanned (that is the point); tests compare it with the checked splice */
+    splice_in(m, s, k, old, raw, len);
 }
 
 /* Without an escape character a delimiter in the text cannot be written

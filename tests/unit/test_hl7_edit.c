@@ -508,6 +508,58 @@ static void test_line_breaks_at_every_offset(void **state)
     hl7_msg_free(m);
 }
 
+/* hl7_splice_clean_at() of a text hl7_splice_raw_at() accepts gives the
+ * same message: two copies spliced at the same random spans, one each way,
+ * compared segment by segment (text and field offsets) and serialized. */
+static void test_splice_clean_matches_checked(void **state)
+{
+    (void)state;
+    for (int it = 0; it < 2000; it++) {
+        char text[512];
+        random_text(text, sizeof text, "NTE|9\r");
+        hl7_msg *a = parse(text), *b = parse(text);
+        for (int k = 0; k < 6; k++) {
+            uint32_t idx = rnd(6) == 0 ? 0 : 1;
+            const hl7_seg *s = hl7_seg_at(a, idx);
+            if (s->nfields == 0) break;
+            uint32_t field = 1 + rnd(s->nfields);
+            if (idx == 0 && field <= 2) field = 3;
+            if (field > s->nfields) break;
+            hl7_span fa, fb;
+            assert_int_equal(hl7_raw(a, idx, field, 0, 0, 0, &fa) != HL7_ABSENT, true);
+            assert_int_equal(hl7_raw(b, idx, field, 0, 0, 0, &fb) != HL7_ABSENT, true);
+            size_t x = rnd((uint32_t)fa.len + 1), y = x + rnd((uint32_t)(fa.len - x) + 1);
+            const char *v = VALUES[rnd(sizeof VALUES / sizeof *VALUES)];
+            if (strchr(v, '|')) continue; /* refused: not a clean text */
+            hl7_error e;
+            assert_int_equal(hl7_splice_raw_at(a, idx, field, (hl7_span){fa.p + x, y - x}, v,
+                                               strlen(v), &e),
+                             HL7_OK);
+            hl7_splice_clean_at(b, idx, field, (hl7_span){fb.p + x, y - x}, v, strlen(v));
+            const hl7_seg *sa = hl7_seg_at(a, idx), *sb = hl7_seg_at(b, idx);
+            assert_int_equal(sa->len, sb->len);
+            assert_memory_equal(sa->p, sb->p, sa->len);
+            assert_int_equal(sa->nfields, sb->nfields);
+            for (uint32_t f = 1; f <= sa->nfields; f++) {
+                hl7_span ra, rb;
+                assert_int_equal(hl7_raw(a, idx, f, 0, 0, 0, &ra), hl7_raw(b, idx, f, 0, 0, 0, &rb));
+                assert_int_equal(ra.len, rb.len);
+                assert_int_equal(ra.p - sa->p, rb.p - sb->p);
+            }
+            check_index(b);
+        }
+        tbuf ta = TBUF_INIT, tb = TBUF_INIT;
+        hl7_serialize(a, &ta);
+        hl7_serialize(b, &tb);
+        assert_int_equal(ta.len, tb.len);
+        assert_memory_equal(ta.p, tb.p, ta.len);
+        tbuf_free(&ta);
+        tbuf_free(&tb);
+        hl7_msg_free(a);
+        hl7_msg_free(b);
+    }
+}
+
 /* hl7_splice_raw_at() at random spans of random fields, against the text
  * spliced by hand; what it refuses leaves the message as it was. */
 static void test_splice_matches_reference(void **state)
@@ -586,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_escape_for),
         cmocka_unit_test(test_line_breaks_at_every_offset),
         cmocka_unit_test(test_splice_matches_reference),
+        cmocka_unit_test(test_splice_clean_matches_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -355,8 +355,10 @@ static uint32_t next_rand(uint64_t *state)
 
 /* One random message: OBX-3 values drawn from a small set (so that they
  * repeat from one message to the next), mapped, unmapped, escaped, empty,
- * with other repetitions and components, under one of three delimiter
- * sets (the third without an escape character). */
+ * with other repetitions and components, under one of four delimiter
+ * sets (the third without an escape character; the fourth has a backslash
+ * for field separator and no escape character, so a target needing an
+ * escape cannot be spliced: such a rewrite, kept, is not "clean"). */
 static void random_message(uint64_t *rs, tbuf *t)
 {
     static const char *const codes[] = {"L1", "L2", "L299", "SAME", "ODD", "BARE", "C1",
@@ -366,8 +368,9 @@ static void random_message(uint64_t *rs, tbuf *t)
                                        "~L3^Other^99L", "^Local^99L~L4"};
     static const char *const msh[] = {"MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\r",
                                       "MSH#:*!%#A#B#C#D#20260101##ORU:R01#1#P#2.5\r",
-                                      "MSH|^~\\|A|B|C|D|20260101||ORU^R01|1|P|2.5\r"};
-    uint32_t k = next_rand(rs) % 3;
+                                      "MSH|^~\\|A|B|C|D|20260101||ORU^R01|1|P|2.5\r",
+                                      "MSH\\^~\\A\\B\\C\\D\\20260101\\\\ORU^R01\\1\\P\\2.5\r"};
+    uint32_t k = next_rand(rs) % 4;
     tbuf_reset(t);
     tbuf_puts(t, msh[k]);
     uint32_t n = 1 + next_rand(rs) % 6;
@@ -378,6 +381,7 @@ static void random_message(uint64_t *rs, tbuf *t)
         for (size_t j = 0; j < tmp.len; j++) { /* the message's own delimiters */
             char c = tmp.p[j];
             if (k == 1) c = c == '|' ? '#' : c == '^' ? ':' : c == '~' ? '*' : c == '\\' ? '%' : c;
+            if (k == 3 && c == '|') c = '\\';
             tbuf_putc(t, c);
         }
         tbuf_free(&tmp);
@@ -453,6 +457,7 @@ static void random_obx_message(uint64_t *rs, tbuf *t)
         for (size_t j = 0; j < tmp.len; j++) {
             char c = tmp.p[j];
             if (k == 1) c = c == '|' ? '#' : c == '^' ? ':' : c == '~' ? '*' : c == '\\' ? '%' : c;
+            if (k == 3 && c == '|') c = '\\';
             if (k == 2 && c == '^') c = '.';
             tbuf_putc(t, c);
         }

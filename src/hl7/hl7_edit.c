@@ -123,10 +123,11 @@ static uint32_t find_or_create(hl7_msg *m, const hl7_path *p)
     }
 }
 
-/* to[k] = from[k] + delta for k in [k0, n): four at a time (fofs runs do
- * not overlap). */
-static void shift_offsets(uint32_t *restrict to, const uint32_t *restrict from, uint32_t k0,
-                          uint32_t n, uint32_t delta)
+/* to[k] = from[k] + delta for k in [k0, n), four at a time; to may be
+ * from (a shift in place: each group of four is read before it is
+ * written). */
+static void shift_offsets(uint32_t *to, const uint32_t *from, uint32_t k0, uint32_t n,
+                          uint32_t delta)
 {
     uint32_t k = k0;
 #if defined(__GNUC__)
@@ -143,22 +144,10 @@ static void shift_offsets(uint32_t *restrict to, const uint32_t *restrict from, 
         to[k] = from[k] + delta;
 }
 
-/* of[k] += delta for k in [k0, n), in place: four at a time. */
-static void shift_in_place(uint32_t *of, uint32_t k0, uint32_t n, uint32_t delta)
+/* of[k] += delta for k in [k0, n). */
+static inline void shift_in_place(uint32_t *of, uint32_t k0, uint32_t n, uint32_t delta)
 {
-    uint32_t k = k0;
-#if defined(__GNUC__)
-    typedef uint32_t v4 __attribute__((vector_size(16)));
-    const v4 dv = {delta, delta, delta, delta};
-    for (; k + 4 <= n; k += 4) {
-        v4 x;
-        memcpy(&x, of + k, sizeof x);
-        x += dv;
-        memcpy(of + k, &x, sizeof x);
-    }
-#endif
-    for (; k < n; k++)
-        of[k] += delta;
+    shift_offsets(of, of, k0, n, delta);
 }
 
 /* Segment idx with piece `piece` (0 is the id) replaced by fv[0..fvlen),

@@ -500,7 +500,7 @@ static inline void splice_in(hl7_msg *m, hl7_seg *s, uint32_t k, hl7_span old, c
     const uint32_t npieces = hl7_seg_pieces(s);
     const size_t head = (size_t)(old.p - s->p), tail = s->len - head - old.len;
     const size_t nlen = head + len + tail;
-    char *t = hl7_own_take(m, nlen);
+    char *t = hl7_own_reserve(m, nlen);
     memcpy(t, s->p, head);
     memcpy(t + head, raw, len);
     memcpy(t + head + len, old.p + old.len, tail);

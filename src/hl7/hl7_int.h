@@ -47,20 +47,18 @@ void hl7_msg_reset(hl7_msg *m);
 uint32_t hl7_index_segment(hl7_msg *m, const char *t, uint32_t len, uint32_t *nfields);
 /* Copies n bytes into memory the message owns until reset. */
 char *hl7_own(hl7_msg *m, const char *p, size_t n);
+/* Starts a new chunk of owned memory with room for n + 1 bytes: the slow
+ * path of hl7_own_reserve(). */
+void hl7_own_chunk(hl7_msg *m, size_t n);
 /* n + 1 bytes of memory the message owns until reset (the last one set to
- * NUL), to be filled by the caller. */
-char *hl7_own_reserve(hl7_msg *m, size_t n);
-/* hl7_own_reserve() with the common case, room in the current chunk,
- * inline (the same bytes and bookkeeping); for edits done per segment. */
-static inline char *hl7_own_take(hl7_msg *m, size_t n)
+ * NUL), to be filled by the caller. Inline: edits take some per segment. */
+static inline char *hl7_own_reserve(hl7_msg *m, size_t n)
 {
-    if (m->nowned && n + 1 <= m->own_cap - m->own_used) {
-        char *c = m->owned[m->nowned - 1] + m->own_used;
-        c[n] = '\0';
-        m->own_used += n + 1;
-        return c;
-    }
-    return hl7_own_reserve(m, n);
+    if (!m->nowned || n + 1 > m->own_cap - m->own_used) hl7_own_chunk(m, n);
+    char *c = m->owned[m->nowned - 1] + m->own_used;
+    c[n] = '\0';
+    m->own_used += n + 1;
+    return c;
 }
 /* Makes room for `extra` more entries in m->fofs. */
 void hl7_fofs_reserve(hl7_msg *m, size_t extra);

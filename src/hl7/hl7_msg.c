@@ -157,20 +157,14 @@ char *hl7_own(hl7_msg *m, const char *p, size_t n)
     return c;
 }
 
-char *hl7_own_reserve(hl7_msg *m, size_t n)
+void hl7_own_chunk(hl7_msg *m, size_t n)
 {
-    if (!m->nowned || m->own_used + n + 1 > m->own_cap) {
-        size_t cap = n + 1 > OWN_CHUNK ? n + 1 : OWN_CHUNK;
-        m->owned = xgrow(m->owned, &m->ownedcap, m->nowned + 1, sizeof(*m->owned));
-        m->owned[m->nowned++] = xmalloc(cap);
-        if (m->nowned == 1) m->own_cap0 = cap;
-        m->own_used = 0;
-        m->own_cap = cap;
-    }
-    char *c = m->owned[m->nowned - 1] + m->own_used;
-    c[n] = '\0';
-    m->own_used += n + 1;
-    return c;
+    size_t cap = n + 1 > OWN_CHUNK ? n + 1 : OWN_CHUNK;
+    m->owned = xgrow(m->owned, &m->ownedcap, m->nowned + 1, sizeof(*m->owned));
+    m->owned[m->nowned++] = xmalloc(cap);
+    if (m->nowned == 1) m->own_cap0 = cap;
+    m->own_used = 0;
+    m->own_cap = cap;
 }
 
 /* Writes bytes for an error message: printable ASCII as is, others as \xHH. */

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "base/mem.h"
 #include "engine/script.h"
 #include "term/ucum.h"
@@ -421,28 +422,13 @@ hl7_failed:
     return -1;
 }
 
-/* a[0..n) equals b[0..n), a few bytes: words and overlapping words. */
-static bool same_text(const char *a, const char *b, size_t n)
-{
-    uint32_t x, y, u, w;
-    if (n < 4) return n == 0 || (a[0] == b[0]) & (a[n / 2] == b[n / 2]) & (a[n - 1] == b[n - 1]);
-    if (n <= 8) {
-        memcpy(&x, a, 4);
-        memcpy(&y, b, 4);
-        memcpy(&u, a + n - 4, 4);
-        memcpy(&w, b + n - 4, 4);
-        return ((x ^ y) | (u ^ w)) == 0;
-    }
-    return memcmp(a, b, n) == 0;
-}
-
 /* Whether OBX-3.1 of o is `code`: its raw bytes when it holds no escape,
  * else decoded. */
 static bool code_is(transform_chain *c, const hl7_msg *m, const obx_ref *o, const char *code,
                     size_t code_len)
 {
     if (!o->value) return false;
-    if (o->plain) return o->code.len == code_len && same_text(o->code.p, code, code_len);
+    if (o->plain) return o->code.len == code_len && bytes_equal(o->code.p, code, code_len);
     const hl7_delims *d = hl7_delims_of(m);
     tbuf_reset(&c->c);
     hl7_unescape(d, hl7_charset_of(m), o->code.p, o->code.len, &c->c);
@@ -684,23 +670,6 @@ static hl7_path map_where(const step *s, uint32_t occ)
     return p;
 }
 
-static int store_coded(const step *s, hl7_msg *m, uint32_t idx, uint32_t occ, hl7_span raw,
-                       const char *text, size_t len, memo_row *mr, tbuf *err);
-
-/* A coded value's rewrite after its code was found (row r): components 1-3
- * of the repetition raw (a span of segment idx, split into comps) become
- * the row's target, spliced in its place, nothing done when that changes
- * nothing. */
-static int map_rewrite(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
-                       hl7_span raw, const hl7_span *comps, uint32_t ncomps,
-                       const codemap_result *r, tbuf *err)
-{
-    const esc_row *e = escaped_target(s, m, r);
-    coded_target(e, hl7_delims_of(m)->comp, raw, comps, ncomps, &c->c);
-    if (c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0) return 0;
-    return store_coded(s, m, idx, occ, raw, c->c.p, c->c.len, NULL, err);
-}
-
 /* Writes text[0..len), the new repetition raw of segment idx; when a
  * splice takes it, notes in the memo row mr (if any) that it is clean. */
 static int store_coded(const step *s, hl7_msg *m, uint32_t idx, uint32_t occ, hl7_span raw,
@@ -720,58 +689,21 @@ static int store_coded(const step *s, hl7_msg *m, uint32_t idx, uint32_t occ, hl
     return map_failed(s->cfg, &p, &he, err);
 }
 
-/* a[0..n) equals b[0..n), both readable for n bytes: words, the last one
- * overlapping. */
-static bool same_bytes(const char *a, const char *b, size_t n)
-{
-    if (n < 8) return memcmp(a, b, n) == 0;
-    uint64_t x, y, diff = 0;
-    for (size_t i = 0; n - i > 8; i += 8) {
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        diff |= x ^ y;
-    }
-    memcpy(&x, a + n - 8, 8);
-    memcpy(&y, b + n - 8, 8);
-    return (diff | (x ^ y)) == 0;
-}
-
-/* The hash of text[0..n): eight bytes at a time, the last eight read as an
- * overlapping word, the length mixed in. */
-static uint64_t text_hash(const char *p, size_t n)
-{
-    const uint64_t k = 0xff51afd7ed558ccdull;
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w = 0;
-    if (n >= 8) {
-        for (size_t i = 0; n - i > 8; i += 8) {
-            memcpy(&w, p + i, 8);
-            h = (h ^ w) * k;
-            h ^= h >> 32;
-        }
-        memcpy(&w, p + n - 8, 8);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            w = w << 8 | (unsigned char)p[i];
-    }
-    h = (h ^ w) * k;
-    h ^= h >> 29;
-    return h ? h : 1;
-}
-
 /* The memo's row for the raw value raw (its hash in *h): the one that holds
  * it, or NULL with the row to keep it in *put (NULL when it cannot be kept). */
 static memo_row *memo_find(const step *s, hl7_span raw, uint64_t *h, memo_row **put)
 {
     *put = NULL;
     if (raw.len > MEMO_TEXT / 2) return NULL;
-    const uint64_t hh = *h = text_hash(raw.p, raw.len);
+    uint64_t hh = bytes_hash(raw.p, raw.len);
+    hh = *h = hh ? hh : 1; /* 0: an empty row */
     memo *mo = s->memo;
     const size_t set = hh % MEMO_SETS;
     const uint64_t *hs = mo->hash[set];
     size_t w = hs[0] == hh ? 0 : hs[1] == hh ? 1 : hs[2] == hh ? 2 : hs[3] == hh ? 3 : MEMO_WAYS;
     if (w < MEMO_WAYS) {
         memo_row *r = &mo->row[set][w];
-        if (r->raw_len == raw.len && same_bytes(r->text, raw.p, raw.len)) return r;
+        if (r->raw_len == raw.len && bytes_equal(r->text, raw.p, raw.len)) return r;
     } else {
         w = (hh >> 32) % MEMO_WAYS;
         for (size_t k = 0; k < MEMO_WAYS; k++)
@@ -795,6 +727,21 @@ static void memo_keep(const step *s, memo_row *r, uint64_t h, hl7_span raw, cons
     if (out) memcpy(r->text + raw.len, out->p, out->len);
     size_t k = (size_t)(r - &s->memo->row[0][0]);
     s->memo->hash[k / MEMO_WAYS][k % MEMO_WAYS] = h;
+}
+
+/* A coded value's rewrite after its code was found (row r): components 1-3
+ * of the repetition raw (a span of segment idx, split into comps) become
+ * the row's target, spliced in its place, nothing done when that changes
+ * nothing; kept in the memo row mr (hash h) when there is one. */
+static int map_rewrite(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32_t occ,
+                       hl7_span raw, const hl7_span *comps, uint32_t ncomps,
+                       const codemap_result *r, memo_row *mr, uint64_t h, tbuf *err)
+{
+    const esc_row *e = escaped_target(s, m, r);
+    coded_target(e, hl7_delims_of(m)->comp, raw, comps, ncomps, &c->c);
+    bool same = c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0;
+    memo_keep(s, mr, h, raw, same ? NULL : &c->c);
+    return same ? 0 : store_coded(s, m, idx, occ, raw, c->c.p, c->c.len, mr, err);
 }
 
 /* Maps the coded field of the step's path (components 1-3 of a repetition)
@@ -831,13 +778,8 @@ static int map_coded(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint
         if (!plain) system.len = strlen(system.p); /* as a C string */
     }
     codemap_result r;
-    if (codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r)) {
-        const esc_row *e = escaped_target(s, m, &r);
-        coded_target(e, d->comp, raw, comps, ncomps, &c->c);
-        bool same = c->c.len == raw.len && memcmp(c->c.p, raw.p, raw.len) == 0;
-        memo_keep(s, mr, h, raw, same ? NULL : &c->c);
-        return same ? 0 : store_coded(s, m, idx, occ, raw, c->c.p, c->c.len, mr, err);
-    }
+    if (codemap_lookup_span(s->map, system.p, system.len, code.p, code.len, &r))
+        return map_rewrite(c, s, m, idx, occ, raw, comps, ncomps, &r, mr, h, err);
     if (r.unmapped != CODEMAP_UNMAPPED_ERROR) {
         memo_keep(s, mr, h, raw, NULL);
         return 0;
@@ -875,7 +817,7 @@ static int map_one(transform_chain *c, step *s, hl7_msg *m, uint32_t idx, uint32
         hl7_span raw, comps[4];
         if (hl7_get_raw_at(m, idx, &rp, &raw) < HL7_EMPTY) raw = (hl7_span){"", 0};
         uint32_t ncomps = split_comps(raw, hl7_delims_of(m)->comp, comps);
-        return map_rewrite(c, s, m, idx, occ, raw, comps, ncomps, &r, err);
+        return map_rewrite(c, s, m, idx, occ, raw, comps, ncomps, &r, NULL, 0, err);
     }
     if (strcmp(c->a.p, r.target_code) == 0) return 0;
     hl7_error he;

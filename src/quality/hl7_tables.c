@@ -8,6 +8,7 @@
  */
 #include "quality/hl7_tables.h"
 
+#include "base/bytes.h"
 #include "base/mem.h"
 #include "base/tbuf.h"
 
@@ -765,14 +766,6 @@ static int cmp_code(const char *a, size_t alen, const char *b)
     return b[alen] ? -1 : 0;
 }
 
-/* FNV-1a of code[0..len), the hash of the slots. */
-static uint32_t code_hash(const char *code, size_t len)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)code[i]) * 16777619u;
-    return h;
-}
-
 /* The entry code equals code[0..len). */
 static bool code_is(const char *entry, const char *code, size_t len)
 {
@@ -784,7 +777,7 @@ static bool code_is(const char *entry, const char *code, size_t len)
 const hl7_table_entry *hl7_table_lookup(const hl7_table *t, const char *code, size_t len)
 {
     if (t->slots) {
-        for (size_t i = code_hash(code, len) & t->mask;; i = (i + 1) & t->mask) {
+        for (size_t i = (size_t)bytes_hash(code, len) & t->mask;; i = (i + 1) & t->mask) {
             uint32_t s = t->slots[i];
             if (!s) return NULL;
             if (code_is(t->entries[s - 1].code, code, len)) return &t->entries[s - 1];
@@ -811,7 +804,7 @@ static uint32_t *index_table(hl7_table *t)
     uint32_t *slots = xcalloc(size, sizeof(*slots));
     for (size_t k = 0; k < t->n; k++) {
         const char *c = t->entries[k].code;
-        size_t i = code_hash(c, strlen(c)) & (size - 1);
+        size_t i = (size_t)bytes_hash(c, strlen(c)) & (size - 1);
         while (slots[i]) i = (i + 1) & (size - 1);
         slots[i] = (uint32_t)k + 1;
     }

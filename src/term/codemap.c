@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "base/bytes.h"
 #include "base/mem.h"
 #include "base/tbuf.h"
 
@@ -199,39 +200,6 @@ static void normalize(codemap_match match, const char *s, size_t len, tbuf *out)
     }
 }
 
-static uint64_t hash_mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0xff51afd7ed558ccdull;
-    return h ^ (h >> 32);
-}
-
-/* The key's hash: eight bytes at a time, the last (partial) eight read as
- * the overlapping last word, keys under eight bytes as two overlapping
- * halves or three bytes; the length is mixed in, so overlaps do not make
- * keys alike. */
-static uint64_t hash_bytes(const char *s, size_t len)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-    if (len >= 8) {
-        uint64_t w;
-        size_t i = 0;
-        for (; len - i > 8; i += 8) {
-            memcpy(&w, s + i, 8);
-            h = hash_mix(h, w);
-        }
-        memcpy(&w, s + len - 8, 8);
-        h = hash_mix(h, w);
-    } else if (len >= 4) {
-        uint32_t a, b;
-        memcpy(&a, s, 4);
-        memcpy(&b, s + len - 4, 4);
-        h = hash_mix(h, (uint64_t)a << 32 | b);
-    } else if (len) {
-        const unsigned char *u = (const unsigned char *)s;
-        h = hash_mix(h, (uint64_t)u[0] << 16 | (uint64_t)u[len / 2] << 8 | u[len - 1]);
-    }
-    return h ^ (h >> 29);
-}
 
 static const char *pool_str(const codemap *m, uint32_t off)
 {
@@ -322,7 +290,7 @@ static codemap_status add_row(codemap *m, const char *ssys, const char *scode, c
         st = fail(err, CODEMAP_ERR_FORMAT, line, 0, "source code '%s' is blank", scode);
         goto done;
     }
-    uint64_t h = hash_bytes(key.p, key.len);
+    uint64_t h = bytes_hash(key.p, key.len);
     const codemap_row *dup = find_row(m, h, key.p, key.len, ssys, ssys ? strlen(ssys) : 0, true);
     if (dup) {
         if (dup->line)
@@ -411,7 +379,7 @@ find_normalized(const codemap *m, const char *system, size_t slen, const char *c
         key = heap.p ? heap.p : "";
         klen = heap.len;
     }
-    const codemap_row *r = find_row(m, hash_bytes(key, klen), key, klen, system, slen, false);
+    const codemap_row *r = find_row(m, bytes_hash(key, klen), key, klen, system, slen, false);
     tbuf_free(&heap);
     return r;
 }
@@ -422,7 +390,7 @@ bool codemap_lookup_span(const codemap *m, const char *source_system, size_t sys
     if (!system_len) source_system = NULL;
     const codemap_row *r =
         m->opt.match == CODEMAP_MATCH_EXACT
-            ? find_row(m, hash_bytes(code, len), code, len, source_system, system_len, false)
+            ? find_row(m, bytes_hash(code, len), code, len, source_system, system_len, false)
             : find_normalized(m, source_system, system_len, code, len);
     out->unmapped = m->opt.unmapped;
     out->found = r != NULL;

@@ -1237,6 +1237,12 @@ static inline __attribute__((always_inline)) void view_segment(vrun *x, uint32_t
     x->sv.reps_field = 0;
 }
 
+/* Bits of a mask below position n (n <= 64). */
+static inline uint64_t below(size_t n)
+{
+    return n < 64 ? ((uint64_t)1 << n) - 1 : ~(uint64_t)0;
+}
+
 /* The delimiter masks of p[0..len), 0 < len <= MASK_MAX, a span of the
  * segment in view (see fview). Reads only the segment's bytes: a block that
  * would run past its end is read as the segment's last 16 bytes, shifted.
@@ -1272,7 +1278,7 @@ static inline void field_masks(const vrun *x, const char *p, size_t len, fview *
         e |= (uint64_t)(p[i] == x->desc) << i;
     }
 #endif
-    uint64_t in = len < 64 ? ((uint64_t)1 << len) - 1 : ~(uint64_t)0;
+    uint64_t in = below(len);
     fv->comp_bits = c & in;
     fv->rep_bits = r & in;
     fv->esc_bits = e & in;
@@ -1309,12 +1315,6 @@ static inline void field_masks16(const vrun *x, const char *p, size_t len, fview
     }
 #endif
     field_masks(x, p, len, fv);
-}
-
-/* Bits of a mask below position n (n <= 64). */
-static inline uint64_t below(size_t n)
-{
-    return n < 64 ? ((uint64_t)1 << n) - 1 : ~(uint64_t)0;
 }
 
 /* hl7_fields_get() of the segment in view, by value: "" when absent. */
